@@ -59,3 +59,6 @@ export const identityReasons = [
   CertificateNotYetValid,
 ] as const;
 export type IdentityReason = (typeof identityReasons)[number];
+
+/** The serverCA Secret holds no PEM certificate. */
+export const ServerCAInvalid = 'ServerCAInvalid';

@@ -1,0 +1,89 @@
+import { X509Certificate } from 'node:crypto';
+import * as reasons from '../api/v1alpha1/reasons.ts';
+import type { ClientCertificateBindingSpec } from '../api/v1alpha1/types.ts';
+import { Sensitive } from '../pki/sensitive.ts';
+import type { CheckOutcome, Problem } from '../status/evaluate.ts';
+import { secretReferences, type SecretReference } from './secret-refs.ts';
+
+/** The part of a Secret that resolution reads. `data` values are base64, as the API returns them. */
+export interface SecretLike {
+  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
+  type?: string;
+  data?: Record<string, string>;
+}
+
+export type CertificateInput =
+  | { ok: true; kind: 'pfx'; pfx: Sensitive<Uint8Array>; password: Sensitive<string> | undefined; version: string }
+  | { ok: true; kind: 'pem'; cert: string; key: Sensitive<string>; version: string };
+
+export type SecretLookup = (name: string) => SecretLike | undefined;
+
+function read(ref: SecretReference, lookup: SecretLookup): { ok: true; value: Buffer; secret: SecretLike } | Problem {
+  const secret = lookup(ref.name);
+  if (!secret) return { ok: false, reason: reasons.SecretNotFound, message: `Secret ${ref.name} (${ref.role}) not found in the binding's namespace` };
+  const b64 = secret.data?.[ref.key];
+  if (b64 === undefined) {
+    const keys = Object.keys(secret.data ?? {}).sort().join(', ') || 'none';
+    return { ok: false, reason: reasons.SecretKeyNotFound, message: `Secret ${ref.name} has no key "${ref.key}" (${ref.role}); its keys are: ${keys}` };
+  }
+  return { ok: true, value: Buffer.from(b64, 'base64'), secret };
+}
+
+function version(secret: SecretLike, key: string): string {
+  return `${secret.metadata.uid ?? ''}@${secret.metadata.resourceVersion ?? ''}/${key}`;
+}
+
+/**
+ * Gathers the certificate's bytes from the binding's Secrets, or the first reason they
+ * cannot be had. `version` changes exactly when the inputs do, so the decoded identity
+ * can be cached across resyncs and only a real rotation pays for a decode.
+ */
+export function resolveCertificateInput(spec: ClientCertificateBindingSpec, lookup: SecretLookup): CertificateInput | Problem {
+  const refs = secretReferences(spec);
+  const pfxRef = refs.find((r) => r.role === 'pfx');
+  if (pfxRef) {
+    const pfx = read(pfxRef, lookup);
+    if (!pfx.ok) return pfx;
+    const passwordRef = refs.find((r) => r.role === 'password');
+    if (!passwordRef) return { ok: true, kind: 'pfx', pfx: new Sensitive(new Uint8Array(pfx.value)), password: undefined, version: version(pfx.secret, pfxRef.key) };
+    const password = read(passwordRef, lookup);
+    if (!password.ok) return password;
+    return {
+      ok: true,
+      kind: 'pfx',
+      pfx: new Sensitive(new Uint8Array(pfx.value)),
+      // `echo secret > file; kubectl create secret --from-file` leaves a newline no partner meant.
+      password: new Sensitive(password.value.toString('utf8').replace(/\r?\n$/, '')),
+      version: `${version(pfx.secret, pfxRef.key)}+${version(password.secret, passwordRef.key)}`,
+    };
+  }
+  const tlsRef = refs.find((r) => r.role === 'tls');
+  if (!tlsRef) return { ok: false, reason: reasons.InvalidSpec, message: 'spec.certificate names neither secretRef nor tlsSecretRef' };
+  const cert = read({ ...tlsRef, key: 'tls.crt' }, lookup);
+  if (!cert.ok) return cert;
+  const key = read({ ...tlsRef, key: 'tls.key' }, lookup);
+  if (!key.ok) return key;
+  return { ok: true, kind: 'pem', cert: cert.value.toString('utf8'), key: new Sensitive(key.value.toString('utf8')), version: version(cert.secret, 'tls') };
+}
+
+export interface ServerCA {
+  pem: string;
+  subjects: string[];
+}
+
+/** The partner's CA bundle, or why it is unusable. Absent serverCA means the system trust store. */
+export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: SecretLookup): ({ ok: true; ca: ServerCA | undefined } & CheckOutcome) | Problem {
+  const ref = secretReferences(spec).find((r) => r.role === 'serverCA');
+  if (!ref) return { ok: true, ca: undefined };
+  const value = read(ref, lookup);
+  if (!value.ok) return value;
+  const blocks = value.value.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const subjects: string[] = [];
+  try {
+    for (const block of blocks) subjects.push(new X509Certificate(block).subject.replace(/\n/g, ','));
+  } catch {
+    return { ok: false, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds a PEM block that is not a valid certificate` };
+  }
+  if (subjects.length === 0) return { ok: false, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds no PEM certificate` };
+  return { ok: true, ca: { pem: `${blocks.join('\n')}\n`, subjects } };
+}
