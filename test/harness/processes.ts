@@ -1,0 +1,151 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { pollUntil } from './poll.ts';
+
+/**
+ * A control-plane binary running in its own process group. Process groups let one
+ * signal reach the binary and anything it forks, and a pid written to the state file
+ * is enough for another process (`cluster-cli down`, the orphan reaper) to stop it.
+ */
+export interface ComponentProcess {
+  name: string;
+  pid: number;
+  /** Settles when the process exits, with a description such as "exit code 1". */
+  exited: Promise<string>;
+  hasExited(): boolean;
+}
+
+export interface SpawnComponentOptions {
+  name: string;
+  binary: string;
+  args: string[];
+  logFile: string;
+  /** Kill the process when this Node process exits or is interrupted (false for `cluster-cli up`). */
+  killOnExit: boolean;
+}
+
+export function spawnComponent(options: SpawnComponentOptions): ComponentProcess {
+  // A file, not a pipe: a pipe would keep this process's event loop alive, and would
+  // break (SIGPIPE) when a detached cluster outlives the CLI that started it.
+  const logFd = openSync(options.logFile, 'a');
+  let exitDescription: string | undefined;
+  try {
+    const child = spawn(options.binary, options.args, { detached: true, stdio: ['ignore', logFd, logFd] });
+    // Listen before anything can throw: an 'error' event without a listener crashes the process.
+    const exited = new Promise<string>((resolve) => {
+      const settle = (description: string): void => {
+        exitDescription = description;
+        if (child.pid !== undefined) processGroupsToKillOnExit.delete(child.pid);
+        resolve(description);
+      };
+      child.once('exit', (code, signal) => settle(signal === null ? `exit code ${code}` : `signal ${signal}`));
+      child.once('error', (error) => settle(`spawn error: ${error.message}`));
+    });
+    const pid = child.pid;
+    if (pid === undefined) throw new Error(`could not start ${options.name} (${options.binary})`);
+    // Stopping is explicit (stop(), the exit handlers), so the child must not keep a test
+    // file's process alive after its last test.
+    child.unref();
+    if (options.killOnExit) killProcessGroupOnExit(pid);
+    return { name: options.name, pid, exited, hasExited: () => exitDescription !== undefined };
+  } finally {
+    closeSync(logFd);
+  }
+}
+
+function signalProcessGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}
+
+/** Alive means signalable and not a zombie; an orphaned zombie can linger in containers whose init never reaps. */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // "pid (command) state …"; the command may itself contain ") ".
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether `pid` is still a process this harness started for `stateDir`: every component's
+ * command line names its state directory. Guards against killing an unrelated process
+ * that reused the pid of one that died long ago.
+ */
+export function isComponentOf(pid: number, stateDir: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stateDir);
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL after `graceMs` (at once for 0); resolves once the process is gone. */
+export async function stopProcessGroup(pid: number, graceMs: number, exited?: Promise<string>): Promise<void> {
+  // Our own children are zombies until Node reaps them, so for those the exit event is
+  // the truth; for processes we only know by pid, /proc is.
+  let gone = false;
+  void exited?.then(() => { gone = true; });
+  const isGone = (): true | undefined => (gone || (exited === undefined && !isProcessAlive(pid)) ? true : undefined);
+  const exitedAfterSigterm = graceMs > 0 && (await waitForExit(isGone, pid, 'SIGTERM', graceMs));
+  if (!exitedAfterSigterm && !(await waitForExit(isGone, pid, 'SIGKILL', 10_000))) {
+    throw new Error(`pid ${pid} is still running 10s after SIGKILL`);
+  }
+  processGroupsToKillOnExit.delete(pid);
+}
+
+async function waitForExit(isGone: () => true | undefined, pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
+  signalProcessGroup(pid, signal);
+  return pollUntil(isGone, { what: `pid ${pid} to exit after ${signal}`, timeoutMs, intervalMs: 20 }).then(() => true, () => false);
+}
+
+const processGroupsToKillOnExit = new Set<number>();
+const directoriesToRemoveOnExit = new Set<string>();
+const interruptSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+function cleanUpOnExit(): void {
+  // Only synchronous work is possible here ('exit' handlers cannot await), and the data
+  // these processes hold is about to be deleted, so there is nothing to shut down gently.
+  for (const pid of processGroupsToKillOnExit) signalProcessGroup(pid, 'SIGKILL');
+  processGroupsToKillOnExit.clear();
+  // A process killed a moment ago may still write a file into its directory and defeat
+  // this; the orphan reaper catches what is left.
+  for (const directory of directoriesToRemoveOnExit) rmSync(directory, { recursive: true, force: true });
+  directoriesToRemoveOnExit.clear();
+}
+
+function onInterrupt(signal: NodeJS.Signals): void {
+  cleanUpOnExit();
+  // Listening for a signal replaces Node's default of dying from it. When nobody else
+  // listens, die from it as the default would, so Ctrl-C still stops the test run.
+  process.removeListener(signal, onInterrupt);
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function installExitHandlers(): void {
+  if (process.listeners('exit').includes(cleanUpOnExit)) return;
+  process.on('exit', cleanUpOnExit);
+  for (const signal of interruptSignals) process.on(signal, onInterrupt);
+}
+
+function killProcessGroupOnExit(pid: number): void {
+  installExitHandlers();
+  processGroupsToKillOnExit.add(pid);
+}
+
+/** Deletes `directory` if this process exits or is interrupted first; the returned function cancels that. */
+export function removeDirectoryOnExit(directory: string): () => void {
+  installExitHandlers();
+  directoriesToRemoveOnExit.add(directory);
+  return () => directoriesToRemoveOnExit.delete(directory);
+}
