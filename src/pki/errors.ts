@@ -1,0 +1,59 @@
+import {
+  CertificateExpired,
+  CertificateNotYetValid,
+  KeyMismatch,
+  NoCertificate,
+  NoPrivateKey,
+  PasswordIncorrect,
+  PfxMalformed,
+  UnsupportedAlgorithm,
+  type IdentityReason,
+} from '../api/v1alpha1/reasons.ts';
+
+/**
+ * One stable code per reason, in the style of Node's own `ERR_*` codes. Callers branch on
+ * `reason` (it is API: conditions, alerts and runbooks match on it) or on `code`, never on
+ * the message. PEM input reuses the same codes, as reasons.ts reuses the same reasons.
+ */
+export const pkiErrorCodes = {
+  [PasswordIncorrect]: 'ERR_PFX_PASSWORD_INCORRECT',
+  [PfxMalformed]: 'ERR_PFX_MALFORMED',
+  [UnsupportedAlgorithm]: 'ERR_PFX_UNSUPPORTED_ALGORITHM',
+  [NoCertificate]: 'ERR_PFX_NO_CERTIFICATE',
+  [NoPrivateKey]: 'ERR_PFX_NO_PRIVATE_KEY',
+  [KeyMismatch]: 'ERR_PFX_KEY_MISMATCH',
+  [CertificateExpired]: 'ERR_CERTIFICATE_EXPIRED',
+  [CertificateNotYetValid]: 'ERR_CERTIFICATE_NOT_YET_VALID',
+} as const satisfies Record<IdentityReason, string>;
+
+export type PkiErrorCode = (typeof pkiErrorCodes)[IdentityReason];
+
+/** Why an identity cannot be used, as plain data: what a chain of checks returns. */
+export interface IdentityViolation {
+  readonly reason: IdentityReason;
+  readonly message: string;
+}
+
+/**
+ * Every failure of the identity core. The message is for humans and never contains the
+ * password, key material or input bytes; no underlying error is attached as `cause`,
+ * because library errors can quote the data they failed on.
+ *
+ * A wrong password is terminal for a controller: retrying cannot help until the Secret
+ * changes. So is every other reason here; none of them is transient.
+ */
+export class PkiError extends Error implements IdentityViolation {
+  readonly reason: IdentityReason;
+  readonly code: PkiErrorCode;
+
+  constructor(reason: IdentityReason, message: string) {
+    super(message);
+    this.name = 'PkiError';
+    this.reason = reason;
+    this.code = pkiErrorCodes[reason];
+  }
+}
+
+export function isPkiError(value: unknown): value is PkiError {
+  return value instanceof PkiError;
+}

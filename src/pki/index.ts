@@ -1,0 +1,10 @@
+// The identity core's public surface: what controllers, the proxy renderer and the CLI use.
+export { decodePfx } from './pfx.ts';
+export { decodePem } from './pem.ts';
+export { pfxBytesFromSecretValue } from './secret-value.ts';
+export { evaluateValidity, rfc3339 } from './validity.ts';
+export { certificateChainPem, type CertificatePem, type DecodedIdentity } from './identity.ts';
+export { rfc4514Name, type CertificateFacts, type KeyAlgorithm } from './certificate-facts.ts';
+export { PkiError, isPkiError, pkiErrorCodes, type IdentityViolation, type PkiErrorCode } from './errors.ts';
+export type { PasswordInput } from './password.ts';
+export { Sensitive } from './sensitive.ts';
