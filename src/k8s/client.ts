@@ -1,0 +1,204 @@
+import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import { fetch } from 'undici';
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+}
+
+export interface ObjectList<T> {
+  items: T[];
+  metadata: { resourceVersion?: string; continue?: string };
+}
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+/**
+ * An API error with the HTTP status and the Status reason. `transient` is what the
+ * retry policy reads: a conflict, a throttle, a timeout or a server fault may succeed on
+ * the next try; a 4xx about the request itself will not.
+ */
+export class KubeApiError extends Error {
+  readonly code = 'ERR_KUBE_API';
+  readonly status: number;
+  readonly reason: string | undefined;
+
+  constructor(status: number, reason: string | undefined, message: string) {
+    super(message);
+    this.name = 'KubeApiError';
+    this.status = status;
+    this.reason = reason;
+  }
+
+  get transient(): boolean {
+    return this.status === 0 || this.status === 409 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof KubeApiError && err.status === 404;
+}
+
+export function isTransient(err: unknown): boolean {
+  return !(err instanceof KubeApiError) || err.transient;
+}
+
+export type Query = Record<string, string | number | boolean | undefined>;
+
+export const contentTypes = {
+  json: 'application/json',
+  mergePatch: 'application/merge-patch+json',
+  apply: 'application/apply-patch+yaml',
+} as const;
+
+/** A small JSON client over the kubeconfig's transport (TLS, tokens, client certs). */
+export class KubeClient {
+  readonly #config: KubeConfig;
+  readonly #server: string;
+  readonly requestTimeoutMs: number;
+
+  constructor(config: KubeConfig, options: { requestTimeoutMs?: number } = {}) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.#config = config;
+    this.#server = cluster.server.replace(/\/$/, '');
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+  }
+
+  get server(): string {
+    return this.#server;
+  }
+
+  async request<T>(method: keyof typeof HttpMethod, path: string, options: { query?: Query; body?: unknown; contentType?: string } = {}): Promise<T> {
+    const url = this.#url(path, options.query);
+    const ctx = new RequestContext(url, HttpMethod[method]);
+    await this.#config.applySecurityAuthentication(ctx);
+    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: contentTypes.json };
+    let body: string | undefined;
+    if (options.body !== undefined) {
+      headers['content-type'] = options.contentType ?? contentTypes.json;
+      body = JSON.stringify(options.body);
+    }
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body,
+        dispatcher: ctx.getDispatcher(),
+        signal: AbortSignal.timeout(this.requestTimeoutMs),
+      });
+    } catch (err) {
+      throw new KubeApiError(0, 'ConnectionFailed', `${method} ${path}: ${describeFetchError(err)}`);
+    }
+    const text = await response.text();
+    if (!response.ok) throw apiError(method, path, response.status, text);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  get<T>(path: string, query?: Query): Promise<T> {
+    return this.request<T>('GET', path, query ? { query } : {});
+  }
+
+  list<T>(path: string, query?: Query): Promise<ObjectList<T>> {
+    return this.request<ObjectList<T>>('GET', path, query ? { query } : {});
+  }
+
+  create<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('POST', path, { body });
+  }
+
+  replace<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PUT', path, { body });
+  }
+
+  mergePatch<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>('PATCH', path, { body, contentType: contentTypes.mergePatch });
+  }
+
+  delete(path: string): Promise<unknown> {
+    return this.request('DELETE', path);
+  }
+
+  /**
+   * Streams watch events until the server closes the stream (resolves) or the
+   * connection fails (rejects). The caller owns reconnecting, so that it also owns
+   * the resourceVersion bookkeeping and the backoff.
+   */
+  async watch<T>(path: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+    const url = this.#url(path, { ...query, watch: true });
+    const ctx = new RequestContext(url, HttpMethod.GET);
+    await this.#config.applySecurityAuthentication(ctx);
+    let response;
+    try {
+      response = await fetch(url, { method: 'GET', headers: { ...ctx.getHeaders(), accept: contentTypes.json }, dispatcher: ctx.getDispatcher(), signal });
+    } catch (err) {
+      throw new KubeApiError(0, 'ConnectionFailed', `watch ${path}: ${describeFetchError(err)}`);
+    }
+    if (!response.ok || !response.body) throw apiError('GET', path, response.status, await response.text());
+    const input = Readable.fromWeb(response.body);
+    const lines = createInterface({ input, crlfDelay: Infinity });
+    const iterator = lines[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        let next: IteratorResult<string>;
+        try {
+          next = await iterator.next();
+        } catch (err) {
+          if (signal.aborted) return;
+          throw new KubeApiError(0, 'ConnectionFailed', `watch ${path}: ${describeFetchError(err)}`);
+        }
+        if (next.done) return;
+        // Outside the read's try: an error the handler throws (410 Gone, say) must reach
+        // the caller as itself, not as a connection failure.
+        if (next.value.trim()) onEvent(JSON.parse(next.value) as WatchEvent<T>);
+      }
+    } finally {
+      lines.close();
+      input.destroy();
+    }
+  }
+
+  #url(path: string, query: Query | undefined): string {
+    const url = new URL(this.#server + path);
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    return url.toString();
+  }
+}
+
+function apiError(method: string, path: string, status: number, text: string): KubeApiError {
+  let reason: string | undefined;
+  let message = text.slice(0, 500);
+  try {
+    const parsed = JSON.parse(text) as { reason?: string; message?: string };
+    reason = parsed.reason;
+    message = parsed.message ?? message;
+  } catch {
+    // not a Status object: keep the raw text
+  }
+  return new KubeApiError(status, reason, `${method} ${path}: ${status} ${message}`);
+}
+
+function describeFetchError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err);
+  const cause = (err as Error & { cause?: unknown }).cause;
+  return cause instanceof Error ? `${err.message}: ${cause.message}` : err.message;
+}

@@ -1,0 +1,61 @@
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { KubeClient, KubeObject } from './client.ts';
+import { errorSummary } from './informer.ts';
+
+export interface EventToRecord {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
+}
+
+/**
+ * Writes core/v1 Events, which `kubectl describe` and `kubectl get events` show. An
+ * Event is best-effort: failing to write one is logged, never retried in a loop, and
+ * never fails the reconcile that caused it.
+ */
+export class EventRecorder {
+  readonly #client: KubeClient;
+  readonly #component: string;
+  readonly #instance: string;
+  readonly #logger: Logger;
+
+  constructor(client: KubeClient, options: { component: string; instance: string; logger: Logger }) {
+    this.#client = client;
+    this.#component = options.component;
+    this.#instance = options.instance;
+    this.#logger = options.logger;
+  }
+
+  async record(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now = new Date()): Promise<void> {
+    const namespace = obj.metadata.namespace ?? 'default';
+    const timestamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const body = {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { name: `${obj.metadata.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace },
+      involvedObject: {
+        apiVersion: obj.apiVersion,
+        kind: obj.kind,
+        name: obj.metadata.name,
+        namespace,
+        uid: obj.metadata.uid,
+        resourceVersion: obj.metadata.resourceVersion,
+      },
+      type: event.type,
+      reason: event.reason,
+      message: event.message.slice(0, 1024),
+      source: { component: this.#component },
+      reportingComponent: this.#component,
+      reportingInstance: this.#instance,
+      firstTimestamp: timestamp,
+      lastTimestamp: timestamp,
+      count: 1,
+    };
+    try {
+      await this.#client.create(`/api/v1/namespaces/${namespace}/events`, body);
+    } catch (err) {
+      this.#logger.warn({ err: errorSummary(err), reason: event.reason }, 'could not record event');
+    }
+  }
+}
