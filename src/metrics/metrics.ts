@@ -1,0 +1,57 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Every metric the controller exports, on a registry of its own (no global state in tests). */
+export class ControllerMetrics {
+  readonly registry = new Registry();
+  readonly certificateNotAfter = new Gauge({
+    name: 'mtls_egress_certificate_not_after_seconds',
+    help: 'The client certificate notAfter, as Unix seconds, per binding. Alert on (this - time()) < 14*86400.',
+    labelNames: ['namespace', 'name', 'host'] as const,
+    registers: [this.registry],
+  });
+  readonly bindingReady = new Gauge({
+    name: 'mtls_egress_binding_ready',
+    help: '1 when the binding is Ready, else 0.',
+    labelNames: ['namespace', 'name', 'host'] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileTotal = new Counter({
+    name: 'mtls_egress_reconcile_total',
+    help: 'Reconciles by controller and result (success, requeue, error).',
+    labelNames: ['controller', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileErrors = new Counter({
+    name: 'mtls_egress_reconcile_errors_total',
+    help: 'Reconciles that failed and were retried with backoff.',
+    labelNames: ['controller'] as const,
+    registers: [this.registry],
+  });
+  readonly reconcileDuration = new Histogram({
+    name: 'mtls_egress_reconcile_duration_seconds',
+    help: 'Time to reconcile one key.',
+    labelNames: ['controller'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly isLeader = new Gauge({
+    name: 'mtls_egress_leader',
+    help: '1 while this replica holds the leader Lease.',
+    registers: [this.registry],
+  });
+  readonly watchErrors = new Counter({
+    name: 'mtls_egress_watch_errors_total',
+    help: 'Failed list or watch calls, retried with backoff.',
+    labelNames: ['resource'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  forgetBinding(labels: { namespace: string; name: string; host: string }): void {
+    this.certificateNotAfter.remove(labels);
+    this.bindingReady.remove(labels);
+  }
+}
