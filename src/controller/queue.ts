@@ -71,8 +71,8 @@ export class WorkQueue {
     return this.#failures.get(key) ?? 0;
   }
 
-  /** Resolves with the next key, or undefined once the queue is shut down. */
-  get(): Promise<string | undefined> {
+  /** Resolves with the next key, or undefined once the queue is shut down or `signal` aborts. */
+  get(signal?: AbortSignal): Promise<string | undefined> {
     const take = (key: string): string => {
       this.#dirty.delete(key);
       this.#processing.add(key);
@@ -80,8 +80,20 @@ export class WorkQueue {
     };
     const key = this.#queue.shift();
     if (key !== undefined) return Promise.resolve(take(key));
-    if (this.#shutDown) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.#waiters.push((k) => resolve(k === undefined ? undefined : take(k))));
+    if (this.#shutDown || signal?.aborted) return Promise.resolve(undefined);
+    return new Promise((resolve) => {
+      const waiter = (k: string | undefined): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(k === undefined ? undefined : take(k));
+      };
+      const onAbort = (): void => {
+        const i = this.#waiters.indexOf(waiter);
+        if (i >= 0) this.#waiters.splice(i, 1);
+        resolve(undefined);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
   }
 
   done(key: string): void {

@@ -1,0 +1,113 @@
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import { parsePortRange, type PortRange } from './model/listener-ports.ts';
+import { parseDuration } from './model/duration.ts';
+
+export class UsageError extends Error {
+  readonly code = 'ERR_USAGE';
+}
+
+export interface ControllerConfig {
+  kubeconfig: string | undefined;
+  /** Empty: every namespace. */
+  namespaces: string[];
+  /** Where the Lease, the proxy and its config live. */
+  namespace: string;
+  listenerPorts: PortRange;
+  proxyService: string;
+  leaderElect: boolean;
+  leaseName: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  identity: string;
+  healthAddress: { host: string; port: number };
+  workers: number;
+  logLevel: string;
+}
+
+export const controllerUsage = `Usage: mtls-egress controller [options]
+
+Watches ClientCertificateBindings and their Secrets and keeps each binding's status true.
+
+Options:
+  --kubeconfig FILE        kubeconfig to use (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
+  --namespaces a,b         watch only these namespaces (default: all)
+  --namespace NS           the controller's own namespace: Lease, proxy (default: $POD_NAMESPACE or mtls-egress-system)
+  --listener-ports A-B     the proxy's listener port range (default: 10000-10999)
+  --proxy-service NAME     the proxy Service that endpoints name (default: mtls-egress-proxy)
+  --leader-elect BOOL      elect a leader on a Lease (default: true)
+  --lease-name NAME        (default: mtls-egress-controller)
+  --lease-duration D       (default: 15s)
+  --renew-deadline D       (default: 10s)
+  --retry-period D         (default: 2s)
+  --id NAME                this replica's identity (default: $POD_NAME or the hostname)
+  --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8080; port 0 picks one)
+  --workers N              concurrent reconciles (default: 4)
+  --log-level LEVEL        (default: $LOG_LEVEL or info)
+`;
+
+function duration(name: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: "${text}" is not a positive duration such as 15s`);
+  return ms;
+}
+
+function hostPort(text: string): { host: string; port: number } {
+  const i = text.lastIndexOf(':');
+  const port = Number(text.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--health-addr: "${text}" is not HOST:PORT`);
+  return { host: text.slice(0, i) || '0.0.0.0', port };
+}
+
+/** Flags and environment → settings, validated once at start-up. */
+export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kubeconfig: { type: 'string' },
+      namespaces: { type: 'string' },
+      namespace: { type: 'string' },
+      'listener-ports': { type: 'string', default: '10000-10999' },
+      'proxy-service': { type: 'string', default: 'mtls-egress-proxy' },
+      'leader-elect': { type: 'string', default: 'true' },
+      'lease-name': { type: 'string', default: 'mtls-egress-controller' },
+      'lease-duration': { type: 'string', default: '15s' },
+      'renew-deadline': { type: 'string', default: '10s' },
+      'retry-period': { type: 'string', default: '2s' },
+      id: { type: 'string' },
+      'health-addr': { type: 'string', default: '0.0.0.0:8080' },
+      workers: { type: 'string', default: '4' },
+      'log-level': { type: 'string' },
+    },
+  });
+  let listenerPorts: PortRange;
+  try {
+    listenerPorts = parsePortRange(values['listener-ports']);
+  } catch (err) {
+    throw new UsageError(`--listener-ports: ${(err as Error).message}`);
+  }
+  const workers = Number(values.workers);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: want 1-64, got "${values.workers}"`);
+  const leaderElect = values['leader-elect'];
+  if (leaderElect !== 'true' && leaderElect !== 'false') throw new UsageError('--leader-elect: want true or false');
+  const config: ControllerConfig = {
+    kubeconfig: values.kubeconfig,
+    namespaces: values.namespaces ? values.namespaces.split(',').map((n) => n.trim()).filter(Boolean) : [],
+    namespace: values.namespace ?? env.POD_NAMESPACE ?? 'mtls-egress-system',
+    listenerPorts,
+    proxyService: values['proxy-service'],
+    leaderElect: leaderElect === 'true',
+    leaseName: values['lease-name'],
+    leaseDurationMs: duration('lease-duration', values['lease-duration']),
+    renewDeadlineMs: duration('renew-deadline', values['renew-deadline']),
+    retryPeriodMs: duration('retry-period', values['retry-period']),
+    identity: values.id ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
+    healthAddress: hostPort(values['health-addr']),
+    workers,
+    logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
+  };
+  if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
+  return config;
+}

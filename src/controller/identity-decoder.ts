@@ -1,0 +1,22 @@
+import { decodePem, decodePfx, PkiError, pfxBytesFromSecretValue, type DecodedIdentity } from '../pki/index.ts';
+import * as reasons from '../api/v1alpha1/reasons.ts';
+import type { CertificateInput } from '../model/certificate-input.ts';
+import type { Problem } from '../status/evaluate.ts';
+
+/**
+ * The identity core behind the controller's decoder seam: a PkiError becomes its stable
+ * reason; anything else is reported as malformed input with a fixed message, because an
+ * unexpected error's text could quote the bytes it choked on.
+ */
+export async function decodeCertificateInput(input: CertificateInput): Promise<{ ok: true; identity: DecodedIdentity } | Problem> {
+  try {
+    const identity =
+      input.kind === 'pfx'
+        ? await decodePfx(pfxBytesFromSecretValue(input.pfx.reveal()), input.password)
+        : await decodePem(input.cert, input.key.reveal());
+    return { ok: true, identity };
+  } catch (err) {
+    if (err instanceof PkiError) return { ok: false, reason: err.reason, message: err.message };
+    return { ok: false, reason: reasons.PfxMalformed, message: 'the certificate could not be decoded' };
+  }
+}
