@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { pollUntil } from '../harness/poll.ts';
+
+const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+export interface ControllerProcess {
+  child: ChildProcess;
+  id: string;
+  /** Every log line so far: tests read them, and assert that no secret is among them. */
+  logs: string[];
+  healthPort: number;
+  exited: Promise<number | null>;
+  /** SIGTERM, then wait for a clean exit. */
+  stop(): Promise<number | null>;
+  kill(): Promise<void>;
+}
+
+/**
+ * Runs `mtls-egress controller` as a real process, as a pod would, so tests cover flag
+ * parsing, signals and the exit path, and a leader can be killed outright.
+ */
+export async function startController(options: { kubeConfigPath: string; namespaces: string[]; id: string; leaseName?: string; args?: string[] }): Promise<ControllerProcess> {
+  const args = [
+    cli,
+    'controller',
+    '--kubeconfig', options.kubeConfigPath,
+    '--namespaces', options.namespaces.join(','),
+    '--namespace', options.namespaces[0]!,
+    '--health-addr', '127.0.0.1:0',
+    '--id', options.id,
+    '--lease-name', options.leaseName ?? `lease-${options.id}`,
+    '--lease-duration', '4s',
+    '--renew-deadline', '3s',
+    '--retry-period', '500ms',
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' } });
+  const logs: string[] = [];
+  const collect = (chunk: Buffer): void => {
+    for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+
+  const healthPort = await pollUntil(
+    () => {
+      if (done) throw new Error(`controller ${options.id} exited early:\n${logs.join('\n')}`);
+      for (const line of logs) {
+        const parsed = safeJson(line);
+        if (parsed?.msg === 'controller starting' && typeof parsed.port === 'number') return parsed.port;
+      }
+      return undefined;
+    },
+    { what: `controller ${options.id} to start`, timeoutMs: 30_000, intervalMs: 50 },
+  );
+  const proc: ControllerProcess = {
+    child,
+    id: options.id,
+    logs,
+    healthPort,
+    exited,
+    async stop() {
+      if (!done) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (!done) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+  // Never outlive the test file, however it ends. (node:test's after() would bind to
+  // whichever hook or test called us, and kill a controller started in before() at once.)
+  const killOnExit = (): void => {
+    if (!done) child.kill('SIGKILL');
+  };
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
+  return proc;
+}
+
+export function safeJson(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}

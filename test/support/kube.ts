@@ -1,0 +1,95 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import { randomBytes } from 'node:crypto';
+import * as types from '../../src/api/v1alpha1/types.ts';
+import { KubeClient, isNotFound } from '../../src/k8s/client.ts';
+import { pollUntil } from '../harness/poll.ts';
+
+export type Binding = types.ClientCertificateBinding;
+
+/** Thin helpers over the real API for integration tests: each test works in a namespace of its own. */
+export class TestKube {
+  readonly client: KubeClient;
+
+  constructor(kubeconfig: KubeConfig) {
+    this.client = new KubeClient(kubeconfig);
+  }
+
+  async namespace(prefix: string): Promise<string> {
+    const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+    await this.client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    return name;
+  }
+
+  async putSecret(namespace: string, name: string, data: Record<string, string | Uint8Array>, type = 'Opaque'): Promise<void> {
+    const body = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name, namespace },
+      type,
+      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    };
+    try {
+      const existing = await this.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
+      await this.client.replace(`/api/v1/namespaces/${namespace}/secrets/${name}`, { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.client.create(`/api/v1/namespaces/${namespace}/secrets`, body);
+    }
+  }
+
+  deleteSecret(namespace: string, name: string): Promise<unknown> {
+    return this.client.delete(`/api/v1/namespaces/${namespace}/secrets/${name}`);
+  }
+
+  createBinding(namespace: string, name: string, spec: types.ClientCertificateBindingSpec): Promise<Binding> {
+    return this.client.create<Binding>(`/apis/${types.group}/${types.version}/namespaces/${namespace}/${types.plural}`, {
+      apiVersion: types.apiVersion,
+      kind: types.kind,
+      metadata: { name, namespace },
+      spec,
+    });
+  }
+
+  patchBinding(namespace: string, name: string, patch: unknown): Promise<Binding> {
+    return this.client.mergePatch<Binding>(`/apis/${types.group}/${types.version}/namespaces/${namespace}/${types.plural}/${name}`, patch);
+  }
+
+  deleteBinding(namespace: string, name: string): Promise<unknown> {
+    return this.client.delete(`/apis/${types.group}/${types.version}/namespaces/${namespace}/${types.plural}/${name}`);
+  }
+
+  getBinding(namespace: string, name: string): Promise<Binding> {
+    return this.client.get<Binding>(`/apis/${types.group}/${types.version}/namespaces/${namespace}/${types.plural}/${name}`);
+  }
+
+  /** Polls until the binding's status satisfies `check` (returns the binding). */
+  waitForBinding(namespace: string, name: string, what: string, check: (b: Binding) => boolean, timeoutMs = 30_000): Promise<Binding> {
+    return pollUntil(
+      async () => {
+        const b = await this.getBinding(namespace, name);
+        return check(b) ? b : undefined;
+      },
+      { what: `${namespace}/${name}: ${what}`, timeoutMs, intervalMs: 100 },
+    );
+  }
+
+  async events(namespace: string, name: string): Promise<Array<{ type: string; reason: string; message: string }>> {
+    const list = await this.client.list<{ type: string; reason: string; message: string; involvedObject: { name: string; kind: string }; firstTimestamp: string; metadata: { name: string; creationTimestamp: string } }>(
+      `/api/v1/namespaces/${namespace}/events`,
+    );
+    return list.items
+      .filter((e) => e.involvedObject.kind === types.kind && e.involvedObject.name === name)
+      .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))
+      .map(({ type, reason, message }) => ({ type, reason, message }));
+  }
+}
+
+export function readyOf(b: Binding): { status?: string; reason?: string } {
+  const c = b.status?.conditions?.find((x) => x.type === types.ConditionReady);
+  return { status: c?.status, reason: c?.reason };
+}
+
+/** True when the controller has seen this generation and Ready has the given reason. */
+export function hasReason(reason: string): (b: Binding) => boolean {
+  return (b) => b.status?.observedGeneration === b.metadata.generation && readyOf(b).reason === reason;
+}
