@@ -1,0 +1,269 @@
+import { createHash } from 'node:crypto';
+import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
+
+export interface RenderedFile {
+  /** Relative to the directory nginx.conf is in. */
+  path: string;
+  content: string;
+  /** 0o600 marks key material: it belongs in a Secret, never in a ConfigMap or a log. */
+  mode: 0o600 | 0o644;
+}
+
+export interface RenderedNginx {
+  /** Sorted by path. */
+  files: RenderedFile[];
+  /** sha256 over every file's path, mode and content: equal hashes mean equal configs. */
+  hash: string;
+}
+
+export interface NginxRenderOptions {
+  /** The address every binding's listener binds: 127.0.0.1 on a workstation, 0.0.0.0 in the proxy pod. */
+  listenAddress: string;
+  /** Trust for partners whose binding names no serverCA. */
+  systemTrustBundle?: string;
+  workerProcesses?: number | 'auto';
+  /** Relative paths resolve against nginx's -p prefix; "/dev/stdout" in a container. */
+  accessLog?: string;
+  errorLog?: string;
+  /** A listener with /healthz and nginx's stub_status, on listenAddress; none when absent. */
+  statusPort?: number;
+}
+
+export const defaultSystemTrustBundle = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Idle upstream connections each worker keeps per binding. */
+const upstreamKeepalive = 32;
+/**
+ * Below the 5 s idle timeout of Node's and Apache's servers, so nginx drops an idle
+ * connection before the partner does: a request written into a connection the partner is
+ * closing cannot be retried when it is a POST, and would fail with a 502.
+ */
+const upstreamKeepaliveTimeout = '4s';
+/** Leaf plus up to three intermediates between it and the trusted root. */
+const verifyDepth = 4;
+
+export function certificateFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
+  return `certs/${fileStem(route)}.crt`;
+}
+
+export function keyFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
+  return `certs/${fileStem(route)}.key`;
+}
+
+export function serverCAFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
+  // Its own directory: a name may contain dots, so a suffix such as ".ca.crt" could
+  // collide with another binding's certificate file.
+  return `ca/${fileStem(route)}.crt`;
+}
+
+/** Namespaces and names never contain "_", so "<ns>_<name>" is unique per binding. */
+function fileStem(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
+  return `${route.namespace}_${route.name}`;
+}
+
+/**
+ * One upstream block per binding. nginx keeps idle keepalive connections per upstream
+ * block and the TLS session to resume per upstream peer; two bindings that shared a block
+ * (or an implicit upstream, which `proxy_pass https://host:port` in two locations creates
+ * once and shares) would hand B a connection or a session that A authenticated, and the
+ * partner would see A's certificate on B's request. test/e2e/nginx-isolation.test.ts
+ * shows that leak on a shared upstream and its absence here.
+ */
+export function upstreamName(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
+  return `binding_${fileStem(route)}`;
+}
+
+/**
+ * Routes → the files nginx runs from. Pure and deterministic: routes are sorted by key,
+ * nothing depends on time or the environment, so equal inputs give byte-identical files
+ * and an equal hash. Every path in nginx.conf is relative, so `nginx -p DIR -c nginx.conf`
+ * runs it as any user: pid, logs and temp files land in the -p prefix, certificates are
+ * read next to nginx.conf.
+ *
+ * Throws on a route or option value that could change the meaning of the config; the
+ * model leaves such bindings out with InvalidSpec, so reaching that is a caller's bug.
+ */
+export function renderNginx(routes: readonly EgressRoute[], options: NginxRenderOptions): RenderedNginx {
+  const sorted = [...routes].sort(byKey);
+  checkOptions(options, sorted);
+  const files: RenderedFile[] = [{ path: 'nginx.conf', content: nginxConf(sorted, options), mode: 0o644 }];
+  for (const route of sorted) {
+    files.push({ path: certificateFile(route), content: withNewline(route.clientCertificate.chainPem), mode: 0o644 });
+    files.push({ path: keyFile(route), content: withNewline(route.clientCertificate.privateKey.reveal()), mode: 0o600 });
+    if (route.serverCA) files.push({ path: serverCAFile(route), content: withNewline(route.serverCA.pem), mode: 0o644 });
+  }
+  files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
+  return { files, hash: hashFiles(files) };
+}
+
+/** Length-prefixed, so no two different file sets hash alike by shifting bytes between name and content. */
+export function hashFiles(files: readonly RenderedFile[]): string {
+  const hash = createHash('sha256');
+  for (const file of files) {
+    const content = Buffer.from(file.content, 'utf8');
+    hash.update(`${file.path}\0${file.mode.toString(8)}\0${content.length}\0`);
+    hash.update(content);
+  }
+  return hash.digest('hex');
+}
+
+/** A path nginx.conf can hold unquoted: no space, quote, semicolon, brace or `$`. */
+export function isPlainPath(value: string): boolean {
+  return /^[A-Za-z0-9._/-]+$/.test(value);
+}
+
+function checkOptions(options: NginxRenderOptions, routes: readonly EgressRoute[]): void {
+  const fail = (message: string): never => {
+    throw new Error(`renderNginx: ${message}`);
+  };
+  if (!isIpLiteral(options.listenAddress)) fail(`listenAddress ${JSON.stringify(options.listenAddress)} is not an IP address`);
+  for (const [name, value] of [
+    ['systemTrustBundle', options.systemTrustBundle],
+    ['accessLog', options.accessLog],
+    ['errorLog', options.errorLog],
+  ] as const) {
+    if (value !== undefined && !isPlainPath(value)) fail(`${name} ${JSON.stringify(value)} is not a plain path`);
+  }
+  const workers = options.workerProcesses;
+  if (workers !== undefined && workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) fail(`workerProcesses ${JSON.stringify(workers)} is not a count`);
+  const ports = new Map<number, string>();
+  if (options.statusPort !== undefined) {
+    if (!isPortNumber(options.statusPort)) fail(`statusPort ${JSON.stringify(options.statusPort)} is not a port number`);
+    ports.set(options.statusPort, 'the status listener');
+  }
+  let previous: string | undefined;
+  for (const route of routes) {
+    if (route.key !== `${route.namespace}/${route.name}`) fail(`route key ${JSON.stringify(route.key)} does not match its namespace and name`);
+    if (route.key === previous) fail(`route ${route.key} appears twice`);
+    previous = route.key;
+    const problem = routeValueProblem(route);
+    if (problem) fail(`route ${route.key}: ${problem}`);
+    const holder = ports.get(route.listenerPort);
+    if (holder) fail(`route ${route.key}: listener port ${route.listenerPort} is already used by ${holder}`);
+    ports.set(route.listenerPort, `route ${route.key}`);
+  }
+}
+
+function nginxConf(routes: readonly EgressRoute[], options: NginxRenderOptions): string {
+  const listen = hostForUrl(options.listenAddress);
+  const trustBundle = options.systemTrustBundle ?? defaultSystemTrustBundle;
+  const lines = [
+    '# Rendered by mtls-egress from ClientCertificateBindings; rewritten on every change, do not edit.',
+    `# ${routes.length} binding${routes.length === 1 ? '' : 's'}. Relative paths: pid, logs and temp files resolve against`,
+    '# the -p prefix, certificates against the directory of this file.',
+    `pid nginx.pid;`,
+    `error_log ${options.errorLog ?? 'error.log'} notice;`,
+    `worker_processes ${options.workerProcesses ?? 'auto'};`,
+    '',
+    'events {',
+    // Every listener takes a connection slot in every worker, before any request does.
+    `    worker_connections ${4096 + routes.length};`,
+    '}',
+    '',
+    'http {',
+    '    server_tokens off;',
+    '    client_body_temp_path client_body_temp;',
+    '    proxy_temp_path proxy_temp;',
+    '    fastcgi_temp_path fastcgi_temp;',
+    '    uwsgi_temp_path uwsgi_temp;',
+    '    scgi_temp_path scgi_temp;',
+    '',
+    // Declares the variable each binding's server sets, so the log format also loads
+    // with no binding at all (a proxy starts before anyone binds).
+    '    map "" $mtls_egress_binding {',
+    '        default "-";',
+    '    }',
+    // The path, not the query string: partners' APIs put tokens in queries.
+    `    log_format mtls_egress escape=json '{"time":"$time_iso8601","binding":"$mtls_egress_binding","client":"$remote_addr",'`,
+    `        '"method":"$request_method","path":"$uri","status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'`,
+    `        '"upstream":"$upstream_addr","upstream_status":"$upstream_status","upstream_connect_time":"$upstream_connect_time",'`,
+    `        '"upstream_response_time":"$upstream_response_time"}';`,
+    `    access_log ${options.accessLog ?? 'access.log'} mtls_egress;`,
+    '',
+    '    client_max_body_size 10m;',
+    '    client_body_buffer_size 128k;',
+    '    proxy_connect_timeout 10s;',
+    '    proxy_send_timeout 60s;',
+    '    proxy_read_timeout 60s;',
+    '    proxy_buffer_size 16k;',
+    '    proxy_buffers 8 16k;',
+    '    proxy_busy_buffers_size 32k;',
+    '    proxy_redirect off;',
+  ];
+  if (options.statusPort !== undefined) {
+    lines.push(
+      '',
+      '    server {',
+      `        listen ${listen}:${options.statusPort};`,
+      '        access_log off;',
+      '        location = /healthz {',
+      '            default_type text/plain;',
+      '            return 200 "ok\\n";',
+      '        }',
+      '        location = /stub_status {',
+      '            stub_status;',
+      '        }',
+      '        location / {',
+      '            return 404;',
+      '        }',
+      '    }',
+    );
+  }
+  for (const route of routes) lines.push('', ...routeBlock(route, listen, trustBundle));
+  lines.push('}', '');
+  return lines.join('\n');
+}
+
+function routeBlock(route: EgressRoute, listen: string, trustBundle: string): string[] {
+  const upstream = upstreamName(route);
+  const target = `${hostForUrl(route.host)}:${route.port}`;
+  // What a browser would send for https://host:port: the port only when it is not 443.
+  const hostHeader = route.port === 443 ? hostForUrl(route.host) : target;
+  const { serialNumber, fingerprintSha256 } = route.clientCertificate;
+  return [
+    `    # ${route.key} → https://${target}, SNI ${route.serverName}`,
+    `    # client certificate serial ${commentSafe(serialNumber)}, SHA-256 ${commentSafe(fingerprintSha256)}`,
+    `    upstream ${upstream} {`,
+    `        server ${target};`,
+    `        keepalive ${upstreamKeepalive};`,
+    `        keepalive_timeout ${upstreamKeepaliveTimeout};`,
+    '    }',
+    '    server {',
+    `        listen ${listen}:${route.listenerPort};`,
+    `        set $mtls_egress_binding "${route.key}";`,
+    '        location / {',
+    `            proxy_pass https://${upstream};`,
+    '            proxy_http_version 1.1;',
+    `            proxy_set_header Host "${hostHeader}";`,
+    '            proxy_set_header Connection "";',
+    `            proxy_ssl_certificate ${certificateFile(route)};`,
+    `            proxy_ssl_certificate_key ${keyFile(route)};`,
+    '            proxy_ssl_protocols TLSv1.2 TLSv1.3;',
+    '            proxy_ssl_server_name on;',
+    `            proxy_ssl_name ${route.serverName};`,
+    '            proxy_ssl_verify on;',
+    `            proxy_ssl_verify_depth ${verifyDepth};`,
+    `            proxy_ssl_trusted_certificate ${route.serverCA ? serverCAFile(route) : trustBundle};`,
+    // Safe only because the session cache lives in this binding's own upstream peer.
+    '            proxy_ssl_session_reuse on;',
+    '        }',
+    '    }',
+  ];
+}
+
+/** IPv6 literals take brackets in listen, server and Host. */
+export function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/**
+ * Serials and fingerprints come from certificates, which may be odd (negative serials
+ * exist in the wild); a comment is no reason to refuse one, but it must stay one line.
+ */
+function commentSafe(text: string): string {
+  return text.replace(/[^0-9A-Za-z:.-]/g, '?');
+}
+
+function withNewline(text: string): string {
+  return text.endsWith('\n') ? text : `${text}\n`;
+}

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { load } from 'js-yaml';
+import type { EgressRoute } from '../../src/model/egress-routes.ts';
+import { Sensitive } from '../../src/pki/sensitive.ts';
+import { renderNginx, type NginxRenderOptions, type RenderedNginx } from '../../src/render/nginx.ts';
+
+// Golden files: test/golden/nginx/<case>.in.yaml holds routes (with fake PEM text: the
+// renderer never parses it) and options; <case>.out.conf holds every rendered file.
+// Regenerate with UPDATE_GOLDEN=1 and review the diff like code.
+
+const dir = new URL('./nginx/', import.meta.url);
+const update = process.env.UPDATE_GOLDEN === '1';
+
+interface GoldenCase {
+  options: NginxRenderOptions;
+  routes: Array<Omit<EgressRoute, 'clientCertificate'> & { clientCertificate: Omit<EgressRoute['clientCertificate'], 'privateKey'> & { privateKey: string } }>;
+}
+
+function loadCase(name: string): { routes: EgressRoute[]; options: NginxRenderOptions } {
+  const input = load(readFileSync(new URL(`${name}.in.yaml`, dir), 'utf8')) as GoldenCase;
+  const routes = input.routes.map((r) => ({
+    ...r,
+    clientCertificate: { ...r.clientCertificate, privateKey: new Sensitive(r.clientCertificate.privateKey) },
+  }));
+  return { routes, options: input.options };
+}
+
+/** Every file in one reviewable text: nginx.conf first, then the rest by path. */
+function formatGolden(rendered: RenderedNginx): string {
+  const sections = [`# sha256 ${rendered.hash}`];
+  const ordered = [...rendered.files.filter((f) => f.path === 'nginx.conf'), ...rendered.files.filter((f) => f.path !== 'nginx.conf')];
+  for (const file of ordered) sections.push(`#### ${file.path} (mode ${file.mode.toString(8).padStart(4, '0')})\n${file.content}`);
+  return `${sections.join('\n')}`;
+}
+
+const cases = readdirSync(dir)
+  .filter((f) => f.endsWith('.in.yaml'))
+  .map((f) => f.slice(0, -'.in.yaml'.length))
+  .sort();
+
+describe('renderNginx golden files', () => {
+  test('there are cases', () => assert.ok(cases.length >= 5, `found ${cases.length} cases in ${dir.pathname}`));
+
+  for (const name of cases) {
+    test(name, () => {
+      const { routes, options } = loadCase(name);
+      const rendered = renderNginx(routes, options);
+      const actual = formatGolden(rendered);
+      const outUrl = new URL(`${name}.out.conf`, dir);
+      if (update) writeFileSync(outUrl, actual);
+      assert.equal(actual, readFileSync(outUrl, 'utf8'), `${name}.out.conf differs; rerun with UPDATE_GOLDEN=1 if the change is intended`);
+
+      // Deterministic: input order and repetition change nothing, down to the hash.
+      assert.deepEqual(renderNginx([...routes].reverse(), options), rendered);
+      assert.equal(renderNginx(routes, options).hash, rendered.hash);
+
+      const conf = rendered.files.find((f) => f.path === 'nginx.conf')!.content;
+      for (const route of routes) {
+        const key = rendered.files.find((f) => f.path === `certs/${route.namespace}_${route.name}.key`);
+        assert.equal(key?.mode, 0o600, `${route.key}'s key file is 0600`);
+        assert.ok(!conf.includes(route.clientCertificate.privateKey.reveal().trim()), 'no key material in nginx.conf');
+      }
+      for (const file of rendered.files) if (!file.path.endsWith('.key')) assert.equal(file.mode, 0o644, file.path);
+      // One upstream block per binding, each used by exactly one proxy_pass.
+      const upstreams = [...conf.matchAll(/^\s*upstream (\S+) \{/gm)].map((m) => m[1]);
+      assert.equal(new Set(upstreams).size, routes.length);
+      for (const u of upstreams) assert.equal(conf.split(`proxy_pass https://${u};`).length - 1, 1, `${u} is used once`);
+    });
+  }
+});
+
+describe('renderNginx refuses values that would change the config', () => {
+  const { routes, options } = loadCase('single-binding');
+  const base = routes[0]!;
+  // The value checks are the model's routeValueProblem, tested value by value in
+  // test/unit/egress-routes.test.ts; here, that the renderer applies them to every field.
+  const hostile: Array<[string, Partial<EgressRoute>]> = [
+    ['host with a newline', { host: 'a.example\nproxy_ssl_verify off' }],
+    ['serverName with a space', { serverName: 'a.example off' }],
+    ['non-numeric port', { port: '443;' as unknown as number }],
+    ['out-of-range listener port', { listenerPort: 70000 }],
+    ['name with a slash', { name: 'a/b', key: 'team-a/a/b' }],
+    ['key not matching namespace/name', { key: 'team-b/payments' }],
+  ];
+  for (const [what, change] of hostile) {
+    test(what, () => assert.throws(() => renderNginx([{ ...base, ...change }], options), /renderNginx:/));
+  }
+  test('a serial number cannot end the comment it is in', () => {
+    const route = { ...base, clientCertificate: { ...base.clientCertificate, serialNumber: '1a\nproxy_ssl_verify off;' } };
+    const conf = renderNginx([route], options).files.find((f) => f.path === 'nginx.conf')!.content;
+    assert.match(conf, /# client certificate serial 1a\?proxy\?ssl\?verify\?off\?, SHA-256 /);
+    assert.doesNotMatch(conf, /^\s*proxy_ssl_verify off/m);
+  });
+  test('two routes on one listener port', () => {
+    assert.throws(() => renderNginx([base, { ...base, key: 'team-a/other', name: 'other' }], options), /listener port 10000/);
+  });
+  test('a listen address that is not an IP', () => {
+    assert.throws(() => renderNginx(routes, { ...options, listenAddress: '0.0.0.0:80; ' }), /listenAddress/);
+  });
+  test('a log path with a space', () => {
+    assert.throws(() => renderNginx(routes, { ...options, accessLog: 'access.log main' }), /accessLog/);
+  });
+});
