@@ -1,0 +1,315 @@
+import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadAll, YAMLException } from 'js-yaml';
+import { apiVersion as bindingApiVersion, bindingKey, kind as bindingKind, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
+import { UsageError } from '../config.ts';
+import { decodeCertificateInput } from '../controller/identity-decoder.ts';
+import type { CertificateInput, SecretLike } from '../model/certificate-input.ts';
+import {
+  buildEgressRoutes,
+  byKey,
+  clientIdentity,
+  isIpLiteral,
+  resolveBindings,
+  type EgressRoute,
+  type IdentityOutcome,
+  type LeftOut,
+} from '../model/egress-routes.ts';
+import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
+import { defaultSystemTrustBundle, hostForUrl, isPlainPath, renderNginx, type RenderedNginx } from '../render/nginx.ts';
+
+export const renderUsage = `Usage: mtls-egress render -f FILE|DIR [-f ...] --out DIR [options]
+
+Renders the egress proxy's nginx config from ClientCertificateBinding and Secret
+manifests, offline, exactly as the proxy would get it. Run the result with
+  nginx -p DIR -c nginx.conf -g 'daemon off;'
+
+Options:
+  -f, --filename PATH      a YAML file (multi-document, kind: List too) or a directory of them; repeatable
+  --out DIR                where to write nginx.conf and certificates (created; may hold an earlier render)
+  --listen-address IP      the address listeners bind (default: 127.0.0.1)
+  --listener-ports A-B     range for bindings without a listener port (default: 10000-10999)
+  --now RFC3339            the time certificates are checked against (default: now)
+  --system-trust-bundle F  CA bundle for partners whose binding names no serverCA
+                           (default: ${defaultSystemTrustBundle})
+  -h, --help
+
+Exit status: 0 every binding rendered, 1 some were left out, 2 usage or input errors.
+`;
+
+export interface RenderIo {
+  /** Receives whole lines, each ending in a newline. */
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** The clock when --now is not given (default: the system clock). */
+  now?: () => Date;
+}
+
+interface RenderArgs {
+  files: string[];
+  out: string;
+  listenAddress: string;
+  listenerPorts: PortRange;
+  now: Date;
+  systemTrustBundle: string;
+}
+
+const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+/** The first line of every nginx.conf renderNginx writes: how --out recognises an earlier render. */
+const renderedMarker = '# Rendered by mtls-egress';
+
+function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        filename: { type: 'string', short: 'f', multiple: true },
+        out: { type: 'string' },
+        'listen-address': { type: 'string', default: '127.0.0.1' },
+        'listener-ports': { type: 'string', default: '10000-10999' },
+        now: { type: 'string' },
+        'system-trust-bundle': { type: 'string', default: defaultSystemTrustBundle },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  if (!values.filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
+  if (!values.out) throw new UsageError('--out DIR is required');
+  const listenAddress = values['listen-address'];
+  if (!isIpLiteral(listenAddress)) throw new UsageError(`--listen-address: "${listenAddress}" is not an IP address`);
+  let listenerPorts: PortRange;
+  try {
+    listenerPorts = parsePortRange(values['listener-ports']);
+  } catch (err) {
+    throw new UsageError(`--listener-ports: ${(err as Error).message}`);
+  }
+  const now = values.now === undefined ? clock() : new Date(values.now);
+  if (values.now !== undefined && (!rfc3339.test(values.now) || Number.isNaN(now.getTime()))) {
+    throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
+  }
+  const systemTrustBundle = values['system-trust-bundle'];
+  if (!isPlainPath(systemTrustBundle)) throw new UsageError(`--system-trust-bundle: "${systemTrustBundle}" is not a plain path`);
+  return { files: values.filename, out: values.out, listenAddress, listenerPorts, now, systemTrustBundle };
+}
+
+/**
+ * `mtls-egress render`: manifests on disk → the files the proxy would run, written to
+ * --out, and one line per binding saying where to call it or why it was left out. What
+ * it prints and writes outside the key files never holds key material or passwords: the
+ * lines carry reasons and the identity core's messages, which are written not to.
+ */
+export async function runRender(argv: string[], io: RenderIo): Promise<number> {
+  let args: RenderArgs;
+  try {
+    const parsed = parseRenderArgs(argv, io.now ?? (() => new Date()));
+    if (parsed === 'help') {
+      io.stdout(renderUsage);
+      return 0;
+    }
+    args = parsed;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr(`mtls-egress render: ${err.message}\n\n${renderUsage}`);
+    return 2;
+  }
+
+  let manifests: Manifests;
+  try {
+    manifests = await readManifests(args.files, io);
+    await checkOutDir(args.out);
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    io.stderr(`mtls-egress render: ${err.message}\n`);
+    return 2;
+  }
+
+  const resolved = await resolveBindings(manifests.bindings, manifests.secrets, decodeRouteIdentity);
+  const { routes, leftOut } = buildEgressRoutes(resolved, { now: args.now, listenerPorts: args.listenerPorts });
+  const rendered = renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle });
+  await writeRendered(args.out, rendered);
+
+  for (const line of bindingLines(routes, [...manifests.unreadable, ...leftOut], args.listenAddress)) io.stdout(`${line}\n`);
+  const out = resolve(args.out);
+  io.stderr(
+    `rendered ${routes.length} of ${routes.length + leftOut.length + manifests.unreadable.length} bindings into ${out} (sha256 ${rendered.hash})\n` +
+      `run it: nginx -p ${out} -c nginx.conf -e ${join(out, 'error.log')} -g 'daemon off;'\n`,
+  );
+  return leftOut.length + manifests.unreadable.length === 0 ? 0 : 1;
+}
+
+/** The identity core, adapted to what a route needs. */
+export async function decodeRouteIdentity(input: CertificateInput): Promise<IdentityOutcome> {
+  const decoded = await decodeCertificateInput(input);
+  return decoded.ok ? { ok: true, identity: clientIdentity(decoded.identity) } : decoded;
+}
+
+function bindingLines(routes: readonly EgressRoute[], leftOut: readonly LeftOut[], listenAddress: string): string[] {
+  // Wildcard listeners are called on loopback from the same machine.
+  const callHost = listenAddress === '0.0.0.0' ? '127.0.0.1' : listenAddress === '::' ? '::1' : listenAddress;
+  const rows = [
+    ...routes.map((r) => ({ key: r.key, text: `http://${hostForUrl(callHost)}:${r.listenerPort}  → ${hostForUrl(r.host)}:${r.port}` })),
+    ...leftOut.map((l) => ({ key: l.key, text: `left out: ${l.reason}: ${l.message}` })),
+  ].sort(byKey);
+  const width = Math.max(0, ...rows.map((r) => r.key.length));
+  return rows.map((r) => `${r.key.padEnd(width)}  ${r.text}`);
+}
+
+/** A problem with the input files or --out that no binding can be blamed for: exit 2. */
+class InputError extends Error {}
+
+interface Manifests {
+  bindings: ClientCertificateBinding[];
+  secrets: Map<string, Map<string, SecretLike>>;
+  /** Binding-shaped objects that cannot even be keyed, reported like left-out bindings. */
+  unreadable: LeftOut[];
+}
+
+async function yamlFiles(path: string): Promise<string[]> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) throw new InputError(`-f ${path}: no such file or directory`);
+  if (!info.isDirectory()) return [path];
+  // Like kubectl -f DIR without -R: the directory's own manifests, in name order.
+  const names = (await readdir(path)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
+  return names.map((n) => join(path, n));
+}
+
+/**
+ * Reads every document with js-yaml's loadAll rather than client-node's loadAllYaml,
+ * which throws on an empty document (a trailing `---`, which kubectl accepts) and
+ * rewrites known kinds through its serializer. Objects stay as the API server would
+ * receive them; later definitions of the same object win, as `kubectl apply` would.
+ */
+async function readManifests(paths: readonly string[], io: RenderIo): Promise<Manifests> {
+  const bindings = new Map<string, ClientCertificateBinding>();
+  const secrets = new Map<string, Map<string, SecretLike>>();
+  const unreadable: LeftOut[] = [];
+  let ignored = 0;
+  for (const path of paths) {
+    for (const file of await yamlFiles(path)) {
+      let documents: unknown[];
+      try {
+        documents = loadAll(await readFile(file, 'utf8'));
+      } catch (err) {
+        // Only the reason and position: the message quotes the source, which may be a Secret.
+        if (err instanceof YAMLException) {
+          const at = err.mark ? ` at line ${err.mark.line + 1}, column ${err.mark.column + 1}` : '';
+          throw new InputError(`${file}: not valid YAML${at}: ${err.reason}`);
+        }
+        throw new InputError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      }
+      const objects = documents.flatMap((d) => (isObject(d) && d.kind === 'List' && Array.isArray(d.items) ? d.items : [d]));
+      objects.forEach((object, index) => {
+        if (!isObject(object)) return;
+        if (object.apiVersion === bindingApiVersion && object.kind === bindingKind) {
+          const binding = bindingFrom(object);
+          if (!binding) {
+            unreadable.push({ key: `${file}[${index}]`, reason: 'InvalidSpec', message: 'a ClientCertificateBinding without metadata.name' });
+            return;
+          }
+          const key = bindingKey(binding);
+          if (bindings.has(key)) io.stderr(`warning: ClientCertificateBinding ${key} is defined more than once; using the last\n`);
+          bindings.set(key, binding);
+        } else if (object.apiVersion === 'v1' && object.kind === 'Secret') {
+          const secret = secretFrom(object);
+          if (!secret) return;
+          const namespace = secret.metadata.namespace ?? 'default';
+          let inNamespace = secrets.get(namespace);
+          if (!inNamespace) secrets.set(namespace, (inNamespace = new Map()));
+          inNamespace.set(secret.metadata.name, secret);
+        } else {
+          ignored++;
+        }
+      });
+    }
+  }
+  if (ignored > 0) io.stderr(`note: ignored ${ignored} object${ignored === 1 ? '' : 's'} of other kinds\n`);
+  return { bindings: [...bindings.values()], secrets, unreadable };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Namespace defaults to "default", as kubectl's would; the spec is checked later, by the model. */
+function bindingFrom(object: Record<string, unknown>): ClientCertificateBinding | undefined {
+  const metadata = isObject(object.metadata) ? object.metadata : {};
+  if (typeof metadata.name !== 'string' || metadata.name === '') return undefined;
+  const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
+  const status = isObject(object.status) ? object.status : undefined;
+  return {
+    apiVersion: bindingApiVersion,
+    kind: bindingKind,
+    metadata: {
+      name: metadata.name,
+      namespace,
+      ...(typeof metadata.creationTimestamp === 'string' ? { creationTimestamp: metadata.creationTimestamp } : {}),
+    },
+    spec: (isObject(object.spec) ? object.spec : {}) as unknown as ClientCertificateBinding['spec'],
+    ...(status ? { status: status as ClientCertificateBinding['status'] } : {}),
+  };
+}
+
+/** `stringData` is folded into `data` (base64) and wins over it, as the API server does on write. */
+function secretFrom(object: Record<string, unknown>): SecretLike | undefined {
+  const metadata = isObject(object.metadata) ? object.metadata : {};
+  if (typeof metadata.name !== 'string' || metadata.name === '') return undefined;
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(isObject(object.data) ? object.data : {})) if (typeof v === 'string') data[k] = v;
+  for (const [k, v] of Object.entries(isObject(object.stringData) ? object.stringData : {})) {
+    if (typeof v === 'string') data[k] = Buffer.from(v, 'utf8').toString('base64');
+  }
+  return {
+    metadata: { name: metadata.name, namespace: typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default' },
+    ...(typeof object.type === 'string' ? { type: object.type } : {}),
+    data,
+  };
+}
+
+/** --out must be new, empty, or an earlier render: never someone's directory that happens to be there. */
+async function checkOutDir(out: string): Promise<void> {
+  const entries = await readdir(out).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw new InputError(`--out ${out}: cannot be read (${err.code ?? 'error'})`);
+  });
+  if (entries.length === 0) return;
+  const conf = await readFile(join(out, 'nginx.conf'), 'utf8').catch(() => '');
+  if (!conf.startsWith(renderedMarker)) throw new InputError(`--out ${out} is not empty and holds no earlier render; choose a new directory`);
+}
+
+/**
+ * Writes every file through a temporary name and a rename, so a running nginx that is
+ * reloaded meanwhile reads either the old file or the new one. Key files are created
+ * 0600, never widened even briefly, and nginx.conf goes last, so it never names a file
+ * not yet written. Certificates and keys of bindings no longer rendered are removed;
+ * logs, pid and temp directories of a running nginx are left alone.
+ */
+async function writeRendered(out: string, rendered: RenderedNginx): Promise<void> {
+  await mkdir(out, { recursive: true });
+  const wanted = new Set(rendered.files.map((f) => f.path));
+  for (const dir of ['certs', 'ca']) {
+    const existing = await readdir(join(out, dir)).catch(() => [] as string[]);
+    for (const name of existing) if (!wanted.has(`${dir}/${name}`)) await rm(join(out, dir, name), { force: true });
+  }
+  const ordered = [...rendered.files.filter((f) => f.path !== 'nginx.conf'), ...rendered.files.filter((f) => f.path === 'nginx.conf')];
+  for (const file of ordered) {
+    const target = join(out, file.path);
+    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+    const temporary = `${target}.${process.pid}.tmp`;
+    const handle = await open(temporary, 'w', file.mode);
+    try {
+      await handle.chmod(file.mode); // exact, whatever the umask
+      await handle.writeFile(file.content, 'utf8');
+    } finally {
+      await handle.close();
+    }
+    await rename(temporary, target);
+  }
+  await chmod(join(out, 'certs'), 0o700).catch(() => undefined);
+}

@@ -1,0 +1,269 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { runRender } from '../../src/commands/render.ts';
+import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
+import { callProxy, renderManifests, startNginx, temporaryDirectory, type CliRun, type NginxProcess } from '../support/nginx-process.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
+
+// `mtls-egress render` end to end: manifests with real openssl-made PFX files → the
+// command → real nginx running its output as is → a real mTLS partner that reports what
+// it saw. Listener ports 10200-10299 keep clear of the other e2e files.
+
+const day = 86_400_000;
+const pki = new PartnerPki('Render Partner CA');
+const strangerPki = new PartnerPki('Someone Else CA');
+const serverCert = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+const impostorCert = strangerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+// Serials start below 8 so that node-forge encodes them as positive integers.
+const direct = pki.issueClient({ cn: 'client-direct', serial: '1d1' });
+const byIp = pki.issueClient({ cn: 'client-by-ip', serial: '2e2' });
+const pem = pki.issueClient({ cn: 'client-pem', serial: '3f3' });
+const expired = pki.issueClient({ cn: 'client-expired', notBefore: new Date(Date.now() - 10 * day), notAfter: new Date(Date.now() - day) });
+
+/** Every password and every key in the inputs: none may appear in output other than the key files. */
+const passwords = ['direct-pw-Zq81', 'by-ip-pw-Lk22', 'wrong-ca-pw-Pp37', 'expired-pw-Xc44', 'the-right-one-Rr55'];
+const ports = { first: 10200, last: 10299 };
+const portArgs = ['--listener-ports', `${ports.first}-${ports.last}`];
+
+function keyBody(keyPem: string): string {
+  return keyPem.split('\n').slice(1, 3).join('');
+}
+
+function manifests(partner: MtlsPartner, impostor: MtlsPartner): object[] {
+  const to = { host: 'localhost', port: partner.port, serverCA: pki.ca.certPem };
+  const wrongPassword = partnerBindingManifests({ name: 'wrong-password', client: direct, password: 'the-right-one-Rr55', ...to });
+  // The Secret says one password, the binding reads another key holding a wrong one.
+  (wrongPassword[0] as { stringData: Record<string, string> }).stringData.password = 'not-the-password';
+  return [
+    ...partnerBindingManifests({ name: 'direct', client: direct, password: passwords[0]!, listenerPort: 10200, ...to }),
+    ...partnerBindingManifests({ name: 'by-ip', client: byIp, password: passwords[1]!, listenerPort: 10201, ...to, host: '127.0.0.1', serverName: 'localhost' }),
+    // A kubernetes.io/tls Secret, inside a kind: List, given as stringData.
+    {
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pem-tls', namespace: 'team-a' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': pem.certPem, 'tls.key': pem.keyPem } },
+        {
+          apiVersion: 'mtls-egress.io/v1alpha1',
+          kind: 'ClientCertificateBinding',
+          metadata: { name: 'pem', namespace: 'team-a' },
+          spec: { host: 'localhost', port: partner.port, listenerPort: 10202, certificate: { tlsSecretRef: { name: 'pem-tls' } }, serverCA: { secretRef: { name: 'direct-partner-ca' } } },
+        },
+      ],
+    },
+    ...partnerBindingManifests({ name: 'wrong-ca', namespace: 'team-b', client: direct, password: passwords[2]!, listenerPort: 10203, host: 'localhost', port: impostor.port, serverCA: pki.ca.certPem }),
+    // Left out, each for its own reason:
+    ...wrongPassword,
+    ...partnerBindingManifests({ name: 'expired', client: expired, password: passwords[3]!, ...to }),
+    ...partnerBindingManifests({ name: 'ip-host', client: direct, password: passwords[0]!, ...to, host: '127.0.0.1' }),
+    ...partnerBindingManifests({ name: 'hostile', client: direct, password: passwords[0]!, ...to, host: 'localhost; proxy_ssl_verify off' }),
+    {
+      apiVersion: 'mtls-egress.io/v1alpha1',
+      kind: 'ClientCertificateBinding',
+      metadata: { name: 'no-secret', namespace: 'team-a' },
+      spec: { host: 'localhost', certificate: { secretRef: { name: 'does-not-exist' } } },
+    },
+    { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'an-app' } },
+  ];
+}
+
+function assertNothingSecretIn(text: string, where: string): void {
+  for (const password of passwords) assert.ok(!text.includes(password), `a password appears in ${where}`);
+  for (const issued of [direct, byIp, pem, expired]) assert.ok(!text.includes(keyBody(issued.keyPem)), `key material appears in ${where}`);
+  assert.doesNotMatch(text, /PRIVATE KEY/, `a PEM key appears in ${where}`);
+}
+
+function filesUnder(dir: string): Map<string, { content: string; mode: number }> {
+  const files = new Map<string, { content: string; mode: number }>();
+  const walk = (d: string): void => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else files.set(relative(dir, path), { content: readFileSync(path, 'utf8'), mode: statSync(path).mode & 0o777 });
+    }
+  };
+  walk(dir);
+  return files;
+}
+
+describe('mtls-egress render, run by real nginx', () => {
+  let partner: MtlsPartner;
+  let impostor: MtlsPartner;
+  let run: CliRun;
+  let nginx: NginxProcess;
+
+  before(async () => {
+    partner = await startMtlsPartner({ cert: serverCert.certPem, key: serverCert.keyPem, clientCA: pki.ca.certPem });
+    impostor = await startMtlsPartner({ cert: impostorCert.certPem, key: impostorCert.keyPem, clientCA: pki.ca.certPem });
+    run = await renderManifests(manifests(partner, impostor), portArgs);
+    nginx = await startNginx(run.out);
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    await partner?.close();
+    await impostor?.close();
+  });
+
+  test('exits 1 and prints one line per binding: where to call it, or why it was left out', () => {
+    assert.equal(run.code, 1, run.stderr);
+    const lines = run.stdout.trimEnd().split('\n');
+    const byKey = new Map(lines.map((l) => [l.split(/\s+/)[0]!, l]));
+    assert.equal(lines.length, 9, run.stdout);
+    assert.match(byKey.get('team-a/direct')!, new RegExp(`^team-a/direct +http://127\\.0\\.0\\.1:10200  → localhost:${partner.port}$`));
+    assert.match(byKey.get('team-a/by-ip')!, new RegExp(`http://127\\.0\\.0\\.1:10201  → 127\\.0\\.0\\.1:${partner.port}$`));
+    assert.match(byKey.get('team-a/pem')!, /http:\/\/127\.0\.0\.1:10202 /);
+    assert.match(byKey.get('team-b/wrong-ca')!, /http:\/\/127\.0\.0\.1:10203 /);
+    const leftOut = (key: string): string => /left out: (\w+):/.exec(byKey.get(key) ?? '')?.[1] ?? `no left-out line for ${key}`;
+    assert.equal(leftOut('team-a/wrong-password'), reasons.PasswordIncorrect);
+    assert.equal(leftOut('team-a/expired'), reasons.CertificateExpired);
+    assert.equal(leftOut('team-a/ip-host'), reasons.InvalidSpec);
+    assert.equal(leftOut('team-a/hostile'), reasons.InvalidSpec);
+    assert.equal(leftOut('team-a/no-secret'), reasons.SecretNotFound);
+    assert.match(run.stderr, /ignored 1 object of other kinds/);
+  });
+
+  test('a plain-HTTP call reaches the partner with the binding’s identity, SNI = serverName, Host = host', async () => {
+    const response = await callProxy(10200, { path: '/orders?id=7', method: 'POST', body: '{"n":1}', headers: { 'content-type': 'application/json' } });
+    assert.equal(response.status, 200, response.body);
+    const seen = JSON.parse(response.body) as PartnerSeen;
+    assert.deepEqual(
+      { cn: seen.cn, serial: seen.serialNumber, sni: seen.sni, host: seen.host, method: seen.method, path: seen.path, bodyBytes: seen.bodyBytes },
+      { cn: 'client-direct', serial: direct.serial, sni: 'localhost', host: `localhost:${partner.port}`, method: 'POST', path: '/orders?id=7', bodyBytes: 7 },
+    );
+  });
+
+  test('a partner reached by IP: SNI and verification use serverName, the Host header is the IP host', async () => {
+    const seen = JSON.parse((await callProxy(10201)).body) as PartnerSeen;
+    assert.deepEqual([seen.cn, seen.sni, seen.host], ['client-by-ip', 'localhost', `127.0.0.1:${partner.port}`]);
+  });
+
+  test('a PEM pair from a kubernetes.io/tls Secret in a List works the same', async () => {
+    const seen = JSON.parse((await callProxy(10202)).body) as PartnerSeen;
+    assert.deepEqual([seen.cn, seen.serialNumber], ['client-pem', pem.serial]);
+  });
+
+  test('a partner whose certificate another CA signed gets nothing: 502, a clear error line, no request accepted', async () => {
+    const response = await callProxy(10203, { path: '/secret-stuff' });
+    assert.equal(response.status, 502);
+    assert.match(nginx.errorLog(), /upstream SSL certificate verify error: \(\d+:[^)]+\) while SSL handshaking to upstream/);
+    // nginx checks the verify result once the handshake is done, so the impostor may have
+    // completed one (and seen the public client certificate); no request ever follows.
+    assert.equal(impostor.seen.length, 0, 'the impostor received no request');
+    const line = nginx.accessLog().find((l) => l.binding === 'team-b/wrong-ca');
+    assert.equal(line?.status, 502);
+  });
+
+  test('the access log names the binding and the upstream status, not the query string', () => {
+    const line = nginx.accessLog().find((l) => l.binding === 'team-a/direct');
+    assert.equal(line?.upstream_status, '200');
+    assert.equal(line?.path, '/orders');
+  });
+
+  test('nothing written or printed outside the key files holds a password or key material', () => {
+    assertNothingSecretIn(run.stdout + run.stderr, 'the output');
+    for (const [path, file] of filesUnder(run.out)) {
+      if (path.endsWith('.key')) {
+        assert.equal(file.mode, 0o600, `${path} is 0600`);
+        assert.match(file.content, /^-----BEGIN PRIVATE KEY-----\n/);
+      } else {
+        assertNothingSecretIn(file.content, path);
+      }
+    }
+    assert.equal(statSync(join(run.out, 'certs')).mode & 0o777, 0o700);
+  });
+
+  test('pid, logs and temp files stay inside the output directory', () => {
+    const names = readdirSync(run.out).sort();
+    for (const expected of ['access.log', 'error.log', 'nginx.pid', 'proxy_temp', 'client_body_temp']) assert.ok(names.includes(expected), `${expected} in ${names.join(' ')}`);
+  });
+});
+
+describe('mtls-egress render is deterministic', () => {
+  test('the same manifests render to byte-identical files, twice, and again in place', async () => {
+    // Ports and certificates fixed by the manifests, so two runs can be compared.
+    const input = [
+      ...partnerBindingManifests({ name: 'one', client: direct, password: passwords[0]!, host: 'one.partner.example', port: 443 }),
+      ...partnerBindingManifests({ name: 'two', client: byIp, password: passwords[1]!, host: 'two.partner.example', port: 8443, serverCA: pki.ca.certPem }),
+    ];
+    const first = await renderManifests(input, portArgs);
+    const second = await renderManifests(input, portArgs);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    assert.deepEqual(filesUnder(second.out), filesUnder(first.out));
+    assert.equal(/sha256 (\w+)/.exec(second.stderr)?.[1], /sha256 (\w+)/.exec(first.stderr)?.[1]);
+
+    const again = await renderManifests(input, portArgs, first.out);
+    assert.equal(again.code, 0);
+    assert.deepEqual(filesUnder(again.out), filesUnder(second.out));
+    assert.equal(filesUnder(first.out).get('certs/team-a_one.key')?.mode, 0o600);
+
+    // A binding removed: its certificate and key go with it.
+    const fewer = await renderManifests(input.slice(0, 2), portArgs, first.out);
+    assert.equal(fewer.code, 0);
+    assert.deepEqual([...filesUnder(fewer.out).keys()].sort(), ['certs/team-a_one.crt', 'certs/team-a_one.key', 'nginx.conf']);
+  });
+
+  test('--now is the clock certificates are checked against', async () => {
+    const input = partnerBindingManifests({ name: 'expired', client: expired, password: passwords[3]!, host: 'x.partner.example', port: 443 });
+    const before = await renderManifests(input, [...portArgs, '--now', new Date(Date.now() - 2 * day).toISOString()]);
+    assert.equal(before.code, 0, before.stdout);
+    const now = await renderManifests(input, portArgs);
+    assert.equal(now.code, 1);
+    assert.match(now.stdout, /left out: CertificateExpired: /);
+  });
+});
+
+describe('mtls-egress render usage errors exit 2', () => {
+  const io = () => {
+    const out = { stdout: '', stderr: '' };
+    return { out, io: { stdout: (s: string) => (out.stdout += s), stderr: (s: string) => (out.stderr += s) } };
+  };
+  const inputDir = temporaryDirectory('render-usage');
+  writeFileSync(join(inputDir, 'empty.yaml'), '');
+  const cases: Array<[string, string[], RegExp]> = [
+    ['no -f', ['--out', join(inputDir, 'o1')], /-f FILE\|DIR is required/],
+    ['no --out', ['-f', inputDir], /--out DIR is required/],
+    ['an unknown flag', ['-f', inputDir, '--out', join(inputDir, 'o2'), '--frobnicate'], /frobnicate/],
+    ['a listen address that is not an IP', ['-f', inputDir, '--out', join(inputDir, 'o3'), '--listen-address', 'localhost'], /--listen-address/],
+    ['a bad port range', ['-f', inputDir, '--out', join(inputDir, 'o4'), '--listener-ports', '80-90'], /--listener-ports/],
+    ['a bad --now', ['-f', inputDir, '--out', join(inputDir, 'o5'), '--now', 'yesterday'], /--now/],
+    ['a missing file', ['-f', join(inputDir, 'nope.yaml'), '--out', join(inputDir, 'o6')], /no such file/],
+  ];
+  for (const [what, argv, message] of cases) {
+    test(what, async () => {
+      const { out, io: sink } = io();
+      assert.equal(await runRender(argv, sink), 2);
+      assert.match(out.stderr, message);
+    });
+  }
+
+  test('invalid YAML names the file and position, never the text around it', async () => {
+    const dir = temporaryDirectory('render-bad-yaml');
+    writeFileSync(join(dir, 'secret.yaml'), 'apiVersion: v1\nkind: Secret\nstringData:\n  password: "s3cr3t-Do-Not-Print\n  other: [\n');
+    const { out, io: sink } = io();
+    assert.equal(await runRender(['-f', dir, '--out', join(dir, 'out')], sink), 2);
+    assert.match(out.stderr, /secret\.yaml: not valid YAML at line \d+/);
+    assert.ok(!out.stderr.includes('s3cr3t'), out.stderr);
+  });
+
+  test('an --out directory that holds something else is refused', async () => {
+    const dir = temporaryDirectory('render-foreign-out');
+    mkdirSync(join(dir, 'out'));
+    writeFileSync(join(dir, 'out', 'precious.txt'), 'keep me');
+    const { out, io: sink } = io();
+    assert.equal(await runRender(['-f', inputDir, '--out', join(dir, 'out')], sink), 2);
+    assert.match(out.stderr, /not empty and holds no earlier render/);
+    assert.equal(readFileSync(join(dir, 'out', 'precious.txt'), 'utf8'), 'keep me');
+  });
+
+  test('no bindings at all renders a config nginx accepts, and exits 0', async () => {
+    const { out, io: sink } = io();
+    assert.equal(await runRender(['-f', inputDir, '--out', join(inputDir, 'o-empty')], sink), 0, out.stderr);
+    assert.equal(out.stdout, '');
+    const nginx = await startNginx(join(inputDir, 'o-empty'));
+    await nginx.stop();
+  });
+});
