@@ -5,15 +5,13 @@ import { loadAll, YAMLException } from 'js-yaml';
 import { apiVersion as bindingApiVersion, bindingKey, kind as bindingKind, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { UsageError } from '../config.ts';
 import { decodeCertificateInput } from '../controller/identity-decoder.ts';
-import type { CertificateInput, SecretLike } from '../model/certificate-input.ts';
+import type { SecretLike } from '../model/certificate-input.ts';
 import {
   buildEgressRoutes,
   byKey,
-  clientIdentity,
   isIpLiteral,
   resolveBindings,
   type EgressRoute,
-  type IdentityOutcome,
   type LeftOut,
 } from '../model/egress-routes.ts';
 import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
@@ -130,7 +128,7 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
     return 2;
   }
 
-  const resolved = await resolveBindings(manifests.bindings, manifests.secrets, decodeRouteIdentity);
+  const resolved = await resolveBindings(manifests.bindings, manifests.secrets, decodeCertificateInput);
   const { routes, leftOut } = buildEgressRoutes(resolved, { now: args.now, listenerPorts: args.listenerPorts });
   const rendered = renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle });
   await writeRendered(args.out, rendered);
@@ -142,12 +140,6 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
       `run it: nginx -p ${out} -c nginx.conf -e ${join(out, 'error.log')} -g 'daemon off;'\n`,
   );
   return leftOut.length + manifests.unreadable.length === 0 ? 0 : 1;
-}
-
-/** The identity core, adapted to what a route needs. */
-export async function decodeRouteIdentity(input: CertificateInput): Promise<IdentityOutcome> {
-  const decoded = await decodeCertificateInput(input);
-  return decoded.ok ? { ok: true, identity: clientIdentity(decoded.identity) } : decoded;
 }
 
 function bindingLines(routes: readonly EgressRoute[], leftOut: readonly LeftOut[], listenAddress: string): string[] {

@@ -1,20 +1,20 @@
-import { decodePem, decodePfx, PkiError, pfxBytesFromSecretValue, type DecodedIdentity } from '../pki/index.ts';
+import { decodePem, decodePfx, PkiError, pfxBytesFromSecretValue } from '../pki/index.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { CertificateInput } from '../model/certificate-input.ts';
-import type { Problem } from '../status/evaluate.ts';
+import { clientIdentity, type IdentityOutcome } from '../model/egress-routes.ts';
 
 /**
  * The identity core behind the controller's decoder seam: a PkiError becomes its stable
  * reason; anything else is reported as malformed input with a fixed message, because an
  * unexpected error's text could quote the bytes it choked on.
  */
-export async function decodeCertificateInput(input: CertificateInput): Promise<{ ok: true; identity: DecodedIdentity } | Problem> {
+export async function decodeCertificateInput(input: CertificateInput): Promise<IdentityOutcome> {
   try {
     const identity =
       input.kind === 'pfx'
         ? await decodePfx(pfxBytesFromSecretValue(input.pfx.reveal()), input.password)
         : await decodePem(input.cert, input.key.reveal());
-    return { ok: true, identity };
+    return { ok: true, identity: clientIdentity(identity) };
   } catch (err) {
     if (err instanceof PkiError) return { ok: false, reason: err.reason, message: err.message };
     return { ok: false, reason: reasons.PfxMalformed, message: 'the certificate could not be decoded' };
