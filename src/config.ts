@@ -24,6 +24,11 @@ export interface ControllerConfig {
   healthAddress: { host: string; port: number };
   workers: number;
   logLevel: string;
+  /** nginx: render the proxy config and require Programmed; none: status only. */
+  dataPlane: 'nginx' | 'none';
+  proxyPodLabels: Record<string, string>;
+  proxyListenAddress: string;
+  proxyStatusPort: number;
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -45,6 +50,11 @@ Options:
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8080; port 0 picks one)
   --workers N              concurrent reconciles (default: 4)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
+  --data-plane nginx|none  render the egress proxy's config and require Programmed (default: nginx);
+                           none reports certificate status only
+  --proxy-selector k=v,... labels of the proxy pods (default: app.kubernetes.io/name=mtls-egress-proxy)
+  --proxy-listen-address A where proxy listeners bind (default: 0.0.0.0)
+  --proxy-status-port N    the proxy's /healthz listener (default: 8081)
 `;
 
 function duration(name: string, text: string): number {
@@ -80,6 +90,10 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
       'health-addr': { type: 'string', default: '0.0.0.0:8080' },
       workers: { type: 'string', default: '4' },
       'log-level': { type: 'string' },
+      'data-plane': { type: 'string', default: 'nginx' },
+      'proxy-selector': { type: 'string', default: 'app.kubernetes.io/name=mtls-egress-proxy' },
+      'proxy-listen-address': { type: 'string', default: '0.0.0.0' },
+      'proxy-status-port': { type: 'string', default: '8081' },
     },
   });
   let listenerPorts: PortRange;
@@ -92,6 +106,11 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: want 1-64, got "${values.workers}"`);
   const leaderElect = values['leader-elect'];
   if (leaderElect !== 'true' && leaderElect !== 'false') throw new UsageError('--leader-elect: want true or false');
+  const dataPlane = values['data-plane'];
+  if (dataPlane !== 'nginx' && dataPlane !== 'none') throw new UsageError('--data-plane: want nginx or none');
+  const proxyStatusPort = Number(values['proxy-status-port']);
+  if (!Number.isInteger(proxyStatusPort) || proxyStatusPort < 1 || proxyStatusPort > 65535) throw new UsageError('--proxy-status-port: not a port');
+  if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');
   const config: ControllerConfig = {
     kubeconfig: values.kubeconfig,
     namespaces: values.namespaces ? values.namespaces.split(',').map((n) => n.trim()).filter(Boolean) : [],
@@ -107,7 +126,23 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
     healthAddress: hostPort(values['health-addr']),
     workers,
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
+    dataPlane,
+    proxyPodLabels: parseLabels(values['proxy-selector']),
+    proxyListenAddress: values['proxy-listen-address'],
+    proxyStatusPort,
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;
+}
+
+/** "k=v,k2=v2" → labels; equality selectors only, because NetworkPolicies reuse them as matchLabels. */
+export function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const match = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(part);
+    if (!match) throw new UsageError(`--proxy-selector: "${part}" is not key=value`);
+    labels[match[1]!] = match[2]!;
+  }
+  if (Object.keys(labels).length === 0) throw new UsageError('--proxy-selector: want at least one key=value');
+  return labels;
 }

@@ -1,5 +1,5 @@
 import { KubeConfig } from '@kubernetes/client-node';
-import { apiVersion, kind, group, version, plural, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
+import { group, version, plural, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { controllerUsage, parseControllerConfig, UsageError, type ControllerConfig } from '../config.ts';
 import { BindingController } from '../controller/binding-controller.ts';
 import { decodeCertificateInput } from '../controller/identity-decoder.ts';
@@ -13,6 +13,11 @@ import { ControllerMetrics } from '../metrics/metrics.ts';
 import type { SecretLike } from '../model/certificate-input.ts';
 import { objectKey } from '../api/v1alpha1/types.ts';
 import { SecretIndex } from '../model/secret-refs.ts';
+import { IdentityCache } from '../controller/identity-cache.ts';
+import { ProxyConfigController } from '../controller/proxy-config-controller.ts';
+import { annotationApplyError, annotationAppliedHash } from '../proxy/proxy-objects.ts';
+import { ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
+import type { KubeObject } from '../k8s/client.ts';
 import { startHealthServer } from '../server/health.ts';
 
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -67,6 +72,19 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     transform: (s) => ({ metadata: { name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion }, type: s.type, data: s.data }) as SecretLike,
     onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
   });
+  const identities = new IdentityCache(decodeCertificateInput);
+  const history = new ServedCertificateHistory();
+  const proxyPods =
+    config.dataPlane === 'nginx'
+      ? new Informer<PodLike>({
+          client,
+          logger,
+          paths: [`/api/v1/namespaces/${config.namespace}/pods`],
+          keep: (p) => Object.entries(config.proxyPodLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
+          transform: (p) => ({ metadata: { name: p.metadata.name, namespace: p.metadata.namespace, resourceVersion: p.metadata.resourceVersion, labels: p.metadata.labels, annotations: p.metadata.annotations }, status: { conditions: p.status?.conditions } }) as PodLike,
+          onError: () => metrics.watchErrors.inc({ resource: 'pods' }),
+        })
+      : undefined;
   const queue = new WorkQueue();
   const controller = new BindingController({
     client,
@@ -77,10 +95,30 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     recorder: new EventRecorder(client, { component: 'mtls-egress-controller', instance: config.identity, logger }),
     metrics,
     logger,
-    decode: decodeCertificateInput,
+    identities,
+    ...(proxyPods ? { programmed: { replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
     listenerPorts: config.listenerPorts,
     endpointFor: (port) => `http://${config.proxyService}.${config.namespace}.svc:${port}`,
   });
+
+  const proxyConfig =
+    config.dataPlane === 'nginx'
+      ? new ProxyConfigController({
+          client,
+          bindings,
+          secrets,
+          identities,
+          history,
+          namespace: config.namespace,
+          listenerPorts: config.listenerPorts,
+          render: { listenAddress: config.proxyListenAddress, statusPort: config.proxyStatusPort, accessLog: '/dev/stdout', errorLog: '/dev/stderr' },
+          proxyPodLabels: config.proxyPodLabels,
+          metrics,
+          logger,
+        })
+      : undefined;
+  // A replica that applied a configuration can move any binding's Programmed.
+  proxyPods?.addHandlers({ onAdd: () => controller.enqueueAll(), onUpdate: () => controller.enqueueAll(), onDelete: () => controller.enqueueAll() });
 
   let synced = false;
   const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => synced }, metrics.registry);
@@ -96,7 +134,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
   try {
     // Bindings first: the Secret cache keeps only what the binding index references.
     await Promise.race([bindings.start(), aborted(stop.signal)]);
-    await Promise.race([secrets.start(), aborted(stop.signal)]);
+    await Promise.race([Promise.all([secrets.start(), proxyPods?.start(), proxyConfig?.loadHistory()]), aborted(stop.signal)]);
     synced = !stop.signal.aborted;
     if (synced) logger.info({ bindings: bindings.size, secrets: secrets.size }, 'caches synced');
 
@@ -104,6 +142,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
       metrics.isLeader.set(1);
       leading.addEventListener('abort', () => metrics.isLeader.set(0), { once: true });
       controller.run(config.workers, leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'controller stopped'));
+      proxyConfig?.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'proxy config controller stopped'));
     };
     if (!stop.signal.aborted) {
       if (config.leaderElect) {
@@ -132,13 +171,27 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
   } finally {
     stop.abort();
     queue.shutDown();
-    await Promise.all([bindings.stop(), secrets.stop()]);
+    await Promise.all([bindings.stop(), secrets.stop(), proxyPods?.stop()]);
+    identities.close();
     await new Promise((resolve) => health.server.close(resolve));
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     logger.info('controller stopped');
   }
   return 0;
+}
+
+interface PodLike extends KubeObject {
+  status?: { conditions?: Array<{ type: string; status: string }> };
+}
+
+function proxyReplica(pod: PodLike): ProxyReplica {
+  return {
+    name: pod.metadata.name,
+    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    appliedHash: pod.metadata.annotations?.[annotationAppliedHash] || undefined,
+    applyError: pod.metadata.annotations?.[annotationApplyError] || undefined,
+  };
 }
 
 function aborted(signal: AbortSignal): Promise<void> {

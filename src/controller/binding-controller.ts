@@ -1,10 +1,8 @@
 import type { Logger } from 'pino';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import {
-  apiVersion,
   bindingKey,
   group,
-  kind,
   objectKey,
   plural,
   splitKey,
@@ -20,16 +18,10 @@ import { resolveCertificateInput, resolveServerCA, type CertificateInput, type S
 import { parseDuration } from '../model/duration.ts';
 import { allocateListenerPorts, type PortRange } from '../model/listener-ports.ts';
 import { SecretIndex } from '../model/secret-refs.ts';
-import { evaluateBinding, statusEqual, type CertificateOutcome, type CheckOutcome, type EvaluatedFacts, type PortOutcome, type Problem } from '../status/evaluate.ts';
+import { evaluateBinding, statusEqual, type CertificateOutcome, type CheckOutcome, type PortOutcome } from '../status/evaluate.ts';
+import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
+import type { IdentityCache } from './identity-cache.ts';
 import type { WorkQueue } from './queue.ts';
-
-/** What the controller needs of a decoded identity; the data plane needs the rest. */
-export interface DecodedForStatus {
-  facts: EvaluatedFacts;
-}
-
-/** Turns Secret bytes into an identity or a stable reason. Never throws for bad input. */
-export type IdentityDecoder<I extends DecodedForStatus = DecodedForStatus> = (input: CertificateInput) => Promise<{ ok: true; identity: I } | Problem>;
 
 export interface BindingControllerOptions {
   client: KubeClient;
@@ -40,7 +32,9 @@ export interface BindingControllerOptions {
   recorder: EventRecorder;
   metrics: ControllerMetrics;
   logger: Logger;
-  decode: IdentityDecoder;
+  identities: IdentityCache;
+  /** Present when a data plane reports back: Ready then also requires Programmed. */
+  programmed?: { replicas: () => readonly ProxyReplica[]; served: ServedCertificates };
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
   now?: () => Date;
@@ -58,7 +52,6 @@ export class BindingController {
   readonly #o: BindingControllerOptions;
   readonly #log: Logger;
   readonly #now: () => Date;
-  readonly #decoded = new Map<string, { version: string; outcome: Promise<CertificateOutcome> }>();
   /** Status we wrote that the cache may not show yet: compared against, so a quick second reconcile neither rewrites nor re-announces. */
   readonly #written = new Map<string, { generation: number | undefined; status: ClientCertificateBindingStatus }>();
   readonly #metricLabels = new Map<string, { namespace: string; name: string; host: string }>();
@@ -90,7 +83,6 @@ export class BindingController {
         const key = bindingKey(b);
         secretIndex.delete(key);
         this.#portsVersion++;
-        this.#decoded.delete(key);
         this.#written.delete(key);
         queue.add(key);
         // A freed port may settle a conflict elsewhere.
@@ -113,7 +105,7 @@ export class BindingController {
    */
   async run(workers: number, signal: AbortSignal): Promise<void> {
     this.#written.clear();
-    for (const b of this.#o.bindings.list()) this.#o.queue.add(bindingKey(b));
+    this.enqueueAll();
     await Promise.all(Array.from({ length: workers }, () => this.#worker(signal)));
   }
 
@@ -162,6 +154,9 @@ export class BindingController {
     const spec = this.#checkSpec(binding, expiryWarningMs);
     const input = resolveCertificateInput(binding.spec, lookup);
     const certificate: CertificateOutcome = input.ok ? await this.#decode(key, input) : input;
+    const programmed = this.#o.programmed
+      ? programmedCheck(key, certificate.ok ? certificate.facts.fingerprintSha256 : undefined, this.#o.programmed.replicas(), this.#o.programmed.served)
+      : undefined;
     const serverCA = resolveServerCA(binding.spec, lookup);
 
     const evaluation = evaluateBinding({
@@ -171,6 +166,7 @@ export class BindingController {
       certificate,
       serverCA: serverCA.ok ? { ok: true } : serverCA,
       port: this.#portFor(key),
+      ...(programmed ? { programmed } : {}),
       expiryWarningMs: expiryWarningMs ?? 0,
       endpointFor: this.#o.endpointFor,
       now,
@@ -228,19 +224,20 @@ export class BindingController {
     return (name) => found.get(name);
   }
 
-  #decode(key: string, input: CertificateInput): Promise<CertificateOutcome> {
-    const cached = this.#decoded.get(key);
-    if (cached && cached.version === input.version) return cached.outcome;
-    const outcome = this.#o.decode(input).then(
-      (r): CertificateOutcome => (r.ok ? { ok: true, facts: r.identity.facts } : r),
-      (err: unknown): CertificateOutcome => {
-        // The decoder promises stable reasons; anything else is our bug, reported without detail that could carry key bytes.
-        this.#log.error({ binding: key, err: { code: (err as { code?: string }).code } }, 'identity decoder threw');
-        return { ok: false, reason: reasons.PfxMalformed, message: 'the certificate could not be decoded' };
-      },
-    );
-    this.#decoded.set(key, { version: input.version, outcome });
-    return outcome;
+  async #decode(key: string, input: CertificateInput): Promise<CertificateOutcome> {
+    try {
+      const outcome = await this.#o.identities.decode(input);
+      return outcome.ok ? { ok: true, facts: outcome.identity.facts } : outcome;
+    } catch (err) {
+      // The decoder promises stable reasons; anything else is our bug, reported without detail that could carry key bytes.
+      this.#log.error({ binding: key, err: { code: (err as { code?: string }).code } }, 'identity decoder threw');
+      return { ok: false, reason: reasons.PfxMalformed, message: 'the certificate could not be decoded' };
+    }
+  }
+
+  /** Every binding, again: for changes that can move any binding's verdict (a proxy replica applied a configuration). */
+  enqueueAll(): void {
+    for (const b of this.#o.bindings.list()) this.#o.queue.add(bindingKey(b));
   }
 
   #portFor(key: string): PortOutcome {

@@ -33,6 +33,8 @@ export async function startController(options: { kubeConfigPath: string; namespa
     '--lease-duration', '4s',
     '--renew-deadline', '3s',
     '--retry-period', '500ms',
+    // Status-only unless a test brings a data plane; a later --data-plane wins.
+    '--data-plane', 'none',
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' } });

@@ -17,6 +17,8 @@ export class TestKube {
   async namespace(prefix: string): Promise<string> {
     const name = `${prefix}-${randomBytes(3).toString('hex')}`;
     await this.client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    // The harness runs no controller-manager, which would create this; Pods need it.
+    await this.client.create(`/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } });
     return name;
   }
 

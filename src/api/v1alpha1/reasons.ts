@@ -62,3 +62,6 @@ export type IdentityReason = (typeof identityReasons)[number];
 
 /** The serverCA Secret holds no PEM certificate. */
 export const ServerCAInvalid = 'ServerCAInvalid';
+
+/** Programmed=False: a ready proxy replica refused the newest configuration (nginx -t failed); it keeps serving the last good one. */
+export const ProxyConfigRejected = 'ProxyConfigRejected';

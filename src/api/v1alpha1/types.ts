@@ -34,6 +34,11 @@ export interface CertificateSource {
   tlsSecretRef?: SecretNameRef;
 }
 
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
 export interface ClientCertificateBindingSpec {
   host: string;
   port?: number;
@@ -42,6 +47,7 @@ export interface ClientCertificateBindingSpec {
   serverCA?: { secretRef: SecretKeyRef };
   expiryWarning?: string;
   listenerPort?: number;
+  allowedNamespaces?: LabelSelector;
 }
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';

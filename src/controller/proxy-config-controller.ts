@@ -1,0 +1,175 @@
+import type { Logger } from 'pino';
+import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
+import { isNotFound, isTransient, type KubeClient, type KubeObject } from '../k8s/client.ts';
+import { errorSummary, type Informer } from '../k8s/informer.ts';
+import type { ControllerMetrics } from '../metrics/metrics.ts';
+import type { SecretLike } from '../model/certificate-input.ts';
+import { buildEgressRoutes, resolveBindings, type SecretsByNamespace } from '../model/egress-routes.ts';
+import type { PortRange } from '../model/listener-ports.ts';
+import { networkPolicies } from '../model/network-policies.ts';
+import {
+  annotationContentHash,
+  componentConfig,
+  credentialsSelector,
+  labelComponent,
+  labelManagedBy,
+  managedByValue,
+  parseManifest,
+  proxyConfigMapName,
+  proxyObjects,
+} from '../proxy/proxy-objects.ts';
+import { renderNginx, type NginxRenderOptions } from '../render/nginx.ts';
+import type { ServedCertificateHistory } from '../status/programmed.ts';
+import type { IdentityCache } from './identity-cache.ts';
+import { WorkQueue } from './queue.ts';
+
+export interface ProxyConfigControllerOptions {
+  client: KubeClient;
+  bindings: Informer<ClientCertificateBinding>;
+  secrets: Informer<SecretLike>;
+  identities: IdentityCache;
+  history: ServedCertificateHistory;
+  /** The proxy's namespace: the ConfigMap, credential Secrets and NetworkPolicies live here. */
+  namespace: string;
+  listenerPorts: PortRange;
+  render: NginxRenderOptions;
+  proxyPodLabels: Record<string, string>;
+  metrics: ControllerMetrics;
+  logger: Logger;
+  now?: () => Date;
+  /** Batches a burst of changes (a cold start, a mass rotation) into one render. */
+  coalesceMs?: number;
+}
+
+const key = 'proxy-config';
+const controllerName = 'proxy-config';
+const policyComponent = 'proxy-network-policy';
+
+interface Desired extends KubeObject {
+  metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
+}
+
+/**
+ * Aggregates every binding into the one proxy configuration (Envoy Gateway's translator
+ * stages, ingress-nginx's "compare before reload"): resolve and decode (cached), build
+ * routes and render (pure), hash, and write only the objects whose content hash changed.
+ * One key, so bursts coalesce into one render; leader only, like every writer.
+ */
+export class ProxyConfigController {
+  readonly #o: ProxyConfigControllerOptions;
+  readonly #log: Logger;
+  readonly #queue = new WorkQueue({ baseMs: 200, maxMs: 30_000 });
+
+  constructor(options: ProxyConfigControllerOptions) {
+    this.#o = options;
+    this.#log = options.logger.child({ controller: controllerName });
+    const wake = (): void => this.#queue.addAfter(key, options.coalesceMs ?? 100);
+    options.bindings.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
+    options.secrets.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
+  }
+
+  /** Learns the configuration already in the cluster, so replicas serving it count as programmed after a restart. */
+  async loadHistory(): Promise<void> {
+    try {
+      const cm = await this.#o.client.get<{ data?: Record<string, string> }>(this.#configMapPath());
+      const manifest = parseManifest(cm);
+      if (manifest) this.#o.history.record(manifest.hash, manifest.bindings);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    this.#queue.add(key);
+    for (let k = await this.#queue.get(signal); k !== undefined; k = await this.#queue.get(signal)) {
+      const stopTimer = this.#o.metrics.reconcileDuration.startTimer({ controller: controllerName });
+      try {
+        await this.reconcile(signal);
+        this.#queue.forget(k);
+        this.#o.metrics.reconcileTotal.inc({ controller: controllerName, result: 'success' });
+      } catch (err) {
+        const delay = this.#queue.addRateLimited(k);
+        this.#o.metrics.reconcileTotal.inc({ controller: controllerName, result: 'error' });
+        this.#o.metrics.reconcileErrors.inc({ controller: controllerName });
+        this.#log[isTransient(err) ? 'info' : 'error']({ err: errorSummary(err), retryInMs: delay }, 'proxy config reconcile failed; retrying');
+      } finally {
+        stopTimer();
+        this.#queue.done(k);
+      }
+    }
+  }
+
+  async reconcile(signal?: AbortSignal): Promise<{ hash: string; written: number }> {
+    const { namespace } = this.#o;
+    const bindings = this.#o.bindings.list().filter((b) => !b.metadata.deletionTimestamp);
+    const secretsByNamespace = new Map<string, Map<string, SecretLike>>();
+    for (const s of this.#o.secrets.list()) {
+      const ns = s.metadata.namespace ?? '';
+      let m = secretsByNamespace.get(ns);
+      if (!m) secretsByNamespace.set(ns, (m = new Map()));
+      m.set(s.metadata.name, s);
+    }
+    const resolved = await resolveBindings(bindings, secretsByNamespace as SecretsByNamespace, this.#o.identities.decode);
+    const { routes, leftOut } = buildEgressRoutes(resolved, { now: (this.#o.now ?? (() => new Date()))(), listenerPorts: this.#o.listenerPorts });
+    const rendered = renderNginx(routes, this.#o.render);
+    const objects = proxyObjects(rendered, routes, namespace);
+    const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
+    const policies = networkPolicies(routes, (k) => allowed.get(k), namespace, this.#o.proxyPodLabels, {
+      [labelManagedBy]: managedByValue,
+      [labelComponent]: policyComponent,
+    });
+    // Recorded before writing: an agent may apply it before our write call returns.
+    this.#o.history.record(rendered.hash, objects.manifest.bindings);
+    if (signal?.aborted) return { hash: rendered.hash, written: 0 };
+
+    // Credentials first and the ConfigMap after: a manifest never names a Secret that
+    // does not exist yet. Deletions last, once no manifest names them.
+    let written = await this.#sync('/api/v1', 'secrets', objects.secrets, credentialsSelector, false);
+    written += await this.#sync('/apis/networking.k8s.io/v1', 'networkpolicies', policies, `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`, false);
+    written += await this.#sync('/api/v1', 'configmaps', [objects.configMap], `${labelManagedBy}=${managedByValue},${labelComponent}=${componentConfig}`, false);
+    written += await this.#sync('/api/v1', 'secrets', objects.secrets, credentialsSelector, true);
+    written += await this.#sync('/apis/networking.k8s.io/v1', 'networkpolicies', policies, `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`, true);
+    if (written > 0) {
+      this.#log.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: leftOut.length, written }, 'proxy configuration written');
+    }
+    return { hash: rendered.hash, written };
+  }
+
+  /**
+   * Brings one kind of labelled object in line with the desired set: creates what is
+   * missing and replaces what differs (by content-hash annotation) when `prune` is
+   * false; deletes labelled objects that are no longer desired when it is true.
+   */
+  async #sync(apiPrefix: string, resource: string, desired: readonly Desired[], labelSelector: string, prune: boolean): Promise<number> {
+    const collection = `${apiPrefix}/namespaces/${this.#o.namespace}/${resource}`;
+    const existing = await this.#o.client.list<Desired>(collection, { labelSelector });
+    const byName = new Map(existing.items.map((o) => [o.metadata.name, o]));
+    let written = 0;
+    if (prune) {
+      const wanted = new Set(desired.map((d) => d.metadata.name));
+      for (const o of existing.items) {
+        if (wanted.has(o.metadata.name)) continue;
+        try {
+          await this.#o.client.delete(`${collection}/${o.metadata.name}`);
+          written++;
+        } catch (err) {
+          if (!isNotFound(err)) throw err;
+        }
+      }
+      return written;
+    }
+    for (const d of desired) {
+      const current = byName.get(d.metadata.name);
+      if (current && current.metadata.annotations?.[annotationContentHash] === d.metadata.annotations?.[annotationContentHash]) continue;
+      if (current) await this.#o.client.replace(`${collection}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
+      else await this.#o.client.create(collection, d);
+      written++;
+    }
+    return written;
+  }
+
+  #configMapPath(): string {
+    return `/api/v1/namespaces/${this.#o.namespace}/configmaps/${proxyConfigMapName}`;
+  }
+}
+

@@ -1,0 +1,55 @@
+import { createHash } from 'node:crypto';
+import type { LabelSelector } from '../api/v1alpha1/types.ts';
+import { annotationBinding, annotationContentHash } from '../proxy/proxy-objects.ts';
+import type { EgressRoute } from './egress-routes.ts';
+
+export interface NetworkPolicyObject {
+  apiVersion: 'networking.k8s.io/v1';
+  kind: 'NetworkPolicy';
+  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string> };
+  spec: {
+    podSelector: { matchLabels: Record<string, string> };
+    policyTypes: ['Ingress'];
+    ingress: Array<{ from: Array<{ namespaceSelector: LabelSelector }>; ports: Array<{ protocol: 'TCP'; port: number }> }>;
+  };
+}
+
+export function networkPolicyName(bindingKey: string): string {
+  return `mtls-egress-np-${createHash('sha256').update(bindingKey).digest('hex').slice(0, 20)}`;
+}
+
+/**
+ * One NetworkPolicy per served binding, in the proxy namespace: only pods in the
+ * binding's own namespace (and those its allowedNamespaces selector adds) may reach its
+ * listener port. A binding is an identity; without this, any pod in the cluster could
+ * call a partner as any team. NetworkPolicies add up, so these open exactly one port each
+ * on top of the default-deny the deployment installs for the proxy pods.
+ */
+export function networkPolicies(
+  routes: readonly EgressRoute[],
+  allowedNamespaces: (bindingKey: string) => LabelSelector | undefined,
+  namespace: string,
+  proxyPodLabels: Record<string, string>,
+  labels: Record<string, string>,
+): NetworkPolicyObject[] {
+  return routes.map((route) => {
+    const allowed = allowedNamespaces(route.key);
+    const spec: NetworkPolicyObject['spec'] = {
+      podSelector: { matchLabels: { ...proxyPodLabels } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': route.namespace } } }, ...(allowed ? [{ namespaceSelector: allowed }] : [])],
+          ports: [{ protocol: 'TCP', port: route.listenerPort }],
+        },
+      ],
+    };
+    const contentHash = createHash('sha256').update(JSON.stringify(spec)).digest('hex');
+    return {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: networkPolicyName(route.key), namespace, labels, annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash } },
+      spec,
+    };
+  });
+}

@@ -1,0 +1,59 @@
+import * as reasons from '../api/v1alpha1/reasons.ts';
+import type { CheckOutcome } from './evaluate.ts';
+
+/** A proxy replica as the controller sees it: from the Pod's Ready condition and the agent's annotations. */
+export interface ProxyReplica {
+  name: string;
+  ready: boolean;
+  appliedHash: string | undefined;
+  applyError: string | undefined;
+}
+
+/** Which certificate each binding presents in a configuration, by configuration hash. */
+export type ServedCertificates = (configHash: string) => Readonly<Record<string, { fingerprintSha256: string }>> | undefined;
+
+/**
+ * Programmed means proven, not hoped: every ready proxy replica has applied a
+ * configuration in which this binding presents exactly this certificate. A rotation is
+ * therefore Programmed only once the new certificate is live everywhere.
+ */
+export function programmedCheck(bindingKey: string, fingerprint: string | undefined, replicas: readonly ProxyReplica[], served: ServedCertificates): CheckOutcome {
+  if (fingerprint === undefined) {
+    return { ok: false, reason: reasons.ProgrammingPending, message: 'the proxy serves this binding once its certificate is usable' };
+  }
+  const ready = replicas.filter((r) => r.ready).sort((a, b) => (a.name < b.name ? -1 : 1));
+  if (ready.length === 0) return { ok: false, reason: reasons.ProgrammingPending, message: 'no ready proxy replica yet' };
+  const behind: string[] = [];
+  for (const replica of ready) {
+    const config = replica.appliedHash === undefined ? undefined : served(replica.appliedHash);
+    if (config?.[bindingKey]?.fingerprintSha256 === fingerprint) continue;
+    if (replica.applyError) {
+      return { ok: false, reason: reasons.ProxyConfigRejected, message: `proxy replica ${replica.name} rejected the newest configuration and serves the last good one: ${replica.applyError}` };
+    }
+    behind.push(replica.name);
+  }
+  if (behind.length === 0) return { ok: true };
+  return {
+    ok: false,
+    reason: reasons.ProgrammingPending,
+    message: `waiting for ${behind.length} of ${ready.length} ready proxy replicas to serve certificate ${fingerprint.slice(0, 23)}…: ${behind.join(', ')}`,
+  };
+}
+
+/** The last configurations the controller wrote, so a replica one step behind is recognised. */
+export class ServedCertificateHistory {
+  readonly #limit: number;
+  readonly #configs = new Map<string, Readonly<Record<string, { fingerprintSha256: string }>>>();
+
+  constructor(limit = 32) {
+    this.#limit = limit;
+  }
+
+  record(hash: string, bindings: Readonly<Record<string, { fingerprintSha256: string }>>): void {
+    this.#configs.delete(hash);
+    this.#configs.set(hash, bindings);
+    while (this.#configs.size > this.#limit) this.#configs.delete(this.#configs.keys().next().value!);
+  }
+
+  served: ServedCertificates = (hash) => this.#configs.get(hash);
+}

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
+import { networkPolicyName } from '../../src/model/network-policies.ts';
+import {
+  annotationAppliedHash,
+  annotationApplyError,
+  credentialSecretName,
+  credentialsSelector,
+  parseManifest,
+  proxyConfigMapName,
+} from '../../src/proxy/proxy-objects.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { useControlPlane } from '../harness/use-control-plane.ts';
+import { startController, type ControllerProcess } from '../support/controller-process.ts';
+import { hasReason, TestKube, type Binding } from '../support/kube.ts';
+import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+
+const password = 'proxy-config-test-password';
+const cluster = await useControlPlane();
+const kube = new TestKube(cluster.kubeconfig);
+const pki = new PartnerPki();
+let ns: string;
+let controller: ControllerProcess;
+
+const spec = (secret: string): ClientCertificateBindingSpec => ({ host: 'api.partner.example', certificate: { secretRef: { name: secret }, passwordSecretRef: { name: secret } } });
+
+async function putPfx(name: string, cn: string): Promise<string> {
+  const issued = pki.issueClient({ cn });
+  await kube.putSecret(ns, name, { 'keystore.p12': toPfx(issued, { password }), password });
+  return issued.serial;
+}
+
+interface ConfigMapLike { data?: Record<string, string>; binaryData?: Record<string, string> }
+
+async function manifest() {
+  const cm = await kube.client.get<ConfigMapLike>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
+  return { cm, manifest: parseManifest(cm)! };
+}
+
+/** Plays kubelet and the agent: a proxy Pod that is Ready and reports the hash it applied. */
+async function proxyPod(name: string, appliedHash: string | undefined, applyError = ''): Promise<void> {
+  const path = `/api/v1/namespaces/${ns}/pods`;
+  try {
+    await kube.client.create(path, {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: ns, labels: { 'app.kubernetes.io/name': 'mtls-egress-proxy' } },
+      spec: { containers: [{ name: 'nginx', image: 'nginx' }] },
+    });
+    await kube.client.mergePatch(`${path}/${name}/status`, { status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+  } catch (err) {
+    if (!/409/.test(String(err))) throw err;
+  }
+  await kube.client.mergePatch(`${path}/${name}`, { metadata: { annotations: { [annotationAppliedHash]: appliedHash ?? null, [annotationApplyError]: applyError } } });
+}
+
+/** The manifest once it carries this serial for binding `name`: the controller renders asynchronously. */
+async function manifestServing(name: string, serial: string) {
+  return pollUntil(async () => {
+    const r = await manifest();
+    return r.manifest.bindings[`${ns}/${name}`]?.serialNumber === serial ? r.manifest : undefined;
+  }, { what: `manifest with ${name} serial ${serial}`, timeoutMs: 10_000 });
+}
+
+const programmed = (b: Binding) => b.status?.conditions?.find((c) => c.type === 'Programmed');
+
+before(async () => {
+  ns = await kube.namespace('proxycfg');
+  controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [ns], id: 'proxycfg', args: ['--data-plane', 'nginx'] });
+});
+after(() => controller?.kill());
+
+describe('proxy-config controller and Programmed, against a real API server', () => {
+  test('without a ready proxy the binding is Pending, and the config objects are written without key material', async () => {
+    await putPfx('a-pfx', 'a.client');
+    await kube.createBinding(ns, 'a', spec('a-pfx'));
+    const b = await kube.waitForBinding(ns, 'a', 'Pending', hasReason(reasons.ProgrammingPending));
+    assert.equal(programmed(b)?.status, 'False');
+    assert.match(programmed(b)?.message ?? '', /no ready proxy replica/);
+    const { cm, manifest: m } = await pollUntil(async () => {
+      const r = await manifest().catch(() => undefined);
+      return r?.manifest.bindings[`${ns}/a`] ? r : undefined;
+    }, { what: 'manifest with binding a', timeoutMs: 10_000 });
+    assert.equal(m.bindings[`${ns}/a`]?.fingerprintSha256, b.status?.certificate?.fingerprintSha256);
+    const text = JSON.stringify(cm);
+    assert.ok(!text.includes('PRIVATE KEY') && !text.includes(password));
+    const creds = await kube.client.list<{ metadata: { name: string } }>(`/api/v1/namespaces/${ns}/secrets`, { labelSelector: credentialsSelector });
+    assert.deepEqual(creds.items.map((s) => s.metadata.name), [credentialSecretName(`${ns}/a`)]);
+    const np = await kube.client.get<{ spec: { ingress: Array<{ ports: Array<{ port: number }> }> } }>(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${networkPolicyName(`${ns}/a`)}`);
+    assert.equal(np.spec.ingress[0]?.ports[0]?.port, b.status?.listenerPort);
+  });
+
+  test('a replica that applied the config makes the binding Programmed and Ready', async () => {
+    const { manifest: m } = await manifest();
+    await proxyPod('proxy-0', m.hash);
+    const b = await kube.waitForBinding(ns, 'a', 'Ready', hasReason(reasons.BindingReady));
+    assert.equal(programmed(b)?.status, 'True');
+  });
+
+  test('a rotation is Programmed only once the replica serves the new certificate', async () => {
+    const serial = await putPfx('a-pfx', 'a.client');
+    const pending = await kube.waitForBinding(ns, 'a', 'Pending after rotation', (b) => b.status?.certificate?.serialNumber === serial && hasReason(reasons.ProgrammingPending)(b));
+    assert.match(programmed(pending)?.message ?? '', /waiting for 1 of 1 ready proxy replicas/);
+    await proxyPod('proxy-0', (await manifestServing('a', serial)).hash);
+    await kube.waitForBinding(ns, 'a', 'Ready again', hasReason(reasons.BindingReady));
+  });
+
+  test('a replica that rejected the newest config: ProxyConfigRejected', async () => {
+    const serial = await putPfx('a-pfx', 'a.client');
+    const newest = await manifestServing('a', serial);
+    await proxyPod('proxy-0', 'an-old-hash', 'nginx: [emerg] something broke');
+    const b = await kube.waitForBinding(ns, 'a', 'rejected', hasReason(reasons.ProxyConfigRejected));
+    assert.match(programmed(b)?.message ?? '', /proxy-0.*\[emerg\] something broke/);
+    await proxyPod('proxy-0', newest.hash, '');
+    await kube.waitForBinding(ns, 'a', 'Ready', hasReason(reasons.BindingReady));
+  });
+
+  test('a broken binding stays out of the proxy config; the others stay in', async () => {
+    await kube.putSecret(ns, 'broken-pfx', { 'keystore.p12': 'garbage', password });
+    await kube.createBinding(ns, 'broken', spec('broken-pfx'));
+    await kube.waitForBinding(ns, 'broken', 'PfxMalformed', hasReason(reasons.PfxMalformed));
+    const { manifest: m } = await manifest();
+    assert.ok(m.bindings[`${ns}/a`]);
+    assert.equal(m.bindings[`${ns}/broken`], undefined);
+  });
+
+  test('a deleted binding loses its credential Secret and NetworkPolicy', async () => {
+    await putPfx('gone-pfx', 'gone.client');
+    await kube.createBinding(ns, 'gone', spec('gone-pfx'));
+    await pollUntil(async () => ((await manifest()).manifest.bindings[`${ns}/gone`] ? true : undefined), { what: 'gone in the manifest', timeoutMs: 10_000 });
+    await kube.deleteBinding(ns, 'gone');
+    await pollUntil(async () => {
+      const creds = await kube.client.list<{ metadata: { name: string } }>(`/api/v1/namespaces/${ns}/secrets`, { labelSelector: credentialsSelector });
+      const m = (await manifest()).manifest;
+      const policy = await kube.client.get(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${networkPolicyName(`${ns}/gone`)}`).catch(() => undefined);
+      return !creds.items.some((s) => s.metadata.name === credentialSecretName(`${ns}/gone`)) && !m.bindings[`${ns}/gone`] && !policy ? true : undefined;
+    }, { what: 'credential Secret, NetworkPolicy and manifest entry of a deleted binding removed', timeoutMs: 10_000 });
+  });
+
+  test('objects are written only when their content changed', async () => {
+    const before = await kube.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
+    // A binding change that does not change what the proxy serves (an expiryWarning edit).
+    await kube.patchBinding(ns, 'a', { spec: { expiryWarning: '100h' } });
+    await kube.waitForBinding(ns, 'a', 'observed', (b) => b.status?.observedGeneration === b.metadata.generation);
+    await new Promise((r) => setTimeout(r, 500));
+    const afterCm = await kube.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
+    assert.equal(afterCm.metadata.resourceVersion, before.metadata.resourceVersion);
+  });
+});

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { programmedCheck, ServedCertificateHistory, type ProxyReplica } from '../../src/status/programmed.ts';
+import { networkPolicies } from '../../src/model/network-policies.ts';
+import type { EgressRoute } from '../../src/model/egress-routes.ts';
+import { Sensitive } from '../../src/pki/sensitive.ts';
+
+const replica = (name: string, appliedHash?: string, extra: Partial<ProxyReplica> = {}): ProxyReplica => ({ name, ready: true, appliedHash, applyError: undefined, ...extra });
+
+describe('programmedCheck', () => {
+  const history = new ServedCertificateHistory();
+  history.record('h1', { 'ns/a': { fingerprintSha256: 'FP1' } });
+  history.record('h2', { 'ns/a': { fingerprintSha256: 'FP2' }, 'ns/b': { fingerprintSha256: 'FPB' } });
+  const reasonOf = (fp: string | undefined, replicas: ProxyReplica[], key = 'ns/a') => {
+    const r = programmedCheck(key, fp, replicas, history.served);
+    return r.ok ? 'ok' : r.reason;
+  };
+
+  const cases: Array<[string, string | undefined, ProxyReplica[], string]> = [
+    ['every ready replica serves the current certificate', 'FP2', [replica('p1', 'h2'), replica('p2', 'h2')], 'ok'],
+    ['one replica still serves the old certificate', 'FP2', [replica('p1', 'h2'), replica('p2', 'h1')], reasons.ProgrammingPending],
+    ['a not-ready replica does not count', 'FP2', [replica('p1', 'h2'), replica('p2', 'h1', { ready: false })], 'ok'],
+    ['no ready replica at all', 'FP2', [replica('p1', 'h2', { ready: false })], reasons.ProgrammingPending],
+    ['an unknown configuration hash', 'FP2', [replica('p1', 'unknown')], reasons.ProgrammingPending],
+    ['a replica that has applied nothing', 'FP2', [replica('p1')], reasons.ProgrammingPending],
+    ['a rejected configuration names the replica', 'FP2', [replica('p1', 'h1', { applyError: 'nginx: [emerg] unknown directive' })], reasons.ProxyConfigRejected],
+    ['no usable certificate', undefined, [replica('p1', 'h2')], reasons.ProgrammingPending],
+  ];
+  for (const [name, fp, replicas, want] of cases) test(name, () => assert.equal(reasonOf(fp, replicas), want));
+
+  test('the rejected-config message says which replica and why', () => {
+    const r = programmedCheck('ns/a', 'FP2', [replica('proxy-7', 'h1', { applyError: 'nginx: [emerg] bad' })], history.served);
+    assert.ok(!r.ok && /proxy-7.*\[emerg\] bad/.test(r.message));
+  });
+
+  test('history forgets the oldest configurations beyond its limit', () => {
+    const small = new ServedCertificateHistory(2);
+    small.record('x', {});
+    small.record('y', {});
+    small.record('z', {});
+    assert.equal(small.served('x'), undefined);
+    assert.deepEqual(small.served('z'), {});
+  });
+});
+
+describe('networkPolicies', () => {
+  const route = (namespace: string, name: string, port: number): EgressRoute => ({
+    key: `${namespace}/${name}`, namespace, name, listenerPort: port, host: 'h.example', port: 443, serverName: 'h.example',
+    clientCertificate: { chainPem: 'C', privateKey: new Sensitive('K'), serialNumber: '1', fingerprintSha256: 'F' },
+  });
+
+  test('only the binding namespace reaches its port, plus allowedNamespaces', () => {
+    const [a, b] = networkPolicies([route('team-a', 'x', 10001), route('team-b', 'y', 10002)], (k) => (k === 'team-b/y' ? { matchLabels: { partner: 'bank' } } : undefined), 'mtls-egress-system', { app: 'proxy' }, { managed: 'yes' });
+    assert.deepEqual(a!.spec.ingress, [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-a' } } }], ports: [{ protocol: 'TCP', port: 10001 }] }]);
+    assert.deepEqual(b!.spec.ingress[0]!.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-b' } } }, { namespaceSelector: { matchLabels: { partner: 'bank' } } }]);
+    assert.deepEqual(a!.spec.podSelector, { matchLabels: { app: 'proxy' } });
+    assert.equal(a!.metadata.namespace, 'mtls-egress-system');
+    assert.notEqual(a!.metadata.annotations['mtls-egress.io/content-hash'], b!.metadata.annotations['mtls-egress.io/content-hash']);
+  });
+});
