@@ -1,7 +1,7 @@
 import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
-import { fetch } from 'undici';
+import { fetch, type Dispatcher } from 'undici';
 
 export interface ObjectMeta {
   name: string;
@@ -74,6 +74,14 @@ export class KubeClient {
   readonly #config: KubeConfig;
   readonly #server: string;
   readonly requestTimeoutMs: number;
+  /**
+   * client-node builds a new undici Agent for every request it authenticates, so each
+   * call would pay a TLS handshake and leave a pooled socket behind: at 1,000 bindings
+   * that cost seconds and hundreds of megabytes. The TLS settings come from the
+   * kubeconfig and do not change, so the first Agent serves every request; headers
+   * (rotating tokens) are still computed per request.
+   */
+  #dispatcher: Dispatcher | undefined;
 
   constructor(config: KubeConfig, options: { requestTimeoutMs?: number } = {}) {
     const cluster = config.getCurrentCluster();
@@ -87,11 +95,16 @@ export class KubeClient {
     return this.#server;
   }
 
+  async #authenticate(url: string, method: HttpMethod): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+    const ctx = new RequestContext(url, method);
+    await this.#config.applySecurityAuthentication(ctx);
+    this.#dispatcher ??= ctx.getDispatcher() as Dispatcher | undefined;
+    return { headers: { ...ctx.getHeaders(), accept: contentTypes.json }, dispatcher: this.#dispatcher };
+  }
+
   async request<T>(method: keyof typeof HttpMethod, path: string, options: { query?: Query; body?: unknown; contentType?: string } = {}): Promise<T> {
     const url = this.#url(path, options.query);
-    const ctx = new RequestContext(url, HttpMethod[method]);
-    await this.#config.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), accept: contentTypes.json };
+    const { headers, dispatcher } = await this.#authenticate(url, HttpMethod[method]);
     let body: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = options.contentType ?? contentTypes.json;
@@ -103,7 +116,7 @@ export class KubeClient {
         method,
         headers,
         body,
-        dispatcher: ctx.getDispatcher(),
+        ...(dispatcher ? { dispatcher } : {}),
         signal: AbortSignal.timeout(this.requestTimeoutMs),
       });
     } catch (err) {
@@ -145,11 +158,10 @@ export class KubeClient {
    */
   async watch<T>(path: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
     const url = this.#url(path, { ...query, watch: true });
-    const ctx = new RequestContext(url, HttpMethod.GET);
-    await this.#config.applySecurityAuthentication(ctx);
+    const { headers, dispatcher } = await this.#authenticate(url, HttpMethod.GET);
     let response;
     try {
-      response = await fetch(url, { method: 'GET', headers: { ...ctx.getHeaders(), accept: contentTypes.json }, dispatcher: ctx.getDispatcher(), signal });
+      response = await fetch(url, { method: 'GET', headers, ...(dispatcher ? { dispatcher } : {}), signal });
     } catch (err) {
       throw new KubeApiError(0, 'ConnectionFailed', `watch ${path}: ${describeFetchError(err)}`);
     }
