@@ -75,7 +75,9 @@ export class BindingController {
       },
       onUpdate: (b, old) => {
         secretIndex.set(bindingKey(b), b.metadata.namespace, b.spec);
-        if (portInputs(b) !== portInputs(old)) this.#portsVersion++;
+        // Our own status write of the port we allocated changes nothing about allocation;
+        // recomputing after each of a thousand cold-start writes would cost O(n² log n).
+        if (portInputs(b) !== portInputs(old) && !this.#confirmsAllocation(b, old)) this.#portsVersion++;
         // Our own status writes come back as updates; they change nothing we read.
         if (b.metadata.generation !== old.metadata.generation || !statusEqual(b.status, old.status ?? {})) queue.add(bindingKey(b));
       },
@@ -178,7 +180,9 @@ export class BindingController {
       await this.#writeStatus(binding, evaluation.status);
       this.#written.set(key, { generation: binding.metadata.generation, status: evaluation.status });
       for (const event of evaluation.events) {
-        await this.#o.recorder.record(binding, event, now);
+        // Queued, off the reconcile's path: an Event is a second API write per
+        // transition, and the status is what must not wait for it.
+        this.#o.recorder.record(binding, event, now);
         this.#log.info({ binding: key, reason: event.reason, type: event.type }, event.message);
       }
     }
@@ -233,6 +237,12 @@ export class BindingController {
       this.#log.error({ binding: key, err: { code: (err as { code?: string }).code } }, 'identity decoder threw');
       return { ok: false, reason: reasons.PfxMalformed, message: 'the certificate could not be decoded' };
     }
+  }
+
+  #confirmsAllocation(b: ClientCertificateBinding, old: ClientCertificateBinding): boolean {
+    if (b.spec.listenerPort !== old.spec.listenerPort || b.metadata.creationTimestamp !== old.metadata.creationTimestamp) return false;
+    const allocated = this.#ports?.version === this.#portsVersion ? this.#ports.result.get(bindingKey(b)) : undefined;
+    return allocated?.ok === true && allocated.port === b.status?.listenerPort;
   }
 
   /** Every binding, again: for changes that can move any binding's verdict (a proxy replica applied a configuration). */

@@ -9,16 +9,23 @@ export interface EventToRecord {
   message: string;
 }
 
+/** Events written at once; a cold start's thousand transitions queue behind these. */
+const maxInFlight = 4;
+/** Beyond this backlog new Events are dropped (and logged): status, not Events, is the record. */
+const maxQueued = 10_000;
+
 /**
  * Writes core/v1 Events, which `kubectl describe` and `kubectl get events` show. An
- * Event is best-effort: failing to write one is logged, never retried in a loop, and
- * never fails the reconcile that caused it.
+ * Event is best-effort: record() returns at once, writes happen in order a few at a time,
+ * and a failure is logged, never retried in a loop, and never fails a reconcile.
  */
 export class EventRecorder {
   readonly #client: KubeClient;
   readonly #component: string;
   readonly #instance: string;
   readonly #logger: Logger;
+  readonly #queue: Array<() => Promise<void>> = [];
+  #inFlight = 0;
 
   constructor(client: KubeClient, options: { component: string; instance: string; logger: Logger }) {
     this.#client = client;
@@ -27,7 +34,28 @@ export class EventRecorder {
     this.#logger = options.logger;
   }
 
-  async record(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now = new Date()): Promise<void> {
+  record(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now = new Date()): void {
+    if (this.#queue.length >= maxQueued) {
+      this.#logger.warn({ reason: event.reason }, 'event backlog full; dropping event');
+      return;
+    }
+    this.#queue.push(() => this.#write(obj, event, now));
+    this.#pump();
+  }
+
+  #pump(): void {
+    while (this.#inFlight < maxInFlight) {
+      const write = this.#queue.shift();
+      if (!write) return;
+      this.#inFlight++;
+      void write().finally(() => {
+        this.#inFlight--;
+        this.#pump();
+      });
+    }
+  }
+
+  async #write(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now: Date): Promise<void> {
     const namespace = obj.metadata.namespace ?? 'default';
     const timestamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
     const body = {
