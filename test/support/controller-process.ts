@@ -20,8 +20,9 @@ export interface ControllerProcess {
  * Runs `mtls-egress controller` as a real process, as a pod would, so tests cover flag
  * parsing, signals and the exit path, and a leader can be killed outright.
  */
-export async function startController(options: { kubeConfigPath: string; namespaces: string[]; id: string; leaseName?: string; args?: string[] }): Promise<ControllerProcess> {
+export async function startController(options: { kubeConfigPath: string; namespaces: string[]; id: string; leaseName?: string; args?: string[]; nodeOptions?: string[] }): Promise<ControllerProcess> {
   const args = [
+    ...(options.nodeOptions ?? []),
     cli,
     'controller',
     '--kubeconfig', options.kubeConfigPath,
