@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { KubeApiError, type KubeClient, type KubeObject, type WatchEvent } from './client.ts';
+import { KubeApiError, type KubeClient, type KubeObject, type Query, type WatchEvent } from './client.ts';
 
 export interface InformerHandlers<T> {
   onAdd?(obj: T): void;
@@ -11,6 +11,11 @@ export interface InformerOptions<T extends KubeObject> {
   client: KubeClient;
   /** Collection paths to list and watch: one for all namespaces, or one per namespace. */
   paths: string[];
+  /**
+   * Sent with every list and watch, e.g. a labelSelector or fieldSelector, so the server
+   * filters and objects outside the selection never cross the wire (unlike `keep`).
+   */
+  query?: Query;
   logger: Logger;
   /**
    * Which objects to store and report. The Secret informer keeps only Secrets that some
@@ -100,7 +105,7 @@ export class Informer<T extends KubeObject> {
         const timeoutSeconds = 240 + Math.floor(Math.random() * 120);
         await this.#options.client.watch<T>(
           path,
-          { resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+          { ...this.#options.query, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
           (event) => {
             resourceVersion = this.#apply(path, event) ?? resourceVersion;
             failures = 0;
@@ -128,7 +133,7 @@ export class Informer<T extends KubeObject> {
     let continueToken: string | undefined;
     let resourceVersion = '';
     do {
-      const page = await this.#options.client.list<T>(path, { limit: 500, continue: continueToken });
+      const page = await this.#options.client.list<T>(path, { ...this.#options.query, limit: 500, continue: continueToken });
       for (const item of page.items) {
         if (this.#keep(item)) fresh.set(objectCacheKey(item), this.#transform(item));
       }
