@@ -30,6 +30,13 @@ const commands: Readonly<Record<string, CommandEntry>> = {
       return (argv, io) => runController([...argv], { ...io.env });
     },
   },
+  agent: {
+    summary: 'run beside nginx in a proxy pod: write each proxy config atomically, validate it, reload nginx, report the hash',
+    load: async () => {
+      const { runAgent } = await import('./commands/agent.ts');
+      return (argv, io) => runAgent([...argv], { ...io.env });
+    },
+  },
   inspect: {
     summary: 'decode a PFX or a PEM certificate and key, and print the certificate facts (never the key)',
     load: async () => (await import('./commands/inspect.ts')).runInspect,

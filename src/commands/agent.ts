@@ -1,0 +1,122 @@
+import { KubeClient } from '../k8s/client.ts';
+import { Informer } from '../k8s/informer.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { ProxyAgent, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
+import { agentUsage, parseAgentConfig, type AgentConfig } from '../proxy/agent-config.ts';
+import { AgentMetrics } from '../proxy/agent-metrics.ts';
+import { ConfigDir } from '../proxy/config-dir.ts';
+import { ExternalNginx, ManagedNginx, testNginxConfig, type NginxControl } from '../proxy/nginx-control.ts';
+import { PodReporter } from '../proxy/pod-reporter.ts';
+import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
+import { startHealthServer } from '../server/health.ts';
+import { UsageError } from '../config.ts';
+import { loadKubeConfig } from './controller.ts';
+
+/**
+ * Wiring only: settings, logger, client, the two caches (both limited to the agent's
+ * namespace and, on the server, to the objects it reads), nginx, the agent loop, health
+ * server and signals. Resolves with the process exit code.
+ */
+export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { logger?: Logger } = {}): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(agentUsage);
+    return 0;
+  }
+  let config: AgentConfig;
+  try {
+    config = parseAgentConfig(argv, env);
+  } catch (err) {
+    if (err instanceof UsageError || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`mtls-egress agent: ${(err as Error).message}\n\n${agentUsage}`);
+      return 2;
+    }
+    throw err;
+  }
+  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const client = new KubeClient(loadKubeConfig(config.kubeconfig));
+  const metrics = new AgentMetrics();
+  const stop = new AbortController();
+  const ns = encodeURIComponent(config.namespace);
+
+  const configMaps = new Informer<ProxyConfigMap>({
+    client,
+    logger,
+    paths: [`/api/v1/namespaces/${ns}/configmaps`],
+    query: { fieldSelector: `metadata.name=${proxyConfigMapName}` },
+    transform: (cm) => ({ metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace, resourceVersion: cm.metadata.resourceVersion }, data: cm.data, binaryData: cm.binaryData }),
+    onError: () => metrics.watchErrors.inc({ resource: 'configmaps' }),
+  });
+  const secrets = new Informer<CredentialSecretLike>({
+    client,
+    logger,
+    paths: [`/api/v1/namespaces/${ns}/secrets`],
+    query: { labelSelector: credentialsSelector },
+    transform: (s) => ({ metadata: { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion }, data: s.data }),
+    onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
+  });
+
+  const dir = new ConfigDir(config.configDir);
+  await dir.prepare();
+  const paths = { binary: config.nginxBinary, prefix: config.nginxPrefix };
+  const nginx: NginxControl = config.manageNginx
+    ? new ManagedNginx({
+        ...paths,
+        confPath: dir.nginxConf(),
+        pidFile: config.nginxPidFile,
+        reloadTimeoutMs: config.reloadTimeoutMs,
+        stopTimeoutMs: config.stopTimeoutMs,
+        logger,
+        onUnexpectedExit: () => metrics.nginxExits.inc(),
+      })
+    : new ExternalNginx({ pidFile: config.nginxPidFile, reloadTimeoutMs: config.reloadTimeoutMs });
+  const reporter = new PodReporter({ client, namespace: config.namespace, podName: config.podName, logger });
+  const agent = new ProxyAgent({
+    namespace: config.namespace,
+    configMaps,
+    secrets,
+    dir,
+    test: (confPath) => testNginxConfig(paths, confPath),
+    nginx,
+    reporter,
+    logger,
+    metrics,
+  });
+
+  const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => agent.ready() }, metrics.registry);
+  logger.info(
+    { port: health.port, namespace: config.namespace, pod: config.podName, configDir: config.configDir, nginxPrefix: config.nginxPrefix, manageNginx: config.manageNginx },
+    'agent starting',
+  );
+
+  const onSignal = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'shutting down');
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+
+  try {
+    await Promise.race([Promise.all([configMaps.start(), secrets.start()]), aborted(stop.signal)]);
+    if (!stop.signal.aborted) {
+      logger.info({ configMaps: configMaps.size, secrets: secrets.size }, 'caches synced');
+      agent.start();
+      await aborted(stop.signal);
+    }
+  } finally {
+    stop.abort();
+    await Promise.all([configMaps.stop(), secrets.stop()]);
+    // The apply in progress finishes (nginx is never left between two generations), then nginx stops.
+    await agent.stop();
+    await nginx.stop();
+    await reporter.stop();
+    await new Promise((resolve) => health.server.close(resolve));
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+    logger.info('agent stopped');
+  }
+  return 0;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+}

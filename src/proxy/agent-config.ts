@@ -1,0 +1,101 @@
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { UsageError } from '../config.ts';
+import { parseDuration } from '../model/duration.ts';
+
+export interface AgentConfig {
+  kubeconfig: string | undefined;
+  /** The proxy's namespace: where the ConfigMap, the credential Secrets and the Pod are. */
+  namespace: string;
+  podName: string;
+  configDir: string;
+  nginxPrefix: string;
+  nginxBinary: string;
+  nginxPidFile: string;
+  manageNginx: boolean;
+  reloadTimeoutMs: number;
+  stopTimeoutMs: number;
+  healthAddress: { host: string; port: number };
+  logLevel: string;
+}
+
+export const agentUsage = `Usage: mtls-egress agent --namespace NS --config-dir DIR [options]
+
+Runs beside nginx in each proxy pod: watches the proxy ConfigMap and credential Secrets
+in its namespace, writes each config as a new generation in DIR, validates it with
+nginx -t, switches DIR/current to it and reloads nginx, then annotates its own Pod with
+the config hash nginx serves. nginx runs with -p PREFIX -c DIR/current/nginx.conf.
+
+Options:
+  --kubeconfig FILE        kubeconfig to use (default: in-cluster, then $KUBECONFIG, then ~/.kube/config)
+  --namespace NS           the proxy's namespace (default: $POD_NAMESPACE)
+  --pod-name NAME          this Pod, to annotate (default: $POD_NAME)
+  --config-dir DIR         where generations and the current symlink live, e.g. /etc/mtls-egress
+  --nginx-prefix DIR       nginx's -p: pid, logs, temp files (default: the config dir)
+  --nginx-binary FILE      (default: /usr/sbin/nginx)
+  --nginx-pid-file FILE    the master's pid file (default: PREFIX/nginx.pid, as the rendered config says)
+  --manage-nginx           run nginx as a child: start it once a config is applied, restart it
+                           when it dies, stop it gracefully on SIGTERM (default: signal an nginx
+                           that runs beside the agent, which needs shareProcessNamespace)
+  --reload-timeout D       how long a start or reload may take to show (default: 30s)
+  --stop-timeout D         how long nginx may take to finish requests on SIGTERM (default: 25s)
+  --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8081; port 0 picks one)
+  --log-level LEVEL        (default: $LOG_LEVEL or info)
+`;
+
+function positiveDuration(name: string, text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: "${text}" is not a positive duration such as 30s`);
+  return ms;
+}
+
+function healthAddress(text: string): { host: string; port: number } {
+  const colon = text.lastIndexOf(':');
+  const port = Number(text.slice(colon + 1));
+  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--health-addr: "${text}" is not HOST:PORT`);
+  return { host: text.slice(0, colon) || '0.0.0.0', port };
+}
+
+/** Flags and environment → settings, validated once at start-up. */
+export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string' },
+      'pod-name': { type: 'string' },
+      'config-dir': { type: 'string' },
+      'nginx-prefix': { type: 'string' },
+      'nginx-binary': { type: 'string', default: '/usr/sbin/nginx' },
+      'nginx-pid-file': { type: 'string' },
+      'manage-nginx': { type: 'boolean', default: false },
+      'reload-timeout': { type: 'string', default: '30s' },
+      'stop-timeout': { type: 'string', default: '25s' },
+      'health-addr': { type: 'string', default: '0.0.0.0:8081' },
+      'log-level': { type: 'string' },
+    },
+  });
+  const namespace = values.namespace ?? env.POD_NAMESPACE;
+  if (!namespace) throw new UsageError('--namespace (or $POD_NAMESPACE) is required');
+  const podName = values['pod-name'] ?? env.POD_NAME;
+  if (!podName) throw new UsageError('--pod-name (or $POD_NAME) is required: the agent reports on its Pod');
+  if (!values['config-dir']) throw new UsageError('--config-dir is required');
+  // Absolute: nginx resolves a relative -c against its prefix, not our working directory.
+  const configDir = resolve(values['config-dir']);
+  const nginxPrefix = resolve(values['nginx-prefix'] ?? configDir);
+  return {
+    kubeconfig: values.kubeconfig,
+    namespace,
+    podName,
+    configDir,
+    nginxPrefix,
+    nginxBinary: values['nginx-binary'],
+    nginxPidFile: resolve(values['nginx-pid-file'] ?? join(nginxPrefix, 'nginx.pid')),
+    manageNginx: values['manage-nginx'],
+    reloadTimeoutMs: positiveDuration('reload-timeout', values['reload-timeout']),
+    stopTimeoutMs: positiveDuration('stop-timeout', values['stop-timeout']),
+    healthAddress: healthAddress(values['health-addr']),
+    logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
+  };
+}

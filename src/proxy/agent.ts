@@ -1,0 +1,258 @@
+import { performance } from 'node:perf_hooks';
+import type { KubeObject } from '../k8s/client.ts';
+import { errorSummary, type Informer } from '../k8s/informer.ts';
+import type { Logger } from '../log.ts';
+import { hashFiles } from '../render/nginx.ts';
+import type { AgentMetrics } from './agent-metrics.ts';
+import type { ConfigDir, GenerationFile } from './config-dir.ts';
+import { fileIdentity, generationName, isConfigHash, manifestProblem } from './generations.ts';
+import { NginxError, type NginxControl, type NginxTestResult } from './nginx-control.ts';
+import type { PodReport } from './pod-reporter.ts';
+import { manifestKey, materialize, parseManifest, proxyConfigMapName, type ProxyManifest } from './proxy-objects.ts';
+
+export interface ProxyConfigMap extends KubeObject {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
+
+export interface CredentialSecretLike extends KubeObject {
+  data?: Record<string, string>;
+}
+
+export interface ProxyAgentOptions {
+  namespace: string;
+  configMaps: Informer<ProxyConfigMap>;
+  secrets: Informer<CredentialSecretLike>;
+  dir: ConfigDir;
+  /** `nginx -t` on one generation's nginx.conf. */
+  test: (confPath: string) => Promise<NginxTestResult>;
+  nginx: NginxControl;
+  reporter: { set(report: PodReport): void };
+  logger: Logger;
+  metrics?: AgentMetrics;
+  /** Quiet time after a change before applying, so a controller's burst of writes becomes one reload. */
+  debounceMs?: number;
+  retry?: { baseMs: number; maxMs: number };
+}
+
+interface Applied {
+  hash: string;
+  generation: string;
+  /** path → fileIdentity, so the next generation can link what did not change. */
+  identities: Map<string, string>;
+}
+
+/**
+ * The proxy-side loop: watch the proxy ConfigMap and the credential Secrets, and make
+ * nginx serve what the manifest describes, without ever serving less than a whole,
+ * valid config.
+ *
+ *   change → (debounce) → materialize → write gen-<hash> → nginx -t → swap `current` →
+ *   reload and confirm → prune old generations → annotate the Pod
+ *
+ * Applies run one at a time and always read the newest cached state, so a burst of
+ * changes ends in one apply of the latest. What cannot succeed without new input (a
+ * manifest nginx rejects, a malformed one) is reported and not retried until the input
+ * changes; what may succeed later (a reload that did not take, an I/O error, nginx not
+ * running yet) is retried with backoff. Waiting for a Secret the manifest names is
+ * neither: the next watch event brings it.
+ */
+export class ProxyAgent {
+  readonly #options: ProxyAgentOptions;
+  readonly #log: Logger;
+  readonly #debounceMs: number;
+  readonly #retry: { baseMs: number; maxMs: number };
+  #started = false;
+  #stopped = false;
+  #debounceTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retries = 0;
+  #busy: Promise<void> | undefined;
+  #dirty = false;
+  #applied: Applied | undefined;
+  /** The input last rejected: a config hash, or the ConfigMap version whose manifest is unreadable. */
+  #rejected: string | undefined;
+  #applyError: string | undefined;
+  #lastWait: string | undefined;
+
+  constructor(options: ProxyAgentOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: 'proxy-agent' });
+    this.#debounceMs = options.debounceMs ?? 100;
+    this.#retry = options.retry ?? { baseMs: 500, maxMs: 30_000 };
+    const onChange = { onAdd: () => this.#kick(), onUpdate: () => this.#kick(), onDelete: () => this.#kick() };
+    options.configMaps.addHandlers(onChange);
+    options.secrets.addHandlers(onChange);
+  }
+
+  /** Call once both caches have synced: changes before then only filled the caches. */
+  start(): void {
+    this.#started = true;
+    this.#kick();
+  }
+
+  /** Waits for an apply in progress; schedules none after. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#debounceTimer);
+    clearTimeout(this.#retryTimer);
+    await this.#busy;
+  }
+
+  /** A config has been applied and nginx runs: the proxy can take traffic. */
+  ready(): boolean {
+    return this.#applied !== undefined && this.#options.nginx.running();
+  }
+
+  #kick(): void {
+    if (!this.#started || this.#stopped) return;
+    clearTimeout(this.#debounceTimer);
+    this.#debounceTimer = setTimeout(() => this.#drain(), this.#debounceMs);
+  }
+
+  #drain(): void {
+    if (this.#busy) {
+      this.#dirty = true;
+      return;
+    }
+    this.#busy = (async () => {
+      do {
+        this.#dirty = false;
+        try {
+          await this.#sync();
+        } catch (err) {
+          this.#fail(err);
+        }
+      } while (this.#dirty && !this.#stopped);
+    })().finally(() => (this.#busy = undefined));
+  }
+
+  /** One pass: compare what the caches describe with what nginx serves, and act. */
+  async #sync(): Promise<void> {
+    const { namespace } = this.#options;
+    const configMap = this.#options.configMaps.get(`${namespace}/${proxyConfigMapName}`);
+    if (!configMap) return this.#wait(`ConfigMap ${proxyConfigMapName}`, undefined);
+    const manifest = parseManifest(configMap);
+    const input = manifest && isConfigHash(manifest.hash) ? manifest.hash : `ConfigMap ${proxyConfigMapName} at resourceVersion ${configMap.metadata.resourceVersion ?? '?'}`;
+    if (input === this.#rejected) {
+      this.#log.debug({ input }, 'the rejected config is unchanged; not trying it again');
+      return;
+    }
+    this.#rejected = undefined;
+    if (manifest && manifest.hash === this.#applied?.hash) {
+      // Back to what is served (after a rejected config, say): nothing to apply, but the
+      // error reported for the newer config no longer holds.
+      this.#applyError = undefined;
+      this.#report();
+      return;
+    }
+    const problem = manifest ? manifestProblem(manifest) : `ConfigMap ${proxyConfigMapName} has no readable ${manifestKey}`;
+    if (!manifest || problem) return this.#reject(input, problem ?? 'unreadable manifest');
+    let materialized;
+    try {
+      materialized = materialize(manifest, configMap, (name) => this.#options.secrets.get(`${namespace}/${name}`)?.data);
+    } catch (err) {
+      return this.#reject(input, `the ConfigMap's data does not decode: ${(err as Error).message}`);
+    }
+    if (!materialized.ok) return this.#wait(materialized.waitingFor, manifest.hash);
+    if (hashFiles(materialized.files) !== manifest.hash) return this.#reject(input, 'the manifest hash does not match its files');
+    const digests = new Map(manifest.files.map((file) => [file.path, file.sha256]));
+    await this.#apply(manifest, materialized.files.map((file) => ({ ...file, sha256: digests.get(file.path)! })));
+  }
+
+  async #apply(manifest: ProxyManifest, files: GenerationFile[]): Promise<void> {
+    const { dir, nginx } = this.#options;
+    const t0 = performance.now();
+    const generation = generationName(manifest.hash);
+    const current = await dir.current();
+    // `current` is already this generation only when a previous run of the agent made it
+    // so: it was validated and synced then, so it is reloaded as it is.
+    let counts = { written: 0, linked: 0 };
+    if (current !== generation) {
+      const applied = this.#applied;
+      counts = await dir.write(generation, files, applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined);
+    }
+    const t1 = performance.now();
+    const verdict = await this.#options.test(dir.nginxConf(generation));
+    const t2 = performance.now();
+    if (!verdict.ok) {
+      if (current !== generation) await dir.remove(generation);
+      return this.#reject(manifest.hash, verdict.reason);
+    }
+    await dir.point(generation);
+    try {
+      // Waits until nginx runs the new generation. Only then may the next apply swap
+      // `current` again: nginx reads nginx.conf and the certificates through the symlink,
+      // and must not see one generation's nginx.conf and another's files.
+      await nginx.apply();
+    } catch (err) {
+      // nginx still runs what `current` pointed at before; point back at it, so that a
+      // restart does not pick up a config nginx could not take. Not when nginx is merely
+      // not running (yet): it should start with the new config.
+      if (!(err instanceof NginxError && err.code === 'ERR_NGINX_NOT_RUNNING') && current !== generation) await dir.point(current);
+      throw err;
+    }
+    const t3 = performance.now();
+    this.#applied = { hash: manifest.hash, generation, identities: new Map(manifest.files.map((file) => [file.path, fileIdentity(file)])) };
+    this.#applyError = undefined;
+    this.#retries = 0;
+    clearTimeout(this.#retryTimer);
+    // The previous generation stays for a rollback; anything older goes.
+    const removed = await dir.prune([generation, current === generation ? undefined : current]).catch((err: unknown) => {
+      this.#log.warn({ err: errorSummary(err) }, 'could not remove old generations; will try after the next apply');
+      return [];
+    });
+    this.#options.metrics?.applies.inc({ result: 'applied' });
+    this.#options.metrics?.applyDuration.observe((t3 - t0) / 1000);
+    this.#options.metrics?.lastApplied.set(Date.now() / 1000);
+    this.#log.info(
+      {
+        hash: manifest.hash,
+        bindings: Object.keys(manifest.bindings ?? {}).length,
+        filesWritten: counts.written,
+        filesLinked: counts.linked,
+        generationsRemoved: removed.length,
+        ms: { write: round(t1 - t0), test: round(t2 - t1), reload: round(t3 - t2), total: round(t3 - t0) },
+      },
+      'config applied',
+    );
+    this.#report();
+  }
+
+  /** Not an error: the manifest names a Secret (version) the watch has not brought yet. */
+  #wait(waitingFor: string, hash: string | undefined): void {
+    const what = `${hash}:${waitingFor}`;
+    if (what === this.#lastWait) return;
+    this.#lastWait = what;
+    this.#log.debug({ hash, waitingFor }, 'waiting for proxy objects; the last good config keeps serving');
+  }
+
+  /** The input cannot be applied as it is: report it and wait for it to change. */
+  #reject(input: string, reason: string): void {
+    this.#rejected = input;
+    this.#applyError = reason;
+    this.#options.metrics?.applies.inc({ result: 'rejected' });
+    this.#log.warn({ input, reason, servingHash: this.#applied?.hash }, 'config rejected; the last good config keeps serving');
+    this.#report();
+  }
+
+  /** Something that may work next time: report it and retry with backoff. */
+  #fail(err: unknown): void {
+    const retryInMs = Math.min(this.#retry.baseMs * 2 ** this.#retries, this.#retry.maxMs);
+    this.#retries++;
+    this.#applyError = (err instanceof Error ? err.message : String(err)).slice(0, 300);
+    this.#options.metrics?.applies.inc({ result: 'failed' });
+    this.#log.warn({ err: errorSummary(err), retryInMs, servingHash: this.#applied?.hash }, 'config apply failed; retrying');
+    this.#report();
+    clearTimeout(this.#retryTimer);
+    if (!this.#stopped) this.#retryTimer = setTimeout(() => this.#kick(), retryInMs);
+  }
+
+  #report(): void {
+    this.#options.reporter.set({ appliedHash: this.#applied?.hash, applyError: this.#applyError });
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}

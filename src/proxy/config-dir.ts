@@ -1,0 +1,141 @@
+import { link, mkdir, open, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { currentLink, currentLinkTemp, entriesToRemove, isGenerationName, planGeneration } from './generations.ts';
+
+/** A file of a generation, with the digest the manifest gives for it. */
+export interface GenerationFile {
+  path: string;
+  mode: 0o600 | 0o644;
+  content: string;
+  sha256: string;
+}
+
+/** Files of the current generation that a new one may hard-link: path → fileIdentity. */
+export interface ReusableGeneration {
+  generation: string;
+  identities: ReadonlyMap<string, string>;
+}
+
+/**
+ * The agent's config directory on disk (see generations.ts for the layout). Every write
+ * goes to a generation nginx does not read yet, and is on disk (fsync) before `point`
+ * makes it current, so a crash or a power cut leaves `current` at a complete generation.
+ */
+export class ConfigDir {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  async prepare(): Promise<void> {
+    await mkdir(this.root, { recursive: true, mode: 0o700 });
+  }
+
+  /** nginx.conf of a generation, or of whichever is current (through the symlink). */
+  nginxConf(generation: string = currentLink): string {
+    return join(this.root, generation, 'nginx.conf');
+  }
+
+  /** The generation `current` points at, if any. */
+  async current(): Promise<string | undefined> {
+    try {
+      const target = await readlink(join(this.root, currentLink));
+      return isGenerationName(target) ? target : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'EINVAL') return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Writes a generation from scratch (a leftover of a crashed attempt is removed first):
+   * directories 0700, each file with its mode. Files the current generation already
+   * holds byte for byte are hard-linked from it instead of written again.
+   */
+  async write(generation: string, files: readonly GenerationFile[], reuse?: ReusableGeneration): Promise<{ written: number; linked: number }> {
+    const dir = join(this.root, generation);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { mode: 0o700 });
+    const directories = new Set([dir]);
+    const byPath = new Map(files.map((file) => [file.path, file]));
+    let written = 0;
+    let linked = 0;
+    for (const { path, action } of planGeneration(files, reuse?.identities)) {
+      const file = byPath.get(path)!;
+      const target = join(dir, path);
+      const parent = dirname(target);
+      if (!directories.has(parent)) {
+        await mkdir(parent, { recursive: true, mode: 0o700 });
+        directories.add(parent);
+      }
+      if (action === 'link' && reuse && (await linkQuietly(join(this.root, reuse.generation, path), target))) {
+        linked++;
+        continue;
+      }
+      const handle = await open(target, 'wx', file.mode);
+      try {
+        await handle.writeFile(file.content, 'utf8');
+        // open()'s mode passes through the umask; the manifest's mode is the one wanted.
+        await handle.chmod(file.mode);
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+      written++;
+    }
+    for (const directory of directories) await syncDirectory(directory);
+    return { written, linked };
+  }
+
+  /**
+   * Makes `generation` current: a new symlink renamed over `current`, which replaces it
+   * in one step. Undefined removes `current` (a rollback to "nothing applied yet").
+   */
+  async point(generation: string | undefined): Promise<void> {
+    const link = join(this.root, currentLink);
+    if (generation === undefined) {
+      await unlink(link).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    } else {
+      const temp = join(this.root, currentLinkTemp);
+      await rm(temp, { force: true });
+      await symlink(generation, temp);
+      await rename(temp, link);
+    }
+    await syncDirectory(this.root);
+  }
+
+  async remove(generation: string): Promise<void> {
+    if (!isGenerationName(generation)) throw new Error(`ConfigDir.remove: ${generation} is not a generation`);
+    await rm(join(this.root, generation), { recursive: true, force: true });
+  }
+
+  /** Removes every generation but `keep`; returns what it removed. */
+  async prune(keep: ReadonlyArray<string | undefined>): Promise<string[]> {
+    const removed = entriesToRemove(await readdir(this.root), keep);
+    for (const name of removed) await rm(join(this.root, name), { recursive: true, force: true });
+    return removed;
+  }
+}
+
+async function linkQuietly(from: string, to: string): Promise<boolean> {
+  try {
+    await link(from, to);
+    return true;
+  } catch {
+    // The source is gone or the file system has no hard links: write the file instead.
+    return false;
+  }
+}
+
+/** Makes a directory's entries (new files, a renamed symlink) durable. */
+async function syncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,103 @@
+import type { ManifestFile, ProxyManifest } from './proxy-objects.ts';
+
+// Pure decisions about the agent's config directory. The layout:
+//
+//   DIR/gen-<hash>/nginx.conf, certs/…, ca/…   one directory per config, never changed once written
+//   DIR/current -> gen-<hash>                   the one nginx runs (-c DIR/current/nginx.conf)
+//
+// A new config is written into a generation directory nginx does not read, validated
+// there, and made current by renaming a fresh symlink over `current`, which is atomic:
+// nginx sees the old files or the new ones, never a mix.
+
+export const currentLink = 'current';
+export const currentLinkTemp = 'current.tmp';
+
+const generationPattern = /^gen-[0-9a-f]{64}$/;
+
+export function isConfigHash(hash: unknown): hash is string {
+  return typeof hash === 'string' && /^[0-9a-f]{64}$/.test(hash);
+}
+
+/** The directory one config hash lives in. */
+export function generationName(hash: string): string {
+  if (!isConfigHash(hash)) throw new Error(`generationName: ${JSON.stringify(hash)} is not a sha256 hex digest`);
+  return `gen-${hash}`;
+}
+
+export function isGenerationName(name: string): boolean {
+  return generationPattern.test(name);
+}
+
+/**
+ * Which entries of the config directory to delete: every generation but those in `keep`
+ * (the current one, and the one before it so that a bad reload can be rolled back), and
+ * a `current.tmp` a crash left between creating it and renaming it. Everything else in the
+ * directory (nginx's pid, logs and temp directories when the prefix is the same
+ * directory) is not the agent's and stays.
+ */
+export function entriesToRemove(entries: readonly string[], keep: ReadonlyArray<string | undefined>): string[] {
+  return entries.filter((name) => name === currentLinkTemp || (isGenerationName(name) && !keep.includes(name))).sort();
+}
+
+/**
+ * A path the manifest may name: relative, below the generation directory, made of plain
+ * segments. The manifest comes from the API, so a path such as "../current" or
+ * "/etc/passwd" must never reach the file system.
+ */
+export function isSafeRelativePath(path: string): boolean {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(path)) return false;
+  return path.split('/').every((segment) => segment !== '.' && segment !== '..');
+}
+
+/** Why a manifest cannot be applied whatever the Secrets hold, or undefined when it can. */
+export function manifestProblem(manifest: ProxyManifest): string | undefined {
+  if (!isConfigHash(manifest.hash)) return 'the manifest hash is not a sha256 hex digest';
+  if (!Array.isArray(manifest.files)) return 'the manifest lists no files';
+  const paths = new Set<string>();
+  for (const file of manifest.files as unknown[]) {
+    const { path, mode, sha256, from } = (file ?? {}) as Partial<ManifestFile>;
+    if (typeof path !== 'string' || !isSafeRelativePath(path)) return `the manifest names an unsafe path ${JSON.stringify(path)}`;
+    if (mode !== 0o600 && mode !== 0o644) return `${path}: mode ${String(mode)} is neither 0600 nor 0644`;
+    if (typeof sha256 !== 'string') return `${path}: no sha256`;
+    if (!isFileSource(from)) return `${path}: no source (a ConfigMap key, or a Secret and key)`;
+    if (paths.has(path)) return `${path} is listed twice`;
+    paths.add(path);
+  }
+  if (!paths.has('nginx.conf')) return 'the manifest has no nginx.conf';
+  for (const path of paths) {
+    // A file where another file needs a directory ("certs" and "certs/a.crt").
+    const segments = path.split('/');
+    for (let i = 1; i < segments.length; i++) {
+      const parent = segments.slice(0, i).join('/');
+      if (paths.has(parent)) return `${parent} is both a file and a directory`;
+    }
+  }
+  return undefined;
+}
+
+function isFileSource(from: unknown): from is ManifestFile['from'] {
+  if (typeof from !== 'object' || from === null) return false;
+  const source = from as Record<string, unknown>;
+  return typeof source.configMapKey === 'string' || (typeof source.secret === 'string' && typeof source.key === 'string');
+}
+
+/** What identifies a file's bytes and mode, so that an unchanged file can be shared between generations. */
+export function fileIdentity(file: Pick<ManifestFile, 'mode' | 'sha256'>): string {
+  return `${file.mode.toString(8)}:${file.sha256}`;
+}
+
+export interface FilePlan {
+  path: string;
+  /** "link": hard-link the file from the current generation, which holds the same bytes; "write": write it. */
+  action: 'link' | 'write';
+}
+
+/**
+ * How to build a new generation from the current one. A rotation changes one binding's
+ * two files, and a proxy may serve thousands: linking what did not change keeps the cost
+ * of an apply proportional to the change. Files are never modified after they are
+ * written, so sharing an inode between generations is safe.
+ */
+export function planGeneration(files: ReadonlyArray<Pick<ManifestFile, 'path' | 'mode' | 'sha256'>>, current: ReadonlyMap<string, string> | undefined): FilePlan[] {
+  return files.map((file) => ({ path: file.path, action: current?.get(file.path) === fileIdentity(file) ? 'link' : 'write' }));
+}

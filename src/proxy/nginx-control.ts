@@ -1,0 +1,404 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { sleep } from '../k8s/informer.ts';
+import type { Logger } from '../log.ts';
+
+// Everything the agent does to nginx: test a config, start it, reload it and confirm the
+// reload, stop it. The decisions (what an error line means, whether a reload happened)
+// are pure functions at the top, tested without nginx.
+
+export type NginxErrorCode = 'ERR_NGINX_NOT_RUNNING' | 'ERR_NGINX_START_FAILED' | 'ERR_NGINX_RELOAD_UNCONFIRMED' | 'ERR_NGINX_TEST_DID_NOT_RUN';
+
+export class NginxError extends Error {
+  readonly code: NginxErrorCode;
+
+  constructor(code: NginxErrorCode, message: string) {
+    super(message);
+    this.name = 'NginxError';
+    this.code = code;
+  }
+}
+
+const maxReasonLength = 300;
+
+/**
+ * Removes what could be key material from text that leaves the process (a log line, a Pod
+ * annotation): PEM blocks, and long base64 runs such as a PEM body without its armour.
+ * Runs without a capital letter stay: base64 of key bytes has them every few characters,
+ * while config hashes in generation paths and lowercase file paths have none.
+ * nginx's messages name files and directives, never their contents, but a config that
+ * inlines a key (`data:` values) would be echoed back in a parse error.
+ */
+export function redactKeyMaterial(text: string): string {
+  return text
+    .replace(/-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)/g, '[redacted PEM]')
+    .replace(/[A-Za-z0-9+/]{40,}={0,2}/g, (run) => (/[A-Z]/.test(run) ? '[redacted]' : run));
+}
+
+/**
+ * The one line of nginx's output that says why: the first [emerg], [alert], [crit] or
+ * [error] message, without its timestamp and pid, with the generation directory cut from
+ * file names ("unknown directive "x" in nginx.conf:12"), redacted and short enough for
+ * an annotation.
+ */
+export function nginxErrorReason(output: string, options: { directory?: string } = {}): string {
+  const lines = redactKeyMaterial(options.directory ? output.split(`${options.directory}/`).join('') : output)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
+  const line = lines.find((l) => /\[(emerg|alert|crit|error)\]/.test(l)) ?? lines[0] ?? 'nginx gave no reason';
+  const reason = line.replace(/^.*?\[(emerg|alert|crit|error)\]\s+(\d+#\d+:\s+)?/, '');
+  return reason.length > maxReasonLength ? `${reason.slice(0, maxReasonLength - 1)}…` : reason;
+}
+
+/** A process's children: pid → title as /proc shows it ("nginx: worker process"). */
+export type ProcessTitles = ReadonlyMap<number, string>;
+
+/**
+ * Whether nginx has taken a reload, judged from its master's children before SIGHUP and
+ * now. A master that loads the new config starts new workers and, 100 ms later, tells
+ * the old ones to quit; they retitle themselves "worker process is shutting down" and
+ * exit once their connections finish. From then on only new workers accept connections.
+ * A master that rejects the config (a port already bound, say: `nginx -t` does not bind)
+ * logs the error and keeps its workers as they were. So the reload took effect when a new
+ * child exists and no old child is still an active worker.
+ *
+ * Why not something simpler: "the pid file still names a live master" holds after a
+ * refused reload too; "a new worker pid appeared" also happens when one worker crashes
+ * and is respawned (its siblings stay active here, so that does not pass); parsing the
+ * error log depends on where the rendered config sends it (a file, or /dev/stderr in a
+ * container). Worker titles are what nginx itself shows in `ps`.
+ */
+export function reloadObserved(before: ProcessTitles, now: ProcessTitles): boolean {
+  const started = [...now.keys()].some((pid) => !before.has(pid));
+  const oldStillActive = [...before.keys()].some((pid) => {
+    const title = now.get(pid);
+    return title !== undefined && !title.includes('shutting down');
+  });
+  return started && !oldStillActive;
+}
+
+/**
+ * Children of `parent` from /proc (every process's stat names its parent), skipping
+ * zombies. /proc/<pid>/task/<pid>/children would be cheaper but needs
+ * CONFIG_PROC_CHILDREN, which not every kernel (or sandbox) has.
+ */
+export async function childProcesses(parent: number): Promise<Map<number, string>> {
+  const children = new Map<number, string>();
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return children;
+  }
+  await Promise.all(
+    entries
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(async (entry) => {
+        try {
+          const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+          // "pid (comm) state ppid …"; comm may itself contain ") ".
+          const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          if (state === 'Z' || Number(ppid) !== parent) return;
+          const title = (await readFile(`/proc/${entry}/cmdline`, 'utf8')).replace(/\0/g, ' ').trim();
+          children.set(Number(entry), title);
+        } catch {
+          // exited while we looked
+        }
+      }),
+  );
+  return children;
+}
+
+/** Alive: signalable and not a zombie. */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+export interface NginxPaths {
+  binary: string;
+  /** nginx's -p: pid, logs and temp files. */
+  prefix: string;
+}
+
+export type NginxTestResult = { ok: true } | { ok: false; reason: string };
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * `nginx -t` on one config file, with the prefix nginx runs with, so relative paths
+ * resolve as they will at run time: certificates next to the file, temp paths in the
+ * prefix. `-e stderr` sends what nginx says before and while it reads the config to us
+ * instead of a compiled-in log path that may not be writable.
+ */
+export async function testNginxConfig(paths: NginxPaths, confPath: string, timeoutMs = 60_000): Promise<NginxTestResult> {
+  try {
+    await execFileAsync(paths.binary, ['-t', '-q', '-p', paths.prefix, '-c', confPath, '-e', 'stderr'], { timeout: timeoutMs, maxBuffer: 1 << 20 });
+    return { ok: true };
+  } catch (err) {
+    const failure = err as { code?: unknown; killed?: boolean; stderr?: string; message?: string };
+    if (typeof failure.code === 'number' && !failure.killed) {
+      return { ok: false, reason: nginxErrorReason(failure.stderr ?? '', { directory: dirname(confPath) }) };
+    }
+    // Not nginx's verdict on the config: no binary, a timeout. Worth retrying.
+    throw new NginxError('ERR_NGINX_TEST_DID_NOT_RUN', `nginx -t did not run: ${redactKeyMaterial(failure.message ?? String(err))}`);
+  }
+}
+
+/** Sends SIGHUP to a master and waits until its workers show that the new config took. */
+async function reloadAndConfirm(masterPid: number, timeoutMs: number, alive: () => boolean): Promise<void> {
+  const before = await childProcesses(masterPid);
+  process.kill(masterPid, 'SIGHUP');
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    await sleep(25);
+    if (!alive()) throw new NginxError('ERR_NGINX_NOT_RUNNING', `nginx (pid ${masterPid}) exited during a reload`);
+    if (reloadObserved(before, await childProcesses(masterPid))) return;
+  }
+  throw new NginxError(
+    'ERR_NGINX_RELOAD_UNCONFIRMED',
+    `nginx (pid ${masterPid}) started no new workers within ${Math.round(timeoutMs / 1000)}s of SIGHUP: it rejected the config at run time (see its error log) or is still loading it`,
+  );
+}
+
+/** What the agent needs of nginx, whether it runs nginx itself or nginx runs beside it. */
+export interface NginxControl {
+  /** Makes nginx serve DIR/current: starts it, or reloads it; resolves once that took effect. */
+  apply(): Promise<void>;
+  /** Whether a master runs now (for /readyz). */
+  running(): boolean;
+  /** Stops nginx gracefully if the agent started it; otherwise does nothing. */
+  stop(): Promise<void>;
+}
+
+/**
+ * nginx started by someone else (its own container, with `shareProcessNamespace: true`
+ * so that the agent can see and signal it); the master's pid is in its pid file.
+ */
+export class ExternalNginx implements NginxControl {
+  readonly #pidFile: string;
+  readonly #reloadTimeoutMs: number;
+
+  constructor(options: { pidFile: string; reloadTimeoutMs: number }) {
+    this.#pidFile = options.pidFile;
+    this.#reloadTimeoutMs = options.reloadTimeoutMs;
+  }
+
+  #pid(): number | undefined {
+    const pid = readPidFile(this.#pidFile);
+    return pid !== undefined && isProcessAlive(pid) ? pid : undefined;
+  }
+
+  running(): boolean {
+    return this.#pid() !== undefined;
+  }
+
+  async apply(): Promise<void> {
+    const pid = this.#pid();
+    if (pid === undefined) throw new NginxError('ERR_NGINX_NOT_RUNNING', `no nginx master runs (pid file ${this.#pidFile})`);
+    await reloadAndConfirm(pid, this.#reloadTimeoutMs, () => isProcessAlive(pid));
+  }
+
+  async stop(): Promise<void> {
+    // Not ours to stop.
+  }
+}
+
+export interface ManagedNginxOptions extends NginxPaths {
+  /** DIR/current/nginx.conf: always the current generation, through the symlink. */
+  confPath: string;
+  pidFile: string;
+  reloadTimeoutMs: number;
+  /** How long a graceful stop (SIGQUIT) may take before SIGTERM, then SIGKILL. */
+  stopTimeoutMs: number;
+  logger: Logger;
+  /** Called when nginx exits on its own; for metrics. */
+  onUnexpectedExit?: () => void;
+}
+
+const restartBackoff = { baseMs: 200, maxMs: 30_000 };
+/** A master that ran this long before it died starts the backoff afresh. */
+const stableAfterMs = 60_000;
+const stderrTailLines = 20;
+
+/**
+ * nginx as the agent's child (`--manage-nginx`), for pods that run one container. It is
+ * started only once a config has been applied, restarted with backoff when it dies, and
+ * stopped gracefully with the agent.
+ *
+ * It runs in a process group of its own. A master killed outright (OOM, SIGKILL) leaves
+ * its workers running, still holding the listeners, and a new master could not bind
+ * them; the group is the handle that reaches those orphans, so they are killed before a
+ * restart, and on every exit of the agent that can run code.
+ */
+export class ManagedNginx implements NginxControl {
+  readonly #options: ManagedNginxOptions;
+  readonly #log: Logger;
+  #child: ChildProcess | undefined;
+  #up = false;
+  #everUp = false;
+  #starting: Promise<void> | undefined;
+  #stopping = false;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #crashes = 0;
+  #stderrTail: string[] = [];
+
+  constructor(options: ManagedNginxOptions) {
+    this.#options = options;
+    this.#log = options.logger.child({ component: 'nginx' });
+  }
+
+  running(): boolean {
+    return this.#up;
+  }
+
+  async apply(): Promise<void> {
+    await this.#starting?.catch(() => undefined);
+    const child = this.#child;
+    if (child?.pid !== undefined && this.#up) {
+      await reloadAndConfirm(child.pid, this.#options.reloadTimeoutMs, () => this.#child === child);
+      return;
+    }
+    clearTimeout(this.#restartTimer);
+    await this.#start();
+  }
+
+  #start(): Promise<void> {
+    this.#starting ??= this.#spawnAndWait().finally(() => (this.#starting = undefined));
+    return this.#starting;
+  }
+
+  async #spawnAndWait(): Promise<void> {
+    if (this.#stopping) throw new NginxError('ERR_NGINX_START_FAILED', 'the agent is stopping');
+    const { binary, prefix, confPath, pidFile } = this.#options;
+    this.#stderrTail = [];
+    const child = spawn(binary, ['-p', prefix, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'pipe'], detached: true });
+    const pid = child.pid;
+    const killGroup = (): void => signalQuietly(-pid!, 'SIGKILL');
+    let exited = pid === undefined;
+    let spawnError: string | undefined;
+    child.once('error', (err) => (spawnError = err.message));
+    if (pid !== undefined) {
+      this.#child = child;
+      process.once('exit', killGroup);
+      const startedAt = Date.now();
+      child.once('exit', (code, signal) => {
+        exited = true;
+        process.off('exit', killGroup);
+        this.#onExit(child, code, signal, startedAt);
+      });
+    }
+    // nginx's own stderr: passed on as it is (operators know its format), redacted, and
+    // the last lines kept as the reason when a start fails.
+    createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
+      const safe = redactKeyMaterial(line);
+      process.stderr.write(`${safe}\n`);
+      this.#stderrTail.push(safe);
+      if (this.#stderrTail.length > stderrTailLines) this.#stderrTail.shift();
+    });
+
+    // nginx writes its pid file after it has bound every listener; the workers follow.
+    const deadline = Date.now() + this.#options.reloadTimeoutMs;
+    while (Date.now() < deadline) {
+      if (exited || pid === undefined) {
+        // The 'exit' event can precede the last stderr lines; give them a moment.
+        await sleep(50);
+        throw new NginxError('ERR_NGINX_START_FAILED', `nginx did not start: ${spawnError ?? nginxErrorReason(this.#stderrTail.join('\n'))}`);
+      }
+      if (readPidFile(pidFile) === pid && (await childProcesses(pid)).size > 0) {
+        this.#up = true;
+        this.#everUp = true;
+        this.#log.info({ pid }, 'nginx started');
+        return;
+      }
+      await sleep(25);
+    }
+    killGroup();
+    throw new NginxError('ERR_NGINX_START_FAILED', `nginx did not start within ${Math.round(this.#options.reloadTimeoutMs / 1000)}s`);
+  }
+
+  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, startedAt: number): void {
+    if (this.#child !== child) return;
+    const wasUp = this.#up;
+    this.#child = undefined;
+    this.#up = false;
+    if (this.#stopping) return;
+    // Orphaned workers of a killed master would keep the listeners from the next one.
+    signalQuietly(-child.pid!, 'SIGKILL');
+    this.#options.onUnexpectedExit?.();
+    if (Date.now() - startedAt >= stableAfterMs) this.#crashes = 0;
+    // Before its first successful start, the next apply starts it; after that, it is restarted here.
+    if (!this.#everUp) return;
+    const retryInMs = Math.min(restartBackoff.baseMs * 2 ** this.#crashes, restartBackoff.maxMs);
+    this.#crashes++;
+    this.#log.warn({ code, signal, wasUp, retryInMs, reason: nginxErrorReason(this.#stderrTail.join('\n')) }, 'nginx exited; restarting it');
+    clearTimeout(this.#restartTimer);
+    this.#restartTimer = setTimeout(() => {
+      this.#start().catch((err: unknown) => this.#log.warn({ err: { message: (err as Error).message } }, 'nginx restart failed'));
+    }, retryInMs);
+  }
+
+  /** SIGQUIT (finish in-flight requests), then SIGTERM, then SIGKILL to the whole group. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    clearTimeout(this.#restartTimer);
+    await this.#starting?.catch(() => undefined);
+    const child = this.#child;
+    if (child?.pid === undefined) return;
+    const pid = child.pid;
+    const exited = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
+    let stopped = false;
+    for (const [signal, waitMs] of [['SIGQUIT', this.#options.stopTimeoutMs], ['SIGTERM', 5_000]] as const) {
+      signalQuietly(pid, signal);
+      stopped = await settlesWithin(exited, waitMs);
+      if (stopped) break;
+      this.#log.warn({ pid, signal, waitedMs: waitMs }, 'nginx did not stop; escalating');
+    }
+    // A master that quit gracefully took its workers with it, and this finds nobody; a
+    // master that had to be killed did not.
+    signalQuietly(-pid, 'SIGKILL');
+    if (!stopped) await settlesWithin(exited, 5_000);
+    this.#log.info({ pid }, 'nginx stopped');
+  }
+}
+
+function readPidFile(path: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(path, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `promise` settles within `ms`; the timer does not outlive the answer. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const timeout = new AbortController();
+  try {
+    return await Promise.race([promise.then(() => true), sleep(ms, timeout.signal).then(() => false)]);
+  } finally {
+    timeout.abort();
+  }
+}
+
+function signalQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
