@@ -1,0 +1,223 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { createServer, connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { contentTypes, isNotFound, type KubeClient } from '../../src/k8s/client.ts';
+import type { EgressRoute } from '../../src/model/egress-routes.ts';
+import { Sensitive } from '../../src/pki/sensitive.ts';
+import { annotationContentHash, credentialSecretName, proxyObjects, type ProxyObjects } from '../../src/proxy/proxy-objects.ts';
+import type { RenderedNginx } from '../../src/render/nginx.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { safeJson } from './controller-process.ts';
+import type { Issued } from './partner-pki.ts';
+
+const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
+
+export interface AgentProcess {
+  child: ChildProcess;
+  pid: number;
+  /** Every line the agent (and the nginx it manages) printed: tests assert that no key is among them. */
+  logs: string[];
+  healthPort: number;
+  exited: Promise<number | null>;
+  /** Parsed JSON log lines with this message. */
+  logged(msg: string): Array<Record<string, unknown>>;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL to the agent's process group and every nginx it started. */
+  kill(): Promise<void>;
+}
+
+export interface AgentOptions {
+  kubeConfigPath: string;
+  namespace: string;
+  podName: string;
+  configDir: string;
+  nginxPrefix: string;
+  /** Default true; false signals an nginx the test runs itself. */
+  manageNginx?: boolean;
+  args?: string[];
+}
+
+/**
+ * Runs `mtls-egress agent` (with --manage-nginx unless told otherwise) as a real process,
+ * as a proxy pod would, in a process group of its own. kill() and this process's exit
+ * kill that group and every nginx group the agent started, so nothing is left behind
+ * however a test ends.
+ */
+export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
+  const args = [
+    cli,
+    'agent',
+    '--kubeconfig', options.kubeConfigPath,
+    '--namespace', options.namespace,
+    '--pod-name', options.podName,
+    '--config-dir', options.configDir,
+    '--nginx-prefix', options.nginxPrefix,
+    ...(options.manageNginx === false ? [] : ['--manage-nginx']),
+    '--health-addr', '127.0.0.1:0',
+    ...(options.args ?? []),
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' } });
+  const pid = child.pid!;
+  const logs: string[] = [];
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let partial = '';
+    stream.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString('utf8')).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) if (line) logs.push(line);
+    });
+  }
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => (done = true));
+  const logged = (msg: string): Array<Record<string, unknown>> => logs.map(safeJson).filter((line): line is Record<string, unknown> => line?.msg === msg);
+  // nginx runs in a process group of its own (its master's pid), which the agent kills
+  // on its way out; a SIGKILLed agent cannot, so this does.
+  const killGroup = (): void => {
+    const nginxGroups = logged('nginx started').map((line) => line.pid as number);
+    for (const group of [pid, ...nginxGroups]) {
+      try {
+        process.kill(-group, 'SIGKILL');
+      } catch {
+        // the group is empty
+      }
+    }
+  };
+  process.once('exit', killGroup);
+  const healthPort = await pollUntil(
+    () => {
+      if (done) throw new Error(`agent exited early:\n${logs.join('\n')}`);
+      const port = logged('agent starting')[0]?.port;
+      return typeof port === 'number' ? port : undefined;
+    },
+    { what: 'the agent to start', timeoutMs: 30_000, intervalMs: 50 },
+  );
+  return {
+    child,
+    pid,
+    logs,
+    healthPort,
+    exited,
+    logged,
+    async stop() {
+      if (!done) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      killGroup();
+      await exited;
+      process.off('exit', killGroup);
+    },
+  };
+}
+
+/** A binding's route to a partner on localhost, as the model builds it from a decoded certificate. */
+export function partnerRoute(options: { namespace: string; name: string; listenerPort: number; partnerPort: number; client: Issued; partnerCA: string }): EgressRoute {
+  return {
+    key: `${options.namespace}/${options.name}`,
+    namespace: options.namespace,
+    name: options.name,
+    listenerPort: options.listenerPort,
+    host: 'localhost',
+    port: options.partnerPort,
+    serverName: 'localhost',
+    clientCertificate: {
+      chainPem: options.client.certPem,
+      privateKey: new Sensitive(options.client.keyPem),
+      serialNumber: options.client.serial,
+      fingerprintSha256: new X509Certificate(options.client.certPem).fingerprint256,
+    },
+    serverCA: { pem: options.partnerCA },
+  };
+}
+
+/**
+ * Writes the proxy objects as the proxy-config controller does, with server-side apply:
+ * the credential Secrets that changed (by their content-hash annotation), then the
+ * ConfigMap. Apply also removes ConfigMap keys the new rendering no longer has.
+ */
+export class ProxyConfigWriter {
+  readonly #client: KubeClient;
+  /** Secret name → the content hash last written. */
+  readonly #written = new Map<string, string>();
+  readonly namespace: string;
+
+  constructor(client: KubeClient, namespace: string) {
+    this.#client = client;
+    this.namespace = namespace;
+  }
+
+  objects(rendered: RenderedNginx, routes: readonly EgressRoute[]): ProxyObjects {
+    return proxyObjects(rendered, routes, this.namespace);
+  }
+
+  /** Every credential Secret but those of `withhold` (binding keys), then the ConfigMap. */
+  async publish(objects: ProxyObjects, options: { withhold?: string[] } = {}): Promise<void> {
+    const withheld = new Set((options.withhold ?? []).map(credentialSecretName));
+    for (const secret of objects.secrets) {
+      const name = secret.metadata.name;
+      if (!withheld.has(name) && this.#written.get(name) !== secret.metadata.annotations[annotationContentHash]) await this.applySecret(objects, name);
+    }
+    await this.#apply(`/api/v1/namespaces/${this.namespace}/configmaps/${objects.configMap.metadata.name}`, objects.configMap);
+  }
+
+  async applySecret(objects: ProxyObjects, name: string): Promise<void> {
+    const secret = objects.secrets.find((s) => s.metadata.name === name);
+    if (!secret) throw new Error(`no credential Secret ${name}`);
+    await this.#apply(`/api/v1/namespaces/${this.namespace}/secrets/${name}`, secret);
+    this.#written.set(name, secret.metadata.annotations[annotationContentHash]!);
+  }
+
+  async deleteCredentials(bindingKey: string): Promise<void> {
+    this.#written.delete(credentialSecretName(bindingKey));
+    await this.#client.delete(`/api/v1/namespaces/${this.namespace}/secrets/${credentialSecretName(bindingKey)}`).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+  }
+
+  async #apply(path: string, body: unknown): Promise<void> {
+    await this.#client.request('PATCH', path, { body, contentType: contentTypes.apply, query: { fieldManager: 'test-proxy-config-controller', force: true } });
+  }
+}
+
+/** A Pod object for the agent to annotate. No kubelet runs it: it stays Pending, which is all the agent needs. */
+export async function createAgentPod(client: KubeClient, namespace: string, name: string): Promise<void> {
+  await client.create(`/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } }).catch(() => undefined);
+  await client.create(`/api/v1/namespaces/${namespace}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace },
+    spec: { automountServiceAccountToken: false, containers: [{ name: 'proxy', image: 'mtls-egress:test' }] },
+  });
+}
+
+export async function podAnnotations(client: KubeClient, namespace: string, name: string): Promise<Record<string, string>> {
+  const pod = await client.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${namespace}/pods/${name}`);
+  return pod.metadata.annotations ?? {};
+}
+
+/** A port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Whether a TCP connection to 127.0.0.1:port is refused. */
+export function connectionRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
+  });
+}

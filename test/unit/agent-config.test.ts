@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { parseAgentConfig } from '../../src/proxy/agent-config.ts';
+
+describe('parseAgentConfig', () => {
+  test('defaults: the prefix is the config dir, the pid file is where the rendered config puts it', () => {
+    const config = parseAgentConfig(['--namespace', 'proxy', '--config-dir', '/etc/mtls-egress'], { POD_NAME: 'proxy-0' });
+    assert.deepEqual(config, {
+      kubeconfig: undefined,
+      namespace: 'proxy',
+      podName: 'proxy-0',
+      configDir: '/etc/mtls-egress',
+      nginxPrefix: '/etc/mtls-egress',
+      nginxBinary: '/usr/sbin/nginx',
+      nginxPidFile: '/etc/mtls-egress/nginx.pid',
+      manageNginx: false,
+      reloadTimeoutMs: 30_000,
+      stopTimeoutMs: 25_000,
+      healthAddress: { host: '0.0.0.0', port: 8081 },
+      logLevel: 'info',
+    });
+  });
+
+  test('flags win over the environment; relative directories become absolute', () => {
+    const config = parseAgentConfig(
+      ['--namespace', 'a', '--pod-name', 'p', '--config-dir', 'conf', '--nginx-prefix', '/run/nginx', '--nginx-pid-file', '/run/x.pid', '--manage-nginx', '--reload-timeout', '2s', '--health-addr', '127.0.0.1:0'],
+      { POD_NAMESPACE: 'b', POD_NAME: 'q' },
+    );
+    assert.equal(config.namespace, 'a');
+    assert.equal(config.podName, 'p');
+    assert.equal(config.configDir, `${process.cwd()}/conf`);
+    assert.equal(config.nginxPrefix, '/run/nginx');
+    assert.equal(config.nginxPidFile, '/run/x.pid');
+    assert.equal(config.manageNginx, true);
+    assert.equal(config.reloadTimeoutMs, 2000);
+    assert.deepEqual(config.healthAddress, { host: '127.0.0.1', port: 0 });
+  });
+
+  const usageErrors: Array<[string, string[], Record<string, string>, RegExp]> = [
+    ['no namespace', ['--config-dir', '/d'], { POD_NAME: 'p' }, /--namespace/],
+    ['no pod name', ['--namespace', 'n', '--config-dir', '/d'], {}, /--pod-name/],
+    ['no config dir', ['--namespace', 'n'], { POD_NAME: 'p' }, /--config-dir/],
+    ['a bad duration', ['--namespace', 'n', '--config-dir', '/d', '--stop-timeout', 'soon'], { POD_NAME: 'p' }, /--stop-timeout/],
+    ['a bad address', ['--namespace', 'n', '--config-dir', '/d', '--health-addr', '8081'], { POD_NAME: 'p' }, /--health-addr/],
+  ];
+  for (const [name, argv, env, message] of usageErrors) {
+    test(`usage error: ${name}`, () => assert.throws(() => parseAgentConfig(argv, env), (err: Error & { code?: string }) => err.code === 'ERR_USAGE' && message.test(err.message)));
+  }
+});
