@@ -57,17 +57,38 @@ Options:
   --proxy-status-port N    the proxy's /healthz listener (default: 8081)
 `;
 
-function duration(name: string, text: string): number {
+export function positiveDuration(name: string, text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: "${text}" is not a positive duration such as 15s`);
   return ms;
 }
 
-function hostPort(text: string): { host: string; port: number } {
+export function hostPort(name: string, text: string): { host: string; port: number } {
   const i = text.lastIndexOf(':');
   const port = Number(text.slice(i + 1));
-  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--health-addr: "${text}" is not HOST:PORT`);
+  if (i < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--${name}: "${text}" is not HOST:PORT`);
   return { host: text.slice(0, i) || '0.0.0.0', port };
+}
+
+/**
+ * The prologue every long-running command shares: --help prints the usage, a flag
+ * error prints it with the reason and means exit code 2, anything else is a bug.
+ */
+export function parseFlagsOrUsage<T>(command: string, usage: string, argv: readonly string[], parse: () => T): { ok: true; config: T } | { ok: false; exitCode: number } {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(usage);
+    return { ok: false, exitCode: 0 };
+  }
+  try {
+    return { ok: true, config: parse() };
+  } catch (err) {
+    // parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes for unknown or malformed flags.
+    if (err instanceof UsageError || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`mtls-egress ${command}: ${(err as Error).message}\n\n${usage}`);
+      return { ok: false, exitCode: 2 };
+    }
+    throw err;
+  }
 }
 
 /** Flags and environment → settings, validated once at start-up. */
@@ -119,11 +140,11 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
     proxyService: values['proxy-service'],
     leaderElect: leaderElect === 'true',
     leaseName: values['lease-name'],
-    leaseDurationMs: duration('lease-duration', values['lease-duration']),
-    renewDeadlineMs: duration('renew-deadline', values['renew-deadline']),
-    retryPeriodMs: duration('retry-period', values['retry-period']),
+    leaseDurationMs: positiveDuration('lease-duration', values['lease-duration']),
+    renewDeadlineMs: positiveDuration('renew-deadline', values['renew-deadline']),
+    retryPeriodMs: positiveDuration('retry-period', values['retry-period']),
     identity: values.id ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
-    healthAddress: hostPort(values['health-addr']),
+    healthAddress: hostPort('health-addr', values['health-addr']),
     workers,
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
     dataPlane,

@@ -2,14 +2,14 @@ import { KubeClient } from '../k8s/client.ts';
 import { Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ProxyAgent, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
-import { agentUsage, parseAgentConfig, type AgentConfig } from '../proxy/agent-config.ts';
+import { agentUsage, parseAgentConfig } from '../proxy/agent-config.ts';
 import { AgentMetrics } from '../proxy/agent-metrics.ts';
 import { ConfigDir } from '../proxy/config-dir.ts';
 import { ExternalNginx, ManagedNginx, testNginxConfig, type NginxControl } from '../proxy/nginx-control.ts';
 import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
-import { UsageError } from '../config.ts';
+import { parseFlagsOrUsage } from '../config.ts';
 import { loadKubeConfig } from './controller.ts';
 
 /**
@@ -18,20 +18,9 @@ import { loadKubeConfig } from './controller.ts';
  * server and signals. Resolves with the process exit code.
  */
 export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { logger?: Logger } = {}): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(agentUsage);
-    return 0;
-  }
-  let config: AgentConfig;
-  try {
-    config = parseAgentConfig(argv, env);
-  } catch (err) {
-    if (err instanceof UsageError || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`mtls-egress agent: ${(err as Error).message}\n\n${agentUsage}`);
-      return 2;
-    }
-    throw err;
-  }
+  const parsed = parseFlagsOrUsage('agent', agentUsage, argv, () => parseAgentConfig(argv, env));
+  if (!parsed.ok) return parsed.exitCode;
+  const config = parsed.config;
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const metrics = new AgentMetrics();

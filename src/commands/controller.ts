@@ -1,6 +1,6 @@
 import { KubeConfig } from '@kubernetes/client-node';
 import { group, version, plural, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import { controllerUsage, parseControllerConfig, UsageError, type ControllerConfig } from '../config.ts';
+import { controllerUsage, parseControllerConfig, parseFlagsOrUsage, type ControllerConfig } from '../config.ts';
 import { BindingController } from '../controller/binding-controller.ts';
 import { decodeCertificateInput } from '../controller/identity-decoder.ts';
 import { LeaderElector } from '../controller/leader-election.ts';
@@ -36,21 +36,9 @@ function collectionPaths(config: ControllerConfig, resource: (ns?: string) => st
  * server and signals. Resolves with the process exit code.
  */
 export async function runController(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { logger?: Logger } = {}): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(controllerUsage);
-    return 0;
-  }
-  let config: ControllerConfig;
-  try {
-    config = parseControllerConfig(argv, env);
-  } catch (err) {
-    // parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes for unknown or malformed flags.
-    if (err instanceof UsageError || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`mtls-egress controller: ${(err as Error).message}\n\n${controllerUsage}`);
-      return 2;
-    }
-    throw err;
-  }
+  const parsed = parseFlagsOrUsage('controller', controllerUsage, argv, () => parseControllerConfig(argv, env));
+  if (!parsed.ok) return parsed.exitCode;
+  const config = parsed.config;
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const metrics = new ControllerMetrics();

@@ -39,12 +39,7 @@ export class ControllerMetrics {
     help: '1 while this replica holds the leader Lease.',
     registers: [this.registry],
   });
-  readonly watchErrors = new Counter({
-    name: 'mtls_egress_watch_errors_total',
-    help: 'Failed list or watch calls, retried with backoff.',
-    labelNames: ['resource'] as const,
-    registers: [this.registry],
-  });
+  readonly watchErrors = watchErrorsCounter(this.registry);
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
@@ -54,4 +49,14 @@ export class ControllerMetrics {
     this.certificateNotAfter.remove(labels);
     this.bindingReady.remove(labels);
   }
+}
+
+/** Shared by the controller and the agent: an informer's failed list or watch calls. */
+export function watchErrorsCounter(registry: Registry): Counter<'resource'> {
+  return new Counter({
+    name: 'mtls_egress_watch_errors_total',
+    help: 'Failed list or watch calls, retried with backoff.',
+    labelNames: ['resource'] as const,
+    registers: [registry],
+  });
 }

@@ -1,7 +1,6 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError } from '../config.ts';
-import { parseDuration } from '../model/duration.ts';
+import { hostPort, positiveDuration, UsageError } from '../config.ts';
 
 export interface AgentConfig {
   kubeconfig: string | undefined;
@@ -43,19 +42,6 @@ Options:
   --log-level LEVEL        (default: $LOG_LEVEL or info)
 `;
 
-function positiveDuration(name: string, text: string): number {
-  const ms = parseDuration(text);
-  if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: "${text}" is not a positive duration such as 30s`);
-  return ms;
-}
-
-function healthAddress(text: string): { host: string; port: number } {
-  const colon = text.lastIndexOf(':');
-  const port = Number(text.slice(colon + 1));
-  if (colon < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--health-addr: "${text}" is not HOST:PORT`);
-  return { host: text.slice(0, colon) || '0.0.0.0', port };
-}
-
 /** Flags and environment → settings, validated once at start-up. */
 export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
   const { values } = parseArgs({
@@ -95,7 +81,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
     manageNginx: values['manage-nginx'],
     reloadTimeoutMs: positiveDuration('reload-timeout', values['reload-timeout']),
     stopTimeoutMs: positiveDuration('stop-timeout', values['stop-timeout']),
-    healthAddress: healthAddress(values['health-addr']),
+    healthAddress: hostPort('health-addr', values['health-addr']),
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
   };
 }

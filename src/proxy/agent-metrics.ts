@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { watchErrorsCounter } from '../metrics/metrics.ts';
 
 /** Every metric the proxy agent exports, on a registry of its own. */
 export class AgentMetrics {
@@ -25,12 +26,7 @@ export class AgentMetrics {
     help: 'Times the nginx the agent manages exited on its own (it is restarted with backoff).',
     registers: [this.registry],
   });
-  readonly watchErrors = new Counter({
-    name: 'mtls_egress_watch_errors_total',
-    help: 'Failed list or watch calls, retried with backoff.',
-    labelNames: ['resource'] as const,
-    registers: [this.registry],
-  });
+  readonly watchErrors = watchErrorsCounter(this.registry);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
