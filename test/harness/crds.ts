@@ -42,7 +42,8 @@ export async function readCrdDocuments(crdDir: string): Promise<CrdDocument[]> {
   if (!directory?.isDirectory()) {
     throw new Error(`CRD directory ${crdDir} does not exist: integration tests run against the real CRDs and cannot start without them`);
   }
-  const files = (await readdir(crdDir)).filter((name) => /\.ya?ml$/.test(name)).sort();
+  // kustomization.yaml makes crds/ a kustomize base for deploy/; it is metadata, not a CRD.
+  const files = (await readdir(crdDir)).filter((name) => /\.ya?ml$/.test(name) && !/^kustomization\.ya?ml$/.test(name)).sort();
   const documents: CrdDocument[] = [];
   for (const fileName of files) {
     const file = join(crdDir, fileName);

@@ -1,0 +1,137 @@
+// deploy/ against a real API server: it applies, its pods meet the restricted Pod Security
+// Standard, and the controller works with exactly the ServiceAccount and RBAC it ships.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, test } from 'node:test';
+import { loadAll } from 'js-yaml';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { proxyConfigMapName } from '../../src/proxy/proxy-objects.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { useControlPlane } from '../harness/use-control-plane.ts';
+import { startController } from '../support/controller-process.ts';
+import { hasReason, TestKube } from '../support/kube.ts';
+import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+
+const run = promisify(execFile);
+const cluster = await useControlPlane();
+const kube = new TestKube(cluster.kubeconfig);
+const system = 'mtls-egress-system';
+const controllerSA = `system:serviceaccount:${system}:mtls-egress-controller`;
+const proxySA = `system:serviceaccount:${system}:mtls-egress-proxy`;
+
+function kubectl(...args: string[]) {
+  return run('kubectl', ['--kubeconfig', cluster.kubeConfigPath, ...args], { encoding: 'utf8' });
+}
+
+interface Rendered { kind: string; metadata: { name: string; namespace?: string }; spec?: { template?: { metadata?: unknown; spec: unknown } } }
+
+async function renderedDeploy(): Promise<Rendered[]> {
+  const { stdout } = await kubectl('kustomize', 'deploy/');
+  return loadAll(stdout) as Rendered[];
+}
+
+describe('deploy/ against a real API server', () => {
+  test('kubectl apply --server-side --dry-run=server -k deploy/ passes, then applies for real', async () => {
+    // Namespaced objects can be dry-run only into a namespace that exists.
+    await kubectl('apply', '--server-side', '-f', 'deploy/namespace.yaml');
+    const dry = await kubectl('apply', '--server-side', '--dry-run=server', '-k', 'deploy/');
+    assert.match(dry.stdout, /deployment\.apps\/mtls-egress-controller serverside-applied \(server dry run\)/);
+    assert.match(dry.stdout, /deployment\.apps\/mtls-egress-proxy serverside-applied \(server dry run\)/);
+    await kubectl('apply', '--server-side', '--force-conflicts', '-k', 'deploy/');
+  });
+
+  test('every pod template passes the restricted Pod Security admission', async () => {
+    const docs = await renderedDeploy();
+    const deployments = docs.filter((d) => d.kind === 'Deployment');
+    assert.equal(deployments.length, 2);
+    for (const d of deployments) {
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: `pss-${d.metadata.name}`, namespace: system }, spec: d.spec!.template!.spec };
+      // The namespace enforces restricted: PodSecurity admission rejects a non-compliant pod even in a dry run.
+      await kube.client.request('POST', `/api/v1/namespaces/${system}/pods`, { query: { dryRun: 'All' }, body: pod });
+    }
+    const privileged = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pss-control', namespace: system }, spec: { serviceAccountName: 'mtls-egress-controller', containers: [{ name: 'c', image: 'nginx' }] } };
+    await assert.rejects(kube.client.request('POST', `/api/v1/namespaces/${system}/pods`, { query: { dryRun: 'All' }, body: privileged }), /violates PodSecurity "restricted/);
+  });
+
+  test('the controller works with exactly the ServiceAccount and RBAC from deploy/', async () => {
+    const ns = await kube.namespace('rbac');
+    const token = await kube.client.create<{ status: { token: string } }>(`/api/v1/namespaces/${system}/serviceaccounts/mtls-egress-controller/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'mtls-egress-sa-'));
+    const kubeConfigPath = join(dir, 'kubeconfig');
+    const cluster0 = cluster.kubeconfig.getCurrentCluster()!;
+    writeFileSync(kubeConfigPath, JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: { server: cluster0.server, 'certificate-authority-data': cluster0.caData } }],
+      users: [{ name: 'sa', user: { token: token.status.token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+      'current-context': 'sa',
+    }), { mode: 0o600 });
+
+    const pki = new PartnerPki();
+    await kube.putSecret(ns, 'pfx', { 'keystore.p12': toPfx(pki.issueClient({ cn: 'rbac.client' }), { password: 'pw' }), password: 'pw' });
+    await kube.createBinding(ns, 'rbac', { host: 'api.partner.example', certificate: { secretRef: { name: 'pfx' }, passwordSecretRef: { name: 'pfx' } } });
+
+    const controller = await startController({
+      kubeConfigPath,
+      namespaces: [ns],
+      id: 'rbac',
+      leaseName: 'mtls-egress-controller',
+      args: ['--namespace', system, '--data-plane', 'nginx'],
+    });
+    try {
+      // Status, an Event, the Lease, and the proxy objects in its own namespace: every write it needs.
+      await kube.waitForBinding(ns, 'rbac', 'Pending on the proxy', hasReason(reasons.ProgrammingPending));
+      assert.deepEqual((await kube.events(ns, 'rbac')).map((e) => e.reason), [reasons.ProgrammingPending]);
+      await pollUntil(() => kube.client.get(`/api/v1/namespaces/${system}/configmaps/${proxyConfigMapName}`).catch(() => undefined), { what: 'the proxy ConfigMap', timeoutMs: 10_000 });
+      const forbidden = controller.logs.filter((l) => /\b403\b|forbidden/i.test(l));
+      assert.deepEqual(forbidden, [], 'no request was refused');
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  const canI: Array<[string, string, string, string | undefined, boolean]> = [
+    // [who, verb, resource, namespace (undefined: cluster scope), allowed]
+    [controllerSA, 'list', 'clientcertificatebindings.mtls-egress.io', undefined, true],
+    [controllerSA, 'patch', 'clientcertificatebindings.mtls-egress.io/status', 'team-a', true],
+    [controllerSA, 'update', 'clientcertificatebindings.mtls-egress.io', 'team-a', false],
+    [controllerSA, 'delete', 'clientcertificatebindings.mtls-egress.io', 'team-a', false],
+    [controllerSA, 'get', 'secrets', 'team-a', true],
+    [controllerSA, 'create', 'secrets', 'team-a', false],
+    [controllerSA, 'update', 'secrets', 'kube-system', false],
+    [controllerSA, 'create', 'secrets', system, true],
+    [controllerSA, 'create', 'configmaps', 'team-a', false],
+    [controllerSA, 'create', 'networkpolicies.networking.k8s.io', 'team-a', false],
+    [controllerSA, 'create', 'events', 'team-a', true],
+    [controllerSA, 'create', 'pods', system, false],
+    [controllerSA, 'update', 'leases.coordination.k8s.io/mtls-egress-controller', system, true],
+    [controllerSA, 'update', 'leases.coordination.k8s.io/someone-else', system, false],
+    [controllerSA, 'create', 'leases.coordination.k8s.io', 'team-a', false],
+    [controllerSA, 'get', 'nodes', undefined, false],
+    [proxySA, 'get', 'secrets', system, true],
+    [proxySA, 'get', 'secrets', 'team-a', false],
+    [proxySA, 'create', 'secrets', system, false],
+    [proxySA, 'patch', 'pods', system, true],
+    [proxySA, 'patch', 'pods', 'team-a', false],
+    [proxySA, 'list', 'clientcertificatebindings.mtls-egress.io', undefined, false],
+    [proxySA, 'update', 'configmaps', system, false],
+  ];
+  for (const [who, verb, resource, ns, allowed] of canI) {
+    const short = who.split(':').pop();
+    test(`${short} ${allowed ? 'can' : 'cannot'} ${verb} ${resource}${ns ? ` in ${ns}` : ''}`, async () => {
+      const [kind, sub] = resource.endsWith('/status') ? [resource.slice(0, -'/status'.length), 'status'] : [resource, undefined];
+      const args = ['auth', 'can-i', verb, kind, '--as', who, ...(sub ? ['--subresource', sub] : []), ...(ns ? ['-n', ns] : [])];
+      const answer = await kubectl(...args).then((r) => r.stdout.trim(), (err: { stdout?: string }) => (err.stdout ?? '').trim());
+      assert.equal(answer, allowed ? 'yes' : 'no');
+    });
+  }
+});
