@@ -84,7 +84,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     metrics,
     logger,
     identities,
-    ...(proxyPods ? { programmed: { replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
+    ...(proxyPods ? { programmed: { replicas: () => proxyPods.list().map(proxyReplica), served: history.served, proxyProblem: (key: string) => proxyConfig?.problemFor(key) } } : {}),
     listenerPorts: config.listenerPorts,
     endpointFor: (port) => `http://${config.proxyService}.${config.namespace}.svc:${port}`,
   });
@@ -99,10 +99,11 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
           history,
           namespace: config.namespace,
           listenerPorts: config.listenerPorts,
-          render: { listenAddress: config.proxyListenAddress, statusPort: config.proxyStatusPort, accessLog: '/dev/stdout', errorLog: '/dev/stderr' },
+          render: { listenAddress: config.proxyListenAddress, statusPort: config.proxyStatusPort, accessLog: config.proxyAccessLog, errorLog: config.proxyErrorLog },
           proxyPodLabels: config.proxyPodLabels,
           metrics,
           logger,
+          onProblemsChanged: (keys) => controller.enqueue(keys),
         })
       : undefined;
   // A replica that applied a configuration can move any binding's Programmed.

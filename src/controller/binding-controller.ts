@@ -18,7 +18,7 @@ import { resolveCertificateInput, resolveServerCA, type CertificateInput, type S
 import { parseDuration } from '../model/duration.ts';
 import { allocateListenerPorts, type PortRange } from '../model/listener-ports.ts';
 import { SecretIndex } from '../model/secret-refs.ts';
-import { evaluateBinding, statusEqual, type CertificateOutcome, type CheckOutcome, type PortOutcome } from '../status/evaluate.ts';
+import { evaluateBinding, statusEqual, type CertificateOutcome, type CheckOutcome, type PortOutcome, type Problem } from '../status/evaluate.ts';
 import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
 import type { IdentityCache } from './identity-cache.ts';
 import type { WorkQueue } from './queue.ts';
@@ -34,7 +34,7 @@ export interface BindingControllerOptions {
   logger: Logger;
   identities: IdentityCache;
   /** Present when a data plane reports back: Ready then also requires Programmed. */
-  programmed?: { replicas: () => readonly ProxyReplica[]; served: ServedCertificates };
+  programmed?: { replicas: () => readonly ProxyReplica[]; served: ServedCertificates; proxyProblem: (key: string) => Problem | undefined };
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
   now?: () => Date;
@@ -157,7 +157,7 @@ export class BindingController {
     const input = resolveCertificateInput(binding.spec, lookup);
     const certificate: CertificateOutcome = input.ok ? await this.#decode(key, input) : input;
     const programmed = this.#o.programmed
-      ? programmedCheck(key, certificate.ok ? certificate.facts.fingerprintSha256 : undefined, this.#o.programmed.replicas(), this.#o.programmed.served)
+      ? programmedCheck(key, certificate.ok ? certificate.facts.fingerprintSha256 : undefined, this.#o.programmed.replicas(), this.#o.programmed.served, this.#o.programmed.proxyProblem(key))
       : undefined;
     const serverCA = resolveServerCA(binding.spec, lookup);
 
@@ -243,6 +243,10 @@ export class BindingController {
     if (b.spec.listenerPort !== old.spec.listenerPort || b.metadata.creationTimestamp !== old.metadata.creationTimestamp) return false;
     const allocated = this.#ports?.version === this.#portsVersion ? this.#ports.result.get(bindingKey(b)) : undefined;
     return allocated?.ok === true && allocated.port === b.status?.listenerPort;
+  }
+
+  enqueue(keys: readonly string[]): void {
+    for (const key of keys) this.#o.queue.add(key);
   }
 
   /** Every binding, again: for changes that can move any binding's verdict (a proxy replica applied a configuration). */

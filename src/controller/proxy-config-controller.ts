@@ -19,7 +19,9 @@ import {
   proxyObjects,
 } from '../proxy/proxy-objects.ts';
 import { renderNginx, type NginxRenderOptions } from '../render/nginx.ts';
+import type { Problem } from '../status/evaluate.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
+import { HostResolver } from './host-resolution.ts';
 import type { IdentityCache } from './identity-cache.ts';
 import { WorkQueue } from './queue.ts';
 
@@ -39,6 +41,9 @@ export interface ProxyConfigControllerOptions {
   now?: () => Date;
   /** Batches a burst of changes (a cold start, a mass rotation) into one render. */
   coalesceMs?: number;
+  hosts?: HostResolver;
+  /** Called with the bindings whose proxy-side problem appeared, changed or cleared. */
+  onProblemsChanged?: (keys: string[]) => void;
 }
 
 const key = 'proxy-config';
@@ -59,10 +64,13 @@ export class ProxyConfigController {
   readonly #o: ProxyConfigControllerOptions;
   readonly #log: Logger;
   readonly #queue = new WorkQueue({ baseMs: 200, maxMs: 30_000 });
+  readonly #hosts: HostResolver;
+  #problems = new Map<string, Problem>();
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
     this.#log = options.logger.child({ controller: controllerName });
+    this.#hosts = options.hosts ?? new HostResolver();
     const wake = (): void => this.#queue.addAfter(key, options.coalesceMs ?? 100);
     options.bindings.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
     options.secrets.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
@@ -110,7 +118,9 @@ export class ProxyConfigController {
       m.set(s.metadata.name, s);
     }
     const resolved = await resolveBindings(bindings, secretsByNamespace as SecretsByNamespace, this.#o.identities.decode);
-    const { routes, leftOut } = buildEgressRoutes(resolved, { now: (this.#o.now ?? (() => new Date()))(), listenerPorts: this.#o.listenerPorts });
+    const built = buildEgressRoutes(resolved, { now: (this.#o.now ?? (() => new Date()))(), listenerPorts: this.#o.listenerPorts });
+    const { routes, unresolvable } = await this.#hosts.partition(built.routes);
+    this.#setProblems(unresolvable);
     const rendered = renderNginx(routes, this.#o.render);
     const objects = proxyObjects(rendered, routes, namespace);
     const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
@@ -130,7 +140,7 @@ export class ProxyConfigController {
     written += await this.#sync('/api/v1', 'secrets', objects.secrets, credentialsSelector, true);
     written += await this.#sync('/apis/networking.k8s.io/v1', 'networkpolicies', policies, `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`, true);
     if (written > 0) {
-      this.#log.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: leftOut.length, written }, 'proxy configuration written');
+      this.#log.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: built.leftOut.length + unresolvable.size, written }, 'proxy configuration written');
     }
     return { hash: rendered.hash, written };
   }
@@ -166,6 +176,17 @@ export class ProxyConfigController {
       written++;
     }
     return written;
+  }
+
+  /** Why the proxy leaves a binding out when nothing in its own status explains it (an unresolvable host). */
+  problemFor(key: string): Problem | undefined {
+    return this.#problems.get(key);
+  }
+
+  #setProblems(next: Map<string, Problem>): void {
+    const changed = [...new Set([...this.#problems.keys(), ...next.keys()])].filter((k) => this.#problems.get(k)?.message !== next.get(k)?.message);
+    this.#problems = next;
+    if (changed.length > 0) this.#o.onProblemsChanged?.(changed);
   }
 
   #configMapPath(): string {

@@ -1,5 +1,5 @@
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import type { CheckOutcome } from './evaluate.ts';
+import type { CheckOutcome, Problem } from './evaluate.ts';
 
 /** A proxy replica as the controller sees it: from the Pod's Ready condition and the agent's annotations. */
 export interface ProxyReplica {
@@ -17,7 +17,14 @@ export type ServedCertificates = (configHash: string) => Readonly<Record<string,
  * configuration in which this binding presents exactly this certificate. A rotation is
  * therefore Programmed only once the new certificate is live everywhere.
  */
-export function programmedCheck(bindingKey: string, fingerprint: string | undefined, replicas: readonly ProxyReplica[], served: ServedCertificates): CheckOutcome {
+export function programmedCheck(
+  bindingKey: string,
+  fingerprint: string | undefined,
+  replicas: readonly ProxyReplica[],
+  served: ServedCertificates,
+  proxyProblem?: Problem,
+): CheckOutcome {
+  if (proxyProblem) return proxyProblem;
   if (fingerprint === undefined) {
     return { ok: false, reason: reasons.ProgrammingPending, message: 'the proxy serves this binding once its certificate is usable' };
   }

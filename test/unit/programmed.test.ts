@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { programmedCheck, ServedCertificateHistory, type ProxyReplica } from '../../src/status/programmed.ts';
 import { networkPolicies } from '../../src/model/network-policies.ts';
+import { HostResolver } from '../../src/controller/host-resolution.ts';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
 
@@ -57,5 +58,36 @@ describe('networkPolicies', () => {
     assert.deepEqual(a!.spec.podSelector, { matchLabels: { app: 'proxy' } });
     assert.equal(a!.metadata.namespace, 'mtls-egress-system');
     assert.notEqual(a!.metadata.annotations['mtls-egress.io/content-hash'], b!.metadata.annotations['mtls-egress.io/content-hash']);
+  });
+});
+
+describe('HostResolver', () => {
+  const route = (key: string, host: string): EgressRoute => ({
+    key, namespace: key.split('/')[0]!, name: key.split('/')[1]!, listenerPort: 10000, host, port: 443, serverName: host,
+    clientCertificate: { chainPem: 'C', privateKey: new Sensitive('K'), serialNumber: '1', fingerprintSha256: 'F' },
+  });
+
+  test('an unresolvable host is left out with its own reason; IPs are not looked up', async () => {
+    const asked: string[] = [];
+    const resolver = new HostResolver({ resolve: async (h) => (asked.push(h), h !== 'typo.example') });
+    const { routes, unresolvable } = await resolver.partition([route('ns/a', 'api.example'), route('ns/b', 'typo.example'), route('ns/c', '10.0.0.1')]);
+    assert.deepEqual(routes.map((r) => r.key), ['ns/a', 'ns/c']);
+    assert.equal(unresolvable.get('ns/b')?.reason, reasons.HostUnresolvable);
+    assert.deepEqual(asked.sort(), ['api.example', 'typo.example']);
+  });
+
+  test('answers are cached, failures more briefly', async () => {
+    let calls = 0;
+    const resolver = new HostResolver({ resolve: async () => (calls++, false), okTtlMs: 60_000, failTtlMs: 5_000 });
+    await resolver.resolves('x.example', 0);
+    await resolver.resolves('x.example', 4_000);
+    assert.equal(calls, 1);
+    await resolver.resolves('x.example', 6_000);
+    assert.equal(calls, 2);
+  });
+
+  test('a proxy-side problem decides Programmed before the replicas do', () => {
+    const problem = { ok: false as const, reason: reasons.HostUnresolvable, message: 'm' };
+    assert.deepEqual(programmedCheck('ns/a', 'FP', [], () => undefined, problem), problem);
   });
 });

@@ -65,3 +65,6 @@ export const ServerCAInvalid = 'ServerCAInvalid';
 
 /** Programmed=False: a ready proxy replica refused the newest configuration (nginx -t failed); it keeps serving the last good one. */
 export const ProxyConfigRejected = 'ProxyConfigRejected';
+
+/** Programmed=False: the proxy cannot resolve spec.host; the binding is left out so the others' config still loads. */
+export const HostUnresolvable = 'HostUnresolvable';
