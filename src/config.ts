@@ -29,6 +29,8 @@ export interface ControllerConfig {
   proxyPodLabels: Record<string, string>;
   proxyListenAddress: string;
   proxyStatusPort: number;
+  proxyAccessLog: string;
+  proxyErrorLog: string;
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -55,6 +57,8 @@ Options:
   --proxy-selector k=v,... labels of the proxy pods (default: app.kubernetes.io/name=mtls-egress-proxy)
   --proxy-listen-address A where proxy listeners bind (default: 0.0.0.0)
   --proxy-status-port N    the proxy's /healthz listener (default: 8081)
+  --proxy-access-log P     nginx access log (default: /dev/stdout, the container log)
+  --proxy-error-log P      nginx error log (default: stderr, written to fd 2 without opening a file)
 `;
 
 export function positiveDuration(name: string, text: string): number {
@@ -115,6 +119,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
       'proxy-selector': { type: 'string', default: 'app.kubernetes.io/name=mtls-egress-proxy' },
       'proxy-listen-address': { type: 'string', default: '0.0.0.0' },
       'proxy-status-port': { type: 'string', default: '8081' },
+      'proxy-access-log': { type: 'string', default: '/dev/stdout' },
+      'proxy-error-log': { type: 'string', default: 'stderr' },
     },
   });
   let listenerPorts: PortRange;
@@ -151,6 +157,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
     proxyPodLabels: parseLabels(values['proxy-selector']),
     proxyListenAddress: values['proxy-listen-address'],
     proxyStatusPort,
+    proxyAccessLog: values['proxy-access-log'],
+    proxyErrorLog: values['proxy-error-log'],
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;

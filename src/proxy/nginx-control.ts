@@ -1,9 +1,9 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { sleep } from '../k8s/informer.ts';
 import type { Logger } from '../log.ts';
 
@@ -137,8 +137,6 @@ export interface NginxPaths {
 
 export type NginxTestResult = { ok: true } | { ok: false; reason: string };
 
-const execFileAsync = promisify(execFile);
-
 /**
  * `nginx -t` on one config file, with the prefix nginx runs with, so relative paths
  * resolve as they will at run time: certificates next to the file, temp paths in the
@@ -146,16 +144,36 @@ const execFileAsync = promisify(execFile);
  * instead of a compiled-in log path that may not be writable.
  */
 export async function testNginxConfig(paths: NginxPaths, confPath: string, timeoutMs = 60_000): Promise<NginxTestResult> {
+  // nginx -t opens every log file the config names, and a config that logs to
+  // /dev/stdout cannot be opened when stdout is a socket (ENXIO), which is what Node gives
+  // a child for a pipe. A regular file can be, so nginx's output goes to one.
+  const dir = await mkdtemp(join(tmpdir(), 'mtls-egress-nginx-t-'));
+  const outputPath = join(dir, 'output');
+  const output = await open(outputPath, 'w', 0o600);
   try {
-    await execFileAsync(paths.binary, ['-t', '-q', '-p', paths.prefix, '-c', confPath, '-e', 'stderr'], { timeout: timeoutMs, maxBuffer: 1 << 20 });
-    return { ok: true };
-  } catch (err) {
-    const failure = err as { code?: unknown; killed?: boolean; stderr?: string; message?: string };
-    if (typeof failure.code === 'number' && !failure.killed) {
-      return { ok: false, reason: nginxErrorReason(failure.stderr ?? '', { directory: dirname(confPath) }) };
-    }
+    const exit = await new Promise<{ code: number | null; error?: Error; timedOut: boolean }>((resolve) => {
+      const child = spawn(paths.binary, ['-t', '-q', '-p', paths.prefix, '-c', confPath, '-e', 'stderr'], { stdio: ['ignore', output.fd, output.fd] });
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve({ code: null, timedOut: true });
+      }, timeoutMs);
+      child.once('error', (error) => {
+        clearTimeout(timer);
+        resolve({ code: null, error, timedOut: false });
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        resolve({ code, timedOut: false });
+      });
+    });
+    if (exit.code === 0) return { ok: true };
+    if (typeof exit.code === 'number') return { ok: false, reason: nginxErrorReason(await readFile(outputPath, 'utf8'), { directory: dirname(confPath) }) };
     // Not nginx's verdict on the config: no binary, a timeout. Worth retrying.
-    throw new NginxError('ERR_NGINX_TEST_DID_NOT_RUN', `nginx -t did not run: ${redactKeyMaterial(failure.message ?? String(err))}`);
+    const why = exit.timedOut ? `timed out after ${Math.round(timeoutMs / 1000)}s` : (exit.error?.message ?? 'unknown');
+    throw new NginxError('ERR_NGINX_TEST_DID_NOT_RUN', `nginx -t did not run: ${redactKeyMaterial(why)}`);
+  } finally {
+    await output.close();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 
