@@ -143,7 +143,8 @@ export function callProxy(port: number, options: { agent?: Agent; path?: string;
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    // Whether the request went out on a kept-alive socket decides if a client may retry it.
+    req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
     req.end(options.body);
   });
 }
