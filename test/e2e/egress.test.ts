@@ -9,48 +9,31 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
-import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
 import { annotationApplyError } from '../../src/proxy/proxy-objects.ts';
 import { keyFile } from '../../src/render/nginx.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
-import { connectionRefused, freePort, podAnnotations, startAgent, type AgentProcess } from '../support/agent-process.ts';
-import { startController, type ControllerProcess } from '../support/controller-process.ts';
+import { connectionRefused, podAnnotations, type AgentProcess } from '../support/agent-process.ts';
+import { startEgressStack, type EgressStack } from '../support/egress-stack.ts';
 import { hasReason, TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, temporaryDirectory } from '../support/nginx-process.ts';
-import { PartnerPki, toPfx, type Issued } from '../support/partner-pki.ts';
+import { callProxy } from '../support/nginx-process.ts';
+import { PartnerPki, toPfx } from '../support/partner-pki.ts';
 
 const password = 'e2e-password-never-printed-51be';
 const cluster = await useControlPlane();
-const kube = new TestKube(cluster.kubeconfig);
-const partnerPki = new PartnerPki('Partner CA');
 const strangerPki = new PartnerPki('Some Other CA');
-const podName = 'mtls-egress-proxy-0';
 
+let stack: EgressStack;
+let kube: TestKube;
 let ns: string;
 let proxyNs: string;
+let podName: string;
+let partnerPki: PartnerPki;
 let partner: MtlsPartner;
 let impostor: MtlsPartner;
-let controller: ControllerProcess;
 let agent: AgentProcess;
 let configDir: string;
-
-async function putBinding(name: string, client: Issued, extra: Partial<ClientCertificateBindingSpec> = {}, target: MtlsPartner = partner): Promise<void> {
-  await kube.putSecret(ns, `${name}-pfx`, { 'keystore.p12': toPfx(client, { password }), password });
-  const spec: ClientCertificateBindingSpec = {
-    host: 'localhost',
-    port: target.port,
-    certificate: { secretRef: { name: `${name}-pfx` }, passwordSecretRef: { name: `${name}-pfx` } },
-    serverCA: { secretRef: { name: 'partner-ca' } },
-    ...extra,
-  };
-  await kube.createBinding(ns, name, spec);
-}
-
-async function rotate(name: string, client: Issued): Promise<void> {
-  await kube.putSecret(ns, `${name}-pfx`, { 'keystore.p12': toPfx(client, { password }), password });
-}
 
 const ready = hasReason(reasons.BindingReady);
 const programmed = (b: Binding) => b.status?.conditions?.find((c) => c.type === 'Programmed');
@@ -81,49 +64,24 @@ async function call(port: number, agentForKeepalive?: Agent): Promise<PartnerSee
 }
 
 before(async () => {
-  ns = await kube.namespace('e2e');
-  proxyNs = await kube.namespace('e2e-proxy');
-  const server = partnerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
-  partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: partnerPki.ca.certPem });
+  // A reload nginx cannot carry out (test 5) is judged after this long without new workers.
+  stack = await startEgressStack({ kubeconfig: cluster.kubeconfig, kubeConfigPath: cluster.kubeConfigPath, password, agentArgs: ['--reload-timeout', '5s'] });
+  ({ kube, namespace: ns, proxyNamespace: proxyNs, proxyPod: podName, partnerPki, partner, agent, configDir } = stack);
   const fake = strangerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
   impostor = await startMtlsPartner({ cert: fake.certPem, key: fake.keyPem, clientCA: partnerPki.ca.certPem });
-  await kube.putSecret(ns, 'partner-ca', { 'ca.crt': partnerPki.ca.certPem });
-
-  // The proxy Pod, as a Deployment would create it; the test is its kubelet.
-  await kube.client.create(`/api/v1/namespaces/${proxyNs}/pods`, {
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: podName, namespace: proxyNs, labels: { 'app.kubernetes.io/name': 'mtls-egress-proxy' } },
-    spec: { containers: [{ name: 'proxy', image: 'mtls-egress:test' }] },
-  });
-  await kube.client.mergePatch(`/api/v1/namespaces/${proxyNs}/pods/${podName}/status`, { status: { conditions: [{ type: 'Ready', status: 'True' }] } });
-
-  const base = 20000 + Math.floor(Math.random() * 200) * 100;
-  controller = await startController({
-    kubeConfigPath: cluster.kubeConfigPath,
-    namespaces: [ns],
-    id: 'e2e',
-    args: ['--namespace', proxyNs, '--data-plane', 'nginx', '--proxy-listen-address', '127.0.0.1', '--proxy-status-port', String(await freePort()), '--listener-ports', `${base}-${base + 99}`,
-      // The agent runs nginx as its child here, whose stdout is a socket nginx cannot open
-      // as /dev/stdout; in a pod it is the container's log pipe and the default works.
-      '--proxy-access-log', 'access.log', '--proxy-error-log', 'error.log'],
-  });
-  configDir = temporaryDirectory('e2e-proxy');
-  // A reload nginx cannot carry out (test 5) is judged after this long without new workers.
-  agent = await startAgent({ kubeConfigPath: cluster.kubeConfigPath, namespace: proxyNs, podName, configDir, nginxPrefix: configDir, args: ['--reload-timeout', '5s'] });
 });
 
 after(async () => {
-  await agent?.kill();
-  await controller?.kill();
-  await partner?.close();
+  await stack?.agent.kill();
+  await stack?.controller.kill();
+  await stack?.partner.close();
   await impostor?.close();
 });
 
 describe('egress end to end: controller, agent, nginx, partner', () => {
   test('1. a plain-HTTP call to the endpoint reaches the partner with the binding’s identity', async () => {
     const client = partnerPki.issueClient({ cn: 'alpha.client' });
-    await putBinding('alpha', client);
+    await stack.putBinding('alpha', client);
     const b = await readyBinding('alpha');
     assert.equal(programmed(b)?.status, 'True');
     assert.match(b.status?.endpoint ?? '', new RegExp(`^http://mtls-egress-proxy\\.${proxyNs}\\.svc:${b.status?.listenerPort}$`));
@@ -136,7 +94,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
   });
 
   test('2. two bindings to the same partner with different certificates never mix, over keepalive', async () => {
-    await putBinding('bravo', partnerPki.issueClient({ cn: 'bravo.client' }));
+    await stack.putBinding('bravo', partnerPki.issueClient({ cn: 'bravo.client' }));
     const alpha = await readyBinding('alpha');
     const bravo = await readyBinding('bravo');
     const keepalive = new Agent({ keepAlive: true, maxSockets: 4 });
@@ -165,7 +123,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
       }
     })();
     const rotatedAt = Date.now();
-    await rotate('alpha', next);
+    await stack.rotate('alpha', next);
     try {
       await pollUntil(() => sawNewAt, { what: 'the partner to see the new serial', timeoutMs: 30_000, intervalMs: 20 });
       const afterRotation = await readyBinding('alpha', next.serial);
@@ -189,7 +147,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
     const lost = await kube.waitForBinding(ns, 'lost', 'HostUnresolvable', hasReason(reasons.HostUnresolvable));
     assert.equal(programmed(lost)?.reason, reasons.HostUnresolvable);
     // A later change still reaches the proxy: the unresolvable host did not freeze the config.
-    await putBinding('charlie', partnerPki.issueClient({ cn: 'charlie.client' }));
+    await stack.putBinding('charlie', partnerPki.issueClient({ cn: 'charlie.client' }));
     const charlie = await readyBinding('charlie');
     assert.equal((await call(charlie.status!.listenerPort!)).cn, 'charlie.client');
     assert.equal((await call((await readyBinding('bravo')).status!.listenerPort!)).cn, 'bravo.client');
@@ -204,7 +162,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
     const squattedPort = base + 90;
     await new Promise<void>((resolve) => squatter.listen(squattedPort, '127.0.0.1', resolve));
     try {
-      await putBinding('delta', partnerPki.issueClient({ cn: 'delta.client' }), { listenerPort: squattedPort });
+      await stack.putBinding('delta', partnerPki.issueClient({ cn: 'delta.client' }), { listenerPort: squattedPort });
       const delta = await kube.waitForBinding(ns, 'delta', 'ProxyConfigRejected', hasReason(reasons.ProxyConfigRejected));
       assert.match(programmed(delta)?.message ?? '', new RegExp(podName));
       assert.match((await podAnnotations(kube.client, proxyNs, podName))[annotationApplyError] ?? '', /./);
@@ -227,7 +185,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
   });
 
   test('7. a partner with a certificate from the wrong CA: 502, a clear log line, nothing accepted', async () => {
-    await putBinding('echo', partnerPki.issueClient({ cn: 'echo.client' }), {}, impostor);
+    await stack.putBinding('echo', partnerPki.issueClient({ cn: 'echo.client' }), {}, impostor);
     const b = await readyBinding('echo');
     const seen = await call(b.status!.listenerPort!);
     assert.equal(seen.status, 502);
@@ -237,7 +195,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
 
   test('no password or key material in any log, status, Event or proxy ConfigMap', async () => {
     const everything = [
-      ...controller.logs,
+      ...stack.controller.logs,
       ...agent.logs,
       readFileSync(join(configDir, 'error.log'), 'utf8'),
       readFileSync(join(configDir, 'access.log'), 'utf8'),

@@ -1,0 +1,103 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
+import { freePort, startAgent, type AgentProcess } from './agent-process.ts';
+import { startController, type ControllerProcess } from './controller-process.ts';
+import { TestKube } from './kube.ts';
+import { startMtlsPartner, type MtlsPartner } from './mtls-partner.ts';
+import { temporaryDirectory } from './nginx-process.ts';
+import { PartnerPki, toPfx, type Issued } from './partner-pki.ts';
+
+export interface EgressStack {
+  kube: TestKube;
+  /** Where bindings live, and where the proxy's objects and Pod live. */
+  namespace: string;
+  proxyNamespace: string;
+  proxyPod: string;
+  partnerPki: PartnerPki;
+  partner: MtlsPartner;
+  controller: ControllerProcess;
+  agent: AgentProcess;
+  /** The agent's config dir and nginx prefix: generations, error.log, access.log. */
+  configDir: string;
+  password: string;
+  /** A PFX Secret (made by openssl) and a binding to `target` (default: the partner), verified against the partner CA. */
+  putBinding(name: string, client: Issued, extra?: Partial<ClientCertificateBindingSpec>, target?: MtlsPartner): Promise<void>;
+  rotate(name: string, client: Issued): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole product on one machine, as the e2e suite, the demo and the rotation bench
+ * use it: the controller, the agent running nginx, and a real mTLS partner on localhost,
+ * against a real control plane. Only the kubelet is played: the proxy Pod is created and
+ * marked Ready by hand, since no kubelet runs here.
+ */
+export async function startEgressStack(options: { kubeconfig: KubeConfig; kubeConfigPath: string; password?: string; agentArgs?: string[] }): Promise<EgressStack> {
+  const kube = new TestKube(options.kubeconfig);
+  const password = options.password ?? 'egress-stack-password';
+  const namespace = await kube.namespace('team-a');
+  const proxyNamespace = await kube.namespace('mtls-egress');
+  const proxyPod = 'mtls-egress-proxy-0';
+  const partnerPki = new PartnerPki('Partner CA');
+  const server = partnerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
+  const partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: partnerPki.ca.certPem });
+  await kube.putSecret(namespace, 'partner-ca', { 'ca.crt': partnerPki.ca.certPem });
+
+  await kube.client.create(`/api/v1/namespaces/${proxyNamespace}/pods`, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: proxyPod, namespace: proxyNamespace, labels: { 'app.kubernetes.io/name': 'mtls-egress-proxy' } },
+    spec: { containers: [{ name: 'proxy', image: 'mtls-egress:local' }] },
+  });
+  await kube.client.mergePatch(`/api/v1/namespaces/${proxyNamespace}/pods/${proxyPod}/status`, { status: { conditions: [{ type: 'Ready', status: 'True' }] } });
+
+  const base = 20000 + Math.floor(Math.random() * 200) * 100;
+  const controller = await startController({
+    kubeConfigPath: options.kubeConfigPath,
+    namespaces: [namespace],
+    id: 'controller-0',
+    args: [
+      '--namespace', proxyNamespace,
+      '--data-plane', 'nginx',
+      '--proxy-listen-address', '127.0.0.1',
+      '--proxy-status-port', String(await freePort()),
+      '--listener-ports', `${base}-${base + 99}`,
+      // The agent runs nginx as its child here, whose stdout is a socket nginx cannot open
+      // as /dev/stdout; in a pod it is the container's log pipe and the default works.
+      '--proxy-access-log', 'access.log',
+      '--proxy-error-log', 'error.log',
+    ],
+  });
+  const configDir = temporaryDirectory('egress-proxy');
+  const agent = await startAgent({ kubeConfigPath: options.kubeConfigPath, namespace: proxyNamespace, podName: proxyPod, configDir, nginxPrefix: configDir, ...(options.agentArgs ? { args: options.agentArgs } : {}) });
+
+  const putPfx = (name: string, client: Issued) => kube.putSecret(namespace, `${name}-pfx`, { 'keystore.p12': toPfx(client, { password }), password });
+  return {
+    kube,
+    namespace,
+    proxyNamespace,
+    proxyPod,
+    partnerPki,
+    partner,
+    controller,
+    agent,
+    configDir,
+    password,
+    async putBinding(name, client, extra = {}, target = partner) {
+      await putPfx(name, client);
+      await kube.createBinding(namespace, name, {
+        host: 'localhost',
+        port: target.port,
+        certificate: { secretRef: { name: `${name}-pfx` }, passwordSecretRef: { name: `${name}-pfx` } },
+        serverCA: { secretRef: { name: 'partner-ca' } },
+        ...extra,
+      });
+    },
+    rotate: putPfx,
+    async stop() {
+      await agent.stop();
+      await controller.stop();
+      await partner.close();
+    },
+  };
+}
