@@ -32,11 +32,18 @@ export interface EgressStack {
  * against a real control plane. Only the kubelet is played: the proxy Pod is created and
  * marked Ready by hand, since no kubelet runs here.
  */
-export async function startEgressStack(options: { kubeconfig: KubeConfig; kubeConfigPath: string; password?: string; agentArgs?: string[] }): Promise<EgressStack> {
+export async function startEgressStack(options: {
+  kubeconfig: KubeConfig;
+  kubeConfigPath: string;
+  password?: string;
+  agentArgs?: string[];
+  /** Fixed namespace names (the demo); default: fresh random ones. */
+  namespaces?: { bindings: string; proxy: string };
+}): Promise<EgressStack> {
   const kube = new TestKube(options.kubeconfig);
   const password = options.password ?? 'egress-stack-password';
-  const namespace = await kube.namespace('team-a');
-  const proxyNamespace = await kube.namespace('mtls-egress');
+  const namespace = await kube.namespace(options.namespaces?.bindings ?? 'team-a', { exact: Boolean(options.namespaces) });
+  const proxyNamespace = await kube.namespace(options.namespaces?.proxy ?? 'mtls-egress', { exact: Boolean(options.namespaces) });
   const proxyPod = 'mtls-egress-proxy-0';
   const partnerPki = new PartnerPki('Partner CA');
   const server = partnerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });

@@ -14,8 +14,9 @@ export class TestKube {
     this.client = new KubeClient(kubeconfig);
   }
 
-  async namespace(prefix: string): Promise<string> {
-    const name = `${prefix}-${randomBytes(3).toString('hex')}`;
+  /** A new namespace named `prefix-<random>`, or exactly `prefix` when `exact`. */
+  async namespace(prefix: string, options: { exact?: boolean } = {}): Promise<string> {
+    const name = options.exact ? prefix : `${prefix}-${randomBytes(3).toString('hex')}`;
     await this.client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     // The harness runs no controller-manager, which would create this; Pods need it.
     await this.client.create(`/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } });
