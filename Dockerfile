@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+# One image for `mtls-egress controller` and `mtls-egress agent`.
+#   docker build -t mtls-egress:0.1.0 .
+#   docker run --rm mtls-egress:0.1.0 inspect /data/partner.p12 --password-env PFX_PASSWORD
+
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# --- Compile TypeScript with the full dependency tree.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+# --- Runtime dependencies only: no TypeScript, no type packages, no bundled Node.
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+
+# --- Runtime. Slim rather than distroless: the proxy pod's agent runs nginx -t through
+# a small shell wrapper around the nginx image's own binary (see deploy/proxy.yaml).
+FROM ${NODE_IMAGE}
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY crds ./crds
+# A numeric non-root user, so runAsNonRoot can verify it without a passwd lookup.
+USER 65532:65532
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["--help"]
