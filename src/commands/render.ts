@@ -1,11 +1,9 @@
-import { chmod, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadAll, YAMLException } from 'js-yaml';
-import { apiVersion as bindingApiVersion, bindingKey, kind as bindingKind, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { UsageError } from '../config.ts';
 import { decodeCertificateInput } from '../controller/identity-decoder.ts';
-import type { SecretLike } from '../model/certificate-input.ts';
+import { collectManifests, InputError, readManifestDocuments, type Manifests } from '../manifests/read-manifests.ts';
 import {
   buildEgressRoutes,
   byKey,
@@ -120,7 +118,7 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
 
   let manifests: Manifests;
   try {
-    manifests = await readManifests(args.files, io);
+    manifests = collectManifests(await readManifestDocuments(args.files), io.stderr);
     await checkOutDir(args.out);
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
@@ -151,117 +149,6 @@ function bindingLines(routes: readonly EgressRoute[], leftOut: readonly LeftOut[
   ].sort(byKey);
   const width = Math.max(0, ...rows.map((r) => r.key.length));
   return rows.map((r) => `${r.key.padEnd(width)}  ${r.text}`);
-}
-
-/** A problem with the input files or --out that no binding can be blamed for: exit 2. */
-class InputError extends Error {}
-
-interface Manifests {
-  bindings: ClientCertificateBinding[];
-  secrets: Map<string, Map<string, SecretLike>>;
-  /** Binding-shaped objects that cannot even be keyed, reported like left-out bindings. */
-  unreadable: LeftOut[];
-}
-
-async function yamlFiles(path: string): Promise<string[]> {
-  const info = await stat(path).catch(() => undefined);
-  if (!info) throw new InputError(`-f ${path}: no such file or directory`);
-  if (!info.isDirectory()) return [path];
-  // Like kubectl -f DIR without -R: the directory's own manifests, in name order.
-  const names = (await readdir(path)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort();
-  return names.map((n) => join(path, n));
-}
-
-/**
- * Reads every document with js-yaml's loadAll rather than client-node's loadAllYaml,
- * which throws on an empty document (a trailing `---`, which kubectl accepts) and
- * rewrites known kinds through its serializer. Objects stay as the API server would
- * receive them; later definitions of the same object win, as `kubectl apply` would.
- */
-async function readManifests(paths: readonly string[], io: RenderIo): Promise<Manifests> {
-  const bindings = new Map<string, ClientCertificateBinding>();
-  const secrets = new Map<string, Map<string, SecretLike>>();
-  const unreadable: LeftOut[] = [];
-  let ignored = 0;
-  for (const path of paths) {
-    for (const file of await yamlFiles(path)) {
-      let documents: unknown[];
-      try {
-        documents = loadAll(await readFile(file, 'utf8'));
-      } catch (err) {
-        // Only the reason and position: the message quotes the source, which may be a Secret.
-        if (err instanceof YAMLException) {
-          const at = err.mark ? ` at line ${err.mark.line + 1}, column ${err.mark.column + 1}` : '';
-          throw new InputError(`${file}: not valid YAML${at}: ${err.reason}`);
-        }
-        throw new InputError(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-      }
-      const objects = documents.flatMap((d) => (isObject(d) && d.kind === 'List' && Array.isArray(d.items) ? d.items : [d]));
-      objects.forEach((object, index) => {
-        if (!isObject(object)) return;
-        if (object.apiVersion === bindingApiVersion && object.kind === bindingKind) {
-          const binding = bindingFrom(object);
-          if (!binding) {
-            unreadable.push({ key: `${file}[${index}]`, reason: 'InvalidSpec', message: 'a ClientCertificateBinding without metadata.name' });
-            return;
-          }
-          const key = bindingKey(binding);
-          if (bindings.has(key)) io.stderr(`warning: ClientCertificateBinding ${key} is defined more than once; using the last\n`);
-          bindings.set(key, binding);
-        } else if (object.apiVersion === 'v1' && object.kind === 'Secret') {
-          const secret = secretFrom(object);
-          if (!secret) return;
-          const namespace = secret.metadata.namespace ?? 'default';
-          let inNamespace = secrets.get(namespace);
-          if (!inNamespace) secrets.set(namespace, (inNamespace = new Map()));
-          inNamespace.set(secret.metadata.name, secret);
-        } else {
-          ignored++;
-        }
-      });
-    }
-  }
-  if (ignored > 0) io.stderr(`note: ignored ${ignored} object${ignored === 1 ? '' : 's'} of other kinds\n`);
-  return { bindings: [...bindings.values()], secrets, unreadable };
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-/** Namespace defaults to "default", as kubectl's would; the spec is checked later, by the model. */
-function bindingFrom(object: Record<string, unknown>): ClientCertificateBinding | undefined {
-  const metadata = isObject(object.metadata) ? object.metadata : {};
-  if (typeof metadata.name !== 'string' || metadata.name === '') return undefined;
-  const namespace = typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default';
-  const status = isObject(object.status) ? object.status : undefined;
-  return {
-    apiVersion: bindingApiVersion,
-    kind: bindingKind,
-    metadata: {
-      name: metadata.name,
-      namespace,
-      ...(typeof metadata.creationTimestamp === 'string' ? { creationTimestamp: metadata.creationTimestamp } : {}),
-    },
-    spec: (isObject(object.spec) ? object.spec : {}) as unknown as ClientCertificateBinding['spec'],
-    ...(status ? { status: status as ClientCertificateBinding['status'] } : {}),
-  };
-}
-
-/** `stringData` is folded into `data` (base64) and wins over it, as the API server does on write. */
-function secretFrom(object: Record<string, unknown>): SecretLike | undefined {
-  const metadata = isObject(object.metadata) ? object.metadata : {};
-  if (typeof metadata.name !== 'string' || metadata.name === '') return undefined;
-  const data: Record<string, string> = {};
-  for (const [k, v] of Object.entries(isObject(object.data) ? object.data : {})) if (typeof v === 'string') data[k] = v;
-  for (const [k, v] of Object.entries(isObject(object.stringData) ? object.stringData : {})) {
-    if (typeof v === 'string') data[k] = Buffer.from(v, 'utf8').toString('base64');
-  }
-  return {
-    metadata: { name: metadata.name, namespace: typeof metadata.namespace === 'string' && metadata.namespace !== '' ? metadata.namespace : 'default' },
-    ...(typeof object.type === 'string' ? { type: object.type } : {}),
-    data,
-  };
 }
 
 /** --out must be new, empty, or an earlier render: never someone's directory that happens to be there. */
