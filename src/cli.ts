@@ -41,6 +41,10 @@ const commands: Readonly<Record<string, CommandEntry>> = {
     summary: 'decode a PFX or a PEM certificate and key, and print the certificate facts (never the key)',
     load: async () => (await import('./commands/inspect.ts')).runInspect,
   },
+  validate: {
+    summary: 'check binding and Secret manifests offline against the CRD and the certificates they name, before they are applied',
+    load: async () => (await import('./commands/validate.ts')).runValidate,
+  },
   render: {
     summary: "render the egress proxy's nginx config from binding and Secret manifests, offline",
     load: async () => {

@@ -1,0 +1,397 @@
+import { parseArgs } from 'node:util';
+import * as reasons from '../api/v1alpha1/reasons.ts';
+import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
+import type { CommandIo } from '../cli.ts';
+import { UsageError } from '../config.ts';
+import { decodeCertificateInput } from '../controller/identity-decoder.ts';
+import {
+  bindingFrom,
+  InputError,
+  isBindingObject,
+  isObject,
+  isSecretObject,
+  namespaceOf,
+  readManifestDocuments,
+  secretFrom,
+  secretsByNamespace,
+  type ManifestDocument,
+} from '../manifests/read-manifests.ts';
+import type { SecretLike } from '../model/certificate-input.ts';
+import { buildEgressRoutes, resolveBindings, type ResolvedBinding } from '../model/egress-routes.ts';
+import type { PortRange } from '../model/listener-ports.ts';
+import { secretReferences, type SecretReference } from '../model/secret-refs.ts';
+import { bundledCrdDirectory, CustomResourceValidators } from '../schema/custom-resource.ts';
+import { isRfc3339 } from '../schema/structural-schema.ts';
+import { certificateCondition } from '../status/evaluate.ts';
+
+// `mtls-egress validate`: the GitOps gate. Checks manifests offline, before Argo CD or Flux
+// applies them: every binding against the CRD's schema and CEL rules, as the API server
+// would, and the certificates in the Secrets of the same set, as the controller would.
+// What it prints never holds key material or passwords: schema findings quote bindings
+// only, and certificate findings carry the identity core's messages, written not to.
+
+export const validateUsage = `Usage: mtls-egress validate -f FILE|DIR [-f ...] [options]
+
+Checks ClientCertificateBinding and Secret manifests offline, before they are applied:
+each binding against the CRD's schema and validation rules, as the API server would with
+strict field validation, and the certificates in the Secrets of the same set, as the
+controller would.
+
+Options:
+  -f, --filename PATH  a YAML file (multi-document, kind: List too) or a directory of them; repeatable
+  --warn-days N        report certificates that expire within N days (default: 30)
+  --now RFC3339        the time certificates are checked against (default: now)
+  --strict             also fail when a binding's Secret is not in the set
+  --json               print {"findings": [...], "summary": {...}} on stdout
+  -h, --help
+
+A Secret that a binding names but the set does not hold is a warning that does not fail
+the run: Secrets often come from External Secrets or Sealed Secrets, and the controller
+reads them from the cluster. --strict makes it fail.
+
+Exit status: 0 no findings (or only Secrets not in the set), 1 findings, 2 usage or input
+errors (bad flags, unreadable files, invalid YAML) or a broken installation (no CRDs).
+`;
+
+/** Reasons only `validate` reports; the rest are condition reasons and field error types. */
+export const SecretNotInSet = 'SecretNotInSet';
+export const DuplicateObject = 'DuplicateObject';
+export const VersionNotServed = 'VersionNotServed';
+
+export interface Finding {
+  severity: 'error' | 'warning';
+  file: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The field, as the API server names it; "" for the object as a whole. */
+  path: string;
+  reason: string;
+  message: string;
+}
+
+export interface ValidationSummary {
+  files: number;
+  bindings: number;
+  secrets: number;
+  /** Objects of other kinds, which are not checked. */
+  ignored: number;
+  errors: number;
+  warnings: number;
+}
+
+export interface ValidationReport {
+  findings: Finding[];
+  summary: ValidationSummary;
+}
+
+export interface ValidateOptions {
+  now: Date;
+  warnDays: number;
+}
+
+interface ValidateArgs extends ValidateOptions {
+  files: string[];
+  json: boolean;
+  strict: boolean;
+}
+
+const dayMs = 86_400_000;
+/** Every port the CRD admits: the controller's actual range is not known offline. */
+const anyListenerPort: PortRange = { first: 1024, last: 65535 };
+
+function parseValidateArgs(argv: readonly string[], clock: () => Date): ValidateArgs | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        filename: { type: 'string', short: 'f', multiple: true },
+        'warn-days': { type: 'string', default: '30' },
+        now: { type: 'string' },
+        strict: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (values.help) return 'help';
+  if (!values.filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
+  const warnDays = Number(values['warn-days']);
+  if (!/^\d+$/.test(values['warn-days']) || !Number.isSafeInteger(warnDays)) {
+    throw new UsageError(`--warn-days: "${values['warn-days']}" is not a whole number of days`);
+  }
+  if (values.now !== undefined && !isRfc3339(values.now)) {
+    throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
+  }
+  const now = values.now === undefined ? clock() : new Date(values.now);
+  return { files: values.filename, warnDays, now, json: values.json, strict: values.strict };
+}
+
+export async function runValidate(argv: readonly string[], io: CommandIo): Promise<number> {
+  let args: ValidateArgs;
+  let documents: ManifestDocument[];
+  try {
+    const parsed = parseValidateArgs(argv, io.now);
+    if (parsed === 'help') {
+      io.stdout.write(validateUsage);
+      return 0;
+    }
+    args = parsed;
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr.write(`mtls-egress validate: ${err.message}\n\n${validateUsage}`);
+    return 2;
+  }
+  try {
+    documents = await readManifestDocuments(args.files);
+  } catch (err) {
+    if (!(err instanceof InputError)) throw err;
+    io.stderr.write(`mtls-egress validate: ${err.message}\n`);
+    return 2;
+  }
+
+  let validators: CustomResourceValidators;
+  try {
+    validators = await CustomResourceValidators.load();
+  } catch (err) {
+    // A broken installation, not a finding: the run could not check anything.
+    io.stderr.write(`mtls-egress validate: cannot read the CRDs in ${bundledCrdDirectory}: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const report = await validateManifests(documents, validators, args);
+  io.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : humanReport(report));
+  return failsRun(report.findings, args.strict) ? 1 : 0;
+}
+
+/** Every finding fails the run except a Secret that is expected to come from elsewhere, unless --strict. */
+export function failsRun(findings: readonly Finding[], strict: boolean): boolean {
+  return findings.some((f) => strict || f.reason !== SecretNotInSet);
+}
+
+/** A document's identity in findings: kind, namespace (default "default"), name. */
+function findingAt(document: ManifestDocument): Pick<Finding, 'file' | 'kind' | 'namespace' | 'name'> {
+  const { object } = document;
+  const metadata = isObject(object.metadata) ? object.metadata : {};
+  return {
+    file: document.file,
+    kind: typeof object.kind === 'string' ? object.kind : '',
+    namespace: namespaceOf(object),
+    name: typeof metadata.name === 'string' ? metadata.name : '',
+  };
+}
+
+interface CheckedBinding {
+  binding: ClientCertificateBinding;
+  document: ManifestDocument;
+}
+
+/**
+ * The checks, in the order the API server and then the controller would make them.
+ * Bindings the schema rejects go no further: the API server would not store them.
+ */
+export async function validateManifests(
+  documents: readonly ManifestDocument[],
+  validators: CustomResourceValidators,
+  options: ValidateOptions,
+): Promise<ValidationReport> {
+  const findings: Finding[] = [];
+  const bindings = new Map<string, CheckedBinding>();
+  const secrets: SecretLike[] = [];
+  let customResources = 0;
+  let ignored = 0;
+
+  for (const document of documents) {
+    const { object } = document;
+    const at = findingAt(document);
+    const validator = validators.forType(object.apiVersion, object.kind);
+    if (validator) {
+      customResources++;
+      const { errors, object: stored } = validator.validate(object);
+      for (const e of errors) findings.push({ severity: e.severity, ...at, path: e.field, reason: e.type, message: e.message });
+      if (errors.some((e) => e.severity === 'error') || !isBindingObject(stored)) continue;
+      const binding = bindingFrom(stored);
+      if (!binding) continue;
+      const key = bindingKey(binding);
+      const earlier = bindings.get(key);
+      if (earlier) {
+        findings.push({
+          severity: 'warning',
+          ...at,
+          path: '',
+          reason: DuplicateObject,
+          message: `also defined in ${earlier.document.file}; the last definition is the one checked, as kubectl apply would apply it`,
+        });
+      }
+      bindings.set(key, { binding, document });
+    } else if (validators.definesKind(object.apiVersion, object.kind)) {
+      customResources++;
+      findings.push({ severity: 'error', ...at, path: 'apiVersion', reason: VersionNotServed, message: `no matches for kind "${at.kind}" in version "${String(object.apiVersion)}"` });
+    } else if (isSecretObject(object)) {
+      const secret = secretFrom(object);
+      if (secret) secrets.push(secret);
+    } else {
+      ignored++;
+    }
+  }
+
+  findings.push(...(await setFindings([...bindings.values()], secrets, options)));
+  const sorted = sortFindings(findings, documents);
+  return {
+    findings: sorted,
+    summary: {
+      files: new Set(documents.map((d) => d.file)).size,
+      bindings: customResources,
+      secrets: secrets.length,
+      ignored,
+      errors: sorted.filter((f) => f.severity === 'error').length,
+      warnings: sorted.filter((f) => f.severity === 'warning').length,
+    },
+  };
+}
+
+/** What only the whole set shows: the Secrets each binding reads, and listener ports two bindings both ask for. */
+async function setFindings(checked: readonly CheckedBinding[], secretList: readonly SecretLike[], options: ValidateOptions): Promise<Finding[]> {
+  const findings: Finding[] = [];
+  const secrets = secretsByNamespace(secretList);
+  const resolved = await resolveBindings(checked.map((c) => c.binding), secrets, decodeCertificateInput);
+  const atBinding = new Map(checked.map((c) => [bindingKey(c.binding), findingAt(c.document)]));
+  const add = (binding: ClientCertificateBinding, severity: Finding['severity'], path: string, reason: string, message: string): void => {
+    findings.push({ severity, ...atBinding.get(bindingKey(binding))!, path, reason, message });
+  };
+
+  for (const r of resolved) {
+    const { binding } = r;
+    const inSet = secrets.get(binding.metadata.namespace);
+    const reported = new Set<string>();
+    for (const ref of secretReferences(binding.spec)) {
+      if (inSet?.has(ref.name) || reported.has(ref.name)) continue;
+      reported.add(ref.name);
+      add(binding, 'warning', `${refPath(ref)}.name`, SecretNotInSet, `Secret ${ref.name} is not in the set; it will be read from the cluster`);
+    }
+    for (const problem of certificateProblems(r, options)) add(binding, problem.severity, problem.path, problem.reason, problem.message);
+  }
+
+  // Offline there is no creation order to say which binding would hold the port, so
+  // every binding of a conflict is told of the others.
+  const byPort = new Map<number, ClientCertificateBinding[]>();
+  for (const { binding } of checked) {
+    const port = binding.spec.listenerPort;
+    if (port !== undefined) byPort.set(port, [...(byPort.get(port) ?? []), binding]);
+  }
+  for (const [port, claimants] of byPort) {
+    if (claimants.length < 2) continue;
+    for (const binding of claimants) {
+      const others = claimants.filter((b) => b !== binding).map((b) => `ClientCertificateBinding ${bindingKey(b)}`).join(', ');
+      add(binding, 'error', 'spec.listenerPort', reasons.ListenerPortConflict, `listener port ${port} is also requested by ${others}; only the binding created first gets it, the others are not served`);
+    }
+  }
+
+  // The spec problems that the schema admits but the proxy-config controller refuses
+  // (a bare IP host without serverName): the same function decides, so the verdicts agree.
+  const { leftOut } = buildEgressRoutes(resolved, { now: options.now, listenerPorts: anyListenerPort });
+  const byKey = new Map(resolved.map((r) => [bindingKey(r.binding), r.binding]));
+  for (const l of leftOut) if (l.reason === reasons.InvalidSpec) add(byKey.get(l.key)!, 'error', 'spec', l.reason, l.message);
+  return findings;
+}
+
+const refPaths: Record<SecretReference['role'], string> = {
+  pfx: 'spec.certificate.secretRef',
+  password: 'spec.certificate.passwordSecretRef',
+  tls: 'spec.certificate.tlsSecretRef',
+  serverCA: 'spec.serverCA.secretRef',
+};
+
+function refPath(ref: SecretReference): string {
+  return refPaths[ref.role];
+}
+
+interface Problem {
+  severity: Finding['severity'];
+  path: string;
+  reason: string;
+  message: string;
+}
+
+/**
+ * The certificate's verdict as the binding's CertificateValid condition would give it,
+ * with --warn-days as the warning window. A Secret not in the set was reported already.
+ */
+function certificateProblems(r: ResolvedBinding, options: ValidateOptions): Problem[] {
+  const { spec } = r.binding;
+  const refs = secretReferences(spec);
+  const certificateRef = refs.find((ref) => ref.role === 'pfx' || ref.role === 'tls');
+  const certificatePath = certificateRef ? refPath(certificateRef) : 'spec.certificate';
+  const problems: Problem[] = [];
+  if (!r.certificate.ok) {
+    const { reason, message } = r.certificate;
+    if (reason !== reasons.SecretNotFound) {
+      const passwordRef = refs.find((ref) => ref.role === 'password');
+      const path = reason === reasons.PasswordIncorrect && passwordRef ? refPath(passwordRef) : reason === reasons.SecretKeyNotFound ? keyPath(refs, message) : certificatePath;
+      problems.push({ severity: 'error', path, reason, message });
+    }
+  } else {
+    const verdict = certificateCondition({
+      certificate: { ok: true, facts: r.certificate.identity.facts },
+      expiryWarningMs: options.warnDays * dayMs,
+      now: options.now,
+    });
+    if (verdict.status !== 'True') problems.push({ severity: 'error', path: certificatePath, reason: verdict.reason, message: verdict.message });
+    else if (verdict.reason === reasons.CertificateExpiringSoon) {
+      problems.push({ severity: 'warning', path: certificatePath, reason: verdict.reason, message: verdict.message });
+    }
+  }
+  if (!r.serverCA.ok && r.serverCA.reason !== reasons.SecretNotFound) {
+    const { reason, message } = r.serverCA;
+    problems.push({ severity: 'error', path: reason === reasons.SecretKeyNotFound ? 'spec.serverCA.secretRef.key' : 'spec.serverCA.secretRef', reason, message });
+  }
+  return problems;
+}
+
+/** The reference whose key is missing: certificate-input names its role in the message, "(pfx)". */
+function keyPath(refs: readonly SecretReference[], message: string): string {
+  const ref = refs.find((r) => message.includes(`(${r.role})`));
+  if (!ref) return 'spec.certificate';
+  return ref.role === 'tls' ? `${refPath(ref)}.name` : `${refPath(ref)}.key`;
+}
+
+/** In input order (file, then document), each document's findings by field, those about the whole object last. */
+function sortFindings(findings: readonly Finding[], documents: readonly ManifestDocument[]): Finding[] {
+  const order = new Map<string, number>();
+  documents.forEach((d, i) => {
+    const at = findingAt(d);
+    const key = `${at.file}\0${at.kind}\0${at.namespace}\0${at.name}`;
+    if (!order.has(key)) order.set(key, i);
+  });
+  const rank = (f: Finding): number => order.get(`${f.file}\0${f.kind}\0${f.namespace}\0${f.name}`) ?? documents.length;
+  return findings
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => rank(a.f) - rank(b.f) || comparePaths(a.f.path, b.f.path) || a.i - b.i)
+    .map(({ f }) => f);
+}
+
+function comparePaths(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === '' || b === '') return a === '' ? 1 : -1;
+  return a < b ? -1 : 1;
+}
+
+function plural(count: number, noun: string): string {
+  return `${count} ${noun}${count === 1 ? '' : 's'}`;
+}
+
+/** One line per finding, `ERROR file: Kind ns/name: path: message`, then a summary line. */
+function humanReport({ findings, summary }: ValidationReport): string {
+  const lines = findings.map((f) => {
+    const object = `${f.kind} ${f.namespace}/${f.name || '(no name)'}`;
+    const field = f.path === '' ? '' : `${f.path}: `;
+    return `${f.severity === 'error' ? 'ERROR' : 'WARN'} ${f.file}: ${object}: ${field}${f.message}\n`;
+  });
+  const outcome = findings.length === 0 ? 'no findings' : `${plural(summary.errors, 'error')}, ${plural(summary.warnings, 'warning')}`;
+  const ignored = summary.ignored > 0 ? `; ${plural(summary.ignored, 'object')} of other kinds not checked` : '';
+  return `${lines.join('')}${plural(summary.bindings, 'binding')} and ${plural(summary.secrets, 'Secret')} in ${plural(summary.files, 'file')}: ${outcome}${ignored}\n`;
+}
