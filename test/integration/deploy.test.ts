@@ -78,7 +78,8 @@ describe('deploy/ against a real API server', () => {
 
     const pki = new PartnerPki();
     await kube.putSecret(ns, 'pfx', { 'keystore.p12': toPfx(pki.issueClient({ cn: 'rbac.client' }), { password: 'pw' }), password: 'pw' });
-    await kube.createBinding(ns, 'rbac', { host: 'api.partner.example', certificate: { secretRef: { name: 'pfx' }, passwordSecretRef: { name: 'pfx' } } });
+    // A host that resolves: the proxy-config controller leaves unresolvable ones out.
+    await kube.createBinding(ns, 'rbac', { host: 'localhost', certificate: { secretRef: { name: 'pfx' }, passwordSecretRef: { name: 'pfx' } } });
 
     const controller = await startController({
       kubeConfigPath,
@@ -94,6 +95,17 @@ describe('deploy/ against a real API server', () => {
       await pollUntil(() => kube.client.get(`/api/v1/namespaces/${system}/configmaps/${proxyConfigMapName}`).catch(() => undefined), { what: 'the proxy ConfigMap', timeoutMs: 10_000 });
       const forbidden = controller.logs.filter((l) => /\b403\b|forbidden/i.test(l));
       assert.deepEqual(forbidden, [], 'no request was refused');
+    } finally {
+      await controller.stop();
+    }
+  });
+
+  test('deploy/samples applies, and the controller reports the sample certificate', async () => {
+    await kubectl('apply', '--server-side', '-k', 'deploy/samples/');
+    const controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: ['team-a'], id: 'samples', args: ['--namespace', system] });
+    try {
+      const b = await kube.waitForBinding('team-a', 'partner-api', 'Ready', hasReason(reasons.BindingReady));
+      assert.equal(b.status?.certificate?.subject, 'CN=sample-client.example,O=Example Corp');
     } finally {
       await controller.stop();
     }
