@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { pollUntil } from '../harness/poll.ts';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -89,6 +90,11 @@ function filesUnder(dir: string): Map<string, { content: string; mode: number }>
   return files;
 }
 
+/** nginx writes a request's access-log line in its log phase, after the response went out: wait for it. */
+function loggedFor(nginx: NginxProcess, binding: string) {
+  return pollUntil(() => nginx.accessLog().find((l) => l.binding === binding), { what: `an access-log line for ${binding}`, timeoutMs: 5_000, intervalMs: 20 });
+}
+
 describe('mtls-egress render, run by real nginx', () => {
   let partner: MtlsPartner;
   let impostor: MtlsPartner;
@@ -153,14 +159,14 @@ describe('mtls-egress render, run by real nginx', () => {
     // nginx checks the verify result once the handshake is done, so the impostor may have
     // completed one (and seen the public client certificate); no request ever follows.
     assert.equal(impostor.seen.length, 0, 'the impostor received no request');
-    const line = nginx.accessLog().find((l) => l.binding === 'team-b/wrong-ca');
-    assert.equal(line?.status, 502);
+    const line = await loggedFor(nginx, 'team-b/wrong-ca');
+    assert.equal(line.status, 502);
   });
 
-  test('the access log names the binding and the upstream status, not the query string', () => {
-    const line = nginx.accessLog().find((l) => l.binding === 'team-a/direct');
-    assert.equal(line?.upstream_status, '200');
-    assert.equal(line?.path, '/orders');
+  test('the access log names the binding and the upstream status, not the query string', async () => {
+    const line = await loggedFor(nginx, 'team-a/direct');
+    assert.equal(line.upstream_status, '200');
+    assert.equal(line.path, '/orders');
   });
 
   test('nothing written or printed outside the key files holds a password or key material', () => {
