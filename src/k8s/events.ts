@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
+import { metaV1Time } from '../status/conditions.ts';
 import { errorSummary } from './informer.ts';
 
 export interface EventToRecord {
@@ -57,7 +58,7 @@ export class EventRecorder {
 
   async #write(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now: Date): Promise<void> {
     const namespace = obj.metadata.namespace ?? 'default';
-    const timestamp = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const timestamp = metaV1Time(now);
     const body = {
       apiVersion: 'v1',
       kind: 'Event',

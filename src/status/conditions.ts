@@ -26,7 +26,7 @@ export function setCondition(
     status: desired.status,
     ...(observedGeneration === undefined ? {} : { observedGeneration }),
     lastTransitionTime:
-      previous && previous.status === desired.status ? previous.lastTransitionTime : rfc3339(now),
+      previous && previous.status === desired.status ? previous.lastTransitionTime : metaV1Time(now),
     reason: desired.reason,
     message: desired.message,
   };
@@ -48,7 +48,7 @@ export function sortConditions(conditions: Condition[], order: readonly string[]
   return [...conditions].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
 }
 
-/** RFC 3339 at seconds precision, as metav1.Time serialises: comparing with stored status must not see a diff in milliseconds. */
-export function rfc3339(date: Date): string {
+/** RFC 3339 at seconds precision, as metav1.Time serialises: comparing with stored status must not see a diff in milliseconds (unlike pki's rfc3339, which keeps them). */
+export function metaV1Time(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

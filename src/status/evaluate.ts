@@ -7,7 +7,7 @@ import {
   type ClientCertificateBindingStatus,
 } from '../api/v1alpha1/types.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import { findCondition, rfc3339, setCondition, sortConditions, type DesiredCondition } from './conditions.ts';
+import { findCondition, metaV1Time, setCondition, sortConditions, type DesiredCondition } from './conditions.ts';
 
 /** The certificate facts evaluation needs; the identity core's CertificateFacts satisfies it. */
 export interface EvaluatedFacts {
@@ -73,7 +73,7 @@ export function certificateCondition(input: Pick<EvaluationInput, 'certificate' 
       type: ConditionCertificateValid,
       status: 'False',
       reason: reasons.CertificateNotYetValid,
-      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) is not valid before ${rfc3339(facts.notBefore)}`,
+      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) is not valid before ${metaV1Time(facts.notBefore)}`,
     };
   }
   if (now >= facts.notAfter) {
@@ -81,7 +81,7 @@ export function certificateCondition(input: Pick<EvaluationInput, 'certificate' 
       type: ConditionCertificateValid,
       status: 'False',
       reason: reasons.CertificateExpired,
-      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) expired at ${rfc3339(facts.notAfter)}`,
+      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) expired at ${metaV1Time(facts.notAfter)}`,
     };
   }
   if (now.getTime() >= facts.notAfter.getTime() - input.expiryWarningMs) {
@@ -89,14 +89,14 @@ export function certificateCondition(input: Pick<EvaluationInput, 'certificate' 
       type: ConditionCertificateValid,
       status: 'True',
       reason: reasons.CertificateExpiringSoon,
-      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) expires at ${rfc3339(facts.notAfter)}; replace it before then`,
+      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) expires at ${metaV1Time(facts.notAfter)}; replace it before then`,
     };
   }
   return {
     type: ConditionCertificateValid,
     status: 'True',
     reason: reasons.CertificateReady,
-    message: `certificate ${facts.subject} (serial ${facts.serialNumber}) is valid until ${rfc3339(facts.notAfter)}`,
+    message: `certificate ${facts.subject} (serial ${facts.serialNumber}) is valid until ${metaV1Time(facts.notAfter)}`,
   };
 }
 
@@ -182,8 +182,8 @@ export function certificateStatus(facts: EvaluatedFacts): CertificateStatus {
     subject: facts.subject,
     issuer: facts.issuer,
     serialNumber: facts.serialNumber,
-    notBefore: rfc3339(facts.notBefore),
-    notAfter: rfc3339(facts.notAfter),
+    notBefore: metaV1Time(facts.notBefore),
+    notAfter: metaV1Time(facts.notAfter),
     fingerprintSha256: facts.fingerprintSha256,
     dnsNames: [...facts.dnsNames],
     keyAlgorithm: facts.curve ? `${facts.keyAlgorithm} ${facts.curve}` : `${facts.keyAlgorithm} ${facts.keySize}`,
