@@ -24,7 +24,8 @@ const pki = new PartnerPki();
 let ns: string;
 let controller: ControllerProcess;
 
-const spec = (secret: string): ClientCertificateBindingSpec => ({ host: 'api.partner.example', certificate: { secretRef: { name: secret }, passwordSecretRef: { name: secret } } });
+// A host that resolves: the proxy-config controller leaves unresolvable ones out (HostUnresolvable).
+const spec = (secret: string): ClientCertificateBindingSpec => ({ host: 'localhost', certificate: { secretRef: { name: secret }, passwordSecretRef: { name: secret } } });
 
 async function putPfx(name: string, cn: string): Promise<string> {
   const issued = pki.issueClient({ cn });
