@@ -79,7 +79,7 @@ export class ProxyConfigController {
   /** Learns the configuration already in the cluster, so replicas serving it count as programmed after a restart. */
   async loadHistory(): Promise<void> {
     try {
-      const cm = await this.#o.client.get<{ data?: Record<string, string> }>(this.#configMapPath());
+      const cm = await this.#o.client.get<{ binaryData?: Record<string, string> }>(this.#configMapPath());
       const manifest = parseManifest(cm);
       if (manifest) this.#o.history.record(manifest.hash, manifest.bindings);
     } catch (err) {

@@ -7,7 +7,8 @@ import { certificateFile, keyFile, type RenderedFile, type RenderedNginx } from 
 // Both directions are pure functions here, so the two sides cannot drift apart.
 
 export const proxyConfigMapName = 'mtls-egress-proxy-config';
-export const manifestKey = 'manifest.json';
+/** gzip-compressed JSON in binaryData: per-file hashes are most of it, and they add up. */
+export const manifestKey = 'manifest.json.gz';
 
 export const labelManagedBy = 'app.kubernetes.io/managed-by';
 export const labelComponent = 'mtls-egress.io/component';
@@ -128,13 +129,13 @@ export function proxyObjects(rendered: RenderedNginx, routes: readonly EgressRou
     },
     data,
   }));
-  const data = { [manifestKey]: `${JSON.stringify(manifest, null, 1)}\n` };
+  binaryData[manifestKey] = gzipSync(JSON.stringify(manifest), { level: 9 }).toString('base64');
   return {
     configMap: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
       metadata: { name: proxyConfigMapName, namespace, labels: labels(componentConfig), annotations: { [annotationContentHash]: rendered.hash } },
-      data,
+      data: {},
       binaryData,
     },
     secrets,
@@ -142,11 +143,11 @@ export function proxyObjects(rendered: RenderedNginx, routes: readonly EgressRou
   };
 }
 
-export function parseManifest(configMap: { data?: Record<string, string> }): ProxyManifest | undefined {
-  const text = configMap.data?.[manifestKey];
-  if (!text) return undefined;
+export function parseManifest(configMap: { binaryData?: Record<string, string> }): ProxyManifest | undefined {
+  const packed = configMap.binaryData?.[manifestKey];
+  if (!packed) return undefined;
   try {
-    return JSON.parse(text) as ProxyManifest;
+    return JSON.parse(gunzipSync(Buffer.from(packed, 'base64')).toString('utf8')) as ProxyManifest;
   } catch {
     return undefined;
   }
