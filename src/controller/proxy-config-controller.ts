@@ -49,6 +49,8 @@ export interface ProxyConfigControllerOptions {
 const key = 'proxy-config';
 const controllerName = 'proxy-config';
 const policyComponent = 'proxy-network-policy';
+const policySelector = `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`;
+const configSelector = `${labelManagedBy}=${managedByValue},${labelComponent}=${componentConfig}`;
 
 interface Desired extends KubeObject {
   metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
@@ -134,11 +136,11 @@ export class ProxyConfigController {
 
     // Credentials first and the ConfigMap after: a manifest never names a Secret that
     // does not exist yet. Deletions last, once no manifest names them.
-    let written = await this.#sync('/api/v1', 'secrets', objects.secrets, credentialsSelector, false);
-    written += await this.#sync('/apis/networking.k8s.io/v1', 'networkpolicies', policies, `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`, false);
-    written += await this.#sync('/api/v1', 'configmaps', [objects.configMap], `${labelManagedBy}=${managedByValue},${labelComponent}=${componentConfig}`, false);
-    written += await this.#sync('/api/v1', 'secrets', objects.secrets, credentialsSelector, true);
-    written += await this.#sync('/apis/networking.k8s.io/v1', 'networkpolicies', policies, `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`, true);
+    const credentials = await this.#collection('/api/v1', 'secrets', credentialsSelector, objects.secrets);
+    const policyObjects = await this.#collection('/apis/networking.k8s.io/v1', 'networkpolicies', policySelector, policies);
+    const configMaps = await this.#collection('/api/v1', 'configmaps', configSelector, [objects.configMap]);
+    let written = (await credentials.apply()) + (await policyObjects.apply()) + (await configMaps.apply());
+    written += (await credentials.prune()) + (await policyObjects.prune());
     if (written > 0) {
       this.#log.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: built.leftOut.length + unresolvable.size, written }, 'proxy configuration written');
     }
@@ -146,36 +148,42 @@ export class ProxyConfigController {
   }
 
   /**
-   * Brings one kind of labelled object in line with the desired set: creates what is
-   * missing and replaces what differs (by content-hash annotation) when `prune` is
-   * false; deletes labelled objects that are no longer desired when it is true.
+   * One kind of labelled object, listed once per reconcile: apply() creates what is
+   * missing and replaces what differs (by content-hash annotation); prune() deletes
+   * labelled objects no longer desired. The caller orders the two across kinds.
    */
-  async #sync(apiPrefix: string, resource: string, desired: readonly Desired[], labelSelector: string, prune: boolean): Promise<number> {
-    const collection = `${apiPrefix}/namespaces/${this.#o.namespace}/${resource}`;
-    const existing = await this.#o.client.list<Desired>(collection, { labelSelector });
-    const byName = new Map(existing.items.map((o) => [o.metadata.name, o]));
-    let written = 0;
-    if (prune) {
-      const wanted = new Set(desired.map((d) => d.metadata.name));
-      for (const o of existing.items) {
-        if (wanted.has(o.metadata.name)) continue;
-        try {
-          await this.#o.client.delete(`${collection}/${o.metadata.name}`);
+  async #collection(apiPrefix: string, resource: string, labelSelector: string, desired: readonly Desired[]): Promise<{ apply(): Promise<number>; prune(): Promise<number> }> {
+    const path = `${apiPrefix}/namespaces/${this.#o.namespace}/${resource}`;
+    const existing = (await this.#o.client.list<Desired>(path, { labelSelector })).items;
+    const byName = new Map(existing.map((o) => [o.metadata.name, o]));
+    const client = this.#o.client;
+    return {
+      async apply() {
+        let written = 0;
+        for (const d of desired) {
+          const current = byName.get(d.metadata.name);
+          if (current && current.metadata.annotations?.[annotationContentHash] === d.metadata.annotations?.[annotationContentHash]) continue;
+          if (current) await client.replace(`${path}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
+          else await client.create(path, d);
           written++;
-        } catch (err) {
-          if (!isNotFound(err)) throw err;
         }
-      }
-      return written;
-    }
-    for (const d of desired) {
-      const current = byName.get(d.metadata.name);
-      if (current && current.metadata.annotations?.[annotationContentHash] === d.metadata.annotations?.[annotationContentHash]) continue;
-      if (current) await this.#o.client.replace(`${collection}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
-      else await this.#o.client.create(collection, d);
-      written++;
-    }
-    return written;
+        return written;
+      },
+      async prune() {
+        const wanted = new Set(desired.map((d) => d.metadata.name));
+        let deleted = 0;
+        for (const o of existing) {
+          if (wanted.has(o.metadata.name)) continue;
+          try {
+            await client.delete(`${path}/${o.metadata.name}`);
+            deleted++;
+          } catch (err) {
+            if (!isNotFound(err)) throw err;
+          }
+        }
+        return deleted;
+      },
+    };
   }
 
   /** Why the proxy leaves a binding out when nothing in its own status explains it (an unresolvable host). */
