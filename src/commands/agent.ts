@@ -1,4 +1,4 @@
-import { KubeClient } from '../k8s/client.ts';
+import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ProxyAgent, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
@@ -10,7 +10,6 @@ import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
 import { parseFlagsOrUsage } from '../config.ts';
-import { loadKubeConfig } from './controller.ts';
 
 /**
  * Wiring only: settings, logger, client, the two caches (both limited to the agent's

@@ -1,11 +1,10 @@
-import { KubeConfig } from '@kubernetes/client-node';
 import { group, version, plural, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { controllerUsage, parseControllerConfig, parseFlagsOrUsage, type ControllerConfig } from '../config.ts';
 import { BindingController } from '../controller/binding-controller.ts';
 import { decodeCertificateInput } from '../controller/identity-decoder.ts';
 import { LeaderElector } from '../controller/leader-election.ts';
 import { WorkQueue } from '../controller/queue.ts';
-import { KubeClient } from '../k8s/client.ts';
+import { KubeClient, loadKubeConfig, type KubeObject } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
 import { errorSummary, Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -17,15 +16,7 @@ import { IdentityCache } from '../controller/identity-cache.ts';
 import { ProxyConfigController } from '../controller/proxy-config-controller.ts';
 import { annotationApplyError, annotationAppliedHash } from '../proxy/proxy-objects.ts';
 import { ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
-import type { KubeObject } from '../k8s/client.ts';
 import { startHealthServer } from '../server/health.ts';
-
-export function loadKubeConfig(path: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (path) kc.loadFromFile(path);
-  else kc.loadFromDefault();
-  return kc;
-}
 
 function collectionPaths(config: ControllerConfig, resource: (ns?: string) => string): string[] {
   return config.namespaces.length === 0 ? [resource()] : config.namespaces.map((ns) => resource(ns));

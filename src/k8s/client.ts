@@ -1,4 +1,4 @@
-import { HttpMethod, RequestContext, type KubeConfig } from '@kubernetes/client-node';
+import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { fetch, type Dispatcher } from 'undici';
@@ -68,6 +68,14 @@ export const contentTypes = {
   mergePatch: 'application/merge-patch+json',
   apply: 'application/apply-patch+yaml',
 } as const;
+
+/** --kubeconfig FILE, else in-cluster config, $KUBECONFIG or ~/.kube/config (client-node's order). */
+export function loadKubeConfig(path: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (path) kc.loadFromFile(path);
+  else kc.loadFromDefault();
+  return kc;
+}
 
 /** A small JSON client over the kubeconfig's transport (TLS, tokens, client certs). */
 export class KubeClient {
