@@ -37,7 +37,7 @@ try {
   const queue = Array.from({ length: count }, (_, i) => i);
   const createOne = async (i: number): Promise<void> => {
     const issued = pki.issueClient({ cn: `bench-${i}.client`, keyPem: key });
-    await kube.putSecret(ns, `pfx-${i}`, { 'keystore.p12': toPfx(issued, { password }), password });
+    await kube.putPfxSecret(ns, `pfx-${i}`, issued, password);
     await kube.createBinding(ns, `b-${i}`, { host: `partner-${i % 20}.example`, certificate: { secretRef: { name: `pfx-${i}` }, passwordSecretRef: { name: `pfx-${i}` } } });
   };
   await Promise.all(Array.from({ length: 4 }, async () => {

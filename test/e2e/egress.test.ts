@@ -18,7 +18,7 @@ import { startEgressStack, type EgressStack } from '../support/egress-stack.ts';
 import { hasReason, TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy } from '../support/nginx-process.ts';
-import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
 
 const password = 'e2e-password-never-printed-51be';
 const cluster = await useControlPlane();
@@ -139,9 +139,9 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
   });
 
   test('4. a broken binding is added: the others keep serving', async () => {
-    await kube.putSecret(ns, 'broken-pfx', { 'keystore.p12': toPfx(partnerPki.issueClient({ cn: 'broken.client' }), { password }), password: 'not-the-password' });
+    await kube.putPfxSecret(ns, 'broken-pfx', partnerPki.issueClient({ cn: 'broken.client' }), password, { storedPassword: 'not-the-password' });
     await kube.createBinding(ns, 'broken', { host: 'localhost', port: partner.port, certificate: { secretRef: { name: 'broken-pfx' }, passwordSecretRef: { name: 'broken-pfx' } } });
-    await kube.putSecret(ns, 'lost-pfx', { 'keystore.p12': toPfx(partnerPki.issueClient({ cn: 'lost.client' }), { password }), password });
+    await kube.putPfxSecret(ns, 'lost-pfx', partnerPki.issueClient({ cn: 'lost.client' }), password);
     await kube.createBinding(ns, 'lost', { host: 'no-such-host.invalid', certificate: { secretRef: { name: 'lost-pfx' }, passwordSecretRef: { name: 'lost-pfx' } } });
     await kube.waitForBinding(ns, 'broken', 'PasswordIncorrect', hasReason(reasons.PasswordIncorrect));
     const lost = await kube.waitForBinding(ns, 'lost', 'HostUnresolvable', hasReason(reasons.HostUnresolvable));

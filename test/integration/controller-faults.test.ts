@@ -8,7 +8,7 @@ import { usePrivateControlPlane } from '../harness/use-control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { httpGet, startController, type ControllerProcess } from '../support/controller-process.ts';
 import { hasReason, TestKube } from '../support/kube.ts';
-import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
 
 const password = 'fault-test-password';
 const cluster = await usePrivateControlPlane();
@@ -22,7 +22,7 @@ const spec = (secret: string): ClientCertificateBindingSpec => ({
 
 async function rotate(ns: string, name: string, cn: string): Promise<string> {
   const issued = pki.issueClient({ cn });
-  await kube.putSecret(ns, name, { 'keystore.p12': toPfx(issued, { password }), password });
+  await kube.putPfxSecret(ns, name, issued, password);
   return issued.serial;
 }
 

@@ -29,7 +29,7 @@ function pfxSpec(secretName: string, extra: Partial<ClientCertificateBindingSpec
 
 async function putPfx(name: string, options: { cn: string; notAfter?: Date; password?: string }): Promise<string> {
   const issued = pki.issueClient({ cn: options.cn, ...(options.notAfter ? { notAfter: options.notAfter } : {}) });
-  await kube.putSecret(ns, name, { 'keystore.p12': toPfx(issued, { password }), password: options.password ?? password });
+  await kube.putPfxSecret(ns, name, issued, password, options.password ? { storedPassword: options.password } : {});
   return issued.serial;
 }
 

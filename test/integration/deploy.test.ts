@@ -14,7 +14,7 @@ import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { startController } from '../support/controller-process.ts';
 import { hasReason, TestKube } from '../support/kube.ts';
-import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
 
 const run = promisify(execFile);
 const cluster = await useControlPlane();
@@ -77,7 +77,7 @@ describe('deploy/ against a real API server', () => {
     }), { mode: 0o600 });
 
     const pki = new PartnerPki();
-    await kube.putSecret(ns, 'pfx', { 'keystore.p12': toPfx(pki.issueClient({ cn: 'rbac.client' }), { password: 'pw' }), password: 'pw' });
+    await kube.putPfxSecret(ns, 'pfx', pki.issueClient({ cn: 'rbac.client' }), 'pw');
     // A host that resolves: the proxy-config controller leaves unresolvable ones out.
     await kube.createBinding(ns, 'rbac', { host: 'localhost', certificate: { secretRef: { name: 'pfx' }, passwordSecretRef: { name: 'pfx' } } });
 

@@ -15,7 +15,7 @@ import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { startController, type ControllerProcess } from '../support/controller-process.ts';
 import { hasReason, TestKube, type Binding } from '../support/kube.ts';
-import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
 
 const password = 'proxy-config-test-password';
 const cluster = await useControlPlane();
@@ -29,7 +29,7 @@ const spec = (secret: string): ClientCertificateBindingSpec => ({ host: 'localho
 
 async function putPfx(name: string, cn: string): Promise<string> {
   const issued = pki.issueClient({ cn });
-  await kube.putSecret(ns, name, { 'keystore.p12': toPfx(issued, { password }), password });
+  await kube.putPfxSecret(ns, name, issued, password);
   return issued.serial;
 }
 

@@ -5,7 +5,7 @@ import { startController, type ControllerProcess } from './controller-process.ts
 import { TestKube } from './kube.ts';
 import { startMtlsPartner, type MtlsPartner } from './mtls-partner.ts';
 import { temporaryDirectory } from './nginx-process.ts';
-import { PartnerPki, toPfx, type Issued } from './partner-pki.ts';
+import { PartnerPki, type Issued } from './partner-pki.ts';
 
 export interface EgressStack {
   kube: TestKube;
@@ -78,7 +78,7 @@ export async function startEgressStack(options: {
   const configDir = temporaryDirectory('egress-proxy');
   const agent = await startAgent({ kubeConfigPath: options.kubeConfigPath, namespace: proxyNamespace, podName: proxyPod, configDir, nginxPrefix: configDir, ...(options.agentArgs ? { args: options.agentArgs } : {}) });
 
-  const putPfx = (name: string, client: Issued) => kube.putSecret(namespace, `${name}-pfx`, { 'keystore.p12': toPfx(client, { password }), password });
+  const putPfx = (name: string, client: Issued) => kube.putPfxSecret(namespace, `${name}-pfx`, client, password);
   return {
     kube,
     namespace,

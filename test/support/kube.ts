@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as types from '../../src/api/v1alpha1/types.ts';
 import { KubeClient, isNotFound } from '../../src/k8s/client.ts';
 import { pollUntil } from '../harness/poll.ts';
+import { toPfx, type Issued } from './partner-pki.ts';
 
 export type Binding = types.ClientCertificateBinding;
 
@@ -38,6 +39,15 @@ export class TestKube {
       if (!isNotFound(err)) throw err;
       await this.client.create(`/api/v1/namespaces/${namespace}/secrets`, body);
     }
+  }
+
+  /**
+   * A PFX Secret as users store one: keystore.p12 (made by the real `openssl pkcs12
+   * -export`) and the password beside it. `storedPassword` stores a different one, for
+   * wrong-password cases.
+   */
+  putPfxSecret(namespace: string, name: string, client: Issued, password: string, options: { storedPassword?: string } = {}): Promise<void> {
+    return this.putSecret(namespace, name, { 'keystore.p12': toPfx(client, { password }), password: options.storedPassword ?? password });
   }
 
   deleteSecret(namespace: string, name: string): Promise<unknown> {
