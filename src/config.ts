@@ -1,10 +1,14 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { CodedError } from './errors.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
 import { parseDuration } from './model/duration.ts';
 
-export class UsageError extends Error {
-  readonly code = 'ERR_USAGE';
+/** A flag or argument is wrong: the command prints its usage and exits 2. */
+export class UsageError extends CodedError<'ERR_USAGE'> {
+  constructor(message: string) {
+    super('ERR_USAGE', message);
+  }
 }
 
 export interface ControllerConfig {

@@ -10,6 +10,7 @@ import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
 import { parseFlagsOrUsage } from '../config.ts';
+import { aborted } from '../runner/backoff.ts';
 
 /**
  * Wiring only: settings, logger, client, the two caches (both limited to the agent's
@@ -103,8 +104,4 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     logger.info('agent stopped');
   }
   return 0;
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }

@@ -6,7 +6,9 @@ import { LeaderElector } from '../controller/leader-election.ts';
 import { WorkQueue } from '../controller/queue.ts';
 import { KubeClient, loadKubeConfig, type KubeObject } from '../k8s/client.ts';
 import { EventRecorder } from '../k8s/events.ts';
-import { errorSummary, Informer } from '../k8s/informer.ts';
+import { errorSummary } from '../errors.ts';
+import { aborted } from '../runner/backoff.ts';
+import { Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ControllerMetrics } from '../metrics/metrics.ts';
 import type { SecretLike } from '../model/certificate-input.ts';
@@ -172,9 +174,5 @@ function proxyReplica(pod: PodLike): ProxyReplica {
     appliedHash: pod.metadata.annotations?.[annotationAppliedHash] || undefined,
     applyError: pod.metadata.annotations?.[annotationApplyError] || undefined,
   };
-}
-
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
 }
 

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import type { CommandIo } from '../cli.ts';
+import { UsageError } from '../config.ts';
 import {
   PkiError,
   decodePem,
@@ -40,8 +41,6 @@ Exit status:
      --json; the reasons are those a ClientCertificateBinding's status shows
   2  usage error
 `;
-
-class UsageError extends Error {}
 
 interface InspectRequest {
   readonly source: { readonly kind: 'pfx'; readonly file: string } | { readonly kind: 'pem'; readonly cert: string; readonly key: string };

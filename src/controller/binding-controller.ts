@@ -10,9 +10,10 @@ import {
   type ClientCertificateBinding,
   type ClientCertificateBindingStatus,
 } from '../api/v1alpha1/types.ts';
-import { isNotFound, isTransient, type KubeClient } from '../k8s/client.ts';
+import { errorSummary, isTransient } from '../errors.ts';
+import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
-import { errorSummary, type Informer } from '../k8s/informer.ts';
+import type { Informer } from '../k8s/informer.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import { resolveCertificateInput, resolveServerCA, type CertificateInput, type SecretLike } from '../model/certificate-input.ts';
 import { parseDuration } from '../model/duration.ts';

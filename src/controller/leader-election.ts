@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { KubeApiError, isNotFound, type KubeClient } from '../k8s/client.ts';
-import { errorSummary, sleep } from '../k8s/informer.ts';
+import { errorSummary } from '../errors.ts';
+import { sleep } from '../runner/backoff.ts';
 
 export interface LeaderElectionOptions {
   client: KubeClient;

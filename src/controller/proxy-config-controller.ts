@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import { isNotFound, isTransient, type KubeClient, type KubeObject } from '../k8s/client.ts';
-import { errorSummary, type Informer } from '../k8s/informer.ts';
+import { errorSummary, isTransient } from '../errors.ts';
+import { isNotFound, type KubeClient, type KubeObject } from '../k8s/client.ts';
+import type { Informer } from '../k8s/informer.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import type { SecretLike } from '../model/certificate-input.ts';
 import { buildEgressRoutes, resolveBindings, type SecretsByNamespace } from '../model/egress-routes.ts';

@@ -2,6 +2,7 @@ import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node'
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { fetch, type Dispatcher } from 'undici';
+import { CodedError } from '../errors.ts';
 
 export interface ObjectMeta {
   name: string;
@@ -36,29 +37,23 @@ export interface WatchEvent<T> {
  * retry policy reads: a conflict, a throttle, a timeout or a server fault may succeed on
  * the next try; a 4xx about the request itself will not.
  */
-export class KubeApiError extends Error {
-  readonly code = 'ERR_KUBE_API';
+export class KubeApiError extends CodedError<'ERR_KUBE_API'> {
   readonly status: number;
   readonly reason: string | undefined;
 
   constructor(status: number, reason: string | undefined, message: string) {
-    super(message);
-    this.name = 'KubeApiError';
+    super('ERR_KUBE_API', message);
     this.status = status;
     this.reason = reason;
   }
 
-  get transient(): boolean {
+  override get transient(): boolean {
     return this.status === 0 || this.status === 409 || this.status === 429 || this.status >= 500;
   }
 }
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 404;
-}
-
-export function isTransient(err: unknown): boolean {
-  return !(err instanceof KubeApiError) || err.transient;
 }
 
 export type Query = Record<string, string | number | boolean | undefined>;

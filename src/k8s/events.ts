@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
 import { metaV1Time } from '../status/conditions.ts';
-import { errorSummary } from './informer.ts';
+import { errorSummary } from '../errors.ts';
 
 export interface EventToRecord {
   type: 'Normal' | 'Warning';

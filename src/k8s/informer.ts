@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { CodedError, errorSummary } from '../errors.ts';
+import { sleep } from '../runner/backoff.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type Query, type WatchEvent } from './client.ts';
 
 export interface InformerHandlers<T> {
@@ -199,25 +201,8 @@ export class Informer<T extends KubeObject> {
   }
 }
 
-class GoneError extends Error {
-  readonly code = 'ERR_WATCH_GONE';
-}
-
-export function errorSummary(err: unknown): { message: string; code?: string; status?: number } {
-  if (err instanceof KubeApiError) return { message: err.message, code: err.code, status: err.status };
-  if (err instanceof Error) return { message: err.message, ...('code' in err ? { code: String(err.code) } : {}) };
-  return { message: String(err) };
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
+class GoneError extends CodedError<'ERR_WATCH_GONE'> {
+  constructor() {
+    super('ERR_WATCH_GONE', 'the watch resourceVersion expired');
+  }
 }

@@ -1,6 +1,7 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
+import { CodedError } from '../errors.ts';
 import { apiVersion as bindingApiVersion, bindingKey, kind as bindingKind, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import type { SecretLike } from '../model/certificate-input.ts';
 import type { LeftOut, SecretsByNamespace } from '../model/egress-routes.ts';
@@ -10,7 +11,11 @@ import type { LeftOut, SecretsByNamespace } from '../model/egress-routes.ts';
 // and Secrets with `data` and `stringData`.
 
 /** A problem with the input files that no object can be blamed for: the commands exit 2. */
-export class InputError extends Error {}
+export class InputError extends CodedError<'ERR_INPUT'> {
+  constructor(message: string) {
+    super('ERR_INPUT', message);
+  }
+}
 
 /** One object of the input, with where it came from. */
 export interface ManifestDocument {

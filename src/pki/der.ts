@@ -1,3 +1,5 @@
+import { CodedError } from '../errors.ts';
+
 // A small reader for the DER (and the BER that PKCS#12 writers emit) this package parses:
 // PKCS#12, PKCS#8 and the few certificate fields node:crypto does not expose. It returns
 // offsets into the caller's bytes rather than copies, so reading a PFX allocates almost
@@ -37,10 +39,9 @@ export interface DerElement {
 }
 
 /** The bytes are not the structure the caller expects. Callers turn it into a PkiError with context. */
-export class DerError extends Error {
+export class DerError extends CodedError<'ERR_DER'> {
   constructor(message: string) {
-    super(message);
-    this.name = 'DerError';
+    super('ERR_DER', message);
   }
 }
 

@@ -9,6 +9,7 @@ import {
   UnsupportedAlgorithm,
   type IdentityReason,
 } from '../api/v1alpha1/reasons.ts';
+import { CodedError } from '../errors.ts';
 
 /**
  * One stable code per reason, in the style of Node's own `ERR_*` codes. Callers branch on
@@ -42,15 +43,12 @@ export interface IdentityViolation {
  * A wrong password is terminal for a controller: retrying cannot help until the Secret
  * changes. So is every other reason here; none of them is transient.
  */
-export class PkiError extends Error implements IdentityViolation {
+export class PkiError extends CodedError<PkiErrorCode> implements IdentityViolation {
   readonly reason: IdentityReason;
-  readonly code: PkiErrorCode;
 
   constructor(reason: IdentityReason, message: string) {
-    super(message);
-    this.name = 'PkiError';
+    super(pkiErrorCodes[reason], message);
     this.reason = reason;
-    this.code = pkiErrorCodes[reason];
   }
 }
 

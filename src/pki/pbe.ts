@@ -14,6 +14,7 @@ import {
   type DerElement,
 } from './der.ts';
 import { defaultPbkdf2Prf, hmacDigestsByOid, sha1, type Digest } from './digests.ts';
+import { CodedError } from '../errors.ts';
 import { PkiError } from './errors.ts';
 import { rc2CbcDecrypt, rc4 } from './legacy-ciphers.ts';
 import type { PasswordForm } from './password.ts';
@@ -24,10 +25,9 @@ import { Pkcs12Purpose, pkcs12Kdf } from './pkcs12-kdf.ts';
 // PBKDF2 and scrypt run on the libuv threadpool, the PKCS#12 KDF in time slices.
 
 /** The password did not decrypt the data: wrong padding, or plaintext that is not DER. */
-export class DecryptionFailed extends Error {
+export class DecryptionFailed extends CodedError<'ERR_DECRYPTION_FAILED'> {
   constructor() {
-    super('the data did not decrypt with this password');
-    this.name = 'DecryptionFailed';
+    super('ERR_DECRYPTION_FAILED', 'the data did not decrypt with this password');
   }
 }
 

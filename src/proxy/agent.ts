@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { KubeObject } from '../k8s/client.ts';
-import { errorSummary, type Informer } from '../k8s/informer.ts';
+import { errorSummary } from '../errors.ts';
+import type { Informer } from '../k8s/informer.ts';
 import type { Logger } from '../log.ts';
 import { hashFiles } from '../render/nginx.ts';
 import type { AgentMetrics } from './agent-metrics.ts';

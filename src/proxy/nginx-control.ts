@@ -4,24 +4,17 @@ import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { sleep } from '../k8s/informer.ts';
+import { CodedError, type ErrorCode } from '../errors.ts';
+import { sleep } from '../runner/backoff.ts';
 import type { Logger } from '../log.ts';
 
 // Everything the agent does to nginx: test a config, start it, reload it and confirm the
 // reload, stop it. The decisions (what an error line means, whether a reload happened)
 // are pure functions at the top, tested without nginx.
 
-export type NginxErrorCode = 'ERR_NGINX_NOT_RUNNING' | 'ERR_NGINX_START_FAILED' | 'ERR_NGINX_RELOAD_UNCONFIRMED' | 'ERR_NGINX_TEST_DID_NOT_RUN';
+export type NginxErrorCode = Extract<ErrorCode, `ERR_NGINX_${string}`>;
 
-export class NginxError extends Error {
-  readonly code: NginxErrorCode;
-
-  constructor(code: NginxErrorCode, message: string) {
-    super(message);
-    this.name = 'NginxError';
-    this.code = code;
-  }
-}
+export class NginxError extends CodedError<NginxErrorCode> {}
 
 const maxReasonLength = 300;
 

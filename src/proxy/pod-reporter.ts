@@ -1,5 +1,6 @@
 import type { KubeClient } from '../k8s/client.ts';
-import { errorSummary, sleep } from '../k8s/informer.ts';
+import { errorSummary } from '../errors.ts';
+import { sleep } from '../runner/backoff.ts';
 import type { Logger } from '../log.ts';
 import { annotationApplyError, annotationAppliedHash } from './proxy-objects.ts';
 
