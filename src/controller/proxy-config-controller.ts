@@ -158,6 +158,7 @@ export class ProxyConfigController {
     const existing = (await this.#o.client.list<Desired>(path, { labelSelector })).items;
     const byName = new Map(existing.map((o) => [o.metadata.name, o]));
     const client = this.#o.client;
+    const writes = this.#o.metrics.proxyObjectWrites;
     return {
       async apply() {
         let written = 0;
@@ -166,6 +167,7 @@ export class ProxyConfigController {
           if (current && current.metadata.annotations?.[annotationContentHash] === d.metadata.annotations?.[annotationContentHash]) continue;
           if (current) await client.replace(`${path}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
           else await client.create(path, d);
+          writes.inc({ resource, verb: current ? 'replace' : 'create' });
           written++;
         }
         return written;
@@ -177,6 +179,7 @@ export class ProxyConfigController {
           if (wanted.has(o.metadata.name)) continue;
           try {
             await client.delete(`${path}/${o.metadata.name}`);
+            writes.inc({ resource, verb: 'delete' });
             deleted++;
           } catch (err) {
             if (!isNotFound(err)) throw err;

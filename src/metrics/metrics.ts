@@ -39,6 +39,12 @@ export class ControllerMetrics {
     help: '1 while this replica holds the leader Lease.',
     registers: [this.registry],
   });
+  readonly proxyObjectWrites = new Counter({
+    name: 'mtls_egress_proxy_object_writes_total',
+    help: 'Writes of the objects the proxy consumes, by resource and verb (create, replace, delete). The controller writes only what changed.',
+    labelNames: ['resource', 'verb'] as const,
+    registers: [this.registry],
+  });
   readonly watchErrors = watchErrorsCounter(this.registry);
 
   constructor(options: { processMetrics?: boolean } = {}) {

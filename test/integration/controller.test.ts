@@ -33,6 +33,14 @@ async function putPfx(name: string, options: { cn: string; notAfter?: Date; pass
   return issued.serial;
 }
 
+/** Reconciles the binding-status controller has finished, by every result. */
+async function reconciles(c: ControllerProcess): Promise<number> {
+  const body = (await httpGet(c.healthPort, '/metrics')).body;
+  let total = 0;
+  for (const match of body.matchAll(/^mtls_egress_reconcile_total\{controller="binding-status",result="[a-z]+"\} (\d+)$/gm)) total += Number(match[1]);
+  return total;
+}
+
 before(async () => {
   ns = await kube.namespace('ctrl');
   controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [ns], id: 'ctrl-main', args: ['--listener-ports', '10000-10099'] });
@@ -50,7 +58,7 @@ describe('controller against a real API server', () => {
     assert.equal(b.status?.certificate?.keyAlgorithm, 'RSA 2048');
     assert.ok(b.status?.listenerPort && b.status.listenerPort >= 10000 && b.status.listenerPort <= 10099);
     assert.equal(b.status?.endpoint, `http://mtls-egress-proxy.${ns}.svc:${b.status?.listenerPort}`);
-    assert.deepEqual(await kube.events(ns, 'first'), [{ type: 'Normal', reason: reasons.BindingReady, message: 'the binding is ready' }]);
+    assert.deepEqual(await kube.waitForEvents(ns, 'first', 1), [{ type: 'Normal', reason: reasons.BindingReady, message: 'the binding is ready' }]);
   });
 
   test('kubectl get ccb shows Host, Ready, Expires and Reason', async () => {
@@ -66,7 +74,7 @@ describe('controller against a real API server', () => {
     await kube.waitForBinding(ns, 'early', 'SecretNotFound', hasReason(reasons.SecretNotFound));
     await putPfx('early-pfx', { cn: 'early.client' });
     await kube.waitForBinding(ns, 'early', 'Ready', hasReason(reasons.BindingReady));
-    assert.deepEqual((await kube.events(ns, 'early')).map((e) => [e.type, e.reason]), [['Warning', reasons.SecretNotFound], ['Normal', reasons.BindingReady]]);
+    assert.deepEqual((await kube.waitForEvents(ns, 'early', 2)).map((e) => [e.type, e.reason]), [['Warning', reasons.SecretNotFound], ['Normal', reasons.BindingReady]]);
   });
 
   test('a rotated PFX updates serial and notAfter', async () => {
@@ -90,7 +98,7 @@ describe('controller against a real API server', () => {
     assert.equal(broken.status?.certificate, undefined);
     await kube.putSecret(ns, 'pw-pfx', { 'keystore.p12': pfx, password: `${password}\n` });
     await kube.waitForBinding(ns, 'pw', 'Ready', hasReason(reasons.BindingReady));
-    assert.deepEqual((await kube.events(ns, 'pw')).map((e) => [e.type, e.reason]), [['Warning', reasons.PasswordIncorrect], ['Normal', reasons.BindingReady]]);
+    assert.deepEqual((await kube.waitForEvents(ns, 'pw', 2)).map((e) => [e.type, e.reason]), [['Warning', reasons.PasswordIncorrect], ['Normal', reasons.BindingReady]]);
   });
 
   test('Secret deleted: SecretNotFound', async () => {
@@ -110,9 +118,12 @@ describe('controller against a real API server', () => {
     const expiring = await kube.waitForBinding(ns, 'short', 'expiring soon', hasReason(reasons.CertificateExpiringSoon), 20_000);
     assert.equal(readyOf(expiring).status, 'True', 'an expiring certificate still serves');
     await kube.waitForBinding(ns, 'short', 'expired', hasReason(reasons.CertificateExpired), 20_000);
-    // Let a few resyncs pass: no threshold may be announced twice.
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.deepEqual((await kube.events(ns, 'short')).map((e) => [e.type, e.reason]), [
+    // No threshold may be announced twice: make the controller look again (a touched
+    // Secret wakes the binding), and wait until it has, before counting the Events.
+    const before = await reconciles(controller);
+    await kube.client.mergePatch(`/api/v1/namespaces/${ns}/secrets/short-pfx`, { metadata: { annotations: { touched: 'yes' } } });
+    await pollUntil(async () => ((await reconciles(controller)) > before ? true : undefined), { what: 'the controller to reconcile again', timeoutMs: 20_000 });
+    assert.deepEqual((await kube.waitForEvents(ns, 'short', 3)).map((e) => [e.type, e.reason]), [
       ['Normal', reasons.BindingReady],
       ['Warning', reasons.CertificateExpiringSoon],
       ['Warning', reasons.CertificateExpired],
@@ -176,9 +187,13 @@ describe('controller against a real API server', () => {
   test('/metrics, /healthz and /readyz are served', async () => {
     assert.equal((await httpGet(controller.healthPort, '/healthz')).status, 200);
     assert.equal((await httpGet(controller.healthPort, '/readyz')).status, 200);
-    const metrics = (await httpGet(controller.healthPort, '/metrics')).body;
+    const readyGauge = new RegExp(`mtls_egress_binding_ready\\{namespace="${ns}",name="first",host="api.partner.example"\\} 1`);
+    // The gauges are set just after the status write that the earlier tests waited for.
+    const metrics = await pollUntil(async () => {
+      const body = (await httpGet(controller.healthPort, '/metrics')).body;
+      return readyGauge.test(body) ? body : undefined;
+    }, { what: 'the binding gauges', timeoutMs: 10_000 });
     assert.match(metrics, new RegExp(`mtls_egress_certificate_not_after_seconds\\{namespace="${ns}",name="first",host="api.partner.example"\\} \\d{10}`));
-    assert.match(metrics, new RegExp(`mtls_egress_binding_ready\\{namespace="${ns}",name="first",host="api.partner.example"\\} 1`));
     assert.match(metrics, /mtls_egress_reconcile_total\{controller="binding-status",result="(success|requeue)"\} \d+/);
     assert.match(metrics, /mtls_egress_reconcile_duration_seconds_bucket/);
     assert.match(metrics, /mtls_egress_leader 1/);

@@ -91,7 +91,7 @@ describe('deploy/ against a real API server', () => {
     try {
       // Status, an Event, the Lease, and the proxy objects in its own namespace: every write it needs.
       await kube.waitForBinding(ns, 'rbac', 'Pending on the proxy', hasReason(reasons.ProgrammingPending));
-      assert.deepEqual((await kube.events(ns, 'rbac')).map((e) => e.reason), [reasons.ProgrammingPending]);
+      assert.deepEqual((await kube.waitForEvents(ns, 'rbac', 1)).map((e) => e.reason), [reasons.ProgrammingPending]);
       await pollUntil(() => kube.client.get(`/api/v1/namespaces/${system}/configmaps/${proxyConfigMapName}`).catch(() => undefined), { what: 'the proxy ConfigMap', timeoutMs: 10_000 });
       const forbidden = controller.logs.filter((l) => /\b403\b|forbidden/i.test(l));
       assert.deepEqual(forbidden, [], 'no request was refused');

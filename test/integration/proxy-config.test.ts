@@ -13,7 +13,7 @@ import {
 } from '../../src/proxy/proxy-objects.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
-import { startController, type ControllerProcess } from '../support/controller-process.ts';
+import { httpGet, startController, type ControllerProcess } from '../support/controller-process.ts';
 import { hasReason, TestKube, type Binding } from '../support/kube.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
 
@@ -63,6 +63,16 @@ async function manifestServing(name: string, serial: string) {
     const r = await manifest();
     return r.manifest.bindings[`${ns}/${name}`]?.serialNumber === serial ? r.manifest : undefined;
   }, { what: `manifest with ${name} serial ${serial}`, timeoutMs: 10_000 });
+}
+
+/** mtls_egress_proxy_object_writes_total by resource and verb. */
+async function objectWrites(): Promise<Record<string, Record<string, number>>> {
+  const body = (await httpGet(controller.healthPort, '/metrics')).body;
+  const writes: Record<string, Record<string, number>> = {};
+  for (const [, resource, verb, count] of body.matchAll(/^mtls_egress_proxy_object_writes_total\{resource="([a-z]+)",verb="([a-z]+)"\} (\d+)$/gm)) {
+    (writes[resource!] ??= {})[verb!] = Number(count);
+  }
+  return writes;
 }
 
 const programmed = (b: Binding) => b.status?.conditions?.find((c) => c.type === 'Programmed');
@@ -122,7 +132,11 @@ describe('proxy-config controller and Programmed, against a real API server', ()
     await kube.putSecret(ns, 'broken-pfx', { 'keystore.p12': 'garbage', password });
     await kube.createBinding(ns, 'broken', spec('broken-pfx'));
     await kube.waitForBinding(ns, 'broken', 'PfxMalformed', hasReason(reasons.PfxMalformed));
-    const { manifest: m } = await manifest();
+    // A binding created after the broken one: once the manifest serves it, the render that
+    // put it there had seen the broken one too, so its absence below means something.
+    const serial = await putPfx('witness-pfx', 'witness.client');
+    await kube.createBinding(ns, 'witness', spec('witness-pfx'));
+    const m = await manifestServing('witness', serial);
     assert.ok(m.bindings[`${ns}/a`]);
     assert.equal(m.bindings[`${ns}/broken`], undefined);
   });
@@ -141,12 +155,27 @@ describe('proxy-config controller and Programmed, against a real API server', ()
   });
 
   test('objects are written only when their content changed', async () => {
-    const before = await kube.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
-    // A binding change that does not change what the proxy serves (an expiryWarning edit).
+    // The API server turns an identical PUT into a no-op, so resourceVersions cannot tell
+    // whether the controller wrote; its own write counter can.
+    const before = await objectWrites();
+    // A binding change that does not change what the proxy serves (an expiryWarning edit)...
     await kube.patchBinding(ns, 'a', { spec: { expiryWarning: '100h' } });
     await kube.waitForBinding(ns, 'a', 'observed', (b) => b.status?.observedGeneration === b.metadata.generation);
-    await new Promise((r) => setTimeout(r, 500));
-    const afterCm = await kube.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
-    assert.equal(afterCm.metadata.resourceVersion, before.metadata.resourceVersion);
+    // ...then one that does. Renders are serial and read the newest state, so once the
+    // second change is served, every render the first could cause is done, and the writes
+    // since are exactly the second change's: its credential Secret, its NetworkPolicy and
+    // the ConfigMap.
+    const serial = await putPfx('later-pfx', 'later.client');
+    await kube.createBinding(ns, 'later', spec('later-pfx'));
+    await manifestServing('later', serial);
+    const writes = await pollUntil(async () => {
+      const now = await objectWrites();
+      return now.configmaps?.replace === (before.configmaps?.replace ?? 0) + 1 ? now : undefined;
+    }, { what: 'the ConfigMap write to be counted', timeoutMs: 10_000 });
+    const since = (resource: string, verb: string): number => (writes[resource]?.[verb] ?? 0) - (before[resource]?.[verb] ?? 0);
+    assert.deepEqual(
+      { configmaps: since('configmaps', 'replace'), secretsCreated: since('secrets', 'create'), secretsReplaced: since('secrets', 'replace'), policies: since('networkpolicies', 'create') + since('networkpolicies', 'replace') },
+      { configmaps: 1, secretsCreated: 1, secretsReplaced: 0, policies: 1 },
+    );
   });
 });

@@ -86,6 +86,22 @@ export class TestKube {
     );
   }
 
+  /**
+   * The binding's Events once there are at least `count` of them. Events are written
+   * asynchronously, after the status they announce, so a test that has just seen the
+   * status must wait for them; it then asserts on the whole list, so an extra Event still
+   * fails it.
+   */
+  waitForEvents(namespace: string, name: string, count: number, timeoutMs = 30_000): Promise<Array<{ type: string; reason: string; message: string }>> {
+    return pollUntil(
+      async () => {
+        const events = await this.events(namespace, name);
+        return events.length >= count ? events : undefined;
+      },
+      { what: `${namespace}/${name}: ${count} Event${count === 1 ? '' : 's'}`, timeoutMs, intervalMs: 100 },
+    );
+  }
+
   async events(namespace: string, name: string): Promise<Array<{ type: string; reason: string; message: string }>> {
     const list = await this.client.list<{ type: string; reason: string; message: string; involvedObject: { name: string; kind: string }; firstTimestamp: string; metadata: { name: string; creationTimestamp: string } }>(
       `/api/v1/namespaces/${namespace}/events`,
