@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CodedError } from './errors.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
-import { parseDuration } from './model/duration.ts';
+import { parseDuration } from './api/time.ts';
 
 /** A flag or argument is wrong: the command prints its usage and exits 2. */
 export class UsageError extends CodedError<'ERR_USAGE'> {

@@ -1,5 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { parseRfc3339 } from '../api/time.ts';
+import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { CommandIo } from '../cli.ts';
 import { UsageError } from '../config.ts';
 import {
@@ -11,7 +13,6 @@ import {
   rfc4514Name,
   type CertificateFacts,
   type DecodedIdentity,
-  type IdentityViolation,
 } from '../pki/index.ts';
 
 // `mtls-egress inspect`: what the operator would make of a partner's file, before it goes
@@ -121,15 +122,13 @@ function parseInspectArgs(argv: readonly string[]): InspectRequest | 'help' {
     passwordFile: values['password-file'],
     passwordEnv: values['password-env'],
     json: values.json,
-    now: values.now === undefined ? undefined : parseRfc3339(values.now),
+    now: values.now === undefined ? undefined : parseNow(values.now),
   };
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-
-function parseRfc3339(text: string): Date {
-  const date = new Date(text);
-  if (!RFC3339.test(text) || Number.isNaN(date.getTime())) throw new UsageError(`--now wants an RFC 3339 time such as 2030-01-01T00:00:00Z, got "${text}"`);
+function parseNow(text: string): Date {
+  const date = parseRfc3339(text);
+  if (date === undefined) throw new UsageError(`--now wants an RFC 3339 time such as 2030-01-01T00:00:00Z, got "${text}"`);
   return date;
 }
 
@@ -160,7 +159,7 @@ async function decode(request: InspectRequest, password: string | undefined, io:
   return decodePem(cert, key, password);
 }
 
-function reportFailure(violation: IdentityViolation, json: boolean, io: CommandIo): number {
+function reportFailure(violation: Problem, json: boolean, io: CommandIo): number {
   const { reason, message } = violation;
   if (json) io.stdout.write(`${JSON.stringify({ reason, message })}\n`);
   else io.stderr.write(`${reason}: ${message}\n`);

@@ -1,17 +1,11 @@
 import { chmod, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parseRfc3339 } from '../api/time.ts';
 import { UsageError } from '../config.ts';
-import { decodeCertificateInput } from '../controller/identity-decoder.ts';
 import { collectManifests, InputError, readManifestDocuments, type Manifests } from '../manifests/read-manifests.ts';
-import {
-  buildEgressRoutes,
-  byKey,
-  isIpLiteral,
-  resolveBindings,
-  type EgressRoute,
-  type LeftOut,
-} from '../model/egress-routes.ts';
+import { translateManifests } from '../manifests/translate-manifests.ts';
+import { byKey, isIpLiteral, type EgressRoute, type LeftOut } from '../model/egress-routes.ts';
 import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
 import { defaultSystemTrustBundle, hostForUrl, isPlainPath, renderNginx, type RenderedNginx } from '../render/nginx.ts';
 
@@ -51,7 +45,6 @@ interface RenderArgs {
   systemTrustBundle: string;
 }
 
-const rfc3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 /** The first line of every nginx.conf renderNginx writes: how --out recognises an earlier render. */
 const renderedMarker = '# Rendered by mtls-egress';
 
@@ -86,10 +79,8 @@ function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help'
   } catch (err) {
     throw new UsageError(`--listener-ports: ${(err as Error).message}`);
   }
-  const now = values.now === undefined ? clock() : new Date(values.now);
-  if (values.now !== undefined && (!rfc3339.test(values.now) || Number.isNaN(now.getTime()))) {
-    throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
-  }
+  const now = values.now === undefined ? clock() : parseRfc3339(values.now);
+  if (now === undefined) throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
   const systemTrustBundle = values['system-trust-bundle'];
   if (!isPlainPath(systemTrustBundle)) throw new UsageError(`--system-trust-bundle: "${systemTrustBundle}" is not a plain path`);
   return { files: values.filename, out: values.out, listenAddress, listenerPorts, now, systemTrustBundle };
@@ -126,8 +117,11 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
     return 2;
   }
 
-  const resolved = await resolveBindings(manifests.bindings, manifests.secrets, decodeCertificateInput);
-  const { routes, leftOut } = buildEgressRoutes(resolved, { now: args.now, listenerPorts: args.listenerPorts });
+  const { routes, leftOut } = await translateManifests(manifests.bindings, manifests.secrets, {
+    now: args.now,
+    listenerPorts: args.listenerPorts,
+    endpointFor: (port) => `http://${hostForUrl(args.listenAddress)}:${port}`,
+  });
   const rendered = renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle });
   await writeRendered(args.out, rendered);
 

@@ -1,9 +1,10 @@
 import { parseArgs } from 'node:util';
+import { parseRfc3339 } from '../api/time.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
+import type { Problem } from '../api/v1alpha1/reasons.ts';
+import { bindingKey, ConditionCertificateValid, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import type { CommandIo } from '../cli.ts';
 import { UsageError } from '../config.ts';
-import { decodeCertificateInput } from '../controller/identity-decoder.ts';
 import {
   bindingFrom,
   InputError,
@@ -13,16 +14,16 @@ import {
   namespaceOf,
   readManifestDocuments,
   secretFrom,
-  secretsByNamespace,
+  secretLookup,
   type ManifestDocument,
 } from '../manifests/read-manifests.ts';
-import type { SecretLike } from '../model/certificate-input.ts';
-import { buildEgressRoutes, resolveBindings, type ResolvedBinding } from '../model/egress-routes.ts';
+import { translateManifests } from '../manifests/translate-manifests.ts';
+import type { SecretLike } from '../api/meta.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import { secretReferences, type SecretReference } from '../model/secret-refs.ts';
 import { bundledCrdDirectory, CustomResourceValidators } from '../schema/custom-resource.ts';
-import { isRfc3339 } from '../schema/structural-schema.ts';
-import { certificateCondition } from '../status/evaluate.ts';
+import { findCondition } from '../status/conditions.ts';
+import type { BindingTranslation } from '../translate/translate.ts';
 
 // `mtls-egress validate`: the GitOps gate. Checks manifests offline, before Argo CD or Flux
 // applies them: every binding against the CRD's schema and CEL rules, as the API server
@@ -125,10 +126,8 @@ function parseValidateArgs(argv: readonly string[], clock: () => Date): Validate
   if (!/^\d+$/.test(values['warn-days']) || !Number.isSafeInteger(warnDays)) {
     throw new UsageError(`--warn-days: "${values['warn-days']}" is not a whole number of days`);
   }
-  if (values.now !== undefined && !isRfc3339(values.now)) {
-    throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
-  }
-  const now = values.now === undefined ? clock() : new Date(values.now);
+  const now = values.now === undefined ? clock() : parseRfc3339(values.now);
+  if (now === undefined) throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
   return { files: values.filename, warnDays, now, json: values.json, strict: values.strict };
 }
 
@@ -257,23 +256,31 @@ export async function validateManifests(
 /** What only the whole set shows: the Secrets each binding reads, and listener ports two bindings both ask for. */
 async function setFindings(checked: readonly CheckedBinding[], secretList: readonly SecretLike[], options: ValidateOptions): Promise<Finding[]> {
   const findings: Finding[] = [];
-  const secrets = secretsByNamespace(secretList);
-  const resolved = await resolveBindings(checked.map((c) => c.binding), secrets, decodeCertificateInput);
+  const secrets = secretLookup(secretList);
+  // The controller's own translation, with --warn-days as the warning window.
+  const translation = await translateManifests(checked.map((c) => c.binding), secrets, {
+    now: options.now,
+    listenerPorts: anyListenerPort,
+    endpointFor: (port) => `:${port}`,
+    expiryWarningMs: () => options.warnDays * dayMs,
+  });
   const atBinding = new Map(checked.map((c) => [bindingKey(c.binding), findingAt(c.document)]));
-  const add = (binding: ClientCertificateBinding, severity: Finding['severity'], path: string, reason: string, message: string): void => {
-    findings.push({ severity, ...atBinding.get(bindingKey(binding))!, path, reason, message });
+  const add = (key: string, severity: Finding['severity'], path: string, problem: Problem): void => {
+    findings.push({ severity, ...atBinding.get(key)!, path, reason: problem.reason, message: problem.message });
   };
 
-  for (const r of resolved) {
-    const { binding } = r;
-    const inSet = secrets.get(binding.metadata.namespace);
+  for (const t of translation.bindings) {
+    const { binding, checks } = t;
     const reported = new Set<string>();
     for (const ref of secretReferences(binding.spec)) {
-      if (inSet?.has(ref.name) || reported.has(ref.name)) continue;
+      if (secrets(binding.metadata.namespace, ref.name) || reported.has(ref.name)) continue;
       reported.add(ref.name);
-      add(binding, 'warning', `${refPath(ref)}.name`, SecretNotInSet, `Secret ${ref.name} is not in the set; it will be read from the cluster`);
+      add(t.key, 'warning', `${refPath(ref)}.name`, { reason: SecretNotInSet, message: `Secret ${ref.name} is not in the set; it will be read from the cluster` });
     }
-    for (const problem of certificateProblems(r, options)) add(binding, problem.severity, problem.path, problem.reason, problem.message);
+    // The spec problems that the schema admits but the controller refuses (a bare IP host
+    // without serverName): the translation decides, so the verdicts agree.
+    if (!checks.spec.ok) add(t.key, 'error', 'spec', checks.spec);
+    for (const problem of certificateProblems(t)) add(t.key, problem.severity, problem.path, problem);
   }
 
   // Offline there is no creation order to say which binding would hold the port, so
@@ -287,15 +294,12 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
     if (claimants.length < 2) continue;
     for (const binding of claimants) {
       const others = claimants.filter((b) => b !== binding).map((b) => `ClientCertificateBinding ${bindingKey(b)}`).join(', ');
-      add(binding, 'error', 'spec.listenerPort', reasons.ListenerPortConflict, `listener port ${port} is also requested by ${others}; only the binding created first gets it, the others are not served`);
+      add(bindingKey(binding), 'error', 'spec.listenerPort', {
+        reason: reasons.ListenerPortConflict,
+        message: `listener port ${port} is also requested by ${others}; only the binding created first gets it, the others are not served`,
+      });
     }
   }
-
-  // The spec problems that the schema admits but the proxy-config controller refuses
-  // (a bare IP host without serverName): the same function decides, so the verdicts agree.
-  const { leftOut } = buildEgressRoutes(resolved, { now: options.now, listenerPorts: anyListenerPort });
-  const byKey = new Map(resolved.map((r) => [bindingKey(r.binding), r.binding]));
-  for (const l of leftOut) if (l.reason === reasons.InvalidSpec) add(byKey.get(l.key)!, 'error', 'spec', l.reason, l.message);
   return findings;
 }
 
@@ -310,53 +314,45 @@ function refPath(ref: SecretReference): string {
   return refPaths[ref.role];
 }
 
-interface Problem {
+/** The field a missing Secret key is named in. */
+function keyPath(ref: SecretReference): string {
+  return ref.role === 'tls' ? `${refPath(ref)}.name` : `${refPath(ref)}.key`;
+}
+
+interface LocatedProblem extends Problem {
   severity: Finding['severity'];
   path: string;
-  reason: string;
-  message: string;
 }
 
 /**
- * The certificate's verdict as the binding's CertificateValid condition would give it,
- * with --warn-days as the warning window. A Secret not in the set was reported already.
+ * The certificate's verdict as the binding's CertificateValid condition gives it, with
+ * --warn-days as the warning window. A Secret not in the set was reported already.
  */
-function certificateProblems(r: ResolvedBinding, options: ValidateOptions): Problem[] {
-  const { spec } = r.binding;
-  const refs = secretReferences(spec);
+function certificateProblems({ binding, checks, status }: BindingTranslation): LocatedProblem[] {
+  const refs = secretReferences(binding.spec);
   const certificateRef = refs.find((ref) => ref.role === 'pfx' || ref.role === 'tls');
   const certificatePath = certificateRef ? refPath(certificateRef) : 'spec.certificate';
-  const problems: Problem[] = [];
-  if (!r.certificate.ok) {
-    const { reason, message } = r.certificate;
-    if (reason !== reasons.SecretNotFound) {
+  const problems: LocatedProblem[] = [];
+  const certificate = checks.certificate;
+  if (!certificate.ok) {
+    if (certificate.reason !== reasons.SecretNotFound) {
       const passwordRef = refs.find((ref) => ref.role === 'password');
-      const path = reason === reasons.PasswordIncorrect && passwordRef ? refPath(passwordRef) : reason === reasons.SecretKeyNotFound ? keyPath(refs, message) : certificatePath;
-      problems.push({ severity: 'error', path, reason, message });
+      const ref = 'ref' in certificate ? certificate.ref : undefined;
+      const path =
+        certificate.reason === reasons.PasswordIncorrect && passwordRef ? refPath(passwordRef) : certificate.reason === reasons.SecretKeyNotFound && ref ? keyPath(ref) : certificatePath;
+      problems.push({ severity: 'error', path, reason: certificate.reason, message: certificate.message });
     }
   } else {
-    const verdict = certificateCondition({
-      certificate: { ok: true, facts: r.certificate.identity.facts },
-      expiryWarningMs: options.warnDays * dayMs,
-      now: options.now,
-    });
-    if (verdict.status !== 'True') problems.push({ severity: 'error', path: certificatePath, reason: verdict.reason, message: verdict.message });
-    else if (verdict.reason === reasons.CertificateExpiringSoon) {
-      problems.push({ severity: 'warning', path: certificatePath, reason: verdict.reason, message: verdict.message });
-    }
+    const verdict = findCondition(status.status.conditions, ConditionCertificateValid);
+    if (verdict && verdict.status !== 'True') problems.push({ severity: 'error', path: certificatePath, reason: verdict.reason, message: verdict.message });
+    else if (verdict?.reason === reasons.CertificateExpiringSoon) problems.push({ severity: 'warning', path: certificatePath, reason: verdict.reason, message: verdict.message });
   }
-  if (!r.serverCA.ok && r.serverCA.reason !== reasons.SecretNotFound) {
-    const { reason, message } = r.serverCA;
-    problems.push({ severity: 'error', path: reason === reasons.SecretKeyNotFound ? 'spec.serverCA.secretRef.key' : 'spec.serverCA.secretRef', reason, message });
+  const serverCA = checks.serverCA;
+  if (!serverCA.ok && serverCA.reason !== reasons.SecretNotFound) {
+    const path = serverCA.reason === reasons.SecretKeyNotFound ? 'spec.serverCA.secretRef.key' : 'spec.serverCA.secretRef';
+    problems.push({ severity: 'error', path, reason: serverCA.reason, message: serverCA.message });
   }
   return problems;
-}
-
-/** The reference whose key is missing: certificate-input names its role in the message, "(pfx)". */
-function keyPath(refs: readonly SecretReference[], message: string): string {
-  const ref = refs.find((r) => message.includes(`(${r.role})`));
-  if (!ref) return 'spec.certificate';
-  return ref.role === 'tls' ? `${refPath(ref)}.name` : `${refPath(ref)}.key`;
 }
 
 /** In input order (file, then document), each document's findings by field, those about the whole object last. */

@@ -1,5 +1,8 @@
 import type { CertificateInput } from '../model/certificate-input.ts';
-import type { IdentityOutcome, RouteIdentityDecoder } from '../model/egress-routes.ts';
+import type { IdentityOutcome } from '../model/egress-routes.ts';
+
+/** Turns Secret bytes into an identity or a stable reason; never rejects for bad input. */
+export type IdentityDecoder = (input: CertificateInput) => Promise<IdentityOutcome>;
 
 /**
  * Decoded identities by input version (Secret uid@resourceVersion per key), shared by the
@@ -8,12 +11,12 @@ import type { IdentityOutcome, RouteIdentityDecoder } from '../model/egress-rout
  * unused for `idleMs` are dropped, so rotated-away versions do not accumulate.
  */
 export class IdentityCache {
-  readonly #decode: RouteIdentityDecoder;
+  readonly #decode: IdentityDecoder;
   readonly #idleMs: number;
-  readonly #entries = new Map<string, { outcome: Promise<IdentityOutcome>; usedAt: number }>();
+  readonly #entries = new Map<string, { outcome: Promise<IdentityOutcome>; settled: IdentityOutcome | undefined; usedAt: number }>();
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(decode: RouteIdentityDecoder, options: { idleMs?: number } = {}) {
+  constructor(decode: IdentityDecoder, options: { idleMs?: number } = {}) {
     this.#decode = decode;
     this.#idleMs = options.idleMs ?? 10 * 60 * 1000;
     this.#sweeper = setInterval(() => this.sweep(), Math.min(this.#idleMs, 60_000));
@@ -24,15 +27,24 @@ export class IdentityCache {
     return this.#entries.size;
   }
 
-  decode: RouteIdentityDecoder = (input: CertificateInput) => {
+  /** The outcome for this input version, decoding it the first time it is asked for. */
+  decode = (input: CertificateInput): Promise<IdentityOutcome> => {
     const entry = this.#entries.get(input.version);
     if (entry) {
       entry.usedAt = Date.now();
       return entry.outcome;
     }
-    const outcome = this.#decode(input);
-    this.#entries.set(input.version, { outcome, usedAt: Date.now() });
-    return outcome;
+    const created = { outcome: this.#decode(input), settled: undefined as IdentityOutcome | undefined, usedAt: Date.now() };
+    created.outcome = created.outcome.then((outcome) => (created.settled = outcome));
+    this.#entries.set(input.version, created);
+    return created.outcome;
+  };
+
+  /** The outcome if the decode has finished; what a translation reads after awaiting decode(). */
+  peek = (input: CertificateInput): IdentityOutcome | undefined => {
+    const entry = this.#entries.get(input.version);
+    if (entry) entry.usedAt = Date.now();
+    return entry?.settled;
   };
 
   sweep(now = Date.now()): void {

@@ -1,57 +1,48 @@
 import type { Logger } from 'pino';
+import { componentConfig, componentCredentials, componentNetworkPolicy, labelComponent, labelManagedBy, managedByValue, managedSelector } from '../api/labels.ts';
+import type { KubeObject } from '../api/meta.ts';
 import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import { errorSummary, isTransient } from '../errors.ts';
-import { isNotFound, type KubeClient, type KubeObject } from '../k8s/client.ts';
+import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { Informer } from '../k8s/informer.ts';
+import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
-import type { SecretLike } from '../model/certificate-input.ts';
-import { buildEgressRoutes, resolveBindings, type SecretsByNamespace } from '../model/egress-routes.ts';
+import { resolveCertificateInput } from '../model/certificate-input.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import { networkPolicies } from '../model/network-policies.ts';
-import {
-  annotationContentHash,
-  componentConfig,
-  credentialsSelector,
-  labelComponent,
-  labelManagedBy,
-  managedByValue,
-  parseManifest,
-  proxyConfigMapName,
-  proxyObjects,
-} from '../proxy/proxy-objects.ts';
+import { secretReferences } from '../model/secret-refs.ts';
+import { annotationContentHash, parseManifest, proxyConfigMapName, proxyObjects } from '../proxy/proxy-objects.ts';
 import { renderNginx, type NginxRenderOptions } from '../render/nginx.ts';
-import type { Problem } from '../status/evaluate.ts';
+import { systemClock, type Clock } from '../runner/clock.ts';
+import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
-import { HostResolver } from './host-resolution.ts';
+import { translate } from '../translate/translate.ts';
+import type { HostResolver } from './host-resolution.ts';
 import type { IdentityCache } from './identity-cache.ts';
-import { WorkQueue } from './queue.ts';
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
   bindings: Informer<ClientCertificateBinding>;
-  secrets: Informer<SecretLike>;
+  secrets: SecretCache;
   identities: IdentityCache;
   history: ServedCertificateHistory;
+  hosts: HostResolver;
   /** The proxy's namespace: the ConfigMap, credential Secrets and NetworkPolicies live here. */
   namespace: string;
   listenerPorts: PortRange;
+  endpointFor: (port: number) => string;
   render: NginxRenderOptions;
   proxyPodLabels: Record<string, string>;
   metrics: ControllerMetrics;
   logger: Logger;
-  now?: () => Date;
+  clock?: Clock;
   /** Batches a burst of changes (a cold start, a mass rotation) into one render. */
   coalesceMs?: number;
-  hosts?: HostResolver;
-  /** Called with the bindings whose proxy-side problem appeared, changed or cleared. */
-  onProblemsChanged?: (keys: string[]) => void;
 }
 
 const key = 'proxy-config';
 const controllerName = 'proxy-config';
-const policyComponent = 'proxy-network-policy';
-const policySelector = `${labelManagedBy}=${managedByValue},${labelComponent}=${policyComponent}`;
-const configSelector = `${labelManagedBy}=${managedByValue},${labelComponent}=${componentConfig}`;
+const policySelector = managedSelector(componentNetworkPolicy);
+const configSelector = managedSelector(componentConfig);
 
 interface Desired extends KubeObject {
   metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
@@ -59,24 +50,34 @@ interface Desired extends KubeObject {
 
 /**
  * Aggregates every binding into the one proxy configuration (Envoy Gateway's translator
- * stages, ingress-nginx's "compare before reload"): resolve and decode (cached), build
- * routes and render (pure), hash, and write only the objects whose content hash changed.
- * One key, so bursts coalesce into one render; leader only, like every writer.
+ * stages, ingress-nginx's "compare before reload"): read and decode the inputs (cached),
+ * translate and render (pure), hash, and write only the objects whose content hash
+ * changed. One key, so bursts coalesce into one render; leader only, like every writer.
  */
 export class ProxyConfigController {
   readonly #o: ProxyConfigControllerOptions;
-  readonly #log: Logger;
-  readonly #queue = new WorkQueue({ baseMs: 200, maxMs: 30_000 });
-  readonly #hosts: HostResolver;
-  #problems = new Map<string, Problem>();
+  readonly #runner: Runner;
+  readonly #clock: Clock;
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
-    this.#log = options.logger.child({ controller: controllerName });
-    this.#hosts = options.hosts ?? new HostResolver();
-    const wake = (): void => this.#queue.addAfter(key, options.coalesceMs ?? 100);
+    this.#clock = options.clock ?? systemClock;
+    this.#runner = new Runner({
+      name: controllerName,
+      reconcile: (_key, signal) => this.reconcile(signal),
+      logger: options.logger,
+      backoff: { baseMs: 200, maxMs: 30_000 },
+      clock: this.#clock,
+      observer: options.metrics.runnerObserver(controllerName),
+    });
+    const wake = (): void => this.#runner.addAfter(key, options.coalesceMs ?? 100);
     options.bindings.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
-    options.secrets.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
+    options.secrets.onChange(wake);
+  }
+
+  /** Reconciles finished so far. */
+  get reconciled(): number {
+    return this.#runner.reconciled;
   }
 
   /** Learns the configuration already in the cluster, so replicas serving it count as programmed after a restart. */
@@ -90,62 +91,59 @@ export class ProxyConfigController {
     }
   }
 
+  /** Runs for one leadership term. */
   async run(signal: AbortSignal): Promise<void> {
-    this.#queue.add(key);
-    for (let k = await this.#queue.get(signal); k !== undefined; k = await this.#queue.get(signal)) {
-      const stopTimer = this.#o.metrics.reconcileDuration.startTimer({ controller: controllerName });
-      try {
-        await this.reconcile(signal);
-        this.#queue.forget(k);
-        this.#o.metrics.reconcileTotal.inc({ controller: controllerName, result: 'success' });
-      } catch (err) {
-        const delay = this.#queue.addRateLimited(k);
-        this.#o.metrics.reconcileTotal.inc({ controller: controllerName, result: 'error' });
-        this.#o.metrics.reconcileErrors.inc({ controller: controllerName });
-        this.#log[isTransient(err) ? 'info' : 'error']({ err: errorSummary(err), retryInMs: delay }, 'proxy config reconcile failed; retrying');
-      } finally {
-        stopTimer();
-        this.#queue.done(k);
-      }
-    }
+    this.#runner.add(key);
+    await this.#runner.run(signal);
   }
 
-  async reconcile(signal?: AbortSignal): Promise<{ hash: string; written: number }> {
-    const { namespace } = this.#o;
+  shutDown(): void {
+    this.#runner.shutDown();
+  }
+
+  async reconcile(signal?: AbortSignal): Promise<ReconcileResult & { hash: string; written: number }> {
+    const { namespace, secrets, identities } = this.#o;
     const bindings = this.#o.bindings.list().filter((b) => !b.metadata.deletionTimestamp);
-    const secretsByNamespace = new Map<string, Map<string, SecretLike>>();
-    for (const s of this.#o.secrets.list()) {
-      const ns = s.metadata.namespace ?? '';
-      let m = secretsByNamespace.get(ns);
-      if (!m) secretsByNamespace.set(ns, (m = new Map()));
-      m.set(s.metadata.name, s);
+    // Inputs first (Secrets through the cache, certificates decoded once per version),
+    // then the pure translation over all of them.
+    for (const b of bindings) {
+      const found = await secrets.getAll(b.metadata.namespace, secretReferences(b.spec).map((r) => r.name));
+      const input = resolveCertificateInput(b.spec, (name) => found.get(name));
+      if (input.ok) await identities.decode(input);
     }
-    const resolved = await resolveBindings(bindings, secretsByNamespace as SecretsByNamespace, this.#o.identities.decode);
-    const built = buildEgressRoutes(resolved, { now: (this.#o.now ?? (() => new Date()))(), listenerPorts: this.#o.listenerPorts });
-    const { routes, unresolvable } = await this.#hosts.partition(built.routes);
-    this.#setProblems(unresolvable);
+    const hostProblems = await this.#o.hosts.problems(bindings.map((b) => b.spec.host));
+    const translation = translate(bindings, (ns, name) => secrets.peek(ns, name), identities.peek, {
+      now: new Date(this.#clock.now()),
+      listenerPorts: this.#o.listenerPorts,
+      endpointFor: this.#o.endpointFor,
+      dataPlane: { hostProblem: (host) => hostProblems.get(host) },
+    });
+    const { routes } = translation;
     const rendered = renderNginx(routes, this.#o.render);
     const objects = proxyObjects(rendered, routes, namespace);
     const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
     const policies = networkPolicies(routes, (k) => allowed.get(k), namespace, this.#o.proxyPodLabels, {
       [labelManagedBy]: managedByValue,
-      [labelComponent]: policyComponent,
+      [labelComponent]: componentNetworkPolicy,
     });
+    // Time alone changes what is served (a certificate expires), and a host that did not
+    // resolve may start to: look again then, without waiting for an object to change.
+    const requeueAfterMs = hostProblems.size > 0 ? Math.min(translation.requeueAfterMs ?? Infinity, this.#o.hosts.retryAfterMs) : translation.requeueAfterMs;
     // Recorded before writing: an agent may apply it before our write call returns.
     this.#o.history.record(rendered.hash, objects.manifest.bindings);
-    if (signal?.aborted) return { hash: rendered.hash, written: 0 };
+    if (signal?.aborted) return { hash: rendered.hash, written: 0, requeueAfterMs };
 
     // Credentials first and the ConfigMap after: a manifest never names a Secret that
     // does not exist yet. Deletions last, once no manifest names them.
-    const credentials = await this.#collection('/api/v1', 'secrets', credentialsSelector, objects.secrets);
+    const credentials = await this.#collection('/api/v1', 'secrets', managedSelector(componentCredentials), objects.secrets);
     const policyObjects = await this.#collection('/apis/networking.k8s.io/v1', 'networkpolicies', policySelector, policies);
     const configMaps = await this.#collection('/api/v1', 'configmaps', configSelector, [objects.configMap]);
     let written = (await credentials.apply()) + (await policyObjects.apply()) + (await configMaps.apply());
     written += (await credentials.prune()) + (await policyObjects.prune());
     if (written > 0) {
-      this.#log.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: built.leftOut.length + unresolvable.size, written }, 'proxy configuration written');
+      this.#runner.logger.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: translation.leftOut.length, written }, 'proxy configuration written');
     }
-    return { hash: rendered.hash, written };
+    return { hash: rendered.hash, written, requeueAfterMs };
   }
 
   /**
@@ -188,17 +186,6 @@ export class ProxyConfigController {
         return deleted;
       },
     };
-  }
-
-  /** Why the proxy leaves a binding out when nothing in its own status explains it (an unresolvable host). */
-  problemFor(key: string): Problem | undefined {
-    return this.#problems.get(key);
-  }
-
-  #setProblems(next: Map<string, Problem>): void {
-    const changed = [...new Set([...this.#problems.keys(), ...next.keys()])].filter((k) => this.#problems.get(k)?.message !== next.get(k)?.message);
-    this.#problems = next;
-    if (changed.length > 0) this.#o.onProblemsChanged?.(changed);
   }
 
   #configMapPath(): string {

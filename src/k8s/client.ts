@@ -2,35 +2,10 @@ import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node'
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import { fetch, type Dispatcher } from 'undici';
+import type { ObjectList, WatchEvent } from '../api/meta.ts';
 import { CodedError } from '../errors.ts';
 
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-}
-
-export interface KubeObject {
-  apiVersion?: string;
-  kind?: string;
-  metadata: ObjectMeta;
-}
-
-export interface ObjectList<T> {
-  items: T[];
-  metadata: { resourceVersion?: string; continue?: string };
-}
-
-export interface WatchEvent<T> {
-  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
-  object: T;
-}
+export type { KubeObject, ObjectList, ObjectMeta, WatchEvent } from '../api/meta.ts';
 
 /**
  * An API error with the HTTP status and the Status reason. `transient` is what the

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
-import { metaV1Time } from '../status/conditions.ts';
+import { metaV1Time } from '../api/time.ts';
 import { errorSummary } from '../errors.ts';
 
 export interface EventToRecord {

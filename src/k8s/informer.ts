@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { CodedError, errorSummary } from '../errors.ts';
-import { sleep } from '../runner/backoff.ts';
+import { Backoff, sleep } from '../runner/backoff.ts';
 import { KubeApiError, type KubeClient, type KubeObject, type Query, type WatchEvent } from './client.ts';
 
 export interface InformerHandlers<T> {
@@ -91,10 +91,9 @@ export class Informer<T extends KubeObject> {
   }
 
   async #run(path: string, markSynced: () => void): Promise<void> {
-    const { baseMs, maxMs } = this.#options.backoff ?? { baseMs: 200, maxMs: 30_000 };
+    const backoff = new Backoff(this.#options.backoff ?? { baseMs: 200, maxMs: 30_000 });
     const log = this.#options.logger.child({ informer: path });
     let resourceVersion: string | undefined;
-    let failures = 0;
     const signal = this.#abort.signal;
     while (!signal.aborted) {
       try {
@@ -110,7 +109,7 @@ export class Informer<T extends KubeObject> {
           { ...this.#options.query, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
           (event) => {
             resourceVersion = this.#apply(path, event) ?? resourceVersion;
-            failures = 0;
+            backoff.succeeded();
           },
           signal,
         );
@@ -122,8 +121,7 @@ export class Informer<T extends KubeObject> {
           continue;
         }
         this.#options.onError?.(err);
-        const delay = Math.min(baseMs * 2 ** failures, maxMs);
-        failures++;
+        const delay = backoff.failed();
         log.warn({ err: errorSummary(err), retryInMs: delay }, 'list/watch failed; retrying');
         await sleep(delay, signal);
       }

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import { loadAll, YAMLException } from 'js-yaml';
 import { CodedError } from '../errors.ts';
 import { apiVersion as bindingApiVersion, bindingKey, kind as bindingKind, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import type { SecretLike } from '../model/certificate-input.ts';
-import type { LeftOut, SecretsByNamespace } from '../model/egress-routes.ts';
+import type { SecretLike } from '../api/meta.ts';
+import type { LeftOut } from '../model/egress-routes.ts';
+import type { SecretLookup } from '../translate/translate.ts';
 
 // Reading Kubernetes manifests from disk, for the offline commands (`render`, `validate`):
 // files and directories as `kubectl -f` takes them, multi-document YAML, `kind: List`,
@@ -116,21 +117,16 @@ export function secretFrom(object: Record<string, unknown>): SecretLike | undefi
   };
 }
 
-/** Later definitions of the same Secret win, as `kubectl apply` would. */
-export function secretsByNamespace(secrets: Iterable<SecretLike>): SecretsByNamespace {
-  const byNamespace = new Map<string, Map<string, SecretLike>>();
-  for (const secret of secrets) {
-    const namespace = secret.metadata.namespace ?? 'default';
-    let inNamespace = byNamespace.get(namespace);
-    if (!inNamespace) byNamespace.set(namespace, (inNamespace = new Map()));
-    inNamespace.set(secret.metadata.name, secret);
-  }
-  return byNamespace;
+/** The Secrets of a manifest set by namespace and name; later definitions of the same Secret win, as `kubectl apply` would. */
+export function secretLookup(secrets: Iterable<SecretLike>): SecretLookup {
+  const byKey = new Map<string, SecretLike>();
+  for (const secret of secrets) byKey.set(`${secret.metadata.namespace ?? 'default'}/${secret.metadata.name}`, secret);
+  return (namespace, name) => byKey.get(`${namespace}/${name}`);
 }
 
 export interface Manifests {
   bindings: ClientCertificateBinding[];
-  secrets: SecretsByNamespace;
+  secrets: SecretLookup;
   /** Binding-shaped objects that cannot even be keyed, reported like left-out bindings. */
   unreadable: LeftOut[];
 }
@@ -163,5 +159,5 @@ export function collectManifests(documents: readonly ManifestDocument[], warn: (
     }
   }
   if (ignored > 0) warn(`note: ignored ${ignored} object${ignored === 1 ? '' : 's'} of other kinds\n`);
-  return { bindings: [...bindings.values()], secrets: secretsByNamespace(secrets), unreadable };
+  return { bindings: [...bindings.values()], secrets: secretLookup(secrets), unreadable };
 }

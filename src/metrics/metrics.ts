@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RunnerObserver } from '../runner/runner.ts';
 
 /** Every metric the controller exports, on a registry of its own (no global state in tests). */
 export class ControllerMetrics {
@@ -49,6 +50,20 @@ export class ControllerMetrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reconcile counts and durations of one controller's runner. */
+  runnerObserver(controller: string): RunnerObserver {
+    return {
+      started: () => {
+        const stopTimer = this.reconcileDuration.startTimer({ controller });
+        return (result) => {
+          stopTimer();
+          this.reconcileTotal.inc({ controller, result });
+          if (result === 'error') this.reconcileErrors.inc({ controller });
+        };
+      },
+    };
   }
 
   forgetBinding(labels: { namespace: string; name: string; host: string }): void {

@@ -1,16 +1,15 @@
 import { X509Certificate } from 'node:crypto';
+import type { SecretLike } from '../api/meta.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
+import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { ClientCertificateBindingSpec } from '../api/v1alpha1/types.ts';
 import { Sensitive } from '../pki/sensitive.ts';
-import type { CheckOutcome, Problem } from '../status/evaluate.ts';
 import { secretReferences, type SecretReference } from './secret-refs.ts';
 
-/** The part of a Secret that resolution reads. `data` values are base64, as the API returns them. */
-export interface SecretLike {
-  metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
-  type?: string;
-  data?: Record<string, string>;
-}
+export type { SecretLike } from '../api/meta.ts';
+
+/** Why a binding's Secrets cannot be used, with the reference it is about when there is one (validate names that field). */
+export type InputProblem = { readonly ok: false; readonly ref?: SecretReference } & Problem;
 
 export type CertificateInput =
   | { ok: true; kind: 'pfx'; pfx: Sensitive<Uint8Array>; password: Sensitive<string> | undefined; version: string }
@@ -18,19 +17,21 @@ export type CertificateInput =
 
 export type SecretLookup = (name: string) => SecretLike | undefined;
 
-function read(ref: SecretReference, lookup: SecretLookup): { ok: true; value: Buffer; secret: SecretLike } | Problem {
+function read(ref: SecretReference, lookup: SecretLookup): { ok: true; value: Buffer; secret: SecretLike } | InputProblem {
   const secret = lookup(ref.name);
-  if (!secret) return { ok: false, reason: reasons.SecretNotFound, message: `Secret ${ref.name} (${ref.role}) not found in the binding's namespace` };
+  if (!secret) return { ok: false, ref, reason: reasons.SecretNotFound, message: `Secret ${ref.name} (${ref.role}) not found in the binding's namespace` };
   const b64 = secret.data?.[ref.key];
   if (b64 === undefined) {
     const keys = Object.keys(secret.data ?? {}).sort().join(', ') || 'none';
-    return { ok: false, reason: reasons.SecretKeyNotFound, message: `Secret ${ref.name} has no key "${ref.key}" (${ref.role}); its keys are: ${keys}` };
+    return { ok: false, ref, reason: reasons.SecretKeyNotFound, message: `Secret ${ref.name} has no key "${ref.key}" (${ref.role}); its keys are: ${keys}` };
   }
   return { ok: true, value: Buffer.from(b64, 'base64'), secret };
 }
 
+/** Which bytes these are: a Secret's uid and resourceVersion in a cluster; its namespace and name in a manifest set, which has neither. */
 function version(secret: SecretLike, key: string): string {
-  return `${secret.metadata.uid ?? ''}@${secret.metadata.resourceVersion ?? ''}/${key}`;
+  const id = secret.metadata.uid ?? `${secret.metadata.namespace ?? ''}/${secret.metadata.name}`;
+  return `${id}@${secret.metadata.resourceVersion ?? ''}/${key}`;
 }
 
 /**
@@ -38,7 +39,7 @@ function version(secret: SecretLike, key: string): string {
  * cannot be had. `version` changes exactly when the inputs do, so the decoded identity
  * can be cached across resyncs and only a real rotation pays for a decode.
  */
-export function resolveCertificateInput(spec: ClientCertificateBindingSpec, lookup: SecretLookup): CertificateInput | Problem {
+export function resolveCertificateInput(spec: ClientCertificateBindingSpec, lookup: SecretLookup): CertificateInput | InputProblem {
   const refs = secretReferences(spec);
   const pfxRef = refs.find((r) => r.role === 'pfx');
   if (pfxRef) {
@@ -72,7 +73,7 @@ export interface ServerCA {
 }
 
 /** The partner's CA bundle, or why it is unusable. Absent serverCA means the system trust store. */
-export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: SecretLookup): ({ ok: true; ca: ServerCA | undefined } & CheckOutcome) | Problem {
+export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: SecretLookup): { ok: true; ca: ServerCA | undefined } | InputProblem {
   const ref = secretReferences(spec).find((r) => r.role === 'serverCA');
   if (!ref) return { ok: true, ca: undefined };
   const value = read(ref, lookup);
@@ -82,8 +83,8 @@ export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: Secr
   try {
     for (const block of blocks) subjects.push(new X509Certificate(block).subject.replace(/\n/g, ','));
   } catch {
-    return { ok: false, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds a PEM block that is not a valid certificate` };
+    return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds a PEM block that is not a valid certificate` };
   }
-  if (subjects.length === 0) return { ok: false, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds no PEM certificate` };
+  if (subjects.length === 0) return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds no PEM certificate` };
   return { ok: true, ca: { pem: `${blocks.join('\n')}\n`, subjects } };
 }

@@ -1,5 +1,7 @@
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import type { PortOutcome } from '../status/evaluate.ts';
+import type { Outcome } from '../api/v1alpha1/reasons.ts';
+
+export type PortOutcome = Outcome<{ port: number }>;
 
 export interface PortRange {
   first: number;

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { LabelSelector } from '../api/v1alpha1/types.ts';
-import { annotationBinding, annotationContentHash } from '../proxy/proxy-objects.ts';
+import { annotationBinding, annotationContentHash } from '../api/labels.ts';
 import type { EgressRoute } from './egress-routes.ts';
 
 export interface NetworkPolicyObject {

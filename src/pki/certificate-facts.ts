@@ -27,6 +27,9 @@ export interface CertificateFacts {
   readonly chainLength: number;
 }
 
+/** The facts a binding's status and the proxy routes carry: all but the URIs, which no TLS client checks. */
+export type IdentityFacts = Omit<CertificateFacts, 'uris' | 'keyAlgorithm'> & { readonly keyAlgorithm: string };
+
 export function certificateFacts(certificate: X509Certificate, chainLength: number): CertificateFacts {
   const { dnsNames, uris } = subjectAltNames(certificate.raw);
   return {

@@ -8,6 +8,7 @@ import {
   PfxMalformed,
   UnsupportedAlgorithm,
   type IdentityReason,
+  type Problem,
 } from '../api/v1alpha1/reasons.ts';
 import { CodedError } from '../errors.ts';
 
@@ -29,12 +30,6 @@ export const pkiErrorCodes = {
 
 export type PkiErrorCode = (typeof pkiErrorCodes)[IdentityReason];
 
-/** Why an identity cannot be used, as plain data: what a chain of checks returns. */
-export interface IdentityViolation {
-  readonly reason: IdentityReason;
-  readonly message: string;
-}
-
 /**
  * Every failure of the identity core. The message is for humans and never contains the
  * password, key material or input bytes; no underlying error is attached as `cause`,
@@ -43,7 +38,7 @@ export interface IdentityViolation {
  * A wrong password is terminal for a controller: retrying cannot help until the Secret
  * changes. So is every other reason here; none of them is transient.
  */
-export class PkiError extends CodedError<PkiErrorCode> implements IdentityViolation {
+export class PkiError extends CodedError<PkiErrorCode> implements Problem {
   readonly reason: IdentityReason;
 
   constructor(reason: IdentityReason, message: string) {

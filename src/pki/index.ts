@@ -2,9 +2,10 @@
 export { decodePfx } from './pfx.ts';
 export { decodePem } from './pem.ts';
 export { pfxBytesFromSecretValue } from './secret-value.ts';
-export { evaluateValidity, rfc3339 } from './validity.ts';
+export { certificateValidity, evaluateValidity, nextValidityChange, type Validity, type ValidityWindow } from './validity.ts';
+export { rfc3339 } from '../api/time.ts';
 export { certificateChainPem, type CertificatePem, type DecodedIdentity } from './identity.ts';
 export { rfc4514Name, type CertificateFacts, type KeyAlgorithm } from './certificate-facts.ts';
-export { PkiError, isPkiError, pkiErrorCodes, type IdentityViolation, type PkiErrorCode } from './errors.ts';
+export { PkiError, isPkiError, pkiErrorCodes, type PkiErrorCode } from './errors.ts';
 export type { PasswordInput } from './password.ts';
 export { Sensitive } from './sensitive.ts';

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { KubeObject } from '../k8s/client.ts';
 import { errorSummary } from '../errors.ts';
 import type { Informer } from '../k8s/informer.ts';
+import { Runner } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
 import { hashFiles } from '../render/nginx.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
@@ -10,6 +11,9 @@ import { fileIdentity, generationName, isConfigHash, manifestProblem } from './g
 import { NginxError, type NginxControl, type NginxTestResult } from './nginx-control.ts';
 import type { PodReport } from './pod-reporter.ts';
 import { manifestKey, materialize, parseManifest, proxyConfigMapName, type ProxyManifest } from './proxy-objects.ts';
+
+/** The agent's one key: it applies the whole manifest, whichever object changed. */
+const applyKey = 'apply';
 
 export interface ProxyConfigMap extends KubeObject {
   data?: Record<string, string>;
@@ -51,25 +55,22 @@ interface Applied {
  *   change → (debounce) → materialize → write gen-<hash> → nginx -t → swap `current` →
  *   reload and confirm → prune old generations → annotate the Pod
  *
- * Applies run one at a time and always read the newest cached state, so a burst of
- * changes ends in one apply of the latest. What cannot succeed without new input (a
- * manifest nginx rejects, a malformed one) is reported and not retried until the input
- * changes; what may succeed later (a reload that did not take, an I/O error, nginx not
- * running yet) is retried with backoff. Waiting for a Secret the manifest names is
- * neither: the next watch event brings it.
+ * Applies run on the one reconcile runner, one at a time, and always read the newest
+ * cached state, so a burst of changes ends in one apply of the latest. What cannot
+ * succeed without new input (a manifest nginx rejects, a malformed one) is reported and
+ * not retried until the input changes; what may succeed later (a reload that did not
+ * take, an I/O error, nginx not running yet) is thrown, and the runner retries it with
+ * backoff. Waiting for a Secret the manifest names is neither: the next watch event
+ * brings it.
  */
 export class ProxyAgent {
   readonly #options: ProxyAgentOptions;
   readonly #log: Logger;
   readonly #debounceMs: number;
-  readonly #retry: { baseMs: number; maxMs: number };
+  readonly #runner: Runner;
+  readonly #stop = new AbortController();
   #started = false;
-  #stopped = false;
-  #debounceTimer: NodeJS.Timeout | undefined;
-  #retryTimer: NodeJS.Timeout | undefined;
-  #retries = 0;
-  #busy: Promise<void> | undefined;
-  #dirty = false;
+  #running: Promise<void> | undefined;
   #applied: Applied | undefined;
   /** The input last rejected: a config hash, or the ConfigMap version whose manifest is unreadable. */
   #rejected: string | undefined;
@@ -80,7 +81,7 @@ export class ProxyAgent {
     this.#options = options;
     this.#log = options.logger.child({ component: 'proxy-agent' });
     this.#debounceMs = options.debounceMs ?? 100;
-    this.#retry = options.retry ?? { baseMs: 500, maxMs: 30_000 };
+    this.#runner = new Runner({ name: 'proxy-agent', reconcile: () => this.#reconcile(), logger: options.logger, backoff: options.retry ?? { baseMs: 500, maxMs: 30_000 } });
     const onChange = { onAdd: () => this.#kick(), onUpdate: () => this.#kick(), onDelete: () => this.#kick() };
     options.configMaps.addHandlers(onChange);
     options.secrets.addHandlers(onChange);
@@ -89,15 +90,15 @@ export class ProxyAgent {
   /** Call once both caches have synced: changes before then only filled the caches. */
   start(): void {
     this.#started = true;
-    this.#kick();
+    this.#runner.add(applyKey);
+    this.#running = this.#runner.run(this.#stop.signal);
   }
 
   /** Waits for an apply in progress; schedules none after. */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#debounceTimer);
-    clearTimeout(this.#retryTimer);
-    await this.#busy;
+    this.#stop.abort();
+    this.#runner.shutDown();
+    await this.#running;
   }
 
   /** A config has been applied and nginx runs: the proxy can take traffic. */
@@ -105,27 +106,18 @@ export class ProxyAgent {
     return this.#applied !== undefined && this.#options.nginx.running();
   }
 
+  /** A change: apply once the burst it belongs to is over (a controller writes several objects per change). */
   #kick(): void {
-    if (!this.#started || this.#stopped) return;
-    clearTimeout(this.#debounceTimer);
-    this.#debounceTimer = setTimeout(() => this.#drain(), this.#debounceMs);
+    if (this.#started) this.#runner.addAfter(applyKey, this.#debounceMs);
   }
 
-  #drain(): void {
-    if (this.#busy) {
-      this.#dirty = true;
-      return;
+  async #reconcile(): Promise<void> {
+    try {
+      await this.#sync();
+    } catch (err) {
+      this.#failed(err);
+      throw err;
     }
-    this.#busy = (async () => {
-      do {
-        this.#dirty = false;
-        try {
-          await this.#sync();
-        } catch (err) {
-          this.#fail(err);
-        }
-      } while (this.#dirty && !this.#stopped);
-    })().finally(() => (this.#busy = undefined));
   }
 
   /** One pass: compare what the caches describe with what nginx serves, and act. */
@@ -196,8 +188,6 @@ export class ProxyAgent {
     const t3 = performance.now();
     this.#applied = { hash: manifest.hash, generation, identities: new Map(manifest.files.map((file) => [file.path, fileIdentity(file)])) };
     this.#applyError = undefined;
-    this.#retries = 0;
-    clearTimeout(this.#retryTimer);
     // The previous generation stays for a rollback; anything older goes.
     const removed = await dir.prune([generation, current === generation ? undefined : current]).catch((err: unknown) => {
       this.#log.warn({ err: errorSummary(err) }, 'could not remove old generations; will try after the next apply');
@@ -237,16 +227,12 @@ export class ProxyAgent {
     this.#report();
   }
 
-  /** Something that may work next time: report it and retry with backoff. */
-  #fail(err: unknown): void {
-    const retryInMs = Math.min(this.#retry.baseMs * 2 ** this.#retries, this.#retry.maxMs);
-    this.#retries++;
+  /** Something that may work next time: report it; the runner retries with backoff. */
+  #failed(err: unknown): void {
     this.#applyError = (err instanceof Error ? err.message : String(err)).slice(0, 300);
     this.#options.metrics?.applies.inc({ result: 'failed' });
-    this.#log.warn({ err: errorSummary(err), retryInMs, servingHash: this.#applied?.hash }, 'config apply failed; retrying');
+    this.#log.warn({ err: errorSummary(err), servingHash: this.#applied?.hash }, 'config apply failed; retrying with backoff');
     this.#report();
-    clearTimeout(this.#retryTimer);
-    if (!this.#stopped) this.#retryTimer = setTimeout(() => this.#kick(), retryInMs);
   }
 
   #report(): void {

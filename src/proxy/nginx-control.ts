@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CodedError, type ErrorCode } from '../errors.ts';
-import { sleep } from '../runner/backoff.ts';
+import { Backoff, sleep } from '../runner/backoff.ts';
 import type { Logger } from '../log.ts';
 
 // Everything the agent does to nginx: test a config, start it, reload it and confirm the
@@ -241,7 +241,6 @@ export interface ManagedNginxOptions extends NginxPaths {
   onUnexpectedExit?: () => void;
 }
 
-const restartBackoff = { baseMs: 200, maxMs: 30_000 };
 /** A master that ran this long before it died starts the backoff afresh. */
 const stableAfterMs = 60_000;
 const stderrTailLines = 20;
@@ -265,7 +264,7 @@ export class ManagedNginx implements NginxControl {
   #starting: Promise<void> | undefined;
   #stopping = false;
   #restartTimer: NodeJS.Timeout | undefined;
-  #crashes = 0;
+  readonly #restarts = new Backoff({ baseMs: 200, maxMs: 30_000 });
   #stderrTail: string[] = [];
 
   constructor(options: ManagedNginxOptions) {
@@ -351,11 +350,10 @@ export class ManagedNginx implements NginxControl {
     // Orphaned workers of a killed master would keep the listeners from the next one.
     signalQuietly(-child.pid!, 'SIGKILL');
     this.#options.onUnexpectedExit?.();
-    if (Date.now() - startedAt >= stableAfterMs) this.#crashes = 0;
+    if (Date.now() - startedAt >= stableAfterMs) this.#restarts.succeeded();
     // Before its first successful start, the next apply starts it; after that, it is restarted here.
     if (!this.#everUp) return;
-    const retryInMs = Math.min(restartBackoff.baseMs * 2 ** this.#crashes, restartBackoff.maxMs);
-    this.#crashes++;
+    const retryInMs = this.#restarts.failed();
     this.#log.warn({ code, signal, wasUp, retryInMs, reason: nginxErrorReason(this.#stderrTail.join('\n')) }, 'nginx exited; restarting it');
     clearTimeout(this.#restartTimer);
     this.#restartTimer = setTimeout(() => {

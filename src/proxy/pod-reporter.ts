@@ -1,8 +1,7 @@
 import type { KubeClient } from '../k8s/client.ts';
-import { errorSummary } from '../errors.ts';
-import { sleep } from '../runner/backoff.ts';
+import { Runner } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
-import { annotationApplyError, annotationAppliedHash } from './proxy-objects.ts';
+import { annotationApplyError, annotationAppliedHash } from '../api/labels.ts';
 
 /** What the agent tells the controller through its Pod's annotations. */
 export interface PodReport {
@@ -18,29 +17,30 @@ function sameReport(a: PodReport | undefined, b: PodReport | undefined): boolean
 
 /**
  * Keeps the agent's own Pod annotated with the latest report. `set` never waits for the
- * API: a patch that fails is retried with backoff in the background until it lands or a
- * newer report replaces it, so an apiserver outage cannot hold up serving a new config.
- * Only changes are written (the first report always is, to replace what a previous
- * container of this Pod left).
+ * API: the patch runs on a runner of its own, and one that fails is retried with backoff
+ * until it lands or a newer report replaces it, so an apiserver outage cannot hold up
+ * serving a new config. Only changes are written (the first report always is, to replace
+ * what a previous container of this Pod left).
  */
 export class PodReporter {
   readonly #client: KubeClient;
   readonly #path: string;
-  readonly #log: Logger;
-  readonly #abort = new AbortController();
+  readonly #runner: Runner;
+  readonly #stop = new AbortController();
+  readonly #running: Promise<void>;
   #desired: PodReport | undefined;
   #reported: PodReport | undefined;
-  #flushing: Promise<void> | undefined;
 
   constructor(options: { client: KubeClient; namespace: string; podName: string; logger: Logger }) {
     this.#client = options.client;
     this.#path = `/api/v1/namespaces/${encodeURIComponent(options.namespace)}/pods/${encodeURIComponent(options.podName)}`;
-    this.#log = options.logger.child({ component: 'pod-reporter' });
+    this.#runner = new Runner({ name: 'pod-reporter', reconcile: () => this.#flush(), logger: options.logger, backoff: { baseMs: 250, maxMs: 30_000 } });
+    this.#running = this.#runner.run(this.#stop.signal);
   }
 
   set(report: PodReport): void {
     this.#desired = { ...report };
-    this.#kick();
+    this.#runner.add(reportKey);
   }
 
   /** The last report the API accepted. */
@@ -49,39 +49,20 @@ export class PodReporter {
   }
 
   async stop(): Promise<void> {
-    this.#abort.abort();
-    await this.#flushing;
-  }
-
-  #pending(): boolean {
-    return !this.#abort.signal.aborted && this.#desired !== undefined && !sameReport(this.#desired, this.#reported);
-  }
-
-  #kick(): void {
-    if (this.#flushing || !this.#pending()) return;
-    this.#flushing = this.#flush().finally(() => {
-      this.#flushing = undefined;
-      this.#kick();
-    });
+    this.#stop.abort();
+    this.#runner.shutDown();
+    await this.#running;
   }
 
   async #flush(): Promise<void> {
-    let failures = 0;
-    while (this.#pending()) {
-      const report = this.#desired!;
-      try {
-        // A merge patch with null deletes the annotation.
-        await this.#client.mergePatch(this.#path, {
-          metadata: { annotations: { [annotationAppliedHash]: report.appliedHash ?? null, [annotationApplyError]: report.applyError ?? null } },
-        });
-        this.#reported = report;
-        failures = 0;
-      } catch (err) {
-        const retryInMs = Math.min(250 * 2 ** failures, 30_000);
-        failures++;
-        this.#log.warn({ err: errorSummary(err), retryInMs }, 'could not annotate the Pod; retrying');
-        await sleep(retryInMs, this.#abort.signal);
-      }
-    }
+    const report = this.#desired;
+    if (report === undefined || sameReport(report, this.#reported)) return;
+    // A merge patch with null deletes the annotation.
+    await this.#client.mergePatch(this.#path, {
+      metadata: { annotations: { [annotationAppliedHash]: report.appliedHash ?? null, [annotationApplyError]: report.applyError ?? null } },
+    });
+    this.#reported = report;
   }
 }
+
+const reportKey = 'report';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { EgressRoute } from '../model/egress-routes.ts';
+import { annotationBinding, annotationContentHash, componentConfig, componentCredentials, managedLabels } from '../api/labels.ts';
 import { certificateFile, keyFile, type RenderedFile, type RenderedNginx } from '../render/nginx.ts';
 
 // The contract between the proxy-config controller (writes) and the proxy agent (reads).
@@ -10,22 +11,18 @@ export const proxyConfigMapName = 'mtls-egress-proxy-config';
 /** gzip-compressed JSON in binaryData: per-file hashes are most of it, and they add up. */
 export const manifestKey = 'manifest.json.gz';
 
-export const labelManagedBy = 'app.kubernetes.io/managed-by';
-export const labelComponent = 'mtls-egress.io/component';
-export const managedByValue = 'mtls-egress';
-export const componentConfig = 'proxy-config';
-export const componentCredentials = 'proxy-credentials';
-/** Selects every credential Secret; the agent watches exactly these. */
-export const credentialsSelector = `${labelManagedBy}=${managedByValue},${labelComponent}=${componentCredentials}`;
-
-/** On credential Secrets: which binding they serve ("namespace/name"; too long for a label value). */
-export const annotationBinding = 'mtls-egress.io/binding';
-/** On the proxy objects: sha256 of their content, so the controller writes only on change. */
-export const annotationContentHash = 'mtls-egress.io/content-hash';
-/** On a proxy Pod: the config hash its nginx serves now, set by the agent after a successful reload. */
-export const annotationAppliedHash = 'mtls-egress.io/applied-config-hash';
-/** On a proxy Pod: why the newest config was not applied (empty when it was). */
-export const annotationApplyError = 'mtls-egress.io/apply-error';
+export {
+  annotationAppliedHash,
+  annotationApplyError,
+  annotationBinding,
+  annotationContentHash,
+  componentConfig,
+  componentCredentials,
+  credentialsSelector,
+  labelComponent,
+  labelManagedBy,
+  managedByValue,
+} from '../api/labels.ts';
 
 export interface ManifestFile {
   path: string;
@@ -91,7 +88,6 @@ export function proxyObjects(rendered: RenderedNginx, routes: readonly EgressRou
     owner.set(certificateFile(route), route);
     owner.set(keyFile(route), route);
   }
-  const labels = (component: string): Record<string, string> => ({ [labelManagedBy]: managedByValue, [labelComponent]: component });
   const secretData = new Map<string, { route: EgressRoute; data: Record<string, string> }>();
   const binaryData: Record<string, string> = {};
   const files: ManifestFile[] = [];
@@ -124,7 +120,7 @@ export function proxyObjects(rendered: RenderedNginx, routes: readonly EgressRou
     metadata: {
       name,
       namespace,
-      labels: labels(componentCredentials),
+      labels: managedLabels(componentCredentials),
       annotations: { [annotationBinding]: route.key, [annotationContentHash]: sha256(JSON.stringify(data)) },
     },
     data,
@@ -134,7 +130,7 @@ export function proxyObjects(rendered: RenderedNginx, routes: readonly EgressRou
     configMap: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: { name: proxyConfigMapName, namespace, labels: labels(componentConfig), annotations: { [annotationContentHash]: rendered.hash } },
+      metadata: { name: proxyConfigMapName, namespace, labels: managedLabels(componentConfig), annotations: { [annotationContentHash]: rendered.hash } },
       data: {},
       binaryData,
     },

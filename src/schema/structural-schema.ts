@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { parseRfc3339 } from '../api/time.ts';
 import {
   childPath,
   FieldValueNotSupported,
@@ -205,8 +206,6 @@ function hasType(value: unknown, type: NonNullable<SchemaNode['type']>): boolean
   }
 }
 
-const rfc3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
-
 export function isRfc3339(text: string): boolean {
-  return rfc3339.test(text) && !Number.isNaN(new Date(text).getTime());
+  return parseRfc3339(text) !== undefined;
 }

@@ -1,10 +1,11 @@
+import { metaV1Time } from '../api/time.ts';
+import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { Condition, ConditionStatus } from '../api/v1alpha1/types.ts';
 
-export interface DesiredCondition {
-  type: string;
-  status: ConditionStatus;
-  reason: string;
-  message: string;
+/** A condition as a check decides it: its type and status, and the reason and message of the Problem shape. */
+export interface DesiredCondition extends Problem {
+  readonly type: string;
+  readonly status: ConditionStatus;
 }
 
 /**
@@ -46,9 +47,4 @@ export function sortConditions(conditions: Condition[], order: readonly string[]
     return i < 0 ? order.length : i;
   };
   return [...conditions].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
-}
-
-/** RFC 3339 at seconds precision, as metav1.Time serialises: comparing with stored status must not see a diff in milliseconds (unlike pki's rfc3339, which keeps them). */
-export function metaV1Time(date: Date): string {
-  return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }

@@ -7,27 +7,18 @@ import {
   type ClientCertificateBindingStatus,
 } from '../api/v1alpha1/types.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import { findCondition, metaV1Time, setCondition, sortConditions, type DesiredCondition } from './conditions.ts';
+import type { Outcome } from '../api/v1alpha1/reasons.ts';
+import type { IdentityFacts } from '../pki/certificate-facts.ts';
+import { certificateValidity, nextValidityChange } from '../pki/validity.ts';
+import { metaV1Time } from '../api/time.ts';
+import { findCondition, setCondition, sortConditions, type DesiredCondition } from './conditions.ts';
 
-/** The certificate facts evaluation needs; the identity core's CertificateFacts satisfies it. */
-export interface EvaluatedFacts {
-  subject: string;
-  issuer: string;
-  serialNumber: string;
-  notBefore: Date;
-  notAfter: Date;
-  fingerprintSha256: string;
-  dnsNames: string[];
-  keyAlgorithm: string;
-  keySize: number;
-  curve?: string;
-  chainLength: number;
-}
+/** The certificate facts status reports. */
+export type EvaluatedFacts = IdentityFacts;
 
-export type Problem = { ok: false; reason: string; message: string };
-export type CertificateOutcome = { ok: true; facts: EvaluatedFacts } | Problem;
-export type PortOutcome = { ok: true; port: number } | Problem;
-export type CheckOutcome = { ok: true } | Problem;
+export type CertificateOutcome = Outcome<{ facts: EvaluatedFacts }>;
+export type PortOutcome = Outcome<{ port: number }>;
+export type CheckOutcome = Outcome;
 
 export interface EvaluationInput {
   generation: number | undefined;
@@ -63,41 +54,20 @@ export const maxRequeueMs = 12 * 60 * 60 * 1000;
 /** Land just after a threshold, never just before it. */
 const thresholdSlackMs = 1000;
 
-/** The certificate's own verdict: decode problems first, then its validity window at `now`. */
+/** The certificate's own verdict: decode problems first, then its validity window at `now` (judged by the identity core). */
 export function certificateCondition(input: Pick<EvaluationInput, 'certificate' | 'expiryWarningMs' | 'now'>): DesiredCondition {
   const { certificate, now } = input;
   if (!certificate.ok) return { type: ConditionCertificateValid, status: 'False', reason: certificate.reason, message: certificate.message };
   const { facts } = certificate;
-  if (now < facts.notBefore) {
-    return {
-      type: ConditionCertificateValid,
-      status: 'False',
-      reason: reasons.CertificateNotYetValid,
-      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) is not valid before ${metaV1Time(facts.notBefore)}`,
-    };
-  }
-  if (now >= facts.notAfter) {
-    return {
-      type: ConditionCertificateValid,
-      status: 'False',
-      reason: reasons.CertificateExpired,
-      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) expired at ${metaV1Time(facts.notAfter)}`,
-    };
-  }
-  if (now.getTime() >= facts.notAfter.getTime() - input.expiryWarningMs) {
-    return {
-      type: ConditionCertificateValid,
-      status: 'True',
-      reason: reasons.CertificateExpiringSoon,
-      message: `certificate ${facts.subject} (serial ${facts.serialNumber}) expires at ${metaV1Time(facts.notAfter)}; replace it before then`,
-    };
-  }
-  return {
-    type: ConditionCertificateValid,
-    status: 'True',
-    reason: reasons.CertificateReady,
-    message: `certificate ${facts.subject} (serial ${facts.serialNumber}) is valid until ${metaV1Time(facts.notAfter)}`,
-  };
+  const { reason, usable } = certificateValidity(facts, now, input.expiryWarningMs);
+  const which = `certificate ${facts.subject} (serial ${facts.serialNumber})`;
+  const message = {
+    [reasons.CertificateNotYetValid]: `${which} is not valid before ${metaV1Time(facts.notBefore)}`,
+    [reasons.CertificateExpired]: `${which} expired at ${metaV1Time(facts.notAfter)}`,
+    [reasons.CertificateExpiringSoon]: `${which} expires at ${metaV1Time(facts.notAfter)}; replace it before then`,
+    [reasons.CertificateReady]: `${which} is valid until ${metaV1Time(facts.notAfter)}`,
+  }[reason];
+  return { type: ConditionCertificateValid, status: usable ? 'True' : 'False', reason, message };
 }
 
 /**
@@ -106,7 +76,7 @@ export function certificateCondition(input: Pick<EvaluationInput, 'certificate' 
  * Ready=True but carries its reason, which is what the printer column shows.
  */
 export function readyCondition(input: EvaluationInput, certificate: DesiredCondition): DesiredCondition {
-  const chain: Array<CheckOutcome | Problem> = [
+  const chain: CheckOutcome[] = [
     input.spec,
     certificate.status === 'True' ? { ok: true } : { ok: false, reason: certificate.reason, message: certificate.message },
     input.serverCA,
@@ -166,15 +136,12 @@ function transitionEvents(previous: ClientCertificateBindingStatus | undefined, 
   return [];
 }
 
-/** The next moment time alone changes the verdict: notBefore, notAfter − expiryWarning, notAfter. */
+/** The next moment time alone changes the verdict (notBefore, notAfter − expiryWarning, just after notAfter), with slack. */
 function nextThresholdMs(input: EvaluationInput): number | undefined {
   if (!input.certificate.ok) return undefined;
-  const { facts } = input.certificate;
-  const now = input.now.getTime();
-  const thresholds = [facts.notBefore.getTime(), facts.notAfter.getTime() - input.expiryWarningMs, facts.notAfter.getTime()];
-  const next = thresholds.filter((t) => t > now).sort((a, b) => a - b)[0];
+  const next = nextValidityChange(input.certificate.facts, input.now, input.expiryWarningMs);
   if (next === undefined) return undefined;
-  return Math.min(next - now + thresholdSlackMs, maxRequeueMs);
+  return Math.min(next.getTime() - input.now.getTime() + thresholdSlackMs, maxRequeueMs);
 }
 
 export function certificateStatus(facts: EvaluatedFacts): CertificateStatus {

@@ -1,5 +1,5 @@
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import type { CheckOutcome, Problem } from './evaluate.ts';
+import type { Outcome } from '../api/v1alpha1/reasons.ts';
 
 /** A proxy replica as the controller sees it: from the Pod's Ready condition and the agent's annotations. */
 export interface ProxyReplica {
@@ -22,9 +22,7 @@ export function programmedCheck(
   fingerprint: string | undefined,
   replicas: readonly ProxyReplica[],
   served: ServedCertificates,
-  proxyProblem?: Problem,
-): CheckOutcome {
-  if (proxyProblem) return proxyProblem;
+): Outcome {
   if (fingerprint === undefined) {
     return { ok: false, reason: reasons.ProgrammingPending, message: 'the proxy serves this binding once its certificate is usable' };
   }

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { resolveCertificateInput, resolveServerCA, type SecretLike } from '../../src/model/certificate-input.ts';
-import { parseDuration } from '../../src/model/duration.ts';
+import { parseDuration } from '../../src/api/time.ts';
 import { SecretIndex, secretReferences } from '../../src/model/secret-refs.ts';
 import { binding, secret } from '../fixtures/bindings.ts';
 

@@ -62,17 +62,12 @@ describe('networkPolicies', () => {
 });
 
 describe('HostResolver', () => {
-  const route = (key: string, host: string): EgressRoute => ({
-    key, namespace: key.split('/')[0]!, name: key.split('/')[1]!, listenerPort: 10000, host, port: 443, serverName: host,
-    clientCertificate: { chainPem: 'C', privateKey: new Sensitive('K'), serialNumber: '1', fingerprintSha256: 'F' },
-  });
-
-  test('an unresolvable host is left out with its own reason; IPs are not looked up', async () => {
+  test('an unresolvable host gets its own reason; IPs are not looked up, and each host is asked once', async () => {
     const asked: string[] = [];
     const resolver = new HostResolver({ resolve: async (h) => (asked.push(h), h !== 'typo.example') });
-    const { routes, unresolvable } = await resolver.partition([route('ns/a', 'api.example'), route('ns/b', 'typo.example'), route('ns/c', '10.0.0.1')]);
-    assert.deepEqual(routes.map((r) => r.key), ['ns/a', 'ns/c']);
-    assert.equal(unresolvable.get('ns/b')?.reason, reasons.HostUnresolvable);
+    const problems = await resolver.problems(['api.example', 'typo.example', '10.0.0.1', 'typo.example']);
+    assert.deepEqual([...problems.keys()], ['typo.example']);
+    assert.equal(problems.get('typo.example')?.reason, reasons.HostUnresolvable);
     assert.deepEqual(asked.sort(), ['api.example', 'typo.example']);
   });
 
@@ -84,10 +79,5 @@ describe('HostResolver', () => {
     assert.equal(calls, 1);
     await resolver.resolves('x.example', 6_000);
     assert.equal(calls, 2);
-  });
-
-  test('a proxy-side problem decides Programmed before the replicas do', () => {
-    const problem = { ok: false as const, reason: reasons.HostUnresolvable, message: 'm' };
-    assert.deepEqual(programmedCheck('ns/a', 'FP', [], () => undefined, problem), problem);
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { WorkQueue } from '../../src/controller/queue.ts';
+import { WorkQueue } from '../../src/runner/queue.ts';
 
 describe('WorkQueue', () => {
   test('a key waits in the queue at most once', async () => {
@@ -55,5 +55,18 @@ describe('WorkQueue', () => {
     assert.equal(await pending, undefined);
     q.add('late');
     assert.equal(q.length, 0);
+  });
+});
+
+describe('WorkQueue and an aborted worker', () => {
+  test('an aborted caller gets nothing, even from a full queue, and the keys wait for the next run', async () => {
+    const q = new WorkQueue();
+    q.add('a');
+    q.add('b');
+    const stop = new AbortController();
+    stop.abort();
+    assert.equal(await q.get(stop.signal), undefined);
+    assert.equal(q.length, 2);
+    assert.equal(await q.get(), 'a');
   });
 });

@@ -36,6 +36,9 @@ describe('evaluateBinding: the first failing check names Ready', () => {
     { name: 'invalid spec beats a broken certificate', input: { spec: problem(reasons.InvalidSpec), certificate: problem(reasons.PfxMalformed) }, ready: 'False', readyReason: reasons.InvalidSpec, certValid: 'False', certReason: reasons.PfxMalformed },
     { name: 'expired', input: { now: new Date(t0.getTime() + 400 * day) }, ready: 'False', readyReason: reasons.CertificateExpired, certValid: 'False', certReason: reasons.CertificateExpired },
     { name: 'not yet valid', input: { now: new Date(t0.getTime() - 60 * day) }, ready: 'False', readyReason: reasons.CertificateNotYetValid, certValid: 'False', certReason: reasons.CertificateNotYetValid },
+    // RFC 5280: notAfter is inclusive. Status once called this instant expired while inspect called it valid.
+    { name: 'exactly notAfter: still valid (expiring)', input: { now: new Date(t0.getTime() + 365 * day) }, ready: 'True', readyReason: reasons.CertificateExpiringSoon, certValid: 'True', certReason: reasons.CertificateExpiringSoon },
+    { name: 'a millisecond after notAfter: expired', input: { now: new Date(t0.getTime() + 365 * day + 1) }, ready: 'False', readyReason: reasons.CertificateExpired, certValid: 'False', certReason: reasons.CertificateExpired },
     { name: 'expiring soon stays Ready but says so', input: { now: new Date(t0.getTime() + 350 * day) }, ready: 'True', readyReason: reasons.CertificateExpiringSoon, certValid: 'True', certReason: reasons.CertificateExpiringSoon },
     { name: 'port conflict', input: { port: problem(reasons.ListenerPortConflict) }, ready: 'False', readyReason: reasons.ListenerPortConflict, certValid: 'True', certReason: reasons.CertificateReady },
     { name: 'server CA missing', input: { serverCA: problem(reasons.SecretNotFound) }, ready: 'False', readyReason: reasons.SecretNotFound, certValid: 'True', certReason: reasons.CertificateReady },
@@ -133,7 +136,7 @@ describe('evaluateBinding: requeue at the next expiry threshold', () => {
   const cases: Array<{ name: string; now: Date; want: number | undefined }> = [
     { name: 'far from expiry: capped', now: t0, want: maxRequeueMs },
     { name: 'just before the warning', now: new Date(notAfter.getTime() - warn30d - 5000), want: 5000 + 1000 },
-    { name: 'inside the warning: at notAfter', now: new Date(notAfter.getTime() - 3000), want: 3000 + 1000 },
+    { name: 'inside the warning: just after notAfter (inclusive)', now: new Date(notAfter.getTime() - 3000), want: 3000 + 1 + 1000 },
     { name: 'expired: time changes nothing more', now: new Date(notAfter.getTime() + 1), want: undefined },
     { name: 'not yet valid: at notBefore', now: new Date(t0.getTime() - 30 * day - 2000), want: 2000 + 1000 },
   ];

@@ -2,6 +2,19 @@
 // alerts and runbooks match on them, so they never change once released. Each one is
 // documented in the README's troubleshooting table.
 
+/**
+ * Why something cannot be used or served: a reason from this file (API: conditions,
+ * alerts and runbooks match on it) and a message for humans. The one shape every check,
+ * finding and condition carries.
+ */
+export interface Problem {
+  readonly reason: string;
+  readonly message: string;
+}
+
+/** What one check found: ok (with what it produced), or the problem. */
+export type Outcome<T extends object = object> = ({ readonly ok: true } & T) | ({ readonly ok: false } & Problem);
+
 // --- Identity core: why a PFX or PEM pair could not be used. Also what `inspect` prints.
 
 /** The password is wrong, or missing for a protected file. */

@@ -1,4 +1,6 @@
-import type { ObjectMeta } from '../../k8s/client.ts';
+import { objectKey, type ObjectMeta } from '../meta.ts';
+
+export { objectKey, splitKey } from '../meta.ts';
 
 export const group = 'mtls-egress.io';
 export const version = 'v1alpha1';
@@ -89,16 +91,6 @@ export interface ClientCertificateBinding {
   status?: ClientCertificateBindingStatus;
 }
 
-/** The cache and queue key of a namespaced object: "namespace/name". */
-export function objectKey(namespace: string, name: string): string {
-  return `${namespace}/${name}`;
-}
-
 export function bindingKey(binding: Pick<ClientCertificateBinding, 'metadata'>): string {
   return objectKey(binding.metadata.namespace, binding.metadata.name);
-}
-
-export function splitKey(key: string): { namespace: string; name: string } {
-  const slash = key.indexOf('/');
-  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }

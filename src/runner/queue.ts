@@ -1,7 +1,5 @@
-export interface BackoffOptions {
-  baseMs: number;
-  maxMs: number;
-}
+import { backoffDelay, type BackoffOptions } from './backoff.ts';
+import { systemClock, type Clock, type Timer } from './clock.ts';
 
 export const defaultBackoff: BackoffOptions = { baseMs: 100, maxMs: 5 * 60 * 1000 };
 
@@ -15,13 +13,15 @@ export class WorkQueue {
   readonly #dirty = new Set<string>();
   readonly #processing = new Set<string>();
   readonly #failures = new Map<string, number>();
-  readonly #timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  readonly #timers = new Map<string, { at: number; timer: Timer }>();
   readonly #waiters: Array<(key: string | undefined) => void> = [];
   readonly #backoff: BackoffOptions;
+  readonly #clock: Clock;
   #shutDown = false;
 
-  constructor(backoff: BackoffOptions = defaultBackoff) {
+  constructor(backoff: BackoffOptions = defaultBackoff, clock: Clock = systemClock) {
     this.#backoff = backoff;
+    this.#clock = clock;
   }
 
   get length(): number {
@@ -41,15 +41,14 @@ export class WorkQueue {
   addAfter(key: string, delayMs: number): void {
     if (this.#shutDown) return;
     if (delayMs <= 0) return this.add(key);
-    const at = Date.now() + delayMs;
+    const at = this.#clock.now() + delayMs;
     const pending = this.#timers.get(key);
     if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
+    pending?.timer.cancel();
+    const timer = this.#clock.setTimer(() => {
       this.#timers.delete(key);
       this.add(key);
     }, delayMs);
-    timer.unref();
     this.#timers.set(key, { at, timer });
   }
 
@@ -57,7 +56,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const failures = this.#failures.get(key) ?? 0;
     this.#failures.set(key, failures + 1);
-    const delay = Math.min(this.#backoff.baseMs * 2 ** failures, this.#backoff.maxMs);
+    const delay = backoffDelay(failures, this.#backoff);
     this.addAfter(key, delay);
     return delay;
   }
@@ -78,9 +77,11 @@ export class WorkQueue {
       this.#processing.add(key);
       return key;
     };
+    // An aborted caller gets nothing, even from a full queue: a worker that put back the
+    // key it was handed as its run ended must not be handed it again, forever.
+    if (this.#shutDown || signal?.aborted) return Promise.resolve(undefined);
     const key = this.#queue.shift();
     if (key !== undefined) return Promise.resolve(take(key));
-    if (this.#shutDown || signal?.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
       const waiter = (k: string | undefined): void => {
         signal?.removeEventListener('abort', onAbort);
@@ -106,7 +107,7 @@ export class WorkQueue {
 
   shutDown(): void {
     this.#shutDown = true;
-    for (const { timer } of this.#timers.values()) clearTimeout(timer);
+    for (const { timer } of this.#timers.values()) timer.cancel();
     this.#timers.clear();
     for (const waiter of this.#waiters.splice(0)) waiter(undefined);
   }

@@ -1,0 +1,32 @@
+// Labels and annotations on the objects the operator writes and reads. They are a contract
+// between the controller, the proxy agent and anyone selecting the objects, so they live
+// below every component that uses them.
+
+export const labelManagedBy = 'app.kubernetes.io/managed-by';
+export const labelComponent = 'mtls-egress.io/component';
+export const managedByValue = 'mtls-egress';
+export const componentConfig = 'proxy-config';
+export const componentCredentials = 'proxy-credentials';
+export const componentNetworkPolicy = 'proxy-network-policy';
+
+/** Selects every credential Secret; the agent watches exactly these. */
+export const credentialsSelector = `${labelManagedBy}=${managedByValue},${labelComponent}=${componentCredentials}`;
+
+/** On credential Secrets and NetworkPolicies: which binding they serve ("namespace/name"; too long for a label value). */
+export const annotationBinding = 'mtls-egress.io/binding';
+/** On the proxy objects: sha256 of their content, so the controller writes only on change. */
+export const annotationContentHash = 'mtls-egress.io/content-hash';
+/** On a proxy Pod: the config hash its data plane serves now, set by the agent after a successful apply. */
+export const annotationAppliedHash = 'mtls-egress.io/applied-config-hash';
+/** On a proxy Pod: why the newest config was not applied (empty when it was). */
+export const annotationApplyError = 'mtls-egress.io/apply-error';
+
+/** The labels of one kind of object the operator manages. */
+export function managedLabels(component: string): Record<string, string> {
+  return { [labelManagedBy]: managedByValue, [labelComponent]: component };
+}
+
+/** A label selector for one kind of object the operator manages. */
+export function managedSelector(component: string): string {
+  return `${labelManagedBy}=${managedByValue},${labelComponent}=${component}`;
+}

@@ -1,0 +1,199 @@
+import type { Logger } from 'pino';
+import { annotationApplyError, annotationAppliedHash } from '../api/labels.ts';
+import { objectKey, type KubeObject, type SecretLike } from '../api/meta.ts';
+import { group, plural, version, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
+import type { ControllerConfig } from '../config.ts';
+import { errorSummary } from '../errors.ts';
+import type { KubeClient } from '../k8s/client.ts';
+import { EventRecorder } from '../k8s/events.ts';
+import { Informer } from '../k8s/informer.ts';
+import { SecretCache } from '../k8s/secret-cache.ts';
+import { ControllerMetrics } from '../metrics/metrics.ts';
+import { SecretIndex } from '../model/secret-refs.ts';
+import { aborted } from '../runner/backoff.ts';
+import { systemClock, type Clock } from '../runner/clock.ts';
+import { ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
+import { BindingController } from './binding-controller.ts';
+import { HostResolver } from './host-resolution.ts';
+import { IdentityCache, type IdentityDecoder } from './identity-cache.ts';
+import { decodeCertificateInput } from './identity-decoder.ts';
+import { LeaderElector } from './leader-election.ts';
+import { ProxyConfigController } from './proxy-config-controller.ts';
+
+export interface ManagerDependencies {
+  client: KubeClient;
+  logger: Logger;
+  /** Time as the controllers see it; tests move it by hand. */
+  clock?: Clock;
+  decode?: IdentityDecoder;
+  hosts?: HostResolver;
+}
+
+interface PodLike extends KubeObject {
+  status?: { conditions?: Array<{ type: string; status: string }> };
+}
+
+/**
+ * Everything `mtls-egress controller` runs, wired once, in controller-runtime's manager
+ * shape: the caches (bindings, the Secrets they reference, the proxy pods), the two
+ * controllers on their runners, and leader election, which starts and stops the writers.
+ * Built in-process by tests with an injected clock; run by the command with the system's.
+ */
+export class ControllerManager {
+  readonly metrics = new ControllerMetrics();
+  readonly bindingStatus: BindingController;
+  readonly proxyConfig: ProxyConfigController | undefined;
+  readonly #config: ControllerConfig;
+  readonly #deps: ManagerDependencies;
+  readonly #bindings: Informer<ClientCertificateBinding>;
+  readonly #secrets: Informer<SecretLike>;
+  readonly #proxyPods: Informer<PodLike> | undefined;
+  readonly #identities: IdentityCache;
+  #synced = false;
+
+  constructor(config: ControllerConfig, deps: ManagerDependencies) {
+    this.#config = config;
+    this.#deps = deps;
+    const { client, logger } = deps;
+    const clock = deps.clock ?? systemClock;
+    const metrics = this.metrics;
+    const secretIndex = new SecretIndex();
+    const collections = (resource: (ns?: string) => string): string[] => (config.namespaces.length === 0 ? [resource()] : config.namespaces.map((ns) => resource(ns)));
+
+    this.#bindings = new Informer<ClientCertificateBinding>({
+      client,
+      logger,
+      paths: collections((ns) => (ns ? `/apis/${group}/${version}/namespaces/${ns}/${plural}` : `/apis/${group}/${version}/${plural}`)),
+      onError: () => metrics.watchErrors.inc({ resource: plural }),
+    });
+    this.#secrets = new Informer<SecretLike>({
+      client,
+      logger,
+      paths: collections((ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets')),
+      keep: (s) => secretIndex.isReferenced(objectKey(s.metadata.namespace ?? '', s.metadata.name)),
+      // Only what resolution reads: no labels, annotations or managedFields of foreign Secrets.
+      transform: (s) => ({ metadata: { name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion }, type: s.type, data: s.data }),
+      onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
+    });
+    const secrets = new SecretCache(client, this.#secrets);
+    this.#identities = new IdentityCache(deps.decode ?? decodeCertificateInput);
+    const endpointFor = (port: number): string => `http://${config.proxyService}.${config.namespace}.svc:${port}`;
+
+    const withDataPlane = config.dataPlane !== 'none';
+    const history = new ServedCertificateHistory();
+    const hosts = deps.hosts ?? new HostResolver();
+    this.#proxyPods = withDataPlane
+      ? new Informer<PodLike>({
+          client,
+          logger,
+          paths: [`/api/v1/namespaces/${config.namespace}/pods`],
+          keep: (p) => Object.entries(config.proxyPodLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
+          transform: (p) => ({ metadata: { name: p.metadata.name, namespace: p.metadata.namespace, resourceVersion: p.metadata.resourceVersion, labels: p.metadata.labels, annotations: p.metadata.annotations }, status: { conditions: p.status?.conditions } }),
+          onError: () => metrics.watchErrors.inc({ resource: 'pods' }),
+        })
+      : undefined;
+    const proxyPods = this.#proxyPods;
+
+    this.bindingStatus = new BindingController({
+      client,
+      bindings: this.#bindings,
+      secrets,
+      secretIndex,
+      recorder: new EventRecorder(client, { component: 'mtls-egress-controller', instance: config.identity, logger }),
+      metrics,
+      logger,
+      identities: this.#identities,
+      ...(proxyPods ? { dataPlane: { hosts, replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
+      listenerPorts: config.listenerPorts,
+      endpointFor,
+      workers: config.workers,
+      clock,
+    });
+    this.proxyConfig = withDataPlane
+      ? new ProxyConfigController({
+          client,
+          bindings: this.#bindings,
+          secrets,
+          identities: this.#identities,
+          history,
+          hosts,
+          namespace: config.namespace,
+          listenerPorts: config.listenerPorts,
+          endpointFor,
+          render: { listenAddress: config.proxyListenAddress, statusPort: config.proxyStatusPort, accessLog: config.proxyAccessLog, errorLog: config.proxyErrorLog },
+          proxyPodLabels: config.proxyPodLabels,
+          metrics,
+          logger,
+          clock,
+        })
+      : undefined;
+    // A replica that applied a configuration can move any binding's Programmed.
+    const everyBinding = (): void => this.bindingStatus.enqueueAll();
+    proxyPods?.addHandlers({ onAdd: everyBinding, onUpdate: everyBinding, onDelete: everyBinding });
+  }
+
+  /** The caches have synced: what /readyz reports. */
+  get synced(): boolean {
+    return this.#synced;
+  }
+
+  /**
+   * Starts the caches, then leads (or campaigns to) until `signal` aborts; stops
+   * everything before it resolves.
+   */
+  async run(signal: AbortSignal): Promise<void> {
+    const { logger, client } = this.#deps;
+    const config = this.#config;
+    try {
+      // Bindings first: the Secret cache keeps only what the binding index references.
+      await Promise.race([this.#bindings.start(), aborted(signal)]);
+      await Promise.race([Promise.all([this.#secrets.start(), this.#proxyPods?.start(), this.proxyConfig?.loadHistory()]), aborted(signal)]);
+      this.#synced = !signal.aborted;
+      if (this.#synced) logger.info({ bindings: this.#bindings.size, secrets: this.#secrets.size }, 'caches synced');
+
+      const lead = (leading: AbortSignal): void => {
+        this.metrics.isLeader.set(1);
+        leading.addEventListener('abort', () => this.metrics.isLeader.set(0), { once: true });
+        this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
+        this.proxyConfig?.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'proxy-config controller stopped'));
+      };
+      if (signal.aborted) return;
+      if (!config.leaderElect) {
+        lead(signal);
+        await aborted(signal);
+        return;
+      }
+      const elector = new LeaderElector({
+        client,
+        namespace: config.namespace,
+        name: config.leaseName,
+        identity: config.identity,
+        leaseDurationMs: config.leaseDurationMs,
+        renewDeadlineMs: config.renewDeadlineMs,
+        retryPeriodMs: config.retryPeriodMs,
+        logger,
+      });
+      // A lost lease (an apiserver outage longer than the renew deadline, say) stops every
+      // write at once and rejoins the election, with the caches kept warm; the process
+      // itself keeps running, so it converges without a pod restart.
+      while (!signal.aborted) {
+        const outcome = await elector.run(signal, lead);
+        if (outcome === 'lost') logger.warn('lost leadership; campaigning again');
+      }
+    } finally {
+      this.bindingStatus.shutDown();
+      this.proxyConfig?.shutDown();
+      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop()]);
+      this.#identities.close();
+    }
+  }
+}
+
+function proxyReplica(pod: PodLike): ProxyReplica {
+  return {
+    name: pod.metadata.name,
+    ready: pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+    appliedHash: pod.metadata.annotations?.[annotationAppliedHash] || undefined,
+    applyError: pod.metadata.annotations?.[annotationApplyError] || undefined,
+  };
+}
