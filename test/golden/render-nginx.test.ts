@@ -75,7 +75,7 @@ describe('renderNginx refuses values that would change the config', () => {
   const { routes, options } = loadCase('single-binding');
   const base = routes[0]!;
   // The value checks are the model's routeValueProblem, tested value by value in
-  // test/unit/egress-routes.test.ts; here, that the renderer applies them to every field.
+  // test/unit/translate.test.ts; here, that the renderer applies them to every field.
   const hostile: Array<[string, Partial<EgressRoute>]> = [
     ['host with a newline', { host: 'a.example\nproxy_ssl_verify off' }],
     ['serverName with a space', { serverName: 'a.example off' }],
