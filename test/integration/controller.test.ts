@@ -33,14 +33,6 @@ async function putPfx(name: string, options: { cn: string; notAfter?: Date; pass
   return issued.serial;
 }
 
-/** Reconciles the binding-status controller has finished, by every result. */
-async function reconciles(c: ControllerProcess): Promise<number> {
-  const body = (await httpGet(c.healthPort, '/metrics')).body;
-  let total = 0;
-  for (const match of body.matchAll(/^mtls_egress_reconcile_total\{controller="binding-status",result="[a-z]+"\} (\d+)$/gm)) total += Number(match[1]);
-  return total;
-}
-
 before(async () => {
   ns = await kube.namespace('ctrl');
   controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [ns], id: 'ctrl-main', args: ['--listener-ports', '10000-10099'] });
@@ -110,25 +102,7 @@ describe('controller against a real API server', () => {
     assert.equal(readyOf(b).status, 'False');
   });
 
-  test('a short-lived certificate turns expiring, then expired, by time alone, one Event each', async () => {
-    const notAfter = new Date(Date.now() + 12_000);
-    await putPfx('short-pfx', { cn: 'short.client', notAfter });
-    await kube.createBinding(ns, 'short', pfxSpec('short-pfx', { expiryWarning: '6s' }));
-    await kube.waitForBinding(ns, 'short', 'Ready', hasReason(reasons.BindingReady));
-    const expiring = await kube.waitForBinding(ns, 'short', 'expiring soon', hasReason(reasons.CertificateExpiringSoon), 20_000);
-    assert.equal(readyOf(expiring).status, 'True', 'an expiring certificate still serves');
-    await kube.waitForBinding(ns, 'short', 'expired', hasReason(reasons.CertificateExpired), 20_000);
-    // No threshold may be announced twice: make the controller look again (a touched
-    // Secret wakes the binding), and wait until it has, before counting the Events.
-    const before = await reconciles(controller);
-    await kube.client.mergePatch(`/api/v1/namespaces/${ns}/secrets/short-pfx`, { metadata: { annotations: { touched: 'yes' } } });
-    await pollUntil(async () => ((await reconciles(controller)) > before ? true : undefined), { what: 'the controller to reconcile again', timeoutMs: 20_000 });
-    assert.deepEqual((await kube.waitForEvents(ns, 'short', 3)).map((e) => [e.type, e.reason]), [
-      ['Normal', reasons.BindingReady],
-      ['Warning', reasons.CertificateExpiringSoon],
-      ['Warning', reasons.CertificateExpired],
-    ]);
-  });
+  // Expiry by time alone: test/integration/expiry.test.ts, with an injected clock.
 
   test('two bindings ask for the same fixed port: the older keeps it', async () => {
     await putPfx('port-pfx', { cn: 'port.client' });
