@@ -131,7 +131,7 @@ export class Informer<T extends KubeObject> {
   async #relist(path: string): Promise<string> {
     const fresh = new Map<string, T>();
     let continueToken: string | undefined;
-    let resourceVersion = '';
+    let resourceVersion: string;
     do {
       const page = await this.#options.client.list<T>(path, { ...this.#options.query, limit: 500, continue: continueToken });
       for (const item of page.items) {

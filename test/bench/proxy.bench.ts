@@ -11,7 +11,7 @@
 
 import { fork } from 'node:child_process';
 import { writeFileSync, mkdirSync } from 'node:fs';
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -85,7 +85,7 @@ function summarise(results: RoundResult[]): { rps: number; p50: number; p99: num
 }
 
 function drain(expectStatus: number, resolve: () => void, reject: (e: Error) => void) {
-  return (res: import('node:http').IncomingMessage): void => {
+  return (res: IncomingMessage): void => {
     if (res.statusCode !== expectStatus) reject(new Error(`status ${res.statusCode}`));
     res.resume();
     res.on('end', resolve);

@@ -15,7 +15,7 @@ import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { connectionRefused, podAnnotations, type AgentProcess } from '../support/agent-process.ts';
 import { startEgressStack, type EgressStack } from '../support/egress-stack.ts';
-import { hasReason, TestKube, type Binding } from '../support/kube.ts';
+import { hasReason, type TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';

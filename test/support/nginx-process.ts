@@ -32,7 +32,7 @@ export function checkNginxConfig(prefix: string): void {
     execFileSync(nginxBinary, ['-t', '-q', ...nginxArgs(prefix)], { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
-    throw new Error(`nginx -t failed for ${prefix}:\n${stderr}${readLog(join(prefix, 'error.log'))}`);
+    throw new Error(`nginx -t failed for ${prefix}:\n${stderr}${readLog(join(prefix, 'error.log'))}`, { cause: err });
   }
 }
 
