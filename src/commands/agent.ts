@@ -9,6 +9,7 @@ import { ExternalNginx, ManagedNginx, testNginxConfig, type NginxControl } from 
 import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
+import { shutdownOnSignals } from '../server/signals.ts';
 import { parseFlagsOrUsage } from '../config.ts';
 import { aborted } from '../runner/backoff.ts';
 
@@ -24,7 +25,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const metrics = new AgentMetrics();
-  const stop = new AbortController();
+  const { stop, dispose } = shutdownOnSignals(logger);
   const ns = encodeURIComponent(config.namespace);
 
   const configMaps = new Informer<ProxyConfigMap>({
@@ -77,13 +78,6 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     'agent starting',
   );
 
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'shutting down');
-    stop.abort();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-
   try {
     await Promise.race([Promise.all([configMaps.start(), secrets.start()]), aborted(stop.signal)]);
     if (!stop.signal.aborted) {
@@ -99,8 +93,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     await nginx.stop();
     await reporter.stop();
     await new Promise((resolve) => health.server.close(resolve));
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    dispose();
     logger.info('agent stopped');
   }
   return 0;

@@ -3,6 +3,7 @@ import { ControllerManager } from '../controller/manager.ts';
 import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { startHealthServer } from '../server/health.ts';
+import { shutdownOnSignals } from '../server/signals.ts';
 
 /**
  * Wiring only: settings, logger, client, the manager (caches, controllers, leader
@@ -15,24 +16,17 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
   const logger = options.logger ?? createLogger({ level: config.logLevel });
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const manager = new ControllerManager(config, { client, logger });
-  const stop = new AbortController();
+  const { stop, dispose } = shutdownOnSignals(logger);
 
   const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => manager.synced }, manager.metrics.registry);
   logger.info({ port: health.port, id: config.identity, namespaces: config.namespaces.length ? config.namespaces : 'all' }, 'controller starting');
 
-  const onSignal = (signal: NodeJS.Signals): void => {
-    logger.info({ signal }, 'shutting down');
-    stop.abort();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
   try {
     await manager.run(stop.signal);
   } finally {
     stop.abort();
     await new Promise((resolve) => health.server.close(resolve));
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    dispose();
     logger.info('controller stopped');
   }
   return 0;

@@ -59,7 +59,7 @@ export const SecretNotInSet = 'SecretNotInSet';
 export const DuplicateObject = 'DuplicateObject';
 export const VersionNotServed = 'VersionNotServed';
 
-export interface Finding {
+export interface Finding extends Problem {
   severity: 'error' | 'warning';
   file: string;
   kind: string;
@@ -67,8 +67,6 @@ export interface Finding {
   name: string;
   /** The field, as the API server names it; "" for the object as a whole. */
   path: string;
-  reason: string;
-  message: string;
 }
 
 export interface ValidationSummary {
