@@ -44,3 +44,16 @@ export function splitKey(key: string): { namespace: string; name: string } {
   const slash = key.indexOf('/');
   return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
+
+/** Longest quoted value a message carries; a manifest value can be megabytes. */
+const maxQuotedLength = 128;
+
+/**
+ * A value from a manifest as a message quotes it: JSON-escaped (no raw control
+ * characters), cut short with "…" when long. Never used for Secret data.
+ */
+export function quoteValue(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(value);
+  const cut = text.length > maxQuotedLength ? `${text.slice(0, maxQuotedLength)}…` : text;
+  return typeof value === 'string' ? JSON.stringify(cut) : cut;
+}

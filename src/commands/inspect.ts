@@ -4,6 +4,7 @@ import { parseRfc3339 } from '../api/time.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { CommandIo } from '../cli.ts';
 import { UsageError } from '../config.ts';
+import { printable } from '../printable.ts';
 import {
   PkiError,
   decodePem,
@@ -162,7 +163,7 @@ async function decode(request: InspectRequest, password: string | undefined, io:
 function reportFailure(violation: Problem, json: boolean, io: CommandIo): number {
   const { reason, message } = violation;
   if (json) io.stdout.write(`${JSON.stringify({ reason, message })}\n`);
-  else io.stderr.write(`${reason}: ${message}\n`);
+  else io.stderr.write(`${reason}: ${printable(message)}\n`);
   return 1;
 }
 
@@ -219,5 +220,5 @@ function humanReport(identity: DecodedIdentity, now: Date): string {
     ...json.chain.map((entry, index): [string, string] => [`  ${index + 1}.`, `${entry.subject} (until ${entry.notAfter})`]),
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
-  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}\n`).join('');
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${printable(value)}\n`).join('');
 }

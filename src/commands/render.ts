@@ -1,9 +1,12 @@
-import { chmod, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseRfc3339 } from '../api/time.ts';
 import { UsageError } from '../config.ts';
 import { collectManifests, InputError, readManifestDocuments, type Manifests } from '../manifests/read-manifests.ts';
+import { printable } from '../printable.ts';
 import { translateManifests } from '../manifests/translate-manifests.ts';
 import { byKey, isIpLiteral, type EgressRoute, type LeftOut } from '../model/egress-routes.ts';
 import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
@@ -141,41 +144,101 @@ function bindingLines(routes: readonly EgressRoute[], leftOut: readonly LeftOut[
     ...routes.map((r) => ({ key: r.key, text: `http://${hostForUrl(callHost)}:${r.listenerPort}  → ${hostForUrl(r.host)}:${r.port}` })),
     ...leftOut.map((l) => ({ key: l.key, text: `left out: ${l.reason}: ${l.message}` })),
   ].sort(byKey);
-  const width = Math.max(0, ...rows.map((r) => r.key.length));
-  return rows.map((r) => `${r.key.padEnd(width)}  ${r.text}`);
+  const width = Math.max(0, ...rows.map((r) => printable(r.key).length));
+  return rows.map((r) => `${printable(r.key).padEnd(width)}  ${printable(r.text)}`);
 }
 
-/** --out must be new, empty, or an earlier render: never someone's directory that happens to be there. */
+/** The directories below --out that render writes into; nginx.conf names nothing else. */
+const outSubdirectories = ['certs', 'ca'];
+
+/**
+ * --out must be new, empty, or an earlier render: never someone's directory that happens
+ * to be there. And nothing render writes may lead outside it: --out itself, certs/, ca/
+ * and every file in them must be what they look like, not a symbolic link planted in an
+ * earlier output directory, which render would otherwise write, chmod or delete through.
+ */
 async function checkOutDir(out: string): Promise<void> {
+  const outInfo = await lstatOrUndefined(out, '--out');
+  if (outInfo === undefined) return;
+  if (outInfo.isSymbolicLink()) throw new InputError(`--out ${printable(out)} is a symbolic link; render writes only into a directory it can see is one`);
+  if (!outInfo.isDirectory()) throw new InputError(`--out ${printable(out)} exists and is not a directory`);
   const entries = await readdir(out).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw new InputError(`--out ${out}: cannot be read (${err.code ?? 'error'})`);
+    throw new InputError(`--out ${printable(out)}: cannot be read (${err.code ?? 'error'})`);
   });
   if (entries.length === 0) return;
-  const conf = await readFile(join(out, 'nginx.conf'), 'utf8').catch(() => '');
-  if (!conf.startsWith(renderedMarker)) throw new InputError(`--out ${out} is not empty and holds no earlier render; choose a new directory`);
+  const conf = join(out, 'nginx.conf');
+  const confInfo = await lstatOrUndefined(conf, '--out');
+  if (!confInfo?.isFile() || !(await startsWith(conf, renderedMarker))) {
+    throw new InputError(`--out ${printable(out)} is not empty and holds no earlier render; choose a new directory`);
+  }
+  for (const name of outSubdirectories) {
+    const dir = join(out, name);
+    const info = await lstatOrUndefined(dir, '--out');
+    if (info === undefined) continue;
+    if (!info.isDirectory()) throw new InputError(`--out ${printable(out)}: ${name}/ is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; render will not write through it`);
+    for (const entry of await readdir(dir)) {
+      if ((await lstat(join(dir, entry))).isSymbolicLink()) {
+        throw new InputError(`--out ${printable(out)}: ${name}/${printable(entry)} is a symbolic link; render will not write through it`);
+      }
+    }
+  }
 }
+
+async function lstatOrUndefined(path: string, what: string): Promise<Stats | undefined> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new InputError(`${what} ${printable(path)}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+async function startsWith(file: string, marker: string): Promise<boolean> {
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    const buffer = Buffer.alloc(marker.length);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return buffer.toString('utf8', 0, bytesRead) === marker;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Creates a file that did not exist, never following a link: the flags refuse both. */
+const createExclusive = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
 /**
  * Writes every file through a temporary name and a rename, so a running nginx that is
  * reloaded meanwhile reads either the old file or the new one. Key files are created
  * 0600, never widened even briefly, and nginx.conf goes last, so it never names a file
  * not yet written. Certificates and keys of bindings no longer rendered are removed;
- * logs, pid and temp directories of a running nginx are left alone.
+ * logs, pid and temp directories of a running nginx are left alone. checkOutDir has
+ * made sure no path here is a link; the exclusive, no-follow creates and the rename
+ * (which replaces a name, never follows it) keep it so.
  */
 async function writeRendered(out: string, rendered: RenderedNginx): Promise<void> {
   await mkdir(out, { recursive: true });
   const wanted = new Set(rendered.files.map((f) => f.path));
-  for (const dir of ['certs', 'ca']) {
-    const existing = await readdir(join(out, dir)).catch(() => [] as string[]);
-    for (const name of existing) if (!wanted.has(`${dir}/${name}`)) await rm(join(out, dir, name), { force: true });
+  for (const name of outSubdirectories) {
+    const dir = join(out, name);
+    await mkdir(dir, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+    });
+    // chmod through a handle opened without following links: the directory itself.
+    const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try {
+      await handle.chmod(0o700);
+    } finally {
+      await handle.close();
+    }
+    for (const entry of await readdir(dir)) if (!wanted.has(`${name}/${entry}`)) await rm(join(dir, entry), { force: true });
   }
   const ordered = [...rendered.files.filter((f) => f.path !== 'nginx.conf'), ...rendered.files.filter((f) => f.path === 'nginx.conf')];
   for (const file of ordered) {
     const target = join(out, file.path);
-    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
-    const temporary = `${target}.${process.pid}.tmp`;
-    const handle = await open(temporary, 'w', file.mode);
+    if (!isInside(out, target)) throw new Error(`render: ${file.path} is not inside the output directory`);
+    const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    const handle = await open(temporary, createExclusive, file.mode);
     try {
       await handle.chmod(file.mode); // exact, whatever the umask
       await handle.writeFile(file.content, 'utf8');
@@ -184,5 +247,9 @@ async function writeRendered(out: string, rendered: RenderedNginx): Promise<void
     }
     await rename(temporary, target);
   }
-  await chmod(join(out, 'certs'), 0o700).catch(() => undefined);
+}
+
+function isInside(dir: string, path: string): boolean {
+  const relation = relative(resolve(dir), resolve(path));
+  return relation !== '' && !relation.startsWith('..') && !isAbsolute(relation);
 }

@@ -17,6 +17,7 @@ import {
   secretLookup,
   type ManifestDocument,
 } from '../manifests/read-manifests.ts';
+import { printable } from '../printable.ts';
 import { translateManifests } from '../manifests/translate-manifests.ts';
 import type { SecretLike } from '../api/meta.ts';
 import type { PortRange } from '../model/listener-ports.ts';
@@ -383,7 +384,7 @@ function humanReport({ findings, summary }: ValidationReport): string {
   const lines = findings.map((f) => {
     const object = `${f.kind} ${f.namespace}/${f.name || '(no name)'}`;
     const field = f.path === '' ? '' : `${f.path}: `;
-    return `${f.severity === 'error' ? 'ERROR' : 'WARN'} ${f.file}: ${object}: ${field}${f.message}\n`;
+    return `${f.severity === 'error' ? 'ERROR' : 'WARN'} ${printable(`${f.file}: ${object}: ${field}${f.message}`)}\n`;
   });
   const outcome = findings.length === 0 ? 'no findings' : `${plural(summary.errors, 'error')}, ${plural(summary.warnings, 'warning')}`;
   const ignored = summary.ignored > 0 ? `; ${plural(summary.ignored, 'object')} of other kinds not checked` : '';

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { quoteValue } from '../api/meta.ts';
 import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
 import type { IdentityFacts } from '../pki/certificate-facts.ts';
 import { certificateChainPem, type DecodedIdentity } from '../pki/identity.ts';
@@ -83,16 +84,16 @@ export function isPortNumber(value: unknown): value is number {
  * leaves the binding out) and the renderer (which refuses to render it).
  */
 export function routeValueProblem(route: Pick<EgressRoute, 'namespace' | 'name' | 'host' | 'port' | 'serverName' | 'listenerPort'>): string | undefined {
-  if (typeof route.namespace !== 'string' || !namespacePattern.test(route.namespace)) return `metadata.namespace ${JSON.stringify(route.namespace)} is not a DNS label`;
-  if (!isDnsName(route.name)) return `metadata.name ${JSON.stringify(route.name)} is not a DNS subdomain name`;
+  if (typeof route.namespace !== 'string' || !namespacePattern.test(route.namespace)) return `metadata.namespace ${quoteValue(route.namespace)} is not a DNS label`;
+  if (!isDnsName(route.name)) return `metadata.name ${quoteValue(route.name)} is not a DNS subdomain name`;
   if (!isDnsName(route.host) && !isIpLiteral(route.host)) {
-    return `spec.host ${JSON.stringify(route.host)} must be a lowercase DNS name (RFC 1123) or an IP address, without scheme, port or path`;
+    return `spec.host ${quoteValue(route.host)} must be a lowercase DNS name (RFC 1123) or an IP address, without scheme, port or path`;
   }
-  if (!isPortNumber(route.port)) return `spec.port ${JSON.stringify(route.port)} is not a port number`;
+  if (!isPortNumber(route.port)) return `spec.port ${quoteValue(route.port)} is not a port number`;
   // SNI cannot carry an IP address (RFC 6066), and nginx would verify it as a DNS name.
   if (!isDnsName(route.serverName) || isIpLiteral(route.serverName)) {
-    return `spec.serverName ${JSON.stringify(route.serverName)} must be a lowercase DNS name (RFC 1123), not an IP address`;
+    return `spec.serverName ${quoteValue(route.serverName)} must be a lowercase DNS name (RFC 1123), not an IP address`;
   }
-  if (!isPortNumber(route.listenerPort)) return `spec.listenerPort ${JSON.stringify(route.listenerPort)} is not a port number`;
+  if (!isPortNumber(route.listenerPort)) return `spec.listenerPort ${quoteValue(route.listenerPort)} is not a port number`;
   return undefined;
 }

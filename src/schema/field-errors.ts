@@ -1,3 +1,4 @@
+import { quoteValue } from '../api/meta.ts';
 // Validation findings in the shape of the API server's field errors (k8s.io/apimachinery
 // pkg/util/validation/field), so `validate` prints what `kubectl apply` would.
 
@@ -63,9 +64,7 @@ export function hasBlockingError(errors: readonly FieldError[]): boolean {
 export const rulesNotCheckedMessage = 'some validation rules were not checked because the object was invalid; correct the existing errors to complete validation';
 
 /** A value as the API server quotes it in "Invalid value: …": strings quoted, numbers bare. */
-export function quoteValue(value: unknown): string {
-  return typeof value === 'string' ? JSON.stringify(value) : String(value);
-}
+export { quoteValue };
 
 /** The JSON type names the API server uses in type errors. */
 export function jsonTypeOf(value: unknown): string {
