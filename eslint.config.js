@@ -44,8 +44,8 @@ function layerRules(layer, forbidden) {
   const paths = pureLayers.includes(layer)
     ? [
         ...ioModules.map((name) => ({ name, message: `src/${layer} is pure: do I/O in a controller, a command or k8s/, and pass the result in.` })),
-        // isIP is a pure function; sockets are not.
-        { name: 'node:net', allowImportNames: ['isIP'], message: `src/${layer} is pure: only isIP from node:net.` },
+        // isIP and BlockList are pure data; sockets are not.
+        { name: 'node:net', allowImportNames: ['isIP', 'BlockList'], message: `src/${layer} is pure: only isIP and BlockList from node:net.` },
       ]
     : [];
   return {

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { CodedError } from './errors.ts';
+import { parseCidrList, type Cidr } from './model/destinations.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
 import { parseDuration } from './api/time.ts';
 
@@ -35,6 +36,10 @@ export interface ControllerConfig {
   proxyStatusPort: number;
   proxyAccessLog: string;
   proxyErrorLog: string;
+  /** Destinations opened although refused by default. */
+  allowedDestinations: Cidr[];
+  /** The cluster's pod and Service ranges, or auto: read from Nodes and ServiceCIDRs. */
+  clusterCidrs: 'auto' | Cidr[];
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -63,6 +68,13 @@ Options:
   --proxy-status-port N    the proxy's /healthz listener (default: 8081)
   --proxy-access-log P     nginx access log (default: /dev/stdout, the container log)
   --proxy-error-log P      nginx error log (default: stderr, written to fd 2 without opening a file)
+  --allowed-destinations CIDR,...
+                           addresses the proxy may reach although they are refused by default:
+                           loopback, link-local and cloud metadata, the cluster's pod and Service
+                           ranges (default: none)
+  --cluster-cidrs auto|CIDR,...
+                           the cluster's pod and Service ranges, refused as destinations
+                           (default: auto, read from Nodes' podCIDRs and ServiceCIDRs)
 `;
 
 export function positiveDuration(name: string, text: string): number {
@@ -125,6 +137,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
       'proxy-status-port': { type: 'string', default: '8081' },
       'proxy-access-log': { type: 'string', default: '/dev/stdout' },
       'proxy-error-log': { type: 'string', default: 'stderr' },
+      'allowed-destinations': { type: 'string', default: '' },
+      'cluster-cidrs': { type: 'string', default: 'auto' },
     },
   });
   let listenerPorts: PortRange;
@@ -163,9 +177,19 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
     proxyStatusPort,
     proxyAccessLog: values['proxy-access-log'],
     proxyErrorLog: values['proxy-error-log'],
+    allowedDestinations: cidrFlag('allowed-destinations', values['allowed-destinations']),
+    clusterCidrs: values['cluster-cidrs'] === 'auto' ? 'auto' : cidrFlag('cluster-cidrs', values['cluster-cidrs']),
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;
+}
+
+function cidrFlag(name: string, text: string): Cidr[] {
+  try {
+    return parseCidrList(text);
+  } catch (err) {
+    throw new UsageError(`--${name}: ${(err as Error).message}`);
+  }
 }
 
 /** "k=v,k2=v2" → labels; equality selectors only, because NetworkPolicies reuse them as matchLabels. */

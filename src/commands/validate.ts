@@ -20,6 +20,8 @@ import {
 import { printable } from '../printable.ts';
 import { translateManifests } from '../manifests/translate-manifests.ts';
 import type { SecretLike } from '../api/meta.ts';
+import { DestinationPolicy } from '../model/destinations.ts';
+import { isIpLiteral } from '../model/egress-routes.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import { secretReferences, type SecretReference } from '../model/secret-refs.ts';
 import { bundledCrdDirectory, CustomResourceValidators } from '../schema/custom-resource.ts';
@@ -97,6 +99,7 @@ interface ValidateArgs extends ValidateOptions {
 }
 
 const dayMs = 86_400_000;
+const refusedEverywhere = new DestinationPolicy({ clusterCidrs: [], allowed: [] });
 /** Every port the CRD admits: the controller's actual range is not known offline. */
 const anyListenerPort: PortRange = { first: 1024, last: 65535 };
 
@@ -262,6 +265,9 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
     listenerPorts: anyListenerPort,
     endpointFor: (port) => `:${port}`,
     expiryWarningMs: () => options.warnDays * dayMs,
+    // Offline there is no DNS and no cluster: an IP host is checked against the ranges
+    // refused everywhere (loopback, link-local and cloud metadata).
+    dataPlane: { hostProblem: (host) => (isIpLiteral(host) ? refusedEverywhere.problem(host, [host]) : undefined) },
   });
   const atBinding = new Map(checked.map((c) => [bindingKey(c.binding), findingAt(c.document)]));
   const add = (key: string, severity: Finding['severity'], path: string, problem: Problem): void => {
@@ -279,6 +285,7 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
     // The spec problems that the schema admits but the controller refuses (a bare IP host
     // without serverName): the translation decides, so the verdicts agree.
     if (!checks.spec.ok) add(t.key, 'error', 'spec', checks.spec);
+    if (!checks.dataPlane.ok) add(t.key, 'error', 'spec.host', checks.dataPlane);
     for (const problem of certificateProblems(t)) add(t.key, problem.severity, problem.path, problem);
   }
 

@@ -8,6 +8,7 @@ import type { Informer } from '../k8s/informer.ts';
 import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import { resolveCertificateInput } from '../model/certificate-input.ts';
+import type { DestinationPolicy } from '../model/destinations.ts';
 import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
 import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
@@ -21,6 +22,8 @@ import type { IdentityCache } from './identity-cache.ts';
 /** The data plane as the status controller sees it: present unless --data-plane none. */
 export interface DataPlaneStatus {
   hosts: HostResolver;
+  /** Where the proxy may connect; the same policy the proxy-config controller renders. */
+  destinations: () => DestinationPolicy;
   replicas: () => readonly ProxyReplica[];
   served: ServedCertificates;
 }
@@ -148,7 +151,7 @@ export class BindingController {
     const input = resolveCertificateInput(binding.spec, (name) => secrets.get(name));
     if (input.ok) await this.#o.identities.decode(input);
     const dataPlane = this.#o.dataPlane;
-    const hostProblems = dataPlane ? await dataPlane.hosts.problems([binding.spec.host]) : new Map();
+    const hostProblems = dataPlane ? await dataPlane.hosts.problems([binding.spec.host], dataPlane.destinations()) : new Map();
 
     const now = new Date(this.#clock.now());
     const previous = this.#previous(binding);
@@ -177,7 +180,7 @@ export class BindingController {
       }
     }
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
-    // An unresolvable host may start resolving without any object changing.
+    // A host that does not resolve, or resolves somewhere refused, may change without any object changing.
     const retryHostMs = checks.dataPlane.ok || !dataPlane ? undefined : dataPlane.hosts.retryAfterMs;
     return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryHostMs) };
   }

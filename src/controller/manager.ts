@@ -9,11 +9,13 @@ import { EventRecorder } from '../k8s/events.ts';
 import { Informer } from '../k8s/informer.ts';
 import { SecretCache } from '../k8s/secret-cache.ts';
 import { ControllerMetrics } from '../metrics/metrics.ts';
+import { DestinationPolicy } from '../model/destinations.ts';
 import { SecretIndex } from '../model/secret-refs.ts';
 import { aborted } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
 import { BindingController } from './binding-controller.ts';
+import { ClusterNetworks } from './cluster-networks.ts';
 import { HostResolver } from './host-resolution.ts';
 import { IdentityCache, type IdentityDecoder } from './identity-cache.ts';
 import { decodeCertificateInput } from './identity-decoder.ts';
@@ -49,6 +51,7 @@ export class ControllerManager {
   readonly #secrets: Informer<SecretLike>;
   readonly #proxyPods: Informer<PodLike> | undefined;
   readonly #identities: IdentityCache;
+  readonly #networks: ClusterNetworks | undefined;
   #synced = false;
 
   constructor(config: ControllerConfig, deps: ManagerDependencies) {
@@ -82,6 +85,14 @@ export class ControllerManager {
     const withDataPlane = config.dataPlane !== 'none';
     const history = new ServedCertificateHistory();
     const hosts = deps.hosts ?? new HostResolver();
+    // Where the proxy may connect: refused ranges (fixed, and the cluster's own, read from
+    // the API unless --cluster-cidrs names them) less what a platform team opened.
+    this.#networks = withDataPlane && config.clusterCidrs === 'auto' ? new ClusterNetworks(client, logger) : undefined;
+    const networks = this.#networks;
+    const buildPolicy = (): DestinationPolicy =>
+      new DestinationPolicy({ clusterCidrs: config.clusterCidrs === 'auto' ? (networks?.cidrs() ?? []) : config.clusterCidrs, allowed: config.allowedDestinations });
+    let policy = buildPolicy();
+    const destinations = (): DestinationPolicy => policy;
     this.#proxyPods = withDataPlane
       ? new Informer<PodLike>({
           client,
@@ -103,7 +114,7 @@ export class ControllerManager {
       metrics,
       logger,
       identities: this.#identities,
-      ...(proxyPods ? { dataPlane: { hosts, replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
+      ...(proxyPods ? { dataPlane: { hosts, destinations, replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
       listenerPorts: config.listenerPorts,
       endpointFor,
       workers: config.workers,
@@ -117,6 +128,7 @@ export class ControllerManager {
           identities: this.#identities,
           history,
           hosts,
+          destinations,
           namespace: config.namespace,
           listenerPorts: config.listenerPorts,
           endpointFor,
@@ -130,6 +142,14 @@ export class ControllerManager {
     // A replica that applied a configuration can move any binding's Programmed.
     const everyBinding = (): void => this.bindingStatus.enqueueAll();
     proxyPods?.addHandlers({ onAdd: everyBinding, onUpdate: everyBinding, onDelete: everyBinding });
+    // A new pod or Service range can refuse any binding's destination.
+    networks?.onChange(() => {
+      const next = buildPolicy();
+      if (next.denied.length === policy.denied.length && next.denied.every((d, i) => d.cidr.text === policy.denied[i]?.cidr.text)) return;
+      policy = next;
+      this.bindingStatus.enqueueAll();
+      this.proxyConfig?.wake();
+    });
   }
 
   /** The caches have synced: what /readyz reports. */
@@ -147,7 +167,7 @@ export class ControllerManager {
     try {
       // Bindings first: the Secret cache keeps only what the binding index references.
       await Promise.race([this.#bindings.start(), aborted(signal)]);
-      await Promise.race([Promise.all([this.#secrets.start(), this.#proxyPods?.start(), this.proxyConfig?.loadHistory()]), aborted(signal)]);
+      await Promise.race([Promise.all([this.#secrets.start(), this.#proxyPods?.start(), this.#networks?.start(), this.proxyConfig?.loadHistory()]), aborted(signal)]);
       this.#synced = !signal.aborted;
       if (this.#synced) logger.info({ bindings: this.#bindings.size, secrets: this.#secrets.size }, 'caches synced');
 
@@ -183,7 +203,7 @@ export class ControllerManager {
     } finally {
       this.bindingStatus.shutDown();
       this.proxyConfig?.shutDown();
-      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop()]);
+      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop(), this.#networks?.stop()]);
       this.#identities.close();
     }
   }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { componentConfig, componentCredentials, componentNetworkPolicy, labelComponent, labelManagedBy, managedByValue, managedSelector } from '../api/labels.ts';
+import { componentConfig, componentCredentials, componentNetworkPolicy, managedLabels, managedSelector } from '../api/labels.ts';
 import type { KubeObject } from '../api/meta.ts';
 import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { isNotFound, type KubeClient } from '../k8s/client.ts';
@@ -8,7 +8,8 @@ import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import { resolveCertificateInput } from '../model/certificate-input.ts';
 import type { PortRange } from '../model/listener-ports.ts';
-import { networkPolicies } from '../model/network-policies.ts';
+import type { DestinationPolicy } from '../model/destinations.ts';
+import { networkPolicies, proxyEgressPolicy } from '../model/network-policies.ts';
 import { secretReferences } from '../model/secret-refs.ts';
 import { annotationContentHash, parseManifest, proxyConfigMapName, proxyObjects } from '../proxy/proxy-objects.ts';
 import { renderNginx, type NginxRenderOptions } from '../render/nginx.ts';
@@ -26,6 +27,8 @@ export interface ProxyConfigControllerOptions {
   identities: IdentityCache;
   history: ServedCertificateHistory;
   hosts: HostResolver;
+  /** Where the proxy may connect: checked per binding, and rendered as the proxy pods' egress NetworkPolicy. */
+  destinations: () => DestinationPolicy;
   /** The proxy's namespace: the ConfigMap, credential Secrets and NetworkPolicies live here. */
   namespace: string;
   listenerPorts: PortRange;
@@ -70,9 +73,14 @@ export class ProxyConfigController {
       clock: this.#clock,
       observer: options.metrics.runnerObserver(controllerName),
     });
-    const wake = (): void => this.#runner.addAfter(key, options.coalesceMs ?? 100);
+    const wake = (): void => this.wake();
     options.bindings.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
     options.secrets.onChange(wake);
+  }
+
+  /** Something the configuration depends on changed; a burst of calls renders once. */
+  wake(): void {
+    this.#runner.addAfter(key, this.#o.coalesceMs ?? 100);
   }
 
   /** Reconciles finished so far. */
@@ -111,7 +119,11 @@ export class ProxyConfigController {
       const input = resolveCertificateInput(b.spec, (name) => found.get(name));
       if (input.ok) await identities.decode(input);
     }
-    const hostProblems = await this.#o.hosts.problems(bindings.map((b) => b.spec.host));
+    const destinations = this.#o.destinations();
+    const hostProblems = await this.#o.hosts.problems(
+      bindings.map((b) => b.spec.host),
+      destinations,
+    );
     const translation = translate(bindings, (ns, name) => secrets.peek(ns, name), identities.peek, {
       now: new Date(this.#clock.now()),
       listenerPorts: this.#o.listenerPorts,
@@ -122,10 +134,11 @@ export class ProxyConfigController {
     const rendered = renderNginx(routes, this.#o.render);
     const objects = proxyObjects(rendered, routes, namespace);
     const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
-    const policies = networkPolicies(routes, (k) => allowed.get(k), namespace, this.#o.proxyPodLabels, {
-      [labelManagedBy]: managedByValue,
-      [labelComponent]: componentNetworkPolicy,
-    });
+    const policyLabels = managedLabels(componentNetworkPolicy);
+    const policies = [
+      proxyEgressPolicy(destinations, namespace, this.#o.proxyPodLabels, policyLabels),
+      ...networkPolicies(routes, (k) => allowed.get(k), namespace, this.#o.proxyPodLabels, policyLabels),
+    ];
     // Time alone changes what is served (a certificate expires), and a host that did not
     // resolve may start to: look again then, without waiting for an object to change.
     const requeueAfterMs = hostProblems.size > 0 ? Math.min(translation.requeueAfterMs ?? Infinity, this.#o.hosts.retryAfterMs) : translation.requeueAfterMs;

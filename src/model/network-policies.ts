@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { LabelSelector } from '../api/v1alpha1/types.ts';
 import { annotationBinding, annotationContentHash } from '../api/labels.ts';
+import type { DestinationPolicy } from './destinations.ts';
 import type { EgressRoute } from './egress-routes.ts';
 
 export interface NetworkPolicyObject {
@@ -52,4 +53,52 @@ export function networkPolicies(
       spec,
     };
   });
+}
+
+export interface EgressPolicyObject {
+  apiVersion: 'networking.k8s.io/v1';
+  kind: 'NetworkPolicy';
+  metadata: { name: string; namespace: string; labels: Record<string, string>; annotations: Record<string, string> };
+  spec: {
+    podSelector: { matchLabels: Record<string, string> };
+    policyTypes: ['Egress'];
+    egress: Array<{ to: Array<Record<string, unknown>>; ports?: Array<{ protocol: 'UDP' | 'TCP'; port: number }> }>;
+  };
+}
+
+export const proxyEgressPolicyName = 'mtls-egress-proxy-egress';
+
+/**
+ * The destination policy, enforced where the proxy connects: its pods may reach the
+ * cluster's DNS, and any address but the refused ranges, plus what a platform team
+ * opened. NetworkPolicies only add, so this one object carries the whole rule; the
+ * translation refuses the same bindings by name, and this holds even if a name resolves
+ * somewhere else later. The Kubernetes API server (the agent's watch) is reached at its
+ * endpoint address, outside the pod and Service ranges.
+ */
+export function proxyEgressPolicy(policy: DestinationPolicy, namespace: string, proxyPodLabels: Record<string, string>, labels: Record<string, string>): EgressPolicyObject {
+  const except = (family: 4 | 6): string[] => policy.denied.filter(({ cidr }) => cidr.family === family).map(({ cidr }) => cidr.text);
+  const egress: EgressPolicyObject['spec']['egress'] = [
+    {
+      to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+      ports: [
+        { protocol: 'UDP', port: 53 },
+        { protocol: 'TCP', port: 53 },
+      ],
+    },
+    { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: except(4) } }, { ipBlock: { cidr: '::/0', except: except(6) } }] },
+  ];
+  if (policy.allowed.length > 0) egress.push({ to: policy.allowed.map((cidr) => ({ ipBlock: { cidr: cidr.text } })) });
+  const spec: EgressPolicyObject['spec'] = { podSelector: { matchLabels: { ...proxyPodLabels } }, policyTypes: ['Egress'], egress };
+  return {
+    apiVersion: 'networking.k8s.io/v1',
+    kind: 'NetworkPolicy',
+    metadata: {
+      name: proxyEgressPolicyName,
+      namespace,
+      labels,
+      annotations: { [annotationContentHash]: createHash('sha256').update(JSON.stringify(spec)).digest('hex') },
+    },
+    spec,
+  };
 }

@@ -138,6 +138,17 @@ describe('validate and render on hostile manifests', () => {
     assert.equal(statSync(victimDir).mode & 0o777, 0o755);
   });
 
+  test('validate refuses an IP host in the ranges refused everywhere: DestinationNotAllowed on spec.host', async () => {
+    const metadata = { apiVersion: 'mtls-egress.io/v1alpha1', kind: 'ClientCertificateBinding', metadata: { name: 'metadata', namespace: 'team-a' }, spec: { host: '169.254.169.254', serverName: 'metadata.example', certificate: { secretRef: { name: 'elsewhere' } } } };
+    const run = await cli('validate', '-f', file('metadata.yaml', dump(metadata)), '--json');
+    assert.equal(run.code, 1, run.stderr);
+    const report = JSON.parse(run.stdout) as ValidationReport;
+    assert.deepEqual(
+      report.findings.filter((f) => f.severity === 'error').map((f) => [f.path, f.reason]),
+      [['spec.host', reasons.DestinationNotAllowed]],
+    );
+  });
+
   test('render --out that is itself a symbolic link is refused', async () => {
     const real = join(root, 'real-out');
     mkdirSync(real);

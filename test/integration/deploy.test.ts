@@ -129,6 +129,11 @@ describe('deploy/ against a real API server', () => {
     [controllerSA, 'update', 'leases.coordination.k8s.io/someone-else', system, false],
     [controllerSA, 'create', 'leases.coordination.k8s.io', 'team-a', false],
     [controllerSA, 'get', 'nodes', undefined, false],
+    // The cluster's ranges, for the destination policy: read as lists, never a Node by name, never written.
+    [controllerSA, 'list', 'nodes', undefined, true],
+    [controllerSA, 'update', 'nodes', undefined, false],
+    [controllerSA, 'list', 'servicecidrs.networking.k8s.io', undefined, true],
+    [controllerSA, 'create', 'servicecidrs.networking.k8s.io', undefined, false],
     [proxySA, 'get', 'secrets', system, true],
     [proxySA, 'get', 'secrets', 'team-a', false],
     [proxySA, 'create', 'secrets', system, false],

@@ -36,6 +36,9 @@ export async function startController(options: { kubeConfigPath: string; namespa
     '--retry-period', '500ms',
     // Status-only unless a test brings a data plane; a later --data-plane wins.
     '--data-plane', 'none',
+    // The tests' partners listen on this machine's loopback, which the proxy may not reach
+    // by default; a platform team opens a partner's network the same way. A later flag wins.
+    '--allowed-destinations', '127.0.0.0/8,::1/128',
     ...(options.args ?? []),
   ];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' } });

@@ -64,7 +64,7 @@ describe('networkPolicies', () => {
 describe('HostResolver', () => {
   test('an unresolvable host gets its own reason; IPs are not looked up, and each host is asked once', async () => {
     const asked: string[] = [];
-    const resolver = new HostResolver({ resolve: async (h) => (asked.push(h), h !== 'typo.example') });
+    const resolver = new HostResolver({ resolve: async (h) => (asked.push(h), h === 'typo.example' ? [] : ['203.0.113.7']) });
     const problems = await resolver.problems(['api.example', 'typo.example', '10.0.0.1', 'typo.example']);
     assert.deepEqual([...problems.keys()], ['typo.example']);
     assert.equal(problems.get('typo.example')?.reason, reasons.HostUnresolvable);
@@ -73,11 +73,11 @@ describe('HostResolver', () => {
 
   test('answers are cached, failures more briefly', async () => {
     let calls = 0;
-    const resolver = new HostResolver({ resolve: async () => (calls++, false), okTtlMs: 60_000, failTtlMs: 5_000 });
-    await resolver.resolves('x.example', 0);
-    await resolver.resolves('x.example', 4_000);
+    const resolver = new HostResolver({ resolve: async () => (calls++, []), okTtlMs: 60_000, failTtlMs: 5_000 });
+    await resolver.addresses('x.example', 0);
+    await resolver.addresses('x.example', 4_000);
     assert.equal(calls, 1);
-    await resolver.resolves('x.example', 6_000);
+    await resolver.addresses('x.example', 6_000);
     assert.equal(calls, 2);
   });
 });

@@ -81,3 +81,10 @@ export const ProxyConfigRejected = 'ProxyConfigRejected';
 
 /** Programmed=False: the proxy cannot resolve spec.host; the binding is left out so the others' config still loads. */
 export const HostUnresolvable = 'HostUnresolvable';
+
+/**
+ * Programmed=False: spec.host is, or resolves to, an address the proxy may not reach
+ * (loopback, link-local and cloud metadata, the cluster's pod and Service ranges) unless
+ * the controller's --allowed-destinations opens it. The binding is left out.
+ */
+export const DestinationNotAllowed = 'DestinationNotAllowed';

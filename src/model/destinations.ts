@@ -1,0 +1,131 @@
+import { BlockList, isIP } from 'node:net';
+import { quoteValue } from '../api/meta.ts';
+import { DestinationNotAllowed, type Problem } from '../api/v1alpha1/reasons.ts';
+
+// Where the egress proxy may connect. A binding names its partner, and whoever can write
+// a binding would otherwise send the proxy, with the proxy's network identity, anywhere
+// the proxy can reach: the cloud's metadata service, the node's loopback, another team's
+// Services. So some destinations are refused unless a platform team opens them: the
+// same rule is checked when a binding is translated (its host and every address the host
+// resolves to) and enforced by the proxy pods' egress NetworkPolicy, so it holds even if
+// DNS answers differently after the check.
+
+export interface Cidr {
+  readonly text: string;
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: 4 | 6;
+}
+
+/** "10.96.0.0/12" or "fd00::/108"; a bare address is a /32 or /128. Undefined when it is not one. */
+export function parseCidr(text: string): Cidr | undefined {
+  const [address = '', prefixText, ...rest] = text.trim().split('/');
+  const family = isIP(address);
+  if ((family !== 4 && family !== 6) || rest.length > 0) return undefined;
+  const max = family === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!/^\d+$/.test(prefixText ?? String(max)) || prefix > max) return undefined;
+  return { text: `${address}/${prefix}`, address, prefix, family };
+}
+
+/** Parses a comma-separated list; throws with the entry that is not a CIDR. */
+export function parseCidrList(text: string): Cidr[] {
+  return text
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => parseCidr(entry) ?? throwError(`${quoteValue(entry)} is not an address or CIDR`));
+}
+
+/** Refused whatever the cluster: no partner lives here, and each is a way into the node or the cloud account. */
+export const alwaysDenied: ReadonlyArray<{ cidr: string; why: string }> = [
+  { cidr: '0.0.0.0/8', why: '"this network", which reaches the node itself' },
+  { cidr: '127.0.0.0/8', why: 'loopback' },
+  { cidr: '::1/128', why: 'loopback' },
+  { cidr: '::/128', why: 'the unspecified address' },
+  { cidr: '169.254.0.0/16', why: 'link-local, home of the cloud metadata service 169.254.169.254' },
+  { cidr: 'fe80::/10', why: 'link-local' },
+  { cidr: 'fd00:ec2::254/128', why: "AWS's metadata service over IPv6" },
+  { cidr: '100.100.100.200/32', why: "Alibaba Cloud's metadata service" },
+  { cidr: '168.63.129.16/32', why: "Azure's WireServer" },
+  { cidr: '224.0.0.0/4', why: 'multicast' },
+  { cidr: 'ff00::/8', why: 'multicast' },
+];
+
+export interface DestinationPolicyOptions {
+  /** The cluster's pod and Service ranges, refused like the fixed ones. */
+  clusterCidrs: readonly Cidr[];
+  /** What a platform team opened: these win over every refusal. */
+  allowed: readonly Cidr[];
+}
+
+export class DestinationPolicy {
+  readonly denied: ReadonlyArray<{ cidr: Cidr; why: string }>;
+  readonly allowed: readonly Cidr[];
+  readonly #deny = new BlockList();
+  readonly #allow = new BlockList();
+
+  constructor(options: DestinationPolicyOptions) {
+    this.denied = [
+      ...alwaysDenied.map(({ cidr, why }) => ({ cidr: parseCidr(cidr)!, why })),
+      ...options.clusterCidrs.map((cidr) => ({ cidr, why: "the cluster's pod or Service range" })),
+    ];
+    this.allowed = [...options.allowed];
+    for (const { cidr } of this.denied) this.#deny.addSubnet(cidr.address, cidr.prefix, cidr.family === 4 ? 'ipv4' : 'ipv6');
+    for (const cidr of this.allowed) this.#allow.addSubnet(cidr.address, cidr.prefix, cidr.family === 4 ? 'ipv4' : 'ipv6');
+  }
+
+  /** Why the proxy may not connect to this address, or undefined when it may. */
+  refusal(address: string): string | undefined {
+    const normalized = unmapIpv4(address);
+    const family = isIP(normalized);
+    if (family !== 4 && family !== 6) return 'it is not an IP address';
+    const type = family === 4 ? 'ipv4' : 'ipv6';
+    if (this.#allow.check(normalized, type)) return undefined;
+    if (!this.#deny.check(normalized, type)) return undefined;
+    const hit = this.denied.find(({ cidr }) => cidr.family === family && contains(cidr, normalized));
+    return hit ? `${hit.cidr.text}: ${hit.why}` : 'a refused range';
+  }
+
+  /**
+   * Why a binding may not send the proxy to `host`, given the addresses it resolves to
+   * (an IP host is its own address): any refused address refuses the host, since the
+   * proxy may connect to any of them.
+   */
+  problem(host: string, addresses: readonly string[]): Problem | undefined {
+    for (const address of addresses) {
+      const refusal = this.refusal(address);
+      if (refusal === undefined) continue;
+      const target = address === host ? `spec.host ${host}` : `spec.host ${host} resolves to ${address}, which`;
+      return {
+        reason: DestinationNotAllowed,
+        message: `${target} is not an allowed egress destination (${refusal}); a platform team can open it with the controller's --allowed-destinations`,
+      };
+    }
+    return undefined;
+  }
+}
+
+function contains(cidr: Cidr, address: string): boolean {
+  const list = new BlockList();
+  list.addSubnet(cidr.address, cidr.prefix, cidr.family === 4 ? 'ipv4' : 'ipv6');
+  return list.check(address, cidr.family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** "::ffff:127.0.0.1" and "::ffff:7f00:1" are 127.0.0.1: an IPv4-mapped address must not slip past an IPv4 rule. */
+export function unmapIpv4(address: string): string {
+  const lower = address.toLowerCase();
+  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (dotted && isIP(dotted[1]!) === 4) return dotted[1]!;
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
+  if (hex) {
+    const high = parseInt(hex[1]!, 16);
+    const low = parseInt(hex[2]!, 16);
+    return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  }
+  return address;
+}
+
+function throwError(message: string): never {
+  throw new Error(message);
+}

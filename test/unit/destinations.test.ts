@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { DestinationPolicy, parseCidr, parseCidrList, unmapIpv4 } from '../../src/model/destinations.ts';
+import { proxyEgressPolicy } from '../../src/model/network-policies.ts';
+
+const cluster = parseCidrList('10.96.0.0/12, 10.244.0.0/16, fd00:10:96::/108');
+const policy = new DestinationPolicy({ clusterCidrs: cluster, allowed: parseCidrList('10.96.7.7, 192.0.2.0/24') });
+
+describe('the egress destination policy', () => {
+  const table: Array<[string, string | undefined]> = [
+    ['169.254.169.254', '169.254.0.0/16'],
+    ['127.0.0.1', '127.0.0.0/8'],
+    ['127.255.0.9', '127.0.0.0/8'],
+    ['::1', '::1/128'],
+    ['::ffff:127.0.0.1', '127.0.0.0/8'],
+    ['::ffff:7f00:1', '127.0.0.0/8'],
+    ['::ffff:169.254.169.254', '169.254.0.0/16'],
+    ['0.0.0.0', '0.0.0.0/8'],
+    ['::', '::/128'],
+    ['fe80::1', 'fe80::/10'],
+    ['fd00:ec2::254', 'fd00:ec2::254/128'],
+    ['100.100.100.200', '100.100.100.200/32'],
+    ['168.63.129.16', '168.63.129.16/32'],
+    ['224.0.0.1', '224.0.0.0/4'],
+    ['10.96.0.1', '10.96.0.0/12'],
+    ['10.244.3.4', '10.244.0.0/16'],
+    ['fd00:10:96::a', 'fd00:10:96::/108'],
+    // Opened by a platform team: wins over the cluster range it lies in.
+    ['10.96.7.7', undefined],
+    ['192.0.2.10', undefined],
+    ['203.0.113.5', undefined],
+    ['10.0.0.5', undefined],
+    ['2001:db8::5', undefined],
+  ];
+  for (const [address, refusedBy] of table) {
+    test(`${address} → ${refusedBy ?? 'allowed'}`, () => {
+      const refusal = policy.refusal(address);
+      if (refusedBy === undefined) assert.equal(refusal, undefined);
+      else assert.ok(refusal?.startsWith(`${refusedBy}:`), refusal);
+    });
+  }
+
+  test('a host is refused when any address it resolves to is', () => {
+    assert.equal(policy.problem('api.partner.example', ['203.0.113.5']), undefined);
+    const problem = policy.problem('rebind.example', ['203.0.113.5', '169.254.169.254']);
+    assert.equal(problem?.reason, reasons.DestinationNotAllowed);
+    assert.match(problem?.message ?? '', /^spec\.host rebind\.example resolves to 169\.254\.169\.254, which is not an allowed egress destination \(169\.254\.0\.0\/16: link-local/);
+    assert.match(policy.problem('169.254.169.254', ['169.254.169.254'])?.message ?? '', /^spec\.host 169\.254\.169\.254 is not an allowed egress destination/);
+  });
+
+  test('CIDRs parse strictly', () => {
+    assert.deepEqual(parseCidr('10.0.0.1'), { text: '10.0.0.1/32', address: '10.0.0.1', prefix: 32, family: 4 });
+    assert.equal(parseCidr('fd00::/64')?.family, 6);
+    for (const bad of ['10.0.0.0/33', '10.0.0/8', 'fd00::/129', 'x/8', '10.0.0.0/8/8', '10.0.0.0/-1', '10.0.0.0/ 8', '']) assert.equal(parseCidr(bad), undefined, bad);
+    assert.throws(() => parseCidrList('10.0.0.0/8,nope'), /"nope" is not an address or CIDR/);
+  });
+
+  test('IPv4-mapped IPv6 addresses are judged as IPv4', () => {
+    assert.equal(unmapIpv4('::FFFF:10.1.2.3'), '10.1.2.3');
+    assert.equal(unmapIpv4('::ffff:a01:203'), '10.1.2.3');
+    assert.equal(unmapIpv4('2001:db8::1'), '2001:db8::1');
+  });
+
+  test('the proxy pods’ egress NetworkPolicy carries the same rule: DNS, everything but the refused ranges, and what was opened', () => {
+    const np = proxyEgressPolicy(policy, 'mtls-egress-system', { app: 'proxy' }, { managed: 'yes' });
+    assert.deepEqual(np.spec.policyTypes, ['Egress']);
+    assert.deepEqual(np.spec.podSelector, { matchLabels: { app: 'proxy' } });
+    const [dns, everywhere, opened] = np.spec.egress;
+    assert.deepEqual(dns?.ports, [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }]);
+    const v4 = everywhere?.to[0] as { ipBlock: { cidr: string; except: string[] } };
+    const v6 = everywhere?.to[1] as { ipBlock: { cidr: string; except: string[] } };
+    assert.equal(v4.ipBlock.cidr, '0.0.0.0/0');
+    assert.ok(['169.254.0.0/16', '127.0.0.0/8', '10.96.0.0/12', '10.244.0.0/16'].every((c) => v4.ipBlock.except.includes(c)), v4.ipBlock.except.join());
+    assert.ok(['fe80::/10', '::1/128', 'fd00:10:96::/108'].every((c) => v6.ipBlock.except.includes(c)), v6.ipBlock.except.join());
+    assert.deepEqual(opened?.to, [{ ipBlock: { cidr: '10.96.7.7/32' } }, { ipBlock: { cidr: '192.0.2.0/24' } }]);
+  });
+});
