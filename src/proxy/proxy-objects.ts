@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import type { EgressRoute } from '../model/egress-routes.ts';
 import { annotationBinding, annotationContentHash, componentConfig, componentCredentials, managedLabels } from '../api/labels.ts';
-import { certificateFile, keyFile, type RenderedFile, type RenderedNginx } from '../render/nginx.ts';
+import { extname } from 'node:path';
+import type { RenderedConfig, RenderedFile } from '../render/files.ts';
+import type { HaproxyServer } from '../render/haproxy.ts';
 
 // The contract between the proxy-config controller (writes) and the proxy agent (reads).
 // Both directions are pure functions here, so the two sides cannot drift apart.
@@ -28,6 +30,8 @@ export interface ManifestFile {
   path: string;
   mode: 0o600 | 0o644;
   sha256: string;
+  /** The binding the file belongs to, for files that belong to one. */
+  binding?: string;
   /** A gzip-compressed binaryData key of the ConfigMap, or a data key of a credential Secret. */
   from: { configMapKey: string } | { secret: string; key: string };
 }
@@ -37,6 +41,10 @@ export interface ProxyManifest {
   hash: string;
   files: ManifestFile[];
   bindings: Record<string, { fingerprintSha256: string; serialNumber: string; listenerPort: number }>;
+  /** Which data plane the files are for; absent means nginx. */
+  dataPlane?: 'nginx' | 'haproxy';
+  /** HAProxy: the servers the agent keeps HAProxy running through its runtime API, and checks. */
+  servers?: HaproxyServer[];
 }
 
 export interface ConfigMapObject {
@@ -63,6 +71,8 @@ export interface ProxyObjects {
   manifest: ProxyManifest;
 }
 
+const owner = (file: { binding?: string | undefined }): { binding?: string } => (typeof file.binding === 'string' ? { binding: file.binding } : {});
+
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
 /** Deterministic, DNS-safe and collision-resistant; the full key is in an annotation. */
@@ -82,37 +92,39 @@ function configMapKey(path: string): string {
  * gzip-compressed in one ConfigMap: nginx.conf grows by about a kilobyte a binding and
  * compresses well, which keeps thousands of bindings under the 1 MiB object limit.
  */
-export function proxyObjects(rendered: RenderedNginx, routes: readonly EgressRoute[], namespace: string): ProxyObjects {
-  const owner = new Map<string, EgressRoute>();
-  for (const route of routes) {
-    owner.set(certificateFile(route), route);
-    owner.set(keyFile(route), route);
-  }
+export function proxyObjects(rendered: RenderedConfig & { servers?: readonly HaproxyServer[] }, routes: readonly EgressRoute[], namespace: string): ProxyObjects {
+  const byKey = new Map(routes.map((route) => [route.key, route]));
   const secretData = new Map<string, { route: EgressRoute; data: Record<string, string> }>();
   const binaryData: Record<string, string> = {};
   const files: ManifestFile[] = [];
   for (const file of rendered.files) {
-    const route = owner.get(file.path);
+    // A binding's client certificate and key (certs/…) travel in its credential Secret.
+    const route = file.binding !== undefined && file.path.startsWith('certs/') ? byKey.get(file.binding) : undefined;
     const digest = sha256(file.content);
     if (route) {
       const name = credentialSecretName(route.key);
-      const key = file.mode === 0o600 ? 'tls.key' : 'tls.crt';
+      const key = `tls${extname(file.path)}`;
       const entry = secretData.get(name) ?? { route, data: {} };
       entry.data[key] = Buffer.from(file.content, 'utf8').toString('base64');
       secretData.set(name, entry);
-      files.push({ path: file.path, mode: file.mode, sha256: digest, from: { secret: name, key } });
+      files.push({ path: file.path, mode: file.mode, sha256: digest, ...owner(file), from: { secret: name, key } });
     } else {
       if (file.mode === 0o600) throw new Error(`proxyObjects: key file ${file.path} belongs to no route`);
       const key = configMapKey(file.path);
       binaryData[key] = gzipSync(file.content, { level: 9 }).toString('base64');
-      files.push({ path: file.path, mode: file.mode, sha256: digest, from: { configMapKey: key } });
+      files.push({ path: file.path, mode: file.mode, sha256: digest, ...owner(file), from: { configMapKey: key } });
     }
   }
   const bindings: ProxyManifest['bindings'] = {};
   for (const route of [...routes].sort((a, b) => (a.key < b.key ? -1 : 1))) {
     bindings[route.key] = { fingerprintSha256: route.clientCertificate.fingerprintSha256, serialNumber: route.clientCertificate.serialNumber, listenerPort: route.listenerPort };
   }
-  const manifest: ProxyManifest = { hash: rendered.hash, files, bindings };
+  const manifest: ProxyManifest = {
+    hash: rendered.hash,
+    files,
+    bindings,
+    ...(rendered.dataPlane === 'haproxy' ? { dataPlane: 'haproxy' as const, servers: [...(rendered.servers ?? [])] } : {}),
+  };
   const secrets = [...secretData].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, { route, data }]): CredentialSecret => ({
     apiVersion: 'v1',
     kind: 'Secret',
@@ -175,7 +187,7 @@ export function materialize(
     if (content === undefined || sha256(content) !== file.sha256) {
       return { ok: false, waitingFor: 'configMapKey' in file.from ? `ConfigMap key ${file.from.configMapKey}` : `Secret ${file.from.secret}` };
     }
-    files.push({ path: file.path, mode: file.mode, content });
+    files.push({ path: file.path, mode: file.mode, content, ...owner(file) });
   }
   return { ok: true, hash: manifest.hash, files };
 }

@@ -1,19 +1,10 @@
-import { createHash } from 'node:crypto';
+import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from './files.ts';
+
+export { hashFiles, hostForUrl, isPlainPath, type RenderedFile } from './files.ts';
 import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
 
-export interface RenderedFile {
-  /** Relative to the directory nginx.conf is in. */
-  path: string;
-  content: string;
-  /** 0o600 marks key material: it belongs in a Secret, never in a ConfigMap or a log. */
-  mode: 0o600 | 0o644;
-}
-
-export interface RenderedNginx {
-  /** Sorted by path. */
-  files: RenderedFile[];
-  /** sha256 over every file's path, mode and content: equal hashes mean equal configs. */
-  hash: string;
+export interface RenderedNginx extends RenderedConfig {
+  dataPlane?: 'nginx';
 }
 
 export interface NginxRenderOptions {
@@ -88,28 +79,12 @@ export function renderNginx(routes: readonly EgressRoute[], options: NginxRender
   checkOptions(options, sorted);
   const files: RenderedFile[] = [{ path: 'nginx.conf', content: nginxConf(sorted, options), mode: 0o644 }];
   for (const route of sorted) {
-    files.push({ path: certificateFile(route), content: withNewline(route.clientCertificate.chainPem), mode: 0o644 });
-    files.push({ path: keyFile(route), content: withNewline(route.clientCertificate.privateKey.reveal()), mode: 0o600 });
-    if (route.serverCA) files.push({ path: serverCAFile(route), content: withNewline(route.serverCA.pem), mode: 0o644 });
+    files.push({ path: certificateFile(route), content: withNewline(route.clientCertificate.chainPem), mode: 0o644, binding: route.key });
+    files.push({ path: keyFile(route), content: withNewline(route.clientCertificate.privateKey.reveal()), mode: 0o600, binding: route.key });
+    if (route.serverCA) files.push({ path: serverCAFile(route), content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
   }
   files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
-  return { files, hash: hashFiles(files) };
-}
-
-/** Length-prefixed, so no two different file sets hash alike by shifting bytes between name and content. */
-export function hashFiles(files: readonly RenderedFile[]): string {
-  const hash = createHash('sha256');
-  for (const file of files) {
-    const content = Buffer.from(file.content, 'utf8');
-    hash.update(`${file.path}\0${file.mode.toString(8)}\0${content.length}\0`);
-    hash.update(content);
-  }
-  return hash.digest('hex');
-}
-
-/** A path nginx.conf can hold unquoted: no space, quote, semicolon, brace or `$`. */
-export function isPlainPath(value: string): boolean {
-  return /^[A-Za-z0-9._/-]+$/.test(value);
+  return { dataPlane: 'nginx', files, hash: hashFiles(files) };
 }
 
 function checkOptions(options: NginxRenderOptions, routes: readonly EgressRoute[]): void {
@@ -249,21 +224,4 @@ function routeBlock(route: EgressRoute, listen: string, trustBundle: string): st
     '        }',
     '    }',
   ];
-}
-
-/** IPv6 literals take brackets in listen, server and Host. */
-export function hostForUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
-/**
- * Serials and fingerprints come from certificates, which may be odd (negative serials
- * exist in the wild); a comment is no reason to refuse one, but it must stay one line.
- */
-function commentSafe(text: string): string {
-  return text.replace(/[^0-9A-Za-z:.-]/g, '?');
-}
-
-function withNewline(text: string): string {
-  return text.endsWith('\n') ? text : `${text}\n`;
 }

@@ -1,0 +1,250 @@
+import { createHash } from 'node:crypto';
+import { byKey, isPortNumber, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
+import type { PortRange } from '../model/listener-ports.ts';
+import { commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, type RenderedFile } from './files.ts';
+
+// Routes → the files HAProxy runs from, and the runtime state the agent keeps HAProxy in
+// without a reload. The shape:
+//
+//   frontend egress   bound to the whole listener range; a map from destination port to
+//                     backend, and maps for the Host header and the binding's name
+//   backend p<port>   one per port of the range, bound or not, so a new binding needs no
+//                     new backend (HAProxy cannot add one at run time); each holds at
+//                     most the one server of the binding on that port, so no connection
+//                     and no TLS session is ever shared between two identities
+//   server s<id>      the partner, with the binding's client certificate, verify
+//                     required, the partner's CA, SNI and the name verified
+//
+// The rendered haproxy.cfg is always complete: a cold start serves every binding without
+// the agent. Paths are absolute, because HAProxy resolves maps and certificates after it
+// has parsed the file, but they are spelled through environment variables the agent sets
+// (MTLS_EGRESS_CONFIG_DIR: where this config lives; MTLS_EGRESS_RUN_DIR: sockets), so the
+// same bytes run from any directory and hash alike everywhere.
+
+export const configDirVariable = 'MTLS_EGRESS_CONFIG_DIR';
+export const runDirVariable = 'MTLS_EGRESS_RUN_DIR';
+
+export interface HaproxyRenderOptions {
+  /** The address the listener range binds: 127.0.0.1 on a workstation, 0.0.0.0 in the proxy pod. */
+  listenAddress: string;
+  listenerPorts: PortRange;
+  /** A listener with /healthz; none when absent. */
+  statusPort?: number;
+  /** Where to send logs: "stderr" in a container (the default), or "stdout". */
+  logTarget?: 'stderr' | 'stdout';
+}
+
+/** One binding's server as the agent applies it at run time; paths relative to the config directory. */
+export interface HaproxyServer {
+  key: string;
+  listenerPort: number;
+  backend: string;
+  /** s + 12 hex digits of everything the server line holds: any change is a new server, never an edit. */
+  server: string;
+  host: string;
+  port: number;
+  serverName: string;
+  hostHeader: string;
+  certificateFile: string;
+  /** A file under ca/, or "@system-ca" for the system trust store. */
+  caFile: string;
+  fingerprintSha256: string;
+  serialNumber: string;
+}
+
+export interface RenderedHaproxy extends RenderedConfig {
+  dataPlane: 'haproxy';
+  /** Sorted by key: what the agent makes HAProxy serve, read back and checked. */
+  servers: HaproxyServer[];
+}
+
+export const portsMap = 'ports.map';
+export const hostsMap = 'hosts.map';
+export const bindingsMap = 'bindings.map';
+/** The backend a port without a binding routes to: a plain 503 that says so. */
+export const unboundBackend = 'unbound';
+
+/** The backend of one listener port. */
+export function backendName(port: number): string {
+  return `p${port}`;
+}
+
+const systemTrustStore = '@system-ca';
+
+/**
+ * Renders the HAProxy data plane. Pure and deterministic, like renderNginx; throws on a
+ * route or option value that could change the config's meaning (the translation leaves
+ * such bindings out first).
+ */
+export function renderHaproxy(routes: readonly EgressRoute[], options: HaproxyRenderOptions): RenderedHaproxy {
+  const sorted = [...routes].sort(byKey);
+  checkOptions(sorted, options);
+  const servers = sorted.map(haproxyServer);
+  const files: RenderedFile[] = [{ path: 'haproxy.cfg', content: haproxyConfig(servers, options), mode: 0o644 }];
+  for (const [route, server] of sorted.map((r, i) => [r, servers[i]!] as const)) {
+    // HAProxy reads a client certificate and its key from one PEM file: key material, 0600.
+    files.push({ path: server.certificateFile, content: `${withNewline(route.clientCertificate.chainPem)}${withNewline(route.clientCertificate.privateKey.reveal())}`, mode: 0o600, binding: route.key });
+    if (route.serverCA) files.push({ path: server.caFile, content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
+  }
+  files.push({ path: portsMap, content: mapFile(servers, (s) => s.backend), mode: 0o644 });
+  files.push({ path: hostsMap, content: mapFile(servers, (s) => s.hostHeader), mode: 0o644 });
+  files.push({ path: bindingsMap, content: mapFile(servers, (s) => s.key), mode: 0o644 });
+  files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
+  return { dataPlane: 'haproxy', files, hash: hashFiles(files), servers };
+}
+
+function haproxyServer(route: EgressRoute): HaproxyServer {
+  const stem = `${route.namespace}_${route.name}`;
+  const certificateFile = `certs/${stem}.${hex(route.clientCertificate.fingerprintSha256).slice(0, 16)}.pem`;
+  const caFile = route.serverCA ? `ca/${stem}.${sha256(route.serverCA.pem).slice(0, 16)}.pem` : systemTrustStore;
+  const hostHeader = route.port === 443 ? hostForUrl(route.host) : `${hostForUrl(route.host)}:${route.port}`;
+  const identity = [route.key, route.host, route.port, route.serverName, certificateFile, caFile].join('\n');
+  return {
+    key: route.key,
+    listenerPort: route.listenerPort,
+    backend: backendName(route.listenerPort),
+    server: `s${sha256(identity).slice(0, 12)}`,
+    host: route.host,
+    port: route.port,
+    serverName: route.serverName,
+    hostHeader,
+    certificateFile,
+    caFile,
+    fingerprintSha256: route.clientCertificate.fingerprintSha256,
+    serialNumber: route.clientCertificate.serialNumber,
+  };
+}
+
+/**
+ * The arguments of a server line, as the config file and the runtime API's `add server`
+ * both take them, with paths resolved against `configDir`. Static servers also resolve a
+ * DNS name through the pod's resolvers, and start down rather than not at all when it
+ * does not resolve; the agent gives dynamic servers an address it resolved itself.
+ */
+export function serverArguments(server: HaproxyServer, configDir: string): string[] {
+  const ca = server.caFile === systemTrustStore ? systemTrustStore : `"${configDir}/${server.caFile}"`;
+  return [
+    'ssl',
+    'crt',
+    `"${configDir}/${server.certificateFile}"`,
+    'verify',
+    'required',
+    'ca-file',
+    ca,
+    'sni',
+    `str(${server.serverName})`,
+    'verifyhost',
+    server.serverName,
+    'ssl-min-ver',
+    'TLSv1.2',
+  ];
+}
+
+function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRenderOptions): string {
+  const dir = `\${${configDirVariable}}`;
+  const byPort = new Map(servers.map((s) => [s.listenerPort, s]));
+  const { first, last } = options.listenerPorts;
+  const map = (file: string): string => `map_int(${dir}/${file})`;
+  const lines = [
+    '# Rendered by mtls-egress from ClientCertificateBindings; rewritten on every change, do not edit.',
+    `# ${servers.length} binding${servers.length === 1 ? '' : 's'} on ports ${first}-${last}. Paths are spelled through ${configDirVariable}`,
+    `# (this file's directory) and ${runDirVariable} (sockets), which the agent sets; run it by hand with`,
+    `#   ${configDirVariable}=DIR ${runDirVariable}=DIR haproxy -W -db -f DIR/haproxy.cfg`,
+    'global',
+    `    log ${options.logTarget ?? 'stderr'} format raw local0 info`,
+    // The runtime API: admin level, and the listening sockets handed to the next process
+    // on a reload, so a reload drops no connection.
+    `    stats socket "\${${runDirVariable}}/haproxy.sock" mode 600 level admin expose-fd listeners`,
+    '    ssl-server-verify required',
+    // An old process finishing its requests after a reload is stopped at last.
+    '    hard-stop-after 30s',
+    '',
+    // Static servers named by DNS re-resolve through the pod's resolv.conf.
+    'resolvers pod',
+    '    parse-resolv-conf',
+    '    hold valid 30s',
+    '',
+    'defaults',
+    '    mode http',
+    '    log global',
+    '    option dontlognull',
+    '    timeout connect 10s',
+    '    timeout client 60s',
+    '    timeout server 60s',
+    // Below the 5 s idle timeout of common servers, as for nginx (see render/nginx.ts).
+    '    timeout http-keep-alive 4s',
+    '    http-reuse safe',
+    // The path, not the query string: partners' APIs put tokens in queries.
+    `    log-format '{"time":"%t","binding":"%[var(txn.binding)]","client":"%ci","method":"%HM","path":"%HPO","status":%ST,"bytes_sent":%B,"upstream":"%si:%sp","request_time":%Ta}'`,
+    '',
+    'frontend egress',
+    `    bind ${hostForUrl(options.listenAddress)}:${first}-${last}`,
+    `    http-request set-var(txn.binding) "dst_port,${map(bindingsMap)}"`,
+    `    http-request set-header Host "%[dst_port,${map(hostsMap)}]" if { "dst_port,${map(hostsMap)}" -m found }`,
+    `    use_backend "%[dst_port,${map(portsMap)}]"`,
+    `    default_backend ${unboundBackend}`,
+  ];
+  if (options.statusPort !== undefined) {
+    lines.push(
+      '',
+      'frontend status',
+      `    bind ${hostForUrl(options.listenAddress)}:${options.statusPort}`,
+      '    no log',
+      '    http-request return status 200 content-type text/plain string "ok\\n" if { path /healthz }',
+      '    http-request return status 404',
+    );
+  }
+  lines.push('', `backend ${unboundBackend}`, '    http-request return status 503 content-type text/plain string "no ClientCertificateBinding serves this port\\n"');
+  for (let port = first; port <= last; port++) {
+    lines.push('', `backend ${backendName(port)}`, '    balance roundrobin');
+    const server = byPort.get(port);
+    if (!server) continue;
+    lines.push(
+      `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
+      `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
+      `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir).join(' ')} resolvers pod init-addr libc,none`,
+    );
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+function mapFile(servers: readonly HaproxyServer[], value: (s: HaproxyServer) => string): string {
+  return servers
+    .map((s) => `${s.listenerPort} ${value(s)}\n`)
+    .sort()
+    .join('');
+}
+
+function checkOptions(routes: readonly EgressRoute[], options: HaproxyRenderOptions): void {
+  const fail = (message: string): never => {
+    throw new Error(`renderHaproxy: ${message}`);
+  };
+  const { first, last } = options.listenerPorts;
+  if (!isPortNumber(first) || !isPortNumber(last) || first > last) fail(`listenerPorts ${first}-${last} is not a port range`);
+  if (!/^[0-9a-fA-F:.]+$/.test(options.listenAddress)) fail(`listenAddress ${JSON.stringify(options.listenAddress)} is not an IP address`);
+  if (options.statusPort !== undefined && (!isPortNumber(options.statusPort) || (options.statusPort >= first && options.statusPort <= last))) {
+    fail(`statusPort ${options.statusPort} is not a port outside the listener range`);
+  }
+  let previous: string | undefined;
+  const ports = new Set<number>();
+  for (const route of routes) {
+    if (route.key !== `${route.namespace}/${route.name}`) fail(`route key ${JSON.stringify(route.key)} does not match its namespace and name`);
+    if (route.key === previous) fail(`route ${route.key} appears twice`);
+    previous = route.key;
+    const problem = routeValueProblem(route);
+    if (problem) fail(`route ${route.key}: ${problem}`);
+    if (route.listenerPort < first || route.listenerPort > last) fail(`route ${route.key}: listener port ${route.listenerPort} is outside ${first}-${last}`);
+    if (ports.has(route.listenerPort)) fail(`route ${route.key}: listener port ${route.listenerPort} is already used`);
+    ports.add(route.listenerPort);
+    if (!/^[0-9a-f]+$/.test(hex(route.clientCertificate.fingerprintSha256))) fail(`route ${route.key}: a fingerprint that is not hex`);
+  }
+}
+
+function hex(fingerprint: string): string {
+  return fingerprint.replace(/:/g, '').toLowerCase();
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
