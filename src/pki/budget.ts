@@ -10,11 +10,11 @@ import { PkiError } from './errors.ts';
 // decode sandbox (sandbox/decode-pool.ts) adds what a ledger cannot promise: a wall-clock
 // limit and a heap limit per file.
 //
-// Each limit is several times what the largest legitimate file we know needs: the 219 runs
+// Each limit is several times what the largest legitimate file we know needs: the runs
 // over the real-world corpus in ../shared/pfx-corpus (Windows, Java, .NET, OpenSSL, Bouncy
-// Castle, Go, Python, forge), and our own fixtures of every format partners send, of
-// which the 600,000-iteration PFX is the most expensive. `npm run bench:hostile-pfx`
-// prints what the corpus uses. To raise a limit, pass it to `new DecodePool({ limits })`
+// Castle, Go, Python, forge; test/unit/pki-corpus.test.ts checks the margins), and our own
+// fixtures of every format partners send, of which the 600,000-iteration PFX is the most
+// expensive. `npm run bench:hostile-pfx` prints what the corpus uses. To raise a limit, pass it to `new DecodePool({ limits })`
 // (or `decodePfx(…, { limits })`); the README's troubleshooting table says the same.
 
 export interface DecodeLimits {
@@ -29,10 +29,11 @@ export interface DecodeLimits {
    * iterations times the output blocks it needs (PBKDF2: ceil(key length / PRF output), the
    * PKCS#12 KDF: the same per key, IV and MAC key), summed over the MAC and every encrypted
    * bag, for every encoding of the password that may be tried. One block costs 0.1 to
-   * 0.25 µs, so the limit is about 1 to 2.5 s of one core. The corpus needs at most 8,192
-   * (its files use 2,048 iterations); OpenSSL's default file 6,144; our 600,000-iteration
-   * fixture 1,800,000, or 3,600,000 with a non-ASCII password. 10,000,000 was the former
-   * per-derivation cap, now a per-file one.
+   * 0.25 µs, so the limit is about 1 to 2.5 s of one core. The corpus needs at most
+   * 120,001 (pyca's name-1-pwd); OpenSSL 3's default file 6,144; our 600,000-iteration
+   * fixture 1,800,000, or 3,600,000 with a non-ASCII password (two encodings each). The
+   * limit is 10,000,000, which was the former cap per derivation and is now per file: a
+   * file with one 10,000,000-iteration bag is refused.
    */
   readonly maxKdfWork: number;
   /**
@@ -114,14 +115,15 @@ export class DecodeBudget {
       work += cost.work;
       memory += cost.scryptMemory;
     }
+    // Memory first: for scrypt it is the cost that matters, and the one to name.
+    if (!(memory <= this.limits.maxScryptMemoryBytes)) {
+      throw exceeded(`the scrypt key derivations in ${source} need more than ${mib(this.limits.maxScryptMemoryBytes)} of memory in all, the most one file may use`);
+    }
     if (!(work <= this.limits.maxKdfWork)) {
       throw exceeded(
         `the key derivations in ${source} need more than ${count(this.limits.maxKdfWork)} iteration blocks in all ` +
-          '(iterations times output blocks, over the MAC and every encrypted bag), the most one file may use',
+          '(iterations times output blocks, summed over every derivation and password encoding), the most one file may use',
       );
-    }
-    if (!(memory <= this.limits.maxScryptMemoryBytes)) {
-      throw exceeded(`the scrypt key derivations in ${source} need more than ${mib(this.limits.maxScryptMemoryBytes)} of memory in all, the most one file may use`);
     }
     this.#use.kdfWork = work;
     this.#use.scryptMemoryBytes = memory;

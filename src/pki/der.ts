@@ -67,7 +67,7 @@ export const MAX_DER_DEPTH = 32;
 /**
  * The longest OBJECT IDENTIFIER content read, in bytes. The longest real OIDs are UUID
  * OIDs under 2.25 (about 20 bytes) and Microsoft's private arcs (about 12); the corpus's
- * longest is 11. 64 leaves room, and keeps both the decoding and any message that names
+ * longest is 12. 64 leaves room, and keeps both the decoding and any message that names
  * an OID short.
  */
 export const MAX_OID_BYTES = 64;
