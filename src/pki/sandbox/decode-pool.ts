@@ -222,16 +222,30 @@ export class DecodePool {
     entry.idle = undefined;
     entry.task = task;
     entry.worker.ref();
+    entry.worker.postMessage(task.message);
+    if (entry.ready) {
+      this.#startDeadline(entry);
+    } else {
+      // A worker that does not start at all is the pool's failure, not the file's.
+      entry.deadline = setTimeout(() => {
+        void this.#retire(entry, new DecoderUnavailable('ERR_DECODER_UNAVAILABLE', 'a decode worker thread did not start in time'));
+      }, this.#taskTimeoutMs);
+    }
+  }
+
+  /** The file's time starts when a worker is ready for it: a new worker's start-up is the pool's cost, not the file's. */
+  #startDeadline(entry: PoolWorker): void {
     entry.deadline = setTimeout(() => {
       void this.#retire(entry, exceeded(`decoding the file took longer than ${seconds(this.#taskTimeoutMs)}, the most one file may take`), true);
     }, this.#taskTimeoutMs);
-    entry.worker.postMessage(task.message);
   }
 
   #onMessage(entry: PoolWorker, message: WorkerMessage): void {
     if (entry.retired) return;
     if (message.type === 'ready') {
       entry.ready = true;
+      clearTimeout(entry.deadline);
+      if (entry.task !== undefined) this.#startDeadline(entry);
       return;
     }
     const task = entry.task;
