@@ -154,49 +154,37 @@ class Cast5 implements BlockDecryptor {
       bytes[at + 2] = (value >>> 8) & 0xff;
       bytes[at + 3] = value & 0xff;
     };
-    // Section 2.4: 32 subkeys from two passes; each pass alternates z from x and x from z.
+    // Section 2.4: 32 subkeys from two passes; each pass alternates z from x and x from z,
+    // and after each step takes four subkeys, by a pattern that differs every time.
+    const zFromX = () => {
+      put(z, 0, word(x, 0) ^ s5[x[13]!]! ^ s6[x[15]!]! ^ s7[x[12]!]! ^ s8[x[14]!]! ^ s7[x[8]!]!);
+      put(z, 4, word(x, 8) ^ s5[z[0]!]! ^ s6[z[2]!]! ^ s7[z[1]!]! ^ s8[z[3]!]! ^ s8[x[10]!]!);
+      put(z, 8, word(x, 12) ^ s5[z[7]!]! ^ s6[z[6]!]! ^ s7[z[5]!]! ^ s8[z[4]!]! ^ s5[x[9]!]!);
+      put(z, 12, word(x, 4) ^ s5[z[10]!]! ^ s6[z[9]!]! ^ s7[z[11]!]! ^ s8[z[8]!]! ^ s6[x[11]!]!);
+    };
+    const xFromZ = () => {
+      put(x, 0, word(z, 8) ^ s5[z[5]!]! ^ s6[z[7]!]! ^ s7[z[4]!]! ^ s8[z[6]!]! ^ s7[z[0]!]!);
+      put(x, 4, word(z, 0) ^ s5[x[0]!]! ^ s6[x[2]!]! ^ s7[x[1]!]! ^ s8[x[3]!]! ^ s8[z[2]!]!);
+      put(x, 8, word(z, 4) ^ s5[x[7]!]! ^ s6[x[6]!]! ^ s7[x[5]!]! ^ s8[x[4]!]! ^ s5[z[1]!]!);
+      put(x, 12, word(z, 12) ^ s5[x[10]!]! ^ s6[x[9]!]! ^ s7[x[11]!]! ^ s8[x[8]!]! ^ s6[z[3]!]!);
+    };
+    /** Four subkeys from `b`: for each, S5 to S8 at four indices, XORed with one more S-box entry. */
+    const take = (b: Uint8Array, indices: readonly (readonly [number, number, number, number, number])[]) => {
+      for (const [i5, i6, i7, i8, extra] of indices) {
+        const sbox = [s5, s6, s7, s8][subkeys.length % 4]!;
+        subkeys.push(s5[b[i5]!]! ^ s6[b[i6]!]! ^ s7[b[i7]!]! ^ s8[b[i8]!]! ^ sbox[b[extra]!]!);
+      }
+    };
     const subkeys: number[] = [];
     for (let pass = 0; pass < 2; pass++) {
-      put(z, 0, word(x, 0) ^ s5[x[13]!]! ^ s6[x[15]!]! ^ s7[x[12]!]! ^ s8[x[14]!]! ^ s7[x[8]!]!);
-      put(z, 4, word(x, 8) ^ s5[z[0]!]! ^ s6[z[2]!]! ^ s7[z[1]!]! ^ s8[z[3]!]! ^ s8[x[10]!]!);
-      put(z, 8, word(x, 12) ^ s5[z[7]!]! ^ s6[z[6]!]! ^ s7[z[5]!]! ^ s8[z[4]!]! ^ s5[x[9]!]!);
-      put(z, 12, word(x, 4) ^ s5[z[10]!]! ^ s6[z[9]!]! ^ s7[z[11]!]! ^ s8[z[8]!]! ^ s6[x[11]!]!);
-      subkeys.push(
-        s5[z[8]!]! ^ s6[z[9]!]! ^ s7[z[7]!]! ^ s8[z[6]!]! ^ s5[z[2]!]!,
-        s5[z[10]!]! ^ s6[z[11]!]! ^ s7[z[5]!]! ^ s8[z[4]!]! ^ s6[z[6]!]!,
-        s5[z[12]!]! ^ s6[z[13]!]! ^ s7[z[3]!]! ^ s8[z[2]!]! ^ s7[z[9]!]!,
-        s5[z[14]!]! ^ s6[z[15]!]! ^ s7[z[1]!]! ^ s8[z[0]!]! ^ s8[z[12]!]!,
-      );
-      put(x, 0, word(z, 8) ^ s5[z[5]!]! ^ s6[z[7]!]! ^ s7[z[4]!]! ^ s8[z[6]!]! ^ s7[z[0]!]!);
-      put(x, 4, word(z, 0) ^ s5[x[0]!]! ^ s6[x[2]!]! ^ s7[x[1]!]! ^ s8[x[3]!]! ^ s8[z[2]!]!);
-      put(x, 8, word(z, 4) ^ s5[x[7]!]! ^ s6[x[6]!]! ^ s7[x[5]!]! ^ s8[x[4]!]! ^ s5[z[1]!]!);
-      put(x, 12, word(z, 12) ^ s5[x[10]!]! ^ s6[x[9]!]! ^ s7[x[11]!]! ^ s8[x[8]!]! ^ s6[z[3]!]!);
-      subkeys.push(
-        s5[x[3]!]! ^ s6[x[2]!]! ^ s7[x[12]!]! ^ s8[x[13]!]! ^ s5[x[8]!]!,
-        s5[x[1]!]! ^ s6[x[0]!]! ^ s7[x[14]!]! ^ s8[x[15]!]! ^ s6[x[13]!]!,
-        s5[x[7]!]! ^ s6[x[6]!]! ^ s7[x[8]!]! ^ s8[x[9]!]! ^ s7[x[3]!]!,
-        s5[x[5]!]! ^ s6[x[4]!]! ^ s7[x[10]!]! ^ s8[x[11]!]! ^ s8[x[7]!]!,
-      );
-      put(z, 0, word(x, 0) ^ s5[x[13]!]! ^ s6[x[15]!]! ^ s7[x[12]!]! ^ s8[x[14]!]! ^ s7[x[8]!]!);
-      put(z, 4, word(x, 8) ^ s5[z[0]!]! ^ s6[z[2]!]! ^ s7[z[1]!]! ^ s8[z[3]!]! ^ s8[x[10]!]!);
-      put(z, 8, word(x, 12) ^ s5[z[7]!]! ^ s6[z[6]!]! ^ s7[z[5]!]! ^ s8[z[4]!]! ^ s5[x[9]!]!);
-      put(z, 12, word(x, 4) ^ s5[z[10]!]! ^ s6[z[9]!]! ^ s7[z[11]!]! ^ s8[z[8]!]! ^ s6[x[11]!]!);
-      subkeys.push(
-        s5[z[3]!]! ^ s6[z[2]!]! ^ s7[z[12]!]! ^ s8[z[13]!]! ^ s5[z[9]!]!,
-        s5[z[1]!]! ^ s6[z[0]!]! ^ s7[z[14]!]! ^ s8[z[15]!]! ^ s6[z[12]!]!,
-        s5[z[7]!]! ^ s6[z[6]!]! ^ s7[z[8]!]! ^ s8[z[9]!]! ^ s7[z[2]!]!,
-        s5[z[5]!]! ^ s6[z[4]!]! ^ s7[z[10]!]! ^ s8[z[11]!]! ^ s8[z[6]!]!,
-      );
-      put(x, 0, word(z, 8) ^ s5[z[5]!]! ^ s6[z[7]!]! ^ s7[z[4]!]! ^ s8[z[6]!]! ^ s7[z[0]!]!);
-      put(x, 4, word(z, 0) ^ s5[x[0]!]! ^ s6[x[2]!]! ^ s7[x[1]!]! ^ s8[x[3]!]! ^ s8[z[2]!]!);
-      put(x, 8, word(z, 4) ^ s5[x[7]!]! ^ s6[x[6]!]! ^ s7[x[5]!]! ^ s8[x[4]!]! ^ s5[z[1]!]!);
-      put(x, 12, word(z, 12) ^ s5[x[10]!]! ^ s6[x[9]!]! ^ s7[x[11]!]! ^ s8[x[8]!]! ^ s6[z[3]!]!);
-      subkeys.push(
-        s5[x[8]!]! ^ s6[x[9]!]! ^ s7[x[7]!]! ^ s8[x[6]!]! ^ s5[x[3]!]!,
-        s5[x[10]!]! ^ s6[x[11]!]! ^ s7[x[5]!]! ^ s8[x[4]!]! ^ s6[x[7]!]!,
-        s5[x[12]!]! ^ s6[x[13]!]! ^ s7[x[3]!]! ^ s8[x[2]!]! ^ s7[x[8]!]!,
-        s5[x[14]!]! ^ s6[x[15]!]! ^ s7[x[1]!]! ^ s8[x[0]!]! ^ s8[x[13]!]!,
-      );
+      zFromX();
+      take(z, [[8, 9, 7, 6, 2], [10, 11, 5, 4, 6], [12, 13, 3, 2, 9], [14, 15, 1, 0, 12]]);
+      xFromZ();
+      take(x, [[3, 2, 12, 13, 8], [1, 0, 14, 15, 13], [7, 6, 8, 9, 3], [5, 4, 10, 11, 7]]);
+      zFromX();
+      take(z, [[3, 2, 12, 13, 9], [1, 0, 14, 15, 12], [7, 6, 8, 9, 2], [5, 4, 10, 11, 6]]);
+      xFromZ();
+      take(x, [[8, 9, 7, 6, 3], [10, 11, 5, 4, 7], [12, 13, 3, 2, 8], [14, 15, 1, 0, 13]]);
     }
     for (let i = 0; i < 16; i++) {
       this.#masking[i] = subkeys[i]! >>> 0;

@@ -17,7 +17,7 @@ import {
 import { defaultPbkdf2Prf, hmacDigestsByOid, sha1, type Digest } from './digests.ts';
 import { PkiError } from './errors.ts';
 import { cast5CbcDecrypt, rc2CbcDecrypt, rc4 } from './legacy-ciphers.ts';
-import type { PasswordKind } from './password.ts';
+import type { PasswordChooser, PasswordKind } from './password.ts';
 import { Pkcs12Purpose, pkcs12Kdf } from './pkcs12-kdf.ts';
 
 // Password-based decryption of PKCS#12 bags and PKCS#8 keys, dispatched by OID through the
@@ -372,6 +372,21 @@ export function readEncryptedPrivateKey(encryptedPrivateKeyInfo: DerElement, wha
   const [algorithm, encryptedData] = sequenceOf(encryptedPrivateKeyInfo, `${what}: EncryptedPrivateKeyInfo`);
   const decryptor = pbeDecryptor(readAlgorithmIdentifier(algorithm, `${what}: encryption algorithm`), what);
   return { decryptor, ciphertext: readOctetString(encryptedData, `${what}: encrypted data`) };
+}
+
+/**
+ * Decrypts with each encoding of the password the decryptor takes, the one that worked last
+ * first; undefined when none does. The caller has charged the budget for every attempt.
+ */
+export function decryptWithAnyForm(decryptor: PbeDecryptor, ciphertext: Uint8Array, chooser: PasswordChooser): Uint8Array | undefined {
+  return chooser.first(decryptor.passwordKind, (password) => {
+    try {
+      return decryptor.decrypt(ciphertext, password);
+    } catch (error) {
+      if (error instanceof DecryptionFailed) return undefined;
+      throw error;
+    }
+  });
 }
 
 function throwError(error: Error): never {

@@ -5,7 +5,7 @@ import { readWhole } from './der.ts';
 import { PkiError, asPkiError } from './errors.ts';
 import { assembleIdentity, type DecodedIdentity, type PrivateKeyEntry } from './identity.ts';
 import { PasswordChooser, passwordForms, revealPassword, type PasswordInput } from './password.ts';
-import { DecryptionFailed, readEncryptedPrivateKey } from './pbe.ts';
+import { decryptWithAnyForm, readEncryptedPrivateKey } from './pbe.ts';
 import type { DecodeOptions } from './pfx.ts';
 import { privateKeyFromPkcs8 } from './private-key.ts';
 import { Sensitive } from './sensitive.ts';
@@ -123,14 +123,7 @@ function privateKeyFromEncryptedPkcs8(block: PemBlock, password: string | undefi
   const { decryptor, ciphertext } = readEncryptedPrivateKey(readWhole(derOf(block)), 'the private key PEM');
   const chooser = new PasswordChooser(passwordForms(password));
   budget.chargeKdf(Array.from({ length: chooser.count(decryptor.passwordKind) }, () => decryptor.cost), 'the private key PEM');
-  const der = chooser.first(decryptor.passwordKind, (form) => {
-    try {
-      return decryptor.decrypt(ciphertext, form);
-    } catch (error) {
-      if (error instanceof DecryptionFailed) return undefined;
-      throw error;
-    }
-  });
+  const der = decryptWithAnyForm(decryptor, ciphertext, chooser);
   if (der !== undefined) return privateKeyFromPkcs8(der, 'the private key PEM');
   throw new PkiError(
     PasswordIncorrect,

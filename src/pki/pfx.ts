@@ -20,7 +20,7 @@ import {
 import { PkiError, asPkiError } from './errors.ts';
 import { assembleIdentity, type CertificateEntry, type DecodedIdentity, type PrivateKeyEntry } from './identity.ts';
 import { PasswordChooser, passwordForms, revealPassword, type PasswordInput } from './password.ts';
-import { DecryptionFailed, pbeDecryptor, readEncryptedPrivateKey, type EncryptedPrivateKey, type PbeDecryptor } from './pbe.ts';
+import { decryptWithAnyForm, pbeDecryptor, readEncryptedPrivateKey, type EncryptedPrivateKey, type PbeDecryptor } from './pbe.ts';
 import { pfxMacCheck, type MacCheck } from './pfx-mac.ts';
 import { privateKeyFromPkcs8 } from './private-key.ts';
 import { pfxBytesFromSecretValue } from './secret-value.ts';
@@ -243,14 +243,7 @@ function openPfx(pfx: PfxStructure, chooser: PasswordChooser, given: string | un
   }
 
   const decrypt = (decryptor: PbeDecryptor, ciphertext: Uint8Array, what: string): Uint8Array => {
-    const plaintext = chooser.first(decryptor.passwordKind, (password) => {
-      try {
-        return decryptor.decrypt(ciphertext, password);
-      } catch (error) {
-        if (error instanceof DecryptionFailed) return undefined;
-        throw error;
-      }
-    });
+    const plaintext = decryptWithAnyForm(decryptor, ciphertext, chooser);
     if (plaintext !== undefined) return plaintext;
     if (mac === undefined) throw wrongPassword(given, 'the contents do not decrypt with it; the file has no MAC, so that is the only check');
     throw new PkiError(
