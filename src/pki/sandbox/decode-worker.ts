@@ -29,7 +29,7 @@ async function run(task: DecodeTask): Promise<void> {
   try {
     const identity: DecodedIdentity =
       task.kind === 'pfx'
-        ? await decodePfx(task.pfx, password, options)
+        ? await decodePfx(new Sensitive(task.pfx), password, options)
         : await decodePem(task.cert, new Sensitive(task.key), password, options);
     reply({
       type: 'result',
