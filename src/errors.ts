@@ -25,6 +25,9 @@ export const errorCodes = {
   ERR_PFX_KEY_MISMATCH: { transient: false, description: 'no certificate belongs to the key (KeyMismatch)' },
   ERR_CERTIFICATE_EXPIRED: { transient: false, description: 'notAfter has passed (CertificateExpired)' },
   ERR_CERTIFICATE_NOT_YET_VALID: { transient: false, description: 'notBefore is in the future (CertificateNotYetValid)' },
+  ERR_PFX_DECODE_BUDGET_EXCEEDED: { transient: false, description: 'decoding would exceed a limit the operator sets per file (DecodeBudgetExceeded)' },
+  ERR_DECODER_CLOSED: { transient: true, description: 'the decode sandbox was closed while a decode waited or ran; the process is shutting down' },
+  ERR_DECODER_UNAVAILABLE: { transient: true, description: 'the decode sandbox could not start a worker thread (a broken install, or no memory for a thread)' },
   ERR_DER: { transient: false, description: 'inside the identity core: bytes are not the DER structure expected; surfaces as ERR_PFX_MALFORMED' },
   ERR_DECRYPTION_FAILED: { transient: false, description: 'inside the identity core: data did not decrypt with one password form; surfaces as ERR_PFX_PASSWORD_INCORRECT' },
 

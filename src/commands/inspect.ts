@@ -7,8 +7,7 @@ import { UsageError } from '../config.ts';
 import { printable } from '../printable.ts';
 import {
   PkiError,
-  decodePem,
-  decodePfx,
+  decodeIdentity,
   evaluateValidity,
   rfc3339,
   rfc4514Name,
@@ -155,9 +154,9 @@ async function readInput(path: string, what: string, io: CommandIo): Promise<Uin
 }
 
 async function decode(request: InspectRequest, password: string | undefined, io: CommandIo): Promise<DecodedIdentity> {
-  if (request.source.kind === 'pfx') return decodePfx(await readInput(request.source.file, 'file', io), password);
+  if (request.source.kind === 'pfx') return decodeIdentity({ kind: 'pfx', pfx: await readInput(request.source.file, 'file', io), password });
   const [cert, key] = await Promise.all([readInput(request.source.cert, 'certificate', io), readInput(request.source.key, 'key', io)]);
-  return decodePem(cert, key, password);
+  return decodeIdentity({ kind: 'pem', cert, key, password });
 }
 
 function reportFailure(violation: Problem, json: boolean, io: CommandIo): number {

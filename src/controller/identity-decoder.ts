@@ -1,19 +1,19 @@
-import { decodePem, decodePfx, PkiError, pfxBytesFromSecretValue } from '../pki/index.ts';
+import { decodeIdentity, PkiError } from '../pki/index.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { CertificateInput } from '../model/certificate-input.ts';
 import { clientIdentity, type IdentityOutcome } from '../model/egress-routes.ts';
 
 /**
- * The identity core behind the controller's decoder seam: a PkiError becomes its stable
- * reason; anything else is reported as malformed input with a fixed message, because an
- * unexpected error's text could quote the bytes it choked on.
+ * The identity core behind the controller's decoder seam: decoding runs in the decode
+ * sandbox (worker threads, under a budget), never on this event loop. A PkiError becomes
+ * its stable reason; anything else is reported as malformed input with a fixed message,
+ * because an unexpected error's text could quote the bytes it choked on.
  */
 export async function decodeCertificateInput(input: CertificateInput): Promise<IdentityOutcome> {
   try {
-    const identity =
-      input.kind === 'pfx'
-        ? await decodePfx(pfxBytesFromSecretValue(input.pfx.reveal()), input.password)
-        : await decodePem(input.cert, input.key.reveal());
+    const identity = await decodeIdentity(
+      input.kind === 'pfx' ? { kind: 'pfx', pfx: input.pfx, password: input.password } : { kind: 'pem', cert: input.cert, key: input.key },
+    );
     return { ok: true, identity: clientIdentity(identity) };
   } catch (err) {
     if (err instanceof PkiError) return { ok: false, reason: err.reason, message: err.message };

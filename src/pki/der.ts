@@ -1,4 +1,6 @@
+import { DecodeBudgetExceeded } from '../api/v1alpha1/reasons.ts';
 import { CodedError } from '../errors.ts';
+import { PkiError } from './errors.ts';
 
 // A small reader for the DER (and the BER that PKCS#12 writers emit) this package parses:
 // PKCS#12, PKCS#8 and the few certificate fields node:crypto does not expose. It returns
@@ -7,6 +9,10 @@ import { CodedError } from '../errors.ts';
 //
 // BER is accepted where real writers use it: indefinite lengths (older Windows and macOS
 // exports, some Java versions) and constructed OCTET STRINGs, read as their concatenation.
+//
+// The input may be hostile, so every cost is linear in its length: no element is read
+// twice per nesting level beyond MAX_DER_DEPTH, OIDs are capped before they are decoded,
+// and constructed OCTET STRINGs are walked without recursion.
 
 /** Identifier octets this package reads. Context tags are written inline as 0xa0 (constructed [0]) and 0x80 (primitive [0]). */
 export const Tag = {
@@ -38,56 +44,70 @@ export interface DerElement {
   readonly end: number;
 }
 
-/** The bytes are not the structure the caller expects. Callers turn it into a PkiError with context. */
+/**
+ * The bytes are not the structure the caller expects. Callers turn it into a PkiError with
+ * context. The message says what was expected where, in the caller's words, and never
+ * anything read from the input: no byte values, tags, lengths or offsets, since the input
+ * may be some other Secret (a password, a token) that a binding names by mistake.
+ */
 export class DerError extends CodedError<'ERR_DER'> {
   constructor(message: string) {
     super('ERR_DER', message);
   }
 }
 
-// Deep enough for PKCS#12 (SafeContents nested in bags nested in SafeContents), shallow
-// enough that hostile input cannot exhaust the stack.
-const MAX_DEPTH = 40;
+/**
+ * How deeply elements may nest, counting indefinite-length elements and constructed (BER)
+ * OCTET STRINGs, the two places this reader descends on its own. Windows and Java exports
+ * use indefinite lengths on the outer four levels and constructed OCTET STRINGs one level
+ * deep; anything deeper than 32 is refused rather than risk the stack or the time.
+ */
+export const MAX_DER_DEPTH = 32;
 
-const tagNames: Record<number, string> = {
-  [Tag.Boolean]: 'BOOLEAN',
-  [Tag.Integer]: 'INTEGER',
-  [Tag.BitString]: 'BIT STRING',
-  [Tag.OctetString]: 'OCTET STRING',
-  [Tag.ConstructedOctetString]: 'OCTET STRING',
-  [Tag.Null]: 'NULL',
-  [Tag.Oid]: 'OBJECT IDENTIFIER',
-  [Tag.Utf8String]: 'UTF8String',
-  [Tag.BmpString]: 'BMPString',
-  [Tag.Sequence]: 'SEQUENCE',
-  [Tag.Set]: 'SET',
+/**
+ * The longest OBJECT IDENTIFIER content read, in bytes. The longest real OIDs are UUID
+ * OIDs under 2.25 (about 20 bytes) and Microsoft's private arcs (about 12); the corpus's
+ * longest is 12. 64 leaves room, and keeps both the decoding and any message that names
+ * an OID short.
+ */
+export const MAX_OID_BYTES = 64;
+
+const tagNames: Readonly<Record<number, string>> = {
+  [Tag.Boolean]: 'a BOOLEAN',
+  [Tag.Integer]: 'an INTEGER',
+  [Tag.BitString]: 'a BIT STRING',
+  [Tag.OctetString]: 'an OCTET STRING',
+  [Tag.Null]: 'a NULL',
+  [Tag.Oid]: 'an OBJECT IDENTIFIER',
+  [Tag.Utf8String]: 'a UTF8String',
+  [Tag.BmpString]: 'a BMPString',
+  [Tag.Sequence]: 'a SEQUENCE',
+  [Tag.Set]: 'a SET',
+  [Tag.Context0]: 'a [0] element',
 };
-
-export function describeTag(tag: number): string {
-  const name = tagNames[tag];
-  if (name !== undefined) return name;
-  if ((tag & 0xc0) === 0x80) return `[${tag & 0x1f}]`;
-  return `tag 0x${tag.toString(16).padStart(2, '0')}`;
-}
 
 function isConstructed(tag: number): boolean {
   return (tag & 0x20) !== 0;
 }
 
+function tooDeep(): PkiError {
+  return new PkiError(DecodeBudgetExceeded, `the data nests DER structures more than ${MAX_DER_DEPTH} levels deep, the most this decoder reads`);
+}
+
 /** Reads the element starting at `offset`, which must end by `limit`. */
 export function readElement(data: Uint8Array, offset: number, limit: number = data.length, depth = 0): DerElement {
-  if (depth > MAX_DEPTH) throw new DerError(`nested more than ${MAX_DEPTH} levels deep`);
-  if (offset + 2 > limit) throw new DerError(`the data ends at byte ${limit}, inside an element header`);
+  if (depth > MAX_DER_DEPTH) throw tooDeep();
+  if (offset + 2 > limit) throw new DerError('the data ends inside an element header (truncated?)');
   const tag = data[offset]!;
-  if ((tag & 0x1f) === 0x1f) throw new DerError(`unexpected high-number tag at byte ${offset}`);
+  if ((tag & 0x1f) === 0x1f) throw new DerError('an element has a high-number tag, which this structure never uses');
   const lengthByte = data[offset + 1]!;
   let contentStart = offset + 2;
 
   if (lengthByte === 0x80) {
-    if (!isConstructed(tag)) throw new DerError(`primitive ${describeTag(tag)} with an indefinite length at byte ${offset}`);
+    if (!isConstructed(tag)) throw new DerError('a primitive element has an indefinite length');
     let position = contentStart;
     for (;;) {
-      if (position + 2 > limit) throw new DerError(`the data ends at byte ${limit}, before the end of the element at byte ${offset}`);
+      if (position + 2 > limit) throw new DerError('the data ends before an indefinite-length element does (truncated?)');
       if (data[position] === 0 && data[position + 1] === 0) {
         return { data, tag, start: offset, contentStart, contentEnd: position, end: position + 2 };
       }
@@ -98,30 +118,26 @@ export function readElement(data: Uint8Array, offset: number, limit: number = da
   let length = lengthByte;
   if (lengthByte > 0x80) {
     const lengthOctets = lengthByte & 0x7f;
-    if (lengthOctets > 4) throw new DerError(`length of ${lengthOctets} octets at byte ${offset}`);
-    if (contentStart + lengthOctets > limit) throw new DerError(`the data ends at byte ${limit}, inside an element header`);
+    if (lengthOctets > 4) throw new DerError('an element has a length field longer than 4 bytes');
+    if (contentStart + lengthOctets > limit) throw new DerError('the data ends inside an element header (truncated?)');
     length = 0;
     for (let i = 0; i < lengthOctets; i++) length = length * 256 + data[contentStart + i]!;
     contentStart += lengthOctets;
   }
   const contentEnd = contentStart + length;
-  if (contentEnd > limit) {
-    throw new DerError(`element at byte ${offset} claims ${length} bytes, but only ${limit - contentStart} remain (truncated?)`);
-  }
+  if (contentEnd > limit) throw new DerError('an element claims more bytes than remain (truncated?)');
   return { data, tag, start: offset, contentStart, contentEnd, end: contentEnd };
 }
 
 /** Reads one element that must span all of `data`. */
 export function readWhole(data: Uint8Array): DerElement {
   const element = readElement(data, 0, data.length);
-  if (element.end !== data.length) {
-    throw new DerError(`${data.length - element.end} unexpected bytes after the end of the structure`);
-  }
+  if (element.end !== data.length) throw new DerError('unexpected bytes after the end of the structure');
   return element;
 }
 
 export function childrenOf(element: DerElement): DerElement[] {
-  if (!isConstructed(element.tag)) throw new DerError(`${describeTag(element.tag)} at byte ${element.start} has no children`);
+  if (!isConstructed(element.tag)) throw new DerError('a primitive element where a constructed one belongs');
   const children: DerElement[] = [];
   let position = element.contentStart;
   while (position < element.contentEnd) {
@@ -143,9 +159,7 @@ export function encodingOf(element: DerElement): Uint8Array {
 
 export function expectTag(element: DerElement | undefined, tag: number, what: string): DerElement {
   if (element === undefined) throw new DerError(`${what}: missing`);
-  if (element.tag !== tag) {
-    throw new DerError(`${what}: expected ${describeTag(tag)}, found ${describeTag(element.tag)} at byte ${element.start}`);
-  }
+  if (element.tag !== tag) throw new DerError(`${what}: not ${tagNames[tag] ?? 'the expected element'}`);
   return element;
 }
 
@@ -163,28 +177,42 @@ export function explicitContent(element: DerElement | undefined, what: string): 
 
 /**
  * The value of an OCTET STRING, or of an IMPLICIT tag standing in for one: the content of a
- * primitive encoding, or the concatenation of the pieces of a constructed (BER) one.
+ * primitive encoding, or the concatenation of the pieces of a constructed (BER) one. Walks
+ * the pieces with its own stack, so nesting costs no call depth, and copies each byte once.
  */
 export function octetStringValue(element: DerElement): Uint8Array {
   if (!isConstructed(element.tag)) return contentOf(element);
-  const pieces = childrenOf(element).map(octetStringValue);
+  const pieces: Uint8Array[] = [];
+  const pending: { readonly element: DerElement; readonly depth: number }[] = [{ element, depth: 0 }];
+  while (pending.length > 0) {
+    const { element: current, depth } = pending.pop()!;
+    if (!isConstructed(current.tag)) {
+      pieces.push(contentOf(current));
+      continue;
+    }
+    if (depth >= MAX_DER_DEPTH) throw tooDeep();
+    const children = childrenOf(current);
+    for (let i = children.length - 1; i >= 0; i--) pending.push({ element: children[i]!, depth: depth + 1 });
+  }
   return pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces);
 }
 
 export function readOctetString(element: DerElement | undefined, what: string): Uint8Array {
   if (element === undefined) throw new DerError(`${what}: missing`);
-  if (element.tag !== Tag.OctetString && element.tag !== Tag.ConstructedOctetString) {
-    throw new DerError(`${what}: expected OCTET STRING, found ${describeTag(element.tag)} at byte ${element.start}`);
-  }
+  if (element.tag !== Tag.OctetString && element.tag !== Tag.ConstructedOctetString) throw new DerError(`${what}: not an OCTET STRING`);
   return octetStringValue(element);
 }
 
+/** The dotted form of an OBJECT IDENTIFIER. Longer than MAX_OID_BYTES is refused before it is decoded. */
 export function readOid(element: DerElement | undefined, what: string): string {
   const content = contentOf(expectTag(element, Tag.Oid, what));
   if (content.length === 0) throw new DerError(`${what}: empty OBJECT IDENTIFIER`);
+  if (content.length > MAX_OID_BYTES) {
+    throw new PkiError(DecodeBudgetExceeded, `${what}: an OBJECT IDENTIFIER longer than ${MAX_OID_BYTES} bytes, the longest this decoder reads`);
+  }
   const arcs: string[] = [];
   // Plain numbers while exact (below 2^46 before the next 7-bit shift), BigInt beyond: UUID
-  // OIDs under 2.25 have 128-bit arcs, and BigInt for every arc made this a hot spot.
+  // OIDs under 2.25 have 128-bit arcs. The length cap bounds the BigInt work.
   let value: number | bigint = 0;
   let pending = false;
   for (const byte of content) {
@@ -211,7 +239,7 @@ export function readSmallInteger(element: DerElement | undefined, what: string):
   const content = contentOf(expectTag(element, Tag.Integer, what));
   if (content.length === 0) throw new DerError(`${what}: empty INTEGER`);
   if ((content[0]! & 0x80) !== 0) throw new DerError(`${what}: negative INTEGER`);
-  if (content.length > 7) throw new DerError(`${what}: INTEGER of ${content.length} bytes is too large`);
+  if (content.length > 7) throw new DerError(`${what}: INTEGER too large`);
   let value = 0;
   for (const byte of content) value = value * 256 + byte;
   return value;

@@ -1,6 +1,7 @@
 import {
   CertificateExpired,
   CertificateNotYetValid,
+  DecodeBudgetExceeded,
   KeyMismatch,
   NoCertificate,
   NoPrivateKey,
@@ -10,7 +11,7 @@ import {
   type IdentityReason,
   type Problem,
 } from '../api/v1alpha1/reasons.ts';
-import { CodedError } from '../errors.ts';
+import { CodedError, isCodedError } from '../errors.ts';
 
 /**
  * One stable code per reason, in the style of Node's own `ERR_*` codes. Callers branch on
@@ -26,9 +27,17 @@ export const pkiErrorCodes = {
   [KeyMismatch]: 'ERR_PFX_KEY_MISMATCH',
   [CertificateExpired]: 'ERR_CERTIFICATE_EXPIRED',
   [CertificateNotYetValid]: 'ERR_CERTIFICATE_NOT_YET_VALID',
+  [DecodeBudgetExceeded]: 'ERR_PFX_DECODE_BUDGET_EXCEEDED',
 } as const satisfies Record<IdentityReason, string>;
 
 export type PkiErrorCode = (typeof pkiErrorCodes)[IdentityReason];
+
+/**
+ * The longest message a PkiError carries. Messages become condition messages, Events and
+ * log lines; the parts that come from a file (subjects, OIDs) are short in real files, and
+ * this keeps a hostile one from making them long.
+ */
+export const MAX_MESSAGE_LENGTH = 1024;
 
 /**
  * Every failure of the identity core. The message is for humans and never contains the
@@ -42,11 +51,24 @@ export class PkiError extends CodedError<PkiErrorCode> implements Problem {
   readonly reason: IdentityReason;
 
   constructor(reason: IdentityReason, message: string) {
-    super(pkiErrorCodes[reason], message);
+    super(pkiErrorCodes[reason], message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : message);
     this.reason = reason;
   }
 }
 
 export function isPkiError(value: unknown): value is PkiError {
   return value instanceof PkiError;
+}
+
+/**
+ * What leaves the identity core: always a PkiError. DER errors become PfxMalformed with
+ * `malformed` wording; a RangeError (a stack or allocation limit) becomes
+ * DecodeBudgetExceeded; anything else a fixed PfxMalformed message, since a library's own
+ * message may quote the data it failed on.
+ */
+export function asPkiError(error: unknown, source: string, malformed: (message: string) => string): PkiError {
+  if (error instanceof PkiError) return error;
+  if (isCodedError(error, 'ERR_DER')) return new PkiError(PfxMalformed, malformed(error.message));
+  if (error instanceof RangeError) return new PkiError(DecodeBudgetExceeded, `decoding ${source} ran into a stack or memory limit`);
+  return new PkiError(PfxMalformed, `${source} could not be decoded`);
 }

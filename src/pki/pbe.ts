@@ -1,6 +1,7 @@
-import { createDecipheriv, pbkdf2, scrypt, type ScryptOptions } from 'node:crypto';
-import { promisify } from 'node:util';
-import { UnsupportedAlgorithm } from '../api/v1alpha1/reasons.ts';
+import { createDecipheriv, pbkdf2Sync, scryptSync } from 'node:crypto';
+import { PfxMalformed, UnsupportedAlgorithm } from '../api/v1alpha1/reasons.ts';
+import { CodedError } from '../errors.ts';
+import { kdfCost, type KdfCost } from './budget.ts';
 import {
   DerError,
   Tag,
@@ -14,15 +15,19 @@ import {
   type DerElement,
 } from './der.ts';
 import { defaultPbkdf2Prf, hmacDigestsByOid, sha1, type Digest } from './digests.ts';
-import { CodedError } from '../errors.ts';
 import { PkiError } from './errors.ts';
-import { rc2CbcDecrypt, rc4 } from './legacy-ciphers.ts';
-import type { PasswordForm } from './password.ts';
+import { cast5CbcDecrypt, rc2CbcDecrypt, rc4 } from './legacy-ciphers.ts';
+import type { PasswordChooser, PasswordKind } from './password.ts';
 import { Pkcs12Purpose, pkcs12Kdf } from './pkcs12-kdf.ts';
 
 // Password-based decryption of PKCS#12 bags and PKCS#8 keys, dispatched by OID through the
-// tables below. Every cipher runs in node:crypto except RC2 and RC4 (see legacy-ciphers.ts);
-// PBKDF2 and scrypt run on the libuv threadpool, the PKCS#12 KDF in time slices.
+// tables below. Every cipher runs in node:crypto except RC2, RC4 and CAST5 (see
+// legacy-ciphers.ts). Everything here is synchronous and runs in the decode sandbox's
+// worker: PBKDF2 and scrypt run there too rather than on the libuv threadpool, which the
+// whole process shares (DNS lookups, file I/O) and where abandoned work cannot be stopped.
+//
+// Reading an algorithm's parameters checks them and states what one decryption attempt
+// costs, so the caller can charge the decode budget before any key is derived.
 
 /** The password did not decrypt the data: wrong padding, or plaintext that is not DER. */
 export class DecryptionFailed extends CodedError<'ERR_DECRYPTION_FAILED'> {
@@ -31,17 +36,14 @@ export class DecryptionFailed extends CodedError<'ERR_DECRYPTION_FAILED'> {
   }
 }
 
-/** Decrypts with one form of the password; the plaintext returned is a DER structure. Rejects with DecryptionFailed. */
-export type PbeDecryptor = (ciphertext: Uint8Array, password: PasswordForm) => Promise<Uint8Array>;
-
-/**
- * Above this, a file is refused rather than decoded: an iteration count is attacker-chosen,
- * and 2^31 of them would pin a core for many minutes. 10 million is 16x OWASP's 2023 advice
- * for PBKDF2-HMAC-SHA256 (600,000), and costs about 1 s natively, 2 s in the PKCS#12 KDF.
- */
-export const MAX_ITERATIONS = 10_000_000;
-// scrypt memory is 128·N·r bytes; OpenSSL's default (N=16384, r=8) needs 16 MiB.
-const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024;
+export interface PbeDecryptor {
+  /** Which encoding of the password the key derivation takes (see PasswordForms). */
+  readonly passwordKind: PasswordKind;
+  /** What one attempt costs: charge it before calling decrypt. */
+  readonly cost: KdfCost;
+  /** Decrypts with one encoding of the password; the plaintext returned is a DER structure. Throws DecryptionFailed. */
+  decrypt(ciphertext: Uint8Array, password: Uint8Array): Uint8Array;
+}
 
 const PBES2 = '1.2.840.113549.1.5.13';
 const PBKDF2 = '1.2.840.113549.1.5.12';
@@ -66,25 +68,24 @@ export function unsupportedAlgorithm(what: string, oid: string): PkiError {
   return new PkiError(UnsupportedAlgorithm, `${what} uses ${algorithm}, which is not supported`);
 }
 
+/** An iteration count as read; its cost is the decode budget's business. */
 export function checkIterations(iterations: number, what: string): number {
-  if (iterations < 1) throw new DerError(`${what}: iteration count ${iterations}`);
-  if (iterations > MAX_ITERATIONS) {
-    throw new PkiError(
-      UnsupportedAlgorithm,
-      `the key derivation for ${what} uses ${iterations} iterations; at most ${MAX_ITERATIONS} are supported, so that one file cannot hold a CPU for minutes`,
-    );
-  }
+  if (iterations < 1) throw new DerError(`${what}: an iteration count below 1`);
   return iterations;
+}
+
+function keyLengthMismatch(what: string): PkiError {
+  return new PkiError(PfxMalformed, `the key length stated for ${what} does not fit its cipher`);
 }
 
 // --- Ciphers: raw decryption and padding removal; undefined means the password was wrong.
 
-type CipherDecrypt = (key: Uint8Array, iv: Uint8Array, data: Uint8Array) => Promise<Uint8Array | undefined>;
+type CipherDecrypt = (key: Uint8Array, iv: Uint8Array, data: Uint8Array) => Uint8Array | undefined;
 
 function nodeCbc(nodeName: string): CipherDecrypt {
-  return async (key, iv, data) => {
-    const decipher = createDecipheriv(nodeName, key, iv);
+  return (key, iv, data) => {
     try {
+      const decipher = createDecipheriv(nodeName, key, iv);
       return Buffer.concat([decipher.update(data), decipher.final()]);
     } catch {
       return undefined; // "bad decrypt" (padding) or "wrong final block length"
@@ -92,14 +93,20 @@ function nodeCbc(nodeName: string): CipherDecrypt {
   };
 }
 
-function rc2Cbc(effectiveBits: number): CipherDecrypt {
-  return async (key, iv, data) => {
-    const padded = await rc2CbcDecrypt(key, effectiveBits, iv, data);
+function withPkcs7Padding(decrypt: (key: Uint8Array, iv: Uint8Array, data: Uint8Array) => Uint8Array | undefined): CipherDecrypt {
+  return (key, iv, data) => {
+    const padded = decrypt(key, iv, data);
     return padded === undefined ? undefined : removePkcs7Padding(padded, 8);
   };
 }
 
-const rc4Stream: CipherDecrypt = async (key, _iv, data) => rc4(key, data);
+function rc2Cbc(effectiveBits: number): CipherDecrypt {
+  return withPkcs7Padding((key, iv, data) => rc2CbcDecrypt(key, effectiveBits, iv, data));
+}
+
+const cast5Cbc: CipherDecrypt = withPkcs7Padding(cast5CbcDecrypt);
+
+const rc4Stream: CipherDecrypt = (key, _iv, data) => rc4(key, data);
 
 function removePkcs7Padding(padded: Uint8Array, blockLength: number): Uint8Array | undefined {
   const count = padded[padded.length - 1];
@@ -117,7 +124,8 @@ function checkedPlaintext(plaintext: Uint8Array | undefined): Uint8Array {
   if (plaintext === undefined) throw new DecryptionFailed();
   try {
     childrenOf(readWhole(plaintext));
-  } catch {
+  } catch (error) {
+    if (error instanceof PkiError) throw error; // the plaintext is a structure, one beyond a limit
     throw new DecryptionFailed();
   }
   return plaintext;
@@ -145,24 +153,29 @@ function pkcs12PbeDecryptor(cipher: Pkcs12PbeCipher, parameters: DerElement | un
   const [salt, iterations] = sequenceOf(parameters, `${what}: PBE parameters`);
   const saltBytes = readOctetString(salt, `${what}: PBE salt`);
   const iterationCount = checkIterations(readSmallInteger(iterations, `${what}: PBE iterations`), what);
-  return async (ciphertext, password) => {
-    const derive = (purpose: Pkcs12Purpose, length: number) =>
-      pkcs12Kdf({ digest: sha1, password: password.pkcs12, salt: saltBytes, purpose, iterations: iterationCount, length });
-    const [key, iv] = await Promise.all([
-      derive(Pkcs12Purpose.Key, cipher.keyLength),
-      cipher.ivLength > 0 ? derive(Pkcs12Purpose.Iv, cipher.ivLength) : new Uint8Array(0),
-    ]);
-    return checkedPlaintext(await cipher.decrypt(key, iv, ciphertext));
+  const u = sha1.outputLength;
+  return {
+    passwordKind: 'pkcs12',
+    cost: { work: kdfCost(iterationCount, cipher.keyLength, u).work + kdfCost(iterationCount, cipher.ivLength, u).work, scryptMemory: 0 },
+    decrypt: (ciphertext, password) => {
+      const derive = (purpose: Pkcs12Purpose, length: number) =>
+        pkcs12Kdf({ digest: sha1, password, salt: saltBytes, purpose, iterations: iterationCount, length });
+      const key = derive(Pkcs12Purpose.Key, cipher.keyLength);
+      const iv = cipher.ivLength > 0 ? derive(Pkcs12Purpose.Iv, cipher.ivLength) : new Uint8Array(0);
+      return checkedPlaintext(cipher.decrypt(key, iv, ciphertext));
+    },
   };
 }
 
 // --- PBES2 (RFC 8018 6.2): a key derivation function and an encryption scheme, each by OID.
 
 interface PreparedCipher {
-  /** The key length the cipher needs, or for RC2 the one it defaults to. */
+  /** The key length the cipher takes when the KDF does not say. */
   readonly keyLength: number;
-  readonly variableKeyLength: boolean;
-  decrypt(key: Uint8Array, data: Uint8Array): Promise<Uint8Array | undefined>;
+  /** For variable-length ciphers, the range a stated length must fall in; fixed ones have min = max. */
+  readonly minKeyLength: number;
+  readonly maxKeyLength: number;
+  decrypt(key: Uint8Array, data: Uint8Array): Uint8Array | undefined;
 }
 
 type Pbes2Cipher = (parameters: DerElement | undefined, what: string) => PreparedCipher;
@@ -172,8 +185,8 @@ function cbcWithIv(nodeName: string, keyLength: number, blockLength: number): Pb
   const decrypt = nodeCbc(nodeName);
   return (parameters, what) => {
     const iv = readOctetString(parameters, `${what}: ${nodeName} IV`);
-    if (iv.length !== blockLength) throw new DerError(`${what}: ${nodeName} IV of ${iv.length} bytes`);
-    return { keyLength, variableKeyLength: false, decrypt: (key, data) => decrypt(key, iv, data) };
+    if (iv.length !== blockLength) throw new DerError(`${what}: a ${nodeName} IV of the wrong length`);
+    return { keyLength, minKeyLength: keyLength, maxKeyLength: keyLength, decrypt: (key, data) => decrypt(key, iv, data) };
   };
 }
 
@@ -189,10 +202,23 @@ const rc2CbcCipher: Pbes2Cipher = (parameters, what) => {
   const fields = sequenceOf(parameters, `${what}: RC2-CBC parameters`);
   const version = fields[0]?.tag === Tag.Integer ? readSmallInteger(fields.shift(), `${what}: RC2 version`) : undefined;
   const effectiveBits = version === undefined ? 32 : (rc2BitsByVersion.get(version) ?? version);
-  if (effectiveBits < 8 || effectiveBits > 1024) throw new DerError(`${what}: RC2 parameter version ${version}`);
+  if (effectiveBits < 8 || effectiveBits > 1024) throw new DerError(`${what}: an RC2 parameter version out of range`);
   const iv = readOctetString(fields[0], `${what}: RC2-CBC IV`);
   const decrypt = rc2Cbc(effectiveBits);
-  return { keyLength: Math.ceil(effectiveBits / 8), variableKeyLength: true, decrypt: (key, data) => decrypt(key, iv, data) };
+  // RC2 takes keys of 1 to 128 bytes (RFC 2268).
+  return { keyLength: Math.ceil(effectiveBits / 8), minKeyLength: 1, maxKeyLength: 128, decrypt: (key, data) => decrypt(key, iv, data) };
+};
+
+const cast5CbcCipher: Pbes2Cipher = (parameters, what) => {
+  // Cast5CBCParameters ::= SEQUENCE { iv OCTET STRING DEFAULT 0, keyLength INTEGER } (RFC 2984);
+  // Bouncy Castle leaves keyLength out, and some writers give the IV alone.
+  const fields = parameters?.tag === Tag.Sequence ? sequenceOf(parameters, `${what}: CAST5-CBC parameters`) : parameters === undefined ? [] : [parameters];
+  const ivField = fields[0]?.tag === Tag.Integer ? undefined : fields.shift();
+  const iv = ivField === undefined ? new Uint8Array(8) : readOctetString(ivField, `${what}: CAST5-CBC IV`);
+  if (iv.length !== 8) throw new DerError(`${what}: a CAST5-CBC IV of the wrong length`);
+  const bits = fields[0] === undefined ? 128 : readSmallInteger(fields[0], `${what}: CAST5 key length`);
+  if (bits < 40 || bits > 128 || bits % 8 !== 0) throw keyLengthMismatch(what);
+  return { keyLength: bits / 8, minKeyLength: 5, maxKeyLength: 16, decrypt: (key, data) => cast5Cbc(key, iv, data) };
 };
 
 const pbes2Ciphers: ReadonlyMap<string, Pbes2Cipher> = new Map([
@@ -208,12 +234,15 @@ const pbes2Ciphers: ReadonlyMap<string, Pbes2Cipher> = new Map([
   ['1.2.410.200046.1.1.12', cbcWithIv('aria-256-cbc', 32, 16)],
   ['1.2.156.10197.1.104.2', cbcWithIv('sm4-cbc', 16, 16)],
   ['1.2.840.113549.3.2', rc2CbcCipher],
+  ['1.2.840.113533.7.66.10', cast5CbcCipher],
 ]);
 
 interface PreparedKdf {
   /** The key length the parameters state, if they do. */
   readonly keyLength: number | undefined;
-  derive(password: PasswordForm, keyLength: number): Promise<Uint8Array>;
+  /** What deriving `keyLength` bytes costs. */
+  cost(keyLength: number): KdfCost;
+  derive(password: Uint8Array, keyLength: number): Uint8Array;
 }
 
 type Pbes2Kdf = (parameters: DerElement | undefined, what: string) => PreparedKdf;
@@ -250,22 +279,23 @@ export function readPbkdf2Parameters(parameters: DerElement | undefined, what: s
   };
 }
 
-const pbkdf2Async = promisify(pbkdf2);
+export function pbkdf2Cost(parameters: Pbkdf2Parameters, keyLength: number): KdfCost {
+  return kdfCost(parameters.iterations, keyLength, parameters.prf.outputLength);
+}
 
-/** PBKDF2 on the libuv threadpool: it never runs on the event loop. */
-export function pbkdf2Key(parameters: Pbkdf2Parameters, password: Uint8Array, keyLength: number): Promise<Uint8Array> {
-  return pbkdf2Async(password, parameters.salt, parameters.iterations, keyLength, parameters.prf.name);
+/** PBKDF2 on this thread. The caller has charged pbkdf2Cost and bounded keyLength. */
+export function pbkdf2Key(parameters: Pbkdf2Parameters, password: Uint8Array, keyLength: number): Uint8Array {
+  return pbkdf2Sync(password, parameters.salt, parameters.iterations, keyLength, parameters.prf.name);
 }
 
 const pbkdf2Kdf: Pbes2Kdf = (parameters, what) => {
   const pbkdf2Parameters = readPbkdf2Parameters(parameters, what);
   return {
     keyLength: pbkdf2Parameters.keyLength,
-    derive: (password, keyLength) => pbkdf2Key(pbkdf2Parameters, password.utf8, keyLength),
+    cost: (keyLength) => pbkdf2Cost(pbkdf2Parameters, keyLength),
+    derive: (password, keyLength) => pbkdf2Key(pbkdf2Parameters, password, keyLength),
   };
 };
-
-const scryptAsync = promisify<Uint8Array, Uint8Array, number, ScryptOptions, Buffer>(scrypt);
 
 const scryptKdf: Pbes2Kdf = (parameters, what) => {
   // scrypt-params ::= SEQUENCE { salt OCTET STRING, costParameter INTEGER, blockSize INTEGER,
@@ -274,15 +304,23 @@ const scryptKdf: Pbes2Kdf = (parameters, what) => {
   const N = readSmallInteger(cost, `${what}: scrypt cost`);
   const r = readSmallInteger(blockSize, `${what}: scrypt block size`);
   const p = readSmallInteger(parallelization, `${what}: scrypt parallelization`);
-  if (N < 2 || (N & (N - 1)) !== 0 || r < 1 || p < 1) throw new DerError(`${what}: scrypt parameters N=${N} r=${r} p=${p}`);
-  const memory = 128 * N * r + 128 * r * p;
-  if (memory > MAX_SCRYPT_MEMORY || N * r * p > MAX_ITERATIONS) {
-    throw new PkiError(UnsupportedAlgorithm, `the key derivation for ${what} uses scrypt with N=${N} r=${r} p=${p}, above the supported cost`);
+  if (N < 2 || !Number.isInteger(Math.log2(N)) || r < 1 || p < 1) {
+    throw new DerError(`${what}: scrypt parameters out of range`);
   }
+  // RFC 7914: ROMix holds 128·r·N bytes; each of the 2·N·p BlockMix calls runs 2·r Salsa20/8
+  // cores, each about as costly as one hash block.
+  const memory = 128 * N * r + 128 * r * p;
   const saltBytes = readOctetString(salt, `${what}: scrypt salt`);
   return {
     keyLength: keyLength === undefined ? undefined : readSmallInteger(keyLength, `${what}: scrypt key length`),
-    derive: (password, length) => scryptAsync(password.utf8, saltBytes, length, { N, r, p, maxmem: memory + 1024 * 1024 }),
+    cost: () => ({ work: 4 * N * r * p, scryptMemory: memory }),
+    derive: (password, length) => {
+      try {
+        return scryptSync(password, saltBytes, length, { N, r, p, maxmem: memory + 1024 * 1024 });
+      } catch {
+        throw new PkiError(PfxMalformed, `the scrypt parameters for ${what} are ones scrypt refuses`);
+      }
+    },
   };
 };
 
@@ -300,11 +338,15 @@ function pbes2Decryptor(parameters: DerElement | undefined, what: string): PbeDe
   const prepareCipher = pbes2Ciphers.get(schemeAlgorithm.oid) ?? throwError(unsupportedAlgorithm(`the encryption of ${what}`, schemeAlgorithm.oid));
   const kdf = prepareKdf(kdfAlgorithm.parameters, what);
   const cipher = prepareCipher(schemeAlgorithm.parameters, what);
-  if (kdf.keyLength !== undefined && !cipher.variableKeyLength && kdf.keyLength !== cipher.keyLength) {
-    throw new DerError(`${what}: key length ${kdf.keyLength} does not fit the cipher (${cipher.keyLength})`);
-  }
+  // The key length is the file's to state, and it sizes the derivation's output: it must
+  // fit the cipher, or a 1 KB file could ask PBKDF2 for a 2 GiB key.
   const keyLength = kdf.keyLength ?? cipher.keyLength;
-  return async (ciphertext, password) => checkedPlaintext(await cipher.decrypt(await kdf.derive(password, keyLength), ciphertext));
+  if (keyLength < cipher.minKeyLength || keyLength > cipher.maxKeyLength) throw keyLengthMismatch(what);
+  return {
+    passwordKind: 'pbkdf2',
+    cost: kdf.cost(keyLength),
+    decrypt: (ciphertext, password) => checkedPlaintext(cipher.decrypt(kdf.derive(password, keyLength), ciphertext)),
+  };
 }
 
 /**
@@ -319,13 +361,32 @@ export function pbeDecryptor(algorithm: AlgorithmIdentifier, what: string): PbeD
   throw unsupportedAlgorithm(`the encryption of ${what}`, algorithm.oid);
 }
 
-/** Decrypts a PKCS#8 EncryptedPrivateKeyInfo (a shrouded key bag, or an ENCRYPTED PRIVATE KEY PEM) to its PrivateKeyInfo DER. */
-export function encryptedPrivateKeyDecryptor(encryptedPrivateKeyInfo: DerElement, what: string): (password: PasswordForm) => Promise<Uint8Array> {
+/** A PKCS#8 EncryptedPrivateKeyInfo (a shrouded key bag, or an ENCRYPTED PRIVATE KEY PEM): its decryptor and its ciphertext. */
+export interface EncryptedPrivateKey {
+  readonly decryptor: PbeDecryptor;
+  readonly ciphertext: Uint8Array;
+}
+
+export function readEncryptedPrivateKey(encryptedPrivateKeyInfo: DerElement, what: string): EncryptedPrivateKey {
   // EncryptedPrivateKeyInfo ::= SEQUENCE { encryptionAlgorithm AlgorithmIdentifier, encryptedData OCTET STRING }
   const [algorithm, encryptedData] = sequenceOf(encryptedPrivateKeyInfo, `${what}: EncryptedPrivateKeyInfo`);
-  const decrypt = pbeDecryptor(readAlgorithmIdentifier(algorithm, `${what}: encryption algorithm`), what);
-  const ciphertext = readOctetString(encryptedData, `${what}: encrypted data`);
-  return (password) => decrypt(ciphertext, password);
+  const decryptor = pbeDecryptor(readAlgorithmIdentifier(algorithm, `${what}: encryption algorithm`), what);
+  return { decryptor, ciphertext: readOctetString(encryptedData, `${what}: encrypted data`) };
+}
+
+/**
+ * Decrypts with each encoding of the password the decryptor takes, the one that worked last
+ * first; undefined when none does. The caller has charged the budget for every attempt.
+ */
+export function decryptWithAnyForm(decryptor: PbeDecryptor, ciphertext: Uint8Array, chooser: PasswordChooser): Uint8Array | undefined {
+  return chooser.first(decryptor.passwordKind, (password) => {
+    try {
+      return decryptor.decrypt(ciphertext, password);
+    } catch (error) {
+      if (error instanceof DecryptionFailed) return undefined;
+      throw error;
+    }
+  });
 }
 
 function throwError(error: Error): never {

@@ -1,17 +1,20 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { PasswordIncorrect, PfxMalformed } from '../api/v1alpha1/reasons.ts';
-import { DerError, readWhole } from './der.ts';
-import { PkiError } from './errors.ts';
+import { DecodeBudget } from './budget.ts';
+import { readWhole } from './der.ts';
+import { PkiError, asPkiError } from './errors.ts';
 import { assembleIdentity, type DecodedIdentity, type PrivateKeyEntry } from './identity.ts';
-import { passwordForms, revealPassword, type PasswordInput } from './password.ts';
-import { DecryptionFailed, encryptedPrivateKeyDecryptor } from './pbe.ts';
+import { PasswordChooser, passwordForms, revealPassword, type PasswordInput } from './password.ts';
+import { decryptWithAnyForm, readEncryptedPrivateKey } from './pbe.ts';
+import type { DecodeOptions } from './pfx.ts';
 import { privateKeyFromPkcs8 } from './private-key.ts';
-import { runInTimeSlice } from './time-slices.ts';
+import { Sensitive } from './sensitive.ts';
 
 // kubernetes.io/tls Secrets: tls.crt (leaf, perhaps with its chain, in any order) and
 // tls.key in any of the PEM forms tools write: PKCS#8, PKCS#1 ("RSA PRIVATE KEY"), SEC1
 // ("EC PRIVATE KEY", perhaps after an "EC PARAMETERS" block). The result is the same
-// DecodedIdentity a PFX gives, key converted to PKCS#8.
+// DecodedIdentity a PFX gives, key converted to PKCS#8. Like decodePfx, it runs in the
+// decode sandbox, under the same budget.
 
 interface PemBlock {
   readonly label: string;
@@ -20,32 +23,74 @@ interface PemBlock {
   readonly body: string;
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
 const KEY_LABELS: ReadonlySet<string> = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'DSA PRIVATE KEY', 'ENCRYPTED PRIVATE KEY']);
+const CERTIFICATE = 'CERTIFICATE';
 
 /**
  * Decodes a PEM certificate (chain) and private key into the identity they form. The
  * password is only needed for an encrypted key ("ENCRYPTED PRIVATE KEY", or a legacy
- * "Proc-Type: 4,ENCRYPTED" block). Async because such a key is decrypted off the event loop.
+ * "Proc-Type: 4,ENCRYPTED" block). Synchronous inside, like decodePfx.
  */
 export async function decodePem(
   certificatePem: string | Uint8Array,
-  keyPem: string | Uint8Array,
+  key: string | Uint8Array | Sensitive<string | Uint8Array>,
   password?: PasswordInput,
+  options: DecodeOptions = {},
 ): Promise<DecodedIdentity> {
-  const certificates = pemBlocks(certificatePem, 'the certificate PEM')
-    .filter((block) => block.label === 'CERTIFICATE')
-    .map((block, index) => ({ certificate: certificateFromPem(block, index + 1) }));
-  const keyBlocks = pemBlocks(keyPem, 'the key PEM').filter((block) => KEY_LABELS.has(block.label));
-  const keys: PrivateKeyEntry[] = [];
-  for (const block of keyBlocks) keys.push({ key: await privateKeyFromPem(block, revealPassword(password)) });
-  return runInTimeSlice(() => assembleIdentity(certificates, keys, 'the PEM pair'));
+  const budget = new DecodeBudget(options.limits);
+  try {
+    const keyPem = key instanceof Sensitive ? key.reveal() : key;
+    budget.checkInput(certificatePem.length, 'the certificate PEM');
+    budget.checkInput(keyPem.length, 'the key PEM');
+    const certificates = pemBlocks(certificatePem, 'the certificate PEM', new Set([CERTIFICATE])).map((block, index) => {
+      budget.countCertificate('the certificate PEM');
+      return { certificate: certificateFromPem(block, index + 1) };
+    });
+    const given = revealPassword(password);
+    const keys: PrivateKeyEntry[] = pemBlocks(keyPem, 'the key PEM', KEY_LABELS).map((block) => {
+      budget.countKey('the key PEM');
+      return { key: privateKeyFromPem(block, given, budget) };
+    });
+    return assembleIdentity(certificates, keys, 'the PEM pair');
+  } catch (error) {
+    throw asPkiError(error, 'the PEM pair', (message) => `the private key PEM is not valid EncryptedPrivateKeyInfo: ${message}`);
+  } finally {
+    options.onBudgetUse?.(budget.use);
+  }
 }
 
-function pemBlocks(input: string | Uint8Array, what: string): PemBlock[] {
+/**
+ * The blocks with the wanted labels, in order. One pass: each END marker is looked for once
+ * per block, and a label whose END is missing is not looked for again, so any text costs
+ * time in proportion to its length (a regular expression over BEGIN…END did not).
+ */
+function pemBlocks(input: string | Uint8Array, what: string, wanted: ReadonlySet<string>): PemBlock[] {
   const text = typeof input === 'string' ? input : Buffer.from(input.buffer, input.byteOffset, input.length).toString('utf8');
-  const blocks = [...text.matchAll(PEM_BLOCK)].map(([block, label, body]) => ({ label: label!, text: block, body: body! }));
-  if (blocks.length === 0 && text.trim() !== '') throw new PkiError(PfxMalformed, `${what} is not PEM text (no -----BEGIN ...----- block)`);
+  const blocks: PemBlock[] = [];
+  const unterminated = new Set<string>();
+  let sawBlock = false;
+  let position = 0;
+  for (;;) {
+    const begin = text.indexOf('-----BEGIN ', position);
+    if (begin === -1) break;
+    const labelStart = begin + '-----BEGIN '.length;
+    const labelEnd = text.indexOf('-----', labelStart);
+    if (labelEnd === -1) break;
+    position = labelEnd + 5;
+    const label = labelEnd - labelStart <= 64 ? text.slice(labelStart, labelEnd) : '';
+    if (!/^[A-Z0-9 ]+$/.test(label)) continue;
+    sawBlock = true;
+    if (!wanted.has(label) || unterminated.has(label)) continue;
+    const endMarker = `-----END ${label}-----`;
+    const end = text.indexOf(endMarker, position);
+    if (end === -1) {
+      unterminated.add(label);
+      continue;
+    }
+    blocks.push({ label, text: text.slice(begin, end + endMarker.length), body: text.slice(position, end) });
+    position = end + endMarker.length;
+  }
+  if (!sawBlock && text.trim() !== '') throw new PkiError(PfxMalformed, `${what} is not PEM text (no -----BEGIN ...----- block)`);
   return blocks;
 }
 
@@ -57,13 +102,14 @@ function certificateFromPem(block: PemBlock, position: number): X509Certificate 
   }
 }
 
-async function privateKeyFromPem(block: PemBlock, password: string | undefined): Promise<KeyObject> {
-  if (block.label === 'ENCRYPTED PRIVATE KEY') return privateKeyFromEncryptedPkcs8(block, password);
+function privateKeyFromPem(block: PemBlock, password: string | undefined, budget: DecodeBudget): KeyObject {
+  if (block.label === 'ENCRYPTED PRIVATE KEY') return privateKeyFromEncryptedPkcs8(block, password, budget);
   const encrypted = /^Proc-Type:\s*4,ENCRYPTED/m.test(block.body);
   if (encrypted && password === undefined) {
     throw new PkiError(PasswordIncorrect, 'the private key PEM is encrypted and no password was given');
   }
   try {
+    // A legacy encrypted block derives its key with one MD5 (EVP_BytesToKey): no budget to charge.
     return createPrivateKey({ key: block.text, format: 'pem', ...(encrypted ? { passphrase: password } : {}) });
   } catch {
     if (encrypted) throw new PkiError(PasswordIncorrect, 'the password does not decrypt the private key PEM');
@@ -73,30 +119,16 @@ async function privateKeyFromPem(block: PemBlock, password: string | undefined):
   }
 }
 
-async function privateKeyFromEncryptedPkcs8(block: PemBlock, password: string | undefined): Promise<KeyObject> {
-  const decrypt = withDerErrorsAsMalformed('the private key PEM is not valid EncryptedPrivateKeyInfo', () =>
-    encryptedPrivateKeyDecryptor(readWhole(derOf(block)), 'the private key PEM'),
-  );
-  for (const form of passwordForms(password)) {
-    try {
-      return privateKeyFromPkcs8(await decrypt(form), 'the private key PEM');
-    } catch (error) {
-      if (!(error instanceof DecryptionFailed)) throw error;
-    }
-  }
+function privateKeyFromEncryptedPkcs8(block: PemBlock, password: string | undefined, budget: DecodeBudget): KeyObject {
+  const { decryptor, ciphertext } = readEncryptedPrivateKey(readWhole(derOf(block)), 'the private key PEM');
+  const chooser = new PasswordChooser(passwordForms(password));
+  budget.chargeKdf(Array.from({ length: chooser.count(decryptor.passwordKind) }, () => decryptor.cost), 'the private key PEM');
+  const der = decryptWithAnyForm(decryptor, ciphertext, chooser);
+  if (der !== undefined) return privateKeyFromPkcs8(der, 'the private key PEM');
   throw new PkiError(
     PasswordIncorrect,
     password === undefined ? 'the private key PEM is encrypted and no password was given' : 'the password does not decrypt the private key PEM',
   );
-}
-
-function withDerErrorsAsMalformed<T>(context: string, read: () => T): T {
-  try {
-    return read();
-  } catch (error) {
-    if (error instanceof DerError) throw new PkiError(PfxMalformed, `${context}: ${error.message}`);
-    throw error;
-  }
 }
 
 function derOf(block: PemBlock): Uint8Array {

@@ -1,7 +1,8 @@
 // npm run bench:pfx — how fast decodePfx is, against stock node-forge and native OpenSSL, on
-// the same files; how long 1,000 distinct files take; and how long the event loop is ever
-// held while decoding. Fixtures come from the openssl CLI into a temporary directory.
-// Prints timings; asserts nothing (unit tests never assert on time). Exits by itself.
+// the same files; what the decode sandbox (the worker pool every caller goes through) adds
+// per file; how long 1,000 distinct files take through it; and how long the event loop is
+// ever held. Fixtures come from the openssl CLI into a temporary directory. Prints
+// timings; asserts nothing (unit tests never assert on time). Exits by itself.
 
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -9,7 +10,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createSecureContext } from 'node:tls';
 import forge from 'node-forge';
-import { decodePfx } from '../../src/pki/index.ts';
+import { DecodePool, decodePfx, defaultPoolSize } from '../../src/pki/index.ts';
 import { FIXTURE_PASSWORD, fixtureDirectory, leafCertificate, openssl, opensslPfx } from '../fixtures/pfx.ts';
 import { highIterationSpec } from '../fixtures/pki/pfx-cases.ts';
 
@@ -92,13 +93,22 @@ const [defaultPfx, legacyPfx, highIterationPfx] = await Promise.all([
 const files = await distinctPfxFiles();
 console.log(`${((performance.now() - started) / 1000).toFixed(1)} s\n`);
 
+const pool = new DecodePool();
+const throughPool = (bytes: Buffer) => pool.decode({ kind: 'pfx', pfx: bytes, password: FIXTURE_PASSWORD });
+started = performance.now();
+await throughPool(defaultPfx.bytes);
+const firstDecodeMs = performance.now() - started;
+
 console.log('OpenSSL 3 default PFX (PBES2 AES-256-CBC, PBKDF2-HMAC-SHA256, SHA-256 MAC, 2048 iterations), RSA 2048 + 1 CA, sequential:');
 const forgeResult = await measure(3, 30, () => forgeDecode(defaultPfx.bytes));
 const nativeResult = await measure(50, 500, () => nativeDecode(defaultPfx.bytes));
 const oursResult = await measure(50, 500, () => decodePfx(defaultPfx.bytes, FIXTURE_PASSWORD));
+const poolResult = await measure(50, 500, () => throughPool(defaultPfx.bytes));
 console.log(row('node-forge pkcs12FromAsn1', forgeResult, { synchronous: true }));
 console.log(row('native tls.createSecureContext', nativeResult, { synchronous: true }));
-console.log(row('decodePfx', oursResult, { forgeMs: forgeResult.msPerOp, nativeMs: nativeResult.msPerOp }));
+console.log(row('decodePfx (in-thread)', oursResult, { synchronous: true, forgeMs: forgeResult.msPerOp, nativeMs: nativeResult.msPerOp }));
+console.log(row('decodePfx through the pool', poolResult, { forgeMs: forgeResult.msPerOp, nativeMs: nativeResult.msPerOp }));
+console.log(`  the pool adds ${(poolResult.msPerOp - oursResult.msPerOp).toFixed(3)} ms per file (posting, structured clone both ways, the worker's turn); its first decode took ${firstDecodeMs.toFixed(0)} ms, a worker's start-up included`);
 
 console.log('\nLegacy PFX (openssl -legacy: RC2-40 certificates, 3DES key, SHA-1 MAC), sequential:');
 const forgeLegacy = await measure(3, 30, () => forgeDecode(legacyPfx.bytes));
@@ -110,30 +120,44 @@ try {
 }
 console.log(row('node-forge pkcs12FromAsn1', forgeLegacy, { synchronous: true }));
 console.log(`  native tls.createSecureContext     ${nativeLegacy}`);
-console.log(row('decodePfx', await measure(20, 200, () => decodePfx(legacyPfx.bytes, FIXTURE_PASSWORD)), { forgeMs: forgeLegacy.msPerOp }));
+console.log(row('decodePfx (in-thread)', await measure(20, 200, () => decodePfx(legacyPfx.bytes, FIXTURE_PASSWORD)), { synchronous: true, forgeMs: forgeLegacy.msPerOp }));
+console.log(row('decodePfx through the pool', await measure(20, 200, () => throughPool(legacyPfx.bytes)), { forgeMs: forgeLegacy.msPerOp }));
 
-console.log(`\n${DISTINCT_FILES} distinct OpenSSL 3 default PFX files, decoded concurrently:`);
+console.log(`\n${DISTINCT_FILES} distinct OpenSSL 3 default PFX files, decoded concurrently through the pool (${pool.stats().workersStarted} workers started so far; pool size ${defaultPoolSize()}):`);
 for (const inFlight of [DISTINCT_FILES, 64]) {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   started = performance.now();
-  const identities = await mapConcurrently(files, inFlight, (bytes) => decodePfx(bytes, FIXTURE_PASSWORD));
+  const identities = await mapConcurrently(files, inFlight, throughPool);
   const elapsed = performance.now() - started;
   histogram.disable();
   const subjects = new Set(identities.map((identity) => identity.facts.fingerprintSha256)).size;
   console.log(`  ${String(inFlight).padStart(4)} in flight: ${(elapsed / 1000).toFixed(2)} s total, ${(elapsed / files.length).toFixed(3)} ms/file, ${subjects} identities, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms`);
 }
+{
+  // For comparison: the same files on this thread, which is what the sandbox keeps the controller from doing.
+  started = performance.now();
+  let longest = 0;
+  for (const bytes of files) {
+    const one = performance.now();
+    await decodePfx(bytes, FIXTURE_PASSWORD);
+    longest = Math.max(longest, performance.now() - one);
+  }
+  const elapsed = performance.now() - started;
+  console.log(`  in-thread, one after another: ${(elapsed / 1000).toFixed(2)} s total, ${(elapsed / files.length).toFixed(3)} ms/file, each one holding the event loop (longest ${longest.toFixed(1)} ms)`);
+}
 
-console.log('\nPFX with 600,000 iterations (-iter 600000: PBKDF2 and MAC):');
+console.log('\nPFX with 600,000 iterations (-iter 600000: PBKDF2 and MAC), through the pool:');
 for (let round = 1; round <= 3; round++) {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
   started = performance.now();
-  await decodePfx(highIterationPfx.bytes, FIXTURE_PASSWORD);
+  await throughPool(highIterationPfx.bytes);
   const elapsed = performance.now() - started;
   histogram.disable();
   const nativeStarted = performance.now();
   nativeDecode(highIterationPfx.bytes);
   const nativeElapsed = performance.now() - nativeStarted;
-  console.log(`  round ${round}: decodePfx ${elapsed.toFixed(0)} ms, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms; native ${nativeElapsed.toFixed(0)} ms (blocking the event loop throughout)`);
+  console.log(`  round ${round}: through the pool ${elapsed.toFixed(0)} ms, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms; native ${nativeElapsed.toFixed(0)} ms (blocking the event loop throughout)`);
 }
+await pool.close();

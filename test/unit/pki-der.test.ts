@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DerError, childrenOf, octetStringValue, readOid, readSmallInteger, readWhole } from '../../src/pki/der.ts';
+import { DecodeBudgetExceeded } from '../../src/api/v1alpha1/reasons.ts';
+import { DerError, MAX_DER_DEPTH, MAX_OID_BYTES, childrenOf, octetStringValue, readOid, readSmallInteger, readWhole } from '../../src/pki/der.ts';
+import { PkiError } from '../../src/pki/errors.ts';
 
 const bytes = (hex: string) => Buffer.from(hex.replace(/\s+/g, ''), 'hex');
 
@@ -28,18 +30,50 @@ describe('der: reading DER, and the BER PKCS#12 writers emit', () => {
     ['truncated content', '30 05 02 01 05', /truncated/],
     ['truncated header', '30', /header/],
     ['trailing bytes', '02 01 05 00', /unexpected bytes/],
-    ['indefinite length without end-of-contents', '30 80 02 01 05', /before the end/],
+    ['indefinite length without end-of-contents', '30 80 02 01 05', /indefinite-length/],
     ['primitive with indefinite length', '04 80 00 00', /indefinite/],
-    ['five length octets', '04 85 0000000001 00', /length of 5 octets/],
+    ['five length octets', '04 85 0000000001 00', /longer than 4 bytes/],
     ['high tag number', '1f 81 00 00', /high-number tag/],
-    ['nested too deep', `${'30 80'.repeat(50)}${'0000'.repeat(50)}`, /nested/],
   ];
   for (const [name, hex, message] of malformed) {
     test(`rejects ${name}`, () => assert.throws(() => readWhole(bytes(hex)), (error: unknown) => error instanceof DerError && message.test(error.message)));
   }
+
+  // The input may be some other Secret: a message never repeats a byte, tag, length or offset of it.
+  test('messages carry no number and no byte of the input', () => {
+    for (const hex of ['30 05 02 01 05', '30', '02 01 05 00', '30 80 02 01 05', '04 80 00 00', '04 85 0000000001 00', '1f 81 00 00', '30 70 65 73']) {
+      // The one number a message has is the format's own limit: "longer than 4 bytes".
+      assert.throws(() => childrenOf(readWhole(bytes(hex))), (error: unknown) => error instanceof DerError && !/\d|0x/.test(error.message.replace('4 bytes', '')), hex);
+    }
+  });
+
+  const budgetExceeded = (error: unknown) => error instanceof PkiError && error.reason === DecodeBudgetExceeded;
+
+  test(`refuses indefinite lengths nested more than ${MAX_DER_DEPTH} deep`, () => {
+    assert.throws(() => readWhole(bytes(`${'30 80'.repeat(50)}${'0000'.repeat(50)}`)), budgetExceeded);
+  });
+
+  test('reads a constructed OCTET STRING nested 5,000 deep without recursion, and refuses it', () => {
+    // 24 LL (24 LL (… 04 01 61 …)): definite lengths, so only octetStringValue descends.
+    let element = Buffer.from('040161', 'hex');
+    for (let i = 0; i < 5000; i++) element = Buffer.concat([Buffer.from([0x24, 0x84]), lengthOf(element.length), element]);
+    assert.throws(() => octetStringValue(readWhole(element)), budgetExceeded);
+  });
+
+  test(`refuses an OBJECT IDENTIFIER longer than ${MAX_OID_BYTES} bytes before decoding it`, () => {
+    const content = Buffer.alloc(100_000, 0x81);
+    content[content.length - 1] = 0x01;
+    assert.throws(() => readOid(readWhole(Buffer.concat([Buffer.from([0x06, 0x84]), lengthOf(content.length), content])), 'oid'), budgetExceeded);
+  });
 
   test('rejects a negative or oversized INTEGER where a count is expected', () => {
     assert.throws(() => readSmallInteger(readWhole(bytes('02 01 ff')), 'n'), /negative/);
     assert.throws(() => readSmallInteger(readWhole(bytes('02 08 0100000000000000')), 'n'), /too large/);
   });
 });
+
+function lengthOf(length: number): Buffer {
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(length);
+  return out;
+}

@@ -31,6 +31,8 @@ describe('pfxBytesFromSecretValue', () => {
     { name: 'text that is not base64', value: Buffer.from('hello, world') },
     { name: 'base64 of something that is not DER', value: Buffer.from(Buffer.from('plain text, not a certificate').toString('base64')) },
     { name: 'a PEM certificate', value: Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n') },
+    // Once a pattern with whitespace inside it took quadratic time here (256 KB: a minute and a half).
+    { name: 'a long run of spaces ending in a stray character', value: Buffer.from(`A${' '.repeat(200_000)}!`) },
   ];
   for (const { name, value } of unchanged) {
     test(`${name} is returned unchanged`, () => assert.equal(pfxBytesFromSecretValue(value), value));

@@ -33,6 +33,13 @@ export const KeyMismatch = 'KeyMismatch';
 export const CertificateExpired = 'CertificateExpired';
 /** The leaf certificate's notBefore is still in the future. */
 export const CertificateNotYetValid = 'CertificateNotYetValid';
+/**
+ * Decoding the file would cost more than the operator allows one file: too large, too many
+ * bags, certificates or keys, too many key-derivation iterations or too much scrypt memory
+ * (refused before the work starts), or more time or memory than the decode sandbox gives a
+ * file (stopped). The message names the limit; the README says how to raise it.
+ */
+export const DecodeBudgetExceeded = 'DecodeBudgetExceeded';
 
 // --- Controller: why a binding's inputs could not be read or served.
 
@@ -70,6 +77,7 @@ export const identityReasons = [
   KeyMismatch,
   CertificateExpired,
   CertificateNotYetValid,
+  DecodeBudgetExceeded,
 ] as const;
 export type IdentityReason = (typeof identityReasons)[number];
 
