@@ -2,6 +2,7 @@ import { controllerUsage, parseControllerConfig, parseFlagsOrUsage } from '../co
 import { ControllerManager } from '../controller/manager.ts';
 import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { closeDecodeSandbox } from '../pki/index.ts';
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
 
@@ -25,6 +26,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     await manager.run(stop.signal);
   } finally {
     stop.abort();
+    await closeDecodeSandbox();
     await new Promise((resolve) => health.server.close(resolve));
     dispose();
     logger.info('controller stopped');

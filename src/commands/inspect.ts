@@ -4,6 +4,7 @@ import { parseRfc3339 } from '../api/time.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { CommandIo } from '../cli.ts';
 import { UsageError } from '../config.ts';
+import { passwordFromBytes } from '../model/certificate-input.ts';
 import { printable } from '../printable.ts';
 import {
   PkiError,
@@ -53,7 +54,7 @@ interface InspectRequest {
 
 export async function runInspect(argv: readonly string[], io: CommandIo): Promise<number> {
   let request: InspectRequest;
-  let password: string | undefined;
+  let password: string | Uint8Array | undefined;
   try {
     const parsed = parseInspectArgs(argv);
     if (parsed === 'help') {
@@ -132,16 +133,15 @@ function parseNow(text: string): Date {
   return date;
 }
 
-async function readPassword(request: InspectRequest, io: CommandIo): Promise<string | undefined> {
+async function readPassword(request: InspectRequest, io: CommandIo): Promise<string | Uint8Array | undefined> {
   if (request.passwordEnv !== undefined) {
     const value = io.env[request.passwordEnv];
     if (value === undefined) throw new UsageError(`environment variable ${request.passwordEnv} is not set`);
     return value;
   }
   if (request.passwordFile === undefined) return undefined;
-  const text = Buffer.from(await readInput(request.passwordFile, 'password file', io)).toString('utf8');
   // One trailing newline is what `echo` and editors add; it is never part of the password.
-  return text.replace(/\r?\n$/, '');
+  return passwordFromBytes(await readInput(request.passwordFile, 'password file', io));
 }
 
 async function readInput(path: string, what: string, io: CommandIo): Promise<Uint8Array> {
@@ -153,7 +153,7 @@ async function readInput(path: string, what: string, io: CommandIo): Promise<Uin
   }
 }
 
-async function decode(request: InspectRequest, password: string | undefined, io: CommandIo): Promise<DecodedIdentity> {
+async function decode(request: InspectRequest, password: string | Uint8Array | undefined, io: CommandIo): Promise<DecodedIdentity> {
   if (request.source.kind === 'pfx') return decodeIdentity({ kind: 'pfx', pfx: await readInput(request.source.file, 'file', io), password });
   const [cert, key] = await Promise.all([readInput(request.source.cert, 'certificate', io), readInput(request.source.key, 'key', io)]);
   return decodeIdentity({ kind: 'pem', cert, key, password });

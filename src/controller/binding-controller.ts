@@ -17,7 +17,7 @@ import { statusEqual } from '../status/evaluate.ts';
 import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
 import { allocatePorts, translateBinding, type DataPlaneView } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
-import type { IdentityCache } from './identity-cache.ts';
+import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
 
 /** The data plane as the status controller sees it: present unless --data-plane none. */
 export interface DataPlaneStatus {
@@ -46,6 +46,8 @@ export interface BindingControllerOptions {
 }
 
 const controllerName = 'binding-status';
+/** When a decode stopped by the sandbox's clock is tried again. */
+const retryTransientDecodeMs = 30_000;
 
 /**
  * Reconciles one binding at a time into its status: reads the binding and its Secrets,
@@ -180,9 +182,11 @@ export class BindingController {
       }
     }
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
-    // A host that does not resolve, or resolves somewhere refused, may change without any object changing.
+    // A host that does not resolve, or resolves somewhere refused, may change without any
+    // object changing; so may a decode the sandbox's clock stopped on a busy machine.
     const retryHostMs = checks.dataPlane.ok || !dataPlane ? undefined : dataPlane.hosts.retryAfterMs;
-    return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryHostMs) };
+    const retryDecodeMs = isTransientOutcome(checks.certificate.ok ? undefined : checks.certificate) ? retryTransientDecodeMs : undefined;
+    return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryHostMs, retryDecodeMs) };
   }
 
   /** The status last written for this generation, else what the cache shows. */

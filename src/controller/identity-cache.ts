@@ -30,12 +30,21 @@ export class IdentityCache {
   /** The outcome for this input version, decoding it the first time it is asked for. */
   decode = (input: CertificateInput): Promise<IdentityOutcome> => {
     const entry = this.#entries.get(input.version);
-    if (entry) {
+    // A failure that is not a verdict on the file (the sandbox ran out of time on a busy
+    // machine) is not remembered for the version: the next caller decodes again.
+    if (entry && !isTransientOutcome(entry.settled)) {
       entry.usedAt = Date.now();
       return entry.outcome;
     }
     const created = { outcome: this.#decode(input), settled: undefined as IdentityOutcome | undefined, usedAt: Date.now() };
-    created.outcome = created.outcome.then((outcome) => (created.settled = outcome));
+    created.outcome = created.outcome.then(
+      (outcome) => (created.settled = outcome),
+      (err: unknown) => {
+        // Not decoded at all (the sandbox was closed or could not start a thread).
+        if (this.#entries.get(input.version) === created) this.#entries.delete(input.version);
+        throw err;
+      },
+    );
     this.#entries.set(input.version, created);
     return created.outcome;
   };
@@ -54,4 +63,8 @@ export class IdentityCache {
   close(): void {
     clearInterval(this.#sweeper);
   }
+}
+
+export function isTransientOutcome(outcome: IdentityOutcome | undefined): boolean {
+  return outcome !== undefined && !outcome.ok && 'transient' in outcome && outcome.transient === true;
 }

@@ -1,5 +1,6 @@
 import { decodeIdentity, PkiError } from '../pki/index.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
+import { CodedError, isTransient } from '../errors.ts';
 import type { CertificateInput } from '../model/certificate-input.ts';
 import { clientIdentity, type IdentityOutcome } from '../model/egress-routes.ts';
 
@@ -16,7 +17,9 @@ export async function decodeCertificateInput(input: CertificateInput): Promise<I
     );
     return { ok: true, identity: clientIdentity(identity) };
   } catch (err) {
-    if (err instanceof PkiError) return { ok: false, reason: err.reason, message: err.message };
+    if (err instanceof PkiError) return { ok: false, reason: err.reason, message: err.message, ...(err.transient ? { transient: true } : {}) };
+    // The sandbox could not decode at all (closed, no thread): not a verdict on the file.
+    if (isTransient(err) && err instanceof CodedError) throw err;
     return { ok: false, reason: reasons.PfxMalformed, message: 'the certificate could not be decoded' };
   }
 }

@@ -12,7 +12,7 @@ export type { SecretLike } from '../api/meta.ts';
 export type InputProblem = { readonly ok: false; readonly ref?: SecretReference } & Problem;
 
 export type CertificateInput =
-  | { ok: true; kind: 'pfx'; pfx: Sensitive<Uint8Array>; password: Sensitive<string> | undefined; version: string }
+  | { ok: true; kind: 'pfx'; pfx: Sensitive<Uint8Array>; password: Sensitive<string | Uint8Array> | undefined; version: string }
   | { ok: true; kind: 'pem'; cert: string; key: Sensitive<string>; version: string };
 
 export type SecretLookup = (name: string) => SecretLike | undefined;
@@ -53,8 +53,7 @@ export function resolveCertificateInput(spec: ClientCertificateBindingSpec, look
       ok: true,
       kind: 'pfx',
       pfx: new Sensitive(new Uint8Array(pfx.value)),
-      // `echo secret > file; kubectl create secret --from-file` leaves a newline no partner meant.
-      password: new Sensitive(password.value.toString('utf8').replace(/\r?\n$/, '')),
+      password: new Sensitive(passwordFromBytes(password.value)),
       version: `${version(pfx.secret, pfxRef.key)}+${version(password.secret, passwordRef.key)}`,
     };
   }
@@ -78,7 +77,10 @@ export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: Secr
   if (!ref) return { ok: true, ca: undefined };
   const value = read(ref, lookup);
   if (!value.ok) return value;
-  const blocks = value.value.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = pemCertificateBlocks(value.value.toString('utf8'));
+  if (blocks.length > maxServerCACertificates) {
+    return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds more than ${maxServerCACertificates} certificates` };
+  }
   const subjects: string[] = [];
   try {
     for (const block of blocks) subjects.push(new X509Certificate(block).subject.replace(/\n/g, ','));
@@ -87,4 +89,46 @@ export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: Secr
   }
   if (subjects.length === 0) return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds no PEM certificate` };
   return { ok: true, ca: { pem: `${blocks.join('\n')}\n`, subjects } };
+}
+
+/** A partner's CA bundle holds a few certificates; a whole system bundle has about 150. */
+export const maxServerCACertificates = 512;
+
+const beginCertificate = '-----BEGIN CERTIFICATE-----';
+const endCertificate = '-----END CERTIFICATE-----';
+
+/**
+ * The CERTIFICATE blocks of a PEM text, in one pass: a lazy regular expression would
+ * rescan the rest of the text from every BEGIN line that has no END, which a hostile
+ * Secret of BEGIN lines turns quadratic. Stops one past the limit.
+ */
+function pemCertificateBlocks(text: string): string[] {
+  const blocks: string[] = [];
+  for (let start = text.indexOf(beginCertificate); start !== -1 && blocks.length <= maxServerCACertificates; ) {
+    const end = text.indexOf(endCertificate, start + beginCertificate.length);
+    if (end === -1) break;
+    const block = text.slice(start, end + endCertificate.length);
+    // A BEGIN before this block's END starts a block of its own: keep the last one.
+    const inner = block.lastIndexOf(beginCertificate);
+    blocks.push(inner > 0 ? block.slice(inner) : block);
+    start = text.indexOf(beginCertificate, end + endCertificate.length);
+  }
+  return blocks;
+}
+
+/**
+ * A password as stored in a Secret: one trailing newline dropped (`echo secret > file;
+ * kubectl create secret --from-file` leaves one no partner meant), and kept as text when
+ * it is UTF-8, else as its bytes: an ISO-8859-1 password (Java's JSafe wrote some) must
+ * reach the decoder as the bytes it is, not as replacement characters.
+ */
+export function passwordFromBytes(bytes: Uint8Array): string | Uint8Array {
+  let end = bytes.length;
+  if (bytes[end - 1] === 0x0a) end -= bytes[end - 2] === 0x0d ? 2 : 1;
+  const trimmed = bytes.subarray(0, end);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(trimmed);
+  } catch {
+    return new Uint8Array(trimmed);
+  }
 }

@@ -41,7 +41,12 @@ export interface ClientIdentity {
   privateKey: Sensitive<string>;
 }
 
-export type IdentityOutcome = Outcome<{ identity: ClientIdentity }>;
+/**
+ * A decoded identity, or why there is none. `transient` marks a problem that is not a
+ * verdict on the file (the decode ran out of time on a busy machine): it is not cached,
+ * and the binding is looked at again.
+ */
+export type IdentityOutcome = Outcome<{ identity: ClientIdentity }> | ({ readonly ok: false; readonly transient?: boolean } & Problem);
 
 /** The identity core's decoded identity as a route needs it: leaf and chain as one PEM, leaf first. */
 export function clientIdentity(decoded: DecodedIdentity): ClientIdentity {

@@ -147,8 +147,8 @@ export class DecodeBudget {
   }
 }
 
-export function exceeded(message: string): PkiError {
-  return new PkiError(DecodeBudgetExceeded, message);
+export function exceeded(message: string, options: { transient?: boolean } = {}): PkiError {
+  return new PkiError(DecodeBudgetExceeded, message, options);
 }
 
 function count(value: number): string {

@@ -45,14 +45,21 @@ export const MAX_MESSAGE_LENGTH = 1024;
  * because library errors can quote the data they failed on.
  *
  * A wrong password is terminal for a controller: retrying cannot help until the Secret
- * changes. So is every other reason here; none of them is transient.
+ * changes. So is every other reason here, with one exception the sandbox marks: a decode
+ * stopped by the wall clock, which a busy machine can cause for a file within budget.
  */
 export class PkiError extends CodedError<PkiErrorCode> implements Problem {
   readonly reason: IdentityReason;
+  readonly #transient: boolean;
 
-  constructor(reason: IdentityReason, message: string) {
+  constructor(reason: IdentityReason, message: string, options: { transient?: boolean } = {}) {
     super(pkiErrorCodes[reason], message.length > MAX_MESSAGE_LENGTH ? `${message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : message);
     this.reason = reason;
+    this.#transient = options.transient ?? false;
+  }
+
+  override get transient(): boolean {
+    return this.#transient;
   }
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
-import { resolveCertificateInput, resolveServerCA, type SecretLike } from '../../src/model/certificate-input.ts';
+import { passwordFromBytes, resolveCertificateInput, resolveServerCA, type SecretLike } from '../../src/model/certificate-input.ts';
 import { parseDuration } from '../../src/api/time.ts';
 import { SecretIndex, secretReferences } from '../../src/model/secret-refs.ts';
 import { binding, secret } from '../fixtures/bindings.ts';
@@ -101,4 +101,34 @@ describe('SecretIndex', () => {
 describe('parseDuration', () => {
   const cases: Array<[string, number | undefined]> = [['720h', 720 * 3600_000], ['1h30m', 5400_000], ['90s', 90_000], ['1.5h', 5400_000], ['0', 0], ['0s', 0], ['', undefined], ['10', undefined], ['5d', undefined], ['1h x', undefined]];
   for (const [text, ms] of cases) test(`"${text}"`, () => assert.equal(parseDuration(text), ms));
+});
+
+describe('resolveServerCA on hostile bundles', () => {
+  const withCA = (pem: string) => ({ spec: { host: 'h.example', certificate: { secretRef: { name: 'p' } }, serverCA: { secretRef: { name: 'ca' } } }, secret: secret('ca', { 'ca.crt': pem }) });
+
+  test('BEGIN lines without an END are no certificate, and cost one pass', () => {
+    const { spec, secret: s } = withCA('-----BEGIN CERTIFICATE-----\n'.repeat(50_000));
+    const result = resolveServerCA(spec, () => s);
+    assert.ok(!result.ok && result.reason === reasons.ServerCAInvalid, JSON.stringify(result));
+  });
+
+  test('more certificates than any partner sends are refused before they are parsed', () => {
+    const block = '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n';
+    const { spec, secret: s } = withCA(block.repeat(513));
+    const result = resolveServerCA(spec, () => s);
+    assert.ok(!result.ok);
+    assert.match(result.message, /more than 512 certificates/);
+  });
+});
+
+describe('passwordFromBytes', () => {
+  const cases: Array<[string, Uint8Array, string | Uint8Array]> = [
+    ['UTF-8 text stays text', Buffer.from('hunter2'), 'hunter2'],
+    ['one trailing newline is dropped', Buffer.from('hunter2\n'), 'hunter2'],
+    ['a CRLF too', Buffer.from('hunter2\r\n'), 'hunter2'],
+    ['only one', Buffer.from('hunter2\n\n'), 'hunter2\n'],
+    ['non-ASCII UTF-8 stays text', Buffer.from('pässwörd'), 'pässwörd'],
+    ['ISO-8859-1 bytes stay bytes, never replacement characters', Buffer.from('p\xe4ss\n', 'latin1'), new Uint8Array(Buffer.from('p\xe4ss', 'latin1'))],
+  ];
+  for (const [what, bytes, want] of cases) test(what, () => assert.deepEqual(passwordFromBytes(bytes), want));
 });

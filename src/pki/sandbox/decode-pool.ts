@@ -238,7 +238,9 @@ export class DecodePool {
   /** The file's time starts when a worker is ready for it: a new worker's start-up is the pool's cost, not the file's. */
   #startDeadline(entry: PoolWorker): void {
     entry.deadline = setTimeout(() => {
-      void this.#retire(entry, exceeded(`decoding the file took longer than ${seconds(this.#taskTimeoutMs)}, the most one file may take`), true);
+      // A verdict of the clock, not of the file's stated costs: a busy machine can cause it,
+      // so it is marked transient and looked at again rather than remembered for the version.
+      void this.#retire(entry, exceeded(`decoding the file took longer than ${seconds(this.#taskTimeoutMs)}, the most one file may take`, { transient: true }), true);
     }, this.#taskTimeoutMs);
   }
 

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { IdentityCache } from '../../src/controller/identity-cache.ts';
+import type { CertificateInput } from '../../src/model/certificate-input.ts';
+import type { IdentityOutcome } from '../../src/model/egress-routes.ts';
+import { Sensitive } from '../../src/pki/sensitive.ts';
+import { facts } from '../fixtures/bindings.ts';
+
+const input = (version: string): CertificateInput => ({ ok: true, kind: 'pfx', pfx: new Sensitive(new Uint8Array([0x30])), password: undefined, version });
+const good: IdentityOutcome = { ok: true, identity: { facts: facts(), chainPem: 'C', privateKey: new Sensitive('K') } };
+
+function scripted(outcomes: Array<IdentityOutcome | Error>) {
+  let calls = 0;
+  const decode = async (): Promise<IdentityOutcome> => {
+    const next = outcomes[Math.min(calls++, outcomes.length - 1)]!;
+    if (next instanceof Error) throw next;
+    return next;
+  };
+  return { decode, calls: () => calls };
+}
+
+describe('IdentityCache', () => {
+  test('a verdict on the file is decoded once per version', async () => {
+    const d = scripted([{ ok: false, reason: reasons.PasswordIncorrect, message: 'wrong' }]);
+    const cache = new IdentityCache(d.decode);
+    await cache.decode(input('v1'));
+    await cache.decode(input('v1'));
+    assert.equal(d.calls(), 1);
+    assert.equal(cache.peek(input('v1'))?.ok, false);
+    cache.close();
+  });
+
+  test('a decode the clock stopped is decoded again by the next caller, and peek shows the last outcome until then', async () => {
+    const d = scripted([{ ok: false, reason: reasons.DecodeBudgetExceeded, message: 'took too long', transient: true }, good]);
+    const cache = new IdentityCache(d.decode);
+    assert.equal((await cache.decode(input('v1'))).ok, false);
+    assert.equal(cache.peek(input('v1'))?.ok, false, 'a translation after the await still finds an outcome');
+    assert.equal((await cache.decode(input('v1'))).ok, true);
+    assert.equal(d.calls(), 2);
+    cache.close();
+  });
+
+  test('a decode that did not happen at all (the sandbox closed) is not remembered', async () => {
+    const d = scripted([new Error('sandbox closed'), good]);
+    const cache = new IdentityCache(d.decode);
+    await assert.rejects(cache.decode(input('v1')), /sandbox closed/);
+    assert.equal(cache.size, 0);
+    assert.equal((await cache.decode(input('v1'))).ok, true);
+    cache.close();
+  });
+});
