@@ -151,7 +151,9 @@ export class BindingController {
     const { namespace } = splitKey(key);
     const secrets = await this.#o.secrets.getAll(namespace, secretReferences(binding.spec).map((r) => r.name));
     const input = resolveCertificateInput(binding.spec, (name) => secrets.get(name));
-    if (input.ok) await this.#o.identities.decode(input);
+    // Never wait on a decode: a hostile file may take the sandbox's whole time limit, and a
+    // worker waiting on it would hold up every other binding. The decode wakes this key.
+    if (input.ok && this.#o.identities.want(input, () => this.#runner.add(key)) === undefined) return {};
     const dataPlane = this.#o.dataPlane;
     const hostProblems = dataPlane ? await dataPlane.hosts.problems([binding.spec.host], dataPlane.destinations()) : new Map();
 

@@ -4,21 +4,37 @@ import type { IdentityOutcome } from '../model/egress-routes.ts';
 /** Turns Secret bytes into an identity or a stable reason; never rejects for bad input. */
 export type IdentityDecoder = (input: CertificateInput) => Promise<IdentityOutcome>;
 
+interface Entry {
+  outcome: Promise<IdentityOutcome>;
+  settled: IdentityOutcome | undefined;
+  settledAt: number;
+  usedAt: number;
+  inFlight: boolean;
+}
+
 /**
  * Decoded identities by input version (Secret uid@resourceVersion per key), shared by the
  * status controller and the proxy-config controller: a PFX is decoded once per rotation,
  * however many bindings or controllers read it, and a resync decodes nothing. Entries
  * unused for `idleMs` are dropped, so rotated-away versions do not accumulate.
+ *
+ * Reconciles never wait for a decode (a hostile file may take the sandbox's whole time
+ * limit): they ask `want(input, wake)`, use the outcome if it is there, and are woken when
+ * it is. A failure that is not a verdict on the file (the sandbox's clock stopped it on a
+ * busy machine) is decoded again once `retryTransientMs` have passed; one that did not
+ * happen at all (the sandbox closed) is forgotten at once.
  */
 export class IdentityCache {
   readonly #decode: IdentityDecoder;
   readonly #idleMs: number;
-  readonly #entries = new Map<string, { outcome: Promise<IdentityOutcome>; settled: IdentityOutcome | undefined; usedAt: number }>();
+  readonly #retryTransientMs: number;
+  readonly #entries = new Map<string, Entry>();
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(decode: IdentityDecoder, options: { idleMs?: number } = {}) {
+  constructor(decode: IdentityDecoder, options: { idleMs?: number; retryTransientMs?: number } = {}) {
     this.#decode = decode;
     this.#idleMs = options.idleMs ?? 10 * 60 * 1000;
+    this.#retryTransientMs = options.retryTransientMs ?? 30_000;
     this.#sweeper = setInterval(() => this.sweep(), Math.min(this.#idleMs, 60_000));
     this.#sweeper.unref();
   }
@@ -27,18 +43,27 @@ export class IdentityCache {
     return this.#entries.size;
   }
 
-  /** The outcome for this input version, decoding it the first time it is asked for. */
+  /** When a transient failure is tried again. */
+  get retryTransientMs(): number {
+    return this.#retryTransientMs;
+  }
+
+  /** The outcome for this input version, decoding it the first time it is asked for (or again, after a transient failure has aged). */
   decode = (input: CertificateInput): Promise<IdentityOutcome> => {
     const entry = this.#entries.get(input.version);
-    // A failure that is not a verdict on the file (the sandbox ran out of time on a busy
-    // machine) is not remembered for the version: the next caller decodes again.
-    if (entry && !isTransientOutcome(entry.settled)) {
+    if (entry && !this.#due(entry)) {
       entry.usedAt = Date.now();
       return entry.outcome;
     }
-    const created = { outcome: this.#decode(input), settled: undefined as IdentityOutcome | undefined, usedAt: Date.now() };
+    // A decode tried again keeps showing the outcome it replaces until it settles.
+    const created: Entry = { outcome: this.#decode(input), settled: entry?.settled, settledAt: entry?.settledAt ?? 0, usedAt: Date.now(), inFlight: true };
     created.outcome = created.outcome.then(
-      (outcome) => (created.settled = outcome),
+      (outcome) => {
+        created.settled = outcome;
+        created.settledAt = Date.now();
+        created.inFlight = false;
+        return outcome;
+      },
       (err: unknown) => {
         // Not decoded at all (the sandbox was closed or could not start a thread).
         if (this.#entries.get(input.version) === created) this.#entries.delete(input.version);
@@ -49,12 +74,29 @@ export class IdentityCache {
     return created.outcome;
   };
 
-  /** The outcome if the decode has finished; what a translation reads after awaiting decode(). */
+  /**
+   * The outcome if there is one now; otherwise (or when a transient failure is due to be
+   * tried again) starts the decode and calls `wake` when it settles. Never waits.
+   */
+  want(input: CertificateInput, wake: () => void): IdentityOutcome | undefined {
+    const entry = this.#entries.get(input.version);
+    if (entry === undefined || (entry.settled === undefined && !entry.inFlight) || this.#due(entry)) {
+      this.decode(input).then(wake, wake);
+    }
+    return this.peek(input);
+  }
+
+  /** The last outcome for this version, if a decode of it has finished. */
   peek = (input: CertificateInput): IdentityOutcome | undefined => {
     const entry = this.#entries.get(input.version);
     if (entry) entry.usedAt = Date.now();
     return entry?.settled;
   };
+
+  /** A settled transient failure old enough to try again. */
+  #due(entry: Entry): boolean {
+    return !entry.inFlight && isTransientOutcome(entry.settled) && Date.now() - entry.settledAt >= this.#retryTransientMs;
+  }
 
   sweep(now = Date.now()): void {
     for (const [version, entry] of this.#entries) if (now - entry.usedAt > this.#idleMs) this.#entries.delete(version);

@@ -6,7 +6,8 @@ import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { Informer } from '../k8s/informer.ts';
 import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
-import { resolveCertificateInput } from '../model/certificate-input.ts';
+import { resolveCertificateInput, type CertificateInput } from '../model/certificate-input.ts';
+import type { IdentityOutcome } from '../model/egress-routes.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
 import { networkPolicies, proxyEgressPolicy } from '../model/network-policies.ts';
@@ -18,7 +19,7 @@ import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
 import { translate } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
-import type { IdentityCache } from './identity-cache.ts';
+import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
@@ -61,6 +62,8 @@ export class ProxyConfigController {
   readonly #o: ProxyConfigControllerOptions;
   readonly #runner: Runner;
   readonly #clock: Clock;
+  /** The identity each binding was last served with: what it keeps while a new one decodes. */
+  #served = new Map<string, IdentityOutcome>();
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
@@ -112,25 +115,37 @@ export class ProxyConfigController {
   async reconcile(signal?: AbortSignal): Promise<ReconcileResult & { hash: string; written: number }> {
     const { namespace, secrets, identities } = this.#o;
     const bindings = this.#o.bindings.list().filter((b) => !b.metadata.deletionTimestamp);
-    // Inputs first (Secrets through the cache, certificates decoded once per version),
-    // then the pure translation over all of them.
+    // Inputs first (Secrets through the cache, certificates decoded once per version, in
+    // the sandbox), then the pure translation over all of them. No render waits on a
+    // decode: a binding whose new certificate is still decoding keeps the one it was
+    // served with, a new binding waits out of the config, and the decode wakes a render.
+    const decoded = new Map<string, IdentityOutcome>();
     for (const b of bindings) {
       const found = await secrets.getAll(b.metadata.namespace, secretReferences(b.spec).map((r) => r.name));
       const input = resolveCertificateInput(b.spec, (name) => found.get(name));
-      if (input.ok) await identities.decode(input);
+      const outcome = input.ok ? identities.want(input, () => this.wake()) : undefined;
+      if (outcome) decoded.set(bindingKey(b), outcome);
     }
+    const identityOf = (_input: CertificateInput, b: ClientCertificateBinding): IdentityOutcome | undefined => {
+      const key = bindingKey(b);
+      const outcome = decoded.get(key);
+      return outcome && !isTransientOutcome(outcome) ? outcome : (this.#served.get(key) ?? outcome);
+    };
     const destinations = this.#o.destinations();
     const hostProblems = await this.#o.hosts.problems(
       bindings.map((b) => b.spec.host),
       destinations,
     );
-    const translation = translate(bindings, (ns, name) => secrets.peek(ns, name), identities.peek, {
+    const translation = translate(bindings, (ns, name) => secrets.peek(ns, name), identityOf, {
       now: new Date(this.#clock.now()),
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
       dataPlane: { hostProblem: (host) => hostProblems.get(host) },
     });
     const { routes } = translation;
+    this.#served = new Map(
+      translation.bindings.flatMap((t) => (t.route && t.checks.certificate.ok ? [[t.key, t.checks.certificate] as const] : [])),
+    );
     const rendered = renderNginx(routes, this.#o.render);
     const objects = proxyObjects(rendered, routes, namespace);
     const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));

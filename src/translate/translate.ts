@@ -1,4 +1,4 @@
-import { objectKey, type SecretLike } from '../api/meta.ts';
+import type { SecretLike } from '../api/meta.ts';
 import { parseDuration } from '../api/time.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
@@ -23,8 +23,11 @@ import { certificateCondition, evaluateBinding, type CheckOutcome, type Evaluati
 /** A binding's Secret by namespace and name: a cache, or the Secrets of a manifest set. */
 export type SecretLookup = (namespace: string, name: string) => SecretLike | undefined;
 
-/** The decoded identity of a certificate input. Callers decode first (off the event loop), then translate. */
-export type IdentityLookup = (input: CertificateInput) => IdentityOutcome | undefined;
+/**
+ * The decoded identity of a binding's certificate input, decoded beforehand (off the event
+ * loop, in the sandbox); undefined while it is still being decoded.
+ */
+export type IdentityLookup = (input: CertificateInput, binding: ClientCertificateBinding) => IdentityOutcome | undefined;
 
 /** What a data plane adds to the verdicts; absent when the controller only reports status (--data-plane none) and offline. */
 export interface DataPlaneView {
@@ -199,10 +202,8 @@ function servedRoute(binding: ClientCertificateBinding, checks: BindingChecks, n
 function certificateCheck(binding: ClientCertificateBinding, lookup: (name: string) => SecretLike | undefined, identities: IdentityLookup): BindingChecks['certificate'] {
   const input = resolveCertificateInput(binding.spec, lookup);
   if (!input.ok) return input;
-  const outcome = identities(input);
-  // A caller bug, not bad input: every caller decodes before it translates.
-  if (outcome === undefined) throw new Error(`translate: the certificate of ${objectKey(binding.metadata.namespace, binding.metadata.name)} was not decoded first`);
-  return outcome;
+  // Still being decoded: nothing to serve yet, and nothing wrong with it yet either.
+  return identities(input, binding) ?? { ok: false, reason: reasons.ProgrammingPending, message: 'the certificate is still being decoded' };
 }
 
 /**

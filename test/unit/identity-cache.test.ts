@@ -21,6 +21,30 @@ function scripted(outcomes: Array<IdentityOutcome | Error>) {
 }
 
 describe('IdentityCache', () => {
+  test('want() never waits: it starts the decode, returns nothing yet, and wakes the caller once', async () => {
+    const d = scripted([good]);
+    const cache = new IdentityCache(d.decode);
+    let woken = 0;
+    const wake = (): void => void woken++;
+    assert.equal(cache.want(input('v1'), wake), undefined);
+    assert.equal(cache.want(input('v1'), wake), undefined, 'a second caller while it runs starts nothing');
+    await cache.decode(input('v1'));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(d.calls(), 1);
+    assert.ok(woken >= 1);
+    assert.equal(cache.want(input('v1'), wake)?.ok, true);
+    cache.close();
+  });
+
+  test('a transient failure younger than its retry delay is not decoded again', async () => {
+    const d = scripted([{ ok: false, reason: reasons.DecodeBudgetExceeded, message: 'took too long', transient: true }, good]);
+    const cache = new IdentityCache(d.decode, { retryTransientMs: 60_000 });
+    await cache.decode(input('v1'));
+    assert.equal(cache.want(input('v1'), () => undefined)?.ok, false);
+    assert.equal(d.calls(), 1);
+    cache.close();
+  });
+
   test('a verdict on the file is decoded once per version', async () => {
     const d = scripted([{ ok: false, reason: reasons.PasswordIncorrect, message: 'wrong' }]);
     const cache = new IdentityCache(d.decode);
@@ -31,9 +55,9 @@ describe('IdentityCache', () => {
     cache.close();
   });
 
-  test('a decode the clock stopped is decoded again by the next caller, and peek shows the last outcome until then', async () => {
+  test('a decode the clock stopped is decoded again once its retry delay has passed, and peek shows the last outcome until then', async () => {
     const d = scripted([{ ok: false, reason: reasons.DecodeBudgetExceeded, message: 'took too long', transient: true }, good]);
-    const cache = new IdentityCache(d.decode);
+    const cache = new IdentityCache(d.decode, { retryTransientMs: 0 });
     assert.equal((await cache.decode(input('v1'))).ok, false);
     assert.equal(cache.peek(input('v1'))?.ok, false, 'a translation after the await still finds an outcome');
     assert.equal((await cache.decode(input('v1'))).ok, true);

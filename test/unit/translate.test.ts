@@ -297,8 +297,10 @@ describe('translate: inputs', () => {
     assert.equal(certificate.reason, reasons.SecretKeyNotFound);
   });
 
-  test('a caller that did not decode first is a bug, not a verdict', () => {
-    const w = world([[named('x')]]);
-    assert.throws(() => translate(w.bindings, w.secrets, () => undefined, options), /was not decoded first/);
+  test('a certificate still being decoded is not served yet, and holds up no other binding', () => {
+    const w = world([[named('slow')], [named('ready')]]);
+    const t = translate(w.bindings, w.secrets, (input, b) => (b.metadata.name === 'slow' ? undefined : w.identities(input)), options);
+    assert.deepEqual(t.routes.map((r) => r.key), ['team-a/ready']);
+    assert.deepEqual(t.leftOut.map((l) => [l.key, l.reason]), [['team-a/slow', reasons.ProgrammingPending]]);
   });
 });
