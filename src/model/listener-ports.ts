@@ -30,9 +30,9 @@ export interface PortClaimant {
  * the range, oldest first.
  */
 export function allocateListenerPorts(claimants: readonly PortClaimant[], range: PortRange): Map<string, PortOutcome> {
-  const sorted = [...claimants].sort(
-    (a, b) => a.creationTimestamp.localeCompare(b.creationTimestamp) || a.key.localeCompare(b.key),
-  );
+  // Code-unit order, not localeCompare: the same on every machine, and no ICU collation
+  // on the controller's event loop (with thousands of bindings, it showed).
+  const sorted = [...claimants].sort((a, b) => compare(a.creationTimestamp, b.creationTimestamp) || compare(a.key, b.key));
   const owner = new Map<number, string>();
   const result = new Map<string, PortOutcome>();
 
@@ -72,6 +72,10 @@ export function allocateListenerPorts(claimants: readonly PortClaimant[], range:
     result.set(c.key, { ok: true, port: next });
   }
   return result;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export function parsePortRange(text: string): PortRange {

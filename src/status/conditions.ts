@@ -46,5 +46,5 @@ export function sortConditions(conditions: Condition[], order: readonly string[]
     const i = order.indexOf(t);
     return i < 0 ? order.length : i;
   };
-  return [...conditions].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
+  return [...conditions].sort((a, b) => rank(a.type) - rank(b.type) || (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 }
