@@ -20,10 +20,19 @@ export interface ControllerProcess {
  * Runs `mtls-egress controller` as a real process, as a pod would, so tests cover flag
  * parsing, signals and the exit path, and a leader can be killed outright.
  */
-export async function startController(options: { kubeConfigPath: string; namespaces: string[]; id: string; leaseName?: string; args?: string[]; nodeOptions?: string[] }): Promise<ControllerProcess> {
+export async function startController(options: {
+  kubeConfigPath: string;
+  namespaces: string[];
+  id: string;
+  leaseName?: string;
+  args?: string[];
+  nodeOptions?: string[];
+  /** The CLI to run: src/cli.ts by default; benches run the compiled dist/cli.js, as the image does. */
+  cli?: string;
+}): Promise<ControllerProcess> {
   const args = [
     ...(options.nodeOptions ?? []),
-    cli,
+    options.cli ?? cli,
     'controller',
     '--kubeconfig', options.kubeConfigPath,
     '--namespaces', options.namespaces.join(','),

@@ -138,3 +138,24 @@ describe('the decode sandbox', () => {
     assert.equal(sandbox.stats().running + sandbox.stats().queued, 0);
   });
 });
+
+describe('the decode sandbox grows only for slow files', () => {
+  test('a burst of ordinary files is decoded by one worker: the pool costs one isolate', async () => {
+    const pool = new DecodePool({ size: 2, growAfterMs: 5_000 });
+    const fixture = await defaultPfx();
+    await Promise.all(Array.from({ length: 20 }, () => pool.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD })));
+    assert.equal(pool.stats().workersStarted, 1);
+    await pool.close();
+  });
+
+  test('a file that runs long makes room for a second worker, and the others finish beside it', async () => {
+    // growAfterMs 0: any file in progress counts as slow, so the structure, not the clock, is tested.
+    const pool = new DecodePool({ size: 2, growAfterMs: 0 });
+    const fixture = await defaultPfx();
+    const first = pool.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD });
+    const second = pool.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD });
+    await Promise.all([first, second]);
+    assert.equal(pool.stats().workersStarted, 2);
+    await pool.close();
+  });
+});

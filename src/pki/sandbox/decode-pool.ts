@@ -59,6 +59,13 @@ export interface DecodePoolOptions {
   readonly heapMb?: number;
   /** A worker idle this long is stopped, to give its memory back: 30 s. The next decode starts one again (tens of milliseconds). */
   readonly idleMs?: number;
+  /**
+   * Another worker starts only when every running one has been on its current file this
+   * long: 50 ms. Ordinary files take a few milliseconds, so one worker keeps up with a
+   * cold start of thousands and the pool costs one isolate's memory; a slow (hostile)
+   * file makes room for another worker beside it, up to `size`, so it holds up no one.
+   */
+  readonly growAfterMs?: number;
   /** Overrides of defaultDecodeLimits, for every decode in this pool. */
   readonly limits?: Partial<DecodeLimits>;
 }
@@ -92,6 +99,8 @@ interface PoolWorker {
   readonly worker: Worker;
   ready: boolean;
   task: Task | undefined;
+  /** performance.now() when the current task was handed over. */
+  taskStartedAt: number;
   deadline: NodeJS.Timeout | undefined;
   idle: NodeJS.Timeout | undefined;
   /** Set once the pool has decided this worker's fate (limit hit, crash, close): later events are ignored. */
@@ -109,6 +118,8 @@ export class DecodePool {
   readonly #taskTimeoutMs: number;
   readonly #heapMb: number;
   readonly #idleMs: number;
+  readonly #growAfterMs: number;
+  #growCheck: NodeJS.Timeout | undefined;
   readonly #settings: WorkerSettings;
   readonly #workers = new Set<PoolWorker>();
   // Round-robin over lanes: each lane is one fairness key's queue, in arrival order.
@@ -122,6 +133,7 @@ export class DecodePool {
     this.#taskTimeoutMs = options.taskTimeoutMs ?? 10_000;
     this.#heapMb = options.heapMb ?? 64;
     this.#idleMs = options.idleMs ?? 30_000;
+    this.#growAfterMs = options.growAfterMs ?? 50;
     this.#settings = { limits: { ...options.limits } };
   }
 
@@ -151,6 +163,7 @@ export class DecodePool {
   /** Rejects what waits or runs with DecoderUnavailable and stops every worker. Idempotent. */
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#growCheck);
     const closed = () => new DecoderUnavailable('ERR_DECODER_CLOSED', 'the decode sandbox was closed before this decode finished');
     for (const lane of this.#lanes.values()) for (const task of lane) task.reject(closed());
     this.#lanes.clear();
@@ -183,10 +196,27 @@ export class DecodePool {
       let entry = [...this.#workers].find((candidate) => candidate.task === undefined && !candidate.retired);
       if (entry === undefined) {
         if (this.#workers.size >= this.#size) return;
+        const waitMs = this.#growWaitMs();
+        if (waitMs > 0) {
+          // Everyone is busy, but not for long yet: most likely with ordinary files. Look
+          // again when the newest of those files has taken long enough to be a slow one.
+          clearTimeout(this.#growCheck);
+          this.#growCheck = setTimeout(() => this.#dispatch(), waitMs);
+          this.#growCheck.unref();
+          return;
+        }
         entry = this.#start();
       }
       this.#assign(entry, this.#dequeue()!);
     }
+  }
+
+  /** How long until every running worker has been on its file for growAfterMs; 0 when there is none, or already. */
+  #growWaitMs(): number {
+    const live = [...this.#workers].filter((w) => !w.retired);
+    if (live.length === 0) return 0;
+    const newest = Math.max(...live.map((w) => w.taskStartedAt));
+    return Math.max(0, newest + this.#growAfterMs - performance.now());
   }
 
   #start(): PoolWorker {
@@ -198,7 +228,7 @@ export class DecodePool {
       // Nothing of the parent's command line: the worker needs none of it, and some flags are not allowed in workers.
       execArgv: [],
     });
-    const entry: PoolWorker = { worker, ready: false, task: undefined, deadline: undefined, idle: undefined, retired: false };
+    const entry: PoolWorker = { worker, ready: false, task: undefined, taskStartedAt: performance.now(), deadline: undefined, idle: undefined, retired: false };
     this.#stats.workersStarted++;
     this.#workers.add(entry);
     worker.on('message', (message: WorkerMessage) => this.#onMessage(entry, message));
@@ -223,6 +253,7 @@ export class DecodePool {
     clearTimeout(entry.idle);
     entry.idle = undefined;
     entry.task = task;
+    entry.taskStartedAt = performance.now();
     entry.worker.ref();
     entry.worker.postMessage(task.message);
     if (entry.ready) {
