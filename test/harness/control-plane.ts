@@ -90,13 +90,23 @@ async function findFreeLoopbackPorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** Runs a build script's `--check`, which prints "name path" per artifact, or fails naming the command that builds it. */
+export async function checkBuiltBinaries(script: string, args: readonly string[]): Promise<Map<string, string>> {
+  const { stdout } = await execFileAsync('bash', [script, ...args, '--check']);
+  return new Map(stdout.trim().split('\n').map((line) => {
+    const space = line.indexOf(' ');
+    return [line.slice(0, space), line.slice(space + 1)] as const;
+  }));
+}
+
 /** The pinned, prebuilt binaries. Never builds: a multi-minute build inside a test's timeout helps nobody. */
 export async function findPinnedBinaries(): Promise<ControlPlaneBinaries> {
   const script = join(repoRoot, 'test/harness/build-binaries.sh');
   try {
-    const { stdout } = await execFileAsync('bash', [script, '--check']);
-    const [kubeApiServer, etcd] = stdout.trim().split('\n');
-    if (kubeApiServer === undefined || etcd === undefined) throw new Error(`unexpected output: ${stdout}`);
+    const binaries = await checkBuiltBinaries(script, []);
+    const kubeApiServer = binaries.get('kube-apiserver');
+    const etcd = binaries.get('etcd');
+    if (kubeApiServer === undefined || etcd === undefined) throw new Error(`build-binaries.sh --check did not name kube-apiserver and etcd`);
     return { kubeApiServer, etcd };
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
