@@ -30,6 +30,8 @@ export interface NodeClusterRecord {
   stateDir: string;
   /** The process whose exit takes the cluster with it; null for `cluster:up -- --node`. */
   ownerPid: number | null;
+  /** The process that started it: a start whose starter died before `ready` is a leftover. */
+  starterPid: number;
   /** Written once the node and its add-ons are ready. */
   ready: boolean;
   kubeConfigPath: string;
@@ -63,11 +65,17 @@ export async function updateNodeRecord(record: NodeClusterRecord): Promise<void>
   await rename(`${nodeRecordPath}.tmp`, nodeRecordPath);
 }
 
-/** Whether the recorded cluster is alive and still wanted: its owner lives (or it has none) and its kubelet runs. */
+/**
+ * Whether the recorded cluster is alive and still wanted: its owner lives (or it has
+ * none), it is ready or still being started by a live process, and its kubelet runs
+ * (or it has not got that far).
+ */
 export function isRecordedNodeClusterRunning(record: NodeClusterRecord): boolean {
   const ownerAlive = record.ownerPid === null || isProcessAlive(record.ownerPid);
+  const starting = !record.ready && isProcessAlive(record.starterPid);
   const kubelet = record.components.kubelet;
-  return ownerAlive && kubelet !== undefined && isProcessAlive(kubelet) && isComponentOf(kubelet, record.stateDir);
+  const kubeletAlive = kubelet !== undefined && isProcessAlive(kubelet) && isComponentOf(kubelet, record.stateDir);
+  return ownerAlive && (starting || (record.ready && kubeletAlive));
 }
 
 async function stopComponent(pid: number | undefined, stateDir: string, graceMs: number): Promise<void> {

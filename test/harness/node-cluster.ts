@@ -136,7 +136,7 @@ export async function findImages(): Promise<Map<string, BuiltImage>> {
   }));
 }
 
-export async function requireImage(images: Map<string, BuiltImage>, name: string, buildCommand: string): Promise<BuiltImage> {
+export function requireImage(images: Map<string, BuiltImage>, name: string, buildCommand: string): BuiltImage {
   const image = images.get(name);
   if (image === undefined) throw new Error(`the ${name} image is missing or stale; build it with: ${buildCommand}`);
   return image;
@@ -324,12 +324,8 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
   if (process.getuid?.() !== 0) throw new Error('a node cluster needs root: it runs a kubelet, containerd and network plumbing');
   // Everything that can be missing is looked up before the machine is touched.
   const [binaries, images, address] = await Promise.all([findNodeBinaries(), findImages(), findNodeAddress()]);
-  const clusterImages = await Promise.all([
-    requireImage(images, 'pause', 'bash test/harness/build-images.sh cluster'),
-    requireImage(images, 'coredns', 'bash test/harness/build-images.sh cluster'),
-    requireImage(images, 'kube-network-policies', 'bash test/harness/build-images.sh cluster'),
-  ]);
-  const [pause, coredns, kubeNetworkPolicies] = clusterImages;
+  const clusterImages = ['pause', 'coredns', 'kube-network-policies'].map((name) => requireImage(images, name, 'bash test/harness/build-images.sh cluster'));
+  const [pause, coredns, kubeNetworkPolicies] = clusterImages as [BuiltImage, BuiltImage, BuiltImage];
 
   const reaped = await reapStaleNodeCluster();
   if (reaped !== undefined) log(`removed the leftovers of a node cluster whose owner died (${reaped.stateDir})`);
@@ -342,6 +338,7 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
   const record: NodeClusterRecord = {
     stateDir,
     ownerPid,
+    starterPid: process.pid,
     ready: false,
     kubeConfigPath,
     nodeIp: address.nodeIp,
