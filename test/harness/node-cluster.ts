@@ -29,6 +29,7 @@ import {
   renderGuardRules,
   renderKubeletConfig,
   renderKubeProxyConfig,
+  renderRegistryHosts,
   type NodeLayout,
 } from './node-config.ts';
 import { issueCertificate } from './pki.ts';
@@ -390,6 +391,7 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
     const { kubeletServing } = await writeComponentIdentities(layout, controlPlane);
     await Promise.all([
       writeFileIn(layout.containerd.config, renderContainerdConfig(layout, binaries, pause.reference)),
+      writeFileIn(join(layout.containerd.registryConfigDir, '_default/hosts.toml'), renderRegistryHosts()),
       writeFileIn(join(layout.cni.confDir, '10-mtls-egress-node.conflist'), renderCniConfig(layout)),
       writeFileIn(layout.kubelet.config, renderKubeletConfig(layout, { caCert: controlPlane.pki.caCert, servingCert: kubeletServing.cert, servingKey: kubeletServing.key })),
       writeFileIn(layout.kubelet.resolvConf, '# Cluster DNS only (kubelet resolvConf): no host resolver.\n'),
@@ -416,11 +418,15 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
       stateDir,
       logDir: layout.logDir,
     };
+    // The caller's images (the project's, 300 MB) import while the kubelet and the add-ons
+    // start: only the cluster's own images are needed before that.
+    let callerImages: Promise<void> = Promise.resolve();
     const startRuntimeAndKubelet = async (): Promise<void> => {
       await startComponent(specs.containerd);
-      for (const archive of [...clusterImages.map((image) => image.archive), ...(options.images ?? [])]) {
-        await importImageIntoNode(connection, archive);
-      }
+      await Promise.all(clusterImages.map((image) => importImageIntoNode(connection, image.archive)));
+      callerImages = Promise.all((options.images ?? []).map((archive) => importImageIntoNode(connection, archive))).then(() => undefined);
+      // Awaited below; until then a failure must not count as unhandled.
+      callerImages.catch(() => undefined);
       await startComponent(specs.kubelet);
     };
     // kube-proxy serves only once its Node exists (it waits up to 30s for the kubelet to
@@ -435,7 +441,7 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
 
     log('starting CoreDNS and kube-network-policies');
     await runKubectl(binaries.kubectl, kubeConfigPath, ['apply', '--server-side', '--force-conflicts', '-f', join(layout.addonsDir, 'addons.yaml')]);
-    await waitUntilAddonsReady(controlPlane.kubeconfig, timeoutMs);
+    await Promise.all([waitUntilAddonsReady(controlPlane.kubeconfig, timeoutMs), callerImages]);
 
     record.ready = true;
     await saveRecord();

@@ -28,7 +28,7 @@ export interface NodeLayout {
   uplink: string;
   logDir: string;
   pkiDir: string;
-  containerd: { dir: string; config: string; root: string; state: string; socket: string; runcRoot: string; tmp: string };
+  containerd: { dir: string; config: string; root: string; state: string; socket: string; runcRoot: string; registryConfigDir: string; tmp: string };
   cni: { confDir: string; ipamDir: string };
   kubelet: { dir: string; rootDir: string; config: string; kubeconfig: string; podLogsDir: string; resolvConf: string };
   kubeProxy: { config: string; kubeconfig: string };
@@ -53,6 +53,7 @@ export function nodeLayout(stateDir: string, nodeIp: string, uplink: string): No
       state: join(containerd, 'state'),
       socket: join(containerd, 'containerd.sock'),
       runcRoot: join(containerd, 'runc'),
+      registryConfigDir: join(containerd, 'certs.d'),
       tmp: join(containerd, 'tmp'),
     },
     cni: { confDir: join(stateDir, 'cni/net.d'), ipamDir: join(stateDir, 'cni/ipam') },
@@ -116,6 +117,10 @@ disabled_plugins = [
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     # Built here from Kubernetes' pause.c; the node never pulls an image.
     sandbox = ${quote(sandboxImage)}
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    # Every registry resolves to a closed local port (see renderRegistryHosts): an image
+    # that was not imported fails at once, and no pull leaves the machine.
+    config_path = ${quote(layout.containerd.registryConfigDir)}
 
 [plugins.'io.containerd.cri.v1.runtime']
   # Even root lacks CAP_SYS_RESOURCE on these machines, so runc cannot set the negative
@@ -144,6 +149,20 @@ disabled_plugins = [
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
+`;
+}
+
+/**
+ * containerd's hosts.toml for every registry (`_default`): the discard port on loopback,
+ * where nothing listens. A pod whose image is not on the node reports
+ * "dial tcp 127.0.0.1:9: connect: connection refused" instead of reaching for the internet.
+ */
+export function renderRegistryHosts(): string {
+  return `# No registry: images are imported (test/harness/build-images.sh, npm run image).
+server = "http://127.0.0.1:9"
+
+[host."http://127.0.0.1:9"]
+  capabilities = ["pull", "resolve"]
 `;
 }
 

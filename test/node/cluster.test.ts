@@ -3,10 +3,15 @@
 // without a registry, under the restricted Pod Security level, with logs, exec and
 // Services found by DNS name across namespaces.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { resolve } from 'node:path';
 import { test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
+import { readNodeRecord } from '../harness/node-cluster-state.ts';
+import { pollUntil } from '../harness/poll.ts';
 import { useNodeCluster } from '../harness/use-node-cluster.ts';
 import { NodeWorkloads } from './workloads.ts';
 
@@ -64,6 +69,32 @@ test('kubectl logs and exec reach the container through the kubelet', async () =
   assert.equal(exec.stdout.trim(), 'exec talker');
 });
 
+test('kubectl port-forward reaches a pod\'s port from this machine', async () => {
+  const namespace = await workloads.namespace('port-forward');
+  await workloads.httpServer(namespace, 'forwarded');
+  const forward = spawn(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, 'port-forward', '--namespace', namespace, 'pod/forwarded', ':8080'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const [, port] = (await once(createInterface({ input: forward.stdout }), 'line') as [string])[0].match(/^Forwarding from 127\.0\.0\.1:(\d+) -> 8080$/) ?? [];
+    assert.ok(port !== undefined, 'kubectl printed the local port');
+    const response = await fetch(`http://127.0.0.1:${port}/`);
+    assert.equal(await response.text(), 'forwarded uid=65532\n');
+  } finally {
+    forward.kill();
+  }
+});
+
+test('the guard keeps cluster traffic on this machine: nothing is forwarded out of the uplink', async () => {
+  const guard = execFileSync('nft', ['list', 'table', 'inet', 'mtls-egress-node-guard'], { encoding: 'utf8' });
+  const uplink = (await readNodeRecord())?.uplink ?? 'the record is missing';
+  const chain = (name: string): string => new RegExp(`chain ${name} \\{([^}]*)\\}`).exec(guard)?.[1] ?? '';
+  assert.match(chain('forward'), new RegExp(`hook forward .*\\n\\s+oifname "${uplink}" drop\\n`));
+  assert.match(chain('postrouting'), new RegExp(`oifname "${uplink}" ip saddr 10\\.244\\.0\\.0/16 drop`));
+  assert.match(chain('input'), new RegExp(`iifname "${uplink}" tcp dport @cluster_ports drop`));
+  // The API server and the kubelet listen beyond loopback; the uplink cannot reach them.
+  const ports = /elements = \{ ([\d, ]+) \}/.exec(guard)?.[1]?.split(', ').sort();
+  assert.deepEqual(ports, [new URL(cluster.apiServerUrl).port, '10250'].sort());
+});
+
 test('a Service is reached by its DNS name from a pod in another namespace', async () => {
   const [serverNamespace, clientNamespace] = await Promise.all([workloads.namespace('dns-server'), workloads.namespace('dns-client')]);
   await Promise.all([workloads.httpServer(serverNamespace, 'echo'), workloads.client(clientNamespace, 'caller')]);
@@ -81,4 +112,23 @@ test('names outside the cluster do not resolve: cluster DNS forwards nowhere', a
   await workloads.client(namespace, 'asker');
   const lookup = await workloads.exec(namespace, 'asker', ['node', '-e', `require('node:dns').promises.lookup('registry.npmjs.org').then(() => console.log('resolved'), (e) => console.log(e.code))`]);
   assert.notEqual(lookup.stdout.trim(), 'resolved');
+});
+
+test('an image that was never imported fails on the node at once: no registry is asked', async () => {
+  const namespace = await workloads.namespace('no-pull');
+  await workloads.apply([{
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'absent', namespace },
+    spec: {
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{ name: 'absent', image: 'example.invalid/absent:1', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+    },
+  }]);
+  const message = await pollUntil(async () => {
+    const events = await core.listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.name=absent,reason=Failed' });
+    return events.items.find((event) => event.message?.includes('Failed to pull image'))?.message;
+  }, { what: 'the pull of an absent image to fail', timeoutMs: 60_000, intervalMs: 250 });
+  // The node's containerd sends every registry to a closed port on loopback.
+  assert.match(message, /127\.0\.0\.1:9: connect: connection refused/);
 });
