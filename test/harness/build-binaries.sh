@@ -122,7 +122,7 @@ build_kubernetes() {
   # Rename last, so an interrupted build never leaves a binary that looks finished.
   for command in "${commands[@]}"; do mv "$out/$command" "$bin_dir/$command-$kubernetes_version"; done
   rmdir "$out"
-  record_build "$(IFS=+; echo "${commands[*]}")" "$kubernetes_version" "$started" "$bin_dir/kube-apiserver-$kubernetes_version"
+  record_build "$(IFS=+; echo "${commands[*]}")" "$kubernetes_version" "$started" "$bin_dir/${commands[0]}-$kubernetes_version"
 }
 
 # --- etcd

@@ -5,7 +5,7 @@
 // exist before and removes exactly that.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { nodeNetwork } from './node-config.ts';
@@ -317,9 +317,4 @@ export function describeHostChanges(before: HostSnapshot, after: HostSnapshot): 
     if (before.sysctls[name] !== after.sysctls[name]) changes.push(`sysctl ${name}: ${before.sysctls[name]} → ${after.sysctls[name]}`);
   }
   return changes;
-}
-
-/** Whether `path` exists and is a directory; for callers that must not follow races with exceptions. */
-export async function isDirectory(path: string): Promise<boolean> {
-  return stat(path).then((stats) => stats.isDirectory(), () => false);
 }
