@@ -4,7 +4,7 @@
 // kube-network-policies as pods. Every binary and image is built here (build-binaries.sh
 // --node, build-images.sh); nothing is pulled. See test/harness/README.md.
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -348,7 +348,10 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
     // Before any change: this is what `down` restores.
     host: await captureBaseline(),
   };
-  await createNodeRecord(record);
+  await createNodeRecord(record).catch(async (error: unknown) => {
+    if (isTemporary) await rm(stateDir, { recursive: true, force: true });
+    throw error;
+  });
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => (stopping ??= tearDownNodeCluster(record));
