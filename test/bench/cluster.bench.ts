@@ -146,7 +146,7 @@ for (const name of [...binarySteps, ...imageSteps]) {
   const rebuilt = entry.latestSeconds === entry.seconds ? '' : ` (latest rebuild ${entry.latestSeconds} s)`;
   console.log(`  ${name.padEnd(80)} ${entry.version.padEnd(20)} ${String(entry.seconds).padStart(5)} s${rebuilt}`);
 }
-console.log(`  node binaries total ${sum(binarySteps)} s, images total ${sum(imageSteps)} s${coldResult ? `, wall ${coldResult.totalSeconds.toFixed(0)} s` : ''}`);
+console.log(`  binaries total ${sum(binarySteps)} s, images total ${sum(imageSteps)} s${coldResult ? `, wall ${coldResult.totalSeconds.toFixed(0)} s` : ''}`);
 const projectBytes = project !== undefined && existsSync(project.archive) ? statSync(project.archive).size : Number.NaN;
 const clusterImageBytes = ['pause', 'coredns', 'kube-network-policies'].map((name) => images.get(name)).reduce((total, image) => total + (image === undefined ? 0 : statSync(image.archive).size), 0);
 console.log(`\ncached cluster:up -- --node, ${rounds} rounds: median ${median(upDown.upSeconds).toFixed(1)} s wall (node Ready and add-ons up after ${median(upDown.readySeconds).toFixed(1)} s of it; the rest is the bootstrap check)`);
@@ -157,7 +157,7 @@ console.log(JSON.stringify({
   bench: 'cluster',
   cold,
   buildSeconds: Object.fromEntries([...buildTimes.values()].map((entry) => [entry.name, entry.seconds])),
-  nodeBinariesBuildSeconds: sum(binarySteps),
+  binariesBuildSeconds: sum(binarySteps),
   imagesBuildSeconds: sum(imageSteps),
   clusterUpSecondsMedian: median(upDown.upSeconds),
   nodeReadySecondsMedian: median(upDown.readySeconds),
