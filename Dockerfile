@@ -9,7 +9,12 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+# The optional secret npm-ca is for build machines that reach the npm registry through
+# a TLS-intercepting proxy (`--secret id=npm-ca,src=/etc/ssl/certs/ca-certificates.crt`).
+# A secret mount is never stored in a layer; without it, npm trusts Node's own CAs.
+RUN --mount=type=secret,id=npm-ca,target=/run/secrets/npm-ca \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
+    npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npx tsc -p tsconfig.build.json
@@ -18,7 +23,9 @@ RUN npx tsc -p tsconfig.build.json
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+RUN --mount=type=secret,id=npm-ca,target=/run/secrets/npm-ca \
+    if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
+    npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # --- Runtime. Slim rather than distroless: the proxy pod's agent runs nginx -t through
 # a small shell wrapper around the nginx image's own binary (see deploy/proxy.yaml).

@@ -2,8 +2,20 @@
 # Installs everything a fresh machine lacks, and does nothing on a machine that has it.
 # Every README command runs through this, so "works on my machine" and "works in CI"
 # are the same path. Idempotent and quiet on the second run.
+#
+#   bash test/bootstrap.sh          what the unit, integration and e2e tests need
+#   bash test/bootstrap.sh --node   also a single-node cluster's: Debian packages, the node's
+#                                   binaries (test/harness/build-binaries.sh --node) and its
+#                                   images (test/harness/build-images.sh all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+node=0
+case ${1:-} in
+  --node) node=1 ;;
+  '') ;;
+  *) echo "usage: $0 [--node]" >&2; exit 2 ;;
+esac
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -11,6 +23,16 @@ log() { printf 'bootstrap: %s\n' "$*" >&2; }
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+if [ "$node" = 1 ]; then
+  # The node: nft for kube-proxy (nftables mode), kube-network-policies and our guard;
+  # iptables for the kubelet's own chains and portmap; buildah and debootstrap for the
+  # images; libseccomp-dev to build runc with seccomp.
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+  command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
+  command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
+  command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
+  [ -f /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     log "missing Debian packages: ${need_apt[*]}; run: sudo apt-get install -y ${need_apt[*]}"
@@ -41,5 +63,11 @@ fi
 # --- The test control plane (kube-apiserver + etcd), built from the Go module proxy
 # into a cache outside the repo. Skipped for the product-only paths (MTLS_EGRESS_SKIP_CONTROL_PLANE=1).
 if [ "${MTLS_EGRESS_SKIP_CONTROL_PLANE:-}" != 1 ] && [ -f test/harness/build-binaries.sh ]; then
-  bash test/harness/build-binaries.sh
+  if [ "$node" = 1 ]; then bash test/harness/build-binaries.sh --node; else bash test/harness/build-binaries.sh; fi
+fi
+
+# --- The node's images, built here with buildah (no registry): its pause, CoreDNS and
+# kube-network-policies, the node:24-bookworm-slim base, and the project's own image.
+if [ "$node" = 1 ]; then
+  bash test/harness/build-images.sh all
 fi

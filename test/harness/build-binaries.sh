@@ -1,27 +1,40 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, etcd) from the Go module proxy into a
-# cache outside the repo, keyed by version, so tests run the same release everywhere
-# without Docker or a download site. Does nothing when both binaries are already cached.
+# Builds the test cluster's binaries from the Go module proxy into a cache outside the
+# repo, keyed by version, so tests run the same release everywhere without Docker or a
+# download site. Does nothing when everything asked for is already cached.
 #
 # Versions live only in test/harness/go/*/go.mod; bump them with test/harness/go/pin.sh.
 #
-#   bash test/harness/build-binaries.sh           build what is missing; silent when nothing is
-#   bash test/harness/build-binaries.sh --check   build nothing; print the binaries' paths, one a
-#                                                 line, or exit 3 if one is missing
+#   bash test/harness/build-binaries.sh                 the control plane: kube-apiserver, etcd
+#   bash test/harness/build-binaries.sh --node          also the node: kubelet, kube-proxy,
+#                                                       kube-controller-manager, kube-scheduler, kubectl,
+#                                                       containerd, runc, CNI plugins, CoreDNS,
+#                                                       kube-network-policies
+#   bash test/harness/build-binaries.sh [--node] --check
+#                                                       build nothing; print "name path" per binary
+#                                                       (a directory for containerd and cni-plugins),
+#                                                       or exit 3 if one is missing
+#
+# Every build appends "name version seconds epoch" to $cache/build-times.tsv, which
+# `npm run bench:cluster` reports as the first-run cost.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 mode=build
-case ${1:-} in
-  --check) mode=check ;;
-  '') ;;
-  *) echo "usage: $0 [--check]" >&2; exit 2 ;;
-esac
+scope=control-plane
+for argument in "$@"; do
+  case $argument in
+    --check) mode=check ;;
+    --node) scope=node ;;
+    *) echo "usage: $0 [--node] [--check]" >&2; exit 2 ;;
+  esac
+done
 
 log() { printf 'build-binaries: %s\n' "$*" >&2; }
 
 cache_dir=${MTLS_EGRESS_CACHE:-$HOME/.cache/mtls-egress}
 bin_dir=$cache_dir/bin
+build_times=$cache_dir/build-times.tsv
 
 if ! command -v go >/dev/null 2>&1; then
   [ -x /usr/local/go/bin/go ] || { log "Go 1.26+ is required (not on PATH, not at /usr/local/go)"; exit 1; }
@@ -35,7 +48,18 @@ pinned_version() {
   sed -nE "s#^[[:space:]]*(require[[:space:]]+)?${module}[[:space:]]+(v[^[:space:]]+).*#\2#p" "$go_mod" | head -n1
 }
 
+require_version() {
+  local name=$1 module=$2 version
+  version=$(pinned_version "$here/go/$name/go.mod" "$module")
+  [ -n "$version" ] || { log "no $module version in $here/go/$name/go.mod"; exit 1; }
+  echo "$version"
+}
+
 human_size() { du -sh "$1" 2>/dev/null | cut -f1; }
+
+# A short digest of files that shape a binary beyond its upstream version (a patch, a
+# main.go of ours), so editing one rebuilds the binary instead of reusing a stale one.
+content_key() { cat "$@" | sha256sum | cut -c1-8; }
 
 # Kubernetes stamps its version into the binary at link time (hack/lib/version.sh); without
 # it /version says v0.0.0-master and clients such as kubectl warn about version skew.
@@ -49,39 +73,190 @@ kubernetes_version_ldflags() {
   done
 }
 
-build_one() {
-  local name=$1 module=$2 package=$3 version out started seconds ldflags='-s -w'
-  version=$(pinned_version "$here/go/$name/go.mod" "$module")
-  [ -n "$version" ] || { log "no $module version in $here/go/$name/go.mod"; exit 1; }
-  out=$bin_dir/$name-$version
-  if [ ! -x "$out" ] && [ "$mode" = check ]; then
-    log "$out is missing; build it with: bash test/harness/build-binaries.sh"
-    exit 3
+missing=()
+report() { if [ "$mode" = check ]; then echo "$1 $2"; fi; }
+
+# Checks one artifact (a file, or a directory holding several binaries); in check mode a
+# missing one fails, in build mode it is added to the list to build.
+want() {
+  local name=$1 path=$2
+  if [ ! -e "$path" ]; then
+    if [ "$mode" = check ]; then
+      log "$path is missing; build it with: bash test/harness/build-binaries.sh${node_flag}"
+      exit 3
+    fi
+    missing+=("$name")
   fi
-  if [ ! -x "$out" ]; then
-    log "building $name $version from $package (first time only; several minutes)"
-    started=$(date +%s)
-    if [ "$module" = k8s.io/kubernetes ]; then ldflags+=$(kubernetes_version_ldflags "$version"); fi
-    # Static and stripped: smaller binaries, and no cgo toolchain needed. -trimpath keeps
-    # local paths out of the binary, so builds on different machines match.
-    (cd "$here/go/$name" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out.partial.$$" "$package")
-    # Rename last, so an interrupted build never leaves a binary that looks finished.
-    mv "$out.partial.$$" "$out"
-    seconds=$(( $(date +%s) - started ))
-    log "built $name $version in ${seconds}s; binary $(human_size "$out")"
-    built_any=1
-  fi
-  if [ "$mode" = check ]; then echo "$out"; fi
+  report "$name" "$path"
 }
 
-# The order is the output's order, which control-plane.ts relies on.
-build_all() {
-  build_one kube-apiserver k8s.io/kubernetes k8s.io/kubernetes/cmd/kube-apiserver
-  build_one etcd go.etcd.io/etcd/server/v3 go.etcd.io/etcd/server/v3
+record_build() {
+  local name=$1 version=$2 started=$3 path=$4 seconds
+  seconds=$(( $(date +%s) - started ))
+  printf '%s\t%s\t%s\t%s\n' "$name" "$version" "$seconds" "$(date +%s)" >>"$build_times"
+  log "built $name $version in ${seconds}s; $(human_size "$path")"
+  built_any=1
+}
+
+is_missing() { local name=$1 entry; for entry in "${missing[@]}"; do [ "$entry" = "$name" ] && return 0; done; return 1; }
+
+# --- Kubernetes: every binary from one wrapper module in ONE `go build`, so the
+# packages they share (client-go, apimachinery, ...) compile once.
+kubernetes_commands=(kube-apiserver)
+[ "$scope" = node ] && kubernetes_commands+=(kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
+kubernetes_version=$(require_version kubernetes k8s.io/kubernetes)
+
+build_kubernetes() {
+  local commands=() command packages=() started out ldflags
+  for command in "${kubernetes_commands[@]}"; do is_missing "$command" && commands+=("$command"); done
+  [ ${#commands[@]} -gt 0 ] || return 0
+  for command in "${commands[@]}"; do packages+=("k8s.io/kubernetes/cmd/$command"); done
+  log "building ${commands[*]} $kubernetes_version (first time only; several minutes)"
+  started=$(date +%s)
+  out=$bin_dir/.kubernetes.partial.$$
+  rm -rf "$out" && mkdir -p "$out"
+  ldflags="-s -w$(kubernetes_version_ldflags "$kubernetes_version")"
+  # Static and stripped: smaller binaries, and no cgo toolchain needed. -trimpath keeps
+  # local paths out of the binary, so builds on different machines match.
+  (cd "$here/go/kubernetes" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out/" "${packages[@]}")
+  # Rename last, so an interrupted build never leaves a binary that looks finished.
+  for command in "${commands[@]}"; do mv "$out/$command" "$bin_dir/$command-$kubernetes_version"; done
+  rmdir "$out"
+  record_build "$(IFS=+; echo "${commands[*]}")" "$kubernetes_version" "$started" "$bin_dir/${commands[0]}-$kubernetes_version"
+}
+
+# --- etcd
+etcd_version=$(require_version etcd go.etcd.io/etcd/server/v3)
+
+build_etcd() {
+  is_missing etcd || return 0
+  local started out=$bin_dir/etcd-$etcd_version
+  log "building etcd $etcd_version (first time only; a few minutes)"
+  started=$(date +%s)
+  (cd "$here/go/etcd" && CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out.partial.$$" go.etcd.io/etcd/server/v3)
+  mv "$out.partial.$$" "$out"
+  record_build etcd "$etcd_version" "$started" "$out"
+}
+
+# --- containerd: containerd, its runc shim and ctr, in a directory of their own because
+# containerd finds the shim by its exact name next to its own binary.
+containerd_module=github.com/containerd/containerd/v2
+build_containerd() {
+  is_missing containerd || return 0
+  local version=$1 started out=$bin_dir/containerd-$1 ldflags
+  log "building containerd $version (first time only; about 2 minutes)"
+  started=$(date +%s)
+  rm -rf "$out.partial.$$" && mkdir -p "$out.partial.$$"
+  ldflags="-s -w -X $containerd_module/version.Version=$version -X $containerd_module/version.Revision=$version"
+  # Static: the shim must not depend on the host's libc, as in upstream's release builds.
+  # Without cgo the btrfs snapshotter is left out, which an overlayfs node never uses.
+  (cd "$here/go/containerd" && CGO_ENABLED=0 go build -trimpath -ldflags="$ldflags" -o "$out.partial.$$/" \
+    "$containerd_module/cmd/containerd" "$containerd_module/cmd/containerd-shim-runc-v2" "$containerd_module/cmd/ctr")
+  mv "$out.partial.$$" "$out"
+  record_build containerd "$version" "$started" "$out"
+}
+
+# --- runc. From the Go module proxy rather than Debian: bookworm's runc 1.1.5 is past
+# upstream support and lacks the 2025 container-escape fixes, and containerd 2.4 is tested
+# against runc 1.5. runc needs cgo (its nsexec is C) and libseccomp for seccomp
+# profiles (RuntimeDefault, which the restricted Pod Security level requires); linked
+# statically, as upstream's release binaries are, so it runs wherever it was built.
+build_runc() {
+  is_missing runc || return 0
+  local version=$1 started out=$bin_dir/runc-$1
+  [ -f /usr/include/seccomp.h ] || { log "runc needs libseccomp-dev (apt-get install -y libseccomp-dev)"; exit 1; }
+  log "building runc $version (first time only; about a minute)"
+  started=$(date +%s)
+  # In a directory as plain `runc`: containerd's shim looks it up on PATH by that name.
+  rm -rf "$out.partial.$$" && mkdir -p "$out.partial.$$"
+  (cd "$here/go/runc" && CGO_ENABLED=1 go build -trimpath -buildmode=pie -tags 'seccomp urfave_cli_no_docs netgo osusergo' \
+    -ldflags="-s -w -X main.gitCommit=$version -linkmode external -extldflags -static-pie" -o "$out.partial.$$/runc" github.com/opencontainers/runc)
+  mv "$out.partial.$$" "$out"
+  record_build runc "$version" "$started" "$out"
+}
+
+# --- CNI plugins: bridge, host-local, loopback and portmap, by their exact names in one
+# directory, which is what containerd's CNI bin_dirs expects.
+cni_module=github.com/containernetworking/plugins
+build_cni_plugins() {
+  is_missing cni-plugins || return 0
+  local version=$1 started out=$bin_dir/cni-plugins-$1
+  log "building CNI plugins $version (first time only; about a minute)"
+  started=$(date +%s)
+  rm -rf "$out.partial.$$" && mkdir -p "$out.partial.$$"
+  (cd "$here/go/cni-plugins" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X $cni_module/pkg/utils/buildversion.BuildVersion=$version" -o "$out.partial.$$/" \
+    "$cni_module/plugins/main/bridge" "$cni_module/plugins/ipam/host-local" "$cni_module/plugins/main/loopback" "$cni_module/plugins/meta/portmap")
+  mv "$out.partial.$$" "$out"
+  record_build cni-plugins "$version" "$started" "$out"
+}
+
+# --- CoreDNS, from go/coredns/main.go: upstream's coremain with the plugins the cluster uses.
+build_coredns() {
+  is_missing coredns || return 0
+  local version=$1 out=$2 started
+  log "building CoreDNS $version (first time only; a few minutes)"
+  started=$(date +%s)
+  (cd "$here/go/coredns" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=$version" -o "$out.partial.$$" .)
+  mv "$out.partial.$$" "$out"
+  record_build coredns "$version" "$started" "$out"
+}
+
+# --- kube-network-policies, with go/kube-network-policies/nfqueue-compat.patch applied to
+# a copy of the module (see that directory's README for why). The wrapper's go.sum pins
+# every dependency; only the module itself is replaced by the patched copy.
+knp_module=sigs.k8s.io/kube-network-policies
+build_kube_network_policies() {
+  is_missing kube-network-policies || return 0
+  local version=$1 out=$2 started upstream work
+  log "building kube-network-policies $version, patched (first time only; a few minutes)"
+  started=$(date +%s)
+  upstream=$(cd "$here/go/kube-network-policies" && go mod download -json "$knp_module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')
+  [ -d "$upstream" ] || { log "could not download $knp_module@$version"; exit 1; }
+  work=$(mktemp -d "$cache_dir/.kube-network-policies.XXXXXX")
+  # shellcheck disable=SC2064 # expand now: $work is local
+  trap "rm -rf '$work'" EXIT
+  cp -r "$upstream" "$work/src" && chmod -R u+w "$work/src"
+  patch -s -d "$work/src" -p1 <"$here/go/kube-network-policies/nfqueue-compat.patch"
+  mkdir "$work/wrapper"
+  cp "$here/go/kube-network-policies/go.mod" "$here/go/kube-network-policies/go.sum" "$work/wrapper/"
+  (cd "$work/wrapper" && go mod edit -replace="$knp_module=$work/src" &&
+    CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o "$out.partial.$$" "$knp_module/cmd")
+  mv "$out.partial.$$" "$out"
+  rm -rf "$work"
+  trap - EXIT
+  record_build kube-network-policies "$version" "$started" "$out"
+}
+
+node_flag=''
+[ "$scope" = node ] && node_flag=' --node'
+
+# The order is the output's order.
+check_all() {
+  want kube-apiserver "$bin_dir/kube-apiserver-$kubernetes_version"
+  want etcd "$bin_dir/etcd-$etcd_version"
+  [ "$scope" = node ] || return 0
+  local command
+  for command in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl; do
+    want "$command" "$bin_dir/$command-$kubernetes_version"
+  done
+  containerd_version=$(require_version containerd "$containerd_module")
+  runc_version=$(require_version runc github.com/opencontainers/runc)
+  cni_version=$(require_version cni-plugins "$cni_module")
+  coredns_version=$(require_version coredns github.com/coredns/coredns)
+  coredns_out=$bin_dir/coredns-$coredns_version-$(content_key "$here/go/coredns/main.go")
+  knp_version=$(require_version kube-network-policies "$knp_module")
+  knp_out=$bin_dir/kube-network-policies-$knp_version-$(content_key "$here/go/kube-network-policies/nfqueue-compat.patch")
+  want containerd "$bin_dir/containerd-$containerd_version"
+  want runc "$bin_dir/runc-$runc_version"
+  want cni-plugins "$bin_dir/cni-plugins-$cni_version"
+  want coredns "$coredns_out"
+  want kube-network-policies "$knp_out"
 }
 
 if [ "$mode" = check ]; then
-  build_all
+  check_all
   exit 0
 fi
 
@@ -93,7 +268,16 @@ flock 9
 
 built_any=0
 total_started=$(date +%s)
-build_all
+check_all
+build_kubernetes
+build_etcd
+if [ "$scope" = node ]; then
+  build_containerd "$containerd_version"
+  build_runc "$runc_version"
+  build_cni_plugins "$cni_version"
+  build_coredns "$coredns_version" "$coredns_out"
+  build_kube_network_policies "$knp_version" "$knp_out"
+fi
 if [ "$built_any" = 1 ]; then
   log "total build time $(( $(date +%s) - total_started ))s"
   log "disk: binaries $(human_size "$bin_dir"), GOMODCACHE $(human_size "$(go env GOMODCACHE)"), GOCACHE $(human_size "$(go env GOCACHE)")"

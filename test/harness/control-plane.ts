@@ -9,14 +9,17 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createAdminHttp, type AdminHttp } from './admin-http.ts';
 import { reapOrphanedControlPlanes, writeControlPlaneState, type ControlPlaneState } from './control-plane-state.ts';
 import { installCrds, readCrdDocuments, waitUntilCrdsServed } from './crds.ts';
-import { createControlPlanePki, type ControlPlanePki } from './pki.ts';
-import { pollUntil, StopPolling } from './poll.ts';
-import { removeDirectoryOnExit, spawnComponent, stopProcessGroup, type ComponentProcess } from './processes.ts';
+import { createControlPlanePki, issueCertificate, type ControlPlanePki } from './pki.ts';
+import { removeDirectoryOnExit, spawnComponent, stopProcessGroup, waitUntilServing, type ComponentProcess } from './processes.ts';
 
 const execFileAsync = promisify(execFile);
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 const tempDirPrefix = 'mtls-egress-control-plane-';
+
+/** ClusterIPs come from here; the first one is the `kubernetes` Service's. */
+export const serviceClusterIpRange = '10.96.0.0/24';
+export const kubernetesServiceIp = '10.96.0.1';
 
 export interface ControlPlaneBinaries {
   kubeApiServer: string;
@@ -40,6 +43,13 @@ export interface ControlPlaneOptions {
   binaries?: ControlPlaneBinaries;
   /** Per component, and for the CRDs. Default 60s: a cold apiserver on a busy 2-core CI machine is slow. */
   startTimeoutMs?: number;
+  /**
+   * Serve a node (node-cluster.ts) rather than API clients alone: the apiserver listens on
+   * every address and advertises `nodeIp`, so pods reach it through the `kubernetes`
+   * Service; it authorizes kubelets as nodes (Node,RBAC and NodeRestriction) and reaches
+   * them for logs, exec and port-forward with a client certificate, verifying theirs.
+   */
+  node?: { nodeIp: string };
 }
 
 export interface ControlPlane {
@@ -52,6 +62,8 @@ export interface ControlPlane {
   /** Names of the CRDs installed from the CRD directory. */
   crds: readonly string[];
   logFiles: { kubeApiServer: string; etcd: string };
+  /** The CA and the certificates made for this control plane; issueCertificate() makes more. */
+  pki: ControlPlanePki;
   /** Stops both processes and deletes what startControlPlane created. Safe to call twice. */
   stop(): Promise<void>;
   /** Stops and starts kube-apiserver on the same port with the same data; resolves when it is ready again. */
@@ -90,13 +102,23 @@ async function findFreeLoopbackPorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** Runs a build script's `--check`, which prints "name path" per artifact, or fails naming the command that builds it. */
+export async function checkBuiltBinaries(script: string, args: readonly string[]): Promise<Map<string, string>> {
+  const { stdout } = await execFileAsync('bash', [script, ...args, '--check']);
+  return new Map(stdout.trim().split('\n').map((line) => {
+    const space = line.indexOf(' ');
+    return [line.slice(0, space), line.slice(space + 1)] as const;
+  }));
+}
+
 /** The pinned, prebuilt binaries. Never builds: a multi-minute build inside a test's timeout helps nobody. */
 export async function findPinnedBinaries(): Promise<ControlPlaneBinaries> {
   const script = join(repoRoot, 'test/harness/build-binaries.sh');
   try {
-    const { stdout } = await execFileAsync('bash', [script, '--check']);
-    const [kubeApiServer, etcd] = stdout.trim().split('\n');
-    if (kubeApiServer === undefined || etcd === undefined) throw new Error(`unexpected output: ${stdout}`);
+    const binaries = await checkBuiltBinaries(script, []);
+    const kubeApiServer = binaries.get('kube-apiserver');
+    const etcd = binaries.get('etcd');
+    if (kubeApiServer === undefined || etcd === undefined) throw new Error(`build-binaries.sh --check did not name kube-apiserver and etcd`);
     return { kubeApiServer, etcd };
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
@@ -145,7 +167,29 @@ function etcdSpec(binary: string, stateDir: string, ports: EtcdPorts): Component
   };
 }
 
-function apiServerSpec(binary: string, stateDir: string, pki: ControlPlanePki, port: number, etcdUrl: string): ComponentSpec {
+/** What a control plane that serves a node adds to the apiserver. */
+function apiServerNodeArgs(nodeIp: string, pki: ControlPlanePki, kubeletClient: { cert: string; key: string }): string[] {
+  return [
+    '--bind-address=0.0.0.0',
+    `--advertise-address=${nodeIp}`,
+    // The `kubernetes` Service's endpoint follows the advertised address, so pods reach us.
+    '--endpoint-reconciler-type=lease',
+    '--authorization-mode=Node,RBAC',
+    '--enable-admission-plugins=NodeRestriction',
+    `--kubelet-client-certificate=${kubeletClient.cert}`,
+    `--kubelet-client-key=${kubeletClient.key}`,
+    `--kubelet-certificate-authority=${pki.caCert}`,
+    // The kubelet registers its InternalIP; without this the apiserver dials the node's
+    // hostname for logs and exec, which resolves to nothing here.
+    '--kubelet-preferred-address-types=InternalIP,Hostname',
+  ];
+}
+
+function apiServerSpec(binary: string, stateDir: string, pki: ControlPlanePki, port: number, etcdUrl: string, nodeArgs: string[]): ComponentSpec {
+  // A node's flags replace the API-only ones of the same name rather than repeat them:
+  // list flags such as --authorization-mode would append.
+  const flagName = (arg: string): string => arg.slice(0, arg.indexOf('='));
+  const replaced = new Set(nodeArgs.map(flagName));
   return {
     name: 'kube-apiserver',
     binary,
@@ -162,7 +206,7 @@ function apiServerSpec(binary: string, stateDir: string, pki: ControlPlanePki, p
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       `--service-account-key-file=${pki.serviceAccountPublicKey}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-      '--service-cluster-ip-range=10.96.0.0/24',
+      `--service-cluster-ip-range=${serviceClusterIpRange}`,
       // RBAC, as in a real cluster, so tests of the operator's Roles can fail for real.
       '--authorization-mode=RBAC',
       '--allow-privileged=true',
@@ -172,26 +216,13 @@ function apiServerSpec(binary: string, stateDir: string, pki: ControlPlanePki, p
       // Without it, an open watch holds the apiserver's shutdown for its full timeout, so
       // every restart in a test that watches would cost the 10s stop grace.
       '--shutdown-watch-termination-grace-period=1s',
-    ],
+    ].filter((arg) => !replaced.has(flagName(arg))).concat(nodeArgs),
   };
 }
 
-async function lastLogLines(logFile: string, count = 30): Promise<string> {
-  const text = await readFile(logFile, 'utf8').catch(() => '');
-  return text.trimEnd().split('\n').slice(-count).join('\n');
-}
-
 /** Polls `probe` until it passes, failing at once (with the log's tail) if the process exits. */
-async function waitUntilComponentServes(component: ComponentProcess, spec: ComponentSpec, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  try {
-    await pollUntil(async () => {
-      if (component.hasExited()) throw new StopPolling(`${spec.name} exited (${await component.exited})`);
-      return (await probe()) ? true : undefined;
-    }, { what: `${spec.name} to serve`, timeoutMs, intervalMs: 50 });
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    throw new Error(`${message}\n--- last lines of ${spec.logFile} ---\n${await lastLogLines(spec.logFile)}`, { cause: error });
-  }
+function waitUntilComponentServes(component: ComponentProcess, spec: ComponentSpec, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  return waitUntilServing(component, spec.logFile, probe, timeoutMs);
 }
 
 function isEtcdHealthy(healthUrl: string): Promise<boolean> {
@@ -212,7 +243,7 @@ async function isApiServerReady(http: AdminHttp): Promise<boolean> {
   return response?.status === 200;
 }
 
-function renderKubeconfig(apiServerUrl: string, caCert: Buffer, adminCert: Buffer, adminKey: Buffer): string {
+export function renderKubeconfig(apiServerUrl: string, caCert: Buffer, adminCert: Buffer, adminKey: Buffer): string {
   // Certificates inline rather than as paths, so the file keeps working when copied.
   const base64 = (pem: Buffer): string => pem.toString('base64');
   return `apiVersion: v1
@@ -315,7 +346,14 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const { stateDir, isTemporary } = await createStateDir(options.stateDir);
   const kubeConfigPath = resolve(options.kubeConfigPath ?? join(stateDir, 'kubeconfig'));
   await mkdir(join(stateDir, 'logs'), { recursive: true });
-  const [pki, ports] = await Promise.all([createControlPlanePki(join(stateDir, 'pki')), findControlPlanePorts()]);
+  const nodeIp = options.node?.nodeIp;
+  const [pki, ports] = await Promise.all([
+    createControlPlanePki(join(stateDir, 'pki'), { extraServingIps: nodeIp === undefined ? [] : [nodeIp, kubernetesServiceIp] }),
+    findControlPlanePorts(),
+  ]);
+  const nodeArgs = nodeIp === undefined
+    ? []
+    : apiServerNodeArgs(nodeIp, pki, await issueCertificate(pki, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'));
 
   const etcdUrl = `http://127.0.0.1:${ports.etcd.client}`;
   const apiServerUrl = `https://127.0.0.1:${ports.apiServer}`;
@@ -325,7 +363,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     isServing: () => isEtcdHealthy(`http://127.0.0.1:${ports.etcd.http}/health`),
   };
   const apiServer: SupervisedComponent = {
-    spec: apiServerSpec(binaries.kubeApiServer, stateDir, pki, ports.apiServer, etcdUrl),
+    spec: apiServerSpec(binaries.kubeApiServer, stateDir, pki, ports.apiServer, etcdUrl, nodeArgs),
     isServing: () => isApiServerReady(http),
   };
   const ownerPid = options.outliveProcess === true ? null : process.pid;
@@ -363,6 +401,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
       stateDir,
       crds: crds.map((crd) => crd.name),
       logFiles: { kubeApiServer: apiServer.spec.logFile, etcd: etcd.spec.logFile },
+      pki,
       stop,
       restartApiServer: async () => {
         await supervisor.stop(apiServer);

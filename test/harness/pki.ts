@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 const execFileAsync = promisify(execFile);
@@ -36,12 +36,31 @@ async function openssl(args: string[]): Promise<void> {
   }
 }
 
-async function issueLeaf(pki: ControlPlanePki, name: 'serving' | 'admin', subject: string, extensions: string[]): Promise<void> {
-  const cert = name === 'serving' ? pki.servingCert : pki.adminCert;
-  const key = name === 'serving' ? pki.servingKey : pki.adminKey;
+async function issueLeaf(pki: ControlPlanePki, cert: string, key: string, subject: string, extensions: string[]): Promise<void> {
   const addext = extensions.flatMap((extension) => ['-addext', extension]);
   await openssl(['req', '-x509', ...ecKey, '-keyout', key, '-out', cert, '-subj', subject, '-days', validityDays,
     '-CA', pki.caCert, '-CAkey', pki.caKey, '-addext', 'basicConstraints=critical,CA:FALSE', ...addext]);
+}
+
+export interface IssuedCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * A certificate from the control plane's CA, written as `<name>.crt`/`<name>.key` beside
+ * it: a client identity (`/O=group/CN=user`, as the apiserver reads it) and, with
+ * `servingIps`, a serving certificate for those addresses too.
+ */
+export async function issueCertificate(pki: ControlPlanePki, name: string, subject: string, options: { servingIps?: readonly string[] } = {}): Promise<IssuedCertificate> {
+  const directory = dirname(pki.caCert);
+  const issued = { cert: join(directory, `${name}.crt`), key: join(directory, `${name}.key`) };
+  const serving = options.servingIps ?? [];
+  const extensions = serving.length === 0
+    ? ['extendedKeyUsage=clientAuth']
+    : ['extendedKeyUsage=serverAuth,clientAuth', `subjectAltName=${serving.map((ip) => `IP:${ip}`).join(',')}`];
+  await issueLeaf(pki, issued.cert, issued.key, subject, extensions);
+  return issued;
 }
 
 /**
@@ -49,7 +68,7 @@ async function issueLeaf(pki: ControlPlanePki, name: 'serving' | 'admin', subjec
  * certificate in system:masters (so RBAC never gets in the harness's way, while tests can
  * still impersonate or mint less privileged identities), and a service-account signing key.
  */
-export async function createControlPlanePki(directory: string): Promise<ControlPlanePki> {
+export async function createControlPlanePki(directory: string, options: { extraServingIps?: readonly string[] } = {}): Promise<ControlPlanePki> {
   await mkdir(directory, { recursive: true, mode: 0o700 });
   const file = (name: string): string => join(directory, name);
   const pki: ControlPlanePki = {
@@ -65,12 +84,13 @@ export async function createControlPlanePki(directory: string): Promise<ControlP
   await openssl(['req', '-x509', ...ecKey, '-keyout', pki.caKey, '-out', pki.caCert, '-subj', '/CN=mtls-egress-test-ca',
     '-days', validityDays, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
   await Promise.all([
-    issueLeaf(pki, 'serving', '/CN=kube-apiserver', [
-      // kubernetes.default.svc names let in-cluster style clients verify the certificate too.
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+    issueLeaf(pki, pki.servingCert, pki.servingKey, '/CN=kube-apiserver', [
+      // kubernetes.default.svc names let in-cluster style clients verify the certificate too;
+      // a control plane that serves a node adds the node's address and the Service IP.
+      `subjectAltName=IP:127.0.0.1,${(options.extraServingIps ?? []).map((ip) => `IP:${ip},`).join('')}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`,
       'extendedKeyUsage=serverAuth',
     ]),
-    issueLeaf(pki, 'admin', '/O=system:masters/CN=mtls-egress-test-admin', ['extendedKeyUsage=clientAuth']),
+    issueLeaf(pki, pki.adminCert, pki.adminKey, '/O=system:masters/CN=mtls-egress-test-admin', ['extendedKeyUsage=clientAuth']),
     openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', pki.serviceAccountKey])
       .then(() => openssl(['pkey', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPublicKey])),
   ]);

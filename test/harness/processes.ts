@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { pollUntil } from './poll.ts';
+import { readFile } from 'node:fs/promises';
+import { pollUntil, StopPolling } from './poll.ts';
 
 /**
  * A control-plane binary running in its own process group. Process groups let one
@@ -22,6 +23,8 @@ export interface SpawnComponentOptions {
   logFile: string;
   /** Kill the process when this Node process exits or is interrupted (false for `cluster-cli up`). */
   killOnExit: boolean;
+  /** Default: this process's environment. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export function spawnComponent(options: SpawnComponentOptions): ComponentProcess {
@@ -30,7 +33,7 @@ export function spawnComponent(options: SpawnComponentOptions): ComponentProcess
   const logFd = openSync(options.logFile, 'a');
   let exitDescription: string | undefined;
   try {
-    const child = spawn(options.binary, options.args, { detached: true, stdio: ['ignore', logFd, logFd] });
+    const child = spawn(options.binary, options.args, { detached: true, stdio: ['ignore', logFd, logFd], env: options.env ?? process.env });
     // Listen before anything can throw: an 'error' event without a listener crashes the process.
     const exited = new Promise<string>((resolve) => {
       const settle = (description: string): void => {
@@ -50,6 +53,24 @@ export function spawnComponent(options: SpawnComponentOptions): ComponentProcess
     return { name: options.name, pid, exited, hasExited: () => exitDescription !== undefined };
   } finally {
     closeSync(logFd);
+  }
+}
+
+export async function lastLogLines(logFile: string, count = 30): Promise<string> {
+  const text = await readFile(logFile, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-count).join('\n');
+}
+
+/** Polls `probe` until it passes, failing at once (with the log's tail) if the process exits. */
+export async function waitUntilServing(component: ComponentProcess, logFile: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  try {
+    await pollUntil(async () => {
+      if (component.hasExited()) throw new StopPolling(`${component.name} exited (${await component.exited})`);
+      return (await probe()) ? true : undefined;
+    }, { what: `${component.name} to serve`, timeoutMs, intervalMs: 50 });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message}\n--- last lines of ${logFile} ---\n${await lastLogLines(logFile)}`, { cause: error });
   }
 }
 
