@@ -27,9 +27,16 @@ RUN --mount=type=secret,id=npm-ca,target=/run/secrets/npm-ca \
     if [ -s /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi; \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
-# --- Runtime. Slim rather than distroless: the proxy pod's agent runs nginx -t through
-# a small shell wrapper around the nginx image's own binary (see deploy/proxy.yaml).
+# --- Runtime: the controller, and the proxy pod's agent with the data planes it runs as
+# its own children (Debian's nginx and HAProxy), so `nginx -t` and `haproxy -c` judge a
+# config with the very binary that serves it, and nothing is copied between images that
+# could drift apart. ca-certificates: the trust store for partners whose binding names no
+# serverCA. The packages' own configs are never read (the agent runs them with its own).
 FROM ${NODE_IMAGE}
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx haproxy ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/* \
+ && nginx -v && haproxy -v
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=deps /src/node_modules ./node_modules

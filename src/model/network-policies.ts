@@ -70,7 +70,7 @@ export const proxyEgressPolicyName = 'mtls-egress-proxy-egress';
 
 /**
  * The destination policy, enforced where the proxy connects: its pods may reach the
- * cluster's DNS, and any address but the refused ranges, plus what a platform team
+ * cluster's DNS pods, and any address but the refused ranges, plus what a platform team
  * opened. NetworkPolicies only add, so this one object carries the whole rule; the
  * translation refuses the same bindings by name, and this holds even if a name resolves
  * somewhere else later. The Kubernetes API server (the agent's watch) is reached at its
@@ -79,13 +79,10 @@ export const proxyEgressPolicyName = 'mtls-egress-proxy-egress';
 export function proxyEgressPolicy(policy: DestinationPolicy, namespace: string, proxyPodLabels: Record<string, string>, labels: Record<string, string>): EgressPolicyObject {
   const except = (family: 4 | 6): string[] => policy.denied.filter(({ cidr }) => cidr.family === family).map(({ cidr }) => cidr.text);
   const egress: EgressPolicyObject['spec']['egress'] = [
-    {
-      to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
-      ports: [
-        { protocol: 'UDP', port: 53 },
-        { protocol: 'TCP', port: 53 },
-      ],
-    },
+    // The cluster's DNS pods (the label every distribution gives them), on whatever port
+    // they listen: a policy sees the port after the Service's translation, and a hardened
+    // CoreDNS listens on 1053 or 8053 rather than 53.
+    { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }] },
     { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: except(4) } }, { ipBlock: { cidr: '::/0', except: except(6) } }] },
   ];
   if (policy.allowed.length > 0) egress.push({ to: policy.allowed.map((cidr) => ({ ipBlock: { cidr: cidr.text } })) });

@@ -34,8 +34,9 @@ Options:
   --nginx-binary FILE      (default: /usr/sbin/nginx)
   --nginx-pid-file FILE    the master's pid file (default: PREFIX/nginx.pid, as the rendered config says)
   --manage-nginx           run nginx as a child: start it once a config is applied, restart it
-                           when it dies, stop it gracefully on SIGTERM (default: signal an nginx
-                           that runs beside the agent, which needs shareProcessNamespace)
+                           when it dies, stop it gracefully on SIGTERM; what deploy/ runs, with
+                           the image's own nginx (default: signal an nginx that runs beside the
+                           agent, whose pid file it can read and whose process it can see)
   --reload-timeout D       how long a start or reload may take to show (default: 30s)
   --stop-timeout D         how long nginx may take to finish requests on SIGTERM (default: 25s)
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8081; port 0 picks one)

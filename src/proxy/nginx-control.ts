@@ -197,8 +197,9 @@ export interface NginxControl {
 }
 
 /**
- * nginx started by someone else (its own container, with `shareProcessNamespace: true`
- * so that the agent can see and signal it); the master's pid is in its pid file.
+ * nginx started by someone else (a workstation's nginx, or one in another container of
+ * the pod with `shareProcessNamespace: true`, so that the agent can see and signal it);
+ * the master's pid is in its pid file. deploy/ runs nginx as the agent's child instead.
  */
 export class ExternalNginx implements NginxControl {
   readonly #pidFile: string;

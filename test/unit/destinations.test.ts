@@ -67,7 +67,7 @@ describe('the egress destination policy', () => {
     assert.deepEqual(np.spec.policyTypes, ['Egress']);
     assert.deepEqual(np.spec.podSelector, { matchLabels: { app: 'proxy' } });
     const [dns, everywhere, opened] = np.spec.egress;
-    assert.deepEqual(dns?.ports, [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }]);
+    assert.deepEqual(dns, { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }] });
     const v4 = everywhere?.to[0] as { ipBlock: { cidr: string; except: string[] } };
     const v6 = everywhere?.to[1] as { ipBlock: { cidr: string; except: string[] } };
     assert.equal(v4.ipBlock.cidr, '0.0.0.0/0');

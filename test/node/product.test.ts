@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { useNodeCluster } from '../harness/use-node-cluster.ts';
+import { InClusterStory, systemNamespace, type Partner } from '../support/in-cluster-story.ts';
+import { hasReason } from '../support/kube.ts';
+
+// The product as users run it, on a real kubelet node: the project's image built from the
+// Dockerfile, deploy/ applied with kubectl under the restricted Pod Security level, a
+// partner Pod that demands a client certificate behind a Service, and application Pods
+// with no certificate code. Nothing here runs as a host process but the node itself.
+
+const cluster = await useNodeCluster();
+const story = new InClusterStory(cluster);
+let partner: Partner;
+let teamA: string;
+let endpoint: string;
+const first = () => partner.pki.issueClient({ cn: 'payments.acme.example' });
+let serial: string;
+
+before(async () => {
+  await story.install();
+  partner = await story.startPartner();
+  // The partner is inside the cluster, whose ranges the proxy may not reach unless opened.
+  await story.allowDestinations([`${partner.serviceIp}/32`, `${partner.podIp}/32`]);
+  teamA = await story.workloads.namespace('team-a');
+});
+
+describe('on a real node: deploy/, the image, a partner, applications', () => {
+  test('deploy/ runs under restricted Pod Security: both Deployments Available, one container per proxy pod', async () => {
+    const labels = JSON.parse(await story.workloads.kubectlOk(['get', 'namespace', systemNamespace, '-o', 'jsonpath={.metadata.labels}'])) as Record<string, string>;
+    assert.equal(labels['pod-security.kubernetes.io/enforce'], 'restricted');
+    const pods = JSON.parse(await story.workloads.kubectlOk(['get', 'pods', '--namespace', systemNamespace, '-l', 'app.kubernetes.io/name=mtls-egress-proxy', '-o', 'json'])) as {
+      items: Array<{ spec: { containers: Array<{ name: string; image: string }>; shareProcessNamespace?: boolean } }>;
+    };
+    assert.ok(pods.items.length >= 1);
+    for (const pod of pods.items) {
+      assert.deepEqual(pod.spec.containers.map((c) => c.name), ['proxy']);
+      assert.equal(pod.spec.shareProcessNamespace, undefined);
+      assert.match(pod.spec.containers[0]!.image, /^mtls-egress:\d/);
+    }
+  });
+
+  test('a binding in team-a to the partner becomes Ready: every proxy replica serves its certificate', async () => {
+    const client = first();
+    serial = client.serial;
+    await story.bind(teamA, 'partner-api', partner, client);
+    const b = await story.waitReady(teamA, 'partner-api', serial);
+    endpoint = b.status!.endpoint!;
+    assert.match(endpoint, new RegExp(`^http://mtls-egress-proxy\\.${systemNamespace}\\.svc:\\d+$`));
+  });
+
+  test('an application Pod in team-a calls status.endpoint over plain HTTP; the partner sees the binding’s certificate', async () => {
+    await story.workloads.client(teamA, 'app');
+    const answer = await story.waitForSerial(teamA, 'app', `${endpoint}/accounts`, serial);
+    assert.equal(answer.cn, 'payments.acme.example');
+    assert.equal(answer.sni, partner.host);
+    assert.equal(answer.host, partner.host);
+  });
+
+  test('an application Pod in another namespace is refused by the binding’s NetworkPolicy', async () => {
+    const other = await story.workloads.namespace('team-b');
+    await story.workloads.client(other, 'app');
+    // Allowed from team-a at the same moment: the refusal is the policy, not the proxy.
+    await story.waitForSerial(teamA, 'app', endpoint, serial);
+    const denied = await story.workloads.waitForFetch(other, 'app', endpoint, false);
+    assert.match(denied, /^failed: /);
+  });
+
+  test('a new PFX in the Secret: Programmed follows, and the partner sees the new serial from the application Pod', async () => {
+    const rotated = first();
+    await story.putPfx(teamA, 'partner-api-pfx', rotated);
+    await story.waitReady(teamA, 'partner-api', rotated.serial);
+    serial = rotated.serial;
+    await story.waitForSerial(teamA, 'app', endpoint, serial);
+  });
+
+  test('a deleted proxy Pod: its replacement serves the binding, and requests recover', async () => {
+    const pods = (await story.workloads.kubectlOk(['get', 'pods', '--namespace', systemNamespace, '-l', 'app.kubernetes.io/name=mtls-egress-proxy', '-o', 'name'])).trim().split('\n');
+    await story.workloads.kubectlOk(['delete', '--namespace', systemNamespace, pods[0]!, '--wait=false']);
+    await story.waitAvailable();
+    await story.waitReady(teamA, 'partner-api', serial);
+    await story.waitForSerial(teamA, 'app', endpoint, serial);
+  });
+
+  test('the leader controller Pod deleted: the other takes the Lease, and a rotation still reaches status and the partner', async () => {
+    const leader = await story.leaderPod();
+    await story.workloads.kubectlOk(['delete', 'pod', '--namespace', systemNamespace, leader, '--wait=false']);
+    await pollUntil(async () => ((await story.leaderPod().catch(() => leader)) !== leader ? true : undefined), { what: 'another controller to lead', timeoutMs: 120_000, intervalMs: 500 });
+    const rotated = first();
+    await story.putPfx(teamA, 'partner-api-pfx', rotated);
+    await story.waitReady(teamA, 'partner-api', rotated.serial);
+    serial = rotated.serial;
+    await story.waitForSerial(teamA, 'app', endpoint, serial);
+    // Nothing stale: no binding waits on a replica that is gone.
+    const b = await story.kube.getBinding(teamA, 'partner-api');
+    assert.equal(b.status?.conditions?.find((c) => c.type === 'Programmed')?.reason, reasons.Programmed);
+  });
+
+  test('a binding to the cluster’s own API server is refused: DestinationNotAllowed', async () => {
+    await story.kube.putSecret(teamA, 'kube-ca', { 'ca.crt': partner.pki.ca.certPem });
+    await story.kube.createBinding(teamA, 'kube-api', {
+      host: `kubernetes.default.svc.${cluster.clusterDomain}`,
+      certificate: { secretRef: { name: 'partner-api-pfx' }, passwordSecretRef: { name: 'partner-api-pfx' } },
+      serverCA: { secretRef: { name: 'kube-ca' } },
+    });
+    await story.kube.waitForBinding(teamA, 'kube-api', 'DestinationNotAllowed', hasReason(reasons.DestinationNotAllowed), 60_000);
+  });
+});
