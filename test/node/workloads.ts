@@ -36,11 +36,11 @@ export class NodeWorkloads {
   readonly image: string;
   readonly #namespaces: string[] = [];
 
-  constructor(cluster: NodeClusterHandle) {
+  constructor(cluster: NodeClusterHandle, options: { deleteAfterTests?: boolean } = {}) {
     this.#cluster = cluster;
     this.image = cluster.projectImage.reference.replace(/^docker\.io\/library\//, '');
     // Best effort: the run's cluster goes away with the run, a developer's stays tidy.
-    after(() => Promise.all(this.#namespaces.map((name) => this.kubectl(['delete', 'namespace', name, '--wait=false']))));
+    if (options.deleteAfterTests ?? true) after(() => Promise.all(this.#namespaces.map((name) => this.kubectl(['delete', 'namespace', name, '--wait=false']))));
   }
 
   /** kubectl against the node cluster; resolves with the exit code rather than throwing. */

@@ -56,9 +56,10 @@ export class InClusterStory {
   readonly workloads: NodeWorkloads;
   readonly kube: TestKube;
 
-  constructor(cluster: NodeClusterHandle) {
+  /** Outside a test run (the demo), nothing is registered with node:test. */
+  constructor(cluster: NodeClusterHandle, options: { deleteAfterTests?: boolean } = {}) {
     this.cluster = cluster;
-    this.workloads = new NodeWorkloads(cluster);
+    this.workloads = new NodeWorkloads(cluster, options);
     this.kube = new TestKube(cluster.kubeconfig);
   }
 
