@@ -35,16 +35,16 @@ export async function runInCluster(options: { keep: boolean; step: (text: string
     const story = new InClusterStory(cluster, { deleteAfterTests: false });
     const kubectl = (...args: string[]): string => execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, ...args], { encoding: 'utf8' });
 
-    step(`kubectl apply --server-side -k deploy/  (image ${projectImage.reference}, built from the Dockerfile; no registry)`);
-    await story.install();
-    console.log(kubectl('get', 'deployments', '--namespace', 'mtls-egress-system').trimEnd());
-
     step('Starting a partner API that requires mTLS, as a Pod behind a Service in its own namespace');
     const partner = await story.startPartner();
     console.log(`partner API: https://${partner.host} (accepts only client certificates from "In-Cluster Partner CA")`);
+
     // Pod and Service ranges are refused egress destinations unless a platform team opens them.
-    await story.allowDestinations([`${partner.serviceIp}/32`, `${partner.podIp}/32`]);
-    console.log(`the platform team opened the partner's addresses: --allowed-destinations=${partner.serviceIp}/32,${partner.podIp}/32`);
+    const allowed = InClusterStory.partnerDestinations(partner);
+    step(`kubectl apply --server-side -k deploy/  (image ${projectImage.reference}, built from the Dockerfile; no registry)`);
+    console.log(`with an overlay that opens the partner's addresses: --allowed-destinations=${allowed.join(',')}`);
+    await story.install({ allowedDestinations: allowed });
+    console.log(kubectl('get', 'deployments', '--namespace', 'mtls-egress-system').trimEnd());
 
     step('The partner sends a PFX and its password; we store them in a Secret and bind them to the partner host');
     execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, 'apply', '-f', '-'], {

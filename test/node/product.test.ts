@@ -20,10 +20,9 @@ const first = () => partner.pki.issueClient({ cn: 'payments.acme.example' });
 let serial: string;
 
 before(async () => {
-  await story.install();
   partner = await story.startPartner();
   // The partner is inside the cluster, whose ranges the proxy may not reach unless opened.
-  await story.allowDestinations([`${partner.serviceIp}/32`, `${partner.podIp}/32`]);
+  await story.install({ allowedDestinations: InClusterStory.partnerDestinations(partner) });
   teamA = await story.workloads.namespace('team-a');
 });
 

@@ -3,7 +3,8 @@
 // application Pod with no certificate code calling the binding's endpoint. Used by the
 // node e2e suite (test/node/product.test.ts) and by `npm run demo -- --in-cluster`.
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import * as types from '../../src/api/v1alpha1/types.ts';
 import type { NodeClusterHandle } from '../harness/use-node-cluster.ts';
 import { pollUntil } from '../harness/poll.ts';
@@ -63,9 +64,24 @@ export class InClusterStory {
     this.kube = new TestKube(cluster.kubeconfig);
   }
 
-  /** `kubectl apply --server-side -k deploy/`, then waits until both Deployments are Available. */
-  async install(): Promise<void> {
-    await this.workloads.kubectlOk(['apply', '--server-side', '--force-conflicts', '-k', resolve(repoRoot, 'deploy')]);
+  /**
+   * `kubectl apply --server-side -k deploy/`, then waits until both Deployments are
+   * Available. With `allowedDestinations`, through an overlay of deploy/ that adds the
+   * controller's --allowed-destinations: how a platform team opens a partner inside the
+   * cluster (the pod and Service ranges are refused destinations by default).
+   */
+  async install(options: { allowedDestinations?: readonly string[] } = {}): Promise<void> {
+    let dir = resolve(repoRoot, 'deploy');
+    if (options.allowedDestinations?.length) {
+      dir = resolve(repoRoot, '.cluster/deploy-overlay');
+      mkdirSync(dir, { recursive: true });
+      const patch = [{ op: 'add', path: '/spec/template/spec/containers/0/args/-', value: `--allowed-destinations=${options.allowedDestinations.join(',')}` }];
+      writeFileSync(
+        join(dir, 'kustomization.yaml'),
+        `# Written by test/support/in-cluster-story.ts: deploy/ with the partner's addresses opened.\nresources: [../../deploy]\npatches:\n  - target: {kind: Deployment, name: mtls-egress-controller}\n    patch: '${JSON.stringify(patch)}'\n`,
+      );
+    }
+    await this.workloads.kubectlOk(['apply', '--server-side', '--force-conflicts', '-k', dir]);
     await this.waitAvailable();
   }
 
@@ -102,15 +118,9 @@ export class InClusterStory {
     return { namespace, host, serviceIp, podIp, pki };
   }
 
-  /**
-   * What a platform team does for a partner inside the cluster: the pod and Service ranges
-   * are refused egress destinations by default, so it opens the partner's Service address
-   * and Pod address (where the Service sends the connection) with --allowed-destinations.
-   */
-  async allowDestinations(cidrs: readonly string[]): Promise<void> {
-    const patch = [{ op: 'add', path: '/spec/template/spec/containers/0/args/-', value: `--allowed-destinations=${cidrs.join(',')}` }];
-    await this.workloads.kubectlOk(['patch', 'deployment', '--namespace', systemNamespace, 'mtls-egress-controller', '--type=json', `-p=${JSON.stringify(patch)}`]);
-    await this.waitAvailable();
+  /** The partner's Service address and Pod address (where the Service sends the connection): what opening it takes. */
+  static partnerDestinations(partner: Partner): string[] {
+    return [`${partner.serviceIp}/32`, `${partner.podIp}/32`];
   }
 
   /** The PFX (made by the real openssl) and its password in Secrets, and a binding to the partner. */
