@@ -94,7 +94,12 @@ export function hostPort(name: string, text: string): { host: string; port: numb
  * The prologue every long-running command shares: --help prints the usage, a flag
  * error prints it with the reason and means exit code 2, anything else is a bug.
  */
-export function parseFlagsOrUsage<T>(command: string, usage: string, argv: readonly string[], parse: () => T): { ok: true; config: T } | { ok: false; exitCode: number } {
+export function parseFlagsOrUsage<T>(
+  command: string,
+  usage: string,
+  argv: readonly string[],
+  parse: () => T,
+): { ok: true; config: T } | { ok: false; exitCode: number } {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(usage);
     return { ok: false, exitCode: 0 };
@@ -158,7 +163,12 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
   if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');
   const config: ControllerConfig = {
     kubeconfig: values.kubeconfig,
-    namespaces: values.namespaces ? values.namespaces.split(',').map((n) => n.trim()).filter(Boolean) : [],
+    namespaces: values.namespaces
+      ? values.namespaces
+          .split(',')
+          .map((n) => n.trim())
+          .filter(Boolean)
+      : [],
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'mtls-egress-system',
     listenerPorts,
     proxyService: values['proxy-service'],
@@ -195,7 +205,10 @@ function cidrFlag(name: string, text: string): Cidr[] {
 /** "k=v,k2=v2" → labels; equality selectors only, because NetworkPolicies reuse them as matchLabels. */
 export function parseLabels(text: string): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const match = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(part);
     if (!match) throw new UsageError(`--proxy-selector: "${part}" is not key=value`);
     labels[match[1]!] = match[2]!;

@@ -29,7 +29,10 @@ export const errorCodes = {
   ERR_DECODER_CLOSED: { transient: true, description: 'the decode sandbox was closed while a decode waited or ran; the process is shutting down' },
   ERR_DECODER_UNAVAILABLE: { transient: true, description: 'the decode sandbox could not start a worker thread (a broken install, or no memory for a thread)' },
   ERR_DER: { transient: false, description: 'inside the identity core: bytes are not the DER structure expected; surfaces as ERR_PFX_MALFORMED' },
-  ERR_DECRYPTION_FAILED: { transient: false, description: 'inside the identity core: data did not decrypt with one password form; surfaces as ERR_PFX_PASSWORD_INCORRECT' },
+  ERR_DECRYPTION_FAILED: {
+    transient: false,
+    description: 'inside the identity core: data did not decrypt with one password form; surfaces as ERR_PFX_PASSWORD_INCORRECT',
+  },
 
   // --- The Kubernetes API.
   ERR_KUBE_API: { transient: true, description: 'an API request failed; transient for connection failures, 409, 429 and 5xx' },

@@ -33,7 +33,11 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     logger,
     paths: [`/api/v1/namespaces/${ns}/configmaps`],
     query: { fieldSelector: `metadata.name=${proxyConfigMapName}` },
-    transform: (cm) => ({ metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace, resourceVersion: cm.metadata.resourceVersion }, data: cm.data, binaryData: cm.binaryData }),
+    transform: (cm) => ({
+      metadata: { name: cm.metadata.name, namespace: cm.metadata.namespace, resourceVersion: cm.metadata.resourceVersion },
+      data: cm.data,
+      binaryData: cm.binaryData,
+    }),
     onError: () => metrics.watchErrors.inc({ resource: 'configmaps' }),
   });
   const secrets = new Informer<CredentialSecretLike>({
@@ -74,7 +78,14 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
 
   const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => agent.ready() }, metrics.registry);
   logger.info(
-    { port: health.port, namespace: config.namespace, pod: config.podName, configDir: config.configDir, nginxPrefix: config.nginxPrefix, manageNginx: config.manageNginx },
+    {
+      port: health.port,
+      namespace: config.namespace,
+      pod: config.podName,
+      configDir: config.configDir,
+      nginxPrefix: config.nginxPrefix,
+      manageNginx: config.manageNginx,
+    },
     'agent starting',
   );
 

@@ -6,15 +6,7 @@ import type { CommandIo } from '../cli.ts';
 import { UsageError } from '../config.ts';
 import { passwordFromBytes } from '../model/certificate-input.ts';
 import { printable } from '../printable.ts';
-import {
-  PkiError,
-  decodeIdentity,
-  evaluateValidity,
-  rfc3339,
-  rfc4514Name,
-  type CertificateFacts,
-  type DecodedIdentity,
-} from '../pki/index.ts';
+import { PkiError, decodeIdentity, evaluateValidity, rfc3339, rfc4514Name, type CertificateFacts, type DecodedIdentity } from '../pki/index.ts';
 
 // `mtls-egress inspect`: what the operator would make of a partner's file, before it goes
 // into a Secret. Prints the certificate facts, never the key or the password; exits 1 with

@@ -175,7 +175,10 @@ async function checkOutDir(out: string): Promise<void> {
     const dir = join(out, name);
     const info = await lstatOrUndefined(dir, '--out');
     if (info === undefined) continue;
-    if (!info.isDirectory()) throw new InputError(`--out ${printable(out)}: ${name}/ is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; render will not write through it`);
+    if (!info.isDirectory())
+      throw new InputError(
+        `--out ${printable(out)}: ${name}/ is ${info.isSymbolicLink() ? 'a symbolic link' : 'not a directory'}; render will not write through it`,
+      );
     for (const entry of await readdir(dir)) {
       if ((await lstat(join(dir, entry))).isSymbolicLink()) {
         throw new InputError(`--out ${printable(out)}: ${name}/${printable(entry)} is a symbolic link; render will not write through it`);

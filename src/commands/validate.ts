@@ -231,7 +231,13 @@ export async function validateManifests(
       bindings.set(key, { binding, document });
     } else if (validators.definesKind(object.apiVersion, object.kind)) {
       customResources++;
-      findings.push({ severity: 'error', ...at, path: 'apiVersion', reason: VersionNotServed, message: `no matches for kind "${at.kind}" in version "${String(object.apiVersion)}"` });
+      findings.push({
+        severity: 'error',
+        ...at,
+        path: 'apiVersion',
+        reason: VersionNotServed,
+        message: `no matches for kind "${at.kind}" in version "${String(object.apiVersion)}"`,
+      });
     } else if (isSecretObject(object)) {
       const secret = secretFrom(object);
       if (secret) secrets.push(secret);
@@ -260,15 +266,19 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
   const findings: Finding[] = [];
   const secrets = secretLookup(secretList);
   // The controller's own translation, with --warn-days as the warning window.
-  const translation = await translateManifests(checked.map((c) => c.binding), secrets, {
-    now: options.now,
-    listenerPorts: anyListenerPort,
-    endpointFor: (port) => `:${port}`,
-    expiryWarningMs: () => options.warnDays * dayMs,
-    // Offline there is no DNS and no cluster: an IP host is checked against the ranges
-    // refused everywhere (loopback, link-local and cloud metadata).
-    dataPlane: { hostProblem: (host) => (isIpLiteral(host) ? refusedEverywhere.problem(host, [host]) : undefined) },
-  });
+  const translation = await translateManifests(
+    checked.map((c) => c.binding),
+    secrets,
+    {
+      now: options.now,
+      listenerPorts: anyListenerPort,
+      endpointFor: (port) => `:${port}`,
+      expiryWarningMs: () => options.warnDays * dayMs,
+      // Offline there is no DNS and no cluster: an IP host is checked against the ranges
+      // refused everywhere (loopback, link-local and cloud metadata).
+      dataPlane: { hostProblem: (host) => (isIpLiteral(host) ? refusedEverywhere.problem(host, [host]) : undefined) },
+    },
+  );
   const atBinding = new Map(checked.map((c) => [bindingKey(c.binding), findingAt(c.document)]));
   const add = (key: string, severity: Finding['severity'], path: string, problem: Problem): void => {
     findings.push({ severity, ...atBinding.get(key)!, path, reason: problem.reason, message: problem.message });
@@ -280,7 +290,10 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
     for (const ref of secretReferences(binding.spec)) {
       if (secrets(binding.metadata.namespace, ref.name) || reported.has(ref.name)) continue;
       reported.add(ref.name);
-      add(t.key, 'warning', `${refPath(ref)}.name`, { reason: SecretNotInSet, message: `Secret ${ref.name} is not in the set; it will be read from the cluster` });
+      add(t.key, 'warning', `${refPath(ref)}.name`, {
+        reason: SecretNotInSet,
+        message: `Secret ${ref.name} is not in the set; it will be read from the cluster`,
+      });
     }
     // The spec problems that the schema admits but the controller refuses (a bare IP host
     // without serverName): the translation decides, so the verdicts agree.
@@ -299,7 +312,10 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
   for (const [port, claimants] of byPort) {
     if (claimants.length < 2) continue;
     for (const binding of claimants) {
-      const others = claimants.filter((b) => b !== binding).map((b) => `ClientCertificateBinding ${bindingKey(b)}`).join(', ');
+      const others = claimants
+        .filter((b) => b !== binding)
+        .map((b) => `ClientCertificateBinding ${bindingKey(b)}`)
+        .join(', ');
       add(bindingKey(binding), 'error', 'spec.listenerPort', {
         reason: reasons.ListenerPortConflict,
         message: `listener port ${port} is also requested by ${others}; only the binding created first gets it, the others are not served`,
@@ -345,13 +361,18 @@ function certificateProblems({ binding, checks, status }: BindingTranslation): L
       const passwordRef = refs.find((ref) => ref.role === 'password');
       const ref = 'ref' in certificate ? certificate.ref : undefined;
       const path =
-        certificate.reason === reasons.PasswordIncorrect && passwordRef ? refPath(passwordRef) : certificate.reason === reasons.SecretKeyNotFound && ref ? keyPath(ref) : certificatePath;
+        certificate.reason === reasons.PasswordIncorrect && passwordRef
+          ? refPath(passwordRef)
+          : certificate.reason === reasons.SecretKeyNotFound && ref
+            ? keyPath(ref)
+            : certificatePath;
       problems.push({ severity: 'error', path, reason: certificate.reason, message: certificate.message });
     }
   } else {
     const verdict = findCondition(status.status.conditions, ConditionCertificateValid);
     if (verdict && verdict.status !== 'True') problems.push({ severity: 'error', path: certificatePath, reason: verdict.reason, message: verdict.message });
-    else if (verdict?.reason === reasons.CertificateExpiringSoon) problems.push({ severity: 'warning', path: certificatePath, reason: verdict.reason, message: verdict.message });
+    else if (verdict?.reason === reasons.CertificateExpiringSoon)
+      problems.push({ severity: 'warning', path: certificatePath, reason: verdict.reason, message: verdict.message });
   }
   const serverCA = checks.serverCA;
   if (!serverCA.ok && serverCA.reason !== reasons.SecretNotFound) {
@@ -395,5 +416,6 @@ function humanReport({ findings, summary }: ValidationReport): string {
   });
   const outcome = findings.length === 0 ? 'no findings' : `${plural(summary.errors, 'error')}, ${plural(summary.warnings, 'warning')}`;
   const ignored = summary.ignored > 0 ? `; ${plural(summary.ignored, 'object')} of other kinds not checked` : '';
-  return `${lines.join('')}${plural(summary.bindings, 'binding')} and ${plural(summary.secrets, 'Secret')} in ${plural(summary.files, 'file')}: ${outcome}${ignored}\n`;
+  const counted = `${plural(summary.bindings, 'binding')} and ${plural(summary.secrets, 'Secret')} in ${plural(summary.files, 'file')}`;
+  return `${lines.join('')}${counted}: ${outcome}${ignored}\n`;
 }

@@ -149,7 +149,10 @@ export class BindingController {
       return {};
     }
     const { namespace } = splitKey(key);
-    const secrets = await this.#o.secrets.getAll(namespace, secretReferences(binding.spec).map((r) => r.name));
+    const secrets = await this.#o.secrets.getAll(
+      namespace,
+      secretReferences(binding.spec).map((r) => r.name),
+    );
     const input = resolveCertificateInput(binding.spec, (name) => secrets.get(name));
     // Never wait on a decode: a hostile file may take the sandbox's whole time limit, and a
     // worker waiting on it would hold up every other binding. The decode wakes this key.
@@ -244,4 +247,3 @@ function earliest(...delays: Array<number | undefined>): number | undefined {
   const defined = delays.filter((d): d is number => d !== undefined);
   return defined.length === 0 ? undefined : Math.min(...defined);
 }
-

@@ -37,7 +37,10 @@ export class ClusterNetworks {
       client,
       logger,
       paths: ['/api/v1/nodes'],
-      transform: (n) => ({ metadata: { name: n.metadata.name, resourceVersion: n.metadata.resourceVersion }, spec: { podCIDRs: n.spec?.podCIDRs ?? (n.spec?.podCIDR ? [n.spec.podCIDR] : []) } }),
+      transform: (n) => ({
+        metadata: { name: n.metadata.name, resourceVersion: n.metadata.resourceVersion },
+        spec: { podCIDRs: n.spec?.podCIDRs ?? (n.spec?.podCIDR ? [n.spec.podCIDR] : []) },
+      }),
       onError: (err) => this.#giveUpOnRefusal('nodes', this.#nodes, err),
     });
     this.#serviceCidrs = new Informer<ServiceCidrLike>({
@@ -86,7 +89,8 @@ export class ClusterNetworks {
     this.#settle.get(resource)?.();
     this.#log.warn(
       { resource, status: err.status },
-      `cannot read ${resource} (${err.status === 403 ? 'forbidden' : 'not served'}); the cluster's ranges it would show are not refused unless --cluster-cidrs names them`,
+      `cannot read ${resource} (${err.status === 403 ? 'forbidden' : 'not served'}); ` +
+        "the cluster's ranges it would show are not refused unless --cluster-cidrs names them",
     );
   }
 }

@@ -7,7 +7,11 @@ import type { DestinationPolicy } from '../model/destinations.ts';
 /** Every address a host resolves to; none when it does not resolve. */
 export type Resolve = (host: string) => Promise<string[]>;
 
-const systemResolve: Resolve = (host) => lookup(host, { all: true }).then((answers) => answers.map((a) => a.address), () => []);
+const systemResolve: Resolve = (host) =>
+  lookup(host, { all: true }).then(
+    (answers) => answers.map((a) => a.address),
+    () => [],
+  );
 
 /**
  * Hosts as the proxy will resolve them, checked before they reach its configuration.

@@ -61,7 +61,8 @@ export class ControllerManager {
     const clock = deps.clock ?? systemClock;
     const metrics = this.metrics;
     const secretIndex = new SecretIndex();
-    const collections = (resource: (ns?: string) => string): string[] => (config.namespaces.length === 0 ? [resource()] : config.namespaces.map((ns) => resource(ns)));
+    const collections = (resource: (ns?: string) => string): string[] =>
+      config.namespaces.length === 0 ? [resource()] : config.namespaces.map((ns) => resource(ns));
 
     this.#bindings = new Informer<ClientCertificateBinding>({
       client,
@@ -75,7 +76,11 @@ export class ControllerManager {
       paths: collections((ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets')),
       keep: (s) => secretIndex.isReferenced(objectKey(s.metadata.namespace ?? '', s.metadata.name)),
       // Only what resolution reads: no labels, annotations or managedFields of foreign Secrets.
-      transform: (s) => ({ metadata: { name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion }, type: s.type, data: s.data }),
+      transform: (s) => ({
+        metadata: { name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion },
+        type: s.type,
+        data: s.data,
+      }),
       onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
     });
     const secrets = new SecretCache(client, this.#secrets);
@@ -90,7 +95,10 @@ export class ControllerManager {
     this.#networks = withDataPlane && config.clusterCidrs === 'auto' ? new ClusterNetworks(client, logger) : undefined;
     const networks = this.#networks;
     const buildPolicy = (): DestinationPolicy =>
-      new DestinationPolicy({ clusterCidrs: config.clusterCidrs === 'auto' ? (networks?.cidrs() ?? []) : config.clusterCidrs, allowed: config.allowedDestinations });
+      new DestinationPolicy({
+        clusterCidrs: config.clusterCidrs === 'auto' ? (networks?.cidrs() ?? []) : config.clusterCidrs,
+        allowed: config.allowedDestinations,
+      });
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
     this.#proxyPods = withDataPlane
@@ -99,7 +107,16 @@ export class ControllerManager {
           logger,
           paths: [`/api/v1/namespaces/${config.namespace}/pods`],
           keep: (p) => Object.entries(config.proxyPodLabels).every(([k, v]) => p.metadata.labels?.[k] === v),
-          transform: (p) => ({ metadata: { name: p.metadata.name, namespace: p.metadata.namespace, resourceVersion: p.metadata.resourceVersion, labels: p.metadata.labels, annotations: p.metadata.annotations }, status: { conditions: p.status?.conditions } }),
+          transform: (p) => ({
+            metadata: {
+              name: p.metadata.name,
+              namespace: p.metadata.namespace,
+              resourceVersion: p.metadata.resourceVersion,
+              labels: p.metadata.labels,
+              annotations: p.metadata.annotations,
+            },
+            status: { conditions: p.status?.conditions },
+          }),
           onError: () => metrics.watchErrors.inc({ resource: 'pods' }),
         })
       : undefined;
@@ -132,7 +149,12 @@ export class ControllerManager {
           namespace: config.namespace,
           listenerPorts: config.listenerPorts,
           endpointFor,
-          render: { listenAddress: config.proxyListenAddress, statusPort: config.proxyStatusPort, accessLog: config.proxyAccessLog, errorLog: config.proxyErrorLog },
+          render: {
+            listenAddress: config.proxyListenAddress,
+            statusPort: config.proxyStatusPort,
+            accessLog: config.proxyAccessLog,
+            errorLog: config.proxyErrorLog,
+          },
           proxyPodLabels: config.proxyPodLabels,
           metrics,
           logger,
@@ -167,7 +189,10 @@ export class ControllerManager {
     try {
       // Bindings first: the Secret cache keeps only what the binding index references.
       await Promise.race([this.#bindings.start(), aborted(signal)]);
-      await Promise.race([Promise.all([this.#secrets.start(), this.#proxyPods?.start(), this.#networks?.start(), this.proxyConfig?.loadHistory()]), aborted(signal)]);
+      await Promise.race([
+        Promise.all([this.#secrets.start(), this.#proxyPods?.start(), this.#networks?.start(), this.proxyConfig?.loadHistory()]),
+        aborted(signal),
+      ]);
       this.#synced = !signal.aborted;
       if (this.#synced) logger.info({ bindings: this.#bindings.size, secrets: this.#secrets.size }, 'caches synced');
 

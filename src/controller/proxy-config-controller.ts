@@ -121,7 +121,10 @@ export class ProxyConfigController {
     // served with, a new binding waits out of the config, and the decode wakes a render.
     const decoded = new Map<string, IdentityOutcome>();
     for (const b of bindings) {
-      const found = await secrets.getAll(b.metadata.namespace, secretReferences(b.spec).map((r) => r.name));
+      const found = await secrets.getAll(
+        b.metadata.namespace,
+        secretReferences(b.spec).map((r) => r.name),
+      );
       const input = resolveCertificateInput(b.spec, (name) => found.get(name));
       const outcome = input.ok ? identities.want(input, () => this.wake()) : undefined;
       if (outcome) decoded.set(bindingKey(b), outcome);
@@ -143,9 +146,7 @@ export class ProxyConfigController {
       dataPlane: { hostProblem: (host) => hostProblems.get(host) },
     });
     const { routes } = translation;
-    this.#served = new Map(
-      translation.bindings.flatMap((t) => (t.route && t.checks.certificate.ok ? [[t.key, t.checks.certificate] as const] : [])),
-    );
+    this.#served = new Map(translation.bindings.flatMap((t) => (t.route && t.checks.certificate.ok ? [[t.key, t.checks.certificate] as const] : [])));
     const rendered = renderNginx(routes, this.#o.render);
     const objects = proxyObjects(rendered, routes, namespace);
     const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
@@ -169,7 +170,10 @@ export class ProxyConfigController {
     let written = (await credentials.apply()) + (await policyObjects.apply()) + (await configMaps.apply());
     written += (await credentials.prune()) + (await policyObjects.prune());
     if (written > 0) {
-      this.#runner.logger.info({ hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: translation.leftOut.length, written }, 'proxy configuration written');
+      this.#runner.logger.info(
+        { hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: translation.leftOut.length, written },
+        'proxy configuration written',
+      );
     }
     return { hash: rendered.hash, written, requeueAfterMs };
   }
@@ -179,7 +183,12 @@ export class ProxyConfigController {
    * missing and replaces what differs (by content-hash annotation); prune() deletes
    * labelled objects no longer desired. The caller orders the two across kinds.
    */
-  async #collection(apiPrefix: string, resource: string, labelSelector: string, desired: readonly Desired[]): Promise<{ apply(): Promise<number>; prune(): Promise<number> }> {
+  async #collection(
+    apiPrefix: string,
+    resource: string,
+    labelSelector: string,
+    desired: readonly Desired[],
+  ): Promise<{ apply(): Promise<number>; prune(): Promise<number> }> {
     const path = `${apiPrefix}/namespaces/${this.#o.namespace}/${resource}`;
     const existing = (await this.#o.client.list<Desired>(path, { labelSelector })).items;
     const byName = new Map(existing.map((o) => [o.metadata.name, o]));
@@ -191,7 +200,8 @@ export class ProxyConfigController {
         for (const d of desired) {
           const current = byName.get(d.metadata.name);
           if (current && current.metadata.annotations?.[annotationContentHash] === d.metadata.annotations?.[annotationContentHash]) continue;
-          if (current) await client.replace(`${path}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
+          if (current)
+            await client.replace(`${path}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
           else await client.create(path, d);
           writes.inc({ resource, verb: current ? 'replace' : 'create' });
           written++;
@@ -220,4 +230,3 @@ export class ProxyConfigController {
     return `/api/v1/namespaces/${this.#o.namespace}/configmaps/${proxyConfigMapName}`;
   }
 }
-

@@ -71,8 +71,10 @@ async function readBounded(file: string, budget: { remaining: number }): Promise
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new InputError(`${printable(file)}: not a regular file`);
-    if (info.size > maxManifestFileBytes) throw new InputError(`${printable(file)}: ${info.size} bytes is more than the ${maxManifestFileBytes} a manifest file may have`);
-    if (info.size > budget.remaining) throw new InputError(`${printable(file)}: the files together are more than the ${maxManifestSetBytes} bytes one run reads`);
+    if (info.size > maxManifestFileBytes)
+      throw new InputError(`${printable(file)}: ${info.size} bytes is more than the ${maxManifestFileBytes} a manifest file may have`);
+    if (info.size > budget.remaining)
+      throw new InputError(`${printable(file)}: the files together are more than the ${maxManifestSetBytes} bytes one run reads`);
     // Read at most one byte past the limit: a file that grows while we read is refused too.
     const buffer = Buffer.alloc(maxManifestFileBytes + 1);
     let length = 0;

@@ -8,7 +8,11 @@ import { translate, type SecretLookup, type TranslateOptions, type Translation }
  * The one translation over a manifest set, for the offline commands: every certificate
  * the bindings name is decoded once, then translated exactly as the controllers do.
  */
-export async function translateManifests(bindings: readonly ClientCertificateBinding[], secrets: SecretLookup, options: TranslateOptions): Promise<Translation> {
+export async function translateManifests(
+  bindings: readonly ClientCertificateBinding[],
+  secrets: SecretLookup,
+  options: TranslateOptions,
+): Promise<Translation> {
   const identities = new Map<string, IdentityOutcome>();
   for (const binding of bindings) {
     const input = resolveCertificateInput(binding.spec, (name) => secrets(binding.metadata.namespace, name));

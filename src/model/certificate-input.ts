@@ -22,7 +22,10 @@ function read(ref: SecretReference, lookup: SecretLookup): { ok: true; value: Bu
   if (!secret) return { ok: false, ref, reason: reasons.SecretNotFound, message: `Secret ${ref.name} (${ref.role}) not found in the binding's namespace` };
   const b64 = secret.data?.[ref.key];
   if (b64 === undefined) {
-    const keys = Object.keys(secret.data ?? {}).sort().join(', ') || 'none';
+    const keys =
+      Object.keys(secret.data ?? {})
+        .sort()
+        .join(', ') || 'none';
     return { ok: false, ref, reason: reasons.SecretKeyNotFound, message: `Secret ${ref.name} has no key "${ref.key}" (${ref.role}); its keys are: ${keys}` };
   }
   return { ok: true, value: Buffer.from(b64, 'base64'), secret };
@@ -46,7 +49,8 @@ export function resolveCertificateInput(spec: ClientCertificateBindingSpec, look
     const pfx = read(pfxRef, lookup);
     if (!pfx.ok) return pfx;
     const passwordRef = refs.find((r) => r.role === 'password');
-    if (!passwordRef) return { ok: true, kind: 'pfx', pfx: new Sensitive(new Uint8Array(pfx.value)), password: undefined, version: version(pfx.secret, pfxRef.key) };
+    if (!passwordRef)
+      return { ok: true, kind: 'pfx', pfx: new Sensitive(new Uint8Array(pfx.value)), password: undefined, version: version(pfx.secret, pfxRef.key) };
     const password = read(passwordRef, lookup);
     if (!password.ok) return password;
     return {
@@ -79,15 +83,26 @@ export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: Secr
   if (!value.ok) return value;
   const blocks = pemCertificateBlocks(value.value.toString('utf8'));
   if (blocks.length > maxServerCACertificates) {
-    return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds more than ${maxServerCACertificates} certificates` };
+    return {
+      ok: false,
+      ref,
+      reason: reasons.ServerCAInvalid,
+      message: `Secret ${ref.name} key "${ref.key}" holds more than ${maxServerCACertificates} certificates`,
+    };
   }
   const subjects: string[] = [];
   try {
     for (const block of blocks) subjects.push(new X509Certificate(block).subject.replace(/\n/g, ','));
   } catch {
-    return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds a PEM block that is not a valid certificate` };
+    return {
+      ok: false,
+      ref,
+      reason: reasons.ServerCAInvalid,
+      message: `Secret ${ref.name} key "${ref.key}" holds a PEM block that is not a valid certificate`,
+    };
   }
-  if (subjects.length === 0) return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds no PEM certificate` };
+  if (subjects.length === 0)
+    return { ok: false, ref, reason: reasons.ServerCAInvalid, message: `Secret ${ref.name} key "${ref.key}" holds no PEM certificate` };
   return { ok: true, ca: { pem: `${blocks.join('\n')}\n`, subjects } };
 }
 
@@ -104,7 +119,7 @@ const endCertificate = '-----END CERTIFICATE-----';
  */
 function pemCertificateBlocks(text: string): string[] {
   const blocks: string[] = [];
-  for (let start = text.indexOf(beginCertificate); start !== -1 && blocks.length <= maxServerCACertificates; ) {
+  for (let start = text.indexOf(beginCertificate); start !== -1 && blocks.length <= maxServerCACertificates;) {
     const end = text.indexOf(endCertificate, start + beginCertificate.length);
     if (end === -1) break;
     const block = text.slice(start, end + endCertificate.length);

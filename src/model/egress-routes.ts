@@ -89,7 +89,8 @@ export function isPortNumber(value: unknown): value is number {
  * leaves the binding out) and the renderer (which refuses to render it).
  */
 export function routeValueProblem(route: Pick<EgressRoute, 'namespace' | 'name' | 'host' | 'port' | 'serverName' | 'listenerPort'>): string | undefined {
-  if (typeof route.namespace !== 'string' || !namespacePattern.test(route.namespace)) return `metadata.namespace ${quoteValue(route.namespace)} is not a DNS label`;
+  if (typeof route.namespace !== 'string' || !namespacePattern.test(route.namespace))
+    return `metadata.namespace ${quoteValue(route.namespace)} is not a DNS label`;
   if (!isDnsName(route.name)) return `metadata.name ${quoteValue(route.name)} is not a DNS subdomain name`;
   if (!isDnsName(route.host) && !isIpLiteral(route.host)) {
     return `spec.host ${quoteValue(route.host)} must be a lowercase DNS name (RFC 1123) or an IP address, without scheme, port or path`;

@@ -40,7 +40,10 @@ export function networkPolicies(
       policyTypes: ['Ingress'],
       ingress: [
         {
-          from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': route.namespace } } }, ...(allowed ? [{ namespaceSelector: allowed }] : [])],
+          from: [
+            { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': route.namespace } } },
+            ...(allowed ? [{ namespaceSelector: allowed }] : []),
+          ],
           ports: [{ protocol: 'TCP', port: route.listenerPort }],
         },
       ],
@@ -49,7 +52,12 @@ export function networkPolicies(
     return {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
-      metadata: { name: networkPolicyName(route.key), namespace, labels, annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash } },
+      metadata: {
+        name: networkPolicyName(route.key),
+        namespace,
+        labels,
+        annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash },
+      },
       spec,
     };
   });
@@ -76,7 +84,12 @@ export const proxyEgressPolicyName = 'mtls-egress-proxy-egress';
  * somewhere else later. The Kubernetes API server (the agent's watch) is reached at its
  * endpoint address, outside the pod and Service ranges.
  */
-export function proxyEgressPolicy(policy: DestinationPolicy, namespace: string, proxyPodLabels: Record<string, string>, labels: Record<string, string>): EgressPolicyObject {
+export function proxyEgressPolicy(
+  policy: DestinationPolicy,
+  namespace: string,
+  proxyPodLabels: Record<string, string>,
+  labels: Record<string, string>,
+): EgressPolicyObject {
   const except = (family: 4 | 6): string[] => policy.denied.filter(({ cidr }) => cidr.family === family).map(({ cidr }) => cidr.text);
   const egress: EgressPolicyObject['spec']['egress'] = [
     // The cluster's DNS pods (the label every distribution gives them), on whatever port

@@ -1,10 +1,4 @@
-import {
-  defaultCAKey,
-  defaultPasswordKey,
-  defaultPfxKey,
-  objectKey,
-  type ClientCertificateBindingSpec,
-} from '../api/v1alpha1/types.ts';
+import { defaultCAKey, defaultPasswordKey, defaultPfxKey, objectKey, type ClientCertificateBindingSpec } from '../api/v1alpha1/types.ts';
 
 export type SecretRole = 'pfx' | 'password' | 'tls' | 'serverCA';
 

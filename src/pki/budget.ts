@@ -117,7 +117,9 @@ export class DecodeBudget {
     }
     // Memory first: for scrypt it is the cost that matters, and the one to name.
     if (!(memory <= this.limits.maxScryptMemoryBytes)) {
-      throw exceeded(`the scrypt key derivations in ${source} need more than ${mib(this.limits.maxScryptMemoryBytes)} of memory in all, the most one file may use`);
+      throw exceeded(
+        `the scrypt key derivations in ${source} need more than ${mib(this.limits.maxScryptMemoryBytes)} of memory in all, the most one file may use`,
+      );
     }
     if (!(work <= this.limits.maxKdfWork)) {
       throw exceeded(
@@ -143,7 +145,8 @@ export class DecodeBudget {
 
   countKey(source: string): void {
     this.#use.keys += 1;
-    if (this.#use.keys > this.limits.maxKeys) throw exceeded(`${source} holds more than ${count(this.limits.maxKeys)} private keys, the most one file may hold`);
+    if (this.#use.keys > this.limits.maxKeys)
+      throw exceeded(`${source} holds more than ${count(this.limits.maxKeys)} private keys, the most one file may hold`);
   }
 }
 

@@ -48,11 +48,7 @@ export interface PrivateKeyEntry {
  *
  * `source` names the input in messages: "the PFX", "the PEM pair".
  */
-export function assembleIdentity(
-  certificates: readonly CertificateEntry[],
-  keys: readonly PrivateKeyEntry[],
-  source: string,
-): DecodedIdentity {
+export function assembleIdentity(certificates: readonly CertificateEntry[], keys: readonly PrivateKeyEntry[], source: string): DecodedIdentity {
   if (certificates.length === 0) throw new PkiError(NoCertificate, `${source} holds ${keys.length > 0 ? 'a private key but ' : ''}no certificate`);
   if (keys.length === 0) throw new PkiError(NoPrivateKey, `${source} holds ${describeCount(certificates.length, 'certificate')} but no private key`);
   const unique = uniqueCertificates(certificates);
@@ -80,10 +76,7 @@ export function assembleIdentity(
   // Names are public and say which file this really is; a CA bundle is cut short, and so is a long name.
   const shown = unique.slice(0, 5).map(({ certificate }) => `"${shortened(rfc4514Name(certificate.subject), 100)}"`);
   const subjects = unique.length > shown.length ? `${shown.join(', ')} and ${unique.length - shown.length} more` : shown.join(', ');
-  throw new PkiError(
-    KeyMismatch,
-    `no certificate in ${source} belongs to its private key (${describeKey(keys[0]!.key)}); certificates found: ${subjects}`,
-  );
+  throw new PkiError(KeyMismatch, `no certificate in ${source} belongs to its private key (${describeKey(keys[0]!.key)}); certificates found: ${subjects}`);
 }
 
 /**

@@ -178,13 +178,33 @@ class Cast5 implements BlockDecryptor {
     const subkeys: number[] = [];
     for (let pass = 0; pass < 2; pass++) {
       zFromX();
-      take(z, [[8, 9, 7, 6, 2], [10, 11, 5, 4, 6], [12, 13, 3, 2, 9], [14, 15, 1, 0, 12]]);
+      take(z, [
+        [8, 9, 7, 6, 2],
+        [10, 11, 5, 4, 6],
+        [12, 13, 3, 2, 9],
+        [14, 15, 1, 0, 12],
+      ]);
       xFromZ();
-      take(x, [[3, 2, 12, 13, 8], [1, 0, 14, 15, 13], [7, 6, 8, 9, 3], [5, 4, 10, 11, 7]]);
+      take(x, [
+        [3, 2, 12, 13, 8],
+        [1, 0, 14, 15, 13],
+        [7, 6, 8, 9, 3],
+        [5, 4, 10, 11, 7],
+      ]);
       zFromX();
-      take(z, [[3, 2, 12, 13, 9], [1, 0, 14, 15, 12], [7, 6, 8, 9, 2], [5, 4, 10, 11, 6]]);
+      take(z, [
+        [3, 2, 12, 13, 9],
+        [1, 0, 14, 15, 12],
+        [7, 6, 8, 9, 2],
+        [5, 4, 10, 11, 6],
+      ]);
       xFromZ();
-      take(x, [[8, 9, 7, 6, 3], [10, 11, 5, 4, 7], [12, 13, 3, 2, 8], [14, 15, 1, 0, 13]]);
+      take(x, [
+        [8, 9, 7, 6, 3],
+        [10, 11, 5, 4, 7],
+        [12, 13, 3, 2, 8],
+        [14, 15, 1, 0, 13],
+      ]);
     }
     for (let i = 0; i < 16; i++) {
       this.#masking[i] = subkeys[i]! >>> 0;
@@ -224,7 +244,10 @@ class Cast5 implements BlockDecryptor {
       left = previous;
     }
     // After round 1 the pair is (R_0, L_0), and the plaintext is L_0 || R_0.
-    for (const [value, at] of [[left, outOffset], [right, outOffset + 4]] as const) {
+    for (const [value, at] of [
+      [left, outOffset],
+      [right, outOffset + 4],
+    ] as const) {
       output[at] = value >>> 24;
       output[at + 1] = (value >>> 16) & 0xff;
       output[at + 2] = (value >>> 8) & 0xff;

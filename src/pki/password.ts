@@ -46,11 +46,11 @@ export function revealPassword(password: PasswordInput): string | undefined {
 export function passwordForms(password: string | undefined): PasswordForms {
   if (password === undefined || password === '') return { pkcs12: [EMPTY, new Uint8Array(2)], pbkdf2: [EMPTY] };
   const utf8 = Buffer.from(password, 'utf8');
-  if (!/[^\x00-\x7f]/.test(password)) return { pkcs12: [utf16beWithTerminator(password)], pbkdf2: [utf8] };
+  if (fitsIn(password, 0x7f)) return { pkcs12: [utf16beWithTerminator(password)], pbkdf2: [utf8] };
   return {
     pkcs12: [utf16beWithTerminator(password), utf16beWithTerminator(utf8.toString('latin1'))],
     // ISO-8859-1 only represents U+0000 to U+00FF; beyond that there is no such form.
-    pbkdf2: /[^\x00-\xff]/.test(password) ? [utf8] : [utf8, Buffer.from(password, 'latin1')],
+    pbkdf2: !fitsIn(password, 0xff) ? [utf8] : [utf8, Buffer.from(password, 'latin1')],
   };
 }
 
@@ -89,4 +89,10 @@ export class PasswordChooser {
     }
     return undefined;
   }
+}
+
+/** Whether every UTF-16 code unit of `text` is at most `max` (0x7f: ASCII; 0xff: ISO-8859-1). */
+function fitsIn(text: string, max: number): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > max) return false;
+  return true;
 }

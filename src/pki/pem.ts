@@ -122,7 +122,10 @@ function privateKeyFromPem(block: PemBlock, password: string | undefined, budget
 function privateKeyFromEncryptedPkcs8(block: PemBlock, password: string | undefined, budget: DecodeBudget): KeyObject {
   const { decryptor, ciphertext } = readEncryptedPrivateKey(readWhole(derOf(block)), 'the private key PEM');
   const chooser = new PasswordChooser(passwordForms(password));
-  budget.chargeKdf(Array.from({ length: chooser.count(decryptor.passwordKind) }, () => decryptor.cost), 'the private key PEM');
+  budget.chargeKdf(
+    Array.from({ length: chooser.count(decryptor.passwordKind) }, () => decryptor.cost),
+    'the private key PEM',
+  );
   const der = decryptWithAnyForm(decryptor, ciphertext, chooser);
   if (der !== undefined) return privateKeyFromPkcs8(der, 'the private key PEM');
   throw new PkiError(

@@ -1,15 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { PfxMalformed, UnsupportedAlgorithm } from '../api/v1alpha1/reasons.ts';
 import { kdfCost, type KdfCost } from './budget.ts';
-import {
-  DerError,
-  readAlgorithmIdentifier,
-  readOctetString,
-  readSmallInteger,
-  sequenceOf,
-  type AlgorithmIdentifier,
-  type DerElement,
-} from './der.ts';
+import { DerError, readAlgorithmIdentifier, readOctetString, readSmallInteger, sequenceOf, type AlgorithmIdentifier, type DerElement } from './der.ts';
 import { digestsByOid, hmacDigestsByOid, type Digest } from './digests.ts';
 import { PkiError } from './errors.ts';
 import type { PasswordKind } from './password.ts';
@@ -88,7 +80,8 @@ function pbmac1Check(algorithm: AlgorithmIdentifier, expected: Uint8Array, conte
       `the PBMAC1 MAC uses a key shorter than ${MIN_PBMAC1_KEY_LENGTH} bytes, which RFC 9579 says to refuse: such a MAC lets wrong passwords through`,
     );
   }
-  if (keyLength > digest.outputLength) throw new PkiError(PfxMalformed, "the PBMAC1 MAC states a key longer than its HMAC's output (writers use the output's length)");
+  if (keyLength > digest.outputLength)
+    throw new PkiError(PfxMalformed, "the PBMAC1 MAC states a key longer than its HMAC's output (writers use the output's length)");
   if (expected.length !== digest.outputLength) throw new DerError('MAC digest: the wrong length for its algorithm');
   return {
     passwordKind: 'pbkdf2',

@@ -77,11 +77,7 @@ export interface DecodeOptions {
  * sandbox (decodeIdentity). Rejects with a PkiError whose reason says what is wrong; never
  * with the password, key material or input bytes in it.
  */
-export async function decodePfx(
-  pfx: Uint8Array | Sensitive<Uint8Array>,
-  password?: PasswordInput,
-  options: DecodeOptions = {},
-): Promise<DecodedIdentity> {
+export async function decodePfx(pfx: Uint8Array | Sensitive<Uint8Array>, password?: PasswordInput, options: DecodeOptions = {}): Promise<DecodedIdentity> {
   const budget = new DecodeBudget(options.limits);
   try {
     const input = pfx instanceof Sensitive ? pfx.reveal() : pfx;
@@ -128,7 +124,14 @@ function readPfx(bytes: Uint8Array): PfxStructure {
 // PEM labels said back by name: the common ones. Any other label is the input's own text,
 // and the input may be some other Secret, so it is not repeated.
 const knownPemLabels: ReadonlySet<string> = new Set([
-  'CERTIFICATE', 'PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'PUBLIC KEY', 'CERTIFICATE REQUEST', 'PKCS7',
+  'CERTIFICATE',
+  'PRIVATE KEY',
+  'ENCRYPTED PRIVATE KEY',
+  'RSA PRIVATE KEY',
+  'EC PRIVATE KEY',
+  'PUBLIC KEY',
+  'CERTIFICATE REQUEST',
+  'PKCS7',
 ]);
 
 /** Why the bytes are not a PFX, in fixed words: nothing of the input is repeated but a well-known PEM label. */
@@ -236,7 +239,10 @@ function openPfx(pfx: PfxStructure, chooser: PasswordChooser, given: string | un
   const mac: MacCheck | undefined = pfx.macData === undefined ? undefined : pfxMacCheck(pfx.macData, pfx.authenticatedSafe);
   const safes = pfx.safes.map((safe) => readContentInfo(safe, budget));
   const decryptors = safes.flatMap((safe) => (safe.kind === 'encrypted' ? [safe.decryptor] : decryptorsIn(safe.bags)));
-  budget.chargeKdf([...(mac === undefined ? [] : attemptCosts(mac, chooser)), ...decryptors.flatMap((decryptor) => attemptCosts(decryptor, chooser))], 'the PFX');
+  budget.chargeKdf(
+    [...(mac === undefined ? [] : attemptCosts(mac, chooser)), ...decryptors.flatMap((decryptor) => attemptCosts(decryptor, chooser))],
+    'the PFX',
+  );
 
   if (mac !== undefined && chooser.first(mac.passwordKind, (password) => (mac.verify(password) ? true : undefined)) === undefined) {
     throw wrongPassword(given, 'the MAC does not verify');
@@ -260,11 +266,16 @@ function openPfx(pfx: PfxStructure, chooser: PasswordChooser, given: string | un
       continue;
     }
     const inner = readSafeContents(readWhole(decrypt(safe.decryptor, safe.ciphertext, 'the certificates')), 0, budget);
-    budget.chargeKdf(decryptorsIn(inner).flatMap((decryptor) => attemptCosts(decryptor, chooser)), 'the PFX');
+    budget.chargeKdf(
+      decryptorsIn(inner).flatMap((decryptor) => attemptCosts(decryptor, chooser)),
+      'the PFX',
+    );
     planned.push(...inner);
   }
   return planned.map((bag) =>
-    bag.kind === 'shrouded-key' ? { kind: 'key', der: decrypt(bag.encrypted.decryptor, bag.encrypted.ciphertext, 'the private key'), localKeyId: bag.localKeyId } : bag,
+    bag.kind === 'shrouded-key'
+      ? { kind: 'key', der: decrypt(bag.encrypted.decryptor, bag.encrypted.ciphertext, 'the private key'), localKeyId: bag.localKeyId }
+      : bag,
   );
 }
 

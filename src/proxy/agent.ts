@@ -81,7 +81,12 @@ export class ProxyAgent {
     this.#options = options;
     this.#log = options.logger.child({ component: 'proxy-agent' });
     this.#debounceMs = options.debounceMs ?? 100;
-    this.#runner = new Runner({ name: 'proxy-agent', reconcile: () => this.#reconcile(), logger: options.logger, backoff: options.retry ?? { baseMs: 500, maxMs: 30_000 } });
+    this.#runner = new Runner({
+      name: 'proxy-agent',
+      reconcile: () => this.#reconcile(),
+      logger: options.logger,
+      backoff: options.retry ?? { baseMs: 500, maxMs: 30_000 },
+    });
     const onChange = { onAdd: () => this.#kick(), onUpdate: () => this.#kick(), onDelete: () => this.#kick() };
     options.configMaps.addHandlers(onChange);
     options.secrets.addHandlers(onChange);
@@ -126,7 +131,10 @@ export class ProxyAgent {
     const configMap = this.#options.configMaps.get(`${namespace}/${proxyConfigMapName}`);
     if (!configMap) return this.#wait(`ConfigMap ${proxyConfigMapName}`, undefined);
     const manifest = parseManifest(configMap);
-    const input = manifest && isConfigHash(manifest.hash) ? manifest.hash : `ConfigMap ${proxyConfigMapName} at resourceVersion ${configMap.metadata.resourceVersion ?? '?'}`;
+    const input =
+      manifest && isConfigHash(manifest.hash)
+        ? manifest.hash
+        : `ConfigMap ${proxyConfigMapName} at resourceVersion ${configMap.metadata.resourceVersion ?? '?'}`;
     if (input === this.#rejected) {
       this.#log.debug({ input }, 'the rejected config is unchanged; not trying it again');
       return;
@@ -150,7 +158,10 @@ export class ProxyAgent {
     if (!materialized.ok) return this.#wait(materialized.waitingFor, manifest.hash);
     if (hashFiles(materialized.files) !== manifest.hash) return this.#reject(input, 'the manifest hash does not match its files');
     const digests = new Map(manifest.files.map((file) => [file.path, file.sha256]));
-    await this.#apply(manifest, materialized.files.map((file) => ({ ...file, sha256: digests.get(file.path)! })));
+    await this.#apply(
+      manifest,
+      materialized.files.map((file) => ({ ...file, sha256: digests.get(file.path)! })),
+    );
   }
 
   async #apply(manifest: ProxyManifest, files: GenerationFile[]): Promise<void> {
@@ -163,7 +174,11 @@ export class ProxyAgent {
     let counts = { written: 0, linked: 0 };
     if (current !== generation) {
       const applied = this.#applied;
-      counts = await dir.write(generation, files, applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined);
+      counts = await dir.write(
+        generation,
+        files,
+        applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined,
+      );
     }
     const t1 = performance.now();
     const verdict = await this.#options.test(dir.nginxConf(generation));

@@ -98,6 +98,9 @@ export interface FilePlan {
  * of an apply proportional to the change. Files are never modified after they are
  * written, so sharing an inode between generations is safe.
  */
-export function planGeneration(files: ReadonlyArray<Pick<ManifestFile, 'path' | 'mode' | 'sha256'>>, current: ReadonlyMap<string, string> | undefined): FilePlan[] {
+export function planGeneration(
+  files: ReadonlyArray<Pick<ManifestFile, 'path' | 'mode' | 'sha256'>>,
+  current: ReadonlyMap<string, string> | undefined,
+): FilePlan[] {
   return files.map((file) => ({ path: file.path, action: current?.get(file.path) === fileIdentity(file) ? 'link' : 'write' }));
 }

@@ -182,7 +182,8 @@ async function reloadAndConfirm(masterPid: number, timeoutMs: number, alive: () 
   }
   throw new NginxError(
     'ERR_NGINX_RELOAD_UNCONFIRMED',
-    `nginx (pid ${masterPid}) started no new workers within ${Math.round(timeoutMs / 1000)}s of SIGHUP: it rejected the config at run time (see its error log) or is still loading it`,
+    `nginx (pid ${masterPid}) started no new workers within ${Math.round(timeoutMs / 1000)}s of SIGHUP: ` +
+      'it rejected the config at run time (see its error log) or is still loading it',
   );
 }
 
@@ -372,7 +373,10 @@ export class ManagedNginx implements NginxControl {
     const pid = child.pid;
     const exited = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
     let stopped = false;
-    for (const [signal, waitMs] of [['SIGQUIT', this.#options.stopTimeoutMs], ['SIGTERM', 5_000]] as const) {
+    for (const [signal, waitMs] of [
+      ['SIGQUIT', this.#options.stopTimeoutMs],
+      ['SIGTERM', 5_000],
+    ] as const) {
       signalQuietly(pid, signal);
       stopped = await settlesWithin(exited, waitMs);
       if (stopped) break;

@@ -92,7 +92,11 @@ function configMapKey(path: string): string {
  * gzip-compressed in one ConfigMap: nginx.conf grows by about a kilobyte a binding and
  * compresses well, which keeps thousands of bindings under the 1 MiB object limit.
  */
-export function proxyObjects(rendered: RenderedConfig & { servers?: readonly HaproxyServer[] }, routes: readonly EgressRoute[], namespace: string): ProxyObjects {
+export function proxyObjects(
+  rendered: RenderedConfig & { servers?: readonly HaproxyServer[] },
+  routes: readonly EgressRoute[],
+  namespace: string,
+): ProxyObjects {
   const byKey = new Map(routes.map((route) => [route.key, route]));
   const secretData = new Map<string, { route: EgressRoute; data: Record<string, string> }>();
   const binaryData: Record<string, string> = {};
@@ -117,7 +121,11 @@ export function proxyObjects(rendered: RenderedConfig & { servers?: readonly Hap
   }
   const bindings: ProxyManifest['bindings'] = {};
   for (const route of [...routes].sort((a, b) => (a.key < b.key ? -1 : 1))) {
-    bindings[route.key] = { fingerprintSha256: route.clientCertificate.fingerprintSha256, serialNumber: route.clientCertificate.serialNumber, listenerPort: route.listenerPort };
+    bindings[route.key] = {
+      fingerprintSha256: route.clientCertificate.fingerprintSha256,
+      serialNumber: route.clientCertificate.serialNumber,
+      listenerPort: route.listenerPort,
+    };
   }
   const manifest: ProxyManifest = {
     hash: rendered.hash,
@@ -125,18 +133,20 @@ export function proxyObjects(rendered: RenderedConfig & { servers?: readonly Hap
     bindings,
     ...(rendered.dataPlane === 'haproxy' ? { dataPlane: 'haproxy' as const, servers: [...(rendered.servers ?? [])] } : {}),
   };
-  const secrets = [...secretData].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, { route, data }]): CredentialSecret => ({
-    apiVersion: 'v1',
-    kind: 'Secret',
-    type: 'Opaque',
-    metadata: {
-      name,
-      namespace,
-      labels: managedLabels(componentCredentials),
-      annotations: { [annotationBinding]: route.key, [annotationContentHash]: sha256(JSON.stringify(data)) },
-    },
-    data,
-  }));
+  const secrets = [...secretData]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([name, { route, data }]): CredentialSecret => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: {
+        name,
+        namespace,
+        labels: managedLabels(componentCredentials),
+        annotations: { [annotationBinding]: route.key, [annotationContentHash]: sha256(JSON.stringify(data)) },
+      },
+      data,
+    }));
   binaryData[manifestKey] = gzipSync(JSON.stringify(manifest), { level: 9 }).toString('base64');
   return {
     configMap: {

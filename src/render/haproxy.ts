@@ -71,6 +71,11 @@ export function backendName(port: number): string {
 
 const systemTrustStore = '@system-ca';
 
+/** One JSON line per request, with the binding's name: the path, not the query string (partners' APIs put tokens there). */
+const accessLogFormat =
+  '{"time":"%t","binding":"%[var(txn.binding)]","client":"%ci","method":"%HM","path":"%HPO","status":%ST,' +
+  '"bytes_sent":%B,"upstream":"%si:%sp","request_time":%Ta}';
+
 /**
  * Renders the HAProxy data plane. Pure and deterministic, like renderNginx; throws on a
  * route or option value that could change the config's meaning (the translation leaves
@@ -83,7 +88,12 @@ export function renderHaproxy(routes: readonly EgressRoute[], options: HaproxyRe
   const files: RenderedFile[] = [{ path: 'haproxy.cfg', content: haproxyConfig(servers, options), mode: 0o644 }];
   for (const [route, server] of sorted.map((r, i) => [r, servers[i]!] as const)) {
     // HAProxy reads a client certificate and its key from one PEM file: key material, 0600.
-    files.push({ path: server.certificateFile, content: `${withNewline(route.clientCertificate.chainPem)}${withNewline(route.clientCertificate.privateKey.reveal())}`, mode: 0o600, binding: route.key });
+    files.push({
+      path: server.certificateFile,
+      content: `${withNewline(route.clientCertificate.chainPem)}${withNewline(route.clientCertificate.privateKey.reveal())}`,
+      mode: 0o600,
+      binding: route.key,
+    });
     if (route.serverCA) files.push({ path: server.caFile, content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
   }
   files.push({ path: portsMap, content: mapFile(servers, (s) => s.backend), mode: 0o644 });
@@ -174,8 +184,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     // Below the 5 s idle timeout of common servers, as for nginx (see render/nginx.ts).
     '    timeout http-keep-alive 4s',
     '    http-reuse safe',
-    // The path, not the query string: partners' APIs put tokens in queries.
-    `    log-format '{"time":"%t","binding":"%[var(txn.binding)]","client":"%ci","method":"%HM","path":"%HPO","status":%ST,"bytes_sent":%B,"upstream":"%si:%sp","request_time":%Ta}'`,
+    `    log-format '${accessLogFormat}'`,
     '',
     'frontend egress',
     `    bind ${hostForUrl(options.listenAddress)}:${first}-${last}`,
@@ -194,7 +203,11 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
       '    http-request return status 404',
     );
   }
-  lines.push('', `backend ${unboundBackend}`, '    http-request return status 503 content-type text/plain string "no ClientCertificateBinding serves this port\\n"');
+  lines.push(
+    '',
+    `backend ${unboundBackend}`,
+    '    http-request return status 503 content-type text/plain string "no ClientCertificateBinding serves this port\\n"',
+  );
   for (let port = first; port <= last; port++) {
     lines.push('', `backend ${backendName(port)}`, '    balance roundrobin');
     const server = byPort.get(port);

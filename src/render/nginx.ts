@@ -100,7 +100,8 @@ function checkOptions(options: NginxRenderOptions, routes: readonly EgressRoute[
     if (value !== undefined && !isPlainPath(value)) fail(`${name} ${JSON.stringify(value)} is not a plain path`);
   }
   const workers = options.workerProcesses;
-  if (workers !== undefined && workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1)) fail(`workerProcesses ${JSON.stringify(workers)} is not a count`);
+  if (workers !== undefined && workers !== 'auto' && !(Number.isInteger(workers) && workers >= 1))
+    fail(`workerProcesses ${JSON.stringify(workers)} is not a count`);
   const ports = new Map<number, string>();
   if (options.statusPort !== undefined) {
     if (!isPortNumber(options.statusPort)) fail(`statusPort ${JSON.stringify(options.statusPort)} is not a port number`);

@@ -154,9 +154,7 @@ function toCel(node: SchemaNode | 'any', value: unknown): CelInput {
   }
   if (Array.isArray(value)) return value.map((item) => toCel(node !== 'any' && node.items ? node.items : 'any', item));
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(
-      Object.entries(value).map(([key, child]) => [key, toCel(node === 'any' ? 'any' : (fieldSchema(node, key) ?? 'any'), child)]),
-    );
+    return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, toCel(node === 'any' ? 'any' : (fieldSchema(node, key) ?? 'any'), child)]));
   }
   return value as CelInput;
 }

@@ -61,7 +61,8 @@ export function hasBlockingError(errors: readonly FieldError[]): boolean {
   return errors.some((e) => blockingTypes.has(e.type));
 }
 
-export const rulesNotCheckedMessage = 'some validation rules were not checked because the object was invalid; correct the existing errors to complete validation';
+export const rulesNotCheckedMessage =
+  'some validation rules were not checked because the object was invalid; correct the existing errors to complete validation';
 
 /** A value as the API server quotes it in "Invalid value: …": strings quoted, numbers bare. */
 export { quoteValue };
@@ -86,7 +87,12 @@ export function invalid(field: string, value: unknown, detail: string): FieldErr
 
 export function typeInvalid(field: string, value: unknown, type: string): FieldError {
   const actual = jsonTypeOf(value);
-  return { type: FieldValueTypeInvalid, field, message: `Invalid value: "${actual}": ${field} in body must be of type ${type}: "${actual}"`, severity: 'error' };
+  return {
+    type: FieldValueTypeInvalid,
+    field,
+    message: `Invalid value: "${actual}": ${field} in body must be of type ${type}: "${actual}"`,
+    severity: 'error',
+  };
 }
 
 /** Field paths as the API server writes them: dots between fields, [i] for list items. */

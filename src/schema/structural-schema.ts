@@ -149,8 +149,10 @@ export function validateValues(node: SchemaNode, value: unknown, path: string, p
       if (n.items) v.forEach((item, i) => walk(n.items!, item, childPath(p, i)));
     } else if (isJsonObject(v)) {
       const size = Object.keys(v).length;
-      if (n.maxProperties !== undefined && size > n.maxProperties) errors.push(invalid(p, size, `${p} in body should have at most ${n.maxProperties} properties`));
-      if (n.minProperties !== undefined && size < n.minProperties) errors.push(invalid(p, size, `${p} in body should have at least ${n.minProperties} properties`));
+      if (n.maxProperties !== undefined && size > n.maxProperties)
+        errors.push(invalid(p, size, `${p} in body should have at most ${n.maxProperties} properties`));
+      if (n.minProperties !== undefined && size < n.minProperties)
+        errors.push(invalid(p, size, `${p} in body should have at least ${n.minProperties} properties`));
       for (const key of n.required ?? []) if (!Object.hasOwn(v, key)) errors.push(required(childPath(p, key)));
       for (const [key, child] of Object.entries(v)) {
         const schema = fieldSchema(n, key);

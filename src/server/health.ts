@@ -10,7 +10,11 @@ export interface HealthChecks {
 }
 
 /** /metrics, /healthz and /readyz on one port, as controller-runtime's manager serves them. */
-export async function startHealthServer(address: { host: string; port: number }, checks: HealthChecks, registry: Registry): Promise<{ server: Server; port: number }> {
+export async function startHealthServer(
+  address: { host: string; port: number },
+  checks: HealthChecks,
+  registry: Registry,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' || path === '/livez' || path === '/readyz') {

@@ -26,8 +26,7 @@ export function setCondition(
     type: desired.type,
     status: desired.status,
     ...(observedGeneration === undefined ? {} : { observedGeneration }),
-    lastTransitionTime:
-      previous && previous.status === desired.status ? previous.lastTransitionTime : metaV1Time(now),
+    lastTransitionTime: previous && previous.status === desired.status ? previous.lastTransitionTime : metaV1Time(now),
     reason: desired.reason,
     message: desired.message,
   };

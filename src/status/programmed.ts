@@ -17,12 +17,7 @@ export type ServedCertificates = (configHash: string) => Readonly<Record<string,
  * configuration in which this binding presents exactly this certificate. A rotation is
  * therefore Programmed only once the new certificate is live everywhere.
  */
-export function programmedCheck(
-  bindingKey: string,
-  fingerprint: string | undefined,
-  replicas: readonly ProxyReplica[],
-  served: ServedCertificates,
-): Outcome {
+export function programmedCheck(bindingKey: string, fingerprint: string | undefined, replicas: readonly ProxyReplica[], served: ServedCertificates): Outcome {
   if (fingerprint === undefined) {
     return { ok: false, reason: reasons.ProgrammingPending, message: 'the proxy serves this binding once its certificate is usable' };
   }
@@ -33,7 +28,11 @@ export function programmedCheck(
     const config = replica.appliedHash === undefined ? undefined : served(replica.appliedHash);
     if (config?.[bindingKey]?.fingerprintSha256 === fingerprint) continue;
     if (replica.applyError) {
-      return { ok: false, reason: reasons.ProxyConfigRejected, message: `proxy replica ${replica.name} rejected the newest configuration and serves the last good one: ${replica.applyError}` };
+      return {
+        ok: false,
+        reason: reasons.ProxyConfigRejected,
+        message: `proxy replica ${replica.name} rejected the newest configuration and serves the last good one: ${replica.applyError}`,
+      };
     }
     behind.push(replica.name);
   }

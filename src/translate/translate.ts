@@ -2,15 +2,18 @@ import type { SecretLike } from '../api/meta.ts';
 import { parseDuration } from '../api/time.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
-import {
-  bindingKey,
-  defaultExpiryWarning,
-  defaultPort,
-  type ClientCertificateBinding,
-  type ClientCertificateBindingStatus,
-} from '../api/v1alpha1/types.ts';
+import { bindingKey, defaultExpiryWarning, defaultPort, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import { resolveCertificateInput, resolveServerCA, type CertificateInput, type InputProblem, type ServerCA } from '../model/certificate-input.ts';
-import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type ClientIdentity, type EgressRoute, type IdentityOutcome, type LeftOut } from '../model/egress-routes.ts';
+import {
+  byKey,
+  isIpLiteral,
+  isPortNumber,
+  routeValueProblem,
+  type ClientIdentity,
+  type EgressRoute,
+  type IdentityOutcome,
+  type LeftOut,
+} from '../model/egress-routes.ts';
 import { allocateListenerPorts, type PortOutcome, type PortRange } from '../model/listener-ports.ts';
 import { certificateCondition, evaluateBinding, type CheckOutcome, type Evaluation } from '../status/evaluate.ts';
 
@@ -83,7 +86,12 @@ export interface Translation {
  * Translates every binding. Ports are allocated over all of them, served or not, so a
  * binding left out keeps its port and fixing it later moves nobody.
  */
-export function translate(bindings: readonly ClientCertificateBinding[], secrets: SecretLookup, identities: IdentityLookup, options: TranslateOptions): Translation {
+export function translate(
+  bindings: readonly ClientCertificateBinding[],
+  secrets: SecretLookup,
+  identities: IdentityLookup,
+  options: TranslateOptions,
+): Translation {
   const ports = allocatePorts(bindings, options);
   const translated = bindings.map((binding) => translateBinding(binding, secrets, identities, ports, options)).sort(byKey);
   const routes: EgressRoute[] = [];
@@ -103,7 +111,10 @@ export function translate(bindings: readonly ClientCertificateBinding[], secrets
  * honoured oldest first, the rest get the lowest free ones (see allocateListenerPorts).
  * A caller translating one binding at a time computes this once per change of the set.
  */
-export function allocatePorts(bindings: readonly ClientCertificateBinding[], options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'>): Map<string, PortOutcome> {
+export function allocatePorts(
+  bindings: readonly ClientCertificateBinding[],
+  options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'>,
+): Map<string, PortOutcome> {
   return allocateListenerPorts(
     bindings.map((binding) => {
       const held = (options.previousStatus?.(binding) ?? binding.status)?.listenerPort;
@@ -159,7 +170,14 @@ export function translateBinding(
   });
 
   const served = servedRoute(binding, checks, options.now);
-  return { key, binding, checks, route: served.ok ? served.route : undefined, leftOut: served.ok ? undefined : { reason: served.reason, message: served.message }, status };
+  return {
+    key,
+    binding,
+    checks,
+    route: served.ok ? served.route : undefined,
+    leftOut: served.ok ? undefined : { reason: served.reason, message: served.message },
+    status,
+  };
 }
 
 /**
@@ -199,7 +217,11 @@ function servedRoute(binding: ClientCertificateBinding, checks: BindingChecks, n
   };
 }
 
-function certificateCheck(binding: ClientCertificateBinding, lookup: (name: string) => SecretLike | undefined, identities: IdentityLookup): BindingChecks['certificate'] {
+function certificateCheck(
+  binding: ClientCertificateBinding,
+  lookup: (name: string) => SecretLike | undefined,
+  identities: IdentityLookup,
+): BindingChecks['certificate'] {
   const input = resolveCertificateInput(binding.spec, lookup);
   if (!input.ok) return input;
   // Still being decoded: nothing to serve yet, and nothing wrong with it yet either.
@@ -233,7 +255,11 @@ function specCheck(binding: ClientCertificateBinding, expiryWarningMs: number | 
   });
   if (problem) return { ok: false, reason: reasons.InvalidSpec, message: problem };
   if (fixed !== undefined && (fixed < listenerPorts.first || fixed > listenerPorts.last)) {
-    return { ok: false, reason: reasons.InvalidSpec, message: `spec.listenerPort ${fixed} is outside the proxy's listener range ${listenerPorts.first}-${listenerPorts.last}` };
+    return {
+      ok: false,
+      reason: reasons.InvalidSpec,
+      message: `spec.listenerPort ${fixed} is outside the proxy's listener range ${listenerPorts.first}-${listenerPorts.last}`,
+    };
   }
   return { ok: true, host, port, serverName };
 }
@@ -245,5 +271,8 @@ function specCheck(binding: ClientCertificateBinding, expiryWarningMs: number | 
  * option, so it is refused, with the way out in the message.
  */
 function ipHostProblem(host: string): string {
-  return `spec.host ${host} is an IP address and spec.serverName is empty: the egress proxy verifies the partner's certificate by DNS name only; set spec.serverName to a DNS name in the partner's certificate`;
+  return (
+    `spec.host ${host} is an IP address and spec.serverName is empty: the egress proxy verifies the partner's certificate by DNS name only; ` +
+    "set spec.serverName to a DNS name in the partner's certificate"
+  );
 }

@@ -47,7 +47,11 @@ async function readBuildTimes(cacheDir: string): Promise<Map<string, BuildTime>>
   return times;
 }
 
-function run(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }> {
   const started = performance.now();
   return new Promise((resolveRun) => {
     const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -73,7 +77,10 @@ async function coldBuild(): Promise<{ totalSeconds: number; steps: Map<string, B
   try {
     console.log(`cold build into ${cacheDir} (GOCACHE ${goCache}); this takes a while`);
     const started = performance.now();
-    for (const [script, args] of [['test/harness/build-binaries.sh', ['--node']], ['test/harness/build-images.sh', ['all']]] as const) {
+    for (const [script, args] of [
+      ['test/harness/build-binaries.sh', ['--node']],
+      ['test/harness/build-images.sh', ['all']],
+    ] as const) {
       const result = await run('bash', [join(repoRoot, script), ...args], env);
       if (result.code !== 0) throw new Error(`${script} failed:\n${result.stderr}`);
     }
@@ -101,7 +108,9 @@ async function measureUpDown(): Promise<{ upSeconds: number[]; readySeconds: num
       const down = await run(process.execPath, [cli, 'down'], env);
       if (down.code !== 0) throw new Error(`cluster:down failed:\n${down.stderr}`);
       figures.downSeconds.push(down.seconds);
-      console.log(`round ${round}: up ${up.seconds.toFixed(1)}s (node Ready after ${ready}s of it), pod ${figures.podSeconds.at(-1)?.toFixed(1)}s, down ${down.seconds.toFixed(1)}s`);
+      console.log(
+        `round ${round}: up ${up.seconds.toFixed(1)}s (node Ready after ${ready}s of it), pod ${figures.podSeconds.at(-1)?.toFixed(1)}s, down ${down.seconds.toFixed(1)}s`,
+      );
     }
     return figures;
   } finally {
@@ -116,7 +125,18 @@ async function podCreatedToReady(connectionFile: string, round: number): Promise
   const kubectl = (...args: string[]) => execFileAsync(connection.kubectl, ['--kubeconfig', connection.kubeConfigPath, ...args]);
   const name = `bench-${round}`;
   const started = performance.now();
-  await kubectl('run', name, '--image=mtls-egress:0.1.0', '--image-pull-policy=IfNotPresent', '--restart=Never', '--command', '--', 'node', '-e', 'setInterval(() => {}, 1 << 30)');
+  await kubectl(
+    'run',
+    name,
+    '--image=mtls-egress:0.1.0',
+    '--image-pull-policy=IfNotPresent',
+    '--restart=Never',
+    '--command',
+    '--',
+    'node',
+    '-e',
+    'setInterval(() => {}, 1 << 30)',
+  );
   await kubectl('wait', '--for=condition=Ready', `pod/${name}`, '--timeout=120s');
   return (performance.now() - started) / 1000;
 }
@@ -134,8 +154,17 @@ const images = await findImages();
 const project = images.get('project');
 const upDown = await measureUpDown();
 
-const binarySteps = ['kube-apiserver', 'etcd', 'kubelet+kube-proxy+kube-controller-manager+kube-scheduler+kubectl', 'kube-apiserver+kubelet+kube-proxy+kube-controller-manager+kube-scheduler+kubectl',
-  'containerd', 'runc', 'cni-plugins', 'coredns', 'kube-network-policies'];
+const binarySteps = [
+  'kube-apiserver',
+  'etcd',
+  'kubelet+kube-proxy+kube-controller-manager+kube-scheduler+kubectl',
+  'kube-apiserver+kubelet+kube-proxy+kube-controller-manager+kube-scheduler+kubectl',
+  'containerd',
+  'runc',
+  'cni-plugins',
+  'coredns',
+  'kube-network-policies',
+];
 const imageSteps = ['base-image', 'pause-image', 'coredns-image', 'kube-network-policies-image', 'project-image'];
 const sum = (names: string[]): number => names.reduce((total, name) => total + (buildTimes.get(name)?.seconds ?? 0), 0);
 
@@ -148,21 +177,27 @@ for (const name of [...binarySteps, ...imageSteps]) {
 }
 console.log(`  binaries total ${sum(binarySteps)} s, images total ${sum(imageSteps)} s${coldResult ? `, wall ${coldResult.totalSeconds.toFixed(0)} s` : ''}`);
 const projectBytes = project !== undefined && existsSync(project.archive) ? statSync(project.archive).size : Number.NaN;
-const clusterImageBytes = ['pause', 'coredns', 'kube-network-policies'].map((name) => images.get(name)).reduce((total, image) => total + (image === undefined ? 0 : statSync(image.archive).size), 0);
-console.log(`\ncached cluster:up -- --node, ${rounds} rounds: median ${median(upDown.upSeconds).toFixed(1)} s wall (node Ready and add-ons up after ${median(upDown.readySeconds).toFixed(1)} s of it; the rest is the bootstrap check)`);
+const clusterImageBytes = ['pause', 'coredns', 'kube-network-policies']
+  .map((name) => images.get(name))
+  .reduce((total, image) => total + (image === undefined ? 0 : statSync(image.archive).size), 0);
+console.log(
+  `\ncached cluster:up -- --node, ${rounds} rounds: median ${median(upDown.upSeconds).toFixed(1)} s wall (node Ready and add-ons up after ${median(upDown.readySeconds).toFixed(1)} s of it; the rest is the bootstrap check)`,
+);
 console.log(`pod of the project image, created → Ready: median ${median(upDown.podSeconds).toFixed(1)} s`);
 console.log(`cluster:down: median ${median(upDown.downSeconds).toFixed(1)} s`);
 console.log(`image ${project?.reference ?? '(not built)'}: ${mib(projectBytes)} MiB uncompressed; the cluster's own images ${mib(clusterImageBytes)} MiB`);
-console.log(JSON.stringify({
-  bench: 'cluster',
-  cold,
-  buildSeconds: Object.fromEntries([...buildTimes.values()].map((entry) => [entry.name, entry.seconds])),
-  binariesBuildSeconds: sum(binarySteps),
-  imagesBuildSeconds: sum(imageSteps),
-  clusterUpSecondsMedian: median(upDown.upSeconds),
-  nodeReadySecondsMedian: median(upDown.readySeconds),
-  podReadySecondsMedian: median(upDown.podSeconds),
-  clusterDownSecondsMedian: median(upDown.downSeconds),
-  projectImageMiB: mib(projectBytes),
-  clusterImagesMiB: mib(clusterImageBytes),
-}));
+console.log(
+  JSON.stringify({
+    bench: 'cluster',
+    cold,
+    buildSeconds: Object.fromEntries([...buildTimes.values()].map((entry) => [entry.name, entry.seconds])),
+    binariesBuildSeconds: sum(binarySteps),
+    imagesBuildSeconds: sum(imageSteps),
+    clusterUpSecondsMedian: median(upDown.upSeconds),
+    nodeReadySecondsMedian: median(upDown.readySeconds),
+    podReadySecondsMedian: median(upDown.podSeconds),
+    clusterDownSecondsMedian: median(upDown.downSeconds),
+    projectImageMiB: mib(projectBytes),
+    clusterImagesMiB: mib(clusterImageBytes),
+  }),
+);

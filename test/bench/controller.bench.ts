@@ -55,11 +55,16 @@ try {
   const createOne = async (i: number): Promise<void> => {
     const issued = pki.issueClient({ cn: `bench-${i}.client`, keyPem: key });
     await kube.putPfxSecret(ns, `pfx-${i}`, issued, password);
-    await kube.createBinding(ns, `b-${i}`, { host: `partner-${i % 20}.example`, certificate: { secretRef: { name: `pfx-${i}` }, passwordSecretRef: { name: `pfx-${i}` } } });
+    await kube.createBinding(ns, `b-${i}`, {
+      host: `partner-${i % 20}.example`,
+      certificate: { secretRef: { name: `pfx-${i}` }, passwordSecretRef: { name: `pfx-${i}` } },
+    });
   };
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    for (let i = queue.shift(); i !== undefined; i = queue.shift()) await createOne(i);
-  }));
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let i = queue.shift(); i !== undefined; i = queue.shift()) await createOne(i);
+    }),
+  );
   console.log(`setup: ${count} PFX Secrets (openssl) and bindings created in ${((performance.now() - t) / 1000).toFixed(1)}s`);
 
   const listPath = `/apis/${types.group}/${types.version}/namespaces/${ns}/${types.plural}`;
@@ -69,14 +74,27 @@ try {
   const ready = new Set<string>();
   const initial = await kube.client.list<Binding>(listPath, { limit: 1 });
   const watchAbort = new AbortController();
-  const isReady = (b: Binding): boolean => b.status?.observedGeneration === b.metadata.generation && b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+  const isReady = (b: Binding): boolean =>
+    b.status?.observedGeneration === b.metadata.generation && b.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
   void kube.client
-    .watch<Binding>(listPath, { resourceVersion: initial.metadata.resourceVersion, allowWatchBookmarks: true }, (e) => {
-      if (e.type !== 'BOOKMARK' && isReady(e.object)) ready.add(e.object.metadata.name);
-    }, watchAbort.signal)
+    .watch<Binding>(
+      listPath,
+      { resourceVersion: initial.metadata.resourceVersion, allowWatchBookmarks: true },
+      (e) => {
+        if (e.type !== 'BOOKMARK' && isReady(e.object)) ready.add(e.object.metadata.name);
+      },
+      watchAbort.signal,
+    )
     .catch(() => undefined);
   t = performance.now();
-  const controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [ns], id: 'bench', args: ['--log-level', 'info', '--workers', '8'], nodeOptions, cli: builtCli });
+  const controller = await startController({
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespaces: [ns],
+    id: 'bench',
+    args: ['--log-level', 'info', '--workers', '8'],
+    nodeOptions,
+    cli: builtCli,
+  });
   await pollUntil(() => (ready.size === count ? true : undefined), { what: `${count} bindings Ready`, timeoutMs: 300_000, intervalMs: 10 });
   watchAbort.abort();
   const coldStartS = (performance.now() - t) / 1000;
@@ -108,10 +126,14 @@ try {
   await controller.stop();
 
   console.log(`cold start: ${count} bindings Ready ${coldStartS.toFixed(2)}s after controller start (goal < 10s)`);
-  console.log(`one binding changed (${rotations} Secret rotations, write → status seen by polling GET): p50 ${percentile(latencies, 50).toFixed(1)}ms, p99 ${percentile(latencies, 99).toFixed(1)}ms (goals 100ms / 500ms)`);
+  console.log(
+    `one binding changed (${rotations} Secret rotations, write → status seen by polling GET): p50 ${percentile(latencies, 50).toFixed(1)}ms, p99 ${percentile(latencies, 99).toFixed(1)}ms (goals 100ms / 500ms)`,
+  );
   console.log(`controller: ${builtCli ? 'dist/cli.js (compiled, as the image runs it)' : 'src/cli.ts'}; node options: ${nodeOptions.join(' ') || '(none)'}`);
   console.log(`controller RSS: ${rssMb.toFixed(0)} MB after cold start, ${rssAfterMb.toFixed(0)} MB after rotations (goal < 250 MB)`);
-  console.log(`  main thread's V8 heap after cold start: ${heap.used.toFixed(0)} MB used of ${heap.total.toFixed(0)} MB reserved; ${heap.external.toFixed(0)} MB external`);
+  console.log(
+    `  main thread's V8 heap after cold start: ${heap.used.toFixed(0)} MB used of ${heap.total.toFixed(0)} MB reserved; ${heap.external.toFixed(0)} MB external`,
+  );
 } finally {
   await cluster.stop();
 }

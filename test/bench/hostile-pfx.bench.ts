@@ -27,8 +27,12 @@ const pool = new DecodePool();
 // Warm the pool, so the first class does not pay for starting workers.
 await Promise.all(good.slice(0, 2).map((fixture) => pool.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD })));
 
-console.log(`RSS with the cases built and ${pool.stats().workersStarted} workers running: ${(process.memoryUsage().rss / MB).toFixed(0)} MB (the cases' own buffers are most of it)\n`);
-console.log(`${'class'.padEnd(42)} ${'outcome'.padEnd(22)} ${'to reason'.padStart(10)} ${'peak RSS'.padStart(9)} ${'max block'.padStart(10)} ${'20 good'.padStart(9)}`);
+console.log(
+  `RSS with the cases built and ${pool.stats().workersStarted} workers running: ${(process.memoryUsage().rss / MB).toFixed(0)} MB (the cases' own buffers are most of it)\n`,
+);
+console.log(
+  `${'class'.padEnd(42)} ${'outcome'.padEnd(22)} ${'to reason'.padStart(10)} ${'peak RSS'.padStart(9)} ${'max block'.padStart(10)} ${'20 good'.padStart(9)}`,
+);
 let worst = { rss: 0, block: 0, good: 0 };
 for (const hostile of cases) {
   let peakRss = process.memoryUsage().rss;
@@ -40,7 +44,9 @@ for (const hostile of cases) {
     () => ({ outcome: 'decoded', ms: performance.now() - started }),
     (error: { reason?: string; code?: string }) => ({ outcome: error.reason ?? error.code ?? 'error', ms: performance.now() - started }),
   );
-  const goodDone = Promise.all(good.map((fixture) => pool.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD }))).then(() => performance.now() - started);
+  const goodDone = Promise.all(good.map((fixture) => pool.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD }))).then(
+    () => performance.now() - started,
+  );
   const [result, goodMs] = await Promise.all([hostileDone, goodDone]);
   histogram.disable();
   clearInterval(sampler);
@@ -51,25 +57,34 @@ for (const hostile of cases) {
     `${hostile.name.padEnd(42)} ${result.outcome.padEnd(22)} ${`${result.ms.toFixed(1)} ms`.padStart(10)} ${`${(peakRss / MB).toFixed(0)} MB`.padStart(9)} ${`${blockMs.toFixed(1)} ms`.padStart(10)} ${`${goodMs.toFixed(0)} ms`.padStart(9)}`,
   );
 }
-console.log(`\nworst over all classes: peak RSS ${(worst.rss / MB).toFixed(0)} MB (goal ≤ 512), longest event-loop block ${worst.block.toFixed(1)} ms (goal < 50), 20 good files ${(worst.good / 1000).toFixed(2)} s (goal < 5)`);
+console.log(
+  `\nworst over all classes: peak RSS ${(worst.rss / MB).toFixed(0)} MB (goal ≤ 512), longest event-loop block ${worst.block.toFixed(1)} ms (goal < 50), 20 good files ${(worst.good / 1000).toFixed(2)} s (goal < 5)`,
+);
 
 // What the real-world corpus uses of each limit: the margin the limits leave.
 const corpus = fileURLToPath(new URL('../../../shared/pfx-corpus', import.meta.url));
 if (existsSync(join(corpus, 'manifest.tsv'))) {
-  const rows = readFileSync(join(corpus, 'manifest.tsv'), 'utf8').trim().split('\n').slice(1).map((line) => line.split('\t'));
+  const rows = readFileSync(join(corpus, 'manifest.tsv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => line.split('\t'));
   const most = new Map<keyof BudgetUse, { value: number; id: string }>();
   await Promise.all(
     rows.map(async ([id, file, , , password]) => {
       const passwordFile = join(corpus, 'pw', `${id!.replaceAll('/', '__')}.pw`);
       const bytes = password === 'none' ? undefined : existsSync(passwordFile) ? readFileSync(passwordFile) : new Uint8Array(0);
       await pool
-        .decode({ kind: 'pfx', pfx: readFileSync(join(corpus, file!)), password: bytes }, {
-          onBudgetUse: (use) => {
-            for (const [measure, value] of Object.entries(use) as [keyof BudgetUse, number][]) {
-              if (value > (most.get(measure)?.value ?? -1)) most.set(measure, { value, id: id! });
-            }
+        .decode(
+          { kind: 'pfx', pfx: readFileSync(join(corpus, file!)), password: bytes },
+          {
+            onBudgetUse: (use) => {
+              for (const [measure, value] of Object.entries(use) as [keyof BudgetUse, number][]) {
+                if (value > (most.get(measure)?.value ?? -1)) most.set(measure, { value, id: id! });
+              }
+            },
           },
-        })
+        )
         .catch(() => {});
     }),
   );

@@ -35,7 +35,10 @@ try {
 
   for (let i = 0; i < GOOD; i++) {
     await kube.putPfxSecret(ns, `good-${i}`, pki.issueClient({ cn: `good-${i}.client` }), password);
-    await kube.createBinding(ns, `good-${i}`, { host: 'localhost', certificate: { secretRef: { name: `good-${i}` }, passwordSecretRef: { name: `good-${i}` } } });
+    await kube.createBinding(ns, `good-${i}`, {
+      host: 'localhost',
+      certificate: { secretRef: { name: `good-${i}` }, passwordSecretRef: { name: `good-${i}` } },
+    });
   }
   const hostileNames: string[] = [];
   const planted: typeof cases = [];
@@ -57,9 +60,13 @@ try {
       tooLarge.push(hostile.name);
       continue;
     }
-    await kube.createBinding(ns, name, request.kind === 'pfx'
-      ? { host: 'localhost', certificate: { secretRef: { name }, passwordSecretRef: { name } } }
-      : { host: 'localhost', certificate: { tlsSecretRef: { name } } });
+    await kube.createBinding(
+      ns,
+      name,
+      request.kind === 'pfx'
+        ? { host: 'localhost', certificate: { secretRef: { name }, passwordSecretRef: { name } } }
+        : { host: 'localhost', certificate: { tlsSecretRef: { name } } },
+    );
     hostileNames.push(name);
     planted.push(hostile);
   }
@@ -73,18 +80,29 @@ try {
   let started = 0;
   const watchAbort = new AbortController();
   void kube.client
-    .watch<Binding>(listPath, { resourceVersion: initial.metadata.resourceVersion }, (e) => {
-      if (e.type === 'BOOKMARK' || started === 0) return;
-      const condition = e.object.status?.conditions?.find((c) => c.type === types.ConditionCertificateValid);
-      const name = e.object.metadata.name;
-      if (!condition) return;
-      if (condition.status === 'True' && !validAt.has(name)) validAt.set(name, performance.now() - started);
-      if (condition.status === 'False' && !reasonAt.has(name)) reasonAt.set(name, { reason: condition.reason, ms: performance.now() - started });
-    }, watchAbort.signal)
+    .watch<Binding>(
+      listPath,
+      { resourceVersion: initial.metadata.resourceVersion },
+      (e) => {
+        if (e.type === 'BOOKMARK' || started === 0) return;
+        const condition = e.object.status?.conditions?.find((c) => c.type === types.ConditionCertificateValid);
+        const name = e.object.metadata.name;
+        if (!condition) return;
+        if (condition.status === 'True' && !validAt.has(name)) validAt.set(name, performance.now() - started);
+        if (condition.status === 'False' && !reasonAt.has(name)) reasonAt.set(name, { reason: condition.reason, ms: performance.now() - started });
+      },
+      watchAbort.signal,
+    )
     .catch(() => undefined);
 
   started = performance.now();
-  const controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [ns], id: 'bench-hostile', args: ['--log-level', 'info', '--data-plane', process.env.BENCH_DATA_PLANE ?? 'nginx'], nodeOptions });
+  const controller = await startController({
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespaces: [ns],
+    id: 'bench-hostile',
+    args: ['--log-level', 'info', '--data-plane', process.env.BENCH_DATA_PLANE ?? 'nginx'],
+    nodeOptions,
+  });
   let maxBlockSeconds = 0;
   const blocks: string[] = [];
   let peakRssKb = 0;
@@ -94,24 +112,38 @@ try {
       ({ body }) => {
         const max = /^nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(body)?.[1];
         if (max !== undefined) maxBlockSeconds = Math.max(maxBlockSeconds, Number(max));
-        if (max !== undefined && Number(max) > 0.02) blocks.push(`${((performance.now() - started) / 1000).toFixed(2)} s: ${(Number(max) * 1000).toFixed(1)} ms`);
+        if (max !== undefined && Number(max) > 0.02)
+          blocks.push(`${((performance.now() - started) / 1000).toFixed(2)} s: ${(Number(max) * 1000).toFixed(1)} ms`);
       },
       () => undefined,
     );
   }, 500);
 
   const goodNames = Array.from({ length: GOOD }, (_, i) => `good-${i}`);
-  await pollUntil(() => (goodNames.every((n) => validAt.has(n)) ? true : undefined), { what: 'every good binding CertificateValid', timeoutMs: 120_000, intervalMs: 20 });
+  await pollUntil(() => (goodNames.every((n) => validAt.has(n)) ? true : undefined), {
+    what: 'every good binding CertificateValid',
+    timeoutMs: 120_000,
+    intervalMs: 20,
+  });
   const allValidMs = Math.max(...goodNames.map((n) => validAt.get(n)!));
-  const servedMs = process.env.BENCH_DATA_PLANE === 'none' ? 0 : await pollUntil(
-    async () => {
-      const cm = await kube.client.get<{ binaryData?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`).catch(() => undefined);
-      const manifest = cm && parseManifest(cm);
-      return manifest && goodNames.every((n) => manifest.bindings[`${ns}/${n}`]) ? performance.now() - started : undefined;
-    },
-    { what: 'every good binding in the proxy config', timeoutMs: 120_000, intervalMs: 50 },
-  );
-  await pollUntil(() => (hostileNames.every((n) => reasonAt.has(n) || validAt.has(n)) ? true : undefined), { what: 'every hostile binding to have a verdict', timeoutMs: 120_000, intervalMs: 50 });
+  const servedMs =
+    process.env.BENCH_DATA_PLANE === 'none'
+      ? 0
+      : await pollUntil(
+          async () => {
+            const cm = await kube.client
+              .get<{ binaryData?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`)
+              .catch(() => undefined);
+            const manifest = cm && parseManifest(cm);
+            return manifest && goodNames.every((n) => manifest.bindings[`${ns}/${n}`]) ? performance.now() - started : undefined;
+          },
+          { what: 'every good binding in the proxy config', timeoutMs: 120_000, intervalMs: 50 },
+        );
+  await pollUntil(() => (hostileNames.every((n) => reasonAt.has(n) || validAt.has(n)) ? true : undefined), {
+    what: 'every hostile binding to have a verdict',
+    timeoutMs: 120_000,
+    intervalMs: 50,
+  });
   clearInterval(sampler);
   peakRssKb = Math.max(peakRssKb, statusKb(controller.child.pid!, 'VmHWM'));
 

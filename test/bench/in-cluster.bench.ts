@@ -13,7 +13,15 @@ import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { KubeConfig } from '@kubernetes/client-node';
 import * as types from '../../src/api/v1alpha1/types.ts';
-import { findImages, importImageIntoNode, readNodeClusterConnection, requireImage, startNodeCluster, type NodeCluster, type NodeClusterConnection } from '../harness/node-cluster.ts';
+import {
+  findImages,
+  importImageIntoNode,
+  readNodeClusterConnection,
+  requireImage,
+  startNodeCluster,
+  type NodeCluster,
+  type NodeClusterConnection,
+} from '../harness/node-cluster.ts';
 import { pollUntil } from '../harness/poll.ts';
 import type { NodeClusterHandle } from '../harness/use-node-cluster.ts';
 import { InClusterStory, systemNamespace } from '../support/in-cluster-story.ts';
@@ -26,7 +34,9 @@ const MB = 1024 * 1024;
 
 const projectImage = requireImage(await findImages(), 'project', 'npm run image');
 let started: NodeCluster | undefined;
-let connection: NodeClusterConnection | undefined = existsSync(cliConnection) ? await readNodeClusterConnection(cliConnection).catch(() => undefined) : undefined;
+let connection: NodeClusterConnection | undefined = existsSync(cliConnection)
+  ? await readNodeClusterConnection(cliConnection).catch(() => undefined)
+  : undefined;
 if (connection) await importImageIntoNode(connection, projectImage.archive);
 else connection = started = await startNodeCluster({ images: [projectImage.archive] });
 const node = connection;
@@ -49,7 +59,9 @@ try {
   const kubectl = (args: string[]): Promise<string> => story.workloads.kubectlOk(args);
 
   const rss = async (): Promise<Record<string, number>> => {
-    const pods = JSON.parse(await kubectl(['get', 'pods', '--namespace', systemNamespace, '-o', 'json'])) as { items: Array<{ metadata: { name: string; uid: string } }> };
+    const pods = JSON.parse(await kubectl(['get', 'pods', '--namespace', systemNamespace, '-o', 'json'])) as {
+      items: Array<{ metadata: { name: string; uid: string } }>;
+    };
     return Object.fromEntries(pods.items.map((p) => [p.metadata.name, Math.round(podRssMb(p.metadata.uid))]));
   };
   const byKind = (pods: Record<string, number>): Record<string, number[]> => {

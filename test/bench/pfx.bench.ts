@@ -55,9 +55,13 @@ function row(name: string, m: Measurement, options: { synchronous?: boolean; for
   const ratios = [
     forgeMs === undefined ? '' : `${(forgeMs / m.msPerOp).toFixed(1)}x faster than forge`,
     nativeMs === undefined ? '' : `${(m.msPerOp / nativeMs).toFixed(2)}x native's time`,
-  ].filter(Boolean).join(', ');
+  ]
+    .filter(Boolean)
+    .join(', ');
   const block = synchronous ? `blocks the event loop for each call (${m.msPerOp.toFixed(1)} ms)` : `max event-loop block ${m.maxBlockMs.toFixed(1)} ms`;
-  return `  ${name.padEnd(34)} ${m.msPerOp.toFixed(3).padStart(8)} ms/op ${Math.round(1000 / m.msPerOp).toString().padStart(7)} ops/s   ${block}${ratios ? `   (${ratios})` : ''}`;
+  return `  ${name.padEnd(34)} ${m.msPerOp.toFixed(3).padStart(8)} ms/op ${Math.round(1000 / m.msPerOp)
+    .toString()
+    .padStart(7)} ops/s   ${block}${ratios ? `   (${ratios})` : ''}`;
 }
 
 function forgeDecode(bytes: Buffer): void {
@@ -108,7 +112,9 @@ console.log(row('node-forge pkcs12FromAsn1', forgeResult, { synchronous: true })
 console.log(row('native tls.createSecureContext', nativeResult, { synchronous: true }));
 console.log(row('decodePfx (in-thread)', oursResult, { synchronous: true, forgeMs: forgeResult.msPerOp, nativeMs: nativeResult.msPerOp }));
 console.log(row('decodePfx through the pool', poolResult, { forgeMs: forgeResult.msPerOp, nativeMs: nativeResult.msPerOp }));
-console.log(`  the pool adds ${(poolResult.msPerOp - oursResult.msPerOp).toFixed(3)} ms per file (posting, structured clone both ways, the worker's turn); its first decode took ${firstDecodeMs.toFixed(0)} ms, a worker's start-up included`);
+console.log(
+  `  the pool adds ${(poolResult.msPerOp - oursResult.msPerOp).toFixed(3)} ms per file (posting, structured clone both ways, the worker's turn); its first decode took ${firstDecodeMs.toFixed(0)} ms, a worker's start-up included`,
+);
 
 console.log('\nLegacy PFX (openssl -legacy: RC2-40 certificates, 3DES key, SHA-1 MAC), sequential:');
 const forgeLegacy = await measure(3, 30, () => forgeDecode(legacyPfx.bytes));
@@ -120,10 +126,14 @@ try {
 }
 console.log(row('node-forge pkcs12FromAsn1', forgeLegacy, { synchronous: true }));
 console.log(`  native tls.createSecureContext     ${nativeLegacy}`);
-console.log(row('decodePfx (in-thread)', await measure(20, 200, () => decodePfx(legacyPfx.bytes, FIXTURE_PASSWORD)), { synchronous: true, forgeMs: forgeLegacy.msPerOp }));
+console.log(
+  row('decodePfx (in-thread)', await measure(20, 200, () => decodePfx(legacyPfx.bytes, FIXTURE_PASSWORD)), { synchronous: true, forgeMs: forgeLegacy.msPerOp }),
+);
 console.log(row('decodePfx through the pool', await measure(20, 200, () => throughPool(legacyPfx.bytes)), { forgeMs: forgeLegacy.msPerOp }));
 
-console.log(`\n${DISTINCT_FILES} distinct OpenSSL 3 default PFX files, decoded concurrently through the pool (${pool.stats().workersStarted} workers started so far; pool size ${defaultPoolSize()}):`);
+console.log(
+  `\n${DISTINCT_FILES} distinct OpenSSL 3 default PFX files, decoded concurrently through the pool (${pool.stats().workersStarted} workers started so far; pool size ${defaultPoolSize()}):`,
+);
 for (const inFlight of [DISTINCT_FILES, 64]) {
   const histogram = monitorEventLoopDelay({ resolution: 1 });
   histogram.enable();
@@ -132,7 +142,9 @@ for (const inFlight of [DISTINCT_FILES, 64]) {
   const elapsed = performance.now() - started;
   histogram.disable();
   const subjects = new Set(identities.map((identity) => identity.facts.fingerprintSha256)).size;
-  console.log(`  ${String(inFlight).padStart(4)} in flight: ${(elapsed / 1000).toFixed(2)} s total, ${(elapsed / files.length).toFixed(3)} ms/file, ${subjects} identities, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms`);
+  console.log(
+    `  ${String(inFlight).padStart(4)} in flight: ${(elapsed / 1000).toFixed(2)} s total, ${(elapsed / files.length).toFixed(3)} ms/file, ${subjects} identities, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms`,
+  );
 }
 {
   // For comparison: the same files on this thread, which is what the sandbox keeps the controller from doing.
@@ -144,7 +156,9 @@ for (const inFlight of [DISTINCT_FILES, 64]) {
     longest = Math.max(longest, performance.now() - one);
   }
   const elapsed = performance.now() - started;
-  console.log(`  in-thread, one after another: ${(elapsed / 1000).toFixed(2)} s total, ${(elapsed / files.length).toFixed(3)} ms/file, each one holding the event loop (longest ${longest.toFixed(1)} ms)`);
+  console.log(
+    `  in-thread, one after another: ${(elapsed / 1000).toFixed(2)} s total, ${(elapsed / files.length).toFixed(3)} ms/file, each one holding the event loop (longest ${longest.toFixed(1)} ms)`,
+  );
 }
 
 console.log('\nPFX with 600,000 iterations (-iter 600000: PBKDF2 and MAC), through the pool:');
@@ -158,6 +172,8 @@ for (let round = 1; round <= 3; round++) {
   const nativeStarted = performance.now();
   nativeDecode(highIterationPfx.bytes);
   const nativeElapsed = performance.now() - nativeStarted;
-  console.log(`  round ${round}: through the pool ${elapsed.toFixed(0)} ms, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms; native ${nativeElapsed.toFixed(0)} ms (blocking the event loop throughout)`);
+  console.log(
+    `  round ${round}: through the pool ${elapsed.toFixed(0)} ms, max event-loop block ${(histogram.max / 1e6).toFixed(1)} ms; native ${nativeElapsed.toFixed(0)} ms (blocking the event loop throughout)`,
+  );
 }
 await pool.close();

@@ -108,7 +108,10 @@ function route(client: Issued, ca: string, port: number): EgressRoute {
 }
 
 function syntheticRoutes(count: number): EgressRoute[] {
-  const pem = (label: string, i: number): string => `-----BEGIN ${label}-----\n${Buffer.from(`${label} ${i}`.repeat(40)).toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END ${label}-----\n`;
+  const pem = (label: string, i: number): string =>
+    `-----BEGIN ${label}-----\n${Buffer.from(`${label} ${i}`.repeat(40))
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')}\n-----END ${label}-----\n`;
   return Array.from({ length: count }, (_, i) => ({
     key: `ns-${i % 100}/binding-${i}`,
     namespace: `ns-${i % 100}`,
@@ -117,7 +120,12 @@ function syntheticRoutes(count: number): EgressRoute[] {
     host: `partner-${i % 500}.example.com`,
     port: i % 7 === 0 ? 8443 : 443,
     serverName: `partner-${i % 500}.example.com`,
-    clientCertificate: { chainPem: pem('CERTIFICATE', i), privateKey: new Sensitive(pem('PRIVATE KEY', i)), serialNumber: i.toString(16), fingerprintSha256: 'AB:CD' },
+    clientCertificate: {
+      chainPem: pem('CERTIFICATE', i),
+      privateKey: new Sensitive(pem('PRIVATE KEY', i)),
+      serialNumber: i.toString(16),
+      fingerprintSha256: 'AB:CD',
+    },
     ...(i % 3 === 0 ? { serverCA: { pem: pem('CERTIFICATE', -i) } } : {}),
   }));
 }
@@ -146,11 +154,15 @@ async function main(): Promise<void> {
   const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: concurrency, cert: client.certPem, key: client.keyPem, ca: pki.ca.certPem });
   const viaProxy = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      httpRequest({ host: '127.0.0.1', port: listenerPort, path: '/bench', agent: httpAgent }, drain(200, resolve, reject)).on('error', reject).end();
+      httpRequest({ host: '127.0.0.1', port: listenerPort, path: '/bench', agent: httpAgent }, drain(200, resolve, reject))
+        .on('error', reject)
+        .end();
     });
   const direct = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      httpsRequest({ host: 'localhost', port: partnerPort, path: '/bench', agent: httpsAgent, servername: 'localhost' }, drain(200, resolve, reject)).on('error', reject).end();
+      httpsRequest({ host: 'localhost', port: partnerPort, path: '/bench', agent: httpsAgent, servername: 'localhost' }, drain(200, resolve, reject))
+        .on('error', reject)
+        .end();
     });
 
   try {
@@ -214,7 +226,15 @@ async function rotationThroughTheProduct(): Promise<void> {
   try {
     const key = stack.partnerPki.issueClient({ cn: 'key' }).keyPem;
     for (let i = 0; i < 20; i++) await stack.putBinding(`b-${i}`, stack.partnerPki.issueClient({ cn: `b-${i}.client`, keyPem: key }));
-    const port = (await stack.kube.waitForBinding(stack.namespace, 'b-0', 'Ready', (b: { status?: { conditions?: Array<{ reason: string }> } }) => b.status?.conditions?.[0]?.reason === 'Ready', 60_000)).status!.listenerPort!;
+    const port = (
+      await stack.kube.waitForBinding(
+        stack.namespace,
+        'b-0',
+        'Ready',
+        (b: { status?: { conditions?: Array<{ reason: string }> } }) => b.status?.conditions?.[0]?.reason === 'Ready',
+        60_000,
+      )
+    ).status!.listenerPort!;
     const seenSerial = async (): Promise<string | undefined> => {
       const res = await callProxy(port).catch(() => undefined);
       return res?.status === 200 ? (JSON.parse(res.body) as PartnerSeen).serialNumber : undefined;
@@ -224,7 +244,11 @@ async function rotationThroughTheProduct(): Promise<void> {
       const next = stack.partnerPki.issueClient({ cn: 'b-0.client', keyPem: key });
       const t = performance.now();
       await stack.rotate('b-0', next);
-      await pollUntil(async () => ((await seenSerial()) === next.serial ? true : undefined), { what: 'the new serial at the partner', timeoutMs: 30_000, intervalMs: 10 });
+      await pollUntil(async () => ((await seenSerial()) === next.serial ? true : undefined), {
+        what: 'the new serial at the partner',
+        timeoutMs: 30_000,
+        intervalMs: 10,
+      });
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);

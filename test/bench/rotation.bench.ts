@@ -51,7 +51,9 @@ try {
     ports.push(await freePort());
   }
   const routes = (): ReturnType<typeof partnerRoute>[] =>
-    clients.map((client, i) => partnerRoute({ namespace: ns, name: `b${i}`, listenerPort: ports[i]!, partnerPort: partner.port, client, partnerCA: pki.ca.certPem }));
+    clients.map((client, i) =>
+      partnerRoute({ namespace: ns, name: `b${i}`, listenerPort: ports[i]!, partnerPort: partner.port, client, partnerCA: pki.ca.certPem }),
+    );
   const publish = async (): Promise<string> => {
     const current = routes();
     const rendered = renderNginx(current, { listenAddress: '127.0.0.1', workerProcesses: 2 });
@@ -59,9 +61,19 @@ try {
     return rendered.hash;
   };
   const waitForHash = (hash: string): Promise<unknown> =>
-    pollUntil(async () => ((await podAnnotations(kube.client, ns, podName))[annotationAppliedHash] === hash ? true : undefined), { what: 'the applied hash', timeoutMs: 60_000, intervalMs: 20 });
+    pollUntil(async () => ((await podAnnotations(kube.client, ns, podName))[annotationAppliedHash] === hash ? true : undefined), {
+      what: 'the applied hash',
+      timeoutMs: 60_000,
+      intervalMs: 20,
+    });
 
-  agent = await startAgent({ kubeConfigPath: cluster.kubeConfigPath, namespace: ns, podName, configDir: join(temporaryDirectory('bench-agent'), 'config'), nginxPrefix: temporaryDirectory('bench-prefix') });
+  agent = await startAgent({
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespace: ns,
+    podName,
+    configDir: join(temporaryDirectory('bench-agent'), 'config'),
+    nginxPrefix: temporaryDirectory('bench-prefix'),
+  });
   let t = performance.now();
   await waitForHash(await publish());
   console.log(`first config (${bindings} bindings): applied ${((performance.now() - t) / 1000).toFixed(2)} s after the API write`);
@@ -85,14 +97,37 @@ try {
     await waitForHash(hash);
     toAnnotation.push(performance.now() - t);
   }
-  const applied = agent.logged('config applied').slice(-rotations).map((line) => line.ms as Record<string, number>);
+  const applied = agent
+    .logged('config applied')
+    .slice(-rotations)
+    .map((line) => line.ms as Record<string, number>);
   console.log(`${rotations} rotations of one binding among ${bindings}:`);
   console.log(summary('API write → partner sees new serial', toPartner));
   console.log(summary('API write → Pod annotation', toAnnotation));
-  console.log(summary('agent: write generation', applied.map((ms) => ms.write!)));
-  console.log(summary('agent: nginx -t', applied.map((ms) => ms.test!)));
-  console.log(summary('agent: reload until confirmed', applied.map((ms) => ms.reload!)));
-  console.log(summary('agent: total', applied.map((ms) => ms.total!)));
+  console.log(
+    summary(
+      'agent: write generation',
+      applied.map((ms) => ms.write!),
+    ),
+  );
+  console.log(
+    summary(
+      'agent: nginx -t',
+      applied.map((ms) => ms.test!),
+    ),
+  );
+  console.log(
+    summary(
+      'agent: reload until confirmed',
+      applied.map((ms) => ms.reload!),
+    ),
+  );
+  console.log(
+    summary(
+      'agent: total',
+      applied.map((ms) => ms.total!),
+    ),
+  );
   console.log(`exit on SIGTERM: ${await agent.stop()}`);
 } finally {
   await agent?.kill();

@@ -4,7 +4,15 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { findImages, importImageIntoNode, readNodeClusterConnection, requireImage, startNodeCluster, type NodeCluster, type NodeClusterConnection } from '../harness/node-cluster.ts';
+import {
+  findImages,
+  importImageIntoNode,
+  readNodeClusterConnection,
+  requireImage,
+  startNodeCluster,
+  type NodeCluster,
+  type NodeClusterConnection,
+} from '../harness/node-cluster.ts';
 import type { NodeClusterHandle } from '../harness/use-node-cluster.ts';
 import { InClusterStory } from '../support/in-cluster-story.ts';
 
@@ -20,7 +28,9 @@ export async function runInCluster(options: { keep: boolean; step: (text: string
     execFileSync('bash', [resolve(repoRoot, 'test/bootstrap.sh'), '--node'], { stdio: ['ignore', 'inherit', 'inherit'] });
     const projectImage = requireImage(await findImages(), 'project', 'npm run image');
 
-    let connection: NodeClusterConnection | undefined = existsSync(cliConnection) ? await readNodeClusterConnection(cliConnection).catch(() => undefined) : undefined;
+    let connection: NodeClusterConnection | undefined = existsSync(cliConnection)
+      ? await readNodeClusterConnection(cliConnection).catch(() => undefined)
+      : undefined;
     if (connection) {
       step('Using the node cluster `npm run cluster:up -- --node` runs');
       await importImageIntoNode(connection, projectImage.archive);
@@ -48,7 +58,11 @@ export async function runInCluster(options: { keep: boolean; step: (text: string
 
     step('The partner sends a PFX and its password; we store them in a Secret and bind them to the partner host');
     execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, 'apply', '-f', '-'], {
-      input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-a', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } }),
+      input: JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name: 'team-a', labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } },
+      }),
     });
     const client = partner.pki.issueClient({ cn: 'payments.acme.example', notAfter: new Date(Date.now() + 90 * 86_400_000) });
     await story.kube.deleteBinding('team-a', 'partner-api').catch(() => undefined);

@@ -32,7 +32,8 @@ if (values['in-cluster']) {
 
 step('Starting a local Kubernetes control plane (kube-apiserver + etcd) with the ClientCertificateBinding CRD');
 const cluster = await startControlPlane();
-const kubectl = (...args: string[]): string => execFileSync('kubectl', ['--kubeconfig', cluster.kubeConfigPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+const kubectl = (...args: string[]): string =>
+  execFileSync('kubectl', ['--kubeconfig', cluster.kubeConfigPath, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
 let stopping = false;
 
 async function shutdown(stack?: Awaited<ReturnType<typeof startEgressStack>>): Promise<void> {
@@ -46,7 +47,12 @@ async function shutdown(stack?: Awaited<ReturnType<typeof startEgressStack>>): P
 
 try {
   step('Starting the controller, the proxy agent (with nginx) and a partner API that requires mTLS');
-  const stack = await startEgressStack({ kubeconfig: cluster.kubeconfig, kubeConfigPath: cluster.kubeConfigPath, namespaces: { bindings: 'team-a', proxy: 'mtls-egress-system' }, password: 'demo-pfx-password' });
+  const stack = await startEgressStack({
+    kubeconfig: cluster.kubeconfig,
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespaces: { bindings: 'team-a', proxy: 'mtls-egress-system' },
+    password: 'demo-pfx-password',
+  });
   process.once('SIGINT', () => void shutdown(stack).then(() => process.exit(130)));
   console.log(`partner API: ${stack.partner.url} (accepts only client certificates from "Partner CA")`);
 
@@ -55,7 +61,13 @@ try {
   await stack.putBinding('partner-api', client);
   console.log(`ClientCertificateBinding team-a/partner-api → localhost:${stack.partner.port} (PFX made by openssl pkcs12 -export)`);
 
-  const binding = await stack.kube.waitForBinding('team-a', 'partner-api', 'Ready', (b) => b.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True', 60_000);
+  const binding = await stack.kube.waitForBinding(
+    'team-a',
+    'partner-api',
+    'Ready',
+    (b) => b.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+    60_000,
+  );
   step('kubectl get ccb -n team-a -o wide');
   console.log(kubectl('get', 'ccb', '-n', 'team-a', '-o', 'wide').trimEnd());
 
@@ -63,7 +75,9 @@ try {
   step(`An application with no certificate code calls the endpoint over plain HTTP: GET http://127.0.0.1:${port}/accounts`);
   const res = await callProxy(port, { path: '/accounts' });
   const seen = JSON.parse(res.body) as { cn: string; organization: string; serialNumber: string; sni: string };
-  console.log(`HTTP ${res.status} from the partner, which saw client certificate CN=${seen.cn}, O=${seen.organization}, serial ${seen.serialNumber} (SNI ${seen.sni})`);
+  console.log(
+    `HTTP ${res.status} from the partner, which saw client certificate CN=${seen.cn}, O=${seen.organization}, serial ${seen.serialNumber} (SNI ${seen.sni})`,
+  );
 
   if (values.keep) {
     const dir = join(repoRoot, '.cluster');

@@ -39,9 +39,14 @@ interface Run {
 function cli(...args: string[]): Promise<Run> {
   return new Promise((done) => {
     // A heap small enough that an input which blows memory up crashes quickly, and a deadline.
-    execFile(node, ['--max-old-space-size=256', 'src/cli.ts', ...args], { cwd: repo, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) => {
-      done({ code: error ? (error.code ?? error.signal ?? -1) : 0, stdout, stderr });
-    });
+    execFile(
+      node,
+      ['--max-old-space-size=256', 'src/cli.ts', ...args],
+      { cwd: repo, timeout: 60_000, maxBuffer: 64 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        done({ code: error ? (error.code ?? error.signal ?? -1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -94,10 +99,13 @@ describe('validate and render on hostile manifests', () => {
 
   test('typed lists (ClientCertificateBindingList, SecretList) are flattened as kubectl does: a wrong password is found', async () => {
     const pki = new PartnerPki('Hostile CLI CA');
-    const [secret, binding] = partnerBindingManifests({ name: 'listed', client: pki.issueClient({ cn: 'listed.client' }), password: 'right-pw', host: 'api.partner.example', port: 443 }) as [
-      Record<string, unknown>,
-      Record<string, unknown>,
-    ];
+    const [secret, binding] = partnerBindingManifests({
+      name: 'listed',
+      client: pki.issueClient({ cn: 'listed.client' }),
+      password: 'right-pw',
+      host: 'api.partner.example',
+      port: 443,
+    }) as [Record<string, unknown>, Record<string, unknown>];
     const wrong = { ...secret, stringData: { password: 'wrong-pw' } };
     const dir = join(root, 'typed-lists');
     mkdirSync(dir);
@@ -116,10 +124,12 @@ describe('validate and render on hostile manifests', () => {
     const run = await cli('validate', '-f', file('escape.yaml', dump(terminalEscapeBinding())));
     assert.equal(run.code, 1, run.stderr);
     const all = run.stdout + run.stderr;
-    assert.doesNotMatch(all, /[\u0000-\u0008\u000b-\u001f\u007f]/, 'no control character reaches the terminal');
+    // eslint-disable-next-line no-control-regex -- finding control characters is the test
+    const controlCharacter = new RegExp('[\\u0000-\\u0008\\u000b-\\u001f\\u007f]');
+    assert.doesNotMatch(all, controlCharacter, 'no control character reaches the terminal');
     assert.match(run.stdout, /evil\\u001b\[2K\\u000d\\u001b\[32m0 bindings/);
     const rendered = await cli('render', '-f', join(root, 'escape.yaml'), '--out', join(root, 'escape-out'));
-    assert.doesNotMatch(rendered.stdout + rendered.stderr, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+    assert.doesNotMatch(rendered.stdout + rendered.stderr, controlCharacter);
   });
 
   test('render --out never writes, deletes or chmods through a symbolic link planted in an earlier output', async () => {
@@ -139,7 +149,12 @@ describe('validate and render on hostile manifests', () => {
   });
 
   test('validate refuses an IP host in the ranges refused everywhere: DestinationNotAllowed on spec.host', async () => {
-    const metadata = { apiVersion: 'mtls-egress.io/v1alpha1', kind: 'ClientCertificateBinding', metadata: { name: 'metadata', namespace: 'team-a' }, spec: { host: '169.254.169.254', serverName: 'metadata.example', certificate: { secretRef: { name: 'elsewhere' } } } };
+    const metadata = {
+      apiVersion: 'mtls-egress.io/v1alpha1',
+      kind: 'ClientCertificateBinding',
+      metadata: { name: 'metadata', namespace: 'team-a' },
+      spec: { host: '169.254.169.254', serverName: 'metadata.example', certificate: { secretRef: { name: 'elsewhere' } } },
+    };
     const run = await cli('validate', '-f', file('metadata.yaml', dump(metadata)), '--json');
     assert.equal(run.code, 1, run.stderr);
     const report = JSON.parse(run.stdout) as ValidationReport;

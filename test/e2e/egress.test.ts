@@ -39,7 +39,13 @@ const ready = hasReason(reasons.BindingReady);
 const programmed = (b: Binding) => b.status?.conditions?.find((c) => c.type === 'Programmed');
 
 async function readyBinding(name: string, serial?: string): Promise<Binding> {
-  return kube.waitForBinding(ns, name, `Ready${serial ? ` with serial ${serial}` : ''}`, (b) => ready(b) && (!serial || b.status?.certificate?.serialNumber === serial), 30_000);
+  return kube.waitForBinding(
+    ns,
+    name,
+    `Ready${serial ? ` with serial ${serial}` : ''}`,
+    (b) => ready(b) && (!serial || b.status?.certificate?.serialNumber === serial),
+    30_000,
+  );
 }
 
 let reusedSocketRetries = 0;
@@ -140,9 +146,16 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
 
   test('4. a broken binding is added: the others keep serving', async () => {
     await kube.putPfxSecret(ns, 'broken-pfx', partnerPki.issueClient({ cn: 'broken.client' }), password, { storedPassword: 'not-the-password' });
-    await kube.createBinding(ns, 'broken', { host: 'localhost', port: partner.port, certificate: { secretRef: { name: 'broken-pfx' }, passwordSecretRef: { name: 'broken-pfx' } } });
+    await kube.createBinding(ns, 'broken', {
+      host: 'localhost',
+      port: partner.port,
+      certificate: { secretRef: { name: 'broken-pfx' }, passwordSecretRef: { name: 'broken-pfx' } },
+    });
     await kube.putPfxSecret(ns, 'lost-pfx', partnerPki.issueClient({ cn: 'lost.client' }), password);
-    await kube.createBinding(ns, 'lost', { host: 'no-such-host.invalid', certificate: { secretRef: { name: 'lost-pfx' }, passwordSecretRef: { name: 'lost-pfx' } } });
+    await kube.createBinding(ns, 'lost', {
+      host: 'no-such-host.invalid',
+      certificate: { secretRef: { name: 'lost-pfx' }, passwordSecretRef: { name: 'lost-pfx' } },
+    });
     await kube.waitForBinding(ns, 'broken', 'PasswordIncorrect', hasReason(reasons.PasswordIncorrect));
     const lost = await kube.waitForBinding(ns, 'lost', 'HostUnresolvable', hasReason(reasons.HostUnresolvable));
     assert.equal(programmed(lost)?.reason, reasons.HostUnresolvable);
@@ -190,7 +203,10 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
     const seen = await call(b.status!.listenerPort!);
     assert.equal(seen.status, 502);
     assert.equal(impostor.seen.length, 0, 'the impostor received no request');
-    await pollUntil(() => (readFileSync(join(configDir, 'error.log'), 'utf8').includes('upstream SSL certificate verify error') ? true : undefined), { what: 'nginx to log the verify error', timeoutMs: 10_000 });
+    await pollUntil(() => (readFileSync(join(configDir, 'error.log'), 'utf8').includes('upstream SSL certificate verify error') ? true : undefined), {
+      what: 'nginx to log the verify error',
+      timeoutMs: 10_000,
+    });
   });
 
   test('no password or key material in any log, status, Event or proxy ConfigMap', async () => {
@@ -204,6 +220,7 @@ describe('egress end to end: controller, agent, nginx, partner', () => {
       JSON.stringify(await kube.client.list(`/api/v1/namespaces/${proxyNs}/configmaps`)),
       JSON.stringify(await kube.client.get(`/api/v1/namespaces/${proxyNs}/pods/${podName}`)),
     ].join('\n');
-    for (const secret of [password, 'PRIVATE KEY', Buffer.from(password).toString('base64')]) assert.ok(!everything.includes(secret), `found ${secret.slice(0, 10)}…`);
+    for (const secret of [password, 'PRIVATE KEY', Buffer.from(password).toString('base64')])
+      assert.ok(!everything.includes(secret), `found ${secret.slice(0, 10)}…`);
   });
 });

@@ -40,22 +40,51 @@ function manifests(partner: MtlsPartner, impostor: MtlsPartner): object[] {
   (wrongPassword[0] as { stringData: Record<string, string> }).stringData.password = 'not-the-password';
   return [
     ...partnerBindingManifests({ name: 'direct', client: direct, password: passwords[0]!, listenerPort: 10200, ...to }),
-    ...partnerBindingManifests({ name: 'by-ip', client: byIp, password: passwords[1]!, listenerPort: 10201, ...to, host: '127.0.0.1', serverName: 'localhost' }),
+    ...partnerBindingManifests({
+      name: 'by-ip',
+      client: byIp,
+      password: passwords[1]!,
+      listenerPort: 10201,
+      ...to,
+      host: '127.0.0.1',
+      serverName: 'localhost',
+    }),
     // A kubernetes.io/tls Secret, inside a kind: List, given as stringData.
     {
       apiVersion: 'v1',
       kind: 'List',
       items: [
-        { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pem-tls', namespace: 'team-a' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': pem.certPem, 'tls.key': pem.keyPem } },
+        {
+          apiVersion: 'v1',
+          kind: 'Secret',
+          metadata: { name: 'pem-tls', namespace: 'team-a' },
+          type: 'kubernetes.io/tls',
+          stringData: { 'tls.crt': pem.certPem, 'tls.key': pem.keyPem },
+        },
         {
           apiVersion: 'mtls-egress.io/v1alpha1',
           kind: 'ClientCertificateBinding',
           metadata: { name: 'pem', namespace: 'team-a' },
-          spec: { host: 'localhost', port: partner.port, listenerPort: 10202, certificate: { tlsSecretRef: { name: 'pem-tls' } }, serverCA: { secretRef: { name: 'direct-partner-ca' } } },
+          spec: {
+            host: 'localhost',
+            port: partner.port,
+            listenerPort: 10202,
+            certificate: { tlsSecretRef: { name: 'pem-tls' } },
+            serverCA: { secretRef: { name: 'direct-partner-ca' } },
+          },
         },
       ],
     },
-    ...partnerBindingManifests({ name: 'wrong-ca', namespace: 'team-b', client: direct, password: passwords[2]!, listenerPort: 10203, host: 'localhost', port: impostor.port, serverCA: pki.ca.certPem }),
+    ...partnerBindingManifests({
+      name: 'wrong-ca',
+      namespace: 'team-b',
+      client: direct,
+      password: passwords[2]!,
+      listenerPort: 10203,
+      host: 'localhost',
+      port: impostor.port,
+      serverCA: pki.ca.certPem,
+    }),
     // Left out, each for its own reason:
     ...wrongPassword,
     ...partnerBindingManifests({ name: 'expired', client: expired, password: passwords[3]!, ...to }),
@@ -184,7 +213,8 @@ describe('mtls-egress render, run by real nginx', () => {
 
   test('pid, logs and temp files stay inside the output directory', () => {
     const names = readdirSync(run.out).sort();
-    for (const expected of ['access.log', 'error.log', 'nginx.pid', 'proxy_temp', 'client_body_temp']) assert.ok(names.includes(expected), `${expected} in ${names.join(' ')}`);
+    for (const expected of ['access.log', 'error.log', 'nginx.pid', 'proxy_temp', 'client_body_temp'])
+      assert.ok(names.includes(expected), `${expected} in ${names.join(' ')}`);
   });
 });
 

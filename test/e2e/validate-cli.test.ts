@@ -77,8 +77,19 @@ describe('mtls-egress validate', () => {
   const clean = manifestDir('clean', {
     'partner.yaml': binding('partner', valid, { listenerPort: 10001 }),
     'pem.yaml': [
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pem-tls', namespace: 'team-a' }, type: 'kubernetes.io/tls', stringData: { 'tls.crt': valid.certPem, 'tls.key': valid.keyPem } },
-      { apiVersion: 'mtls-egress.io/v1alpha1', kind: 'ClientCertificateBinding', metadata: { name: 'pem', namespace: 'team-a' }, spec: { host: 'pem.partner.example', certificate: { tlsSecretRef: { name: 'pem-tls' } } } },
+      {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'pem-tls', namespace: 'team-a' },
+        type: 'kubernetes.io/tls',
+        stringData: { 'tls.crt': valid.certPem, 'tls.key': valid.keyPem },
+      },
+      {
+        apiVersion: 'mtls-egress.io/v1alpha1',
+        kind: 'ClientCertificateBinding',
+        metadata: { name: 'pem', namespace: 'team-a' },
+        spec: { host: 'pem.partner.example', certificate: { tlsSecretRef: { name: 'pem-tls' } } },
+      },
       { apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'an-app', namespace: 'team-a' } },
     ],
   });
@@ -95,7 +106,12 @@ describe('mtls-egress validate', () => {
     const run = await validate('-f', dir, '--warn-days', '30', ...nowArgs);
     assert.equal(run.code, 1);
     const file = join(dir, 'partner.yaml');
-    assert.match(run.stdout, new RegExp(`^WARN ${file}: ClientCertificateBinding team-a/soon: spec\\.certificate\\.secretRef: certificate .*CN=client-expiring.* expires at 2031-03-11T00:00:00Z; replace it before then\\n`));
+    assert.match(
+      run.stdout,
+      new RegExp(
+        `^WARN ${file}: ClientCertificateBinding team-a/soon: spec\\.certificate\\.secretRef: certificate .*CN=client-expiring.* expires at 2031-03-11T00:00:00Z; replace it before then\\n`,
+      ),
+    );
     assert.match(run.stdout, /: 0 errors, 1 warning\n$/);
     const { report } = await validateJson('-f', dir, '--warn-days', '30', ...nowArgs);
     assert.deepEqual(reasonsOf(report.findings), [['warning', 'soon', reasons.CertificateExpiringSoon]]);
@@ -134,7 +150,12 @@ describe('mtls-egress validate', () => {
   });
 
   test('a Secret not in the set is a warning that does not fail the run, unless --strict', async () => {
-    const external = { apiVersion: 'mtls-egress.io/v1alpha1', kind: 'ClientCertificateBinding', metadata: { name: 'external', namespace: 'team-a' }, spec: { host: 'api.partner.example', certificate: { secretRef: { name: 'from-vault' }, passwordSecretRef: { name: 'from-vault' } } } };
+    const external = {
+      apiVersion: 'mtls-egress.io/v1alpha1',
+      kind: 'ClientCertificateBinding',
+      metadata: { name: 'external', namespace: 'team-a' },
+      spec: { host: 'api.partner.example', certificate: { secretRef: { name: 'from-vault' }, passwordSecretRef: { name: 'from-vault' } } },
+    };
     const dir = manifestDir('external', { 'binding.yaml': [external] });
     const run = await validate('-f', dir, ...nowArgs);
     assert.equal(run.code, 0, run.stdout);
@@ -150,16 +171,24 @@ describe('mtls-egress validate', () => {
     const dir = manifestDir('ports', { 'a.yaml': binding('a', valid, { listenerPort: 10005 }), 'b.yaml': binding('b', valid, { listenerPort: 10005 }) });
     const { code, report } = await validateJson('-f', dir, ...nowArgs);
     assert.equal(code, 1);
-    assert.deepEqual(report.findings.map((f) => [f.name, f.path, f.reason]), [
-      ['a', 'spec.listenerPort', reasons.ListenerPortConflict],
-      ['b', 'spec.listenerPort', reasons.ListenerPortConflict],
-    ]);
+    assert.deepEqual(
+      report.findings.map((f) => [f.name, f.path, f.reason]),
+      [
+        ['a', 'spec.listenerPort', reasons.ListenerPortConflict],
+        ['b', 'spec.listenerPort', reasons.ListenerPortConflict],
+      ],
+    );
     assert.match(report.findings[0]!.message, /listener port 10005 is also requested by ClientCertificateBinding team-a\/b/);
   });
 
   test('schema errors read as kubectl prints them, with the file and the object', async () => {
     const [secret] = binding('typo', valid);
-    const typo = { apiVersion: 'mtls-egress.io/v1alpha1', kind: 'ClientCertificateBinding', metadata: { name: 'typo', namespace: 'team-a' }, spec: { hots: 'api.partner.example', port: 70000, certificate: { secretRef: { name: 'typo-pfx' } } } };
+    const typo = {
+      apiVersion: 'mtls-egress.io/v1alpha1',
+      kind: 'ClientCertificateBinding',
+      metadata: { name: 'typo', namespace: 'team-a' },
+      spec: { hots: 'api.partner.example', port: 70000, certificate: { secretRef: { name: 'typo-pfx' } } },
+    };
     const dir = manifestDir('schema', { 'typo.yaml': [secret!, typo] });
     const run = await validate('-f', dir, ...nowArgs);
     const file = join(dir, 'typo.yaml');
@@ -178,23 +207,29 @@ describe('mtls-egress validate', () => {
   });
 
   test('--json: findings with every field, and a summary', async () => {
-    const dir = manifestDir('json', { 'partner.yaml': binding('soon', expiring), 'other.yaml': [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }] });
+    const dir = manifestDir('json', {
+      'partner.yaml': binding('soon', expiring),
+      'other.yaml': [{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }],
+    });
     const { code, report } = await validateJson('-f', dir, ...nowArgs);
     assert.equal(code, 1);
     assert.deepEqual(Object.keys(report), ['findings', 'summary']);
     assert.deepEqual(report.summary, { files: 2, bindings: 1, secrets: 1, ignored: 1, errors: 0, warnings: 1 });
     const [finding] = report.findings;
     assert.deepEqual(Object.keys(finding!).sort(), ['file', 'kind', 'message', 'name', 'namespace', 'path', 'reason', 'severity']);
-    assert.deepEqual({ ...finding, message: '' }, {
-      severity: 'warning',
-      file: join(dir, 'partner.yaml'),
-      kind: 'ClientCertificateBinding',
-      namespace: 'team-a',
-      name: 'soon',
-      path: 'spec.certificate.secretRef',
-      reason: reasons.CertificateExpiringSoon,
-      message: '',
-    });
+    assert.deepEqual(
+      { ...finding, message: '' },
+      {
+        severity: 'warning',
+        file: join(dir, 'partner.yaml'),
+        kind: 'ClientCertificateBinding',
+        namespace: 'team-a',
+        name: 'soon',
+        path: 'spec.certificate.secretRef',
+        reason: reasons.CertificateExpiringSoon,
+        message: '',
+      },
+    );
   });
 
   test('usage and input errors exit 2 with the reason on stderr', async () => {

@@ -37,7 +37,12 @@ interface GoldenInput {
   objects: Array<Record<string, unknown>>;
 }
 
-function loadCase(name: string): { bindings: ClientCertificateBinding[]; secrets: Map<string, SecretLike>; identities: GoldenInput['identities']; options: TranslateOptions } {
+function loadCase(name: string): {
+  bindings: ClientCertificateBinding[];
+  secrets: Map<string, SecretLike>;
+  identities: GoldenInput['identities'];
+  options: TranslateOptions;
+} {
   const input = load(readFileSync(new URL(`${name}.in.yaml`, dir), 'utf8')) as GoldenInput;
   const bindings = input.objects.filter((o) => o.kind === 'ClientCertificateBinding') as unknown as ClientCertificateBinding[];
   const secrets = new Map<string, SecretLike>();
@@ -47,7 +52,8 @@ function loadCase(name: string): { bindings: ClientCertificateBinding[]; secrets
   }
   const { dataPlane } = input.options;
   const view: DataPlaneView | undefined = dataPlane && {
-    hostProblem: (host) => (dataPlane.unresolvable?.includes(host) ? { reason: reasons.HostUnresolvable, message: `host ${host} does not resolve` } : undefined),
+    hostProblem: (host) =>
+      dataPlane.unresolvable?.includes(host) ? { reason: reasons.HostUnresolvable, message: `host ${host} does not resolve` } : undefined,
     programmed: (key, fingerprint) =>
       fingerprint !== undefined && dataPlane.serving?.[key] === fingerprint
         ? { ok: true }
@@ -148,7 +154,8 @@ describe('translate golden files: bindings and Secrets in, routes and statuses o
       // stands in its Ready chain, and a left-out binding's Ready names why.
       for (const b of translation.bindings) {
         const ready = b.status.status.conditions?.find((c) => c.type === 'Ready');
-        if (b.route) assert.ok(ready?.status === 'True' || ready?.reason === reasons.ProgrammingPending, `${b.key} is served, so Ready is True or waits for the proxy`);
+        if (b.route)
+          assert.ok(ready?.status === 'True' || ready?.reason === reasons.ProgrammingPending, `${b.key} is served, so Ready is True or waits for the proxy`);
         else assert.equal(ready?.reason, b.leftOut?.reason, `${b.key} is left out for the reason its Ready shows`);
       }
       assert.doesNotMatch(actual, /PRIVATE KEY|ZmFrZSBrZXk/);

@@ -13,11 +13,7 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { startControlPlane } from './control-plane.ts';
-import {
-  isRecordedControlPlaneRunning,
-  readControlPlaneState,
-  stopRecordedControlPlane,
-} from './control-plane-state.ts';
+import { isRecordedControlPlaneRunning, readControlPlaneState, stopRecordedControlPlane } from './control-plane-state.ts';
 import { isRecordedNodeClusterRunning, readNodeRecord, tearDownNodeCluster } from './node-cluster-state.ts';
 import { findImages, startNodeCluster } from './node-cluster.ts';
 
@@ -121,7 +117,9 @@ async function down(): Promise<void> {
   }
   await tearDownNodeCluster(node);
   await rm(kubeConfigPath, { force: true });
-  say(`stopped the node cluster and restored the machine (${node.host.missingPaths.length} host paths, ${Object.keys(node.host.sysctls).length} sysctls checked)`);
+  say(
+    `stopped the node cluster and restored the machine (${node.host.missingPaths.length} host paths, ${Object.keys(node.host.sysctls).length} sysctls checked)`,
+  );
 }
 
 const [command, ...flags] = process.argv.slice(2);

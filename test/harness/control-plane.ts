@@ -105,10 +105,15 @@ async function findFreeLoopbackPorts(count: number): Promise<number[]> {
 /** Runs a build script's `--check`, which prints "name path" per artifact, or fails naming the command that builds it. */
 export async function checkBuiltBinaries(script: string, args: readonly string[]): Promise<Map<string, string>> {
   const { stdout } = await execFileAsync('bash', [script, ...args, '--check']);
-  return new Map(stdout.trim().split('\n').map((line) => {
-    const space = line.indexOf(' ');
-    return [line.slice(0, space), line.slice(space + 1)] as const;
-  }));
+  return new Map(
+    stdout
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const space = line.indexOf(' ');
+        return [line.slice(0, space), line.slice(space + 1)] as const;
+      }),
+  );
 }
 
 /** The pinned, prebuilt binaries. Never builds: a multi-minute build inside a test's timeout helps nobody. */
@@ -216,7 +221,9 @@ function apiServerSpec(binary: string, stateDir: string, pki: ControlPlanePki, p
       // Without it, an open watch holds the apiserver's shutdown for its full timeout, so
       // every restart in a test that watches would cost the 10s stop grace.
       '--shutdown-watch-termination-grace-period=1s',
-    ].filter((arg) => !replaced.has(flagName(arg))).concat(nodeArgs),
+    ]
+      .filter((arg) => !replaced.has(flagName(arg)))
+      .concat(nodeArgs),
   };
 }
 
@@ -351,9 +358,10 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
     createControlPlanePki(join(stateDir, 'pki'), { extraServingIps: nodeIp === undefined ? [] : [nodeIp, kubernetesServiceIp] }),
     findControlPlanePorts(),
   ]);
-  const nodeArgs = nodeIp === undefined
-    ? []
-    : apiServerNodeArgs(nodeIp, pki, await issueCertificate(pki, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'));
+  const nodeArgs =
+    nodeIp === undefined
+      ? []
+      : apiServerNodeArgs(nodeIp, pki, await issueCertificate(pki, 'apiserver-kubelet-client', '/O=system:masters/CN=kube-apiserver-kubelet-client'));
 
   const etcdUrl = `http://127.0.0.1:${ports.etcd.client}`;
   const apiServerUrl = `https://127.0.0.1:${ports.apiServer}`;

@@ -83,14 +83,17 @@ async function readCrdConditions(http: AdminHttp, name: string): Promise<CrdCond
 }
 
 async function waitForEstablished(http: AdminHttp, crd: CrdDocument, timeoutMs: number): Promise<void> {
-  await pollUntil(async () => {
-    const conditions = await readCrdConditions(http, crd.name);
-    const namesAccepted = conditions.find((condition) => condition.type === 'NamesAccepted');
-    if (namesAccepted?.status === 'False') {
-      throw new StopPolling(`CRD ${crd.name} from ${crd.file}: names not accepted: ${namesAccepted.message}`);
-    }
-    return conditions.some((condition) => condition.type === 'Established' && condition.status === 'True') ? true : undefined;
-  }, { what: `CRD ${crd.name} to become Established`, timeoutMs, intervalMs: 50 });
+  await pollUntil(
+    async () => {
+      const conditions = await readCrdConditions(http, crd.name);
+      const namesAccepted = conditions.find((condition) => condition.type === 'NamesAccepted');
+      if (namesAccepted?.status === 'False') {
+        throw new StopPolling(`CRD ${crd.name} from ${crd.file}: names not accepted: ${namesAccepted.message}`);
+      }
+      return conditions.some((condition) => condition.type === 'Established' && condition.status === 'True') ? true : undefined;
+    },
+    { what: `CRD ${crd.name} to become Established`, timeoutMs, intervalMs: 50 },
+  );
 }
 
 /**
@@ -101,13 +104,19 @@ async function waitForEstablished(http: AdminHttp, crd: CrdDocument, timeoutMs: 
  */
 export async function waitUntilCrdsServed(http: AdminHttp, crds: readonly CrdDocument[], timeoutMs: number): Promise<void> {
   const collections = crds.flatMap((crd) => crd.collections);
-  await Promise.all(collections.map((collection) =>
-    pollUntil(async () => {
-      const response = await http({ method: 'GET', path: `${collection}?limit=1` });
-      if (response.status === 200) return true;
-      if (response.status === 429 || response.status === 404 || response.status === 503) return undefined;
-      throw new StopPolling(`listing ${collection} failed with HTTP ${response.status}: ${response.body}`);
-    }, { what: `${collection} to be served`, timeoutMs, intervalMs: 50 })));
+  await Promise.all(
+    collections.map((collection) =>
+      pollUntil(
+        async () => {
+          const response = await http({ method: 'GET', path: `${collection}?limit=1` });
+          if (response.status === 200) return true;
+          if (response.status === 429 || response.status === 404 || response.status === 503) return undefined;
+          throw new StopPolling(`listing ${collection} failed with HTTP ${response.status}: ${response.body}`);
+        },
+        { what: `${collection} to be served`, timeoutMs, intervalMs: 50 },
+      ),
+    ),
+  );
 }
 
 /**

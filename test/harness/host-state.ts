@@ -106,7 +106,10 @@ async function run(command: string, args: readonly string[]): Promise<string> {
 }
 
 async function readSysctl(name: string): Promise<string | undefined> {
-  return readFile(join('/proc/sys', name), 'utf8').then((value) => value.trim(), () => undefined);
+  return readFile(join('/proc/sys', name), 'utf8').then(
+    (value) => value.trim(),
+    () => undefined,
+  );
 }
 
 export async function writeSysctl(name: string, value: string): Promise<void> {
@@ -115,7 +118,11 @@ export async function writeSysctl(name: string, value: string): Promise<void> {
 
 export async function listNftTables(): Promise<string[]> {
   const output = await run('nft', ['list', 'tables']);
-  return output.split('\n').map((line) => line.replace(/^table\s+/, '').trim()).filter(Boolean).sort();
+  return output
+    .split('\n')
+    .map((line) => line.replace(/^table\s+/, '').trim())
+    .filter(Boolean)
+    .sort();
 }
 
 export async function captureBaseline(): Promise<HostBaseline> {
@@ -135,7 +142,9 @@ export async function captureBaseline(): Promise<HostBaseline> {
 export async function mountsUnder(prefixes: readonly string[]): Promise<string[]> {
   const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
   // Field 5 is the mount point, with space, tab, newline and backslash octal-escaped.
-  const points = mountinfo.split('\n').filter(Boolean)
+  const points = mountinfo
+    .split('\n')
+    .filter(Boolean)
     .map((line) => line.split(' ')[4] ?? '')
     .map((point) => point.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
   const under = points.filter((point) => prefixes.some((prefix) => point === prefix || point.startsWith(`${prefix}/`)));
@@ -208,7 +217,12 @@ export async function removeCgroupRoot(): Promise<void> {
   const roots = await cgroupRootDirs();
   const trees = (await Promise.all(roots.map(cgroupTree))).flat();
   const freezer = join(cgroupMountRoot, 'freezer', nodeNetwork.cgroupRoot, 'freezer.state');
-  const frozen = existsSync(freezer) && (await writeFile(freezer, 'FROZEN').then(() => true, () => false));
+  const frozen =
+    existsSync(freezer) &&
+    (await writeFile(freezer, 'FROZEN').then(
+      () => true,
+      () => false,
+    ));
   for (const pid of await pidsInCgroups(trees)) {
     try {
       process.kill(pid, 'SIGKILL');
@@ -223,10 +237,17 @@ export async function removeCgroupRoot(): Promise<void> {
   });
   for (const dir of trees) {
     // A cgroup whose last task just exited can be busy for a moment.
-    await pollUntil(() => rmdir(dir).then(() => true, (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return true;
-      throw error;
-    }), { what: `rmdir ${dir}`, timeoutMs: 10_000, intervalMs: 50 });
+    await pollUntil(
+      () =>
+        rmdir(dir).then(
+          () => true,
+          (error: NodeJS.ErrnoException) => {
+            if (error.code === 'ENOENT') return true;
+            throw error;
+          },
+        ),
+      { what: `rmdir ${dir}`, timeoutMs: 10_000, intervalMs: 50 },
+    );
   }
 }
 
@@ -273,7 +294,8 @@ export async function removeNodeIptablesChains(baseline: HostBaseline): Promise<
     const chains = objects.flatMap((object) => (object.chain === undefined ? [] : [object.chain]));
     const jumpsToNodeChain = (rule: { expr: unknown[] }): boolean =>
       rule.expr.some((expr) => {
-        const target = (expr as { jump?: { target?: string }; goto?: { target?: string } }).jump?.target ?? (expr as { goto?: { target?: string } }).goto?.target;
+        const target =
+          (expr as { jump?: { target?: string }; goto?: { target?: string } }).jump?.target ?? (expr as { goto?: { target?: string } }).goto?.target;
         return target !== undefined && isNodeChain(target);
       });
     const foreign = rules.filter((rule) => !isNodeChain(rule.chain) && !jumpsToNodeChain(rule));

@@ -136,8 +136,10 @@ export async function reapStaleNodeCluster(): Promise<NodeClusterRecord | undefi
   if (record === undefined) return undefined;
   if (isRecordedNodeClusterRunning(record)) {
     const owner = record.ownerPid === null ? '`npm run cluster:up -- --node`' : `process ${record.ownerPid}`;
-    throw new Error(`a node cluster started by ${owner} is running (state in ${record.stateDir}); ` +
-      'this machine holds one at a time: stop it with `npm run cluster:down`, or point tests at it with MTLS_EGRESS_TEST_NODE_CLUSTER');
+    throw new Error(
+      `a node cluster started by ${owner} is running (state in ${record.stateDir}); ` +
+        'this machine holds one at a time: stop it with `npm run cluster:down`, or point tests at it with MTLS_EGRESS_TEST_NODE_CLUSTER',
+    );
   }
   await tearDownNodeCluster(record);
   return record;

@@ -10,16 +10,10 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { AppsV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { checkBuiltBinaries, kubernetesServiceIp, renderKubeconfig, serviceClusterIpRange, startControlPlane, type ControlPlane } from './control-plane.ts';
 import { captureBaseline, createCgroupRoot, writeSysctl } from './host-state.ts';
-import {
-  createNodeRecord,
-  reapStaleNodeCluster,
-  tearDownNodeCluster,
-  updateNodeRecord,
-  type NodeClusterRecord,
-} from './node-cluster-state.ts';
+import { createNodeRecord, reapStaleNodeCluster, tearDownNodeCluster, updateNodeRecord, type NodeClusterRecord } from './node-cluster-state.ts';
 import {
   nodeLayout,
   nodeNetwork,
@@ -131,10 +125,16 @@ export async function findImages(): Promise<Map<string, BuiltImage>> {
     if (error.code === 3 && error.stdout !== undefined) return { stdout: error.stdout };
     throw new Error(error.stderr?.trim() || String(error), { cause: error });
   });
-  return new Map(stdout.trim().split('\n').filter(Boolean).map((line) => {
-    const [name = '', reference = '', archive = ''] = line.split(' ');
-    return [name, { reference, archive }] as const;
-  }));
+  return new Map(
+    stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => {
+        const [name = '', reference = '', archive = ''] = line.split(' ');
+        return [name, { reference, archive }] as const;
+      }),
+  );
 }
 
 export function requireImage(images: Map<string, BuiltImage>, name: string, buildCommand: string): BuiltImage {
@@ -147,8 +147,10 @@ export function requireImage(images: Map<string, BuiltImage>, name: string, buil
 export async function findNodeAddress(): Promise<{ nodeIp: string; uplink: string }> {
   const routes = JSON.parse((await execFileAsync('ip', ['-j', '-4', 'route', 'show', 'default'])).stdout) as { dev?: string }[];
   const uplink = routes[0]?.dev;
-  if (uplink === undefined) throw new Error('no IPv4 default route: cannot tell the machine\'s own address');
-  const links = JSON.parse((await execFileAsync('ip', ['-j', '-4', 'addr', 'show', 'dev', uplink])).stdout) as { addr_info?: { local?: string; scope?: string }[] }[];
+  if (uplink === undefined) throw new Error("no IPv4 default route: cannot tell the machine's own address");
+  const links = JSON.parse((await execFileAsync('ip', ['-j', '-4', 'addr', 'show', 'dev', uplink])).stdout) as {
+    addr_info?: { local?: string; scope?: string }[];
+  }[];
   const nodeIp = links[0]?.addr_info?.find((address) => address.scope === 'global')?.local;
   if (nodeIp === undefined) throw new Error(`no global IPv4 address on ${uplink}`);
   return { nodeIp, uplink };
@@ -156,10 +158,13 @@ export async function findNodeAddress(): Promise<{ nodeIp: string; uplink: strin
 
 /** Imports a docker-archive into containerd's k8s.io namespace, which is where the kubelet looks. */
 export async function importImageIntoNode(connection: Pick<NodeClusterConnection, 'ctr' | 'containerdSocket'>, archive: string): Promise<void> {
-  await execFileAsync(connection.ctr, ['--address', connection.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', archive], { maxBuffer: 16 * 1024 * 1024 })
-    .catch((error: { stderr?: string }) => {
-      throw new Error(`ctr images import ${archive} failed: ${error.stderr?.trim() ?? String(error)}`, { cause: error });
-    });
+  await execFileAsync(
+    connection.ctr,
+    ['--address', connection.containerdSocket, '--namespace', 'k8s.io', 'images', 'import', '--platform', 'linux/amd64', archive],
+    { maxBuffer: 16 * 1024 * 1024 },
+  ).catch((error: { stderr?: string }) => {
+    throw new Error(`ctr images import ${archive} failed: ${error.stderr?.trim() ?? String(error)}`, { cause: error });
+  });
 }
 
 /** GET `url`; the status code, or undefined if nothing answered. Local health endpoints only, so their self-signed certificates are not checked. */
@@ -186,7 +191,11 @@ interface NodeComponentSpec {
   isServing: () => Promise<boolean>;
 }
 
-function componentSpecs(layout: NodeLayout, binaries: NodeBinaries, controlPlane: ControlPlane): Record<'containerd' | 'kubelet' | 'kubeProxy' | 'controllerManager' | 'scheduler', NodeComponentSpec> {
+function componentSpecs(
+  layout: NodeLayout,
+  binaries: NodeBinaries,
+  controlPlane: ControlPlane,
+): Record<'containerd' | 'kubelet' | 'kubeProxy' | 'controllerManager' | 'scheduler', NodeComponentSpec> {
   const { ports } = nodeNetwork;
   const ctr = join(binaries.containerdDir, 'ctr');
   return {
@@ -196,7 +205,11 @@ function componentSpecs(layout: NodeLayout, binaries: NodeBinaries, controlPlane
       args: ['--config', layout.containerd.config],
       // The runc shim runs `runc` from PATH for `-info`, whatever BinaryName says.
       env: { ...process.env, PATH: `${binaries.runcDir}:${process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin'}` },
-      isServing: () => execFileAsync(ctr, ['--address', layout.containerd.socket, 'version']).then(() => true, () => false),
+      isServing: () =>
+        execFileAsync(ctr, ['--address', layout.containerd.socket, 'version']).then(
+          () => true,
+          () => false,
+        ),
     },
     kubelet: {
       name: 'kubelet',
@@ -286,24 +299,30 @@ async function writeComponentIdentities(layout: NodeLayout, controlPlane: Contro
 
 async function waitUntilNodeReady(kubeconfig: KubeConfig, timeoutMs: number): Promise<void> {
   const core = kubeconfig.makeApiClient(CoreV1Api);
-  await pollUntil(async () => {
-    const node = await core.readNode({ name: nodeNetwork.nodeName });
-    const ready = node.status?.conditions?.find((condition) => condition.type === 'Ready');
-    if (ready?.status === 'True') return true;
-    throw new Error(`node Ready=${ready?.status ?? 'unknown'}: ${ready?.message ?? 'not registered yet'}`);
-  }, { what: `node ${nodeNetwork.nodeName} to be Ready`, timeoutMs, intervalMs: 200 });
+  await pollUntil(
+    async () => {
+      const node = await core.readNode({ name: nodeNetwork.nodeName });
+      const ready = node.status?.conditions?.find((condition) => condition.type === 'Ready');
+      if (ready?.status === 'True') return true;
+      throw new Error(`node Ready=${ready?.status ?? 'unknown'}: ${ready?.message ?? 'not registered yet'}`);
+    },
+    { what: `node ${nodeNetwork.nodeName} to be Ready`, timeoutMs, intervalMs: 200 },
+  );
 }
 
 async function waitUntilAddonsReady(kubeconfig: KubeConfig, timeoutMs: number): Promise<void> {
   const apps = kubeconfig.makeApiClient(AppsV1Api);
-  await pollUntil(async () => {
-    const [coredns, policies] = await Promise.all([
-      apps.readNamespacedDeployment({ namespace: 'kube-system', name: 'coredns' }),
-      apps.readNamespacedDaemonSet({ namespace: 'kube-system', name: 'kube-network-policies' }),
-    ]);
-    if ((coredns.status?.availableReplicas ?? 0) >= 1 && (policies.status?.numberReady ?? 0) >= 1) return true;
-    throw new Error(`CoreDNS available ${coredns.status?.availableReplicas ?? 0}, kube-network-policies ready ${policies.status?.numberReady ?? 0}`);
-  }, { what: 'CoreDNS and kube-network-policies to be ready', timeoutMs, intervalMs: 250 });
+  await pollUntil(
+    async () => {
+      const [coredns, policies] = await Promise.all([
+        apps.readNamespacedDeployment({ namespace: 'kube-system', name: 'coredns' }),
+        apps.readNamespacedDaemonSet({ namespace: 'kube-system', name: 'kube-network-policies' }),
+      ]);
+      if ((coredns.status?.availableReplicas ?? 0) >= 1 && (policies.status?.numberReady ?? 0) >= 1) return true;
+      throw new Error(`CoreDNS available ${coredns.status?.availableReplicas ?? 0}, kube-network-policies ready ${policies.status?.numberReady ?? 0}`);
+    },
+    { what: 'CoreDNS and kube-network-policies to be ready', timeoutMs, intervalMs: 250 },
+  );
 }
 
 async function runKubectl(kubectl: string, kubeConfigPath: string, args: string[]): Promise<string> {
@@ -396,7 +415,10 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
       writeFileIn(layout.containerd.config, renderContainerdConfig(layout, binaries, pause.reference)),
       writeFileIn(join(layout.containerd.registryConfigDir, '_default/hosts.toml'), renderRegistryHosts()),
       writeFileIn(join(layout.cni.confDir, '10-mtls-egress-node.conflist'), renderCniConfig(layout)),
-      writeFileIn(layout.kubelet.config, renderKubeletConfig(layout, { caCert: controlPlane.pki.caCert, servingCert: kubeletServing.cert, servingKey: kubeletServing.key })),
+      writeFileIn(
+        layout.kubelet.config,
+        renderKubeletConfig(layout, { caCert: controlPlane.pki.caCert, servingCert: kubeletServing.cert, servingKey: kubeletServing.key }),
+      ),
       writeFileIn(layout.kubelet.resolvConf, '# Cluster DNS only (kubelet resolvConf): no host resolver.\n'),
       writeFileIn(layout.kubeProxy.config, renderKubeProxyConfig(layout)),
       writeFileIn(join(layout.addonsDir, 'addons.yaml'), renderAddons({ coredns: coredns.reference, kubeNetworkPolicies: kubeNetworkPolicies.reference })),
@@ -434,12 +456,7 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
     };
     // kube-proxy serves only once its Node exists (it waits up to 30s for the kubelet to
     // register it), so everything starts together and the kubelet is not held up by it.
-    await Promise.all([
-      startRuntimeAndKubelet(),
-      startComponent(specs.controllerManager),
-      startComponent(specs.scheduler),
-      startComponent(specs.kubeProxy),
-    ]);
+    await Promise.all([startRuntimeAndKubelet(), startComponent(specs.controllerManager), startComponent(specs.scheduler), startComponent(specs.kubeProxy)]);
     await waitUntilNodeReady(controlPlane.kubeconfig, timeoutMs);
 
     log('starting CoreDNS and kube-network-policies');
@@ -456,7 +473,9 @@ export async function startNodeCluster(options: NodeClusterOptions = {}): Promis
       stop,
     };
   } catch (error) {
-    const exited = await Promise.all(started.filter((component) => component.hasExited()).map(async (component) => `${component.name} ${await component.exited}`));
+    const exited = await Promise.all(
+      started.filter((component) => component.hasExited()).map(async (component) => `${component.name} ${await component.exited}`),
+    );
     await stop().catch((stopError: unknown) => log(`cleaning up after the failed start also failed: ${String(stopError)}`));
     if (exited.length > 0 && error instanceof Error) error.message += ` (exited: ${exited.join(', ')})`;
     throw error;

@@ -172,26 +172,30 @@ server = "http://127.0.0.1:9"
  * reaches itself through its Service, and portmap for hostPort.
  */
 export function renderCniConfig(layout: NodeLayout): string {
-  return `${JSON.stringify({
-    cniVersion: '1.0.0',
-    name: 'mtls-egress-node',
-    plugins: [
-      {
-        type: 'bridge',
-        bridge: nodeNetwork.bridge,
-        isGateway: true,
-        ipMasq: false,
-        hairpinMode: true,
-        ipam: {
-          type: 'host-local',
-          ranges: [[{ subnet: nodeNetwork.podCidr }]],
-          routes: [{ dst: '0.0.0.0/0' }],
-          dataDir: layout.cni.ipamDir,
+  return `${JSON.stringify(
+    {
+      cniVersion: '1.0.0',
+      name: 'mtls-egress-node',
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: nodeNetwork.bridge,
+          isGateway: true,
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: nodeNetwork.podCidr }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            dataDir: layout.cni.ipamDir,
+          },
         },
-      },
-      { type: 'portmap', capabilities: { portMappings: true }, backend: 'nftables' },
-    ],
-  }, null, 2)}\n`;
+        { type: 'portmap', capabilities: { portMappings: true }, backend: 'nftables' },
+      ],
+    },
+    null,
+    2,
+  )}\n`;
 }
 
 export interface KubeletCertificates {

@@ -38,8 +38,26 @@ async function openssl(args: string[]): Promise<void> {
 
 async function issueLeaf(pki: ControlPlanePki, cert: string, key: string, subject: string, extensions: string[]): Promise<void> {
   const addext = extensions.flatMap((extension) => ['-addext', extension]);
-  await openssl(['req', '-x509', ...ecKey, '-keyout', key, '-out', cert, '-subj', subject, '-days', validityDays,
-    '-CA', pki.caCert, '-CAkey', pki.caKey, '-addext', 'basicConstraints=critical,CA:FALSE', ...addext]);
+  await openssl([
+    'req',
+    '-x509',
+    ...ecKey,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-subj',
+    subject,
+    '-days',
+    validityDays,
+    '-CA',
+    pki.caCert,
+    '-CAkey',
+    pki.caKey,
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    ...addext,
+  ]);
 }
 
 export interface IssuedCertificate {
@@ -52,13 +70,19 @@ export interface IssuedCertificate {
  * it: a client identity (`/O=group/CN=user`, as the apiserver reads it) and, with
  * `servingIps`, a serving certificate for those addresses too.
  */
-export async function issueCertificate(pki: ControlPlanePki, name: string, subject: string, options: { servingIps?: readonly string[] } = {}): Promise<IssuedCertificate> {
+export async function issueCertificate(
+  pki: ControlPlanePki,
+  name: string,
+  subject: string,
+  options: { servingIps?: readonly string[] } = {},
+): Promise<IssuedCertificate> {
   const directory = dirname(pki.caCert);
   const issued = { cert: join(directory, `${name}.crt`), key: join(directory, `${name}.key`) };
   const serving = options.servingIps ?? [];
-  const extensions = serving.length === 0
-    ? ['extendedKeyUsage=clientAuth']
-    : ['extendedKeyUsage=serverAuth,clientAuth', `subjectAltName=${serving.map((ip) => `IP:${ip}`).join(',')}`];
+  const extensions =
+    serving.length === 0
+      ? ['extendedKeyUsage=clientAuth']
+      : ['extendedKeyUsage=serverAuth,clientAuth', `subjectAltName=${serving.map((ip) => `IP:${ip}`).join(',')}`];
   await issueLeaf(pki, issued.cert, issued.key, subject, extensions);
   return issued;
 }
@@ -81,8 +105,23 @@ export async function createControlPlanePki(directory: string, options: { extraS
     serviceAccountKey: file('service-account.key'),
     serviceAccountPublicKey: file('service-account.pub'),
   };
-  await openssl(['req', '-x509', ...ecKey, '-keyout', pki.caKey, '-out', pki.caCert, '-subj', '/CN=mtls-egress-test-ca',
-    '-days', validityDays, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl([
+    'req',
+    '-x509',
+    ...ecKey,
+    '-keyout',
+    pki.caKey,
+    '-out',
+    pki.caCert,
+    '-subj',
+    '/CN=mtls-egress-test-ca',
+    '-days',
+    validityDays,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   await Promise.all([
     issueLeaf(pki, pki.servingCert, pki.servingKey, '/CN=kube-apiserver', [
       // kubernetes.default.svc names let in-cluster style clients verify the certificate too;
@@ -91,8 +130,9 @@ export async function createControlPlanePki(directory: string, options: { extraS
       'extendedKeyUsage=serverAuth',
     ]),
     issueLeaf(pki, pki.adminCert, pki.adminKey, '/O=system:masters/CN=mtls-egress-test-admin', ['extendedKeyUsage=clientAuth']),
-    openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', pki.serviceAccountKey])
-      .then(() => openssl(['pkey', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPublicKey])),
+    openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', pki.serviceAccountKey]).then(() =>
+      openssl(['pkey', '-in', pki.serviceAccountKey, '-pubout', '-out', pki.serviceAccountPublicKey]),
+    ),
   ]);
   return pki;
 }

@@ -64,10 +64,13 @@ export async function lastLogLines(logFile: string, count = 30): Promise<string>
 /** Polls `probe` until it passes, failing at once (with the log's tail) if the process exits. */
 export async function waitUntilServing(component: ComponentProcess, logFile: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   try {
-    await pollUntil(async () => {
-      if (component.hasExited()) throw new StopPolling(`${component.name} exited (${await component.exited})`);
-      return (await probe()) ? true : undefined;
-    }, { what: `${component.name} to serve`, timeoutMs, intervalMs: 50 });
+    await pollUntil(
+      async () => {
+        if (component.hasExited()) throw new StopPolling(`${component.name} exited (${await component.exited})`);
+        return (await probe()) ? true : undefined;
+      },
+      { what: `${component.name} to serve`, timeoutMs, intervalMs: 50 },
+    );
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(`${message}\n--- last lines of ${logFile} ---\n${await lastLogLines(logFile)}`, { cause: error });
@@ -116,7 +119,9 @@ export async function stopProcessGroup(pid: number, graceMs: number, exited?: Pr
   // Our own children are zombies until Node reaps them, so for those the exit event is
   // the truth; for processes we only know by pid, /proc is.
   let gone = false;
-  void exited?.then(() => { gone = true; });
+  void exited?.then(() => {
+    gone = true;
+  });
   const isGone = (): true | undefined => (gone || (exited === undefined && !isProcessAlive(pid)) ? true : undefined);
   const exitedAfterSigterm = graceMs > 0 && (await waitForExit(isGone, pid, 'SIGTERM', graceMs));
   if (!exitedAfterSigterm && !(await waitForExit(isGone, pid, 'SIGKILL', 10_000))) {
@@ -127,7 +132,10 @@ export async function stopProcessGroup(pid: number, graceMs: number, exited?: Pr
 
 async function waitForExit(isGone: () => true | undefined, pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
   signalProcessGroup(pid, signal);
-  return pollUntil(isGone, { what: `pid ${pid} to exit after ${signal}`, timeoutMs, intervalMs: 20 }).then(() => true, () => false);
+  return pollUntil(isGone, { what: `pid ${pid} to exit after ${signal}`, timeoutMs, intervalMs: 20 }).then(
+    () => true,
+    () => false,
+  );
 }
 
 const processGroupsToKillOnExit = new Set<number>();

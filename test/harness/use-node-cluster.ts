@@ -2,14 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { after } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
-import {
-  findImages,
-  importImageIntoNode,
-  requireImage,
-  startNodeCluster,
-  type BuiltImage,
-  type NodeClusterConnection,
-} from './node-cluster.ts';
+import { findImages, importImageIntoNode, requireImage, startNodeCluster, type BuiltImage, type NodeClusterConnection } from './node-cluster.ts';
 import { pollUntil } from './poll.ts';
 
 /**

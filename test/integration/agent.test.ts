@@ -76,7 +76,14 @@ class ProxyFixture {
 
   routes(...names: string[]): EgressRoute[] {
     return names.map((name) =>
-      partnerRoute({ namespace: this.ns, name, listenerPort: this.ports[name]!, partnerPort: partner.port, client: this.identities[name]!, partnerCA: pki.ca.certPem }),
+      partnerRoute({
+        namespace: this.ns,
+        name,
+        listenerPort: this.ports[name]!,
+        partnerPort: partner.port,
+        client: this.identities[name]!,
+        partnerCA: pki.ca.certPem,
+      }),
     );
   }
 
@@ -106,7 +113,9 @@ class ProxyFixture {
   }
 
   generations(): string[] {
-    return readdirSync(this.configDir).filter((name) => name.startsWith('gen-')).sort();
+    return readdirSync(this.configDir)
+      .filter((name) => name.startsWith('gen-'))
+      .sort();
   }
 
   currentGeneration(): string {
@@ -142,7 +151,14 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
   before(async () => {
     await proxy.setUp('agent', ['a', 'b', 'c', 'd']);
     // A short reload timeout, so that the test of a reload nginx refuses runs in seconds.
-    agent = await startAgent({ kubeConfigPath: cluster.kubeConfigPath, namespace: proxy.ns, podName, configDir: proxy.configDir, nginxPrefix: proxy.prefix, args: ['--reload-timeout', '3s'] });
+    agent = await startAgent({
+      kubeConfigPath: cluster.kubeConfigPath,
+      namespace: proxy.ns,
+      podName,
+      configDir: proxy.configDir,
+      nginxPrefix: proxy.prefix,
+      args: ['--reload-timeout', '3s'],
+    });
   });
 
   after(async () => {
@@ -201,7 +217,9 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
 
   test('a config nginx rejects: the last good config keeps serving, apply-error says why; a good config recovers', async () => {
     const routes = proxy.routes('a', 'b');
-    const files = render(routes).files.map((f) => (f.path === 'nginx.conf' ? { ...f, content: f.content.replace('http {', 'no_such_directive on;\nhttp {') } : f));
+    const files = render(routes).files.map((f) =>
+      f.path === 'nginx.conf' ? { ...f, content: f.content.replace('http {', 'no_such_directive on;\nhttp {') } : f,
+    );
     const bad: RenderedNginx = { files, hash: hashFiles(files) };
     await proxy.writer.publish(proxy.writer.objects(bad, routes));
 
@@ -217,7 +235,9 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     // agent, which does not run nginx -t on the same rejected config again.
     const unchanged = (): number => agent.logged('the rejected config is unchanged; not trying it again').length;
     const seen = unchanged();
-    await kube.client.mergePatch(`/api/v1/namespaces/${proxy.ns}/secrets/${credentialSecretName(`${proxy.ns}/b`)}`, { metadata: { annotations: { touched: 'yes' } } });
+    await kube.client.mergePatch(`/api/v1/namespaces/${proxy.ns}/secrets/${credentialSecretName(`${proxy.ns}/b`)}`, {
+      metadata: { annotations: { touched: 'yes' } },
+    });
     await pollUntil(() => (unchanged() > seen ? true : undefined), { what: 'the agent to look at the unchanged config', timeoutMs });
     assert.equal(agent.logged(msgRejected).length, 1);
 
@@ -250,7 +270,10 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     const rendered = render(routes);
     const objects = proxy.writer.objects(rendered, routes);
     await proxy.writer.publish(objects, { withhold: [`${proxy.ns}/c`] });
-    await pollUntil(() => (agent.logged(msgWaiting).some((l) => l.hash === rendered.hash) ? true : undefined), { what: 'the agent to wait for the Secret', timeoutMs });
+    await pollUntil(() => (agent.logged(msgWaiting).some((l) => l.hash === rendered.hash) ? true : undefined), {
+      what: 'the agent to wait for the Secret',
+      timeoutMs,
+    });
     assert.equal((await proxy.annotations())[annotationAppliedHash], goodHash);
     assert.equal(proxy.currentGeneration(), `gen-${goodHash}`);
     assert.ok(!existsSync(join(proxy.configDir, `gen-${rendered.hash}`)), 'no generation is written while a file is missing');
@@ -307,7 +330,8 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     assert.equal(agent.logged('nginx stopped').length, 1);
     assert.deepEqual(agent.logged('nginx did not stop; escalating'), [], 'a graceful stop');
     for (const pid of [master, ...workers]) assert.ok(!isProcessAlive(pid), `pid ${pid} is gone`);
-    for (const group of [agent.pid, master]) await pollUntil(() => (processGroupEmpty(group) ? true : undefined), { what: `process group ${group} to be empty`, timeoutMs: 10_000 });
+    for (const group of [agent.pid, master])
+      await pollUntil(() => (processGroupEmpty(group) ? true : undefined), { what: `process group ${group} to be empty`, timeoutMs: 10_000 });
     assert.ok(await connectionRefused(proxy.ports.a!));
   });
 });
@@ -319,7 +343,14 @@ describe('mtls-egress agent beside an nginx it does not manage', () => {
 
   before(async () => {
     await proxy.setUp('agent-ext', ['e']);
-    agent = await startAgent({ kubeConfigPath: cluster.kubeConfigPath, namespace: proxy.ns, podName, configDir: proxy.configDir, nginxPrefix: proxy.prefix, manageNginx: false });
+    agent = await startAgent({
+      kubeConfigPath: cluster.kubeConfigPath,
+      namespace: proxy.ns,
+      podName,
+      configDir: proxy.configDir,
+      nginxPrefix: proxy.prefix,
+      manageNginx: false,
+    });
   });
 
   after(async () => {

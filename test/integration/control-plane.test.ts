@@ -116,7 +116,10 @@ test('installs the CRDs from crds/ and waits until they are Established', async 
 
 test('serves namespaces, Secrets, and ClientCertificateBindings with a status subresource', async () => {
   const namespace = await createNamespace('self-test-objects');
-  await core.createNamespacedSecret({ namespace, body: { metadata: { name: 'partner-pfx' }, data: { 'keystore.p12': Buffer.from('not a real pfx').toString('base64') } } });
+  await core.createNamespacedSecret({
+    namespace,
+    body: { metadata: { name: 'partner-pfx' }, data: { 'keystore.p12': Buffer.from('not a real pfx').toString('base64') } },
+  });
   const secret = await core.readNamespacedSecret({ namespace, name: 'partner-pfx' });
   assert.equal(Buffer.from(secret.data?.['keystore.p12'] ?? '', 'base64').toString(), 'not a real pfx');
 
@@ -162,7 +165,10 @@ test('a watch sees the binding again after the apiserver restarts', async (t) =>
   await patchBindingStatus(namespace, 'watched', readyStatus(created.metadata.generation, 'AfterRestart'));
 
   const seenAfterRestart = await pollUntil(
-    () => watcher.events.find((event) => event.connection > connectionsBeforeRestart && event.name === 'watched' && event.status?.conditions?.[0]?.reason === 'AfterRestart'),
+    () =>
+      watcher.events.find(
+        (event) => event.connection > connectionsBeforeRestart && event.name === 'watched' && event.status?.conditions?.[0]?.reason === 'AfterRestart',
+      ),
     { what: 'the status change on a watch re-established after the restart', timeoutMs: 20_000 },
   );
   assert.equal(seenAfterRestart.type, 'MODIFIED');
@@ -186,9 +192,13 @@ test('etcd restarts keep the data', async () => {
   });
 });
 
-test('useControlPlane connects to the run\'s shared control plane', { skip: !process.env[sharedKubeconfigEnv] && 'no shared control plane in this run (no --test-global-setup)' }, async () => {
-  const shared = await useControlPlane();
-  assert.notEqual(shared.apiServerUrl, controlPlane.apiServerUrl);
-  const namespaces = await shared.kubeconfig.makeApiClient(CoreV1Api).listNamespace();
-  assert.ok(namespaces.items.some((namespace) => namespace.metadata?.name === 'default'));
-});
+test(
+  "useControlPlane connects to the run's shared control plane",
+  { skip: !process.env[sharedKubeconfigEnv] && 'no shared control plane in this run (no --test-global-setup)' },
+  async () => {
+    const shared = await useControlPlane();
+    assert.notEqual(shared.apiServerUrl, controlPlane.apiServerUrl);
+    const namespaces = await shared.kubeconfig.makeApiClient(CoreV1Api).listNamespace();
+    assert.ok(namespaces.items.some((namespace) => namespace.metadata?.name === 'default'));
+  },
+);

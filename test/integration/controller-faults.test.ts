@@ -37,7 +37,10 @@ async function leaseHolder(ns: string, lease: string): Promise<string | undefine
 
 async function metric(c: ControllerProcess, name: string): Promise<string> {
   const body = (await httpGet(c.healthPort, '/metrics')).body;
-  return body.split('\n').filter((l) => l.startsWith(name)).join('\n');
+  return body
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
 }
 
 describe('controller under faults', () => {
@@ -57,7 +60,10 @@ describe('controller under faults', () => {
     const leaderId = await pollUntil(() => leaseHolder(ns, 'ha'), { what: 'a lease holder', timeoutMs: 10_000 });
     const [leader, follower] = leaderId === 'replica-a' ? [a, b] : [b, a];
     // The gauge is set just after the Lease write that named the leader.
-    await pollUntil(async () => (/mtls_egress_leader 1/.test(await metric(leader, 'mtls_egress_leader')) ? true : undefined), { what: 'the leader gauge', timeoutMs: 10_000 });
+    await pollUntil(async () => (/mtls_egress_leader 1/.test(await metric(leader, 'mtls_egress_leader')) ? true : undefined), {
+      what: 'the leader gauge',
+      timeoutMs: 10_000,
+    });
     assert.match(await metric(follower, 'mtls_egress_leader'), /mtls_egress_leader 0/);
     assert.doesNotMatch(await metric(follower, 'mtls_egress_reconcile_total'), /mtls_egress_reconcile_total\{/, 'the follower never reconciled');
 

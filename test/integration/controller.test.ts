@@ -66,7 +66,13 @@ describe('controller against a real API server', () => {
     await kube.waitForBinding(ns, 'early', 'SecretNotFound', hasReason(reasons.SecretNotFound));
     await putPfx('early-pfx', { cn: 'early.client' });
     await kube.waitForBinding(ns, 'early', 'Ready', hasReason(reasons.BindingReady));
-    assert.deepEqual((await kube.waitForEvents(ns, 'early', 2)).map((e) => [e.type, e.reason]), [['Warning', reasons.SecretNotFound], ['Normal', reasons.BindingReady]]);
+    assert.deepEqual(
+      (await kube.waitForEvents(ns, 'early', 2)).map((e) => [e.type, e.reason]),
+      [
+        ['Warning', reasons.SecretNotFound],
+        ['Normal', reasons.BindingReady],
+      ],
+    );
   });
 
   test('a rotated PFX updates serial and notAfter', async () => {
@@ -90,7 +96,13 @@ describe('controller against a real API server', () => {
     assert.equal(broken.status?.certificate, undefined);
     await kube.putSecret(ns, 'pw-pfx', { 'keystore.p12': pfx, password: `${password}\n` });
     await kube.waitForBinding(ns, 'pw', 'Ready', hasReason(reasons.BindingReady));
-    assert.deepEqual((await kube.waitForEvents(ns, 'pw', 2)).map((e) => [e.type, e.reason]), [['Warning', reasons.PasswordIncorrect], ['Normal', reasons.BindingReady]]);
+    assert.deepEqual(
+      (await kube.waitForEvents(ns, 'pw', 2)).map((e) => [e.type, e.reason]),
+      [
+        ['Warning', reasons.PasswordIncorrect],
+        ['Normal', reasons.BindingReady],
+      ],
+    );
   });
 
   test('Secret deleted: SecretNotFound', async () => {
@@ -130,7 +142,11 @@ describe('controller against a real API server', () => {
       pfxSpec('spec-pfx', { expiryWarning: '30 days' }),
     ];
     for (const [i, spec] of rejected.entries()) {
-      await assert.rejects(kube.createBinding(ns, `rejected-${i}`, spec as ClientCertificateBindingSpec), (err: Error) => /422|Invalid/.test(err.message), JSON.stringify(spec));
+      await assert.rejects(
+        kube.createBinding(ns, `rejected-${i}`, spec as ClientCertificateBindingSpec),
+        (err: Error) => /422|Invalid/.test(err.message),
+        JSON.stringify(spec),
+      );
     }
   });
 
@@ -146,14 +162,20 @@ describe('controller against a real API server', () => {
     }
     await pollUntil(
       async () => {
-        const list = await kube.client.list<{ metadata: { name: string }; status?: { conditions?: Array<{ type: string; reason: string }> } }>(`/apis/mtls-egress.io/v1alpha1/namespaces/${many}/clientcertificatebindings`);
+        const list = await kube.client.list<{ metadata: { name: string }; status?: { conditions?: Array<{ type: string; reason: string }> } }>(
+          `/apis/mtls-egress.io/v1alpha1/namespaces/${many}/clientcertificatebindings`,
+        );
         const reasonsByName = new Map(list.items.map((b) => [b.metadata.name, b.status?.conditions?.find((c) => c.type === 'Ready')?.reason]));
         const ready = [...reasonsByName.values()].filter((r) => r === reasons.BindingReady).length;
         return ready === 49 && reasonsByName.get('b-17') === reasons.PfxMalformed ? true : undefined;
       },
       { what: '49 Ready and b-17 PfxMalformed', timeoutMs: 60_000, intervalMs: 250 },
     );
-    const ports = (await kube.client.list<{ status?: { listenerPort?: number } }>(`/apis/mtls-egress.io/v1alpha1/namespaces/${many}/clientcertificatebindings`)).items.map((b) => b.status?.listenerPort).filter((p) => p !== undefined);
+    const ports = (
+      await kube.client.list<{ status?: { listenerPort?: number } }>(`/apis/mtls-egress.io/v1alpha1/namespaces/${many}/clientcertificatebindings`)
+    ).items
+      .map((b) => b.status?.listenerPort)
+      .filter((p) => p !== undefined);
     assert.equal(new Set(ports).size, ports.length, 'every listener port is distinct');
     await manyController.stop();
   });
@@ -163,10 +185,13 @@ describe('controller against a real API server', () => {
     assert.equal((await httpGet(controller.healthPort, '/readyz')).status, 200);
     const readyGauge = new RegExp(`mtls_egress_binding_ready\\{namespace="${ns}",name="first",host="api.partner.example"\\} 1`);
     // The gauges are set just after the status write that the earlier tests waited for.
-    const metrics = await pollUntil(async () => {
-      const body = (await httpGet(controller.healthPort, '/metrics')).body;
-      return readyGauge.test(body) ? body : undefined;
-    }, { what: 'the binding gauges', timeoutMs: 10_000 });
+    const metrics = await pollUntil(
+      async () => {
+        const body = (await httpGet(controller.healthPort, '/metrics')).body;
+        return readyGauge.test(body) ? body : undefined;
+      },
+      { what: 'the binding gauges', timeoutMs: 10_000 },
+    );
     assert.match(metrics, new RegExp(`mtls_egress_certificate_not_after_seconds\\{namespace="${ns}",name="first",host="api.partner.example"\\} \\d{10}`));
     assert.match(metrics, /mtls_egress_reconcile_total\{controller="binding-status",result="(success|requeue)"\} \d+/);
     assert.match(metrics, /mtls_egress_reconcile_duration_seconds_bucket/);
@@ -182,7 +207,10 @@ describe('controller against a real API server', () => {
     for (const secret of [password, wrongPassword, 'PRIVATE KEY', Buffer.from(password).toString('base64')]) {
       assert.ok(!everything.includes(secret), `found ${secret.slice(0, 12)}… in controller output`);
     }
-    assert.ok(controller.logs.some((l) => safeJson(l)?.msg === 'caches synced'), 'the logs were captured');
+    assert.ok(
+      controller.logs.some((l) => safeJson(l)?.msg === 'caches synced'),
+      'the logs were captured',
+    );
   });
 
   test('SIGTERM stops cleanly and releases the lease', async () => {

@@ -27,7 +27,11 @@ function kubectl(...args: string[]) {
   return run('kubectl', ['--kubeconfig', cluster.kubeConfigPath, ...args], { encoding: 'utf8' });
 }
 
-interface Rendered { kind: string; metadata: { name: string; namespace?: string }; spec?: { template?: { metadata?: unknown; spec: unknown } } }
+interface Rendered {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: { template?: { metadata?: unknown; spec: unknown } };
+}
 
 async function renderedDeploy(): Promise<Rendered[]> {
   const { stdout } = await kubectl('kustomize', 'deploy/');
@@ -53,8 +57,16 @@ describe('deploy/ against a real API server', () => {
       // The namespace enforces restricted: PodSecurity admission rejects a non-compliant pod even in a dry run.
       await kube.client.request('POST', `/api/v1/namespaces/${system}/pods`, { query: { dryRun: 'All' }, body: pod });
     }
-    const privileged = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pss-control', namespace: system }, spec: { serviceAccountName: 'mtls-egress-controller', containers: [{ name: 'c', image: 'nginx' }] } };
-    await assert.rejects(kube.client.request('POST', `/api/v1/namespaces/${system}/pods`, { query: { dryRun: 'All' }, body: privileged }), /violates PodSecurity "restricted/);
+    const privileged = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'pss-control', namespace: system },
+      spec: { serviceAccountName: 'mtls-egress-controller', containers: [{ name: 'c', image: 'nginx' }] },
+    };
+    await assert.rejects(
+      kube.client.request('POST', `/api/v1/namespaces/${system}/pods`, { query: { dryRun: 'All' }, body: privileged }),
+      /violates PodSecurity "restricted/,
+    );
   });
 
   test('the controller works with exactly the ServiceAccount and RBAC from deploy/', async () => {
@@ -67,14 +79,18 @@ describe('deploy/ against a real API server', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mtls-egress-sa-'));
     const kubeConfigPath = join(dir, 'kubeconfig');
     const cluster0 = cluster.kubeconfig.getCurrentCluster()!;
-    writeFileSync(kubeConfigPath, JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: { server: cluster0.server, 'certificate-authority-data': cluster0.caData } }],
-      users: [{ name: 'sa', user: { token: token.status.token } }],
-      contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
-      'current-context': 'sa',
-    }), { mode: 0o600 });
+    writeFileSync(
+      kubeConfigPath,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: cluster0.server, 'certificate-authority-data': cluster0.caData } }],
+        users: [{ name: 'sa', user: { token: token.status.token } }],
+        contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+        'current-context': 'sa',
+      }),
+      { mode: 0o600 },
+    );
 
     const pki = new PartnerPki();
     await kube.putPfxSecret(ns, 'pfx', pki.issueClient({ cn: 'rbac.client' }), 'pw');
@@ -91,8 +107,14 @@ describe('deploy/ against a real API server', () => {
     try {
       // Status, an Event, the Lease, and the proxy objects in its own namespace: every write it needs.
       await kube.waitForBinding(ns, 'rbac', 'Pending on the proxy', hasReason(reasons.ProgrammingPending));
-      assert.deepEqual((await kube.waitForEvents(ns, 'rbac', 1)).map((e) => e.reason), [reasons.ProgrammingPending]);
-      await pollUntil(() => kube.client.get(`/api/v1/namespaces/${system}/configmaps/${proxyConfigMapName}`).catch(() => undefined), { what: 'the proxy ConfigMap', timeoutMs: 10_000 });
+      assert.deepEqual(
+        (await kube.waitForEvents(ns, 'rbac', 1)).map((e) => e.reason),
+        [reasons.ProgrammingPending],
+      );
+      await pollUntil(() => kube.client.get(`/api/v1/namespaces/${system}/configmaps/${proxyConfigMapName}`).catch(() => undefined), {
+        what: 'the proxy ConfigMap',
+        timeoutMs: 10_000,
+      });
       const forbidden = controller.logs.filter((l) => /\b403\b|forbidden/i.test(l));
       assert.deepEqual(forbidden, [], 'no request was refused');
     } finally {
@@ -147,7 +169,10 @@ describe('deploy/ against a real API server', () => {
     test(`${short} ${allowed ? 'can' : 'cannot'} ${verb} ${resource}${ns ? ` in ${ns}` : ''}`, async () => {
       const [kind, sub] = resource.endsWith('/status') ? [resource.slice(0, -'/status'.length), 'status'] : [resource, undefined];
       const args = ['auth', 'can-i', verb, kind, '--as', who, ...(sub ? ['--subresource', sub] : []), ...(ns ? ['-n', ns] : [])];
-      const answer = await kubectl(...args).then((r) => r.stdout.trim(), (err: { stdout?: string }) => (err.stdout ?? '').trim());
+      const answer = await kubectl(...args).then(
+        (r) => r.stdout.trim(),
+        (err: { stdout?: string }) => (err.stdout ?? '').trim(),
+      );
       assert.equal(answer, allowed ? 'yes' : 'no');
     });
   }

@@ -33,14 +33,24 @@ before(async () => {
   await kube.putPfxSecret(ns, 'pfx', pki.issueClient({ cn: 'dest.client' }), 'pw');
   kubernetesServiceIp = (await kube.client.get<{ spec: { clusterIP: string } }>('/api/v1/namespaces/default/services/kubernetes')).spec.clusterIP;
   // The default policy: nothing opened (a later flag wins over the test helper's loopback).
-  controller = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [ns], id: 'dest', args: ['--data-plane', 'nginx', '--allowed-destinations', ''] });
+  controller = await startController({
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespaces: [ns],
+    id: 'dest',
+    args: ['--data-plane', 'nginx', '--allowed-destinations', ''],
+  });
 });
 after(() => controller?.kill());
 
 describe('egress destination policy', () => {
   const refused: Array<[string, string, Partial<ClientCertificateBindingSpec>, RegExp]> = [
     ['the cloud metadata address', '169.254.169.254', { serverName: 'metadata.example' }, /169\.254\.0\.0\/16: link-local/],
-    ['a host that resolves to loopback', 'localhost', {}, /resolves to (127\.0\.0\.1|::1), which is not an allowed egress destination \((127\.0\.0\.0\/8|::1\/128): loopback/],
+    [
+      'a host that resolves to loopback',
+      'localhost',
+      {},
+      /resolves to (127\.0\.0\.1|::1), which is not an allowed egress destination \((127\.0\.0\.0\/8|::1\/128): loopback/,
+    ],
   ];
   for (const [what, host, extra, message] of refused) {
     test(`${what} is refused: DestinationNotAllowed, an Event, and left out of the proxy`, async () => {
@@ -50,7 +60,10 @@ describe('egress destination policy', () => {
       const programmed = b.status?.conditions?.find((c) => c.type === 'Programmed');
       assert.equal(programmed?.reason, reasons.DestinationNotAllowed);
       assert.match(programmed?.message ?? '', message);
-      assert.deepEqual((await kube.waitForEvents(ns, name, 1)).map((e) => [e.type, e.reason]), [['Warning', reasons.DestinationNotAllowed]]);
+      assert.deepEqual(
+        (await kube.waitForEvents(ns, name, 1)).map((e) => [e.type, e.reason]),
+        [['Warning', reasons.DestinationNotAllowed]],
+      );
     });
   }
 
@@ -68,19 +81,32 @@ describe('egress destination policy', () => {
 
   test('the proxy pods get the same rule as an egress NetworkPolicy', async () => {
     const np = await pollUntil(
-      () => kube.client.get<{ spec: { policyTypes: string[]; egress: Array<{ to: Array<{ ipBlock?: { cidr: string; except?: string[] } }> }> } }>(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${proxyEgressPolicyName}`).catch(() => undefined),
+      () =>
+        kube.client
+          .get<{ spec: { policyTypes: string[]; egress: Array<{ to: Array<{ ipBlock?: { cidr: string; except?: string[] } }> }> } }>(
+            `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${proxyEgressPolicyName}`,
+          )
+          .catch(() => undefined),
       { what: 'the proxy egress NetworkPolicy', timeoutMs: 10_000 },
     );
     assert.deepEqual(np.spec.policyTypes, ['Egress']);
     const except = np.spec.egress.flatMap((rule) => rule.to.flatMap((peer) => peer.ipBlock?.except ?? []));
     assert.ok(except.includes('169.254.0.0/16') && except.includes('127.0.0.0/8'), except.join());
-    assert.ok(except.some((cidr) => cidr.startsWith(kubernetesServiceIp.split('.').slice(0, 2).join('.'))), `the Service range is refused: ${except.join()}`);
+    assert.ok(
+      except.some((cidr) => cidr.startsWith(kubernetesServiceIp.split('.').slice(0, 2).join('.'))),
+      `the Service range is refused: ${except.join()}`,
+    );
   });
 
   test('--allowed-destinations opens an address a platform team vouches for', async () => {
     const opened = await kube.namespace('destinations-open');
     await kube.putPfxSecret(opened, 'pfx', pki.issueClient({ cn: 'open.client' }), 'pw');
-    const c = await startController({ kubeConfigPath: cluster.kubeConfigPath, namespaces: [opened], id: 'dest-open', args: ['--data-plane', 'nginx', '--allowed-destinations', `${kubernetesServiceIp}/32`] });
+    const c = await startController({
+      kubeConfigPath: cluster.kubeConfigPath,
+      namespaces: [opened],
+      id: 'dest-open',
+      args: ['--data-plane', 'nginx', '--allowed-destinations', `${kubernetesServiceIp}/32`],
+    });
     try {
       await kube.createBinding(opened, 'cluster-ip', spec(kubernetesServiceIp, { serverName: 'kubernetes.default.svc' }));
       await kube.waitForBinding(opened, 'cluster-ip', 'Pending, not refused', hasReason(reasons.ProgrammingPending));

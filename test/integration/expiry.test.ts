@@ -30,7 +30,10 @@ let running: Promise<void>;
 
 before(async () => {
   ns = await kube.namespace('expiry');
-  const config = parseControllerConfig(['--namespaces', ns, '--namespace', ns, '--leader-elect', 'false', '--data-plane', 'none', '--health-addr', '127.0.0.1:0', '--id', 'expiry'], {});
+  const config = parseControllerConfig(
+    ['--namespaces', ns, '--namespace', ns, '--leader-elect', 'false', '--data-plane', 'none', '--health-addr', '127.0.0.1:0', '--id', 'expiry'],
+    {},
+  );
   manager = new ControllerManager(config, { client: new KubeClient(cluster.kubeconfig), logger: createLogger({ level: 'silent' }), clock });
   running = manager.run(stop.signal);
 });
@@ -44,7 +47,10 @@ after(async () => {
 async function reconcileAgain(why: string): Promise<void> {
   const before = manager.bindingStatus.reconciled;
   await kube.client.mergePatch(`/api/v1/namespaces/${ns}/secrets/short-pfx`, { metadata: { annotations: { touched: why } } });
-  await pollUntil(() => (manager.bindingStatus.reconciled > before ? true : undefined), { what: `the controller to reconcile again (${why})`, timeoutMs: 20_000 });
+  await pollUntil(() => (manager.bindingStatus.reconciled > before ? true : undefined), {
+    what: `the controller to reconcile again (${why})`,
+    timeoutMs: 20_000,
+  });
 }
 
 describe('expiry with an injected clock', () => {
@@ -52,7 +58,11 @@ describe('expiry with an injected clock', () => {
     const notAfter = new Date(clock.now() + 10 * day);
     const issued = pki.issueClient({ cn: 'short.client', notBefore: new Date(clock.now() - day), notAfter });
     await kube.putPfxSecret(ns, 'short-pfx', issued, 'pw');
-    await kube.createBinding(ns, 'short', { host: 'api.partner.example', expiryWarning: '72h', certificate: { secretRef: { name: 'short-pfx' }, passwordSecretRef: { name: 'short-pfx' } } });
+    await kube.createBinding(ns, 'short', {
+      host: 'api.partner.example',
+      expiryWarning: '72h',
+      certificate: { secretRef: { name: 'short-pfx' }, passwordSecretRef: { name: 'short-pfx' } },
+    });
     await kube.waitForBinding(ns, 'short', 'Ready', hasReason(reasons.BindingReady));
 
     // Into the warning window (notAfter − 72h), in one step: the queue's requeue timer fires.
@@ -72,11 +82,14 @@ describe('expiry with an injected clock', () => {
     // No threshold is announced twice: much later, make the controller look again.
     clock.advance(30 * day);
     await reconcileAgain('much-later');
-    assert.deepEqual((await kube.waitForEvents(ns, 'short', 3)).map((e) => [e.type, e.reason]), [
-      ['Normal', reasons.BindingReady],
-      ['Warning', reasons.CertificateExpiringSoon],
-      ['Warning', reasons.CertificateExpired],
-    ]);
+    assert.deepEqual(
+      (await kube.waitForEvents(ns, 'short', 3)).map((e) => [e.type, e.reason]),
+      [
+        ['Normal', reasons.BindingReady],
+        ['Warning', reasons.CertificateExpiringSoon],
+        ['Warning', reasons.CertificateExpired],
+      ],
+    );
     assert.equal(clock.pending, 0, 'an expired certificate leaves nothing to look at again on time');
   });
 });

@@ -25,7 +25,10 @@ let ns: string;
 let controller: ControllerProcess;
 
 // A host that resolves: the proxy-config controller leaves unresolvable ones out (HostUnresolvable).
-const spec = (secret: string): ClientCertificateBindingSpec => ({ host: 'localhost', certificate: { secretRef: { name: secret }, passwordSecretRef: { name: secret } } });
+const spec = (secret: string): ClientCertificateBindingSpec => ({
+  host: 'localhost',
+  certificate: { secretRef: { name: secret }, passwordSecretRef: { name: secret } },
+});
 
 async function putPfx(name: string, cn: string): Promise<string> {
   const issued = pki.issueClient({ cn });
@@ -33,7 +36,10 @@ async function putPfx(name: string, cn: string): Promise<string> {
   return issued.serial;
 }
 
-interface ConfigMapLike { data?: Record<string, string>; binaryData?: Record<string, string> }
+interface ConfigMapLike {
+  data?: Record<string, string>;
+  binaryData?: Record<string, string>;
+}
 
 async function manifest() {
   const cm = await kube.client.get<ConfigMapLike>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
@@ -54,15 +60,20 @@ async function proxyPod(name: string, appliedHash: string | undefined, applyErro
   } catch (err) {
     if (!/409/.test(String(err))) throw err;
   }
-  await kube.client.mergePatch(`${path}/${name}`, { metadata: { annotations: { [annotationAppliedHash]: appliedHash ?? null, [annotationApplyError]: applyError } } });
+  await kube.client.mergePatch(`${path}/${name}`, {
+    metadata: { annotations: { [annotationAppliedHash]: appliedHash ?? null, [annotationApplyError]: applyError } },
+  });
 }
 
 /** The manifest once it carries this serial for binding `name`: the controller renders asynchronously. */
 async function manifestServing(name: string, serial: string) {
-  return pollUntil(async () => {
-    const r = await manifest();
-    return r.manifest.bindings[`${ns}/${name}`]?.serialNumber === serial ? r.manifest : undefined;
-  }, { what: `manifest with ${name} serial ${serial}`, timeoutMs: 10_000 });
+  return pollUntil(
+    async () => {
+      const r = await manifest();
+      return r.manifest.bindings[`${ns}/${name}`]?.serialNumber === serial ? r.manifest : undefined;
+    },
+    { what: `manifest with ${name} serial ${serial}`, timeoutMs: 10_000 },
+  );
 }
 
 /** mtls_egress_proxy_object_writes_total by resource and verb. */
@@ -90,16 +101,24 @@ describe('proxy-config controller and Programmed, against a real API server', ()
     const b = await kube.waitForBinding(ns, 'a', 'Pending', hasReason(reasons.ProgrammingPending));
     assert.equal(programmed(b)?.status, 'False');
     assert.match(programmed(b)?.message ?? '', /no ready proxy replica/);
-    const { cm, manifest: m } = await pollUntil(async () => {
-      const r = await manifest().catch(() => undefined);
-      return r?.manifest.bindings[`${ns}/a`] ? r : undefined;
-    }, { what: 'manifest with binding a', timeoutMs: 10_000 });
+    const { cm, manifest: m } = await pollUntil(
+      async () => {
+        const r = await manifest().catch(() => undefined);
+        return r?.manifest.bindings[`${ns}/a`] ? r : undefined;
+      },
+      { what: 'manifest with binding a', timeoutMs: 10_000 },
+    );
     assert.equal(m.bindings[`${ns}/a`]?.fingerprintSha256, b.status?.certificate?.fingerprintSha256);
     const text = JSON.stringify(cm);
     assert.ok(!text.includes('PRIVATE KEY') && !text.includes(password));
     const creds = await kube.client.list<{ metadata: { name: string } }>(`/api/v1/namespaces/${ns}/secrets`, { labelSelector: credentialsSelector });
-    assert.deepEqual(creds.items.map((s) => s.metadata.name), [credentialSecretName(`${ns}/a`)]);
-    const np = await kube.client.get<{ spec: { ingress: Array<{ ports: Array<{ port: number }> }> } }>(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${networkPolicyName(`${ns}/a`)}`);
+    assert.deepEqual(
+      creds.items.map((s) => s.metadata.name),
+      [credentialSecretName(`${ns}/a`)],
+    );
+    const np = await kube.client.get<{ spec: { ingress: Array<{ ports: Array<{ port: number }> }> } }>(
+      `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${networkPolicyName(`${ns}/a`)}`,
+    );
     assert.equal(np.spec.ingress[0]?.ports[0]?.port, b.status?.listenerPort);
   });
 
@@ -112,7 +131,12 @@ describe('proxy-config controller and Programmed, against a real API server', ()
 
   test('a rotation is Programmed only once the replica serves the new certificate', async () => {
     const serial = await putPfx('a-pfx', 'a.client');
-    const pending = await kube.waitForBinding(ns, 'a', 'Pending after rotation', (b) => b.status?.certificate?.serialNumber === serial && hasReason(reasons.ProgrammingPending)(b));
+    const pending = await kube.waitForBinding(
+      ns,
+      'a',
+      'Pending after rotation',
+      (b) => b.status?.certificate?.serialNumber === serial && hasReason(reasons.ProgrammingPending)(b),
+    );
     assert.match(programmed(pending)?.message ?? '', /waiting for 1 of 1 ready proxy replicas/);
     await proxyPod('proxy-0', (await manifestServing('a', serial)).hash);
     await kube.waitForBinding(ns, 'a', 'Ready again', hasReason(reasons.BindingReady));
@@ -146,12 +170,17 @@ describe('proxy-config controller and Programmed, against a real API server', ()
     await kube.createBinding(ns, 'gone', spec('gone-pfx'));
     await pollUntil(async () => ((await manifest()).manifest.bindings[`${ns}/gone`] ? true : undefined), { what: 'gone in the manifest', timeoutMs: 10_000 });
     await kube.deleteBinding(ns, 'gone');
-    await pollUntil(async () => {
-      const creds = await kube.client.list<{ metadata: { name: string } }>(`/api/v1/namespaces/${ns}/secrets`, { labelSelector: credentialsSelector });
-      const m = (await manifest()).manifest;
-      const policy = await kube.client.get(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${networkPolicyName(`${ns}/gone`)}`).catch(() => undefined);
-      return !creds.items.some((s) => s.metadata.name === credentialSecretName(`${ns}/gone`)) && !m.bindings[`${ns}/gone`] && !policy ? true : undefined;
-    }, { what: 'credential Secret, NetworkPolicy and manifest entry of a deleted binding removed', timeoutMs: 10_000 });
+    await pollUntil(
+      async () => {
+        const creds = await kube.client.list<{ metadata: { name: string } }>(`/api/v1/namespaces/${ns}/secrets`, { labelSelector: credentialsSelector });
+        const m = (await manifest()).manifest;
+        const policy = await kube.client
+          .get(`/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${networkPolicyName(`${ns}/gone`)}`)
+          .catch(() => undefined);
+        return !creds.items.some((s) => s.metadata.name === credentialSecretName(`${ns}/gone`)) && !m.bindings[`${ns}/gone`] && !policy ? true : undefined;
+      },
+      { what: 'credential Secret, NetworkPolicy and manifest entry of a deleted binding removed', timeoutMs: 10_000 },
+    );
   });
 
   test('objects are written only when their content changed', async () => {
@@ -168,13 +197,21 @@ describe('proxy-config controller and Programmed, against a real API server', ()
     const serial = await putPfx('later-pfx', 'later.client');
     await kube.createBinding(ns, 'later', spec('later-pfx'));
     await manifestServing('later', serial);
-    const writes = await pollUntil(async () => {
-      const now = await objectWrites();
-      return now.configmaps?.replace === (before.configmaps?.replace ?? 0) + 1 ? now : undefined;
-    }, { what: 'the ConfigMap write to be counted', timeoutMs: 10_000 });
+    const writes = await pollUntil(
+      async () => {
+        const now = await objectWrites();
+        return now.configmaps?.replace === (before.configmaps?.replace ?? 0) + 1 ? now : undefined;
+      },
+      { what: 'the ConfigMap write to be counted', timeoutMs: 10_000 },
+    );
     const since = (resource: string, verb: string): number => (writes[resource]?.[verb] ?? 0) - (before[resource]?.[verb] ?? 0);
     assert.deepEqual(
-      { configmaps: since('configmaps', 'replace'), secretsCreated: since('secrets', 'create'), secretsReplaced: since('secrets', 'replace'), policies: since('networkpolicies', 'create') + since('networkpolicies', 'replace') },
+      {
+        configmaps: since('configmaps', 'replace'),
+        secretsCreated: since('secrets', 'create'),
+        secretsReplaced: since('secrets', 'replace'),
+        policies: since('networkpolicies', 'create') + since('networkpolicies', 'replace'),
+      },
       { configmaps: 1, secretsCreated: 1, secretsReplaced: 0, policies: 1 },
     );
   });

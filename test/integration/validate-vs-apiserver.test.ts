@@ -34,7 +34,10 @@ const errorStart = /, (?=(?:<nil>|[\w.[\]-]+): (?:Required value|Invalid value|U
 
 /** The field errors in a Status message: `Kind.group "x" is invalid: [a: …, b: …]`, or strict decoding's unknown fields. */
 function fieldErrorsIn(message: string): ExpectedFieldError[] {
-  const unknown = [...message.matchAll(/unknown field "([^"]+)"/g)].map(([, field]) => ({ field: field!, message: `strict decoding error: unknown field "${field}"` }));
+  const unknown = [...message.matchAll(/unknown field "([^"]+)"/g)].map(([, field]) => ({
+    field: field!,
+    message: `strict decoding error: unknown field "${field}"`,
+  }));
   if (unknown.length > 0) return unknown;
   const marker = ' is invalid: ';
   const at = message.indexOf(marker);
@@ -91,14 +94,18 @@ describe('validate agrees with the real API server', () => {
     const [server, offline] = await Promise.all([serverVerdict(namespace, object), validateFile(file)]);
     const errors = offline.report.findings.filter((f) => f.severity === 'error');
 
-    assert.equal(offline.code === 0, server.accepted, `the API server ${server.accepted ? 'accepts' : 'rejects'} it; validate exited ${offline.code}:\n${JSON.stringify(offline.report.findings, null, 2)}`);
+    assert.equal(
+      offline.code === 0,
+      server.accepted,
+      `the API server ${server.accepted ? 'accepts' : 'rejects'} it; validate exited ${offline.code}:\n${JSON.stringify(offline.report.findings, null, 2)}`,
+    );
     assert.equal(server.accepted, c.stored !== undefined, 'the table says what the API server does');
 
     if (server.accepted) {
       assert.deepEqual(errors, []);
       assert.deepEqual(server.spec, c.stored, "the table's defaults are the API server's");
       const stored = validators.forType(object.apiVersion, object.kind)!.validate(object).object;
-      assert.deepEqual(stored.spec, server.spec, 'the offline defaults are the API server\'s');
+      assert.deepEqual(stored.spec, server.spec, "the offline defaults are the API server's");
       return;
     }
     for (const expected of c.rejected ?? []) {

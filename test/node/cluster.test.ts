@@ -23,24 +23,30 @@ const pinnedKubernetes = /^\s*(?:require\s+)?k8s\.io\/kubernetes\s+(v\S+)/m.exec
   readFileSync(resolve(import.meta.dirname, '../harness/go/kubernetes/go.mod'), 'utf8'),
 )?.[1];
 
-test('the node is Ready, at the pinned Kubernetes release, on containerd 2, at the machine\'s own address', async () => {
+test("the node is Ready, at the pinned Kubernetes release, on containerd 2, at the machine's own address", async () => {
   const node = await core.readNode({ name: cluster.nodeName });
   assert.equal(node.status?.conditions?.find((condition) => condition.type === 'Ready')?.status, 'True');
   assert.equal(node.status?.nodeInfo?.kubeletVersion, pinnedKubernetes);
   assert.match(node.status?.nodeInfo?.containerRuntimeVersion ?? '', /^containerd:\/\/2\./);
-  assert.deepEqual(node.status?.addresses?.filter((address) => address.type === 'InternalIP').map((address) => address.address), [cluster.nodeIp]);
+  assert.deepEqual(
+    node.status?.addresses?.filter((address) => address.type === 'InternalIP').map((address) => address.address),
+    [cluster.nodeIp],
+  );
   assert.equal(node.spec?.podCIDR, cluster.podCidr);
 });
 
 test('a pod from the project image runs as uid 65532 under the restricted Pod Security level', async () => {
   const namespace = await workloads.namespace('restricted');
   // Admission really enforces the level: a root container is refused before it exists.
-  const refused = await workloads.kubectl(['apply', '-f', '-'], JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'as-root', namespace },
-    spec: { containers: [{ name: 'as-root', image: workloads.image, securityContext: { runAsUser: 0 } }] },
-  }));
+  const refused = await workloads.kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'as-root', namespace },
+      spec: { containers: [{ name: 'as-root', image: workloads.image, securityContext: { runAsUser: 0 } }] },
+    }),
+  );
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /violates PodSecurity "restricted:latest"/);
 
@@ -69,12 +75,15 @@ test('kubectl logs and exec reach the container through the kubelet', async () =
   assert.equal(exec.stdout.trim(), 'exec talker');
 });
 
-test('kubectl port-forward reaches a pod\'s port from this machine', async () => {
+test("kubectl port-forward reaches a pod's port from this machine", async () => {
   const namespace = await workloads.namespace('port-forward');
   await workloads.httpServer(namespace, 'forwarded');
-  const forward = spawn(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, 'port-forward', '--namespace', namespace, 'pod/forwarded', ':8080'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const forward = spawn(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, 'port-forward', '--namespace', namespace, 'pod/forwarded', ':8080'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   try {
-    const [, port] = (await once(createInterface({ input: forward.stdout }), 'line') as [string])[0].match(/^Forwarding from 127\.0\.0\.1:(\d+) -> 8080$/) ?? [];
+    const [, port] =
+      ((await once(createInterface({ input: forward.stdout }), 'line')) as [string])[0].match(/^Forwarding from 127\.0\.0\.1:(\d+) -> 8080$/) ?? [];
     assert.ok(port !== undefined, 'kubectl printed the local port');
     const response = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(await response.text(), 'forwarded uid=65532\n');
@@ -98,7 +107,12 @@ test('the guard keeps cluster traffic on this machine: nothing is forwarded out 
 test('a Service is reached by its DNS name from a pod in another namespace', async () => {
   const [serverNamespace, clientNamespace] = await Promise.all([workloads.namespace('dns-server'), workloads.namespace('dns-client')]);
   await Promise.all([workloads.httpServer(serverNamespace, 'echo'), workloads.client(clientNamespace, 'caller')]);
-  const resolved = await workloads.exec(clientNamespace, 'caller', ['node', '-e', `require('node:dns').promises.lookup(process.argv[1]).then((a) => console.log(a.address))`, `echo.${serverNamespace}.svc.${cluster.clusterDomain}`]);
+  const resolved = await workloads.exec(clientNamespace, 'caller', [
+    'node',
+    '-e',
+    `require('node:dns').promises.lookup(process.argv[1]).then((a) => console.log(a.address))`,
+    `echo.${serverNamespace}.svc.${cluster.clusterDomain}`,
+  ]);
   const service = await core.readNamespacedService({ namespace: serverNamespace, name: 'echo' });
   assert.equal(resolved.stdout.trim(), service.spec?.clusterIP);
   const body = await workloads.waitForFetch(clientNamespace, 'caller', `http://echo.${serverNamespace}.svc.${cluster.clusterDomain}`, true);
@@ -110,25 +124,36 @@ test('a Service is reached by its DNS name from a pod in another namespace', asy
 test('names outside the cluster do not resolve: cluster DNS forwards nowhere', async () => {
   const namespace = await workloads.namespace('no-forward');
   await workloads.client(namespace, 'asker');
-  const lookup = await workloads.exec(namespace, 'asker', ['node', '-e', `require('node:dns').promises.lookup('registry.npmjs.org').then(() => console.log('resolved'), (e) => console.log(e.code))`]);
+  const lookup = await workloads.exec(namespace, 'asker', [
+    'node',
+    '-e',
+    `require('node:dns').promises.lookup('registry.npmjs.org').then(() => console.log('resolved'), (e) => console.log(e.code))`,
+  ]);
   assert.notEqual(lookup.stdout.trim(), 'resolved');
 });
 
 test('an image that was never imported fails on the node at once: no registry is asked', async () => {
   const namespace = await workloads.namespace('no-pull');
-  await workloads.apply([{
-    apiVersion: 'v1',
-    kind: 'Pod',
-    metadata: { name: 'absent', namespace },
-    spec: {
-      securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-      containers: [{ name: 'absent', image: 'example.invalid/absent:1', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } }],
+  await workloads.apply([
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'absent', namespace },
+      spec: {
+        securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+        containers: [
+          { name: 'absent', image: 'example.invalid/absent:1', securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } } },
+        ],
+      },
     },
-  }]);
-  const message = await pollUntil(async () => {
-    const events = await core.listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.name=absent,reason=Failed' });
-    return events.items.find((event) => event.message?.includes('Failed to pull image'))?.message;
-  }, { what: 'the pull of an absent image to fail', timeoutMs: 60_000, intervalMs: 250 });
+  ]);
+  const message = await pollUntil(
+    async () => {
+      const events = await core.listNamespacedEvent({ namespace, fieldSelector: 'involvedObject.name=absent,reason=Failed' });
+      return events.items.find((event) => event.message?.includes('Failed to pull image'))?.message;
+    },
+    { what: 'the pull of an absent image to fail', timeoutMs: 60_000, intervalMs: 250 },
+  );
   // The node's containerd sends every registry to a closed port on loopback.
   assert.match(message, /127\.0\.0\.1:9: connect: connection refused/);
 });

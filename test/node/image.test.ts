@@ -36,7 +36,7 @@ test('the image is named as deploy/ names it, and runs as uid 65532', () => {
   assert.deepEqual(config.config.Entrypoint, ['node', '/app/dist/cli.js']);
 });
 
-test('no certificate of the build machine\'s own CA bundle is in the image, nor the secret\'s file', () => {
+test("no certificate of the build machine's own CA bundle is in the image, nor the secret's file", () => {
   const bundlePath = process.env.MTLS_EGRESS_BUILD_CA_BUNDLE ?? process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
   const nodeTrusts = new Set(rootCertificates.flatMap(pemBodies));
   // The machine's own additions (a TLS-intercepting proxy's CA) are what must not ship.
@@ -46,5 +46,5 @@ test('no certificate of the build machine\'s own CA bundle is in the image, nor 
     assert.equal(archive.includes(der), false, 'a machine CA certificate (DER) is in the image');
     assert.equal(archive.includes(body.slice(0, 64)), false, 'a machine CA certificate (PEM) is in the image');
   }
-  assert.equal(archive.includes('run/secrets/npm-ca'), false, 'the build secret\'s mount point is in a layer');
+  assert.equal(archive.includes('run/secrets/npm-ca'), false, "the build secret's mount point is in a layer");
 });

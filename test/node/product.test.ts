@@ -28,14 +28,22 @@ before(async () => {
 
 describe('on a real node: deploy/, the image, a partner, applications', () => {
   test('deploy/ runs under restricted Pod Security: both Deployments Available, one container per proxy pod', async () => {
-    const labels = JSON.parse(await story.workloads.kubectlOk(['get', 'namespace', systemNamespace, '-o', 'jsonpath={.metadata.labels}'])) as Record<string, string>;
+    const labels = JSON.parse(await story.workloads.kubectlOk(['get', 'namespace', systemNamespace, '-o', 'jsonpath={.metadata.labels}'])) as Record<
+      string,
+      string
+    >;
     assert.equal(labels['pod-security.kubernetes.io/enforce'], 'restricted');
-    const pods = JSON.parse(await story.workloads.kubectlOk(['get', 'pods', '--namespace', systemNamespace, '-l', 'app.kubernetes.io/name=mtls-egress-proxy', '-o', 'json'])) as {
+    const pods = JSON.parse(
+      await story.workloads.kubectlOk(['get', 'pods', '--namespace', systemNamespace, '-l', 'app.kubernetes.io/name=mtls-egress-proxy', '-o', 'json']),
+    ) as {
       items: Array<{ spec: { containers: Array<{ name: string; image: string }>; shareProcessNamespace?: boolean } }>;
     };
     assert.ok(pods.items.length >= 1);
     for (const pod of pods.items) {
-      assert.deepEqual(pod.spec.containers.map((c) => c.name), ['proxy']);
+      assert.deepEqual(
+        pod.spec.containers.map((c) => c.name),
+        ['proxy'],
+      );
       assert.equal(pod.spec.shareProcessNamespace, undefined);
       assert.match(pod.spec.containers[0]!.image, /^mtls-egress:\d/);
     }
@@ -76,7 +84,11 @@ describe('on a real node: deploy/, the image, a partner, applications', () => {
   });
 
   test('a deleted proxy Pod: its replacement serves the binding, and requests recover', async () => {
-    const pods = (await story.workloads.kubectlOk(['get', 'pods', '--namespace', systemNamespace, '-l', 'app.kubernetes.io/name=mtls-egress-proxy', '-o', 'name'])).trim().split('\n');
+    const pods = (
+      await story.workloads.kubectlOk(['get', 'pods', '--namespace', systemNamespace, '-l', 'app.kubernetes.io/name=mtls-egress-proxy', '-o', 'name'])
+    )
+      .trim()
+      .split('\n');
     await story.workloads.kubectlOk(['delete', '--namespace', systemNamespace, pods[0]!, '--wait=false']);
     await story.waitAvailable();
     await story.waitReady(teamA, 'partner-api', serial);
@@ -86,7 +98,11 @@ describe('on a real node: deploy/, the image, a partner, applications', () => {
   test('the leader controller Pod deleted: the other takes the Lease, and a rotation still reaches status and the partner', async () => {
     const leader = await story.leaderPod();
     await story.workloads.kubectlOk(['delete', 'pod', '--namespace', systemNamespace, leader, '--wait=false']);
-    await pollUntil(async () => ((await story.leaderPod().catch(() => leader)) !== leader ? true : undefined), { what: 'another controller to lead', timeoutMs: 120_000, intervalMs: 500 });
+    await pollUntil(async () => ((await story.leaderPod().catch(() => leader)) !== leader ? true : undefined), {
+      what: 'another controller to lead',
+      timeoutMs: 120_000,
+      intervalMs: 500,
+    });
     const rotated = first();
     await story.putPfx(teamA, 'partner-api-pfx', rotated);
     await story.waitReady(teamA, 'partner-api', rotated.serial);

@@ -46,9 +46,14 @@ export class NodeWorkloads {
   /** kubectl against the node cluster; resolves with the exit code rather than throwing. */
   kubectl(args: readonly string[], input?: string): Promise<KubectlResult> {
     return new Promise((resolve) => {
-      const child = execFile(this.#cluster.kubectl, ['--kubeconfig', this.#cluster.kubeConfigPath, ...args], { maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-        resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-      });
+      const child = execFile(
+        this.#cluster.kubectl,
+        ['--kubeconfig', this.#cluster.kubeConfigPath, ...args],
+        { maxBuffer: 16 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+        },
+      );
       child.stdin?.end(input ?? '');
     });
   }
@@ -67,16 +72,23 @@ export class NodeWorkloads {
   /** A namespace of this test's own, `prefix-<random>`, enforcing the restricted Pod Security level. */
   async namespace(prefix: string): Promise<string> {
     const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-    await this.apply([{
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } },
-    }]);
+    await this.apply([
+      {
+        apiVersion: 'v1',
+        kind: 'Namespace',
+        metadata: { name, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' } },
+      },
+    ]);
     this.#namespaces.push(name);
     return name;
   }
 
-  pod(namespace: string, name: string, command: string[], extra: { labels?: Record<string, string>; env?: Record<string, string>; readinessPort?: number } = {}): unknown {
+  pod(
+    namespace: string,
+    name: string,
+    command: string[],
+    extra: { labels?: Record<string, string>; env?: Record<string, string>; readinessPort?: number } = {},
+  ): unknown {
     return {
       apiVersion: 'v1',
       kind: 'Pod',
@@ -85,15 +97,17 @@ export class NodeWorkloads {
         // No runAsUser: the image's own USER (65532) must satisfy runAsNonRoot.
         securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
         terminationGracePeriodSeconds: 1,
-        containers: [{
-          name,
-          image: this.image,
-          imagePullPolicy: 'IfNotPresent',
-          command,
-          env: Object.entries(extra.env ?? {}).map(([envName, value]) => ({ name: envName, value })),
-          securityContext: restrictedContainer,
-          ...(extra.readinessPort === undefined ? {} : { readinessProbe: { tcpSocket: { port: extra.readinessPort }, periodSeconds: 1 } }),
-        }],
+        containers: [
+          {
+            name,
+            image: this.image,
+            imagePullPolicy: 'IfNotPresent',
+            command,
+            env: Object.entries(extra.env ?? {}).map(([envName, value]) => ({ name: envName, value })),
+            securityContext: restrictedContainer,
+            ...(extra.readinessPort === undefined ? {} : { readinessProbe: { tcpSocket: { port: extra.readinessPort }, periodSeconds: 1 } }),
+          },
+        ],
       },
     };
   }
@@ -136,10 +150,13 @@ export class NodeWorkloads {
 
   /** Polls until a fetch from `pod` to `url` gets through (or, with `expectOk: false`, until it is refused or times out). */
   async waitForFetch(namespace: string, pod: string, url: string, expectOk: boolean): Promise<string> {
-    return pollUntil(async () => {
-      const result = await this.fetchFrom(namespace, pod, url);
-      if (result.ok === expectOk) return result.output;
-      throw new Error(`last attempt: ${result.output}`);
-    }, { what: `${namespace}/${pod} to ${expectOk ? 'reach' : 'be denied'} ${url}`, timeoutMs: 60_000, intervalMs: 500 });
+    return pollUntil(
+      async () => {
+        const result = await this.fetchFrom(namespace, pod, url);
+        if (result.ok === expectOk) return result.output;
+        throw new Error(`last attempt: ${result.output}`);
+      },
+      { what: `${namespace}/${pod} to ${expectOk ? 'reach' : 'be denied'} ${url}`, timeoutMs: 60_000, intervalMs: 500 },
+    );
   }
 }

@@ -49,16 +49,26 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
   const args = [
     cli,
     'agent',
-    '--kubeconfig', options.kubeConfigPath,
-    '--namespace', options.namespace,
-    '--pod-name', options.podName,
-    '--config-dir', options.configDir,
-    '--nginx-prefix', options.nginxPrefix,
+    '--kubeconfig',
+    options.kubeConfigPath,
+    '--namespace',
+    options.namespace,
+    '--pod-name',
+    options.podName,
+    '--config-dir',
+    options.configDir,
+    '--nginx-prefix',
+    options.nginxPrefix,
     ...(options.manageNginx === false ? [] : ['--manage-nginx']),
-    '--health-addr', '127.0.0.1:0',
+    '--health-addr',
+    '127.0.0.1:0',
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' } });
+  const child = spawn(process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' },
+  });
   const pid = child.pid!;
   const logs: string[] = [];
   for (const stream of [child.stdout!, child.stderr!]) {
@@ -114,7 +124,14 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
 }
 
 /** A binding's route to a partner on localhost, as the model builds it from a decoded certificate. */
-export function partnerRoute(options: { namespace: string; name: string; listenerPort: number; partnerPort: number; client: Issued; partnerCA: string }): EgressRoute {
+export function partnerRoute(options: {
+  namespace: string;
+  name: string;
+  listenerPort: number;
+  partnerPort: number;
+  client: Issued;
+  partnerCA: string;
+}): EgressRoute {
   return {
     key: `${options.namespace}/${options.name}`,
     namespace: options.namespace,
@@ -184,7 +201,9 @@ export class ProxyConfigWriter {
 
 /** A Pod object for the agent to annotate. No kubelet runs it: it stays Pending, which is all the agent needs. */
 export async function createAgentPod(client: KubeClient, namespace: string, name: string): Promise<void> {
-  await client.create(`/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } }).catch(() => undefined);
+  await client
+    .create(`/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace } })
+    .catch(() => undefined);
   await client.create(`/api/v1/namespaces/${namespace}/pods`, {
     apiVersion: 'v1',
     kind: 'Pod',

@@ -64,19 +64,33 @@ export async function startEgressStack(options: {
     namespaces: [namespace],
     id: 'controller-0',
     args: [
-      '--namespace', proxyNamespace,
-      '--data-plane', 'nginx',
-      '--proxy-listen-address', '127.0.0.1',
-      '--proxy-status-port', String(await freePort()),
-      '--listener-ports', `${base}-${base + 99}`,
+      '--namespace',
+      proxyNamespace,
+      '--data-plane',
+      'nginx',
+      '--proxy-listen-address',
+      '127.0.0.1',
+      '--proxy-status-port',
+      String(await freePort()),
+      '--listener-ports',
+      `${base}-${base + 99}`,
       // The agent runs nginx as its child here, whose stdout is a socket nginx cannot open
       // as /dev/stdout; in a pod it is the container's log pipe and the default works.
-      '--proxy-access-log', 'access.log',
-      '--proxy-error-log', 'error.log',
+      '--proxy-access-log',
+      'access.log',
+      '--proxy-error-log',
+      'error.log',
     ],
   });
   const configDir = temporaryDirectory('egress-proxy');
-  const agent = await startAgent({ kubeConfigPath: options.kubeConfigPath, namespace: proxyNamespace, podName: proxyPod, configDir, nginxPrefix: configDir, ...(options.agentArgs ? { args: options.agentArgs } : {}) });
+  const agent = await startAgent({
+    kubeConfigPath: options.kubeConfigPath,
+    namespace: proxyNamespace,
+    podName: proxyPod,
+    configDir,
+    nginxPrefix: configDir,
+    ...(options.agentArgs ? { args: options.agentArgs } : {}),
+  });
 
   const putPfx = (name: string, client: Issued) => kube.putPfxSecret(namespace, `${name}-pfx`, client, password);
   return {

@@ -110,7 +110,12 @@ export class InClusterStory {
         stringData: { 'tls.crt': server.certPem, 'tls.key': server.keyPem, 'client-ca.crt': pki.ca.certPem },
       },
       pod,
-      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'partner', namespace }, spec: { selector: { app: 'partner' }, ports: [{ port: 443, targetPort: 8443 }] } },
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { name: 'partner', namespace },
+        spec: { selector: { app: 'partner' }, ports: [{ port: 443, targetPort: 8443 }] },
+      },
     ]);
     await this.workloads.waitForReady(namespace, 'partner');
     const serviceIp = (await this.workloads.kubectlOk(['get', 'service', '--namespace', namespace, 'partner', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
@@ -174,7 +179,9 @@ export class InClusterStory {
 
   /** The controller pod holding the leader Lease. */
   async leaderPod(): Promise<string> {
-    const lease = await this.kube.client.get<{ spec: { holderIdentity?: string } }>(`/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases/mtls-egress-controller`);
+    const lease = await this.kube.client.get<{ spec: { holderIdentity?: string } }>(
+      `/apis/coordination.k8s.io/v1/namespaces/${systemNamespace}/leases/mtls-egress-controller`,
+    );
     const holder = lease.spec.holderIdentity;
     if (!holder) throw new Error('no controller holds the Lease');
     return holder;

@@ -20,7 +20,11 @@ export class TestKube {
     const name = options.exact ? prefix : `${prefix}-${randomBytes(3).toString('hex')}`;
     await this.client.create('/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
     // The harness runs no controller-manager, which would create this; Pods need it.
-    await this.client.create(`/api/v1/namespaces/${name}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'default', namespace: name } });
+    await this.client.create(`/api/v1/namespaces/${name}/serviceaccounts`, {
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'default', namespace: name },
+    });
     return name;
   }
 
@@ -34,7 +38,10 @@ export class TestKube {
     };
     try {
       const existing = await this.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
-      await this.client.replace(`/api/v1/namespaces/${namespace}/secrets/${name}`, { ...body, metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion } });
+      await this.client.replace(`/api/v1/namespaces/${namespace}/secrets/${name}`, {
+        ...body,
+        metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion },
+      });
     } catch (err) {
       if (!isNotFound(err)) throw err;
       await this.client.create(`/api/v1/namespaces/${namespace}/secrets`, body);
@@ -103,9 +110,14 @@ export class TestKube {
   }
 
   async events(namespace: string, name: string): Promise<Array<{ type: string; reason: string; message: string }>> {
-    const list = await this.client.list<{ type: string; reason: string; message: string; involvedObject: { name: string; kind: string }; firstTimestamp: string; metadata: { name: string; creationTimestamp: string } }>(
-      `/api/v1/namespaces/${namespace}/events`,
-    );
+    const list = await this.client.list<{
+      type: string;
+      reason: string;
+      message: string;
+      involvedObject: { name: string; kind: string };
+      firstTimestamp: string;
+      metadata: { name: string; creationTimestamp: string };
+    }>(`/api/v1/namespaces/${namespace}/events`);
     return list.items
       .filter((e) => e.involvedObject.kind === types.kind && e.involvedObject.name === name)
       .sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))

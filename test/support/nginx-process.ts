@@ -76,11 +76,17 @@ export async function startNginx(prefix: string): Promise<NginxProcess> {
     stop: async () => {
       if (!child.hasExited()) {
         process.kill(child.pid, 'SIGQUIT');
-        const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: 'nginx to quit', timeoutMs: 10_000, intervalMs: 20 }).catch(() => false);
+        const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: 'nginx to quit', timeoutMs: 10_000, intervalMs: 20 }).catch(
+          () => false,
+        );
         if (!quit) await stopProcessGroup(child.pid, 0, child.exited);
       }
       // Workers share the master's process group: none may outlive it.
-      await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), { what: `nginx's workers (group ${child.pid}) to exit`, timeoutMs: 10_000, intervalMs: 20 });
+      await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), {
+        what: `nginx's workers (group ${child.pid}) to exit`,
+        timeoutMs: 10_000,
+        intervalMs: 20,
+      });
     },
   };
 }
@@ -131,7 +137,10 @@ export interface ProxyResponse {
 }
 
 /** A plain-HTTP call to a binding's listener, as an application makes it. */
-export function callProxy(port: number, options: { agent?: Agent; path?: string; method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<ProxyResponse> {
+export function callProxy(
+  port: number,
+  options: { agent?: Agent; path?: string; method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<ProxyResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, path: options.path ?? '/', method: options.method ?? 'GET', headers: options.headers, agent: options.agent ?? false },

@@ -51,7 +51,10 @@ export class PartnerPki {
     cert.serialNumber = randomSerial();
     cert.validity.notBefore = new Date(Date.now() - 86_400_000);
     cert.validity.notAfter = new Date(Date.now() + 10 * 365 * 86_400_000);
-    const subject = [{ name: 'commonName', value: name }, { name: 'organizationName', value: 'Partner' }];
+    const subject = [
+      { name: 'commonName', value: name },
+      { name: 'organizationName', value: 'Partner' },
+    ];
     cert.setSubject(subject);
     cert.setIssuer(subject);
     cert.setExtensions([
@@ -72,12 +75,12 @@ export class PartnerPki {
     cert.serialNumber = options.serial ?? randomSerial();
     cert.validity.notBefore = options.notBefore ?? new Date(Date.now() - 3_600_000);
     cert.validity.notAfter = options.notAfter ?? new Date(Date.now() + 365 * 86_400_000);
-    cert.setSubject([{ name: 'commonName', value: options.cn }, { name: 'organizationName', value: 'Acme' }]);
+    cert.setSubject([
+      { name: 'commonName', value: options.cn },
+      { name: 'organizationName', value: 'Acme' },
+    ]);
     cert.setIssuer(this.#caCert.subject.attributes);
-    const altNames = [
-      ...(options.dnsNames ?? []).map((value) => ({ type: 2, value })),
-      ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip })),
-    ];
+    const altNames = [...(options.dnsNames ?? []).map((value) => ({ type: 2, value })), ...(options.ipAddresses ?? []).map((ip) => ({ type: 7, ip }))];
     cert.setExtensions([
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
@@ -109,16 +112,26 @@ export function toPfx(issued: Issued, options: { password: string; chain?: strin
     writeFileSync(join(dir, 'cert.pem'), issued.certPem);
     writeFileSync(join(dir, 'key.pem'), issued.keyPem, { mode: 0o600 });
     writeFileSync(join(dir, 'chain.pem'), (options.chain ?? []).join(''));
-    execFileSync('openssl', [
-      'pkcs12', '-export',
-      '-in', join(dir, 'cert.pem'),
-      '-inkey', join(dir, 'key.pem'),
-      ...(options.chain?.length ? ['-certfile', join(dir, 'chain.pem')] : []),
-      '-name', options.name ?? 'client',
-      '-passout', 'env:PFX_PASSWORD',
-      '-out', join(dir, 'out.p12'),
-      ...(options.legacy ? ['-legacy'] : []),
-    ], { env: { ...process.env, PFX_PASSWORD: options.password }, stdio: ['ignore', 'ignore', 'pipe'] });
+    execFileSync(
+      'openssl',
+      [
+        'pkcs12',
+        '-export',
+        '-in',
+        join(dir, 'cert.pem'),
+        '-inkey',
+        join(dir, 'key.pem'),
+        ...(options.chain?.length ? ['-certfile', join(dir, 'chain.pem')] : []),
+        '-name',
+        options.name ?? 'client',
+        '-passout',
+        'env:PFX_PASSWORD',
+        '-out',
+        join(dir, 'out.p12'),
+        ...(options.legacy ? ['-legacy'] : []),
+      ],
+      { env: { ...process.env, PFX_PASSWORD: options.password }, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     return readFileSync(join(dir, 'out.p12'));
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -23,7 +23,23 @@ describe('parseAgentConfig', () => {
 
   test('flags win over the environment; relative directories become absolute', () => {
     const config = parseAgentConfig(
-      ['--namespace', 'a', '--pod-name', 'p', '--config-dir', 'conf', '--nginx-prefix', '/run/nginx', '--nginx-pid-file', '/run/x.pid', '--manage-nginx', '--reload-timeout', '2s', '--health-addr', '127.0.0.1:0'],
+      [
+        '--namespace',
+        'a',
+        '--pod-name',
+        'p',
+        '--config-dir',
+        'conf',
+        '--nginx-prefix',
+        '/run/nginx',
+        '--nginx-pid-file',
+        '/run/x.pid',
+        '--manage-nginx',
+        '--reload-timeout',
+        '2s',
+        '--health-addr',
+        '127.0.0.1:0',
+      ],
       { POD_NAMESPACE: 'b', POD_NAME: 'q' },
     );
     assert.equal(config.namespace, 'a');
@@ -44,6 +60,10 @@ describe('parseAgentConfig', () => {
     ['a bad address', ['--namespace', 'n', '--config-dir', '/d', '--health-addr', '8081'], { POD_NAME: 'p' }, /--health-addr/],
   ];
   for (const [name, argv, env, message] of usageErrors) {
-    test(`usage error: ${name}`, () => assert.throws(() => parseAgentConfig(argv, env), (err: Error & { code?: string }) => err.code === 'ERR_USAGE' && message.test(err.message)));
+    test(`usage error: ${name}`, () =>
+      assert.throws(
+        () => parseAgentConfig(argv, env),
+        (err: Error & { code?: string }) => err.code === 'ERR_USAGE' && message.test(err.message),
+      ));
   }
 });

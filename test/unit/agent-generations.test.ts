@@ -45,14 +45,22 @@ describe('isSafeRelativePath', () => {
 
 describe('manifestProblem', () => {
   const table: Array<{ name: string; manifest: ProxyManifest; problem: RegExp | undefined }> = [
-    { name: 'a rendered manifest', manifest: manifest([file('nginx.conf'), file('certs/a.crt'), file('certs/a.key', { mode: 0o600, from: { secret: 's', key: 'tls.key' } })]), problem: undefined },
+    {
+      name: 'a rendered manifest',
+      manifest: manifest([file('nginx.conf'), file('certs/a.crt'), file('certs/a.key', { mode: 0o600, from: { secret: 's', key: 'tls.key' } })]),
+      problem: undefined,
+    },
     { name: 'a hash that is no digest', manifest: manifest([file('nginx.conf')], { hash: '../../etc' }), problem: /not a sha256/ },
     { name: 'no nginx.conf', manifest: manifest([file('certs/a.crt')]), problem: /no nginx\.conf/ },
     { name: 'a path out of the generation', manifest: manifest([file('nginx.conf'), file('../current/nginx.conf')]), problem: /unsafe path/ },
     { name: 'an absolute path', manifest: manifest([file('nginx.conf'), file('/etc/nginx/nginx.conf')]), problem: /unsafe path/ },
     { name: 'a mode other than 0600 or 0644', manifest: manifest([file('nginx.conf', { mode: 0o777 as 0o644 })]), problem: /mode 511/ },
     { name: 'a path twice', manifest: manifest([file('nginx.conf'), file('nginx.conf')]), problem: /listed twice/ },
-    { name: 'a file where a directory must be', manifest: manifest([file('nginx.conf'), file('certs'), file('certs/a.crt')]), problem: /both a file and a directory/ },
+    {
+      name: 'a file where a directory must be',
+      manifest: manifest([file('nginx.conf'), file('certs'), file('certs/a.crt')]),
+      problem: /both a file and a directory/,
+    },
     { name: 'no source', manifest: manifest([file('nginx.conf', { from: undefined as unknown as ManifestFile['from'] })]), problem: /no source/ },
     { name: 'files not a list', manifest: manifest(undefined as unknown as ManifestFile[]), problem: /no files/ },
   ];
@@ -66,10 +74,18 @@ describe('manifestProblem', () => {
 });
 
 describe('planGeneration', () => {
-  const files = [file('nginx.conf', { sha256: 'n2' }), file('certs/a.crt', { sha256: 'c1' }), file('certs/a.key', { mode: 0o600, sha256: 'k1' }), file('certs/b.crt', { sha256: 'b1' })];
+  const files = [
+    file('nginx.conf', { sha256: 'n2' }),
+    file('certs/a.crt', { sha256: 'c1' }),
+    file('certs/a.key', { mode: 0o600, sha256: 'k1' }),
+    file('certs/b.crt', { sha256: 'b1' }),
+  ];
 
   test('the first generation writes everything', () => {
-    assert.deepEqual(planGeneration(files, undefined).map((p) => p.action), ['write', 'write', 'write', 'write']);
+    assert.deepEqual(
+      planGeneration(files, undefined).map((p) => p.action),
+      ['write', 'write', 'write', 'write'],
+    );
   });
 
   test('a rotation links what did not change and writes what did', () => {

@@ -6,7 +6,8 @@ import { after, describe, test } from 'node:test';
 import { nginxErrorReason, redactKeyMaterial, reloadObserved, testNginxConfig } from '../../src/proxy/nginx-control.ts';
 import { nginxBinary } from '../support/nginx-process.ts';
 
-const keyPem = '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nS3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3CR3T=\n-----END PRIVATE KEY-----';
+const keyPem =
+  '-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nS3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3CR3TS3CR3T=\n-----END PRIVATE KEY-----';
 
 describe('redactKeyMaterial', () => {
   test('PEM blocks, whole or cut off, and long base64 runs', () => {
@@ -55,21 +56,76 @@ describe('reloadObserved', () => {
   const titles = (entries: Array<[number, string]>): Map<number, string> => new Map(entries);
   const worker = 'nginx: worker process';
   const shuttingDown = 'nginx: worker process is shutting down';
-  const before = titles([[10, worker], [11, worker]]);
+  const before = titles([
+    [10, worker],
+    [11, worker],
+  ]);
   const table: Array<{ name: string; now: Map<number, string>; observed: boolean }> = [
     { name: 'nothing happened yet', now: before, observed: false },
-    { name: 'new workers started, old ones not yet told to quit', now: titles([[10, worker], [11, worker], [20, worker], [21, worker]]), observed: false },
-    { name: 'new workers, old ones shutting down', now: titles([[10, shuttingDown], [11, shuttingDown], [20, worker], [21, worker]]), observed: true },
-    { name: 'new workers, old ones gone', now: titles([[20, worker], [21, worker]]), observed: true },
-    { name: 'one worker crashed and was respawned, no reload', now: titles([[10, worker], [22, worker]]), observed: false },
-    { name: 'the config was refused: the same workers', now: titles([[10, worker], [11, worker]]), observed: false },
+    {
+      name: 'new workers started, old ones not yet told to quit',
+      now: titles([
+        [10, worker],
+        [11, worker],
+        [20, worker],
+        [21, worker],
+      ]),
+      observed: false,
+    },
+    {
+      name: 'new workers, old ones shutting down',
+      now: titles([
+        [10, shuttingDown],
+        [11, shuttingDown],
+        [20, worker],
+        [21, worker],
+      ]),
+      observed: true,
+    },
+    {
+      name: 'new workers, old ones gone',
+      now: titles([
+        [20, worker],
+        [21, worker],
+      ]),
+      observed: true,
+    },
+    {
+      name: 'one worker crashed and was respawned, no reload',
+      now: titles([
+        [10, worker],
+        [22, worker],
+      ]),
+      observed: false,
+    },
+    {
+      name: 'the config was refused: the same workers',
+      now: titles([
+        [10, worker],
+        [11, worker],
+      ]),
+      observed: false,
+    },
     { name: 'the master lost every worker and started none', now: titles([]), observed: false },
   ];
   for (const { name, now, observed } of table) test(name, () => assert.equal(reloadObserved(before, now), observed));
 
   test('workers still shutting down from an earlier reload do not count as active', () => {
-    const earlier = titles([[5, shuttingDown], [10, worker]]);
-    assert.equal(reloadObserved(earlier, titles([[5, shuttingDown], [10, shuttingDown], [20, worker]])), true);
+    const earlier = titles([
+      [5, shuttingDown],
+      [10, worker],
+    ]);
+    assert.equal(
+      reloadObserved(
+        earlier,
+        titles([
+          [5, shuttingDown],
+          [10, shuttingDown],
+          [20, worker],
+        ]),
+      ),
+      true,
+    );
   });
 });
 
@@ -78,7 +134,10 @@ describe('testNginxConfig against the real nginx', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const conf = (body: string): string => {
     const path = join(dir, `nginx-${Math.random().toString(16).slice(2)}.conf`);
-    writeFileSync(path, `pid nginx.pid;\nerror_log error.log;\nevents {}\nhttp {\n  client_body_temp_path t1; proxy_temp_path t2; fastcgi_temp_path t3; uwsgi_temp_path t4; scgi_temp_path t5;\n${body}\n}\n`);
+    writeFileSync(
+      path,
+      `pid nginx.pid;\nerror_log error.log;\nevents {}\nhttp {\n  client_body_temp_path t1; proxy_temp_path t2; fastcgi_temp_path t3; uwsgi_temp_path t4; scgi_temp_path t5;\n${body}\n}\n`,
+    );
     return path;
   };
   const paths = { binary: nginxBinary, prefix: dir };

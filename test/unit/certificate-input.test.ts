@@ -35,12 +35,18 @@ describe('resolveCertificateInput', () => {
   });
   test('the version changes when either Secret changes', () => {
     const v = (pfxRv: string, pwRv: string) => {
-      const r = resolveCertificateInput(spec, lookupOf(secret('partner-pfx', { 'keystore.p12': 'b' }, { resourceVersion: pfxRv }), secret('pw', { password: 'p' }, { resourceVersion: pwRv })));
+      const r = resolveCertificateInput(
+        spec,
+        lookupOf(secret('partner-pfx', { 'keystore.p12': 'b' }, { resourceVersion: pfxRv }), secret('pw', { password: 'p' }, { resourceVersion: pwRv })),
+      );
       return r.ok ? r.version : r.reason;
     };
     const split = binding({ spec: { certificate: { secretRef: { name: 'partner-pfx' }, passwordSecretRef: { name: 'pw' } } } }).spec;
     const version = (pfxRv: string, pwRv: string) => {
-      const r = resolveCertificateInput(split, lookupOf(secret('partner-pfx', { 'keystore.p12': 'b' }, { resourceVersion: pfxRv }), secret('pw', { password: 'p' }, { resourceVersion: pwRv })));
+      const r = resolveCertificateInput(
+        split,
+        lookupOf(secret('partner-pfx', { 'keystore.p12': 'b' }, { resourceVersion: pfxRv }), secret('pw', { password: 'p' }, { resourceVersion: pwRv })),
+      );
       return r.ok ? r.version : r.reason;
     };
     assert.notEqual(version('1', '1'), version('2', '1'));
@@ -79,7 +85,11 @@ describe('SecretIndex', () => {
   test('maps each Secret to exactly the bindings that read it', () => {
     const index = new SecretIndex();
     index.set('team-a/one', 'team-a', binding().spec);
-    index.set('team-a/two', 'team-a', binding({ spec: { certificate: { secretRef: { name: 'other' } }, serverCA: { secretRef: { name: 'partner-pfx' } } } }).spec);
+    index.set(
+      'team-a/two',
+      'team-a',
+      binding({ spec: { certificate: { secretRef: { name: 'other' } }, serverCA: { secretRef: { name: 'partner-pfx' } } } }).spec,
+    );
     index.set('team-b/three', 'team-b', binding().spec);
     assert.deepEqual(index.bindingsFor('team-a/partner-pfx').sort(), ['team-a/one', 'team-a/two']);
     assert.deepEqual(index.bindingsFor('team-b/partner-pfx'), ['team-b/three']);
@@ -90,21 +100,38 @@ describe('SecretIndex', () => {
     assert.equal(index.isReferenced('team-a/rotated'), true);
   });
   test('defaults the data keys as the API server would', () => {
-    assert.deepEqual(secretReferences({ host: 'h', certificate: { secretRef: { name: 'p' }, passwordSecretRef: { name: 'p' } }, serverCA: { secretRef: { name: 'c' } } }), [
-      { role: 'pfx', name: 'p', key: 'keystore.p12' },
-      { role: 'password', name: 'p', key: 'password' },
-      { role: 'serverCA', name: 'c', key: 'ca.crt' },
-    ]);
+    assert.deepEqual(
+      secretReferences({ host: 'h', certificate: { secretRef: { name: 'p' }, passwordSecretRef: { name: 'p' } }, serverCA: { secretRef: { name: 'c' } } }),
+      [
+        { role: 'pfx', name: 'p', key: 'keystore.p12' },
+        { role: 'password', name: 'p', key: 'password' },
+        { role: 'serverCA', name: 'c', key: 'ca.crt' },
+      ],
+    );
   });
 });
 
 describe('parseDuration', () => {
-  const cases: Array<[string, number | undefined]> = [['720h', 720 * 3600_000], ['1h30m', 5400_000], ['90s', 90_000], ['1.5h', 5400_000], ['0', 0], ['0s', 0], ['', undefined], ['10', undefined], ['5d', undefined], ['1h x', undefined]];
+  const cases: Array<[string, number | undefined]> = [
+    ['720h', 720 * 3600_000],
+    ['1h30m', 5400_000],
+    ['90s', 90_000],
+    ['1.5h', 5400_000],
+    ['0', 0],
+    ['0s', 0],
+    ['', undefined],
+    ['10', undefined],
+    ['5d', undefined],
+    ['1h x', undefined],
+  ];
   for (const [text, ms] of cases) test(`"${text}"`, () => assert.equal(parseDuration(text), ms));
 });
 
 describe('resolveServerCA on hostile bundles', () => {
-  const withCA = (pem: string) => ({ spec: { host: 'h.example', certificate: { secretRef: { name: 'p' } }, serverCA: { secretRef: { name: 'ca' } } }, secret: secret('ca', { 'ca.crt': pem }) });
+  const withCA = (pem: string) => ({
+    spec: { host: 'h.example', certificate: { secretRef: { name: 'p' } }, serverCA: { secretRef: { name: 'ca' } } },
+    secret: secret('ca', { 'ca.crt': pem }),
+  });
 
   test('BEGIN lines without an END are no certificate, and cost one pass', () => {
     const { spec, secret: s } = withCA('-----BEGIN CERTIFICATE-----\n'.repeat(50_000));

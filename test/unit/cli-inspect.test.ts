@@ -108,7 +108,19 @@ describe('mtls-egress inspect, run as a process', () => {
     const run = await spawnCli(['inspect', files.pfx, '--password-file', files.passwordFile, '--json']);
     assert.equal(run.code, 0, run.stderr);
     const facts = JSON.parse(run.stdout) as Record<string, unknown>;
-    for (const field of ['subject', 'issuer', 'serialNumber', 'notBefore', 'notAfter', 'fingerprintSha256', 'keyAlgorithm', 'keySize', 'dnsNames', 'uris', 'chainLength']) {
+    for (const field of [
+      'subject',
+      'issuer',
+      'serialNumber',
+      'notBefore',
+      'notAfter',
+      'fingerprintSha256',
+      'keyAlgorithm',
+      'keySize',
+      'dnsNames',
+      'uris',
+      'chainLength',
+    ]) {
       assert.ok(field in facts, `missing ${field}`);
     }
     assert.match(String(facts.notAfter), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
@@ -129,10 +141,11 @@ describe('mtls-egress inspect, run as a process', () => {
   test('a PEM pair through --cert/--key', async () => {
     const run = await spawnCli(['inspect', '--cert', files.cert, '--key', files.key, '--json']);
     assert.equal(run.code, 0, run.stderr);
-    assert.deepEqual(
-      (({ keyAlgorithm, curve, chainLength }) => ({ keyAlgorithm, curve, chainLength }))(JSON.parse(run.stdout) as Record<string, unknown>),
-      { keyAlgorithm: 'ECDSA', curve: 'P-256', chainLength: 3 },
-    );
+    assert.deepEqual((({ keyAlgorithm, curve, chainLength }) => ({ keyAlgorithm, curve, chainLength }))(JSON.parse(run.stdout) as Record<string, unknown>), {
+      keyAlgorithm: 'ECDSA',
+      curve: 'P-256',
+      chainLength: 3,
+    });
   });
 
   const failures: readonly { reason: IdentityReason; args: () => string[] }[] = [
@@ -227,7 +240,9 @@ describe('mtls-egress inspect, arguments', () => {
   });
 
   test('--now inside the window passes; the human report says how long is left', async () => {
-    const run = await inProcess([files.pfx, '--password-env', 'PW', '--now', new Date(Date.now() + 2 * 24 * 60 * 60 * 1000).toISOString()], { PW: FIXTURE_PASSWORD });
+    const run = await inProcess([files.pfx, '--password-env', 'PW', '--now', new Date(Date.now() + 2 * 24 * 60 * 60 * 1000).toISOString()], {
+      PW: FIXTURE_PASSWORD,
+    });
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stdout, /^Not after +\S+ \(valid, 36[23] days left\)$/m);
   });
@@ -240,7 +255,13 @@ describe('mtls-egress inspect, arguments', () => {
 
   test('the dispatcher rejects an unknown command with exit 2', async () => {
     let stderr = '';
-    const code = await runCli(['nonsense'], { env: {}, stdout: { write: () => true }, stderr: { write: (text: string) => (stderr += text) }, readFile, now: clock });
+    const code = await runCli(['nonsense'], {
+      env: {},
+      stdout: { write: () => true },
+      stderr: { write: (text: string) => (stderr += text) },
+      readFile,
+      now: clock,
+    });
     assert.equal(code, 2);
     assert.match(stderr, /unknown command "nonsense"/);
   });

@@ -64,7 +64,11 @@ describe('the ClientCertificateBinding CRD, offline', () => {
     walk(crd.spec.versions[0]!.schema.openAPIV3Schema);
     assert.equal(rules.length, 5);
     const expected = schemaCases.flatMap((c) => c.rejected ?? []).map((e) => e.message ?? '');
-    for (const rule of rules) assert.ok(expected.some((m) => m.endsWith(rule.message!)), `no case of the table breaks: ${rule.rule}`);
+    for (const rule of rules)
+      assert.ok(
+        expected.some((m) => m.endsWith(rule.message!)),
+        `no case of the table breaks: ${rule.rule}`,
+      );
   });
 
   test('CEL rules are skipped after a blocking error, as the API server skips them, and the output says so', () => {
@@ -109,7 +113,10 @@ function widget(spec: unknown): Record<string, unknown> {
 
 describe('CEL rules and schema keywords, offline', () => {
   test('a rule needing a function the offline environment lacks is a warning, never a pass or an error', () => {
-    const v = validatorFor({ type: 'object', properties: { cidr: { type: 'string', 'x-kubernetes-validations': [{ rule: 'isCIDR(self)', message: 'a CIDR' }] } } });
+    const v = validatorFor({
+      type: 'object',
+      properties: { cidr: { type: 'string', 'x-kubernetes-validations': [{ rule: 'isCIDR(self)', message: 'a CIDR' }] } },
+    });
     const errors = v.validate(widget({ cidr: '10.0.0.0/8' })).errors;
     assert.equal(errors.length, 1);
     assert.equal(errors[0]!.type, fieldErrors.RuleNotEvaluated);
@@ -145,9 +152,15 @@ describe('CEL rules and schema keywords, offline', () => {
       ],
     });
     const errors = v.validate(widget({ replicas: 5, max: 200 })).errors;
-    assert.deepEqual(errors.map((e) => [e.field, e.message]), [['spec', 'Forbidden: max is capped']]);
+    assert.deepEqual(
+      errors.map((e) => [e.field, e.message]),
+      [['spec', 'Forbidden: max is capped']],
+    );
     const second = v.validate(widget({ replicas: 7, max: 3 })).errors;
-    assert.deepEqual(second.map((e) => [e.field, e.message]), [['spec.replicas', 'Invalid value: replicas must be at most 3']]);
+    assert.deepEqual(
+      second.map((e) => [e.field, e.message]),
+      [['spec.replicas', 'Invalid value: replicas must be at most 3']],
+    );
   });
 
   test('integers are CEL ints and `type: number` is a double', () => {
@@ -165,12 +178,19 @@ describe('CEL rules and schema keywords, offline', () => {
       properties: {
         items: {
           type: 'array',
-          items: { type: 'object', properties: { weight: { type: 'integer', default: 1 } }, 'x-kubernetes-validations': [{ rule: 'self.weight > 0', message: 'positive' }] },
+          items: {
+            type: 'object',
+            properties: { weight: { type: 'integer', default: 1 } },
+            'x-kubernetes-validations': [{ rule: 'self.weight > 0', message: 'positive' }],
+          },
         },
       },
     });
     const { errors, object } = v.validate(widget({ items: [{}, { weight: 0 }] }));
-    assert.deepEqual(errors.map((e) => [e.field, e.message]), [['spec.items[1]', 'Invalid value: positive']]);
+    assert.deepEqual(
+      errors.map((e) => [e.field, e.message]),
+      [['spec.items[1]', 'Invalid value: positive']],
+    );
     assert.deepEqual((object.spec as { items: unknown[] }).items, [{ weight: 1 }, { weight: 0 }]);
   });
 
@@ -182,11 +202,19 @@ describe('CEL rules and schema keywords, offline', () => {
   });
 
   test('maxItems, maxLength and enum are blocking, as on the API server', () => {
-    const v = validatorFor({ type: 'array', maxItems: 1, items: { type: 'string' }, 'x-kubernetes-validations': [{ rule: 'size(self) > 5', message: 'never reached' }] });
+    const v = validatorFor({
+      type: 'array',
+      maxItems: 1,
+      items: { type: 'string' },
+      'x-kubernetes-validations': [{ rule: 'size(self) > 5', message: 'never reached' }],
+    });
     const errors = v.validate(widget(['a', 'b'])).errors;
-    assert.deepEqual(errors.map((e) => [e.type, e.message]), [
-      [fieldErrors.FieldValueTooMany, 'Too many: 2: must have at most 1 items'],
-      [fieldErrors.RulesNotChecked, fieldErrors.rulesNotCheckedMessage],
-    ]);
+    assert.deepEqual(
+      errors.map((e) => [e.type, e.message]),
+      [
+        [fieldErrors.FieldValueTooMany, 'Too many: 2: must have at most 1 items'],
+        [fieldErrors.RulesNotChecked, fieldErrors.rulesNotCheckedMessage],
+      ],
+    );
   });
 });

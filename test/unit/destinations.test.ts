@@ -45,14 +45,18 @@ describe('the egress destination policy', () => {
     assert.equal(policy.problem('api.partner.example', ['203.0.113.5']), undefined);
     const problem = policy.problem('rebind.example', ['203.0.113.5', '169.254.169.254']);
     assert.equal(problem?.reason, reasons.DestinationNotAllowed);
-    assert.match(problem?.message ?? '', /^spec\.host rebind\.example resolves to 169\.254\.169\.254, which is not an allowed egress destination \(169\.254\.0\.0\/16: link-local/);
+    assert.match(
+      problem?.message ?? '',
+      /^spec\.host rebind\.example resolves to 169\.254\.169\.254, which is not an allowed egress destination \(169\.254\.0\.0\/16: link-local/,
+    );
     assert.match(policy.problem('169.254.169.254', ['169.254.169.254'])?.message ?? '', /^spec\.host 169\.254\.169\.254 is not an allowed egress destination/);
   });
 
   test('CIDRs parse strictly', () => {
     assert.deepEqual(parseCidr('10.0.0.1'), { text: '10.0.0.1/32', address: '10.0.0.1', prefix: 32, family: 4 });
     assert.equal(parseCidr('fd00::/64')?.family, 6);
-    for (const bad of ['10.0.0.0/33', '10.0.0/8', 'fd00::/129', 'x/8', '10.0.0.0/8/8', '10.0.0.0/-1', '10.0.0.0/ 8', '']) assert.equal(parseCidr(bad), undefined, bad);
+    for (const bad of ['10.0.0.0/33', '10.0.0/8', 'fd00::/129', 'x/8', '10.0.0.0/8/8', '10.0.0.0/-1', '10.0.0.0/ 8', ''])
+      assert.equal(parseCidr(bad), undefined, bad);
     assert.throws(() => parseCidrList('10.0.0.0/8,nope'), /"nope" is not an address or CIDR/);
   });
 
@@ -71,8 +75,14 @@ describe('the egress destination policy', () => {
     const v4 = everywhere?.to[0] as { ipBlock: { cidr: string; except: string[] } };
     const v6 = everywhere?.to[1] as { ipBlock: { cidr: string; except: string[] } };
     assert.equal(v4.ipBlock.cidr, '0.0.0.0/0');
-    assert.ok(['169.254.0.0/16', '127.0.0.0/8', '10.96.0.0/12', '10.244.0.0/16'].every((c) => v4.ipBlock.except.includes(c)), v4.ipBlock.except.join());
-    assert.ok(['fe80::/10', '::1/128', 'fd00:10:96::/108'].every((c) => v6.ipBlock.except.includes(c)), v6.ipBlock.except.join());
+    assert.ok(
+      ['169.254.0.0/16', '127.0.0.0/8', '10.96.0.0/12', '10.244.0.0/16'].every((c) => v4.ipBlock.except.includes(c)),
+      v4.ipBlock.except.join(),
+    );
+    assert.ok(
+      ['fe80::/10', '::1/128', 'fd00:10:96::/108'].every((c) => v6.ipBlock.except.includes(c)),
+      v6.ipBlock.except.join(),
+    );
     assert.deepEqual(opened?.to, [{ ipBlock: { cidr: '10.96.7.7/32' } }, { ipBlock: { cidr: '192.0.2.0/24' } }]);
   });
 });

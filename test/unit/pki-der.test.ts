@@ -36,14 +36,22 @@ describe('der: reading DER, and the BER PKCS#12 writers emit', () => {
     ['high tag number', '1f 81 00 00', /high-number tag/],
   ];
   for (const [name, hex, message] of malformed) {
-    test(`rejects ${name}`, () => assert.throws(() => readWhole(bytes(hex)), (error: unknown) => error instanceof DerError && message.test(error.message)));
+    test(`rejects ${name}`, () =>
+      assert.throws(
+        () => readWhole(bytes(hex)),
+        (error: unknown) => error instanceof DerError && message.test(error.message),
+      ));
   }
 
   // The input may be some other Secret: a message never repeats a byte, tag, length or offset of it.
   test('messages carry no number and no byte of the input', () => {
     for (const hex of ['30 05 02 01 05', '30', '02 01 05 00', '30 80 02 01 05', '04 80 00 00', '04 85 0000000001 00', '1f 81 00 00', '30 70 65 73']) {
       // The one number a message has is the format's own limit: "longer than 4 bytes".
-      assert.throws(() => childrenOf(readWhole(bytes(hex))), (error: unknown) => error instanceof DerError && !/\d|0x/.test(error.message.replace('4 bytes', '')), hex);
+      assert.throws(
+        () => childrenOf(readWhole(bytes(hex))),
+        (error: unknown) => error instanceof DerError && !/\d|0x/.test(error.message.replace('4 bytes', '')),
+        hex,
+      );
     }
   });
 

@@ -23,7 +23,14 @@ const allowedNumbers = new Set([
   String(MAX_OID_BYTES),
   String(MIN_PBMAC1_KEY_LENGTH),
   String(MAX_MESSAGE_LENGTH),
-  '12', '8', '8859', '1', '9579', '509', '4', '10',
+  '12',
+  '8',
+  '8859',
+  '1',
+  '9579',
+  '509',
+  '4',
+  '10',
 ]);
 
 function assertSafeMessage(message: string, hostile: HostileCase): void {

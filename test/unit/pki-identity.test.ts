@@ -34,8 +34,14 @@ describe('orderChain follows issuer links from the leaf', () => {
   for (const { name, input, expected } of orders) {
     test(name, async () => {
       const certs = await certificates();
-      const ordered = orderChain(certs.leaf, input.map((n) => certs[n]));
-      assert.deepEqual(ordered.map((c) => c.fingerprint256), expected.map((n) => certs[n as keyof typeof certs] as X509Certificate).map((c) => c.fingerprint256));
+      const ordered = orderChain(
+        certs.leaf,
+        input.map((n) => certs[n]),
+      );
+      assert.deepEqual(
+        ordered.map((c) => c.fingerprint256),
+        expected.map((n) => certs[n as keyof typeof certs] as X509Certificate).map((c) => c.fingerprint256),
+      );
     });
   }
 });
@@ -44,18 +50,30 @@ describe('assembleIdentity picks the leaf by key', () => {
   test('two certificates for the same key: the one whose localKeyId matches the key wins, wherever it is', async () => {
     const certs = await certificates();
     const identity = assembleIdentity(
-      [{ certificate: certs.int1 }, { certificate: certs.sameKeyOtherIssuer, localKeyId: 'aa' }, { certificate: certs.leaf, localKeyId: 'bb' }, { certificate: certs.int2 }],
+      [
+        { certificate: certs.int1 },
+        { certificate: certs.sameKeyOtherIssuer, localKeyId: 'aa' },
+        { certificate: certs.leaf, localKeyId: 'bb' },
+        { certificate: certs.int2 },
+      ],
       [{ key: certs.key, localKeyId: 'bb' }],
       'the test input',
     );
     assert.equal(x509(identity.leaf.pem).fingerprint256, certs.leaf.fingerprint256);
     // The other certificate for the same key is not on the path: it is left out.
-    assert.deepEqual(identity.chain.map(({ pem }) => x509(pem).fingerprint256), [certs.int2, certs.int1].map((c) => c.fingerprint256));
+    assert.deepEqual(
+      identity.chain.map(({ pem }) => x509(pem).fingerprint256),
+      [certs.int2, certs.int1].map((c) => c.fingerprint256),
+    );
   });
 
   test('a certificate repeated in the file appears once', async () => {
     const certs = await certificates();
-    const identity = assembleIdentity([{ certificate: certs.leaf }, { certificate: certs.int2 }, { certificate: certs.leaf }, { certificate: certs.int2 }], [{ key: certs.key }], 'the test input');
+    const identity = assembleIdentity(
+      [{ certificate: certs.leaf }, { certificate: certs.int2 }, { certificate: certs.leaf }, { certificate: certs.int2 }],
+      [{ key: certs.key }],
+      'the test input',
+    );
     assert.equal(identity.facts.chainLength, 2);
   });
 });

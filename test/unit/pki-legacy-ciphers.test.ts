@@ -35,7 +35,11 @@ describe('RC2-CBC (RFC 2268)', () => {
     });
   }
 
-  for (const [cipher, keyLength, bits] of [['rc2-40-cbc', 5, 40], ['rc2-64-cbc', 8, 64], ['rc2-cbc', 16, 128]] as const) {
+  for (const [cipher, keyLength, bits] of [
+    ['rc2-40-cbc', 5, 40],
+    ['rc2-64-cbc', 8, 64],
+    ['rc2-cbc', 16, 128],
+  ] as const) {
     test(`decrypts what OpenSSL's ${cipher} encrypts`, async () => {
       const key = randomBytes(keyLength);
       const iv = randomBytes(8);

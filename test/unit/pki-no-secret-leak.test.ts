@@ -20,10 +20,17 @@ function secrets(input: { password: string | undefined; keyPem: string | undefin
     for (const part of [jwk.d, jwk.p, jwk.q, jwk.dp, jwk.dq, jwk.qi]) {
       if (part === undefined) continue;
       const bytes = Buffer.from(part, 'base64url');
-      fragments.push(part.slice(0, 24), bytes.toString('base64').slice(0, 24), bytes.toString('hex').slice(0, 32), bytes.toString('hex').slice(0, 32).toUpperCase());
+      fragments.push(
+        part.slice(0, 24),
+        bytes.toString('base64').slice(0, 24),
+        bytes.toString('hex').slice(0, 32),
+        bytes.toString('hex').slice(0, 32).toUpperCase(),
+      );
     }
     // PEM lines of the key, except any that also occur in a certificate (the public key is public).
-    const pkcs8Lines = String(key.export({ type: 'pkcs8', format: 'pem' })).split('\n').filter((line) => line.length > 40);
+    const pkcs8Lines = String(key.export({ type: 'pkcs8', format: 'pem' }))
+      .split('\n')
+      .filter((line) => line.length > 40);
     fragments.push(...pkcs8Lines.filter((line) => !publicText.includes(line)));
   }
   return fragments;

@@ -42,7 +42,10 @@ describe('decodePem reads kubernetes.io/tls pairs', () => {
       assert.match(pair.keyPem, testCase.label);
       const identity = await decodePem(pair.certPem, Buffer.from(pair.keyPem), FIXTURE_PASSWORD);
       // tls.crt holds [int2, leaf, int1]: the leaf is found by key, the chain put in order.
-      assert.deepEqual(fingerprints(identity), [pair.leaf, pair.authority.int2, pair.authority.int1].map(({ certPem }) => new X509Certificate(certPem).fingerprint256));
+      assert.deepEqual(
+        fingerprints(identity),
+        [pair.leaf, pair.authority.int2, pair.authority.int1].map(({ certPem }) => new X509Certificate(certPem).fingerprint256),
+      );
       assert.equal(identity.privateKey.reveal(), createPrivateKey(pair.leaf.keyPem).export({ type: 'pkcs8', format: 'pem' }));
       assert.equal(identity.facts.subject, pair.leaf.expected.subject);
       assert.equal(identity.facts.chainLength, 3);
@@ -69,20 +72,54 @@ const encryptedPair = () => pemPair({ kind: 'rsa2048', form: { encrypted: 'pbes2
 const legacyEncryptedPair = () => pemPair({ kind: 'rsa2048', form: { encrypted: 'traditional-aes256' } });
 
 const failures: readonly PemFailure[] = [
-  { name: 'encrypted PKCS#8 with the wrong password', input: async () => ({ cert: (await encryptedPair()).certPem, key: (await encryptedPair()).keyPem, password: 'wrong' }), reason: PasswordIncorrect },
-  { name: 'encrypted PKCS#8 without a password', input: async () => ({ cert: (await encryptedPair()).certPem, key: (await encryptedPair()).keyPem }), reason: PasswordIncorrect },
-  { name: 'Proc-Type encrypted key with the wrong password', input: async () => ({ cert: (await legacyEncryptedPair()).certPem, key: (await legacyEncryptedPair()).keyPem, password: 'wrong' }), reason: PasswordIncorrect },
-  { name: 'Proc-Type encrypted key without a password', input: async () => ({ cert: (await legacyEncryptedPair()).certPem, key: (await legacyEncryptedPair()).keyPem }), reason: PasswordIncorrect },
+  {
+    name: 'encrypted PKCS#8 with the wrong password',
+    input: async () => ({ cert: (await encryptedPair()).certPem, key: (await encryptedPair()).keyPem, password: 'wrong' }),
+    reason: PasswordIncorrect,
+  },
+  {
+    name: 'encrypted PKCS#8 without a password',
+    input: async () => ({ cert: (await encryptedPair()).certPem, key: (await encryptedPair()).keyPem }),
+    reason: PasswordIncorrect,
+  },
+  {
+    name: 'Proc-Type encrypted key with the wrong password',
+    input: async () => ({ cert: (await legacyEncryptedPair()).certPem, key: (await legacyEncryptedPair()).keyPem, password: 'wrong' }),
+    reason: PasswordIncorrect,
+  },
+  {
+    name: 'Proc-Type encrypted key without a password',
+    input: async () => ({ cert: (await legacyEncryptedPair()).certPem, key: (await legacyEncryptedPair()).keyPem }),
+    reason: PasswordIncorrect,
+  },
   { name: 'tls.crt empty', input: async () => ({ cert: '', key: (await rsaPair()).keyPem }), reason: NoCertificate },
-  { name: 'tls.key holds only EC PARAMETERS', input: async () => ({ cert: (await rsaPair()).certPem, key: (await pemPair({ kind: 'p256', form: 'ec-with-parameters' })).keyPem.split(/(?=-----BEGIN EC PRIVATE KEY)/)[0]! }), reason: NoPrivateKey },
-  { name: 'key of another certificate', input: async () => ({ cert: (await rsaPair()).certPem, key: (await keyFile({ kind: 'rsa2048', label: 'unrelated' })).pem }), reason: KeyMismatch },
+  {
+    name: 'tls.key holds only EC PARAMETERS',
+    input: async () => ({
+      cert: (await rsaPair()).certPem,
+      key: (await pemPair({ kind: 'p256', form: 'ec-with-parameters' })).keyPem.split(/(?=-----BEGIN EC PRIVATE KEY)/)[0]!,
+    }),
+    reason: NoPrivateKey,
+  },
+  {
+    name: 'key of another certificate',
+    input: async () => ({ cert: (await rsaPair()).certPem, key: (await keyFile({ kind: 'rsa2048', label: 'unrelated' })).pem }),
+    reason: KeyMismatch,
+  },
   { name: 'tls.crt is not PEM', input: async () => ({ cert: 'not a certificate', key: (await rsaPair()).keyPem }), reason: PfxMalformed },
   {
     name: 'a damaged certificate block',
-    input: async () => ({ cert: (await rsaPair()).certPem.replace(/(-----BEGIN CERTIFICATE-----\n)(.{40})/, '$1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'), key: (await rsaPair()).keyPem }),
+    input: async () => ({
+      cert: (await rsaPair()).certPem.replace(/(-----BEGIN CERTIFICATE-----\n)(.{40})/, '$1AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'),
+      key: (await rsaPair()).keyPem,
+    }),
     reason: PfxMalformed,
   },
-  { name: 'a damaged key block', input: async () => ({ cert: (await rsaPair()).certPem, key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }), reason: PfxMalformed },
+  {
+    name: 'a damaged key block',
+    input: async () => ({ cert: (await rsaPair()).certPem, key: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }),
+    reason: PfxMalformed,
+  },
 ];
 
 describe('decodePem rejects bad pairs with a stable reason', () => {

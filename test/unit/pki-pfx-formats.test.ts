@@ -27,7 +27,10 @@ async function assertDecodes(testCase: FormatCase): Promise<void> {
   assert.equal(fingerprint(identity.leaf.pem), fingerprint(leaf.certPem));
   assert.equal(identity.privateKey.reveal(), createPrivateKey(leaf.keyPem).export({ type: 'pkcs8', format: 'pem' }));
   assert.match(identity.privateKey.reveal(), /^-----BEGIN PRIVATE KEY-----\n/);
-  assert.deepEqual(identity.chain.map(({ pem }) => fingerprint(pem)), testCase.chain.map((name) => fingerprint(ca[name].certPem)));
+  assert.deepEqual(
+    identity.chain.map(({ pem }) => fingerprint(pem)),
+    testCase.chain.map((name) => fingerprint(ca[name].certPem)),
+  );
 
   // Every fact agrees with what `openssl x509` prints for the same certificate.
   const { facts } = identity;

@@ -57,8 +57,22 @@ describe('pkcs12Kdf matches RFC 7292 Appendix B.2 (node-forge as the oracle)', (
   for (const c of cases) {
     test(`${c.digest}, id ${c.purpose}, ${c.iterations} iterations, ${c.length} bytes, password ${JSON.stringify(c.password)}`, async () => {
       const salt = Buffer.from(c.saltHex, 'hex');
-      const ours = pkcs12Kdf({ digest: digest(c.digest), password: pkcs12Password(c.password), salt, purpose: c.purpose, iterations: c.iterations, length: c.length });
-      const theirs = forge.pkcs12.generateKey(c.password, forge.util.createBuffer(salt.toString('binary')), c.purpose, c.iterations, c.length, forgeDigests[c.digest]!());
+      const ours = pkcs12Kdf({
+        digest: digest(c.digest),
+        password: pkcs12Password(c.password),
+        salt,
+        purpose: c.purpose,
+        iterations: c.iterations,
+        length: c.length,
+      });
+      const theirs = forge.pkcs12.generateKey(
+        c.password,
+        forge.util.createBuffer(salt.toString('binary')),
+        c.purpose,
+        c.iterations,
+        c.length,
+        forgeDigests[c.digest]!(),
+      );
       assert.equal(Buffer.from(ours).toString('hex'), forge.util.bytesToHex(theirs.getBytes()));
     });
   }

@@ -1,3 +1,4 @@
+import type * as PkiIndex from '../../src/pki/index.ts';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,6 +17,7 @@ import { algorithm, explicit0, integer, nullValue, octets, oid, sequence } from 
 // file that breaks them, the queue's order, closing, and the secrets' wrapping. No test
 // here depends on how fast anything is: each limit is set far from what the work needs.
 
+type PkiModule = typeof PkiIndex;
 const execFileAsync = promisify(execFile);
 const repository = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -66,14 +68,22 @@ describe('the decode sandbox', () => {
     const out = mkdtempSync(join(tmpdir(), 'mtls-egress-dist-'));
     try {
       const config = join(out, 'tsconfig.json');
-      writeFileSync(config, JSON.stringify({
-        extends: join(repository, 'tsconfig.build.json'),
-        compilerOptions: { rootDir: join(repository, 'src'), outDir: join(out, 'dist'), sourceMap: false, typeRoots: [join(repository, 'node_modules/@types')] },
-        include: [join(repository, 'src/pki/**/*.ts')],
-      }));
+      writeFileSync(
+        config,
+        JSON.stringify({
+          extends: join(repository, 'tsconfig.build.json'),
+          compilerOptions: {
+            rootDir: join(repository, 'src'),
+            outDir: join(out, 'dist'),
+            sourceMap: false,
+            typeRoots: [join(repository, 'node_modules/@types')],
+          },
+          include: [join(repository, 'src/pki/**/*.ts')],
+        }),
+      );
       await execFileAsync(join(repository, 'node_modules/.bin/tsc'), ['-p', config], { cwd: repository });
       writeFileSync(join(out, 'dist/package.json'), '{"type":"module"}');
-      const compiled = (await import(pathToFileURL(join(out, 'dist/pki/index.js')).href)) as typeof import('../../src/pki/index.ts');
+      const compiled = (await import(pathToFileURL(join(out, 'dist/pki/index.js')).href)) as PkiModule;
       const fixture = await defaultPfx();
       const sandbox = new compiled.DecodePool();
       try {
@@ -91,7 +101,10 @@ describe('the decode sandbox', () => {
   test('a file over its time limit is stopped, its worker replaced, and the next file decodes', async () => {
     // 20,000,000 iterations of the PKCS#12 KDF take seconds; the limit is a fifth of a second.
     const sandbox = pool({ size: 1, taskTimeoutMs: 200, limits: { maxKdfWork: 1e9 } });
-    await assert.rejects(sandbox.decode({ kind: 'pfx', pfx: slowMacPfx(20_000_000), password: 'x' }), (error: unknown) => isBudgetExceeded(error) && /longer than/.test((error as Error).message));
+    await assert.rejects(
+      sandbox.decode({ kind: 'pfx', pfx: slowMacPfx(20_000_000), password: 'x' }),
+      (error: unknown) => isBudgetExceeded(error) && /longer than/.test((error as Error).message),
+    );
     assert.equal(sandbox.stats().workersStopped, 1);
     const fixture = await defaultPfx();
     const identity = await sandbox.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD });
@@ -102,7 +115,10 @@ describe('the decode sandbox', () => {
   test('a file over its heap limit is stopped, and the worker replaced', async () => {
     // 200,000 bags (the budget raised to let them through) need far more than 16 MiB of objects.
     const sandbox = pool({ size: 1, heapMb: 16, limits: { maxBags: 1e9, maxCertificates: 1e9, maxInputBytes: 1e9 } });
-    await assert.rejects(sandbox.decode({ kind: 'pfx', pfx: manyBagsPfx(200_000) }), (error: unknown) => isBudgetExceeded(error) && /heap/.test((error as Error).message));
+    await assert.rejects(
+      sandbox.decode({ kind: 'pfx', pfx: manyBagsPfx(200_000) }),
+      (error: unknown) => isBudgetExceeded(error) && /heap/.test((error as Error).message),
+    );
     assert.equal(sandbox.stats().workersStopped, 1);
     const fixture = await defaultPfx();
     assert.equal((await sandbox.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD })).facts.subject, fixture.leaf.expected.subject);
@@ -114,7 +130,7 @@ describe('the decode sandbox', () => {
     assert.equal(sandbox.stats().workersStarted, 0);
   });
 
-  test('fairness keys take turns: another key\'s file does not wait for all of the first key\'s', async () => {
+  test("fairness keys take turns: another key's file does not wait for all of the first key's", async () => {
     const fixture = await defaultPfx();
     const sandbox = pool({ size: 1 });
     const order: string[] = [];
@@ -127,7 +143,11 @@ describe('the decode sandbox', () => {
 
   test('closing rejects what waits and what runs, and refuses new work', async () => {
     const sandbox = pool({ size: 1, limits: { maxKdfWork: 1e9 } });
-    const settled = (decode: Promise<unknown>) => decode.then(() => 'decoded', (error: unknown) => error);
+    const settled = (decode: Promise<unknown>) =>
+      decode.then(
+        () => 'decoded',
+        (error: unknown) => error,
+      );
     const running = settled(sandbox.decode({ kind: 'pfx', pfx: slowMacPfx(20_000_000), password: 'x' }));
     const waiting = settled(sandbox.decode({ kind: 'pfx', pfx: slowMacPfx(1), password: 'x' }));
     await sandbox.close();

@@ -7,7 +7,13 @@ import { HostResolver } from '../../src/controller/host-resolution.ts';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
 
-const replica = (name: string, appliedHash?: string, extra: Partial<ProxyReplica> = {}): ProxyReplica => ({ name, ready: true, appliedHash, applyError: undefined, ...extra });
+const replica = (name: string, appliedHash?: string, extra: Partial<ProxyReplica> = {}): ProxyReplica => ({
+  name,
+  ready: true,
+  appliedHash,
+  applyError: undefined,
+  ...extra,
+});
 
 describe('programmedCheck', () => {
   const history = new ServedCertificateHistory();
@@ -25,7 +31,12 @@ describe('programmedCheck', () => {
     ['no ready replica at all', 'FP2', [replica('p1', 'h2', { ready: false })], reasons.ProgrammingPending],
     ['an unknown configuration hash', 'FP2', [replica('p1', 'unknown')], reasons.ProgrammingPending],
     ['a replica that has applied nothing', 'FP2', [replica('p1')], reasons.ProgrammingPending],
-    ['a rejected configuration names the replica', 'FP2', [replica('p1', 'h1', { applyError: 'nginx: [emerg] unknown directive' })], reasons.ProxyConfigRejected],
+    [
+      'a rejected configuration names the replica',
+      'FP2',
+      [replica('p1', 'h1', { applyError: 'nginx: [emerg] unknown directive' })],
+      reasons.ProxyConfigRejected,
+    ],
     ['no usable certificate', undefined, [replica('p1', 'h2')], reasons.ProgrammingPending],
   ];
   for (const [name, fp, replicas, want] of cases) test(name, () => assert.equal(reasonOf(fp, replicas), want));
@@ -47,14 +58,31 @@ describe('programmedCheck', () => {
 
 describe('networkPolicies', () => {
   const route = (namespace: string, name: string, port: number): EgressRoute => ({
-    key: `${namespace}/${name}`, namespace, name, listenerPort: port, host: 'h.example', port: 443, serverName: 'h.example',
+    key: `${namespace}/${name}`,
+    namespace,
+    name,
+    listenerPort: port,
+    host: 'h.example',
+    port: 443,
+    serverName: 'h.example',
     clientCertificate: { chainPem: 'C', privateKey: new Sensitive('K'), serialNumber: '1', fingerprintSha256: 'F' },
   });
 
   test('only the binding namespace reaches its port, plus allowedNamespaces', () => {
-    const [a, b] = networkPolicies([route('team-a', 'x', 10001), route('team-b', 'y', 10002)], (k) => (k === 'team-b/y' ? { matchLabels: { partner: 'bank' } } : undefined), 'mtls-egress-system', { app: 'proxy' }, { managed: 'yes' });
-    assert.deepEqual(a!.spec.ingress, [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-a' } } }], ports: [{ protocol: 'TCP', port: 10001 }] }]);
-    assert.deepEqual(b!.spec.ingress[0]!.from, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-b' } } }, { namespaceSelector: { matchLabels: { partner: 'bank' } } }]);
+    const [a, b] = networkPolicies(
+      [route('team-a', 'x', 10001), route('team-b', 'y', 10002)],
+      (k) => (k === 'team-b/y' ? { matchLabels: { partner: 'bank' } } : undefined),
+      'mtls-egress-system',
+      { app: 'proxy' },
+      { managed: 'yes' },
+    );
+    assert.deepEqual(a!.spec.ingress, [
+      { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-a' } } }], ports: [{ protocol: 'TCP', port: 10001 }] },
+    ]);
+    assert.deepEqual(b!.spec.ingress[0]!.from, [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-b' } } },
+      { namespaceSelector: { matchLabels: { partner: 'bank' } } },
+    ]);
     assert.deepEqual(a!.spec.podSelector, { matchLabels: { app: 'proxy' } });
     assert.equal(a!.metadata.namespace, 'mtls-egress-system');
     assert.notEqual(a!.metadata.annotations['mtls-egress.io/content-hash'], b!.metadata.annotations['mtls-egress.io/content-hash']);

@@ -2,13 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
-import {
-  annotationBinding,
-  credentialSecretName,
-  materialize,
-  parseManifest,
-  proxyObjects,
-} from '../../src/proxy/proxy-objects.ts';
+import { annotationBinding, credentialSecretName, materialize, parseManifest, proxyObjects } from '../../src/proxy/proxy-objects.ts';
 import { renderNginx } from '../../src/render/nginx.ts';
 
 const keyText = '-----BEGIN PRIVATE KEY-----\nS3CR3T-KEY-BYTES\n-----END PRIVATE KEY-----\n';
@@ -22,7 +16,12 @@ function route(name: string, port: number, withCA = false): EgressRoute {
     host: 'api.partner.example',
     port: 443,
     serverName: 'api.partner.example',
-    clientCertificate: { chainPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`, privateKey: new Sensitive(keyText), serialNumber: `5e${port}`, fingerprintSha256: `FP:${name}` },
+    clientCertificate: {
+      chainPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`,
+      privateKey: new Sensitive(keyText),
+      serialNumber: `5e${port}`,
+      fingerprintSha256: `FP:${name}`,
+    },
     ...(withCA ? { serverCA: { pem: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n' } } : {}),
   };
 }

@@ -31,18 +31,95 @@ describe('evaluateBinding: the first failing check names Ready', () => {
   const problem = (reason: string) => ({ ok: false as const, reason, message: `because ${reason}` });
   const cases: Array<{ name: string; input: Partial<EvaluationInput>; ready: string; readyReason: string; certValid: string; certReason: string }> = [
     { name: 'healthy', input: {}, ready: 'True', readyReason: reasons.BindingReady, certValid: 'True', certReason: reasons.CertificateReady },
-    { name: 'secret missing', input: { certificate: problem(reasons.SecretNotFound) }, ready: 'False', readyReason: reasons.SecretNotFound, certValid: 'False', certReason: reasons.SecretNotFound },
-    { name: 'wrong password', input: { certificate: problem(reasons.PasswordIncorrect) }, ready: 'False', readyReason: reasons.PasswordIncorrect, certValid: 'False', certReason: reasons.PasswordIncorrect },
-    { name: 'invalid spec beats a broken certificate', input: { spec: problem(reasons.InvalidSpec), certificate: problem(reasons.PfxMalformed) }, ready: 'False', readyReason: reasons.InvalidSpec, certValid: 'False', certReason: reasons.PfxMalformed },
-    { name: 'expired', input: { now: new Date(t0.getTime() + 400 * day) }, ready: 'False', readyReason: reasons.CertificateExpired, certValid: 'False', certReason: reasons.CertificateExpired },
-    { name: 'not yet valid', input: { now: new Date(t0.getTime() - 60 * day) }, ready: 'False', readyReason: reasons.CertificateNotYetValid, certValid: 'False', certReason: reasons.CertificateNotYetValid },
+    {
+      name: 'secret missing',
+      input: { certificate: problem(reasons.SecretNotFound) },
+      ready: 'False',
+      readyReason: reasons.SecretNotFound,
+      certValid: 'False',
+      certReason: reasons.SecretNotFound,
+    },
+    {
+      name: 'wrong password',
+      input: { certificate: problem(reasons.PasswordIncorrect) },
+      ready: 'False',
+      readyReason: reasons.PasswordIncorrect,
+      certValid: 'False',
+      certReason: reasons.PasswordIncorrect,
+    },
+    {
+      name: 'invalid spec beats a broken certificate',
+      input: { spec: problem(reasons.InvalidSpec), certificate: problem(reasons.PfxMalformed) },
+      ready: 'False',
+      readyReason: reasons.InvalidSpec,
+      certValid: 'False',
+      certReason: reasons.PfxMalformed,
+    },
+    {
+      name: 'expired',
+      input: { now: new Date(t0.getTime() + 400 * day) },
+      ready: 'False',
+      readyReason: reasons.CertificateExpired,
+      certValid: 'False',
+      certReason: reasons.CertificateExpired,
+    },
+    {
+      name: 'not yet valid',
+      input: { now: new Date(t0.getTime() - 60 * day) },
+      ready: 'False',
+      readyReason: reasons.CertificateNotYetValid,
+      certValid: 'False',
+      certReason: reasons.CertificateNotYetValid,
+    },
     // RFC 5280: notAfter is inclusive. Status once called this instant expired while inspect called it valid.
-    { name: 'exactly notAfter: still valid (expiring)', input: { now: new Date(t0.getTime() + 365 * day) }, ready: 'True', readyReason: reasons.CertificateExpiringSoon, certValid: 'True', certReason: reasons.CertificateExpiringSoon },
-    { name: 'a millisecond after notAfter: expired', input: { now: new Date(t0.getTime() + 365 * day + 1) }, ready: 'False', readyReason: reasons.CertificateExpired, certValid: 'False', certReason: reasons.CertificateExpired },
-    { name: 'expiring soon stays Ready but says so', input: { now: new Date(t0.getTime() + 350 * day) }, ready: 'True', readyReason: reasons.CertificateExpiringSoon, certValid: 'True', certReason: reasons.CertificateExpiringSoon },
-    { name: 'port conflict', input: { port: problem(reasons.ListenerPortConflict) }, ready: 'False', readyReason: reasons.ListenerPortConflict, certValid: 'True', certReason: reasons.CertificateReady },
-    { name: 'server CA missing', input: { serverCA: problem(reasons.SecretNotFound) }, ready: 'False', readyReason: reasons.SecretNotFound, certValid: 'True', certReason: reasons.CertificateReady },
-    { name: 'not yet programmed', input: { programmed: problem(reasons.ProgrammingPending) }, ready: 'False', readyReason: reasons.ProgrammingPending, certValid: 'True', certReason: reasons.CertificateReady },
+    {
+      name: 'exactly notAfter: still valid (expiring)',
+      input: { now: new Date(t0.getTime() + 365 * day) },
+      ready: 'True',
+      readyReason: reasons.CertificateExpiringSoon,
+      certValid: 'True',
+      certReason: reasons.CertificateExpiringSoon,
+    },
+    {
+      name: 'a millisecond after notAfter: expired',
+      input: { now: new Date(t0.getTime() + 365 * day + 1) },
+      ready: 'False',
+      readyReason: reasons.CertificateExpired,
+      certValid: 'False',
+      certReason: reasons.CertificateExpired,
+    },
+    {
+      name: 'expiring soon stays Ready but says so',
+      input: { now: new Date(t0.getTime() + 350 * day) },
+      ready: 'True',
+      readyReason: reasons.CertificateExpiringSoon,
+      certValid: 'True',
+      certReason: reasons.CertificateExpiringSoon,
+    },
+    {
+      name: 'port conflict',
+      input: { port: problem(reasons.ListenerPortConflict) },
+      ready: 'False',
+      readyReason: reasons.ListenerPortConflict,
+      certValid: 'True',
+      certReason: reasons.CertificateReady,
+    },
+    {
+      name: 'server CA missing',
+      input: { serverCA: problem(reasons.SecretNotFound) },
+      ready: 'False',
+      readyReason: reasons.SecretNotFound,
+      certValid: 'True',
+      certReason: reasons.CertificateReady,
+    },
+    {
+      name: 'not yet programmed',
+      input: { programmed: problem(reasons.ProgrammingPending) },
+      ready: 'False',
+      readyReason: reasons.ProgrammingPending,
+      certValid: 'True',
+      certReason: reasons.CertificateReady,
+    },
   ];
   for (const c of cases) {
     test(c.name, () => {
@@ -88,7 +165,10 @@ describe('evaluateBinding: status content', () => {
 
   test('conditions come out in a fixed order', () => {
     const { status } = evaluateBinding(input({ programmed: { ok: true } }));
-    assert.deepEqual(status.conditions?.map((c) => c.type), ['Ready', 'CertificateValid', 'Programmed']);
+    assert.deepEqual(
+      status.conditions?.map((c) => c.type),
+      ['Ready', 'CertificateValid', 'Programmed'],
+    );
   });
 });
 
@@ -107,7 +187,10 @@ describe('evaluateBinding: transitions', () => {
 
   test('one Event per transition, none on a resync', () => {
     const created = evaluateBinding(input());
-    assert.deepEqual(created.events.map((e) => [e.type, e.reason]), [['Normal', reasons.BindingReady]]);
+    assert.deepEqual(
+      created.events.map((e) => [e.type, e.reason]),
+      [['Normal', reasons.BindingReady]],
+    );
     const resync = evaluateBinding(input({ previous: created.status, now: new Date(t0.getTime() + 60_000) }));
     assert.deepEqual(resync.events, []);
     assert.ok(statusEqual(created.status, resync.status));
@@ -118,12 +201,19 @@ describe('evaluateBinding: transitions', () => {
       [{}, 'Normal', reasons.BindingReady],
       [{ now: new Date(t0.getTime() + 340 * day) }, 'Warning', reasons.CertificateExpiringSoon],
       [{ now: new Date(t0.getTime() + 366 * day) }, 'Warning', reasons.CertificateExpired],
-      [{ now: new Date(t0.getTime() + 367 * day), certificate: { ok: true, facts: facts({ notAfter: new Date(t0.getTime() + 800 * day) }) } }, 'Normal', reasons.BindingReady],
+      [
+        { now: new Date(t0.getTime() + 367 * day), certificate: { ok: true, facts: facts({ notAfter: new Date(t0.getTime() + 800 * day) }) } },
+        'Normal',
+        reasons.BindingReady,
+      ],
     ];
     let previous: ClientCertificateBindingStatus | undefined;
     for (const [overrides, type, reason] of steps) {
       const result = evaluateBinding(input({ previous, ...overrides }));
-      assert.deepEqual(result.events.map((e) => [e.type, e.reason]), [[type, reason]]);
+      assert.deepEqual(
+        result.events.map((e) => [e.type, e.reason]),
+        [[type, reason]],
+      );
       // The same moment again is a resync: nothing new to say.
       assert.deepEqual(evaluateBinding(input({ previous: result.status, ...overrides })).events, []);
       previous = result.status;
@@ -155,9 +245,12 @@ describe('setCondition', () => {
     let list = setCondition(undefined, { type: 'A', status: 'True', reason: 'R', message: 'm' }, 1, t0);
     list = setCondition(list, { type: 'B', status: 'False', reason: 'S', message: 'n' }, 1, t0);
     list = setCondition(list, { type: 'A', status: 'False', reason: 'T', message: 'o' }, 2, new Date(t0.getTime() + 5000));
-    assert.deepEqual(list.map((c) => [c.type, c.status, c.reason, c.observedGeneration, c.lastTransitionTime]), [
-      ['A', 'False', 'T', 2, '2026-06-01T00:00:05Z'],
-      ['B', 'False', 'S', 1, '2026-06-01T00:00:00Z'],
-    ]);
+    assert.deepEqual(
+      list.map((c) => [c.type, c.status, c.reason, c.observedGeneration, c.lastTransitionTime]),
+      [
+        ['A', 'False', 'T', 2, '2026-06-01T00:00:05Z'],
+        ['B', 'False', 'S', 1, '2026-06-01T00:00:00Z'],
+      ],
+    );
   });
 });

@@ -106,8 +106,14 @@ describe('translate: routes', () => {
       [binding({ name: 'a', namespace: 'team-0' }), { certificate: { ok: false, reason: reasons.PfxMalformed, message: 'junk' } }],
     ];
     const forward = run(entries);
-    assert.deepEqual(forward.routes.map((r) => r.key), ['team-a/b', 'team-a/c']);
-    assert.deepEqual(forward.leftOut.map((l) => l.key), ['team-0/a', 'team-a/a']);
+    assert.deepEqual(
+      forward.routes.map((r) => r.key),
+      ['team-a/b', 'team-a/c'],
+    );
+    assert.deepEqual(
+      forward.leftOut.map((l) => l.key),
+      ['team-0/a', 'team-a/a'],
+    );
     const backward = run([...entries].reverse());
     assert.deepEqual(backward.routes, forward.routes);
     assert.deepEqual(backward.leftOut, forward.leftOut);
@@ -117,9 +123,17 @@ describe('translate: routes', () => {
   // the reason its status shows, the healthy one is still served.
   const broken: Array<[string, [ClientCertificateBinding, Inputs?], string]> = [
     ['a Secret that is missing', [named('broken'), { certificate: 'no Secret' }], reasons.SecretNotFound],
-    ['a wrong password', [named('broken'), { certificate: { ok: false, reason: reasons.PasswordIncorrect, message: 'the password is wrong' } }], reasons.PasswordIncorrect],
+    [
+      'a wrong password',
+      [named('broken'), { certificate: { ok: false, reason: reasons.PasswordIncorrect, message: 'the password is wrong' } }],
+      reasons.PasswordIncorrect,
+    ],
     ['an expired certificate', [named('broken'), { certificate: identity({ notAfter: new Date(t0.getTime() - 1000) }) }], reasons.CertificateExpired],
-    ['a certificate that expired a millisecond ago (notAfter is inclusive)', [named('broken'), { certificate: identity({ notAfter: new Date(t0.getTime() - 1) }) }], reasons.CertificateExpired],
+    [
+      'a certificate that expired a millisecond ago (notAfter is inclusive)',
+      [named('broken'), { certificate: identity({ notAfter: new Date(t0.getTime() - 1) }) }],
+      reasons.CertificateExpired,
+    ],
     ['a certificate not valid yet', [named('broken'), { certificate: identity({ notBefore: new Date(t0.getTime() + day) }) }], reasons.CertificateNotYetValid],
     ['an unusable serverCA', [named('broken'), { serverCA: 'unusable' }], reasons.ServerCAInvalid],
     ['a fixed listener port outside the range', [named('broken', { listenerPort: 20000 })], reasons.InvalidSpec],
@@ -131,8 +145,14 @@ describe('translate: routes', () => {
   for (const [what, entry, reason] of broken) {
     test(`leaves out ${what} (${reason}), says so in Ready, and still serves the rest`, () => {
       const t = run([entry, [named('healthy')]]);
-      assert.deepEqual(t.routes.map((r) => r.key), ['team-a/healthy']);
-      assert.deepEqual(t.leftOut.map((l) => [l.key, l.reason]), [['team-a/broken', reason]]);
+      assert.deepEqual(
+        t.routes.map((r) => r.key),
+        ['team-a/healthy'],
+      );
+      assert.deepEqual(
+        t.leftOut.map((l) => [l.key, l.reason]),
+        [['team-a/broken', reason]],
+      );
       assert.equal(ready(t, 'team-a/broken')?.reason, reason, 'status and proxy agree');
       assert.equal(ready(t, 'team-a/healthy')?.reason, reasons.BindingReady);
     });
@@ -148,7 +168,10 @@ describe('translate: routes', () => {
     const entries: Array<[ClientCertificateBinding, Inputs?]> = [[named('edge'), { certificate: identity({ notAfter: new Date(t0.getTime() + day) }) }]];
     assert.equal(run(entries, { now: new Date(t0.getTime() + day) }).routes.length, 1);
     const after = run(entries, { now: new Date(t0.getTime() + day + 1) });
-    assert.deepEqual(after.leftOut.map((l) => l.reason), [reasons.CertificateExpired]);
+    assert.deepEqual(
+      after.leftOut.map((l) => l.reason),
+      [reasons.CertificateExpired],
+    );
     assert.match(after.leftOut[0]!.message, /expired at/);
   });
 
@@ -173,14 +196,23 @@ describe('translate: routes', () => {
   for (const [what, spec] of hostile) {
     test(`refuses ${what} with InvalidSpec`, () => {
       const { routes, leftOut } = run([[named('hostile', spec)], [named('healthy')]]);
-      assert.deepEqual(routes.map((r) => r.key), ['team-a/healthy']);
-      assert.deepEqual(leftOut.map((l) => l.reason), [reasons.InvalidSpec]);
+      assert.deepEqual(
+        routes.map((r) => r.key),
+        ['team-a/healthy'],
+      );
+      assert.deepEqual(
+        leftOut.map((l) => l.reason),
+        [reasons.InvalidSpec],
+      );
     });
   }
 
   test('refuses a hostile name or namespace with InvalidSpec', () => {
     const { leftOut } = run([[binding({ name: 'x;y' })], [binding({ name: 'ok', namespace: 'a b' })]]);
-    assert.deepEqual(leftOut.map((l) => l.reason), [reasons.InvalidSpec, reasons.InvalidSpec]);
+    assert.deepEqual(
+      leftOut.map((l) => l.reason),
+      [reasons.InvalidSpec, reasons.InvalidSpec],
+    );
   });
 
   test('what the translation returns never prints the key', () => {
@@ -200,17 +232,29 @@ describe('translate: listener ports', () => {
       [named('young', { listenerPort: 10003 }, { creationTimestamp: '2026-02-01T00:00:00Z' })],
       [named('old', { listenerPort: 10003 }, { creationTimestamp: '2026-01-01T00:00:00Z' })],
     ]);
-    assert.deepEqual(t.routes.map((r) => [r.name, r.listenerPort]), [['old', 10003]]);
-    assert.deepEqual(t.leftOut.map((l) => [l.key, l.reason]), [['team-a/young', reasons.ListenerPortConflict]]);
+    assert.deepEqual(
+      t.routes.map((r) => [r.name, r.listenerPort]),
+      [['old', 10003]],
+    );
+    assert.deepEqual(
+      t.leftOut.map((l) => [l.key, l.reason]),
+      [['team-a/young', reasons.ListenerPortConflict]],
+    );
     assert.match(ready(t, 'team-a/young')?.message ?? '', /team-a\/old/);
   });
 
   test('a left-out binding keeps its port, so fixing it later moves nobody', () => {
     const t = run([
-      [named('a-broken', {}, { creationTimestamp: '2026-01-01T00:00:00Z' }), { certificate: { ok: false, reason: reasons.PasswordIncorrect, message: 'wrong' } }],
+      [
+        named('a-broken', {}, { creationTimestamp: '2026-01-01T00:00:00Z' }),
+        { certificate: { ok: false, reason: reasons.PasswordIncorrect, message: 'wrong' } },
+      ],
       [named('b-other', {}, { creationTimestamp: '2026-01-02T00:00:00Z' })],
     ]);
-    assert.deepEqual(t.routes.map((r) => r.listenerPort), [10001]);
+    assert.deepEqual(
+      t.routes.map((r) => r.listenerPort),
+      [10001],
+    );
     assert.equal(t.bindings[0]?.status.status.listenerPort, 10000, 'the broken binding holds 10000 in status');
   });
 
@@ -220,7 +264,10 @@ describe('translate: listener ports', () => {
     ]);
     const { routes, leftOut } = run(many);
     assert.equal(routes.length, 10);
-    assert.deepEqual(leftOut.map((l) => [l.key, l.reason]), [['team-a/b10', reasons.ListenerPortsExhausted]]);
+    assert.deepEqual(
+      leftOut.map((l) => [l.key, l.reason]),
+      [['team-a/b10', reasons.ListenerPortsExhausted]],
+    );
   });
 
   test('a status port that is not a number holds nothing', () => {
@@ -237,8 +284,10 @@ describe('translate: listener ports', () => {
 });
 
 describe('translate: the data plane', () => {
-  const replicasServe = (fingerprint: string): DataPlaneView['programmed'] => (_key, fp) =>
-    fp === fingerprint ? { ok: true } : { ok: false, reason: reasons.ProgrammingPending, message: 'waiting' };
+  const replicasServe =
+    (fingerprint: string): DataPlaneView['programmed'] =>
+    (_key, fp) =>
+      fp === fingerprint ? { ok: true } : { ok: false, reason: reasons.ProgrammingPending, message: 'waiting' };
 
   test('an unresolvable host is left out, and Programmed says why before the replicas do', () => {
     const dataPlane: DataPlaneView = {
@@ -246,8 +295,14 @@ describe('translate: the data plane', () => {
       programmed: replicasServe('AB:CD'),
     };
     const t = run([[named('typo', { host: 'typo.example' })], [named('fine')]], { dataPlane });
-    assert.deepEqual(t.routes.map((r) => r.key), ['team-a/fine']);
-    assert.deepEqual(t.leftOut.map((l) => [l.key, l.reason]), [['team-a/typo', reasons.HostUnresolvable]]);
+    assert.deepEqual(
+      t.routes.map((r) => r.key),
+      ['team-a/fine'],
+    );
+    assert.deepEqual(
+      t.leftOut.map((l) => [l.key, l.reason]),
+      [['team-a/typo', reasons.HostUnresolvable]],
+    );
     const programmed = t.bindings[1]!.status.status.conditions?.find((c) => c.type === 'Programmed');
     assert.equal(programmed?.reason, reasons.HostUnresolvable);
     assert.equal(ready(t, 'team-a/typo')?.reason, reasons.HostUnresolvable);
@@ -258,7 +313,10 @@ describe('translate: the data plane', () => {
     const pending = run([[named('new')]], { dataPlane: { hostProblem: () => undefined, programmed: replicasServe('other') } });
     assert.equal(ready(pending, 'team-a/new')?.reason, reasons.ProgrammingPending);
     const statusOnly = run([[named('new')]]);
-    assert.equal(statusOnly.bindings[0]!.status.status.conditions?.some((c) => c.type === 'Programmed'), false);
+    assert.equal(
+      statusOnly.bindings[0]!.status.status.conditions?.some((c) => c.type === 'Programmed'),
+      false,
+    );
     assert.equal(ready(statusOnly, 'team-a/new')?.reason, reasons.BindingReady);
   });
 });
@@ -284,7 +342,13 @@ describe('translate: inputs', () => {
     const w = world([[named('ok')]]);
     const elsewhere = { ...w.bindings[0]!, metadata: { ...w.bindings[0]!.metadata, namespace: 'team-c', name: 'elsewhere' } };
     const t = translate([...w.bindings, elsewhere], w.secrets, w.identities, options);
-    assert.deepEqual(t.bindings.map((b) => [b.key, b.checks.certificate.ok ? 'ok' : b.checks.certificate.reason]), [['team-a/ok', 'ok'], ['team-c/elsewhere', reasons.SecretNotFound]]);
+    assert.deepEqual(
+      t.bindings.map((b) => [b.key, b.checks.certificate.ok ? 'ok' : b.checks.certificate.reason]),
+      [
+        ['team-a/ok', 'ok'],
+        ['team-c/elsewhere', reasons.SecretNotFound],
+      ],
+    );
   });
 
   test('a missing Secret key names the reference it is about, so validate can point at the field', () => {
@@ -300,7 +364,13 @@ describe('translate: inputs', () => {
   test('a certificate still being decoded is not served yet, and holds up no other binding', () => {
     const w = world([[named('slow')], [named('ready')]]);
     const t = translate(w.bindings, w.secrets, (input, b) => (b.metadata.name === 'slow' ? undefined : w.identities(input)), options);
-    assert.deepEqual(t.routes.map((r) => r.key), ['team-a/ready']);
-    assert.deepEqual(t.leftOut.map((l) => [l.key, l.reason]), [['team-a/slow', reasons.ProgrammingPending]]);
+    assert.deepEqual(
+      t.routes.map((r) => r.key),
+      ['team-a/ready'],
+    );
+    assert.deepEqual(
+      t.leftOut.map((l) => [l.key, l.reason]),
+      [['team-a/slow', reasons.ProgrammingPending]],
+    );
   });
 });

@@ -271,7 +271,11 @@ export class DecodePool {
     entry.deadline = setTimeout(() => {
       // A verdict of the clock, not of the file's stated costs: a busy machine can cause it,
       // so it is marked transient and looked at again rather than remembered for the version.
-      void this.#retire(entry, exceeded(`decoding the file took longer than ${seconds(this.#taskTimeoutMs)}, the most one file may take`, { transient: true }), true);
+      void this.#retire(
+        entry,
+        exceeded(`decoding the file took longer than ${seconds(this.#taskTimeoutMs)}, the most one file may take`, { transient: true }),
+        true,
+      );
     }, this.#taskTimeoutMs);
   }
 

@@ -39,7 +39,11 @@ async function run(task: DecodeTask): Promise<void> {
       use,
     });
   } catch (error) {
-    const failure = asPkiError(error, task.kind === 'pfx' ? 'the PFX' : 'the PEM pair', () => `${task.kind === 'pfx' ? 'the PFX' : 'the PEM pair'} could not be decoded`);
+    const failure = asPkiError(
+      error,
+      task.kind === 'pfx' ? 'the PFX' : 'the PEM pair',
+      () => `${task.kind === 'pfx' ? 'the PFX' : 'the PEM pair'} could not be decoded`,
+    );
     reply({ type: 'result', id: task.id, ok: false, reason: failure.reason, message: failure.message, use });
   }
 }
