@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { configDirVariable, runDirVariable } from '../../src/render/haproxy.ts';
 import { HaproxyRuntime } from '../../src/proxy/haproxy-runtime.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
-import { spawnComponent, stopProcessGroup } from '../harness/processes.ts';
-import { processGroupEmpty } from './nginx-process.ts';
+import { spawnComponent } from '../harness/processes.ts';
+import { stopServer } from './nginx-process.ts';
 
 export const haproxyBinary = process.env.HAPROXY_BINARY ?? '/usr/sbin/haproxy';
 
@@ -68,19 +68,7 @@ export async function startHaproxy(dir: string): Promise<HaproxyProcess> {
         .filter((line) => line.startsWith('{'))
         .map((line) => JSON.parse(line) as Record<string, unknown>),
     runtime,
-    stop: async () => {
-      if (!child.hasExited()) {
-        process.kill(child.pid, 'SIGUSR1');
-        const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: 'haproxy to stop', timeoutMs: 10_000, intervalMs: 20 }).catch(
-          () => false,
-        );
-        if (!quit) await stopProcessGroup(child.pid, 0, child.exited);
-      }
-      await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), {
-        what: `haproxy's workers (group ${child.pid}) to exit`,
-        timeoutMs: 10_000,
-        intervalMs: 20,
-      });
-    },
+    // SIGUSR1: a soft stop, connections finish.
+    stop: () => stopServer(child, 'SIGUSR1', 'haproxy'),
   };
 }
