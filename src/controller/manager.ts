@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { annotationApplyError, annotationAppliedHash } from '../api/labels.ts';
+import { annotationApplyError, annotationAppliedHash, componentConfig, componentCredentials, componentNetworkPolicy, managedSelector } from '../api/labels.ts';
 import { objectKey, type KubeObject, type SecretLike } from '../api/meta.ts';
 import { group, plural, version, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import type { ControllerConfig } from '../config.ts';
@@ -52,6 +52,8 @@ export class ControllerManager {
   readonly #bindings: Informer<ClientCertificateBinding>;
   readonly #secrets: Informer<SecretLike>;
   readonly #proxyPods: Informer<PodLike> | undefined;
+  /** The proxy objects the proxy-config controller writes, metadata only: how it learns that someone else changed one. */
+  readonly #owned: Informer<KubeObject>[] = [];
   readonly #identities: IdentityCache;
   readonly #networks: ClusterNetworks | undefined;
   #synced = false;
@@ -123,6 +125,28 @@ export class ControllerManager {
         })
       : undefined;
     const proxyPods = this.#proxyPods;
+    const owned = withDataPlane
+      ? Object.fromEntries(
+          (
+            [
+              ['secrets', '/api/v1', componentCredentials],
+              ['networkpolicies', '/apis/networking.k8s.io/v1', componentNetworkPolicy],
+              ['configmaps', '/api/v1', componentConfig],
+            ] as const
+          ).map(([resource, prefix, component]) => {
+            const informer = new Informer<KubeObject>({
+              client,
+              logger,
+              paths: [`${prefix}/namespaces/${config.namespace}/${resource}`],
+              query: { labelSelector: managedSelector(component) },
+              transform: (o) => ({ metadata: { name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion } }),
+              onError: () => metrics.watchErrors.inc({ resource }),
+            });
+            this.#owned.push(informer);
+            return [resource, informer];
+          }),
+        )
+      : {};
 
     this.bindingStatus = new BindingController({
       client,
@@ -152,6 +176,7 @@ export class ControllerManager {
           listenerPorts: config.listenerPorts,
           endpointFor,
           render: proxyRenderer(config),
+          owned,
           proxyPodLabels: config.proxyPodLabels,
           metrics,
           logger,
@@ -187,7 +212,13 @@ export class ControllerManager {
       // Bindings first: the Secret cache keeps only what the binding index references.
       await Promise.race([this.#bindings.start(), aborted(signal)]);
       await Promise.race([
-        Promise.all([this.#secrets.start(), this.#proxyPods?.start(), this.#networks?.start(), this.proxyConfig?.loadHistory()]),
+        Promise.all([
+          this.#secrets.start(),
+          this.#proxyPods?.start(),
+          this.#networks?.start(),
+          ...this.#owned.map((i) => i.start()),
+          this.proxyConfig?.loadHistory(),
+        ]),
         aborted(signal),
       ]);
       this.#synced = !signal.aborted;
@@ -225,7 +256,7 @@ export class ControllerManager {
     } finally {
       this.bindingStatus.shutDown();
       this.proxyConfig?.shutDown();
-      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop(), this.#networks?.stop()]);
+      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop(), this.#networks?.stop(), ...this.#owned.map((i) => i.stop())]);
       this.#identities.close();
     }
   }
@@ -247,7 +278,7 @@ function proxyRenderer(config: ControllerConfig): ProxyConfigControllerOptions['
       listenAddress: config.proxyListenAddress,
       listenerPorts: config.listenerPorts,
       statusPort: config.proxyStatusPort,
-      logTarget: config.proxyAccessLog === '/dev/stderr' ? ('stderr' as const) : ('stdout' as const),
+      logTarget: config.proxyAccessLog === 'off' ? ('off' as const) : config.proxyAccessLog === '/dev/stderr' ? ('stderr' as const) : ('stdout' as const),
     };
     return (routes) => renderHaproxy(routes, options);
   }

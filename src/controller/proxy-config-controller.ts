@@ -44,9 +44,14 @@ export interface ProxyConfigControllerOptions {
   clock?: Clock;
   /** Batches a burst of changes (a cold start, a mass rotation) into one render. */
   coalesceMs?: number;
+  /** How long the proxy objects this controller wrote are trusted before they are listed again. */
+  resyncMs?: number;
+  /** Watches of the objects it writes (secrets, networkpolicies, configmaps), metadata only: a change it did not make is read again and corrected at once. */
+  owned?: Partial<Record<string, Informer<KubeObject>>>;
 }
 
 const key = 'proxy-config';
+const defaultResyncMs = 5 * 60_000;
 const controllerName = 'proxy-config';
 const policySelector = managedSelector(componentNetworkPolicy);
 const configSelector = managedSelector(componentConfig);
@@ -67,6 +72,16 @@ export class ProxyConfigController {
   readonly #clock: Clock;
   /** The identity each binding was last served with: what it keeps while a new one decodes. */
   #served = new Map<string, IdentityOutcome>();
+  /**
+   * The proxy objects as this controller last listed or wrote them, per resource: name →
+   * content hash and resourceVersion. A change then costs its writes alone, not a list of
+   * every credential Secret (key material included) on each render. A failed write
+   * forgets the resource, and the cache is dropped every resyncMs: what someone else
+   * changed meanwhile is read again and corrected.
+   */
+  #known = new Map<string, { at: number; objects: Map<string, { hash: string | undefined; resourceVersion: string | undefined }> }>();
+  /** "resource/name" of writes under way: their own watch events may arrive before the write returns. */
+  readonly #inFlight = new Set<string>();
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
@@ -82,11 +97,39 @@ export class ProxyConfigController {
     const wake = (): void => this.wake();
     options.bindings.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
     options.secrets.onChange(wake);
+    for (const [resource, informer] of Object.entries(options.owned ?? {})) {
+      informer?.addHandlers({
+        onAdd: (o) => this.#observed(resource, o, false),
+        onUpdate: (o) => this.#observed(resource, o, false),
+        onDelete: (o) => this.#observed(resource, o, true),
+      });
+    }
+  }
+
+  /**
+   * A watch event on an object this controller writes. Its own writes come back with the
+   * resourceVersion it stored (or while the write is still in flight); anything else is
+   * someone else's: a deleted object is forgotten, an edited or unknown one marked
+   * stale, and the next render writes it again (or prunes it).
+   */
+  #observed(resource: string, o: KubeObject, deleted: boolean): void {
+    const name = o.metadata.name;
+    if (this.#inFlight.has(`${resource}/${name}`)) return;
+    const objects = this.#known.get(resource)?.objects;
+    const known = objects?.get(name);
+    if (deleted) {
+      if (objects && !known) return;
+      objects?.delete(name);
+    } else {
+      if (known?.resourceVersion === o.metadata.resourceVersion) return;
+      objects?.set(name, { hash: undefined, resourceVersion: o.metadata.resourceVersion });
+    }
+    this.wake();
   }
 
   /** Something the configuration depends on changed; a burst of calls renders once. */
   wake(): void {
-    this.#runner.addAfter(key, this.#o.coalesceMs ?? 100);
+    this.#runner.addAfter(key, this.#o.coalesceMs ?? 25);
   }
 
   /** Reconciles finished so far. */
@@ -193,19 +236,48 @@ export class ProxyConfigController {
     desired: readonly Desired[],
   ): Promise<{ apply(): Promise<number>; prune(): Promise<number> }> {
     const path = `${apiPrefix}/namespaces/${this.#o.namespace}/${resource}`;
-    const existing = (await this.#o.client.list<Desired>(path, { labelSelector })).items;
-    const byName = new Map(existing.map((o) => [o.metadata.name, o]));
+    const now = this.#clock.now();
+    let known = this.#known.get(resource);
+    if (!known || now - known.at >= (this.#o.resyncMs ?? defaultResyncMs)) {
+      const listed = (await this.#o.client.list<Desired>(path, { labelSelector })).items;
+      known = {
+        at: now,
+        objects: new Map(
+          listed.map((o) => [o.metadata.name, { hash: o.metadata.annotations?.[annotationContentHash], resourceVersion: o.metadata.resourceVersion }]),
+        ),
+      };
+      this.#known.set(resource, known);
+    }
+    const { objects } = known;
     const client = this.#o.client;
     const writes = this.#o.metrics.proxyObjectWrites;
+    const inFlight = this.#inFlight;
+    // A write that fails leaves the cache unsure: list again next time.
+    const write = async <T>(name: string, request: () => Promise<T>): Promise<T> => {
+      inFlight.add(`${resource}/${name}`);
+      try {
+        return await request();
+      } catch (err) {
+        this.#known.delete(resource);
+        throw err;
+      } finally {
+        inFlight.delete(`${resource}/${name}`);
+      }
+    };
     return {
       async apply() {
         let written = 0;
         for (const d of desired) {
-          const current = byName.get(d.metadata.name);
-          if (current && current.metadata.annotations?.[annotationContentHash] === d.metadata.annotations?.[annotationContentHash]) continue;
-          if (current)
-            await client.replace(`${path}/${d.metadata.name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.metadata.resourceVersion } });
-          else await client.create(path, d);
+          const name = d.metadata.name;
+          const current = objects.get(name);
+          const hash = d.metadata.annotations?.[annotationContentHash];
+          if (current && current.hash === hash) continue;
+          const stored = await write(name, () =>
+            current
+              ? client.replace<Desired>(`${path}/${name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.resourceVersion } })
+              : client.create<Desired>(path, d),
+          );
+          objects.set(name, { hash, resourceVersion: stored?.metadata?.resourceVersion });
           writes.inc({ resource, verb: current ? 'replace' : 'create' });
           written++;
         }
@@ -214,15 +286,18 @@ export class ProxyConfigController {
       async prune() {
         const wanted = new Set(desired.map((d) => d.metadata.name));
         let deleted = 0;
-        for (const o of existing) {
-          if (wanted.has(o.metadata.name)) continue;
-          try {
-            await client.delete(`${path}/${o.metadata.name}`);
-            writes.inc({ resource, verb: 'delete' });
-            deleted++;
-          } catch (err) {
-            if (!isNotFound(err)) throw err;
-          }
+        for (const name of [...objects.keys()]) {
+          if (wanted.has(name)) continue;
+          await write(name, async () => {
+            try {
+              await client.delete(`${path}/${name}`);
+              writes.inc({ resource, verb: 'delete' });
+              deleted++;
+            } catch (err) {
+              if (!isNotFound(err)) throw err;
+            }
+          });
+          objects.delete(name);
         }
         return deleted;
       },

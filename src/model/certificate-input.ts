@@ -70,6 +70,23 @@ export function resolveCertificateInput(spec: ClientCertificateBindingSpec, look
   return { ok: true, kind: 'pem', cert: cert.value.toString('utf8'), key: new Sensitive(key.value.toString('utf8')), version: version(cert.secret, 'tls') };
 }
 
+/**
+ * A CA certificate's subject, remembered by its PEM block: every render reads every
+ * binding's CA bundle, and parsing the same certificates again was a tenth of the
+ * controller's time under churn. Bounded; a parse that throws is not remembered.
+ */
+const subjects = new Map<string, string>();
+const maxRememberedSubjects = 4096;
+
+function certificateSubject(block: string): string {
+  const known = subjects.get(block);
+  if (known !== undefined) return known;
+  const subject = new X509Certificate(block).subject.replace(/\n/g, ',');
+  if (subjects.size >= maxRememberedSubjects) subjects.delete(subjects.keys().next().value!);
+  subjects.set(block, subject);
+  return subject;
+}
+
 export interface ServerCA {
   pem: string;
   subjects: string[];
@@ -92,7 +109,7 @@ export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: Secr
   }
   const subjects: string[] = [];
   try {
-    for (const block of blocks) subjects.push(new X509Certificate(block).subject.replace(/\n/g, ','));
+    for (const block of blocks) subjects.push(certificateSubject(block));
   } catch {
     return {
       ok: false,

@@ -77,6 +77,26 @@ const owner = (file: { binding?: string | undefined }): { binding?: string } => 
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 
+/**
+ * gzip at level 9 costs a millisecond or more per file, and a render changes few files:
+ * the compressed form of each content is kept (by its sha256) for the files of the
+ * last render, and computed for the others. Deterministic, so the objects are the same.
+ */
+let compressed = new Map<string, string>();
+let compressedNext = new Map<string, string>();
+
+function gzipped(digest: string, content: string): string {
+  const packed = compressed.get(digest) ?? compressedNext.get(digest) ?? gzipSync(content, { level: 9 }).toString('base64');
+  compressedNext.set(digest, packed);
+  return packed;
+}
+
+/** Ends one render's use of the compression cache: what it did not use is dropped. */
+function rotateCompressed(): void {
+  compressed = compressedNext;
+  compressedNext = new Map();
+}
+
 /** Deterministic, DNS-safe and collision-resistant; the full key is in an annotation. */
 export function credentialSecretName(bindingKey: string): string {
   return `mtls-egress-cred-${sha256(bindingKey).slice(0, 20)}`;
@@ -117,7 +137,7 @@ export function proxyObjects(
     } else {
       if (file.mode === 0o600) throw new Error(`proxyObjects: key file ${file.path} belongs to no route`);
       const key = configMapKey(file.path);
-      binaryData[key] = gzipSync(file.content, { level: 9 }).toString('base64');
+      binaryData[key] = gzipped(digest, file.content);
       files.push({ path: file.path, mode: file.mode, sha256: digest, ...owner(file), from: { configMapKey: key } });
     }
   }
@@ -152,6 +172,7 @@ export function proxyObjects(
       data,
     }));
   binaryData[manifestKey] = gzipSync(JSON.stringify(manifest), { level: 9 }).toString('base64');
+  rotateCompressed();
   return {
     configMap: {
       apiVersion: 'v1',

@@ -215,4 +215,20 @@ describe('proxy-config controller and Programmed, against a real API server', ()
       { configmaps: 1, secretsCreated: 1, secretsReplaced: 0, policies: 1 },
     );
   });
+
+  test('a proxy object someone else deletes or edits is put back at once, without waiting for a resync', async () => {
+    const secretPath = `/api/v1/namespaces/${ns}/secrets/${credentialSecretName(`${ns}/a`)}`;
+    await kube.client.delete(secretPath);
+    await pollUntil(async () => ((await kube.client.get(secretPath).catch(() => undefined)) ? true : undefined), {
+      what: 'the deleted credential Secret to be written again',
+      timeoutMs: 10_000,
+    });
+    const cmPath = `/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`;
+    const original = (await manifest()).manifest.hash;
+    await kube.client.mergePatch(cmPath, { binaryData: { 'manifest.json.gz': Buffer.from('not gzip').toString('base64') } });
+    await pollUntil(async () => ((await manifest()).manifest?.hash === original ? true : undefined), {
+      what: 'the edited ConfigMap to be written again',
+      timeoutMs: 10_000,
+    });
+  });
 });
