@@ -70,7 +70,7 @@ Options:
   --proxy-listen-address A where proxy listeners bind (default: 0.0.0.0)
   --proxy-status-port N    the proxy's /healthz listener (default: 8081)
   --proxy-access-log P     nginx access log (default: /dev/stdout, the container log); HAProxy
-                           logs to stdout, or to stderr when this is /dev/stderr
+                           logs to stdout, or to stderr when this is /dev/stderr; off: none
   --proxy-error-log P      nginx error log (default: stderr, written to fd 2 without opening a file)
   --allowed-destinations CIDR,...
                            addresses the proxy may reach although they are refused by default:

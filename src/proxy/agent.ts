@@ -80,7 +80,7 @@ export class ProxyAgent {
   constructor(options: ProxyAgentOptions) {
     this.#options = options;
     this.#log = options.logger.child({ component: 'proxy-agent' });
-    this.#debounceMs = options.debounceMs ?? 100;
+    this.#debounceMs = options.debounceMs ?? 25;
     this.#runner = new Runner({
       name: 'proxy-agent',
       reconcile: () => this.#reconcile(),
@@ -189,7 +189,7 @@ export class ProxyAgent {
       );
     }
     const t1 = performance.now();
-    const verdict = await dataPlane.test(dir.generationPath(generation));
+    const verdict = await dataPlane.test(dir.generationPath(generation), manifest);
     const t2 = performance.now();
     if (!verdict.ok) {
       if (current !== generation) await dir.remove(generation);

@@ -25,8 +25,11 @@ export interface DataPlane {
   readonly kind: 'nginx' | 'haproxy';
   /** The file of a generation the server runs from. */
   readonly configFile: string;
-  /** Validates a generation on disk (nginx -t, haproxy -c): a verdict on the config, or a thrown error when the check could not run. */
-  test(generationDir: string): Promise<TestResult>;
+  /**
+   * Validates a generation on disk before it becomes current (nginx -t, haproxy -c): a
+   * verdict on the config, or a thrown error when the check could not run.
+   */
+  test(generationDir: string, manifest: ProxyManifest): Promise<TestResult>;
   /** Makes the server serve `current`, which points at request.generation; resolves once it does. */
   apply(request: ApplyRequest): Promise<ApplyResult>;
   /** Compares what the server serves with the last config applied and corrects any drift (level-triggered); absent when a reload leaves nothing to drift. */

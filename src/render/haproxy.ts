@@ -33,9 +33,10 @@ export interface HaproxyRenderOptions {
   /**
    * Where the access log goes: "stdout" (the default: the container's log, written by
    * HAProxy itself, never through the agent) or "stderr". HAProxy's own alerts always go
-   * to stderr, which the agent reads, redacts and keeps for error reasons.
+   * to stderr, which the agent reads, redacts and keeps for error reasons. "off": no
+   * access log, for partners whose volume is better counted than logged.
    */
-  logTarget?: 'stderr' | 'stdout';
+  logTarget?: 'stderr' | 'stdout' | 'off';
 }
 
 /** One binding's server as the agent applies it at run time; paths relative to the config directory. */
@@ -166,9 +167,11 @@ export function storeName(configDir: string, file: string): string {
  * both take them, with paths resolved against `configDir`. The config quotes paths (the
  * directory is spelled through an environment variable, which HAProxy expands only in
  * double quotes); the runtime API takes no quotes, so the agent passes a plain absolute
- * directory. Static servers also resolve a DNS name through the pod's resolvers, and
- * start down rather than not at all when it does not resolve; the agent gives dynamic
- * servers an address it resolved itself.
+ * directory. A server in the config resolves its name once, at start, through libc (as
+ * nginx does at a reload), and starts without an address rather than not at all when it
+ * does not resolve; the agent resolves names for the servers it adds, and again every
+ * 30 s for all of them (HAProxy's own resolvers would need a DNS server that answers for
+ * every name libc does, /etc/hosts included, and would take a server down on a NXDOMAIN).
  */
 export function serverArguments(server: HaproxyServer, configDir: string, options: { quote: boolean }): string[] {
   const path = (file: string): string => (file === systemTrustStore || !options.quote ? storeName(configDir, file) : `"${storeName(configDir, file)}"`);
@@ -200,18 +203,13 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     `# (this file's directory) and ${runDirVariable} (sockets), which the agent sets; run it by hand with`,
     `#   ${configDirVariable}=DIR ${runDirVariable}=DIR haproxy -W -db -f DIR/haproxy.cfg`,
     'global',
-    `    log ${options.logTarget ?? 'stdout'} format raw local0 info`,
+    ...(options.logTarget === 'off' ? [] : [`    log ${options.logTarget ?? 'stdout'} format raw local0 info`]),
     // The runtime API: admin level, and the listening sockets handed to the next process
     // on a reload, so a reload drops no connection.
     `    stats socket "\${${runDirVariable}}/haproxy.sock" mode 600 level admin expose-fd listeners`,
     '    ssl-server-verify required',
     // An old process finishing its requests after a reload is stopped at last.
     '    hard-stop-after 30s',
-    '',
-    // Static servers named by DNS re-resolve through the pod's resolv.conf.
-    'resolvers pod',
-    '    parse-resolv-conf',
-    '    hold valid 30s',
     '',
     'defaults',
     '    mode http',
@@ -220,8 +218,11 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     '    timeout connect 10s',
     '    timeout client 60s',
     '    timeout server 60s',
-    // Below the 5 s idle timeout of common servers, as for nginx (see render/nginx.ts).
-    '    timeout http-keep-alive 4s',
+    // How long an application's idle keep-alive connection stays open: long, as nginx's
+    // 75 s default, because a client writing onto a connection the proxy is closing gets
+    // ECONNRESET, and a POST is not retried. (Connections to partners are HAProxy's own
+    // pool, which retries a request that meets a connection the partner just closed.)
+    '    timeout http-keep-alive 75s',
     '    http-reuse safe',
     // A reload (only the listener range or addresses cause one) retires the old worker: it
     // answers the next request on each idle keep-alive connection with "Connection:
@@ -260,7 +261,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     lines.push(
       `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
       `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
-      `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} resolvers pod init-addr libc,none`,
+      `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} init-addr libc,none`,
     );
   }
   lines.push('');

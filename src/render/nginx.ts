@@ -13,7 +13,7 @@ export interface NginxRenderOptions {
   /** Trust for partners whose binding names no serverCA. */
   systemTrustBundle?: string;
   workerProcesses?: number | 'auto';
-  /** Relative paths resolve against nginx's -p prefix; "/dev/stdout" in a container. */
+  /** Relative paths resolve against nginx's -p prefix; "/dev/stdout" in a container; "off" for none. */
   accessLog?: string;
   errorLog?: string;
   /** A listener with /healthz and nginx's stub_status, on listenAddress; none when absent. */
@@ -154,7 +154,7 @@ function nginxConf(routes: readonly EgressRoute[], options: NginxRenderOptions):
     `        '"method":"$request_method","path":"$uri","status":$status,"bytes_sent":$bytes_sent,"request_time":$request_time,'`,
     `        '"upstream":"$upstream_addr","upstream_status":"$upstream_status","upstream_connect_time":"$upstream_connect_time",'`,
     `        '"upstream_response_time":"$upstream_response_time"}';`,
-    `    access_log ${options.accessLog ?? 'access.log'} mtls_egress;`,
+    options.accessLog === 'off' ? '    access_log off;' : `    access_log ${options.accessLog ?? 'access.log'} mtls_egress;`,
     '',
     '    client_max_body_size 10m;',
     '    client_body_buffer_size 128k;',

@@ -25,7 +25,7 @@ import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const stableBindings = Number(process.env.BENCH_BINDINGS ?? 50);
 const clients = Number(process.env.BENCH_CLIENTS ?? 64);
-const tickMs = 200;
+const tickMs = Number(process.env.BENCH_TICK_MS ?? 200);
 const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Array<'haproxy' | 'nginx'>;
 const password = 'churn-bench-password';
 
@@ -68,6 +68,9 @@ async function runPlane(
     dataPlane,
     partnerPki: pki,
     recordPartner: false,
+    // Neither data plane logs each request here: the bench process would pay for HAProxy's
+    // (its stdout is the agent's, which the bench reads) and nginx's would not be comparable.
+    accessLog: 'off',
   });
   const { kube, namespace: ns } = stack;
   try {
@@ -81,7 +84,7 @@ async function runPlane(
         serverCA: { secretRef: { name: 'partner-ca' } },
       });
     };
-    let t = performance.now();
+    const t = performance.now();
     for (let i = 0; i < stableBindings; i++) await createBinding(`stable-${i}`, certs.stable[i]![0]![1]);
     const ports: number[] = [];
     for (let i = 0; i < stableBindings; i++) {
@@ -143,6 +146,18 @@ async function runPlane(
     clearInterval(watcher);
     await load.stop();
     const reloads = (await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`)) - reloadsBefore;
+    // The agent's share of each change, from its own log: write the generation, test it, make the server serve it.
+    const applies = stack.agent.logged('config applied').map((l) => l.ms as Record<string, number>);
+    const part = (k: string): string =>
+      `${Math.round(
+        percentile(
+          applies.map((a) => a[k]!),
+          50,
+        ),
+      )}`;
+    console.log(
+      `[${dataPlane}] ${applies.length} applies, p50 ms: write ${part('write')}, test ${part('test')}, serve ${part('reload')}, total ${part('total')}`,
+    );
     return {
       requests,
       failed: load.failures.length,
@@ -156,9 +171,10 @@ async function runPlane(
       removes,
     };
   } finally {
+    // Stopped, not killed: a profile (NODE_OPTIONS=--cpu-prof) is written on the way out.
+    await stack.stop();
     await stack.agent.kill();
     await stack.controller.kill();
-    await stack.partner.close();
   }
 }
 
@@ -192,7 +208,7 @@ async function direct(): Promise<number> {
   return Math.round(rate);
 }
 
-process.env.LOG_LEVEL ??= 'warn';
+process.env.LOG_LEVEL ??= 'info';
 const cluster = await startControlPlane();
 try {
   const pki = new PartnerPki('Churn Bench CA');

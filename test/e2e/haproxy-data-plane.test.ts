@@ -73,7 +73,7 @@ class Rig {
     const files = rendered.files.map((f) => ({ ...f, sha256: createHash('sha256').update(f.content).digest('hex') }));
     const generation = generationName(rendered.hash);
     await this.dir.write(generation, files);
-    const verdict = await this.plane.test(this.dir.generationPath(generation));
+    const verdict = await this.plane.test(this.dir.generationPath(generation), manifest);
     assert.deepEqual(verdict, { ok: true });
     await this.dir.point(generation);
     return this.plane.apply({ manifest, files, generation });

@@ -114,4 +114,8 @@ describe('renderHaproxy refuses values that would change the config', () => {
   test('a listen address that is not an IP', () => {
     assert.throws(() => renderHaproxy(routes, { ...options, listenAddress: '0.0.0.0:80 ' }), /listenAddress/);
   });
+  test('no access log: no log target at all', () => {
+    const cfg = renderHaproxy(routes, { ...options, logTarget: 'off' }).files.find((f) => f.path === 'haproxy.cfg')!.content;
+    assert.doesNotMatch(cfg, /^\s*log (stdout|stderr)/m);
+  });
 });

@@ -66,6 +66,10 @@ describe('renderNginx refuses values that would change the config', () => {
   test('a listen address that is not an IP', () => {
     assert.throws(() => renderNginx(routes, { ...options, listenAddress: '0.0.0.0:80; ' }), /listenAddress/);
   });
+  test('no access log', () => {
+    const conf = renderNginx(routes, { ...options, accessLog: 'off' }).files.find((f) => f.path === 'nginx.conf')!.content;
+    assert.match(conf, /^ {4}access_log off;$/m);
+  });
   test('a log path with a space', () => {
     assert.throws(() => renderNginx(routes, { ...options, accessLog: 'access.log main' }), /accessLog/);
   });

@@ -46,6 +46,8 @@ export async function startEgressStack(options: {
   dataPlane?: 'nginx' | 'haproxy';
   /** The partner's CA, which issues the clients' certificates (default: a new one). */
   partnerPki?: PartnerPki;
+  /** The proxy's access log: a file in the config dir (default access.log, nginx; HAProxy writes to the agent's stdout), or "off". */
+  accessLog?: string;
   /** Keep every request the partner saw (default true; off for benchmarks). */
   recordPartner?: boolean;
   /** Fixed namespace names (the demo); default: fresh random ones. */
@@ -89,7 +91,7 @@ export async function startEgressStack(options: {
       // The agent runs nginx as its child here, whose stdout is a socket nginx cannot open
       // as /dev/stdout; in a pod it is the container's log pipe and the default works.
       '--proxy-access-log',
-      'access.log',
+      options.accessLog ?? 'access.log',
       '--proxy-error-log',
       'error.log',
     ],

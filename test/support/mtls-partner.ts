@@ -57,6 +57,7 @@ export async function startMtlsPartner(options: MtlsPartnerOptions): Promise<Mtl
   const seen: PartnerSeen[] = [];
   const connections = { total: 0, resumed: 0 };
   const record = options.record ?? true;
+  const identities = new WeakMap<TLSSocket, Pick<PartnerSeen, 'cn' | 'organization' | 'serialNumber'>>();
   const server: Server = createServer(
     {
       cert: options.cert,
@@ -72,12 +73,21 @@ export async function startMtlsPartner(options: MtlsPartnerOptions): Promise<Mtl
       req.on('end', () => {
         const socket = req.socket as TLSSocket;
         // On a resumed session the certificate comes from the session, which is exactly
-        // the identity the partner attributes the request to.
-        const peer = socket.getPeerCertificate();
+        // the identity the partner attributes the request to. A TLS connection keeps its
+        // identity for its life, and reading it is costly (the benchmarks' partner did
+        // little else), so it is read once per connection.
+        let peer = identities.get(socket);
+        if (!peer) {
+          const certificate = socket.getPeerCertificate();
+          peer = {
+            cn: String(certificate.subject?.CN ?? ''),
+            organization: String(certificate.subject?.O ?? ''),
+            serialNumber: (certificate.serialNumber ?? '').toLowerCase().replace(/^0+(?=.)/, ''),
+          };
+          identities.set(socket, peer);
+        }
         const answer: PartnerSeen = {
-          cn: String(peer.subject?.CN ?? ''),
-          organization: String(peer.subject?.O ?? ''),
-          serialNumber: (peer.serialNumber ?? '').toLowerCase().replace(/^0+(?=.)/, ''),
+          ...peer,
           host: req.headers.host,
           sni: (socket as TLSSocket & { servername: string | false }).servername,
           sessionReused: socket.isSessionReused(),

@@ -170,7 +170,10 @@ describe('convergenceProblems: read back, HAProxy serves the manifest or says wh
       want,
       {
         ...have,
-        servers: [...have.servers.filter((s) => s.name !== bravo.server), { backend: 'p10000', name: 'sold00000000', address: '-', port: 443, adminState: 0, fqdn: '-' }],
+        servers: [
+          ...have.servers.filter((s) => s.name !== bravo.server),
+          { backend: 'p10000', name: 'sold00000000', address: '-', port: 443, adminState: 0, fqdn: '-' },
+        ],
         maps: new Map([...have.maps].map(([f, m]) => [f, f.endsWith('ports.map') ? new Map() : m])),
       },
       new Map([...verified, [`${dir}/${alpha.certificateFile}`, false]]),

@@ -48,10 +48,13 @@ describe('HAProxy runtime API answers', () => {
       'p20001/sb2 5/2 127.0.0.1 9443 - 0 1 4 4 0 0 0 3 2 1',
       '',
     ].join('\n');
-    assert.deepEqual([...parseServersConn(text)], [
-      ['p20001/se', { used: 0, idle: 0 }],
-      ['p20001/sb2', { used: 1, idle: 3 }],
-    ]);
+    assert.deepEqual(
+      [...parseServersConn(text)],
+      [
+        ['p20001/se', { used: 0, idle: 0 }],
+        ['p20001/sb2', { used: 1, idle: 3 }],
+      ],
+    );
   });
 
   test('show ssl cert and show ssl ca-file: names, and open transactions marked with *', () => {
@@ -78,10 +81,13 @@ describe('HAProxy runtime API answers', () => {
   });
 
   test('show map FILE', () => {
-    assert.deepEqual([...parseMapEntries('0x558a7b375d80 20000 p20000\n0x558a7b375e00 20001 p20001\n\n')], [
-      ['20000', 'p20000'],
-      ['20001', 'p20001'],
-    ]);
+    assert.deepEqual(
+      [...parseMapEntries('0x558a7b375d80 20000 p20000\n0x558a7b375e00 20001 p20001\n\n')],
+      [
+        ['20000', 'p20000'],
+        ['20001', 'p20001'],
+      ],
+    );
   });
 
   test('show proc: reload counters and the current workers, not the old ones', () => {
