@@ -29,8 +29,8 @@ export interface ControllerConfig {
   healthAddress: { host: string; port: number };
   workers: number;
   logLevel: string;
-  /** nginx: render the proxy config and require Programmed; none: status only. */
-  dataPlane: 'nginx' | 'none';
+  /** nginx or haproxy: render the proxy config for that server and require Programmed; none: status only. */
+  dataPlane: 'nginx' | 'haproxy' | 'none';
   proxyPodLabels: Record<string, string>;
   proxyListenAddress: string;
   proxyStatusPort: number;
@@ -61,12 +61,16 @@ Options:
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8080; port 0 picks one)
   --workers N              concurrent reconciles (default: 4)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
-  --data-plane nginx|none  render the egress proxy's config and require Programmed (default: nginx);
+  --data-plane nginx|haproxy|none
+                           render the egress proxy's config for that server and require
+                           Programmed (default: nginx); the agent runs with the same value.
+                           haproxy changes bindings through its runtime API without reloads;
                            none reports certificate status only
   --proxy-selector k=v,... labels of the proxy pods (default: app.kubernetes.io/name=mtls-egress-proxy)
   --proxy-listen-address A where proxy listeners bind (default: 0.0.0.0)
   --proxy-status-port N    the proxy's /healthz listener (default: 8081)
-  --proxy-access-log P     nginx access log (default: /dev/stdout, the container log)
+  --proxy-access-log P     nginx access log (default: /dev/stdout, the container log); HAProxy
+                           logs to stdout, or to stderr when this is /dev/stderr
   --proxy-error-log P      nginx error log (default: stderr, written to fd 2 without opening a file)
   --allowed-destinations CIDR,...
                            addresses the proxy may reach although they are refused by default:
@@ -157,7 +161,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
   const leaderElect = values['leader-elect'];
   if (leaderElect !== 'true' && leaderElect !== 'false') throw new UsageError('--leader-elect: want true or false');
   const dataPlane = values['data-plane'];
-  if (dataPlane !== 'nginx' && dataPlane !== 'none') throw new UsageError('--data-plane: want nginx or none');
+  if (dataPlane !== 'nginx' && dataPlane !== 'haproxy' && dataPlane !== 'none') throw new UsageError('--data-plane: want nginx, haproxy or none');
   const proxyStatusPort = Number(values['proxy-status-port']);
   if (!Number.isInteger(proxyStatusPort) || proxyStatusPort < 1 || proxyStatusPort > 65535) throw new UsageError('--proxy-status-port: not a port');
   if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');

@@ -48,6 +48,15 @@ export const errorCodes = {
   ERR_NGINX_START_FAILED: { transient: true, description: 'nginx did not start' },
   ERR_NGINX_RELOAD_UNCONFIRMED: { transient: true, description: 'nginx showed no new workers after a reload' },
   ERR_NGINX_TEST_DID_NOT_RUN: { transient: true, description: 'nginx -t could not run (no binary, a timeout); not a verdict on the config' },
+  ERR_HAPROXY_NOT_RUNNING: { transient: true, description: 'HAProxy does not run (yet), or its runtime API socket does not answer' },
+  ERR_HAPROXY_START_FAILED: { transient: true, description: 'HAProxy did not start' },
+  ERR_HAPROXY_RELOAD_FAILED: { transient: true, description: 'the HAProxy master did not load a new worker after a reload' },
+  ERR_HAPROXY_TEST_DID_NOT_RUN: { transient: true, description: 'haproxy -c could not run (no binary, a timeout); not a verdict on the config' },
+  ERR_HAPROXY_COMMAND_FAILED: { transient: true, description: 'a runtime API command did not do what it was asked; the next pass reads the live state again' },
+  ERR_HAPROXY_NOT_CONVERGED: {
+    transient: true,
+    description: 'read back after a change, HAProxy does not serve what the manifest says; the next pass corrects it',
+  },
 } as const satisfies Record<string, CodeInfo>;
 
 export type ErrorCode = keyof typeof errorCodes;

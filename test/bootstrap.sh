@@ -19,11 +19,12 @@ esac
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# --- Debian packages: nginx is the data plane under test, openssl makes PFX fixtures,
-# lua5.1 runs deploy/argocd/health.lua as Argo CD's gopher-lua would (Lua 5.1).
+# --- Debian packages: nginx and HAProxy are the data planes under test, openssl makes
+# PFX fixtures, lua5.1 runs deploy/argocd/health.lua as Argo CD's gopher-lua would (Lua 5.1).
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v lua5.1 >/dev/null 2>&1 || need_apt+=(lua5.1)
 if [ "$node" = 1 ]; then
   # The node: nft for kube-proxy (nftables mode), kube-network-policies and our guard;
@@ -42,8 +43,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   log "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
-  # policy-rc.d in containers stops the package from starting a system nginx on :80; we
-  # start our own instances with -p/-c, so that is what we want anyway.
+  # policy-rc.d in containers stops the packages from starting a system nginx on :80 or
+  # a system HAProxy; we start our own instances, so that is what we want anyway.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 

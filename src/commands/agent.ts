@@ -5,7 +5,12 @@ import { ProxyAgent, type CredentialSecretLike, type ProxyConfigMap } from '../p
 import { agentUsage, parseAgentConfig } from '../proxy/agent-config.ts';
 import { AgentMetrics } from '../proxy/agent-metrics.ts';
 import { ConfigDir } from '../proxy/config-dir.ts';
-import { ExternalNginx, ManagedNginx, testNginxConfig, type NginxControl } from '../proxy/nginx-control.ts';
+import { NginxDataPlane, type DataPlane } from '../proxy/data-plane.ts';
+import { HaproxyDataPlane } from '../proxy/haproxy-data-plane.ts';
+import { ManagedHaproxy, testHaproxyConfig } from '../proxy/haproxy-process.ts';
+import { ExternalNginx, ManagedNginx, testNginxConfig } from '../proxy/nginx-control.ts';
+import { mkdir } from 'node:fs/promises';
+import type { AgentConfig } from '../proxy/agent-config.ts';
 import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
@@ -51,31 +56,22 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
 
   const dir = new ConfigDir(config.configDir);
   await dir.prepare();
-  const paths = { binary: config.nginxBinary, prefix: config.nginxPrefix };
-  const nginx: NginxControl = config.manageNginx
-    ? new ManagedNginx({
-        ...paths,
-        confPath: dir.nginxConf(),
-        pidFile: config.nginxPidFile,
-        reloadTimeoutMs: config.reloadTimeoutMs,
-        stopTimeoutMs: config.stopTimeoutMs,
-        logger,
-        onUnexpectedExit: () => metrics.nginxExits.inc(),
-      })
-    : new ExternalNginx({ pidFile: config.nginxPidFile, reloadTimeoutMs: config.reloadTimeoutMs });
+  // The data plane's restart hook reaches the agent, which is built after it.
+  const restarted = { then: (): void => undefined };
+  const dataPlane = await buildDataPlane(config, dir, logger, metrics, () => restarted.then());
   const reporter = new PodReporter({ client, namespace: config.namespace, podName: config.podName, logger });
   const agent = new ProxyAgent({
     namespace: config.namespace,
     configMaps,
     secrets,
     dir,
-    test: (confPath) => testNginxConfig(paths, confPath),
-    nginx,
+    dataPlane,
     reporter,
     logger,
     metrics,
   });
 
+  restarted.then = () => agent.recheckSoon();
   const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => agent.ready() }, metrics.registry);
   logger.info(
     {
@@ -83,8 +79,8 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
       namespace: config.namespace,
       pod: config.podName,
       configDir: config.configDir,
-      nginxPrefix: config.nginxPrefix,
-      manageNginx: config.manageNginx,
+      dataPlane: config.dataPlane,
+      manage: config.manage,
     },
     'agent starting',
   );
@@ -101,11 +97,43 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     await Promise.all([configMaps.stop(), secrets.stop()]);
     // The apply in progress finishes (nginx is never left between two generations), then nginx stops.
     await agent.stop();
-    await nginx.stop();
+    await dataPlane.stop();
     await reporter.stop();
     await new Promise((resolve) => health.server.close(resolve));
     dispose();
     logger.info('agent stopped');
   }
   return 0;
+}
+
+/** nginx (managed, or one beside the agent) or HAProxy (always managed: the agent holds its sockets). */
+async function buildDataPlane(config: AgentConfig, dir: ConfigDir, logger: Logger, metrics: AgentMetrics, onRestarted: () => void): Promise<DataPlane> {
+  const onUnexpectedExit = (): void => metrics.dataPlaneExits.inc({ data_plane: config.dataPlane });
+  const timeouts = { reloadTimeoutMs: config.reloadTimeoutMs, stopTimeoutMs: config.stopTimeoutMs };
+  if (config.dataPlane === 'haproxy') {
+    await mkdir(config.runDir, { recursive: true, mode: 0o700 });
+    const haproxy = new ManagedHaproxy({
+      binary: config.haproxyBinary,
+      configDir: dir.generationPath(),
+      runDir: config.runDir,
+      startTimeoutMs: config.reloadTimeoutMs,
+      ...timeouts,
+      logger,
+      onUnexpectedExit,
+    });
+    haproxy.onRestarted(onRestarted);
+    return new HaproxyDataPlane({
+      haproxy,
+      configRoot: dir.root,
+      test: (generationDir) => testHaproxyConfig(config.haproxyBinary, generationDir, config.runDir),
+      logger,
+      onReload: () => metrics.reloads.inc({ data_plane: 'haproxy' }),
+      onChange: (op) => metrics.runtimeChanges.inc({ op }),
+    });
+  }
+  const paths = { binary: config.nginxBinary, prefix: config.nginxPrefix };
+  const nginx = config.manage
+    ? new ManagedNginx({ ...paths, confPath: dir.nginxConf(), pidFile: config.nginxPidFile, ...timeouts, logger, onUnexpectedExit })
+    : new ExternalNginx({ pidFile: config.nginxPidFile, reloadTimeoutMs: config.reloadTimeoutMs });
+  return new NginxDataPlane({ test: (confPath) => testNginxConfig(paths, confPath), nginx, onReload: () => metrics.reloads.inc({ data_plane: 'nginx' }) });
 }

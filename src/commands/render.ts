@@ -10,22 +10,27 @@ import { printable } from '../printable.ts';
 import { translateManifests } from '../manifests/translate-manifests.ts';
 import { byKey, isIpLiteral, type EgressRoute, type LeftOut } from '../model/egress-routes.ts';
 import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
-import { defaultSystemTrustBundle, hostForUrl, isPlainPath, renderNginx, type RenderedNginx } from '../render/nginx.ts';
+import type { RenderedConfig } from '../render/files.ts';
+import { configDirVariable, renderHaproxy, runDirVariable } from '../render/haproxy.ts';
+import { defaultSystemTrustBundle, hostForUrl, isPlainPath, renderNginx } from '../render/nginx.ts';
 
 export const renderUsage = `Usage: mtls-egress render -f FILE|DIR [-f ...] --out DIR [options]
 
-Renders the egress proxy's nginx config from ClientCertificateBinding and Secret
-manifests, offline, exactly as the proxy would get it. Run the result with
+Renders the egress proxy's config from ClientCertificateBinding and Secret manifests,
+offline, exactly as the proxy would get it. It prints the command that runs the result:
   nginx -p DIR -c nginx.conf -g 'daemon off;'
+  MTLS_EGRESS_CONFIG_DIR=DIR MTLS_EGRESS_RUN_DIR=DIR haproxy -W -db -f DIR/haproxy.cfg
 
 Options:
   -f, --filename PATH      a YAML file (multi-document, kind: List too) or a directory of them; repeatable
-  --out DIR                where to write nginx.conf and certificates (created; may hold an earlier render)
+  --out DIR                where to write the config and certificates (created; may hold an earlier render)
+  --data-plane nginx|haproxy
+                           the server to render for (default: nginx)
   --listen-address IP      the address listeners bind (default: 127.0.0.1)
   --listener-ports A-B     range for bindings without a listener port (default: 10000-10999)
   --now RFC3339            the time certificates are checked against (default: now)
-  --system-trust-bundle F  CA bundle for partners whose binding names no serverCA
-                           (default: ${defaultSystemTrustBundle})
+  --system-trust-bundle F  nginx: CA bundle for partners whose binding names no serverCA
+                           (default: ${defaultSystemTrustBundle}; HAProxy uses the system's store)
   -h, --help
 
 Exit status: 0 every binding rendered, 1 some were left out, 2 usage or input errors.
@@ -42,14 +47,16 @@ export interface RenderIo {
 interface RenderArgs {
   files: string[];
   out: string;
+  dataPlane: 'nginx' | 'haproxy';
   listenAddress: string;
   listenerPorts: PortRange;
   now: Date;
   systemTrustBundle: string;
 }
 
-/** The first line of every nginx.conf renderNginx writes: how --out recognises an earlier render. */
+/** The first line of every config a renderer writes: how --out recognises an earlier render. */
 const renderedMarker = '# Rendered by mtls-egress';
+const mainFiles = { nginx: 'nginx.conf', haproxy: 'haproxy.cfg' } as const;
 
 function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help' {
   let values;
@@ -61,6 +68,7 @@ function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help'
       options: {
         filename: { type: 'string', short: 'f', multiple: true },
         out: { type: 'string' },
+        'data-plane': { type: 'string', default: 'nginx' },
         'listen-address': { type: 'string', default: '127.0.0.1' },
         'listener-ports': { type: 'string', default: '10000-10999' },
         now: { type: 'string' },
@@ -74,6 +82,11 @@ function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help'
   if (values.help) return 'help';
   if (!values.filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
   if (!values.out) throw new UsageError('--out DIR is required');
+  const dataPlane = values['data-plane'];
+  if (dataPlane !== 'nginx' && dataPlane !== 'haproxy') throw new UsageError(`--data-plane: want nginx or haproxy, got "${dataPlane}"`);
+  // The config names its files through an environment variable in double quotes.
+  if (dataPlane === 'haproxy' && !isPlainPath(resolve(values.out)))
+    throw new UsageError(`--out: HAProxy needs a directory whose path is letters, digits, ".", "_", "-" and "/"`);
   const listenAddress = values['listen-address'];
   if (!isIpLiteral(listenAddress)) throw new UsageError(`--listen-address: "${listenAddress}" is not an IP address`);
   let listenerPorts: PortRange;
@@ -86,7 +99,7 @@ function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help'
   if (now === undefined) throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
   const systemTrustBundle = values['system-trust-bundle'];
   if (!isPlainPath(systemTrustBundle)) throw new UsageError(`--system-trust-bundle: "${systemTrustBundle}" is not a plain path`);
-  return { files: values.filename, out: values.out, listenAddress, listenerPorts, now, systemTrustBundle };
+  return { files: values.filename, out: values.out, dataPlane, listenAddress, listenerPorts, now, systemTrustBundle };
 }
 
 /**
@@ -125,14 +138,20 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
     listenerPorts: args.listenerPorts,
     endpointFor: (port) => `http://${hostForUrl(args.listenAddress)}:${port}`,
   });
-  const rendered = renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle });
-  await writeRendered(args.out, rendered);
+  const rendered =
+    args.dataPlane === 'haproxy'
+      ? renderHaproxy(routes, { listenAddress: args.listenAddress, listenerPorts: args.listenerPorts, logTarget: 'stdout' })
+      : renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle });
+  await writeRendered(args.out, rendered, mainFiles[args.dataPlane]);
 
   for (const line of bindingLines(routes, [...manifests.unreadable, ...leftOut], args.listenAddress)) io.stdout(`${line}\n`);
   const out = resolve(args.out);
+  const run =
+    args.dataPlane === 'haproxy'
+      ? `${configDirVariable}=${out} ${runDirVariable}=${out} haproxy -W -db -f ${join(out, 'haproxy.cfg')}`
+      : `nginx -p ${out} -c nginx.conf -e ${join(out, 'error.log')} -g 'daemon off;'`;
   io.stderr(
-    `rendered ${routes.length} of ${routes.length + leftOut.length + manifests.unreadable.length} bindings into ${out} (sha256 ${rendered.hash})\n` +
-      `run it: nginx -p ${out} -c nginx.conf -e ${join(out, 'error.log')} -g 'daemon off;'\n`,
+    `rendered ${routes.length} of ${routes.length + leftOut.length + manifests.unreadable.length} bindings into ${out} (sha256 ${rendered.hash})\nrun it: ${run}\n`,
   );
   return leftOut.length + manifests.unreadable.length === 0 ? 0 : 1;
 }
@@ -166,11 +185,13 @@ async function checkOutDir(out: string): Promise<void> {
     throw new InputError(`--out ${printable(out)}: cannot be read (${err.code ?? 'error'})`);
   });
   if (entries.length === 0) return;
-  const conf = join(out, 'nginx.conf');
-  const confInfo = await lstatOrUndefined(conf, '--out');
-  if (!confInfo?.isFile() || !(await startsWith(conf, renderedMarker))) {
-    throw new InputError(`--out ${printable(out)} is not empty and holds no earlier render; choose a new directory`);
+  let earlier = false;
+  for (const main of Object.values(mainFiles)) {
+    const conf = join(out, main);
+    const confInfo = await lstatOrUndefined(conf, '--out');
+    if (confInfo?.isFile() && (await startsWith(conf, renderedMarker))) earlier = true;
   }
+  if (!earlier) throw new InputError(`--out ${printable(out)} is not empty and holds no earlier render; choose a new directory`);
   for (const name of outSubdirectories) {
     const dir = join(out, name);
     const info = await lstatOrUndefined(dir, '--out');
@@ -213,13 +234,13 @@ const createExclusive = constants.O_WRONLY | constants.O_CREAT | constants.O_EXC
 /**
  * Writes every file through a temporary name and a rename, so a running nginx that is
  * reloaded meanwhile reads either the old file or the new one. Key files are created
- * 0600, never widened even briefly, and nginx.conf goes last, so it never names a file
+ * 0600, never widened even briefly, and the main config goes last, so it never names a file
  * not yet written. Certificates and keys of bindings no longer rendered are removed;
  * logs, pid and temp directories of a running nginx are left alone. checkOutDir has
  * made sure no path here is a link; the exclusive, no-follow creates and the rename
  * (which replaces a name, never follows it) keep it so.
  */
-async function writeRendered(out: string, rendered: RenderedNginx): Promise<void> {
+async function writeRendered(out: string, rendered: RenderedConfig, mainFile: string): Promise<void> {
   await mkdir(out, { recursive: true });
   const wanted = new Set(rendered.files.map((f) => f.path));
   for (const name of outSubdirectories) {
@@ -236,7 +257,7 @@ async function writeRendered(out: string, rendered: RenderedNginx): Promise<void
     }
     for (const entry of await readdir(dir)) if (!wanted.has(`${name}/${entry}`)) await rm(join(dir, entry), { force: true });
   }
-  const ordered = [...rendered.files.filter((f) => f.path !== 'nginx.conf'), ...rendered.files.filter((f) => f.path === 'nginx.conf')];
+  const ordered = [...rendered.files.filter((f) => f.path !== mainFile), ...rendered.files.filter((f) => f.path === mainFile)];
   for (const file of ordered) {
     const target = join(out, file.path);
     if (!isInside(out, target)) throw new Error(`render: ${file.path} is not inside the output directory`);

@@ -20,7 +20,9 @@ import { HostResolver } from './host-resolution.ts';
 import { IdentityCache, type IdentityDecoder } from './identity-cache.ts';
 import { decodeCertificateInput } from './identity-decoder.ts';
 import { LeaderElector } from './leader-election.ts';
-import { ProxyConfigController } from './proxy-config-controller.ts';
+import { ProxyConfigController, type ProxyConfigControllerOptions } from './proxy-config-controller.ts';
+import { renderHaproxy } from '../render/haproxy.ts';
+import { renderNginx } from '../render/nginx.ts';
 
 export interface ManagerDependencies {
   client: KubeClient;
@@ -149,12 +151,7 @@ export class ControllerManager {
           namespace: config.namespace,
           listenerPorts: config.listenerPorts,
           endpointFor,
-          render: {
-            listenAddress: config.proxyListenAddress,
-            statusPort: config.proxyStatusPort,
-            accessLog: config.proxyAccessLog,
-            errorLog: config.proxyErrorLog,
-          },
+          render: proxyRenderer(config),
           proxyPodLabels: config.proxyPodLabels,
           metrics,
           logger,
@@ -241,4 +238,24 @@ function proxyReplica(pod: PodLike): ProxyReplica {
     appliedHash: pod.metadata.annotations?.[annotationAppliedHash] || undefined,
     applyError: pod.metadata.annotations?.[annotationApplyError] || undefined,
   };
+}
+
+/** The data plane's renderer with the proxy's options from the flags. */
+function proxyRenderer(config: ControllerConfig): ProxyConfigControllerOptions['render'] {
+  if (config.dataPlane === 'haproxy') {
+    const options = {
+      listenAddress: config.proxyListenAddress,
+      listenerPorts: config.listenerPorts,
+      statusPort: config.proxyStatusPort,
+      logTarget: config.proxyAccessLog === '/dev/stderr' ? ('stderr' as const) : ('stdout' as const),
+    };
+    return (routes) => renderHaproxy(routes, options);
+  }
+  const options = {
+    listenAddress: config.proxyListenAddress,
+    statusPort: config.proxyStatusPort,
+    accessLog: config.proxyAccessLog,
+    errorLog: config.proxyErrorLog,
+  };
+  return (routes) => renderNginx(routes, options);
 }

@@ -13,7 +13,9 @@ import type { DestinationPolicy } from '../model/destinations.ts';
 import { networkPolicies, proxyEgressPolicy } from '../model/network-policies.ts';
 import { secretReferences } from '../model/secret-refs.ts';
 import { annotationContentHash, parseManifest, proxyConfigMapName, proxyObjects } from '../proxy/proxy-objects.ts';
-import { renderNginx, type NginxRenderOptions } from '../render/nginx.ts';
+import type { EgressRoute } from '../model/egress-routes.ts';
+import type { RenderedConfig } from '../render/files.ts';
+import type { HaproxyServer } from '../render/haproxy.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
@@ -34,7 +36,8 @@ export interface ProxyConfigControllerOptions {
   namespace: string;
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
-  render: NginxRenderOptions;
+  /** Routes → the data plane's files (renderNginx or renderHaproxy, with the proxy's options bound). */
+  render: (routes: readonly EgressRoute[]) => RenderedConfig & { servers?: readonly HaproxyServer[]; skeletonHash?: string };
   proxyPodLabels: Record<string, string>;
   metrics: ControllerMetrics;
   logger: Logger;
@@ -147,7 +150,7 @@ export class ProxyConfigController {
     });
     const { routes } = translation;
     this.#served = new Map(translation.bindings.flatMap((t) => (t.route && t.checks.certificate.ok ? [[t.key, t.checks.certificate] as const] : [])));
-    const rendered = renderNginx(routes, this.#o.render);
+    const rendered = this.#o.render(routes);
     const objects = proxyObjects(rendered, routes, namespace);
     const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
     const policyLabels = managedLabels(componentNetworkPolicy);

@@ -6,24 +6,37 @@ export class AgentMetrics {
   readonly registry = new Registry();
   readonly applies = new Counter({
     name: 'mtls_egress_agent_applies_total',
-    help: 'Config applies by result: applied, rejected (nginx -t or the manifest refused it; waits for new input), failed (retried with backoff).',
+    help: 'Config applies by result: applied, rejected (nginx -t, haproxy -c or the manifest refused it; waits for new input), failed (retried with backoff).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
   readonly applyDuration = new Histogram({
     name: 'mtls_egress_agent_apply_duration_seconds',
-    help: 'From the start of an apply to the confirmed reload: write, nginx -t, swap, reload.',
+    help: 'From the start of an apply until the data plane serves it: write, test, swap, reload or runtime changes, read back.',
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
   readonly lastApplied = new Gauge({
     name: 'mtls_egress_agent_last_applied_timestamp_seconds',
-    help: 'When nginx last took a new config, as Unix seconds.',
+    help: 'When the data plane last took a new config, as Unix seconds.',
     registers: [this.registry],
   });
-  readonly nginxExits = new Counter({
-    name: 'mtls_egress_agent_nginx_unexpected_exits_total',
-    help: 'Times the nginx the agent manages exited on its own (it is restarted with backoff).',
+  readonly dataPlaneExits = new Counter({
+    name: 'mtls_egress_agent_data_plane_unexpected_exits_total',
+    help: 'Times the nginx or HAProxy the agent manages exited on its own (it is restarted with backoff).',
+    labelNames: ['data_plane'] as const,
+    registers: [this.registry],
+  });
+  readonly reloads = new Counter({
+    name: 'mtls_egress_agent_reloads_total',
+    help: 'Reloads of the data plane. nginx reloads on every change; HAProxy only when the listener range or addresses change.',
+    labelNames: ['data_plane'] as const,
+    registers: [this.registry],
+  });
+  readonly runtimeChanges = new Counter({
+    name: 'mtls_egress_agent_runtime_changes_total',
+    help: 'HAProxy runtime API changes that took effect, by operation (load-cert, add-server, map-add, del-server, ...).',
+    labelNames: ['op'] as const,
     registers: [this.registry],
   });
   readonly watchErrors = watchErrorsCounter(this.registry);

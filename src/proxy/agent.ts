@@ -2,13 +2,13 @@ import { performance } from 'node:perf_hooks';
 import type { KubeObject } from '../k8s/client.ts';
 import { errorSummary } from '../errors.ts';
 import type { Informer } from '../k8s/informer.ts';
-import { Runner } from '../runner/runner.ts';
+import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
 import { hashFiles } from '../render/nginx.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import type { ConfigDir, GenerationFile } from './config-dir.ts';
 import { fileIdentity, generationName, isConfigHash, manifestProblem } from './generations.ts';
-import { NginxError, type NginxControl, type NginxTestResult } from './nginx-control.ts';
+import type { ApplyResult, DataPlane } from './data-plane.ts';
 import type { PodReport } from './pod-reporter.ts';
 import { manifestKey, materialize, parseManifest, proxyConfigMapName, type ProxyManifest } from './proxy-objects.ts';
 
@@ -29,9 +29,8 @@ export interface ProxyAgentOptions {
   configMaps: Informer<ProxyConfigMap>;
   secrets: Informer<CredentialSecretLike>;
   dir: ConfigDir;
-  /** `nginx -t` on one generation's nginx.conf. */
-  test: (confPath: string) => Promise<NginxTestResult>;
-  nginx: NginxControl;
+  /** nginx or HAProxy: validates a generation and makes the server serve it. */
+  dataPlane: DataPlane;
   reporter: { set(report: PodReport): void };
   logger: Logger;
   metrics?: AgentMetrics;
@@ -49,11 +48,12 @@ interface Applied {
 
 /**
  * The proxy-side loop: watch the proxy ConfigMap and the credential Secrets, and make
- * nginx serve what the manifest describes, without ever serving less than a whole,
- * valid config.
+ * the data plane serve what the manifest describes, without ever serving less than a
+ * whole, valid config.
  *
- *   change → (debounce) → materialize → write gen-<hash> → nginx -t → swap `current` →
- *   reload and confirm → prune old generations → annotate the Pod
+ *   change → (debounce) → materialize → write gen-<hash> → nginx -t / haproxy -c →
+ *   swap `current` → reload (nginx) or runtime API changes (HAProxy), confirmed →
+ *   prune old generations → annotate the Pod
  *
  * Applies run on the one reconcile runner, one at a time, and always read the newest
  * cached state, so a burst of changes ends in one apply of the latest. What cannot
@@ -106,9 +106,14 @@ export class ProxyAgent {
     await this.#running;
   }
 
-  /** A config has been applied and nginx runs: the proxy can take traffic. */
+  /** A config has been applied and the data plane runs: the proxy can take traffic. */
   ready(): boolean {
-    return this.#applied !== undefined && this.#options.nginx.running();
+    return this.#applied !== undefined && this.#options.dataPlane.running();
+  }
+
+  /** The data plane restarted on its own: compare what it serves with the manifest soon. */
+  recheckSoon(): void {
+    this.#kick();
   }
 
   /** A change: apply once the burst it belongs to is over (a controller writes several objects per change). */
@@ -116,17 +121,18 @@ export class ProxyAgent {
     if (this.#started) this.#runner.addAfter(applyKey, this.#debounceMs);
   }
 
-  async #reconcile(): Promise<void> {
+  async #reconcile(): Promise<ReconcileResult> {
     try {
-      await this.#sync();
+      const result = await this.#sync();
+      return result?.recheckAfterMs === undefined ? {} : { requeueAfterMs: result.recheckAfterMs };
     } catch (err) {
       this.#failed(err);
       throw err;
     }
   }
 
-  /** One pass: compare what the caches describe with what nginx serves, and act. */
-  async #sync(): Promise<void> {
+  /** One pass: compare what the caches describe with what the data plane serves, and act. */
+  async #sync(): Promise<ApplyResult | void> {
     const { namespace } = this.#options;
     const configMap = this.#options.configMaps.get(`${namespace}/${proxyConfigMapName}`);
     if (!configMap) return this.#wait(`ConfigMap ${proxyConfigMapName}`, undefined);
@@ -145,9 +151,11 @@ export class ProxyAgent {
       // error reported for the newer config no longer holds.
       this.#applyError = undefined;
       this.#report();
-      return;
+      // A data plane that holds state in memory (HAProxy's runtime changes) is read back
+      // and corrected now and then: level-triggered, whatever happened to it meanwhile.
+      return this.#options.dataPlane.recheck?.();
     }
-    const problem = manifest ? manifestProblem(manifest) : `ConfigMap ${proxyConfigMapName} has no readable ${manifestKey}`;
+    const problem = manifest ? manifestProblem(manifest, this.#options.dataPlane.kind) : `ConfigMap ${proxyConfigMapName} has no readable ${manifestKey}`;
     if (!manifest || problem) return this.#reject(input, problem ?? 'unreadable manifest');
     let materialized;
     try {
@@ -158,14 +166,14 @@ export class ProxyAgent {
     if (!materialized.ok) return this.#wait(materialized.waitingFor, manifest.hash);
     if (hashFiles(materialized.files) !== manifest.hash) return this.#reject(input, 'the manifest hash does not match its files');
     const digests = new Map(manifest.files.map((file) => [file.path, file.sha256]));
-    await this.#apply(
+    return this.#apply(
       manifest,
       materialized.files.map((file) => ({ ...file, sha256: digests.get(file.path)! })),
     );
   }
 
-  async #apply(manifest: ProxyManifest, files: GenerationFile[]): Promise<void> {
-    const { dir, nginx } = this.#options;
+  async #apply(manifest: ProxyManifest, files: GenerationFile[]): Promise<ApplyResult> {
+    const { dir, dataPlane } = this.#options;
     const t0 = performance.now();
     const generation = generationName(manifest.hash);
     const current = await dir.current();
@@ -181,23 +189,19 @@ export class ProxyAgent {
       );
     }
     const t1 = performance.now();
-    const verdict = await this.#options.test(dir.nginxConf(generation));
+    const verdict = await dataPlane.test(dir.generationPath(generation));
     const t2 = performance.now();
     if (!verdict.ok) {
       if (current !== generation) await dir.remove(generation);
-      return this.#reject(manifest.hash, verdict.reason);
+      this.#reject(manifest.hash, verdict.reason);
+      return {};
     }
     await dir.point(generation);
+    let result: ApplyResult;
     try {
-      // Waits until nginx runs the new generation. Only then may the next apply swap
-      // `current` again: nginx reads nginx.conf and the certificates through the symlink,
-      // and must not see one generation's nginx.conf and another's files.
-      await nginx.apply();
+      result = await dataPlane.apply({ manifest, files, generation });
     } catch (err) {
-      // nginx still runs what `current` pointed at before; point back at it, so that a
-      // restart does not pick up a config nginx could not take. Not when nginx is merely
-      // not running (yet): it should start with the new config.
-      if (!(err instanceof NginxError && err.code === 'ERR_NGINX_NOT_RUNNING') && current !== generation) await dir.point(current);
+      if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
       throw err;
     }
     const t3 = performance.now();
@@ -223,6 +227,7 @@ export class ProxyAgent {
       'config applied',
     );
     this.#report();
+    return result;
   }
 
   /** Not an error: the manifest names a Secret (version) the watch has not brought yet. */

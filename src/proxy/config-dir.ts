@@ -32,6 +32,11 @@ export class ConfigDir {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
   }
 
+  /** A generation's directory, or the current one (through the symlink). */
+  generationPath(generation: string = currentLink): string {
+    return join(this.root, generation);
+  }
+
   /** nginx.conf of a generation, or of whichever is current (through the symlink). */
   nginxConf(generation: string = currentLink): string {
     return join(this.root, generation, 'nginx.conf');

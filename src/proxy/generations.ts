@@ -50,7 +50,10 @@ export function isSafeRelativePath(path: string): boolean {
 }
 
 /** Why a manifest cannot be applied whatever the Secrets hold, or undefined when it can. */
-export function manifestProblem(manifest: ProxyManifest): string | undefined {
+export function manifestProblem(manifest: ProxyManifest, dataPlane: 'nginx' | 'haproxy' = 'nginx'): string | undefined {
+  const renderedFor = manifest.dataPlane ?? 'nginx';
+  if (renderedFor !== dataPlane)
+    return `the manifest is rendered for ${String(renderedFor)}, and this proxy runs ${dataPlane}: run the controller and the agent with the same --data-plane`;
   if (!isConfigHash(manifest.hash)) return 'the manifest hash is not a sha256 hex digest';
   if (!Array.isArray(manifest.files)) return 'the manifest lists no files';
   const paths = new Set<string>();
@@ -63,7 +66,8 @@ export function manifestProblem(manifest: ProxyManifest): string | undefined {
     if (paths.has(path)) return `${path} is listed twice`;
     paths.add(path);
   }
-  if (!paths.has('nginx.conf')) return 'the manifest has no nginx.conf';
+  const configFile = dataPlane === 'haproxy' ? 'haproxy.cfg' : 'nginx.conf';
+  if (!paths.has(configFile)) return `the manifest has no ${configFile}`;
   for (const path of paths) {
     // A file where another file needs a directory ("certs" and "certs/a.crt").
     const segments = path.split('/');
@@ -71,6 +75,39 @@ export function manifestProblem(manifest: ProxyManifest): string | undefined {
       const parent = segments.slice(0, i).join('/');
       if (paths.has(parent)) return `${parent} is both a file and a directory`;
     }
+  }
+  return dataPlane === 'haproxy' ? haproxyServersProblem(manifest, paths) : undefined;
+}
+
+const dnsName = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const ipLiteral = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
+
+/**
+ * The agent turns each server into runtime API commands, where a space, a ";" or a newline
+ * would start another argument or command: every value must be exactly what the renderer
+ * makes, whoever wrote the ConfigMap.
+ */
+function haproxyServersProblem(manifest: ProxyManifest, paths: ReadonlySet<string>): string | undefined {
+  if (typeof manifest.skeletonHash !== 'string' || !isConfigHash(manifest.skeletonHash)) return 'the manifest has no skeleton hash';
+  if (!Array.isArray(manifest.servers)) return 'the manifest lists no servers';
+  const taken = new Set<string>();
+  for (const entry of manifest.servers as unknown[]) {
+    const s = (entry ?? {}) as Record<string, unknown>;
+    const label = typeof s.key === 'string' ? s.key.slice(0, 80) : 'a server';
+    const port = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+    if (typeof s.key !== 'string' || !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(s.key)) return `${label}: the key is not namespace/name`;
+    if (!port(s.listenerPort) || s.backend !== `p${String(s.listenerPort)}`) return `${label}: the backend is not p<listenerPort>`;
+    if (typeof s.server !== 'string' || !/^s[0-9a-f]{12}$/.test(s.server)) return `${label}: the server name is not s<12 hex digits>`;
+    if (typeof s.host !== 'string' || !(dnsName.test(s.host) || ipLiteral.test(s.host))) return `${label}: the host is not a DNS name or an IP address`;
+    if (!port(s.port)) return `${label}: the port is not a port number`;
+    if (typeof s.serverName !== 'string' || !dnsName.test(s.serverName)) return `${label}: the serverName is not a DNS name`;
+    if (typeof s.certificateFile !== 'string' || !/^certs\/[A-Za-z0-9._-]+\.pem$/.test(s.certificateFile) || !paths.has(s.certificateFile))
+      return `${label}: the certificate file is not one of the manifest's certs/ files`;
+    if (s.caFile !== '@system-ca' && (typeof s.caFile !== 'string' || !/^ca\/[A-Za-z0-9._-]+\.pem$/.test(s.caFile) || !paths.has(s.caFile)))
+      return `${label}: the CA file is neither @system-ca nor one of the manifest's ca/ files`;
+    const backend = s.backend as string;
+    if (taken.has(backend)) return `${label}: ${backend} has two servers`;
+    taken.add(backend);
   }
   return undefined;
 }

@@ -1,11 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { CodedError, type ErrorCode } from '../errors.ts';
-import { Backoff, sleep } from '../runner/backoff.ts';
+import { sleep } from '../runner/backoff.ts';
+import { redactKeyMaterial } from './redact.ts';
+import { SupervisedProcess } from './supervised-process.ts';
+
+export { redactKeyMaterial } from './redact.ts';
 import type { Logger } from '../log.ts';
 
 // Everything the agent does to nginx: test a config, start it, reload it and confirm the
@@ -17,20 +20,6 @@ export type NginxErrorCode = Extract<ErrorCode, `ERR_NGINX_${string}`>;
 export class NginxError extends CodedError<NginxErrorCode> {}
 
 const maxReasonLength = 300;
-
-/**
- * Removes what could be key material from text that leaves the process (a log line, a Pod
- * annotation): PEM blocks, and long base64 runs such as a PEM body without its armour.
- * Runs without a capital letter stay: base64 of key bytes has them every few characters,
- * while config hashes in generation paths and lowercase file paths have none.
- * nginx's messages name files and directives, never their contents, but a config that
- * inlines a key (`data:` values) would be echoed back in a parse error.
- */
-export function redactKeyMaterial(text: string): string {
-  return text
-    .replace(/-----BEGIN [A-Z0-9 ]+-----[\s\S]*?(?:-----END [A-Z0-9 ]+-----|$)/g, '[redacted PEM]')
-    .replace(/[A-Za-z0-9+/]{40,}={0,2}/g, (run) => (/[A-Z]/.test(run) ? '[redacted]' : run));
-}
 
 /**
  * The one line of nginx's output that says why: the first [emerg], [alert], [crit] or
@@ -243,150 +232,52 @@ export interface ManagedNginxOptions extends NginxPaths {
   onUnexpectedExit?: () => void;
 }
 
-/** A master that ran this long before it died starts the backoff afresh. */
-const stableAfterMs = 60_000;
-const stderrTailLines = 20;
-
 /**
- * nginx as the agent's child (`--manage-nginx`), for pods that run one container. It is
- * started only once a config has been applied, restarted with backoff when it dies, and
- * stopped gracefully with the agent.
- *
- * It runs in a process group of its own. A master killed outright (OOM, SIGKILL) leaves
- * its workers running, still holding the listeners, and a new master could not bind
- * them; the group is the handle that reaches those orphans, so they are killed before a
- * restart, and on every exit of the agent that can run code.
+ * nginx as the agent's child (`--manage`), for pods that run one container: supervised
+ * (started once a config has been applied, restarted when it dies, stopped gracefully),
+ * and reloaded with SIGHUP, confirmed from its workers.
  */
 export class ManagedNginx implements NginxControl {
-  readonly #options: ManagedNginxOptions;
-  readonly #log: Logger;
-  #child: ChildProcess | undefined;
-  #up = false;
-  #everUp = false;
-  #starting: Promise<void> | undefined;
-  #stopping = false;
-  #restartTimer: NodeJS.Timeout | undefined;
-  readonly #restarts = new Backoff({ baseMs: 200, maxMs: 30_000 });
-  #stderrTail: string[] = [];
+  readonly #process: SupervisedProcess;
+  readonly #reloadTimeoutMs: number;
 
   constructor(options: ManagedNginxOptions) {
-    this.#options = options;
-    this.#log = options.logger.child({ component: 'nginx' });
+    const { binary, prefix, confPath, pidFile } = options;
+    this.#reloadTimeoutMs = options.reloadTimeoutMs;
+    this.#process = new SupervisedProcess({
+      name: 'nginx',
+      binary,
+      args: ['-p', prefix, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'],
+      // nginx writes its pid file after it has bound every listener; the workers follow.
+      isReady: async (pid) => readPidFile(pidFile) === pid && (await childProcesses(pid)).size > 0,
+      startTimeoutMs: options.reloadTimeoutMs,
+      stopSignals: [
+        ['SIGQUIT', options.stopTimeoutMs],
+        ['SIGTERM', 5_000],
+      ],
+      reason: (tail) => nginxErrorReason(tail),
+      startError: (message) => new NginxError('ERR_NGINX_START_FAILED', message),
+      logger: options.logger,
+      ...(options.onUnexpectedExit ? { onUnexpectedExit: options.onUnexpectedExit } : {}),
+    });
   }
 
   running(): boolean {
-    return this.#up;
+    return this.#process.running();
   }
 
   async apply(): Promise<void> {
-    await this.#starting?.catch(() => undefined);
-    const child = this.#child;
-    if (child?.pid !== undefined && this.#up) {
-      await reloadAndConfirm(child.pid, this.#options.reloadTimeoutMs, () => this.#child === child);
+    await this.#process.settled();
+    const pid = this.#process.pid();
+    if (pid !== undefined) {
+      await reloadAndConfirm(pid, this.#reloadTimeoutMs, () => this.#process.isCurrent(pid));
       return;
     }
-    clearTimeout(this.#restartTimer);
-    await this.#start();
+    await this.#process.start();
   }
 
-  #start(): Promise<void> {
-    this.#starting ??= this.#spawnAndWait().finally(() => (this.#starting = undefined));
-    return this.#starting;
-  }
-
-  async #spawnAndWait(): Promise<void> {
-    if (this.#stopping) throw new NginxError('ERR_NGINX_START_FAILED', 'the agent is stopping');
-    const { binary, prefix, confPath, pidFile } = this.#options;
-    this.#stderrTail = [];
-    const child = spawn(binary, ['-p', prefix, '-c', confPath, '-e', 'stderr', '-g', 'daemon off;'], { stdio: ['ignore', 'inherit', 'pipe'], detached: true });
-    const pid = child.pid;
-    const killGroup = (): void => signalQuietly(-pid!, 'SIGKILL');
-    let exited = pid === undefined;
-    let spawnError: string | undefined;
-    child.once('error', (err) => (spawnError = err.message));
-    if (pid !== undefined) {
-      this.#child = child;
-      process.once('exit', killGroup);
-      const startedAt = Date.now();
-      child.once('exit', (code, signal) => {
-        exited = true;
-        process.off('exit', killGroup);
-        this.#onExit(child, code, signal, startedAt);
-      });
-    }
-    // nginx's own stderr: passed on as it is (operators know its format), redacted, and
-    // the last lines kept as the reason when a start fails.
-    createInterface({ input: child.stderr!, crlfDelay: Infinity }).on('line', (line) => {
-      const safe = redactKeyMaterial(line);
-      process.stderr.write(`${safe}\n`);
-      this.#stderrTail.push(safe);
-      if (this.#stderrTail.length > stderrTailLines) this.#stderrTail.shift();
-    });
-
-    // nginx writes its pid file after it has bound every listener; the workers follow.
-    const deadline = Date.now() + this.#options.reloadTimeoutMs;
-    while (Date.now() < deadline) {
-      if (exited || pid === undefined) {
-        // The 'exit' event can precede the last stderr lines; give them a moment.
-        await sleep(50);
-        throw new NginxError('ERR_NGINX_START_FAILED', `nginx did not start: ${spawnError ?? nginxErrorReason(this.#stderrTail.join('\n'))}`);
-      }
-      if (readPidFile(pidFile) === pid && (await childProcesses(pid)).size > 0) {
-        this.#up = true;
-        this.#everUp = true;
-        this.#log.info({ pid }, 'nginx started');
-        return;
-      }
-      await sleep(25);
-    }
-    killGroup();
-    throw new NginxError('ERR_NGINX_START_FAILED', `nginx did not start within ${Math.round(this.#options.reloadTimeoutMs / 1000)}s`);
-  }
-
-  #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, startedAt: number): void {
-    if (this.#child !== child) return;
-    const wasUp = this.#up;
-    this.#child = undefined;
-    this.#up = false;
-    if (this.#stopping) return;
-    // Orphaned workers of a killed master would keep the listeners from the next one.
-    signalQuietly(-child.pid!, 'SIGKILL');
-    this.#options.onUnexpectedExit?.();
-    if (Date.now() - startedAt >= stableAfterMs) this.#restarts.succeeded();
-    // Before its first successful start, the next apply starts it; after that, it is restarted here.
-    if (!this.#everUp) return;
-    const retryInMs = this.#restarts.failed();
-    this.#log.warn({ code, signal, wasUp, retryInMs, reason: nginxErrorReason(this.#stderrTail.join('\n')) }, 'nginx exited; restarting it');
-    clearTimeout(this.#restartTimer);
-    this.#restartTimer = setTimeout(() => {
-      this.#start().catch((err: unknown) => this.#log.warn({ err: { message: (err as Error).message } }, 'nginx restart failed'));
-    }, retryInMs);
-  }
-
-  /** SIGQUIT (finish in-flight requests), then SIGTERM, then SIGKILL to the whole group. */
-  async stop(): Promise<void> {
-    this.#stopping = true;
-    clearTimeout(this.#restartTimer);
-    await this.#starting?.catch(() => undefined);
-    const child = this.#child;
-    if (child?.pid === undefined) return;
-    const pid = child.pid;
-    const exited = new Promise<void>((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', () => resolve())));
-    let stopped = false;
-    for (const [signal, waitMs] of [
-      ['SIGQUIT', this.#options.stopTimeoutMs],
-      ['SIGTERM', 5_000],
-    ] as const) {
-      signalQuietly(pid, signal);
-      stopped = await settlesWithin(exited, waitMs);
-      if (stopped) break;
-      this.#log.warn({ pid, signal, waitedMs: waitMs }, 'nginx did not stop; escalating');
-    }
-    // A master that quit gracefully took its workers with it, and this finds nobody; a
-    // master that had to be killed did not.
-    signalQuietly(-pid, 'SIGKILL');
-    if (!stopped) await settlesWithin(exited, 5_000);
-    this.#log.info({ pid }, 'nginx stopped');
+  stop(): Promise<void> {
+    return this.#process.stop();
   }
 }
 
@@ -396,23 +287,5 @@ function readPidFile(path: string): number | undefined {
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
   } catch {
     return undefined;
-  }
-}
-
-/** Whether `promise` settles within `ms`; the timer does not outlive the answer. */
-async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
-  const timeout = new AbortController();
-  try {
-    return await Promise.race([promise.then(() => true), sleep(ms, timeout.signal).then(() => false)]);
-  } finally {
-    timeout.abort();
-  }
-}
-
-function signalQuietly(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // already gone
   }
 }

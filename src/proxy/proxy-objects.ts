@@ -45,6 +45,8 @@ export interface ProxyManifest {
   dataPlane?: 'nginx' | 'haproxy';
   /** HAProxy: the servers the agent keeps HAProxy running through its runtime API, and checks. */
   servers?: HaproxyServer[];
+  /** HAProxy: the hash of what only a reload changes; equal to the running one, a change needs no reload. */
+  skeletonHash?: string;
 }
 
 export interface ConfigMapObject {
@@ -93,7 +95,7 @@ function configMapKey(path: string): string {
  * compresses well, which keeps thousands of bindings under the 1 MiB object limit.
  */
 export function proxyObjects(
-  rendered: RenderedConfig & { servers?: readonly HaproxyServer[] },
+  rendered: RenderedConfig & { servers?: readonly HaproxyServer[]; skeletonHash?: string },
   routes: readonly EgressRoute[],
   namespace: string,
 ): ProxyObjects {
@@ -131,7 +133,9 @@ export function proxyObjects(
     hash: rendered.hash,
     files,
     bindings,
-    ...(rendered.dataPlane === 'haproxy' ? { dataPlane: 'haproxy' as const, servers: [...(rendered.servers ?? [])] } : {}),
+    ...(rendered.dataPlane === 'haproxy'
+      ? { dataPlane: 'haproxy' as const, servers: [...(rendered.servers ?? [])], ...(rendered.skeletonHash ? { skeletonHash: rendered.skeletonHash } : {}) }
+      : {}),
   };
   const secrets = [...secretData]
     .sort(([a], [b]) => (a < b ? -1 : 1))

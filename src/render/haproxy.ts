@@ -30,7 +30,11 @@ export interface HaproxyRenderOptions {
   listenerPorts: PortRange;
   /** A listener with /healthz; none when absent. */
   statusPort?: number;
-  /** Where to send logs: "stderr" in a container (the default), or "stdout". */
+  /**
+   * Where the access log goes: "stdout" (the default: the container's log, written by
+   * HAProxy itself, never through the agent) or "stderr". HAProxy's own alerts always go
+   * to stderr, which the agent reads, redacts and keeps for error reasons.
+   */
   logTarget?: 'stderr' | 'stdout';
 }
 
@@ -56,9 +60,17 @@ export interface RenderedHaproxy extends RenderedConfig {
   dataPlane: 'haproxy';
   /** Sorted by key: what the agent makes HAProxy serve, read back and checked. */
   servers: HaproxyServer[];
+  /**
+   * sha256 of the configuration with no binding: what only a reload can change (the
+   * listener range, addresses, timeouts). Equal skeletons mean the running HAProxy can
+   * reach the new configuration through its runtime API alone.
+   */
+  skeletonHash: string;
 }
 
 export const portsMap = 'ports.map';
+/** What a client gets when HAProxy cannot reach the partner or the partner fails verification. */
+export const badGatewayFile = 'bad-gateway.http';
 export const hostsMap = 'hosts.map';
 export const bindingsMap = 'bindings.map';
 /** The backend a port without a binding routes to: a plain 503 that says so. */
@@ -69,7 +81,25 @@ export function backendName(port: number): string {
   return `p${port}`;
 }
 
-const systemTrustStore = '@system-ca';
+export const systemTrustStore = '@system-ca';
+
+/**
+ * HAProxy answers a server it could not connect to (refused, or a TLS handshake that
+ * failed verification) with 503; nginx, and every client's expectation of a proxy, say
+ * 502. An errorfile replaces only the responses HAProxy makes itself, never the
+ * partner's own 503s; its header tells an http-after-response rule to log the 502 too
+ * (HAProxy logs the status it meant, not the errorfile's) and tells a client that the
+ * proxy, not the partner, answered.
+ */
+export const proxyErrorHeader = 'x-mtls-egress-error';
+const badGateway = [
+  'HTTP/1.1 502 Bad Gateway',
+  'content-type: text/plain',
+  'cache-control: no-cache',
+  `${proxyErrorHeader}: partner-unreachable`,
+  '',
+  'the partner could not be reached or did not pass verification; the proxy log has the binding\n',
+].join('\r\n');
 
 /** One JSON line per request, with the binding's name: the path, not the query string (partners' APIs put tokens there). */
 const accessLogFormat =
@@ -96,11 +126,12 @@ export function renderHaproxy(routes: readonly EgressRoute[], options: HaproxyRe
     });
     if (route.serverCA) files.push({ path: server.caFile, content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
   }
+  files.push({ path: badGatewayFile, content: badGateway, mode: 0o644 });
   files.push({ path: portsMap, content: mapFile(servers, (s) => s.backend), mode: 0o644 });
   files.push({ path: hostsMap, content: mapFile(servers, (s) => s.hostHeader), mode: 0o644 });
   files.push({ path: bindingsMap, content: mapFile(servers, (s) => s.key), mode: 0o644 });
   files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
-  return { dataPlane: 'haproxy', files, hash: hashFiles(files), servers };
+  return { dataPlane: 'haproxy', files, hash: hashFiles(files), servers, skeletonHash: sha256(haproxyConfig([], options)) };
 }
 
 function haproxyServer(route: EgressRoute): HaproxyServer {
@@ -125,22 +156,30 @@ function haproxyServer(route: EgressRoute): HaproxyServer {
   };
 }
 
+/** The name HAProxy knows a certificate or CA file by: its path, as the config spells it once expanded. */
+export function storeName(configDir: string, file: string): string {
+  return file === systemTrustStore ? systemTrustStore : `${configDir}/${file}`;
+}
+
 /**
  * The arguments of a server line, as the config file and the runtime API's `add server`
- * both take them, with paths resolved against `configDir`. Static servers also resolve a
- * DNS name through the pod's resolvers, and start down rather than not at all when it
- * does not resolve; the agent gives dynamic servers an address it resolved itself.
+ * both take them, with paths resolved against `configDir`. The config quotes paths (the
+ * directory is spelled through an environment variable, which HAProxy expands only in
+ * double quotes); the runtime API takes no quotes, so the agent passes a plain absolute
+ * directory. Static servers also resolve a DNS name through the pod's resolvers, and
+ * start down rather than not at all when it does not resolve; the agent gives dynamic
+ * servers an address it resolved itself.
  */
-export function serverArguments(server: HaproxyServer, configDir: string): string[] {
-  const ca = server.caFile === systemTrustStore ? systemTrustStore : `"${configDir}/${server.caFile}"`;
+export function serverArguments(server: HaproxyServer, configDir: string, options: { quote: boolean }): string[] {
+  const path = (file: string): string => (file === systemTrustStore || !options.quote ? storeName(configDir, file) : `"${storeName(configDir, file)}"`);
   return [
     'ssl',
     'crt',
-    `"${configDir}/${server.certificateFile}"`,
+    path(server.certificateFile),
     'verify',
     'required',
     'ca-file',
-    ca,
+    path(server.caFile),
     'sni',
     `str(${server.serverName})`,
     'verifyhost',
@@ -161,7 +200,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     `# (this file's directory) and ${runDirVariable} (sockets), which the agent sets; run it by hand with`,
     `#   ${configDirVariable}=DIR ${runDirVariable}=DIR haproxy -W -db -f DIR/haproxy.cfg`,
     'global',
-    `    log ${options.logTarget ?? 'stderr'} format raw local0 info`,
+    `    log ${options.logTarget ?? 'stdout'} format raw local0 info`,
     // The runtime API: admin level, and the listening sockets handed to the next process
     // on a reload, so a reload drops no connection.
     `    stats socket "\${${runDirVariable}}/haproxy.sock" mode 600 level admin expose-fd listeners`,
@@ -184,6 +223,11 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     // Below the 5 s idle timeout of common servers, as for nginx (see render/nginx.ts).
     '    timeout http-keep-alive 4s',
     '    http-reuse safe',
+    // A reload (only the listener range or addresses cause one) retires the old worker: it
+    // answers the next request on each idle keep-alive connection with "Connection:
+    // close" instead of closing it under a client that may be writing a POST.
+    '    option idle-close-on-response',
+    `    errorfile 503 "${dir}/${badGatewayFile}"`,
     `    log-format '${accessLogFormat}'`,
     '',
     'frontend egress',
@@ -191,6 +235,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     `    http-request set-var(txn.binding) "dst_port,${map(bindingsMap)}"`,
     `    http-request set-header Host "%[dst_port,${map(hostsMap)}]" if { "dst_port,${map(hostsMap)}" -m found }`,
     `    use_backend "%[dst_port,${map(portsMap)}]"`,
+    `    http-after-response set-status 502 if { res.hdr(${proxyErrorHeader}) -m found }`,
     `    default_backend ${unboundBackend}`,
   ];
   if (options.statusPort !== undefined) {
@@ -215,7 +260,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     lines.push(
       `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
       `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
-      `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir).join(' ')} resolvers pod init-addr libc,none`,
+      `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} resolvers pod init-addr libc,none`,
     );
   }
   lines.push('');

@@ -1,6 +1,6 @@
 // The dashboard and the alerts on real metrics: the controller and the agent (running
-// nginx) against a real API server and a real mTLS partner, with bindings in five
-// states. Their /metrics are scraped three times, a rotation apart, as monitors.yaml
+// HAProxy, then nginx) against a real API server and a real mTLS partner, with bindings in
+// five states. Their /metrics are scraped three times, a rotation apart, as monitors.yaml
 // scrapes them, and loaded into `promtool test rules` as input series. promtool then
 // evaluates every dashboard query and the PrometheusRule's alerts on them: each query
 // parses and returns series, the key panels return exactly the bindings made here, and
@@ -33,10 +33,7 @@ const interval = 60;
 const rateInterval = '4m';
 const evalTime = `${2 * interval}s`;
 
-let stack: EgressStack;
-const scrapes: Scrape[][] = [];
-
-async function scrape(): Promise<Scrape[]> {
+async function scrape(stack: EgressStack): Promise<Scrape[]> {
   const get = async (port: number): Promise<{ text: string; at: Date }> => {
     const at = new Date();
     const res = await fetch(`http://127.0.0.1:${port}/metrics`);
@@ -59,7 +56,7 @@ async function scrape(): Promise<Scrape[]> {
   ];
 }
 
-async function rotateHealthy(): Promise<void> {
+async function rotateHealthy(stack: EgressStack): Promise<void> {
   const next = stack.partnerPki.issueClient({ cn: 'healthy.client' });
   await stack.rotate('healthy', next);
   await stack.kube.waitForBinding(
@@ -70,8 +67,8 @@ async function rotateHealthy(): Promise<void> {
   );
 }
 
-before(async () => {
-  stack = await startEgressStack({ kubeconfig: cluster.kubeconfig, kubeConfigPath: cluster.kubeConfigPath });
+/** Bindings in five states, then three scrapes a rotation apart: the counters and histograms move between them. */
+async function scrapeScenario(stack: EgressStack): Promise<Scrape[][]> {
   const { kube, namespace: ns, partnerPki: pki, password } = stack;
   const now = Date.now();
   await stack.putBinding('healthy', pki.issueClient({ cn: 'healthy.client' }));
@@ -92,15 +89,13 @@ before(async () => {
   ] as const) {
     await kube.waitForBinding(ns, name, reason, hasReason(reason));
   }
-  // Three scrapes, a rotation apart: the counters and histograms move between them.
-  scrapes.push(await scrape());
-  await rotateHealthy();
-  scrapes.push(await scrape());
-  await rotateHealthy();
-  scrapes.push(await scrape());
-});
-
-after(() => stack?.stop());
+  const scrapes = [await scrape(stack)];
+  await rotateHealthy(stack);
+  scrapes.push(await scrape(stack));
+  await rotateHealthy(stack);
+  scrapes.push(await scrape(stack));
+  return scrapes;
+}
 
 interface ExprTest {
   expr: string;
@@ -108,8 +103,8 @@ interface ExprTest {
   exp_samples: Array<{ labels: string; value: number }>;
 }
 
-/** Runs promtool test rules on the scrapes, with the PrometheusRule's groups loaded; resolves with its output. */
-async function promtoolOnScrapes(tests: ExprTest[]): Promise<void> {
+/** Runs promtool test rules on the scrapes, with the PrometheusRule's groups loaded, and expects every test to pass. */
+async function promtoolOnScrapes(scrapes: Scrape[][], tests: ExprTest[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'mtls-egress-scrapes-'));
   writeFileSync(join(dir, 'rules.yaml'), ruleFile(prometheusRuleGroups()));
   writeFileSync(
@@ -128,81 +123,114 @@ async function promtoolOnScrapes(tests: ExprTest[]): Promise<void> {
 }
 
 const returnsSeries = (q: DashboardQuery): ExprTest => ({ expr: `count(${q.expr}) > bool 0`, eval_time: evalTime, exp_samples: [{ labels: '{}', value: 1 }] });
+const one = (expr: string, value: number, labels = '{}'): ExprTest => ({ expr, eval_time: evalTime, exp_samples: [{ labels, value }] });
+const none = (expr: string): ExprTest => ({ expr, eval_time: evalTime, exp_samples: [] });
 
-describe('the dashboard and the alerts on scrapes of the real controller and agent', () => {
-  const queries = dashboardQueries(readDashboard(), rateInterval);
-  const panel = (title: string, refId = 'A'): DashboardQuery => {
-    const q = queries.find((x) => x.panel === title && x.refId === refId);
-    assert.ok(q, `panel ${title} ${refId}`);
-    return q;
-  };
+const queries = dashboardQueries(readDashboard(), rateInterval);
+function panel(title: string, refId = 'A'): DashboardQuery {
+  const q = queries.find((x) => x.panel === title && x.refId === refId);
+  assert.ok(q, `panel ${title} ${refId}`);
+  return q;
+}
 
-  test('every dashboard query returns series', async () => {
-    await promtoolOnScrapes(queries.map(returnsSeries));
-  });
+for (const dataPlane of ['haproxy', 'nginx'] as const) {
+  describe(`the dashboard and the alerts on scrapes of the real controller and agent (${dataPlane})`, () => {
+    let stack: EgressStack;
+    let scrapes: Scrape[][];
 
-  test('the histogram panels have data: every latency quantile is a number', async () => {
-    const quantiles = queries.filter((q) => q.expr.startsWith('histogram_quantile('));
-    assert.ok(quantiles.length >= 4);
-    // NaN compares false: count(q >= 0) counts the quantiles that are numbers.
-    await promtoolOnScrapes(
-      quantiles.map((q) => ({ expr: `count((${q.expr}) >= 0) > bool 0`, eval_time: evalTime, exp_samples: [{ labels: '{}', value: 1 }] })),
-    );
-  });
-
-  test('the panels count exactly the bindings made here', async () => {
-    const one = (expr: string, value: number, labels = '{}'): ExprTest => ({ expr, eval_time: evalTime, exp_samples: [{ labels, value }] });
-    await promtoolOnScrapes([
-      one(panel('Bindings').expr, 5),
-      one(panel('Not Ready').expr, 3),
-      // Expiring within 14 days: the expiring one, and the expired one.
-      one(panel('Expiring within 14 days').expr, 2),
-      one(panel('Controller leader').expr, 1),
-      {
-        expr: panel('Bindings by reason').expr,
-        eval_time: evalTime,
-        exp_samples: [reasons.BindingReady, reasons.CertificateExpiringSoon, reasons.CertificateExpired, reasons.PasswordIncorrect, reasons.SecretNotFound].map(
-          (reason) => ({ labels: `{reason="${reason}"}`, value: 1 }),
-        ),
-      },
-      // Certificates by days left: only the three that decoded, each in its place.
-      one(`count(${panel('Certificates by days left').expr})`, 3),
-      one(`count(${panel('Certificates by days left').expr} > 9.9 < 10)`, 1),
-      one(`count(${panel('Certificates by days left').expr} > -1.01 < -0.99)`, 1),
-      one(`count(${panel('Certificates by days left').expr} > 364)`, 1),
-      // The agent applied configurations; no error of any kind.
-      one(`count(${panel('Agent applies per second').expr})`, 1),
-      ...['A', 'B', 'C', 'D'].map((refId) => ({ expr: `(${panel('Data-plane errors', refId).expr}) > 0`, eval_time: evalTime, exp_samples: [] })),
-    ]);
-  });
-
-  test('the alerts fire for their bindings and no other: expiring, expired; not-ready still pending', async () => {
-    const ns = stack.namespace;
-    const alert = (name: string, state: string, binding: string, severity: string) => ({
-      labels: `{__name__="ALERTS", alertname="${name}", alertstate="${state}", host="localhost", name="${binding}", namespace="${ns}", severity="${severity}"}`,
-      value: 1,
+    before(async () => {
+      stack = await startEgressStack({ kubeconfig: cluster.kubeconfig, kubeConfigPath: cluster.kubeConfigPath, dataPlane });
+      scrapes = await scrapeScenario(stack);
     });
-    await promtoolOnScrapes([
-      {
-        expr: 'ALERTS{alertname="PartnerCertificateExpiresSoon"}',
-        eval_time: evalTime,
-        exp_samples: [alert('PartnerCertificateExpiresSoon', 'firing', 'expiring', 'warning')],
+
+    after(() => stack?.stop());
+
+    test('every dashboard query returns series', async () => {
+      await promtoolOnScrapes(scrapes, queries.map(returnsSeries));
+    });
+
+    test('the histogram panels have data: every latency quantile is a number', async () => {
+      const quantiles = queries.filter((q) => q.expr.startsWith('histogram_quantile('));
+      assert.ok(quantiles.length >= 4);
+      // NaN compares false: count(q >= 0) counts the quantiles that are numbers.
+      await promtoolOnScrapes(
+        scrapes,
+        quantiles.map((q) => one(`count((${q.expr}) >= 0) > bool 0`, 1)),
+      );
+    });
+
+    test('the panels count exactly the bindings made here', async () => {
+      const daysLeft = panel('Certificates by days left').expr;
+      await promtoolOnScrapes(scrapes, [
+        one(panel('Bindings').expr, 5),
+        one(panel('Not Ready').expr, 3),
+        // Expiring within 14 days: the expiring one, and the expired one.
+        one(panel('Expiring within 14 days').expr, 2),
+        one(panel('Controller leader').expr, 1),
+        {
+          expr: panel('Bindings by reason').expr,
+          eval_time: evalTime,
+          exp_samples: [
+            reasons.BindingReady,
+            reasons.CertificateExpiringSoon,
+            reasons.CertificateExpired,
+            reasons.PasswordIncorrect,
+            reasons.SecretNotFound,
+          ].map((reason) => ({ labels: `{reason="${reason}"}`, value: 1 })),
+        },
+        // Certificates by days left: only the three that decoded, each in its place.
+        one(`count(${daysLeft})`, 3),
+        one(`count(${daysLeft} > 9.9 < 10)`, 1),
+        one(`count(${daysLeft} > -1.01 < -0.99)`, 1),
+        one(`count(${daysLeft} > 364)`, 1),
+        // The agent applied configurations; no error of any kind.
+        one(`count(${panel('Agent applies per second').expr})`, 1),
+        ...['A', 'B', 'C', 'D'].map((refId) => none(`(${panel('Data-plane errors', refId).expr}) > 0`)),
+      ]);
+    });
+
+    test(
+      dataPlane === 'haproxy' ? 'the rotations went through HAProxy’s runtime API, with no reload' : 'the rotations reloaded nginx, with no runtime API change',
+      async () => {
+        const reloads = panel('Data-plane reloads and runtime changes', 'A').expr;
+        const runtime = panel('Data-plane reloads and runtime changes', 'B').expr;
+        await promtoolOnScrapes(
+          scrapes,
+          dataPlane === 'haproxy'
+            ? [none(`(${reloads}) > 0`), one(`count((${runtime}) > 0) > bool 0`, 1)]
+            : [one(`count((${reloads}) > 0)`, 1), none(`(${runtime}) > 0`)],
+        );
       },
-      {
-        expr: 'ALERTS{alertname="PartnerCertificateExpired"}',
-        eval_time: evalTime,
-        exp_samples: [alert('PartnerCertificateExpired', 'firing', 'expired', 'critical')],
-      },
-      // For 10 minutes first; the expired binding has its own alert.
-      {
-        expr: 'ALERTS{alertname="EgressBindingNotReady"}',
-        eval_time: evalTime,
-        exp_samples: [
-          alert('EgressBindingNotReady', 'pending', 'no-secret', 'critical'),
-          alert('EgressBindingNotReady', 'pending', 'wrong-password', 'critical'),
-        ],
-      },
-      { expr: 'ALERTS{alertname=~"EgressProxyApplyFailing|EgressControllerNoLeader"}', eval_time: evalTime, exp_samples: [] },
-    ]);
+    );
+
+    test('the alerts fire for their bindings and no other: expiring, expired; not-ready still pending', async () => {
+      const ns = stack.namespace;
+      const alert = (name: string, state: string, binding: string, severity: string) => ({
+        labels: `{__name__="ALERTS", alertname="${name}", alertstate="${state}", host="localhost", name="${binding}", namespace="${ns}", severity="${severity}"}`,
+        value: 1,
+      });
+      await promtoolOnScrapes(scrapes, [
+        {
+          expr: 'ALERTS{alertname="PartnerCertificateExpiresSoon"}',
+          eval_time: evalTime,
+          exp_samples: [alert('PartnerCertificateExpiresSoon', 'firing', 'expiring', 'warning')],
+        },
+        {
+          expr: 'ALERTS{alertname="PartnerCertificateExpired"}',
+          eval_time: evalTime,
+          exp_samples: [alert('PartnerCertificateExpired', 'firing', 'expired', 'critical')],
+        },
+        // For 10 minutes first; the expired binding has its own alert.
+        {
+          expr: 'ALERTS{alertname="EgressBindingNotReady"}',
+          eval_time: evalTime,
+          exp_samples: [
+            alert('EgressBindingNotReady', 'pending', 'no-secret', 'critical'),
+            alert('EgressBindingNotReady', 'pending', 'wrong-password', 'critical'),
+          ],
+        },
+        none('ALERTS{alertname=~"EgressProxyApplyFailing|EgressControllerNoLeader"}'),
+      ]);
+    });
   });
-});
+}

@@ -1,44 +1,14 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { load } from 'js-yaml';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
-import { Sensitive } from '../../src/pki/sensitive.ts';
-import { renderNginx, type NginxRenderOptions, type RenderedNginx } from '../../src/render/nginx.ts';
+import { renderNginx, type NginxRenderOptions } from '../../src/render/nginx.ts';
+import { assertGolden, goldenCases, loadGoldenCase } from './golden-cases.ts';
 
-// Golden files: test/golden/nginx/<case>.in.yaml holds routes (with fake PEM text: the
-// renderer never parses it) and options; <case>.out.conf holds every rendered file.
-// Regenerate with UPDATE_GOLDEN=1 and review the diff like code.
+// Golden files: test/golden/nginx/<case>.in.yaml and <case>.out.conf (see golden-cases.ts).
 
 const dir = new URL('./nginx/', import.meta.url);
-const update = process.env.UPDATE_GOLDEN === '1';
-
-interface GoldenCase {
-  options: NginxRenderOptions;
-  routes: Array<Omit<EgressRoute, 'clientCertificate'> & { clientCertificate: Omit<EgressRoute['clientCertificate'], 'privateKey'> & { privateKey: string } }>;
-}
-
-function loadCase(name: string): { routes: EgressRoute[]; options: NginxRenderOptions } {
-  const input = load(readFileSync(new URL(`${name}.in.yaml`, dir), 'utf8')) as GoldenCase;
-  const routes = input.routes.map((r) => ({
-    ...r,
-    clientCertificate: { ...r.clientCertificate, privateKey: new Sensitive(r.clientCertificate.privateKey) },
-  }));
-  return { routes, options: input.options };
-}
-
-/** Every file in one reviewable text: nginx.conf first, then the rest by path. */
-function formatGolden(rendered: RenderedNginx): string {
-  const sections = [`# sha256 ${rendered.hash}`];
-  const ordered = [...rendered.files.filter((f) => f.path === 'nginx.conf'), ...rendered.files.filter((f) => f.path !== 'nginx.conf')];
-  for (const file of ordered) sections.push(`#### ${file.path} (mode ${file.mode.toString(8).padStart(4, '0')})\n${file.content}`);
-  return `${sections.join('\n')}`;
-}
-
-const cases = readdirSync(dir)
-  .filter((f) => f.endsWith('.in.yaml'))
-  .map((f) => f.slice(0, -'.in.yaml'.length))
-  .sort();
+const loadCase = (name: string) => loadGoldenCase<NginxRenderOptions>(dir, name);
+const cases = goldenCases(dir);
 
 describe('renderNginx golden files', () => {
   test('there are cases', () => assert.ok(cases.length >= 5, `found ${cases.length} cases in ${dir.pathname}`));
@@ -47,10 +17,7 @@ describe('renderNginx golden files', () => {
     test(name, () => {
       const { routes, options } = loadCase(name);
       const rendered = renderNginx(routes, options);
-      const actual = formatGolden(rendered);
-      const outUrl = new URL(`${name}.out.conf`, dir);
-      if (update) writeFileSync(outUrl, actual);
-      assert.equal(actual, readFileSync(outUrl, 'utf8'), `${name}.out.conf differs; rerun with UPDATE_GOLDEN=1 if the change is intended`);
+      assertGolden(dir, name, rendered, 'nginx.conf');
 
       // Deterministic: input order and repetition change nothing, down to the hash.
       assert.deepEqual(renderNginx([...routes].reverse(), options), rendered);

@@ -7,9 +7,9 @@
 // exactly the RBAC the chart gives it, and reads no other namespace's Secrets.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { load } from 'js-yaml';
@@ -114,6 +114,19 @@ describe('the Helm chart', () => {
     for (const object of fromHelm) assert.deepEqual(object, byId.get(objectId(object)), objectId(object));
   });
 
+  test('helm template --set dataPlane=nginx makes what deploy/ with the data-plane-nginx component makes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mtls-egress-overlay-'));
+    const deploy = relative(dir, join(repoRoot, 'deploy'));
+    writeFileSync(join(dir, 'kustomization.yaml'), `resources: [${deploy}]\ncomponents: [${deploy}/data-plane-nginx]\n`);
+    const fromKustomize = parseManifests((await run('kubectl', ['kustomize', dir], { encoding: 'utf8' })).stdout).filter((o) => o.kind !== 'Namespace');
+    const fromHelm = await rendered(['--set', 'dataPlane=nginx']);
+    const crd = find(fromHelm, 'CustomResourceDefinition', crdName)!;
+    delete crd.metadata.annotations;
+    const byId = new Map(fromKustomize.map((o) => [objectId(o), o]));
+    assert.deepEqual(fromHelm.map(objectId).sort(), [...byId.keys()].sort());
+    for (const object of fromHelm) assert.deepEqual(object, byId.get(objectId(object)), objectId(object));
+  });
+
   test('one version: Chart.yaml version and appVersion, package.json, and deploy/’s image tag', () => {
     const chart = load(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { version: string; appVersion: string };
     const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
@@ -141,16 +154,16 @@ describe('the Helm chart', () => {
     });
   }
 
-  test('dataPlane: nginx runs the agent with nginx; haproxy passes --data-plane haproxy to both; none renders no proxy', async () => {
-    const nginx = await rendered();
-    assert.ok(containerOf(nginx, 'mtls-egress-controller').args.includes('--data-plane=nginx'));
-    assert.ok(containerOf(nginx, 'mtls-egress-proxy').args.includes('--manage-nginx'));
-
-    const haproxy = await rendered(['--set', 'dataPlane=haproxy']);
-    assert.ok(containerOf(haproxy, 'mtls-egress-controller').args.includes('--data-plane=haproxy'));
-    const agent = containerOf(haproxy, 'mtls-egress-proxy').args;
-    assert.ok(agent.includes('--data-plane=haproxy'));
-    assert.ok(!agent.some((a) => a.includes('nginx')), agent.join(' '));
+  test('dataPlane: haproxy by default and nginx pass their --data-plane to the controller and the agent; none renders no proxy', async () => {
+    for (const [dataPlane, args] of [
+      ['haproxy', []],
+      ['nginx', ['--set', 'dataPlane=nginx']],
+    ] as const) {
+      const objects = await rendered(args);
+      assert.ok(containerOf(objects, 'mtls-egress-controller').args.includes(`--data-plane=${dataPlane}`));
+      const agent = containerOf(objects, 'mtls-egress-proxy').args;
+      assert.deepEqual(agent.slice(0, 3), ['agent', `--data-plane=${dataPlane}`, '--manage']);
+    }
 
     const none = await rendered(['--set', 'dataPlane=none']);
     assert.ok(containerOf(none, 'mtls-egress-controller').args.includes('--data-plane=none'));
@@ -207,36 +220,29 @@ describe('the Helm chart', () => {
     assert.equal(containerOf(pinned, 'mtls-egress-controller').image, `mtls-egress@${digest}`);
   });
 
-  for (const [dataPlane, todo] of [
-    ['nginx', false],
-    ['none', false],
-    // The controller and agent learn --data-plane haproxy with issue 11.
-    ['haproxy', 'the controller and agent accept --data-plane haproxy once issue 11 lands'],
-  ] as const) {
-    test(
-      `the flags the chart renders are accepted by the controller${dataPlane === 'none' ? '' : ' and the agent'}: dataPlane=${dataPlane}`,
-      { todo },
-      async () => {
-        const objects = await rendered([
-          '--set',
-          `dataPlane=${dataPlane}`,
-          '--set',
-          'watchNamespaces={team-a},allowedDestinations={10.96.0.93/32},controller.extraArgs={--workers=8}',
-        ]);
-        const env = { POD_NAMESPACE: releaseNamespace, POD_NAME: 'mtls-egress-controller-0' };
-        const [command, ...controllerArgs] = containerOf(objects, 'mtls-egress-controller').args;
-        assert.equal(command, 'controller');
-        const config = parseControllerConfig(controllerArgs, env);
-        assert.equal(config.dataPlane, dataPlane);
-        assert.deepEqual(config.namespaces, ['team-a']);
-        assert.equal(config.workers, 8);
-        assert.deepEqual(config.listenerPorts, { first: 10000, last: 10999 });
-        if (dataPlane === 'none') return;
-        const [agent, ...agentArgs] = containerOf(objects, 'mtls-egress-proxy').args;
-        assert.equal(agent, 'agent');
-        parseAgentConfig(agentArgs, { POD_NAMESPACE: releaseNamespace, POD_NAME: 'mtls-egress-proxy-0' });
-      },
-    );
+  for (const dataPlane of ['haproxy', 'nginx', 'none'] as const) {
+    test(`the flags the chart renders are accepted by the controller${dataPlane === 'none' ? '' : ' and the agent'}: dataPlane=${dataPlane}`, async () => {
+      const objects = await rendered([
+        '--set',
+        `dataPlane=${dataPlane}`,
+        '--set',
+        'watchNamespaces={team-a},allowedDestinations={10.96.0.93/32},controller.extraArgs={--workers=8}',
+      ]);
+      const env = { POD_NAMESPACE: releaseNamespace, POD_NAME: 'mtls-egress-controller-0' };
+      const [command, ...controllerArgs] = containerOf(objects, 'mtls-egress-controller').args;
+      assert.equal(command, 'controller');
+      const config = parseControllerConfig(controllerArgs, env);
+      assert.equal(config.dataPlane, dataPlane);
+      assert.deepEqual(config.namespaces, ['team-a']);
+      assert.equal(config.workers, 8);
+      assert.deepEqual(config.listenerPorts, { first: 10000, last: 10999 });
+      if (dataPlane === 'none') return;
+      const [agent, ...agentArgs] = containerOf(objects, 'mtls-egress-proxy').args;
+      assert.equal(agent, 'agent');
+      const agentConfig = parseAgentConfig(agentArgs, { POD_NAMESPACE: releaseNamespace, POD_NAME: 'mtls-egress-proxy-0' });
+      assert.equal(agentConfig.dataPlane, dataPlane);
+      assert.equal(agentConfig.manage, true);
+    });
   }
 
   test('NOTES.txt tells how to create the first binding, in a watched namespace', async () => {

@@ -9,7 +9,8 @@ import { InClusterStory, systemNamespace, type Partner } from '../support/in-clu
 // deploy/helm/mtls-egress into a namespace enforcing the restricted Pod Security level,
 // with the project's image, then the kustomize e2e's seed scenario (test/node/product.test.ts):
 // a partner Pod that demands a client certificate, a binding, Ready, and an application
-// Pod whose plain-HTTP call reaches the partner with the binding's certificate. The node
+// Pod whose plain-HTTP call reaches the partner with the binding's certificate; then a
+// `helm upgrade` from the default data plane (HAProxy) to nginx, which serves it too. The node
 // is shared by the run's files, one after another: this one starts from a node without
 // mtls-egress and leaves it so.
 
@@ -106,6 +107,22 @@ describe('on a real node: helm install of the chart, a partner, an application',
       const agent = await story.workloads.waitForFetch(monitoring, 'prometheus', `http://${ip}:8082/metrics`, true);
       assert.match(agent, /^mtls_egress_agent_applies_total\{result="applied"\} [1-9]/m);
     }
+  });
+
+  test('helm upgrade --set dataPlane=nginx: the proxy rolls to nginx, and the binding is served by it', async () => {
+    await story.helmUpgrade(['dataPlane=nginx']);
+    for (const name of ['mtls-egress-controller', 'mtls-egress-proxy']) {
+      const args = JSON.parse(
+        await story.workloads.kubectlOk(['get', 'deployment', '--namespace', systemNamespace, name, '-o', 'jsonpath={.spec.template.spec.containers[0].args}']),
+      ) as string[];
+      assert.ok(args.includes('--data-plane=nginx'), `${name}: ${args.join(' ')}`);
+    }
+    // A new certificate, so that Ready proves the nginx replicas serve it.
+    const rotated = partner.pki.issueClient({ cn: 'payments.acme.example' });
+    await story.putPfx(teamA, 'partner-api-pfx', rotated);
+    await story.waitReady(teamA, 'partner-api', rotated.serial);
+    serial = rotated.serial;
+    await story.waitForSerial(teamA, 'app', endpoint, serial);
   });
 
   test('a binding to the cluster’s own API server is refused: DestinationNotAllowed', async () => {

@@ -4,7 +4,7 @@
 // so a certificate that shipped would be in its bytes.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { test } from 'node:test';
 import { findImages, requireImage } from '../harness/node-cluster.ts';
@@ -38,9 +38,14 @@ test('the image is named as deploy/ names it, and runs as uid 65532', () => {
 
 test("no certificate of the build machine's own CA bundle is in the image, nor the secret's file", () => {
   const bundlePath = process.env.MTLS_EGRESS_BUILD_CA_BUNDLE ?? process.env.NODE_EXTRA_CA_CERTS ?? '/etc/ssl/certs/ca-certificates.crt';
-  const nodeTrusts = new Set(rootCertificates.flatMap(pemBodies));
+  // Public CAs ship on purpose: Node's own list, and the image's Debian ca-certificates
+  // package (HAProxy's @system-ca and nginx's trust bundle), whose certificates Debian
+  // keeps in /usr/share/ca-certificates/mozilla on the build machine too.
+  const debianDir = '/usr/share/ca-certificates/mozilla';
+  const debianShips = existsSync(debianDir) ? readdirSync(debianDir).flatMap((f) => pemBodies(readFileSync(`${debianDir}/${f}`, 'utf8'))) : [];
+  const publicCas = new Set([...rootCertificates.flatMap(pemBodies), ...debianShips]);
   // The machine's own additions (a TLS-intercepting proxy's CA) are what must not ship.
-  const machineOnly = pemBodies(readFileSync(bundlePath, 'utf8')).filter((body) => !nodeTrusts.has(body));
+  const machineOnly = pemBodies(readFileSync(bundlePath, 'utf8')).filter((body) => !publicCas.has(body));
   for (const body of machineOnly) {
     const der = Buffer.from(body, 'base64');
     assert.equal(archive.includes(der), false, 'a machine CA certificate (DER) is in the image');

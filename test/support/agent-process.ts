@@ -40,7 +40,7 @@ export interface AgentOptions {
 }
 
 /**
- * Runs `mtls-egress agent` (with --manage-nginx unless told otherwise) as a real process,
+ * Runs `mtls-egress agent` (with --manage unless told otherwise) as a real process,
  * as a proxy pod would, in a process group of its own. kill() and this process's exit
  * kill that group and every nginx group the agent started, so nothing is left behind
  * however a test ends.
@@ -59,7 +59,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
     options.configDir,
     '--nginx-prefix',
     options.nginxPrefix,
-    ...(options.manageNginx === false ? [] : ['--manage-nginx']),
+    ...(options.manageNginx === false ? [] : ['--manage']),
     '--health-addr',
     '127.0.0.1:0',
     ...(options.args ?? []),
@@ -83,11 +83,11 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
   let done = false;
   void exited.then(() => (done = true));
   const logged = (msg: string): Array<Record<string, unknown>> => logs.map(safeJson).filter((line): line is Record<string, unknown> => line?.msg === msg);
-  // nginx runs in a process group of its own (its master's pid), which the agent kills
-  // on its way out; a SIGKILLed agent cannot, so this does.
+  // nginx and HAProxy run in a process group of their own (their master's pid), which
+  // the agent kills on its way out; a SIGKILLed agent cannot, so this does.
   const killGroup = (): void => {
-    const nginxGroups = logged('nginx started').map((line) => line.pid as number);
-    for (const group of [pid, ...nginxGroups]) {
+    const serverGroups = [...logged('nginx started'), ...logged('haproxy started')].map((line) => line.pid as number);
+    for (const group of [pid, ...serverGroups]) {
       try {
         process.kill(-group, 'SIGKILL');
       } catch {

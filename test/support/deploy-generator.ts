@@ -8,7 +8,9 @@
 //   (the harness, `kubectl apply -f crds/`, the npm package and deploy/ read it there).
 //
 // Hand-written, not generated: deploy/kustomization.yaml, deploy/namespace.yaml (Helm
-// installs into a namespace that exists; kustomize users get it from deploy/), deploy/samples/.
+// installs into a namespace that exists; kustomize users get it from deploy/), deploy/samples/,
+// and the deploy/data-plane-nginx/ component (the chart's dataPlane=nginx; the chart test
+// compares the two).
 //
 //   node test/support/deploy-generator.ts           write the files
 //   node test/support/deploy-generator.ts --check   exit 1 and name every file that differs

@@ -16,13 +16,19 @@ export interface EgressStack {
   partnerPki: PartnerPki;
   partner: MtlsPartner;
   controller: ControllerProcess;
+  /** The agent running now (restartAgent replaces it). */
   agent: AgentProcess;
+  dataPlane: 'nginx' | 'haproxy';
   /** The agent's config dir and nginx prefix: generations, error.log, access.log. */
   configDir: string;
   password: string;
   /** A PFX Secret (made by openssl) and a binding to `target` (default: the partner), verified against the partner CA. */
   putBinding(name: string, client: Issued, extra?: Partial<ClientCertificateBindingSpec>, target?: MtlsPartner): Promise<void>;
   rotate(name: string, client: Issued): Promise<void>;
+  /** Kills the agent's process group (and with it the data plane it manages) and starts it again on the same config directory. */
+  restartAgent(): Promise<void>;
+  /** Every line of every agent started so far. */
+  agentLogs(): string[];
   stop(): Promise<void>;
 }
 
@@ -37,6 +43,11 @@ export async function startEgressStack(options: {
   kubeConfigPath: string;
   password?: string;
   agentArgs?: string[];
+  dataPlane?: 'nginx' | 'haproxy';
+  /** The partner's CA, which issues the clients' certificates (default: a new one). */
+  partnerPki?: PartnerPki;
+  /** Keep every request the partner saw (default true; off for benchmarks). */
+  recordPartner?: boolean;
   /** Fixed namespace names (the demo); default: fresh random ones. */
   namespaces?: { bindings: string; proxy: string };
 }): Promise<EgressStack> {
@@ -45,9 +56,9 @@ export async function startEgressStack(options: {
   const namespace = await kube.namespace(options.namespaces?.bindings ?? 'team-a', { exact: Boolean(options.namespaces) });
   const proxyNamespace = await kube.namespace(options.namespaces?.proxy ?? 'mtls-egress', { exact: Boolean(options.namespaces) });
   const proxyPod = 'mtls-egress-proxy-0';
-  const partnerPki = new PartnerPki('Partner CA');
+  const partnerPki = options.partnerPki ?? new PartnerPki('Partner CA');
   const server = partnerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
-  const partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: partnerPki.ca.certPem });
+  const partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: partnerPki.ca.certPem, record: options.recordPartner ?? true });
   await kube.putSecret(namespace, 'partner-ca', { 'ca.crt': partnerPki.ca.certPem });
 
   await kube.client.create(`/api/v1/namespaces/${proxyNamespace}/pods`, {
@@ -59,6 +70,7 @@ export async function startEgressStack(options: {
   await kube.client.mergePatch(`/api/v1/namespaces/${proxyNamespace}/pods/${proxyPod}/status`, { status: { conditions: [{ type: 'Ready', status: 'True' }] } });
 
   const base = 20000 + Math.floor(Math.random() * 200) * 100;
+  const dataPlane = options.dataPlane ?? 'nginx';
   const controller = await startController({
     kubeConfigPath: options.kubeConfigPath,
     namespaces: [namespace],
@@ -67,7 +79,7 @@ export async function startEgressStack(options: {
       '--namespace',
       proxyNamespace,
       '--data-plane',
-      'nginx',
+      dataPlane,
       '--proxy-listen-address',
       '127.0.0.1',
       '--proxy-status-port',
@@ -83,17 +95,18 @@ export async function startEgressStack(options: {
     ],
   });
   const configDir = temporaryDirectory('egress-proxy');
-  const agent = await startAgent({
+  const agentOptions = {
     kubeConfigPath: options.kubeConfigPath,
     namespace: proxyNamespace,
     podName: proxyPod,
     configDir,
     nginxPrefix: configDir,
-    ...(options.agentArgs ? { args: options.agentArgs } : {}),
-  });
+    args: ['--data-plane', dataPlane, ...(options.agentArgs ?? [])],
+  };
+  const earlierLogs: string[] = [];
 
   const putPfx = (name: string, client: Issued) => kube.putPfxSecret(namespace, `${name}-pfx`, client, password);
-  return {
+  const stack: EgressStack = {
     kube,
     namespace,
     proxyNamespace,
@@ -101,7 +114,8 @@ export async function startEgressStack(options: {
     partnerPki,
     partner,
     controller,
-    agent,
+    agent: await startAgent(agentOptions),
+    dataPlane,
     configDir,
     password,
     async putBinding(name, client, extra = {}, target = partner) {
@@ -115,10 +129,24 @@ export async function startEgressStack(options: {
       });
     },
     rotate: putPfx,
+    async restartAgent() {
+      await stack.agent.kill();
+      earlierLogs.push(...stack.agent.logs);
+      stack.agent = await startAgent(agentOptions);
+    },
+    agentLogs: () => [...earlierLogs, ...stack.agent.logs],
     async stop() {
-      await agent.stop();
+      await stack.agent.stop();
       await controller.stop();
       await partner.close();
     },
   };
+  return stack;
+}
+
+/** One sample of the running agent's /metrics, by its name and labels as Prometheus prints them; 0 when absent. */
+export async function agentMetric(stack: EgressStack, series: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${stack.agent.healthPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
 }

@@ -106,6 +106,25 @@ export class InClusterStory {
     return result.stdout;
   }
 
+  /** `helm upgrade --reuse-values --wait` with `values` as --set flags, then waits until both Deployments have rolled out. */
+  async helmUpgrade(values: readonly string[]): Promise<void> {
+    const args = [
+      'upgrade',
+      releaseName,
+      chartDir,
+      '--namespace',
+      systemNamespace,
+      '--reuse-values',
+      '--wait',
+      '--timeout',
+      '5m',
+      ...values.flatMap((v) => ['--set', v]),
+    ];
+    const result = await runHelm(args, { kubeConfigPath: this.cluster.kubeConfigPath });
+    if (result.code !== 0) throw new Error(`helm ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+    await this.waitAvailable();
+  }
+
   /**
    * Leaves the node as if mtls-egress had never been installed in mtls-egress-system,
    * whichever way it was (deploy/ with kubectl, or the chart), but for a CRD the chart

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runRender } from '../../src/commands/render.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
-import { removeDirectoryOnExit, spawnComponent, stopProcessGroup } from '../harness/processes.ts';
+import { removeDirectoryOnExit, spawnComponent, stopProcessGroup, type ComponentProcess } from '../harness/processes.ts';
 
 export const nginxBinary = process.env.NGINX_BINARY ?? '/usr/sbin/nginx';
 
@@ -73,22 +73,27 @@ export async function startNginx(prefix: string): Promise<NginxProcess> {
         .split('\n')
         .filter(Boolean)
         .map((line) => JSON.parse(line) as Record<string, unknown>),
-    stop: async () => {
-      if (!child.hasExited()) {
-        process.kill(child.pid, 'SIGQUIT');
-        const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: 'nginx to quit', timeoutMs: 10_000, intervalMs: 20 }).catch(
-          () => false,
-        );
-        if (!quit) await stopProcessGroup(child.pid, 0, child.exited);
-      }
-      // Workers share the master's process group: none may outlive it.
-      await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), {
-        what: `nginx's workers (group ${child.pid}) to exit`,
-        timeoutMs: 10_000,
-        intervalMs: 20,
-      });
-    },
+    stop: () => stopServer(child, 'SIGQUIT', 'nginx'),
   };
+}
+
+/**
+ * A server's graceful stop (`signal`), SIGKILL to its process group if that takes over
+ * 10 s; resolves once nothing of the group runs, workers included.
+ */
+export async function stopServer(child: ComponentProcess, signal: NodeJS.Signals, name: string): Promise<void> {
+  if (!child.hasExited()) {
+    process.kill(child.pid, signal);
+    const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: `${name} to stop`, timeoutMs: 10_000, intervalMs: 20 }).catch(
+      () => false,
+    );
+    if (!quit) await stopProcessGroup(child.pid, 0, child.exited);
+  }
+  await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), {
+    what: `${name}'s workers (group ${child.pid}) to exit`,
+    timeoutMs: 10_000,
+    intervalMs: 20,
+  });
 }
 
 export function processGroupEmpty(pgid: number): boolean {

@@ -13,12 +13,24 @@ describe('parseAgentConfig', () => {
       nginxPrefix: '/etc/mtls-egress',
       nginxBinary: '/usr/sbin/nginx',
       nginxPidFile: '/etc/mtls-egress/nginx.pid',
-      manageNginx: false,
+      dataPlane: 'nginx',
+      manage: false,
+      haproxyBinary: '/usr/sbin/haproxy',
+      runDir: '/etc/mtls-egress/run',
       reloadTimeoutMs: 30_000,
       stopTimeoutMs: 25_000,
       healthAddress: { host: '0.0.0.0', port: 8081 },
       logLevel: 'info',
     });
+  });
+
+  test('HAProxy is always managed: the agent holds its sockets', () => {
+    const config = parseAgentConfig(['--namespace', 'n', '--config-dir', '/etc/mtls-egress', '--data-plane', 'haproxy', '--run-dir', '/run/haproxy'], {
+      POD_NAME: 'p',
+    });
+    assert.equal(config.dataPlane, 'haproxy');
+    assert.equal(config.manage, true);
+    assert.equal(config.runDir, '/run/haproxy');
   });
 
   test('flags win over the environment; relative directories become absolute', () => {
@@ -47,7 +59,7 @@ describe('parseAgentConfig', () => {
     assert.equal(config.configDir, `${process.cwd()}/conf`);
     assert.equal(config.nginxPrefix, '/run/nginx');
     assert.equal(config.nginxPidFile, '/run/x.pid');
-    assert.equal(config.manageNginx, true);
+    assert.equal(config.manage, true);
     assert.equal(config.reloadTimeoutMs, 2000);
     assert.deepEqual(config.healthAddress, { host: '127.0.0.1', port: 0 });
   });
@@ -58,6 +70,13 @@ describe('parseAgentConfig', () => {
     ['no config dir', ['--namespace', 'n'], { POD_NAME: 'p' }, /--config-dir/],
     ['a bad duration', ['--namespace', 'n', '--config-dir', '/d', '--stop-timeout', 'soon'], { POD_NAME: 'p' }, /--stop-timeout/],
     ['a bad address', ['--namespace', 'n', '--config-dir', '/d', '--health-addr', '8081'], { POD_NAME: 'p' }, /--health-addr/],
+    ['an unknown data plane', ['--namespace', 'n', '--config-dir', '/d', '--data-plane', 'envoy'], { POD_NAME: 'p' }, /--data-plane/],
+    [
+      'HAProxy with a config dir its runtime API cannot name',
+      ['--namespace', 'n', '--config-dir', '/d d', '--data-plane', 'haproxy'],
+      { POD_NAME: 'p' },
+      /--config-dir/,
+    ],
   ];
   for (const [name, argv, env, message] of usageErrors) {
     test(`usage error: ${name}`, () =>

@@ -107,3 +107,51 @@ describe('planGeneration', () => {
     assert.equal(planGeneration(files, current).find((p) => p.path === 'certs/a.key')?.action, 'write');
   });
 });
+
+describe('manifestProblem for HAProxy: every server value becomes a runtime API argument', () => {
+  const certificateFile = 'certs/team-a_a.0123456789abcdef.pem';
+  const caFile = 'ca/team-a_a.0123456789abcdef.pem';
+  const good = {
+    key: 'team-a/a',
+    listenerPort: 10000,
+    backend: 'p10000',
+    server: 's0123456789ab',
+    host: 'partner.example',
+    port: 443,
+    serverName: 'partner.example',
+    hostHeader: 'partner.example',
+    certificateFile,
+    caFile,
+    fingerprintSha256: 'AA',
+    serialNumber: '1',
+  };
+  const haproxyManifest = (servers: unknown[], extra: Partial<ProxyManifest> = {}): ProxyManifest => ({
+    ...manifest([file('haproxy.cfg'), file(certificateFile, { mode: 0o600, from: { secret: 's', key: 'tls.pem' } }), file(caFile)]),
+    dataPlane: 'haproxy',
+    skeletonHash: hash('c'),
+    servers: servers as ProxyManifest['servers'],
+    ...extra,
+  });
+  const table: Array<[string, ProxyManifest, RegExp | undefined]> = [
+    ['a rendered manifest', haproxyManifest([good]), undefined],
+    ['the system trust store', haproxyManifest([{ ...good, caFile: '@system-ca' }]), undefined],
+    ['an IPv6 partner', haproxyManifest([{ ...good, host: 'fd00::40' }]), undefined],
+    ['a host that would add an argument', haproxyManifest([{ ...good, host: 'a.example verify none' }]), /host/],
+    ['a host that would add a command', haproxyManifest([{ ...good, host: 'a.example;shutdown sessions' }]), /host/],
+    ['a serverName with a newline', haproxyManifest([{ ...good, serverName: 'a.example\ndel server x' }]), /serverName/],
+    ['a backend that is not its port', haproxyManifest([{ ...good, backend: 'unbound' }]), /backend/],
+    ['a server name HAProxy would take as two', haproxyManifest([{ ...good, server: 's0123 x' }]), /server name/],
+    ['a certificate file outside the manifest', haproxyManifest([{ ...good, certificateFile: 'certs/other.pem' }]), /certificate file/],
+    ['a CA path outside the config', haproxyManifest([{ ...good, caFile: '/etc/ssl/private/key.pem' }]), /CA file/],
+    ['two servers for one port', haproxyManifest([good, { ...good, key: 'team-a/b', server: 's0123456789ac' }]), /two servers/],
+    ['no skeleton hash', haproxyManifest([good], { skeletonHash: 'x' }), /skeleton/],
+    ['a manifest for the other data plane', { ...haproxyManifest([good]), dataPlane: 'nginx' }, /rendered for nginx/],
+  ];
+  for (const [name, m, problem] of table) {
+    test(name, () => {
+      const found = manifestProblem(m, 'haproxy');
+      if (problem) assert.match(found ?? '', problem);
+      else assert.equal(found, undefined);
+    });
+  }
+});

@@ -4,7 +4,9 @@ import { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { pollUntil } from '../harness/poll.ts';
 import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
+import { startHaproxy } from '../support/haproxy-process.ts';
 import { callProxy, renderManifests, startNginx, temporaryDirectory, type NginxProcess } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
 
@@ -15,7 +17,9 @@ import { PartnerPki, type Issued } from '../support/partner-pki.ts';
 // authenticated as someone) and TLS session resumption (a resumed session carries the
 // certificate of the handshake that created it, and no certificate is sent again). The
 // partner forces reconnects every few requests so that resumption really happens, and
-// the test checks that it did, on both bindings, from what the partner saw.
+// the test checks that it did, on both bindings, from what the partner saw. Both data
+// planes, each run from `render` output as a person would run it: nginx keeps an
+// upstream block per binding, HAProxy a backend and a server per binding.
 
 const pki = new PartnerPki('Isolation Partner CA');
 const serverCert = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
@@ -24,7 +28,7 @@ const clientB = pki.issueClient({ cn: 'client-b', serial: 'b0b' });
 
 const requests = 200;
 const inFlight = 8;
-/** The partner closes each connection after this many requests, so nginx must reconnect, and can resume. */
+/** The partner closes each connection after this many requests, so the proxy must reconnect, and can resume. */
 const requestsPerConnection = 5;
 
 function bindingsTo(partner: MtlsPartner, firstPort: number): object[] {
@@ -70,65 +74,77 @@ async function interleaved(ports: { a: number; b: number }): Promise<{ outcomes:
   return { outcomes, clientSockets: sockets.size };
 }
 
-for (const tlsVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
-  describe(`identity isolation between two bindings to one partner (${tlsVersion})`, () => {
-    let partner: MtlsPartner;
-    let nginx: NginxProcess;
-
-    before(async () => {
-      partner = await startMtlsPartner({
-        cert: serverCert.certPem,
-        key: serverCert.keyPem,
-        clientCA: pki.ca.certPem,
-        maxRequestsPerSocket: requestsPerConnection,
-        maxVersion: tlsVersion,
-      });
-      const run = await renderManifests(bindingsTo(partner, 10000));
-      assert.equal(run.code, 0, run.stdout + run.stderr);
-      nginx = await startNginx(run.out);
-    });
-
-    after(async () => {
-      await nginx?.stop();
-      await partner?.close();
-    });
-
-    test(`${requests} interleaved keepalive requests: each one reaches the partner as its own binding`, async (t) => {
-      const { outcomes, clientSockets } = await interleaved({ a: 10000, b: 10001 });
-      assert.equal(outcomes.length, requests);
-      for (const { expected, expectedCn, seen } of outcomes) {
-        assert.equal(seen.cn, expectedCn, `request ${seen.path} was seen as ${seen.cn} (resumed: ${seen.sessionReused})`);
-        assert.equal(seen.serialNumber, expected.serial);
-        assert.equal(seen.protocol, tlsVersion);
-      }
-
-      // The test exercised what could leak, or it proves nothing:
-      // client-side keepalive (far fewer sockets than requests) ...
-      assert.ok(clientSockets <= 2 * inFlight, `the clients used ${clientSockets} sockets for ${requests} requests`);
-      // ... upstream keepalive (connections carried several requests each) ...
-      assert.ok(partner.connections.total < requests, `nginx opened ${partner.connections.total} connections for ${requests} requests`);
-      assert.ok(partner.connections.total >= requests / requestsPerConnection, 'the partner closed connections, forcing reconnects');
-      // ... and TLS session resumption, on both bindings.
-      for (const cn of ['client-a', 'client-b']) {
-        const resumed = partner.seen.filter((s) => s.cn === cn && s.sessionReused).length;
-        assert.ok(resumed > 0, `no request of ${cn} arrived on a resumed TLS session`);
-      }
-      assert.ok(partner.connections.resumed > 0);
-      t.diagnostic(
-        `${clientSockets} client sockets; ${partner.connections.total} upstream TLS connections, ${partner.connections.resumed} resumed; ` +
-          `requests on resumed sessions: ${partner.seen.filter((s) => s.sessionReused).length} of ${requests}`,
-      );
-
-      // Every request is in nginx's access log under its binding, with the partner's status.
-      const log = nginx.accessLog();
-      for (const binding of ['team-a/alpha', 'team-a/bravo']) {
-        const lines = log.filter((l) => l.binding === binding);
-        assert.equal(lines.length, requests / 2, binding);
-        assert.ok(lines.every((l) => l.status === 200 && l.upstream_status === '200'));
-      }
-    });
-  });
+interface RunningProxy {
+  accessLog(): Array<Record<string, unknown>>;
+  stop(): Promise<void>;
 }
+
+const dataPlanes = {
+  nginx: { args: [] as string[], start: (dir: string): Promise<RunningProxy> => startNginx(dir) },
+  haproxy: { args: ['--data-plane', 'haproxy', '--listener-ports', '10000-10009'], start: (dir: string): Promise<RunningProxy> => startHaproxy(dir) },
+};
+
+for (const [dataPlane, { args, start }] of Object.entries(dataPlanes))
+  for (const tlsVersion of ['TLSv1.3', 'TLSv1.2'] as const) {
+    describe(`identity isolation between two bindings to one partner (${dataPlane}, ${tlsVersion})`, () => {
+      let partner: MtlsPartner;
+      let proxy: RunningProxy;
+
+      before(async () => {
+        partner = await startMtlsPartner({
+          cert: serverCert.certPem,
+          key: serverCert.keyPem,
+          clientCA: pki.ca.certPem,
+          maxRequestsPerSocket: requestsPerConnection,
+          maxVersion: tlsVersion,
+        });
+        const run = await renderManifests(bindingsTo(partner, 10000), args);
+        assert.equal(run.code, 0, run.stdout + run.stderr);
+        proxy = await start(run.out);
+      });
+
+      after(async () => {
+        await proxy?.stop();
+        await partner?.close();
+      });
+
+      test(`${requests} interleaved keepalive requests: each one reaches the partner as its own binding`, async (t) => {
+        const { outcomes, clientSockets } = await interleaved({ a: 10000, b: 10001 });
+        assert.equal(outcomes.length, requests);
+        for (const { expected, expectedCn, seen } of outcomes) {
+          assert.equal(seen.cn, expectedCn, `request ${seen.path} was seen as ${seen.cn} (resumed: ${seen.sessionReused})`);
+          assert.equal(seen.serialNumber, expected.serial);
+          assert.equal(seen.protocol, tlsVersion);
+        }
+
+        // The test exercised what could leak, or it proves nothing:
+        // client-side keepalive (far fewer sockets than requests) ...
+        assert.ok(clientSockets <= 2 * inFlight, `the clients used ${clientSockets} sockets for ${requests} requests`);
+        // ... upstream keepalive (connections carried several requests each) ...
+        assert.ok(partner.connections.total < requests, `${dataPlane} opened ${partner.connections.total} connections for ${requests} requests`);
+        assert.ok(partner.connections.total >= requests / requestsPerConnection, 'the partner closed connections, forcing reconnects');
+        // ... and TLS session resumption, on both bindings.
+        for (const cn of ['client-a', 'client-b']) {
+          const resumed = partner.seen.filter((s) => s.cn === cn && s.sessionReused).length;
+          assert.ok(resumed > 0, `no request of ${cn} arrived on a resumed TLS session`);
+        }
+        assert.ok(partner.connections.resumed > 0);
+        t.diagnostic(
+          `${clientSockets} client sockets; ${partner.connections.total} upstream TLS connections, ${partner.connections.resumed} resumed; ` +
+            `requests on resumed sessions: ${partner.seen.filter((s) => s.sessionReused).length} of ${requests}`,
+        );
+
+        // Every request is in the access log under its binding, with the partner's status.
+        await pollUntil(() => (proxy.accessLog().length >= requests ? true : undefined), { what: 'the access log to hold every request', timeoutMs: 5_000 });
+        const log = proxy.accessLog();
+        for (const binding of ['team-a/alpha', 'team-a/bravo']) {
+          const lines = log.filter((l) => l.binding === binding);
+          assert.equal(lines.length, requests / 2, binding);
+          assert.ok(lines.every((l) => l.status === 200 && (l.upstream_status ?? '200') === '200'));
+        }
+      });
+    });
+  }
 
 // The control experiment: without it, "identities never mixed" could just mean the test
 // cannot see mixing. The same two bindings, rendered, then edited the way a hand-written

@@ -1,0 +1,295 @@
+import { X509Certificate } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from '../log.ts';
+import { hostForUrl } from '../render/files.ts';
+import type { HaproxyServer } from '../render/haproxy.ts';
+import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from './data-plane.ts';
+import { convergenceProblems, planHaproxy, type DesiredHaproxy, type LiveHaproxy, type Step } from './haproxy-plan.ts';
+import type { ManagedHaproxy } from './haproxy-process.ts';
+import { HaproxyError, type HaproxyRuntime } from './haproxy-runtime.ts';
+import { parseCertificateDetail, parseMapEntries, parseMapFile, parseServersConn, parseServersState, parseStoreList } from './haproxy-state.ts';
+import { currentLink } from './generations.ts';
+
+// The HAProxy data plane: a binding added, removed or rotated is a runtime API change,
+// never a reload. Each pass reads what HAProxy serves, plans the difference to the
+// manifest (haproxy-plan.ts, pure), applies it, and reads it back: only what HAProxy
+// says it serves counts as applied. A reload happens only when the part of the config
+// that no runtime command reaches (the skeleton: listener range, addresses) changes.
+
+/** How often an applied config is compared with what HAProxy serves, and names resolved again. */
+const defaultRecheckMs = 30_000;
+/** How soon to look again at servers draining their last requests. */
+const drainRecheckMs = 1_000;
+
+export interface HaproxyDataPlaneOptions {
+  haproxy: ManagedHaproxy;
+  /** The agent's config directory; HAProxy reads DIR/current. */
+  configRoot: string;
+  test: (generationDir: string) => Promise<TestResult>;
+  /** A partner name → an address, for servers added at run time (HAProxy resolves only those in its config). */
+  resolve?: (host: string) => Promise<string | undefined>;
+  recheckMs?: number;
+  logger: Logger;
+  onReload?: () => void;
+  /** Each runtime change that took effect, by step ("add-server", "load-cert", ...). */
+  onChange?: (op: Step['op']) => void;
+}
+
+interface Applied {
+  desired: DesiredHaproxy;
+  /** Bytes of certificates and CA files by their HAProxy name: what `set ssl cert` is given. */
+  contents: Map<string, string>;
+  /** SHA-1 of each certificate's leaf, by HAProxy name, as `show ssl cert` prints it. */
+  sha1: Map<string, string>;
+}
+
+export class HaproxyDataPlane implements DataPlane {
+  readonly kind = 'haproxy';
+  readonly configFile = 'haproxy.cfg';
+  readonly #o: HaproxyDataPlaneOptions;
+  readonly #runtime: HaproxyRuntime;
+  readonly #log: Logger;
+  readonly #storeDir: string;
+  readonly #resolve: (host: string) => Promise<string | undefined>;
+  /** The skeleton the running HAProxy loaded; undefined until this agent started or reloaded it. */
+  #skeleton: string | undefined;
+  #applied: Applied | undefined;
+  /** Certificates read back and found as rendered, by name → SHA-1; forgotten when HAProxy restarts. */
+  readonly #verified = new Map<string, string>();
+
+  constructor(options: HaproxyDataPlaneOptions) {
+    this.#o = options;
+    this.#runtime = options.haproxy.runtime;
+    this.#log = options.logger.child({ component: 'haproxy-data-plane' });
+    this.#storeDir = join(options.configRoot, currentLink);
+    this.#resolve = options.resolve ?? resolveFirst;
+    // A restarted HAProxy read the config on disk: what it holds must be read back.
+    options.haproxy.onRestarted(() => this.#verified.clear());
+  }
+
+  test(generationDir: string): Promise<TestResult> {
+    return this.#o.test(generationDir);
+  }
+
+  running(): boolean {
+    return this.#o.haproxy.running();
+  }
+
+  stop(): Promise<void> {
+    return this.#o.haproxy.stop();
+  }
+
+  /** A runtime change failed half-way: HAProxy serves a mix, which the next pass completes from `current`. */
+  rollsBack(err: unknown): boolean {
+    return err instanceof HaproxyError && err.code === 'ERR_HAPROXY_RELOAD_FAILED';
+  }
+
+  async apply(request: ApplyRequest): Promise<ApplyResult> {
+    const applied = this.#desired(request);
+    const skeleton = request.manifest.skeletonHash;
+    const haproxy = this.#o.haproxy;
+    if (!haproxy.running()) {
+      // A cold start reads the whole config from disk: every binding served at once.
+      await haproxy.start();
+      this.#skeleton = skeleton;
+      this.#verified.clear();
+    } else if (skeleton === undefined || skeleton !== this.#skeleton) {
+      this.#log.info({ from: this.#skeleton?.slice(0, 12), to: skeleton?.slice(0, 12) }, 'the listener configuration changed: reloading HAProxy');
+      await haproxy.reload();
+      this.#o.onReload?.();
+      this.#skeleton = skeleton;
+      this.#verified.clear();
+    }
+    this.#applied = applied;
+    return this.#converge(applied);
+  }
+
+  async recheck(): Promise<ApplyResult> {
+    const applied = this.#applied;
+    if (!applied || !this.#o.haproxy.running()) return {};
+    await this.#readdress(applied.desired);
+    return this.#converge(applied);
+  }
+
+  #desired({ manifest, files }: ApplyRequest): Applied {
+    const byPath = new Map(files.map((f) => [f.path, f.content]));
+    const servers = manifest.servers ?? [];
+    const maps = new Map<string, Map<string, string>>();
+    for (const file of ['ports.map', 'hosts.map', 'bindings.map']) maps.set(file, parseMapFile(byPath.get(file) ?? ''));
+    const contents = new Map<string, string>();
+    const sha1 = new Map<string, string>();
+    for (const server of servers) {
+      const certificate = byPath.get(server.certificateFile)!;
+      contents.set(`${this.#storeDir}/${server.certificateFile}`, withoutBlankLines(certificate));
+      sha1.set(`${this.#storeDir}/${server.certificateFile}`, leafSha1(certificate));
+      const ca = byPath.get(server.caFile);
+      if (ca !== undefined) contents.set(`${this.#storeDir}/${server.caFile}`, withoutBlankLines(ca));
+    }
+    return { desired: { storeDir: this.#storeDir, servers, maps }, contents, sha1 };
+  }
+
+  /** read → plan → act → read back. Throws when HAProxy does not serve the manifest afterwards. */
+  async #converge(applied: Applied): Promise<ApplyResult> {
+    let live = await this.#readLive(applied.desired);
+    const plan = planHaproxy(applied.desired, live);
+    if (plan.steps.length > 0) {
+      const done = await this.#execute(plan.steps, applied);
+      live = await this.#readLive(applied.desired);
+      this.#log.debug({ steps: plan.steps.length, done, draining: plan.draining.length }, 'runtime changes applied');
+    }
+    const loaded = await this.#checkCertificates(applied);
+    const problems = convergenceProblems(applied.desired, live, loaded);
+    if (problems.length > 0) {
+      throw new HaproxyError(
+        'ERR_HAPROXY_NOT_CONVERGED',
+        `HAProxy does not serve the manifest: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
+      );
+    }
+    return { recheckAfterMs: plan.draining.length > 0 ? drainRecheckMs : (this.#o.recheckMs ?? defaultRecheckMs) };
+  }
+
+  async #readLive(desired: DesiredHaproxy): Promise<LiveHaproxy> {
+    const r = this.#runtime;
+    const [servers, connections, certificates, caFiles] = await Promise.all([
+      r.run('show servers state').then(parseServersState),
+      r.run('show servers conn').then(parseServersConn),
+      r.run('show ssl cert').then(parseStoreList),
+      r.run('show ssl ca-file').then(parseStoreList),
+    ]);
+    const maps = new Map<string, Map<string, string>>();
+    for (const file of desired.maps.keys()) {
+      const name = `${desired.storeDir}/${file}`;
+      maps.set(name, parseMapEntries(await r.run(`show map ${name}`)));
+    }
+    return { servers, connections, certificates, caFiles, maps };
+  }
+
+  /** Reads back each certificate not yet seen as rendered: the proof that a binding's identity is what HAProxy presents. */
+  async #checkCertificates(applied: Applied): Promise<Map<string, boolean>> {
+    const result = new Map<string, boolean>();
+    for (const [name, expected] of applied.sha1) {
+      if (this.#verified.get(name) === expected) {
+        result.set(name, true);
+        continue;
+      }
+      const detail = parseCertificateDetail(await this.#runtime.run(`show ssl cert ${name}`));
+      const ok = detail?.sha1 === expected;
+      if (ok) this.#verified.set(name, expected);
+      result.set(name, ok);
+    }
+    return result;
+  }
+
+  /** Returns how many steps took effect; a step HAProxy refuses for now (a server still busy) waits for the next pass. */
+  async #execute(steps: readonly Step[], applied: Applied): Promise<number> {
+    const r = this.#runtime;
+    let done = 0;
+    for (const step of steps) {
+      switch (step.op) {
+        case 'abort-cert':
+          await r.run(`abort ssl cert ${step.name}`);
+          break;
+        case 'abort-ca':
+          await r.run(`abort ssl ca-file ${step.name}`);
+          break;
+        case 'load-ca':
+          await r.expect(`new ssl ca-file ${step.name}`, /New CA file created|already exists/);
+          await r.expect(`set ssl ca-file ${step.name}`, /transaction created|transaction updated/i, applied.contents.get(step.name));
+          await r.expect(`commit ssl ca-file ${step.name}`, /Success!/);
+          break;
+        case 'load-cert':
+          this.#verified.delete(step.name);
+          await r.expect(`new ssl cert ${step.name}`, /New empty certificate store|already exists/);
+          await r.expect(`set ssl cert ${step.name}`, /transaction created|transaction updated/i, applied.contents.get(step.name));
+          await r.expect(`commit ssl cert ${step.name}`, /Success!/);
+          break;
+        case 'add-server': {
+          const address = await this.#address(step.host);
+          await r.expect(`add server ${step.backend}/${step.server} ${address}:${step.port} ${step.args.join(' ')}`, /New server registered/);
+          break;
+        }
+        case 'enable-server':
+        case 'disable-server':
+          await r.expect(`${step.op === 'enable-server' ? 'enable' : 'disable'} server ${step.backend}/${step.server}`, /^\s*$/);
+          break;
+        case 'del-server':
+          // Refused while a request still runs on it: deleted on a later pass.
+          if (!/Server deleted/.test(await r.run(`del server ${step.backend}/${step.server}`))) continue;
+          break;
+        case 'map-add':
+        case 'map-set':
+          await r.expect(`${step.op === 'map-add' ? 'add' : 'set'} map ${step.map} ${step.key} ${step.value}`, /^\s*$/);
+          break;
+        case 'map-del':
+          await r.expect(`del map ${step.map} ${step.key}`, /^\s*$|Key not found/);
+          break;
+        case 'del-cert':
+        case 'del-ca':
+          // HAProxy 2.6 keeps a certificate that a server from the config file used
+          // referenced after that server is deleted; it goes with the next reload.
+          if (!/deleted/i.test(await r.run(`del ssl ${step.op === 'del-cert' ? 'cert' : 'ca-file'} ${step.name}`))) continue;
+          break;
+      }
+      done++;
+      this.#o.onChange?.(step.op);
+    }
+    return done;
+  }
+
+  /** What `add server` is given: an address when the name resolves, else the name, which HAProxy keeps without an address. */
+  async #address(host: string): Promise<string> {
+    if (isIP(host)) return hostForUrl(host);
+    const address = await this.#resolve(host);
+    return hostForUrl(address ?? host);
+  }
+
+  /**
+   * Servers added at run time keep the address they were given: HAProxy 2.6 resolves
+   * names only for servers in its config. A server whose name did not resolve when it
+   * was added (no address) is taken out and added again, resolved, by the next pass.
+   */
+  async #readdress(desired: DesiredHaproxy): Promise<void> {
+    const byKey = new Map<string, HaproxyServer>(desired.servers.map((s) => [`${s.backend}/${s.server}`, s]));
+    const live = parseServersState(await this.#runtime.run('show servers state'));
+    for (const server of live) {
+      const want = byKey.get(`${server.backend}/${server.name}`);
+      if (!want || isIP(want.host) || server.address !== '-') continue;
+      if ((await this.#resolve(want.host)) === undefined) continue;
+      await this.#runtime.run(`disable server ${server.backend}/${server.name}`);
+      await this.#runtime.run(`del server ${server.backend}/${server.name}`);
+      this.#log.info({ binding: want.key, host: want.host }, 'the partner name resolves now: its server is added again with an address');
+    }
+  }
+}
+
+/**
+ * PEM as a runtime API payload: the API ends a payload at its first empty line, and a
+ * CA bundle pasted on Windows has CRLF line ends; PEM parsers skip both anyway.
+ */
+function withoutBlankLines(pem: string): string {
+  return pem
+    .split(/\r?\n|\r/)
+    .filter((line) => line.trim() !== '')
+    .join('\n');
+}
+
+async function resolveFirst(host: string): Promise<string | undefined> {
+  try {
+    return (await lookup(host)).address;
+  } catch {
+    return undefined;
+  }
+}
+
+/** SHA-1 of the first certificate in a PEM file, as HAProxy prints it (upper-case hex, no colons). */
+function leafSha1(pem: string): string {
+  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
+  try {
+    return leaf ? new X509Certificate(leaf).fingerprint.replace(/:/g, '').toUpperCase() : '';
+  } catch {
+    // Never equal to what HAProxy prints: the binding is reported as not served.
+    return '';
+  }
+}

@@ -1,0 +1,71 @@
+import { connect } from 'node:net';
+import { CodedError, type ErrorCode } from '../errors.ts';
+import { redactKeyMaterial } from './redact.ts';
+
+// A client of HAProxy's runtime API (the stats socket, and the master CLI socket), one
+// connection per command: HAProxy answers a command that arrives without "prompt" and
+// closes the connection, so the answer is everything read until the close.
+
+export type HaproxyErrorCode = Extract<ErrorCode, `ERR_HAPROXY_${string}`>;
+
+export class HaproxyError extends CodedError<HaproxyErrorCode> {}
+
+/** What a command may hold: one line, and no ";" (which would start a second command). */
+function checkCommand(command: string): void {
+  if (!/^[\x21-\x7e][\x20-\x7e]*$/.test(command) || command.includes(';')) {
+    throw new HaproxyError(
+      'ERR_HAPROXY_COMMAND_FAILED',
+      `refusing to send a runtime API command that is not one plain line: ${JSON.stringify(command.slice(0, 80))}`,
+    );
+  }
+}
+
+export class HaproxyRuntime {
+  readonly socketPath: string;
+  readonly #timeoutMs: number;
+
+  constructor(socketPath: string, options: { timeoutMs?: number } = {}) {
+    this.socketPath = socketPath;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /**
+   * Sends one command, with a payload for the commands that take one (`set ssl cert NAME
+   * <<`), and resolves with HAProxy's answer. A payload is key material: it never appears
+   * in an error, and the answer is redacted before anything quotes it.
+   */
+  run(command: string, payload?: string): Promise<string> {
+    checkCommand(command);
+    if (payload !== undefined && (payload.includes('\n\n') || payload.includes('\r'))) {
+      // An empty line ends a payload: the rest would be read as commands.
+      throw new HaproxyError('ERR_HAPROXY_COMMAND_FAILED', `a payload for "${command}" holds an empty line`);
+    }
+    const request = payload === undefined ? `${command}\n` : `${command} <<\n${payload.endsWith('\n') ? payload : `${payload}\n`}\n`;
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const socket = connect({ path: this.socketPath });
+      socket.setTimeout(this.#timeoutMs, () => {
+        socket.destroy();
+        reject(
+          new HaproxyError('ERR_HAPROXY_NOT_RUNNING', `HAProxy's runtime API (${this.socketPath}) did not answer "${command}" within ${this.#timeoutMs} ms`),
+        );
+      });
+      socket.on('connect', () => socket.end(request));
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', (err: NodeJS.ErrnoException) => {
+        reject(new HaproxyError('ERR_HAPROXY_NOT_RUNNING', `HAProxy's runtime API (${this.socketPath}) is not reachable: ${err.code ?? err.message}`));
+      });
+      socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    });
+  }
+
+  /** Runs a command that must answer with `expected`; anything else is an error that quotes the (redacted) answer. */
+  async expect(command: string, expected: RegExp, payload?: string): Promise<string> {
+    const answer = await this.run(command, payload);
+    if (!expected.test(answer)) {
+      const said = redactKeyMaterial(answer.trim()).replace(/\s+/g, ' ').slice(0, 200) || 'nothing';
+      throw new HaproxyError('ERR_HAPROXY_COMMAND_FAILED', `HAProxy refused "${command}": ${said}`);
+    }
+    return answer;
+  }
+}

@@ -1,0 +1,222 @@
+// Binding churn under load, for both data planes in one run: 64 keep-alive clients
+// (GETs and POSTs with a body, no client retries) call 50 bindings for 60 s while, every
+// 200 ms, a binding is added, one removed and one rotated. Real apiserver and etcd, the
+// real controller and agent processes, Debian's nginx and HAProxy, a real mTLS partner;
+// the same load straight to the partner with a client certificate is the baseline.
+//
+//   npm run bench:churn
+//   BENCH_SECONDS=20 BENCH_PLANES=haproxy npm run bench:churn
+//
+// Prints a table per data plane, then one JSON line:
+//   {"bench":"churn","dataPlanes":{"haproxy":{"requests":N,"failed":N,"rotationP50Ms":N,"rotationP99Ms":N,"reqPerSec":N},"nginx":{...}},...}
+
+import { Agent, request } from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { startControlPlane } from '../harness/control-plane.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
+import { hasReason } from '../support/kube.ts';
+import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
+import type { ProxyResponse } from '../support/nginx-process.ts';
+import { PartnerPki, toPfx, type Issued } from '../support/partner-pki.ts';
+import { steadyLoad, type LoadFailure } from '../support/steady-load.ts';
+import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+
+const seconds = Number(process.env.BENCH_SECONDS ?? 60);
+const stableBindings = Number(process.env.BENCH_BINDINGS ?? 50);
+const clients = Number(process.env.BENCH_CLIENTS ?? 64);
+const tickMs = 200;
+const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Array<'haproxy' | 'nginx'>;
+const password = 'churn-bench-password';
+
+interface PlaneFigures {
+  requests: number;
+  failed: number;
+  rotationP50Ms: number;
+  rotationP99Ms: number;
+  reqPerSec: number;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Certificates made once, before any clock runs: two per stable binding (a rotation alternates them) and a pool for added ones. */
+function prepareCertificates(pki: PartnerPki): { stable: Array<[Issued, Buffer][]>; added: Array<[Issued, Buffer]> } {
+  const key = pki.issueClient({ cn: 'key-donor' }).keyPem;
+  const make = (cn: string): [Issued, Buffer] => {
+    const issued = pki.issueClient({ cn, keyPem: key });
+    return [issued, toPfx(issued, { password })];
+  };
+  return {
+    stable: Array.from({ length: stableBindings }, (_, i) => [make(`stable-${i}.client`), make(`stable-${i}.client`)]),
+    added: Array.from({ length: 10 }, (_, i) => make(`added-${i}.client`)),
+  };
+}
+
+async function runPlane(
+  dataPlane: 'haproxy' | 'nginx',
+  cluster: Awaited<ReturnType<typeof startControlPlane>>,
+  certs: ReturnType<typeof prepareCertificates>,
+  pki: PartnerPki,
+): Promise<PlaneFigures & { reloads: number; failures: LoadFailure[]; rotations: number; adds: number; removes: number }> {
+  const stack: EgressStack = await startEgressStack({
+    kubeconfig: cluster.kubeconfig,
+    kubeConfigPath: cluster.kubeConfigPath,
+    password,
+    dataPlane,
+    partnerPki: pki,
+    recordPartner: false,
+  });
+  const { kube, namespace: ns } = stack;
+  try {
+    const putPfx = (name: string, pfx: Buffer) => kube.putSecret(ns, `${name}-pfx`, { 'keystore.p12': pfx, password });
+    const createBinding = async (name: string, pfx: Buffer): Promise<void> => {
+      await putPfx(name, pfx);
+      await kube.createBinding(ns, name, {
+        host: 'localhost',
+        port: stack.partner.port,
+        certificate: { secretRef: { name: `${name}-pfx` }, passwordSecretRef: { name: `${name}-pfx` } },
+        serverCA: { secretRef: { name: 'partner-ca' } },
+      });
+    };
+    let t = performance.now();
+    for (let i = 0; i < stableBindings; i++) await createBinding(`stable-${i}`, certs.stable[i]![0]![1]);
+    const ports: number[] = [];
+    for (let i = 0; i < stableBindings; i++) {
+      const b = await kube.waitForBinding(ns, `stable-${i}`, 'Ready', hasReason(reasons.BindingReady), 120_000);
+      ports.push(b.status!.listenerPort!);
+    }
+    console.log(`[${dataPlane}] ${stableBindings} bindings Ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const reloadsBefore = await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`);
+
+    const load = steadyLoad({ ports: () => ports, clients });
+    const rotations: number[] = [];
+    const pending = new Map<number, { serial: string; at: number }>();
+    const watcher = setInterval(() => {
+      for (const [port, want] of pending) {
+        const seen = load.lastSerial.get(port);
+        if (seen?.serial === want.serial && seen.since >= want.at) {
+          rotations.push(seen.since - want.at);
+          pending.delete(port);
+        }
+      }
+    }, 5);
+    const version = new Array<number>(stableBindings).fill(0);
+    const churned: string[] = [];
+    let adds = 0;
+    let removes = 0;
+    let rotated = 0;
+    const started = performance.now();
+    const requestsAtStart = load.requests;
+    // Every tick: add one, remove one (the oldest added), rotate one (round robin). A tick
+    // that is late starts the next at once: the churn rate is a floor, not a ceiling.
+    for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
+      const due = started + tick * tickMs;
+      if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+      const name = `added-${tick}`;
+      const adding = createBinding(name, certs.added[tick % certs.added.length]![1]).then(() => (churned.push(name), adds++));
+      const removing =
+        churned.length > 4
+          ? (async () => {
+              const gone = churned.shift()!;
+              await kube.deleteBinding(ns, gone);
+              await kube.deleteSecret(ns, `${gone}-pfx`);
+              removes++;
+            })()
+          : Promise.resolve();
+      const i = tick % stableBindings;
+      const port = ports[i]!;
+      if (!pending.has(port)) {
+        version[i] = 1 - version[i]!;
+        const [issued, pfx] = certs.stable[i]![version[i]!]!;
+        pending.set(port, { serial: issued.serial, at: Date.now() });
+        rotated++;
+        await putPfx(`stable-${i}`, pfx);
+      }
+      await Promise.all([adding, removing]);
+    }
+    const elapsed = (performance.now() - started) / 1000;
+    const requests = load.requests - requestsAtStart;
+    await pollUntil(() => (pending.size === 0 ? true : undefined), { what: 'the last rotations to be seen', timeoutMs: 30_000 }).catch(() => undefined);
+    clearInterval(watcher);
+    await load.stop();
+    const reloads = (await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`)) - reloadsBefore;
+    return {
+      requests,
+      failed: load.failures.length,
+      rotationP50Ms: Math.round(percentile(rotations, 50)),
+      rotationP99Ms: Math.round(percentile(rotations, 99)),
+      reqPerSec: Math.round(requests / elapsed),
+      reloads,
+      failures: load.failures,
+      rotations: rotated,
+      adds,
+      removes,
+    };
+  } finally {
+    await stack.agent.kill();
+    await stack.controller.kill();
+    await stack.partner.close();
+  }
+}
+
+/** The same clients straight to a partner, with the client certificate: what the proxies are measured against. */
+async function direct(): Promise<number> {
+  const pki = new PartnerPki('Direct Partner CA');
+  const server = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
+  const client = pki.issueClient({ cn: 'direct.client' });
+  const partner: MtlsPartner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: pki.ca.certPem, record: false });
+  const agent = new Agent({ keepAlive: true, maxSockets: clients, cert: client.certPem, key: client.keyPem, ca: pki.ca.certPem, servername: 'localhost' });
+  const send = (port: number, r: { method: string; body?: string; headers?: Record<string, string> }): Promise<ProxyResponse> =>
+    new Promise((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method: r.method, path: '/', headers: r.headers, agent }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, socket: req.socket! }));
+      });
+      req.on('error', reject);
+      req.end(r.body);
+    });
+  const load = steadyLoad({ ports: () => [partner.port], clients, send });
+  const window = Math.min(seconds, 15);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const from = load.requests;
+  await new Promise((resolve) => setTimeout(resolve, window * 1000));
+  const rate = (load.requests - from) / window;
+  await load.stop();
+  agent.destroy();
+  await partner.close();
+  return Math.round(rate);
+}
+
+process.env.LOG_LEVEL ??= 'warn';
+const cluster = await startControlPlane();
+try {
+  const pki = new PartnerPki('Churn Bench CA');
+  let t = performance.now();
+  const certs = prepareCertificates(pki);
+  console.log(`certificates and PFX files made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  t = performance.now();
+  const directReqPerSec = await direct();
+  console.log(`direct mTLS client: ${directReqPerSec} req/s (${clients} keep-alive clients, GET and POST)`);
+  const figures: Record<string, PlaneFigures> = {};
+  for (const plane of planes) {
+    const r = await runPlane(plane, cluster, certs, pki);
+    figures[plane] = { requests: r.requests, failed: r.failed, rotationP50Ms: r.rotationP50Ms, rotationP99Ms: r.rotationP99Ms, reqPerSec: r.reqPerSec };
+    const kinds = new Map<string, number>();
+    for (const f of r.failures) kinds.set(`${f.method} ${f.what}`, (kinds.get(`${f.method} ${f.what}`) ?? 0) + 1);
+    console.log(
+      `[${plane}] ${seconds} s: ${r.adds} added, ${r.removes} removed, ${r.rotations} rotated; ${r.reloads} reloads\n` +
+        `[${plane}] requests ${r.requests}, failed ${r.failed}${kinds.size ? ` (${[...kinds].map(([k, n]) => `${n}× ${k}`).join(', ')})` : ''}\n` +
+        `[${plane}] rotation → partner sees the new serial: p50 ${r.rotationP50Ms} ms, p99 ${r.rotationP99Ms} ms\n` +
+        `[${plane}] ${r.reqPerSec} req/s = ${(r.reqPerSec / directReqPerSec).toFixed(2)}× the direct client`,
+    );
+  }
+  if (figures.haproxy && figures.nginx) console.log(`HAProxy / nginx throughput: ${(figures.haproxy.reqPerSec / figures.nginx.reqPerSec).toFixed(2)}×`);
+  console.log(JSON.stringify({ bench: 'churn', dataPlanes: figures, directReqPerSec, seconds, clients, bindings: stableBindings }));
+} finally {
+  await cluster.stop();
+}

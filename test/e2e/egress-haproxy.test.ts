@@ -1,0 +1,3 @@
+import { egressScenario } from './egress-scenario.ts';
+
+egressScenario('haproxy');

@@ -1,0 +1,237 @@
+// The HAProxy data plane on its own, against Debian's HAProxy and a real mTLS partner:
+// the agent's config directory, HAProxy as its child, and the runtime API changes that
+// replace reloads. No Kubernetes here (test/e2e/egress-haproxy.test.ts runs the whole
+// product); the manifests are rendered exactly as the controller renders them.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createLogger } from '../../src/log.ts';
+import type { EgressRoute } from '../../src/model/egress-routes.ts';
+import type { PortRange } from '../../src/model/listener-ports.ts';
+import { ConfigDir } from '../../src/proxy/config-dir.ts';
+import type { ApplyResult } from '../../src/proxy/data-plane.ts';
+import { generationName } from '../../src/proxy/generations.ts';
+import { HaproxyDataPlane } from '../../src/proxy/haproxy-data-plane.ts';
+import { ManagedHaproxy, testHaproxyConfig } from '../../src/proxy/haproxy-process.ts';
+import { parseServersState } from '../../src/proxy/haproxy-state.ts';
+import { proxyObjects } from '../../src/proxy/proxy-objects.ts';
+import { renderHaproxy } from '../../src/render/haproxy.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { partnerRoute } from '../support/agent-process.ts';
+import { haproxyBinary } from '../support/haproxy-process.ts';
+import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
+import { callProxy, processGroupEmpty, temporaryDirectory } from '../support/nginx-process.ts';
+import { PartnerPki, type Issued } from '../support/partner-pki.ts';
+import { steadyLoad } from '../support/steady-load.ts';
+
+const pki = new PartnerPki('Data Plane Partner CA');
+const server = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
+const strangerPki = new PartnerPki('Some Other CA');
+const base = 21000 + Math.floor(Math.random() * 50) * 20;
+const range: PortRange = { first: base, last: base + 9 };
+
+/** The agent's half of an apply, as ProxyAgent runs it: write a generation, haproxy -c, point `current`, apply. */
+class Rig {
+  readonly dir = new ConfigDir(temporaryDirectory('haproxy-plane'));
+  readonly runDir = join(this.dir.root, 'run');
+  reloads = 0;
+  restarts = 0;
+  readonly changes: string[] = [];
+  readonly haproxy: ManagedHaproxy;
+  readonly plane: HaproxyDataPlane;
+
+  constructor() {
+    const logger = createLogger({ level: 'warn' });
+    this.haproxy = new ManagedHaproxy({
+      binary: haproxyBinary,
+      configDir: this.dir.generationPath(),
+      runDir: this.runDir,
+      startTimeoutMs: 20_000,
+      reloadTimeoutMs: 20_000,
+      stopTimeoutMs: 5_000,
+      logger,
+      stdout: 'ignore',
+    });
+    this.haproxy.onRestarted(() => this.restarts++);
+    this.plane = new HaproxyDataPlane({
+      haproxy: this.haproxy,
+      configRoot: this.dir.root,
+      test: (generationDir) => testHaproxyConfig(haproxyBinary, generationDir, this.runDir),
+      logger,
+      onReload: () => this.reloads++,
+      onChange: (op) => this.changes.push(op),
+    });
+  }
+
+  async apply(routes: readonly EgressRoute[], listenerPorts: PortRange = range): Promise<ApplyResult> {
+    await this.dir.prepare();
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(this.runDir, { recursive: true, mode: 0o700 });
+    const rendered = renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' });
+    const { manifest } = proxyObjects(rendered, routes, 'proxy');
+    const files = rendered.files.map((f) => ({ ...f, sha256: createHash('sha256').update(f.content).digest('hex') }));
+    const generation = generationName(rendered.hash);
+    await this.dir.write(generation, files);
+    const verdict = await this.plane.test(this.dir.generationPath(generation));
+    assert.deepEqual(verdict, { ok: true });
+    await this.dir.point(generation);
+    return this.plane.apply({ manifest, files, generation });
+  }
+
+  async workerPid(): Promise<number> {
+    return Number(/^Pid: (\d+)$/m.exec(await this.haproxy.runtime.run('show info'))?.[1]);
+  }
+
+  async servers(backend?: string): Promise<string[]> {
+    return parseServersState(await this.haproxy.runtime.run('show servers state'))
+      .filter((s) => s.backend.startsWith('p') && (!backend || s.backend === backend))
+      .map((s) => `${s.backend}/${s.name}`);
+  }
+}
+
+let partner: MtlsPartner;
+let impostor: MtlsPartner;
+let rig: Rig;
+const clients = new Map<string, Issued>();
+
+function route(name: string, listenerPort: number, client: Issued, target: MtlsPartner = partner): EgressRoute {
+  clients.set(name, client);
+  return partnerRoute({ namespace: 'team-a', name, listenerPort, partnerPort: target.port, client, partnerCA: pki.ca.certPem });
+}
+
+async function seen(port: number, method = 'GET'): Promise<PartnerSeen & { status: number; body: string }> {
+  const res = await callProxy(port, { method, ...(method === 'POST' ? { body: '{"amount":1}' } : {}) });
+  return { ...(res.status === 200 ? (JSON.parse(res.body) as PartnerSeen) : ({} as PartnerSeen)), status: res.status, body: res.body };
+}
+
+before(async () => {
+  partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: pki.ca.certPem });
+  const fake = strangerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
+  impostor = await startMtlsPartner({ cert: fake.certPem, key: fake.keyPem, clientCA: pki.ca.certPem });
+  rig = new Rig();
+});
+
+after(async () => {
+  await rig?.plane.stop();
+  await partner?.close();
+  await impostor?.close();
+});
+
+describe('HAProxy data plane: bindings change at run time, never by a reload', () => {
+  let routes: EgressRoute[];
+  let worker: number;
+
+  test('a cold start serves every binding from the config on disk', async () => {
+    routes = [route('alpha', range.first, pki.issueClient({ cn: 'alpha.client' }))];
+    await rig.apply(routes);
+    worker = await rig.workerPid();
+    const alpha = await seen(range.first);
+    assert.equal(alpha.cn, 'alpha.client');
+    assert.equal(alpha.serialNumber, clients.get('alpha')!.serial);
+    assert.equal(alpha.host, `localhost:${partner.port}`);
+    assert.equal(alpha.sni, 'localhost');
+    assert.deepEqual(rig.changes, [], 'nothing to change at run time: HAProxy read it all from disk');
+  });
+
+  test('a new binding is added through the runtime API: same worker, no reload', async () => {
+    routes = [...routes, route('bravo', range.first + 1, pki.issueClient({ cn: 'bravo.client' }))];
+    await rig.apply(routes);
+    assert.equal((await seen(range.first + 1)).cn, 'bravo.client');
+    assert.equal((await seen(range.first)).cn, 'alpha.client');
+    assert.equal(await rig.workerPid(), worker, 'the same worker serves');
+    assert.equal(rig.reloads, 0);
+    assert.deepEqual([...rig.changes].sort(), ['add-server', 'enable-server', 'load-cert', 'load-ca', 'map-add', 'map-add', 'map-add'].sort());
+  });
+
+  test('a rotation under keep-alive GETs and POSTs: no request fails, the partner sees the new serial, the old server and certificate go', async () => {
+    const load = steadyLoad({ ports: () => [range.first, range.first + 1], clients: 16 });
+    await pollUntil(() => (load.requests > 200 ? true : undefined), { what: 'load to run', timeoutMs: 10_000 });
+    const before = await rig.servers(`p${range.first + 1}`);
+    const next = pki.issueClient({ cn: 'bravo.client' });
+    routes = routes.map((r) => (r.name === 'bravo' ? route('bravo', range.first + 1, next) : r));
+    await rig.apply(routes);
+    await pollUntil(() => (load.lastSerial.get(range.first + 1)?.serial === next.serial ? true : undefined), {
+      what: 'the partner to see the new serial',
+      timeoutMs: 10_000,
+    });
+    const requestsAfter = load.requests;
+    await pollUntil(() => (load.requests > requestsAfter + 200 ? true : undefined), { what: 'more load after the rotation', timeoutMs: 10_000 });
+    await load.stop();
+    assert.deepEqual(load.failures, [], `${load.failures.length} of ${load.requests} requests failed`);
+    // The old server drains and goes on a later pass (the agent's recheck); nothing else changed.
+    await pollUntil(async () => ((await rig.plane.recheck(), (await rig.servers(`p${range.first + 1}`)).length === 1) ? true : undefined), {
+      what: 'the old server to be deleted',
+      timeoutMs: 15_000,
+      intervalMs: 200,
+    });
+    assert.notDeepEqual(await rig.servers(`p${range.first + 1}`), before);
+    assert.equal(await rig.workerPid(), worker);
+    assert.equal(rig.reloads, 0);
+    const certs = (await rig.haproxy.runtime.run('show ssl cert')).split('\n').filter((l) => l.includes('team-a_bravo'));
+    assert.equal(certs.length, 1, `one certificate of bravo's is loaded: ${certs.join(', ')}`);
+  });
+
+  test('a removed binding: its port answers 503 from HAProxy, its server and certificate are gone', async () => {
+    routes = routes.filter((r) => r.name !== 'bravo');
+    await rig.apply(routes);
+    await rig.plane.recheck();
+    const gone = await seen(range.first + 1);
+    assert.equal(gone.status, 503);
+    assert.match(gone.body, /no ClientCertificateBinding serves this port/);
+    assert.deepEqual(await rig.servers(`p${range.first + 1}`), []);
+    assert.equal((await rig.haproxy.runtime.run('show ssl cert')).includes('team-a_bravo'), false);
+    assert.equal(rig.reloads, 0);
+  });
+
+  test('a partner with a certificate from the wrong CA: 502, and the impostor receives no request', async () => {
+    routes = [...routes, route('charlie', range.first + 2, pki.issueClient({ cn: 'charlie.client' }), impostor)];
+    await rig.apply(routes);
+    assert.equal((await seen(range.first + 2)).status, 502);
+    assert.equal(impostor.seen.length, 0);
+  });
+
+  test('level-triggered: a server taken out of service and a map entry removed by hand come back on the next pass', async () => {
+    const [alphaServer] = await rig.servers(`p${range.first}`);
+    await rig.haproxy.runtime.run(`disable server ${alphaServer}`);
+    await rig.haproxy.runtime.run(`del map ${join(rig.dir.root, 'current')}/hosts.map ${range.first}`);
+    assert.equal((await seen(range.first)).status, 502, 'the hand-made drift is real: no server takes the request');
+    await rig.plane.recheck();
+    const alpha = await seen(range.first);
+    assert.equal(alpha.cn, 'alpha.client');
+    assert.equal(alpha.host, `localhost:${partner.port}`);
+  });
+
+  test('HAProxy killed: restarted from the config on disk, it serves every binding, and a pass finds nothing to change', async () => {
+    process.kill(rig.haproxy.pid()!, 'SIGKILL');
+    await pollUntil(() => (rig.restarts > 0 && rig.haproxy.running() ? true : undefined), { what: 'HAProxy to be restarted', timeoutMs: 15_000 });
+    assert.equal((await seen(range.first)).cn, 'alpha.client');
+    assert.equal((await seen(range.first + 2)).status, 502);
+    const changes = rig.changes.length;
+    await rig.plane.recheck();
+    assert.deepEqual(rig.changes.slice(changes), [], 'the config on disk held everything');
+    worker = await rig.workerPid();
+  });
+
+  test('the listener range changes: one seamless reload, keep-alive clients see no failure', async () => {
+    const load = steadyLoad({ ports: () => [range.first], clients: 16 });
+    await pollUntil(() => (load.requests > 200 ? true : undefined), { what: 'load to run', timeoutMs: 10_000 });
+    const wider = { first: range.first, last: range.last + 5 };
+    routes = [...routes.filter((r) => r.name !== 'charlie'), route('delta', wider.last, pki.issueClient({ cn: 'delta.client' }))];
+    await rig.apply(routes, wider);
+    const requestsAfter = load.requests;
+    await pollUntil(() => (load.requests > requestsAfter + 200 ? true : undefined), { what: 'more load after the reload', timeoutMs: 10_000 });
+    await load.stop();
+    assert.equal(rig.reloads, 1);
+    assert.notEqual(await rig.workerPid(), worker, 'a new worker serves');
+    assert.deepEqual(load.failures, [], `${load.failures.length} of ${load.requests} requests failed`);
+    assert.equal((await seen(wider.last)).cn, 'delta.client');
+  });
+
+  test('stopped with the agent: nothing of HAProxy remains', async () => {
+    const master = rig.haproxy.pid()!;
+    await rig.plane.stop();
+    assert.equal(rig.plane.running(), false);
+    await pollUntil(() => (processGroupEmpty(master) ? true : undefined), { what: 'HAProxy to exit', timeoutMs: 10_000 });
+  });
+});

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { convergenceProblems, planHaproxy, type DesiredHaproxy, type LiveHaproxy, type Step } from '../../src/proxy/haproxy-plan.ts';
+import type { LiveServer } from '../../src/proxy/haproxy-state.ts';
+import type { HaproxyServer } from '../../src/render/haproxy.ts';
+
+const dir = '/etc/mtls-egress/current';
+
+/** A binding's server as renderHaproxy makes it; `version` stands for a certificate (a rotation is a new one). */
+function server(name: string, port: number, version = 1, ca = true): HaproxyServer {
+  return {
+    key: `team-a/${name}`,
+    listenerPort: port,
+    backend: `p${port}`,
+    server: `s${name.padEnd(11, '0').slice(0, 11)}${version}`,
+    host: 'partner.example',
+    port: 443,
+    serverName: 'partner.example',
+    hostHeader: 'partner.example',
+    certificateFile: `certs/team-a_${name}.${String(version).repeat(16)}.pem`,
+    caFile: ca ? `ca/team-a_${name}.abcdefabcdefabcd.pem` : '@system-ca',
+    fingerprintSha256: 'AA',
+    serialNumber: String(version),
+  };
+}
+
+function desired(servers: HaproxyServer[]): DesiredHaproxy {
+  const entries = (value: (s: HaproxyServer) => string) => new Map(servers.map((s) => [String(s.listenerPort), value(s)]));
+  return {
+    storeDir: dir,
+    servers,
+    maps: new Map([
+      ['ports.map', entries((s) => s.backend)],
+      ['hosts.map', entries((s) => s.hostHeader)],
+      ['bindings.map', entries((s) => s.key)],
+    ]),
+  };
+}
+
+/** HAProxy serving exactly `servers`, with optional changes. */
+function live(servers: HaproxyServer[], change: Partial<LiveHaproxy> = {}): LiveHaproxy {
+  const want = desired(servers);
+  return {
+    servers: servers.map((s): LiveServer => ({ backend: s.backend, name: s.server, address: '10.0.0.1', port: s.port, adminState: 0, fqdn: '-' })),
+    connections: new Map(),
+    certificates: { loaded: new Set(servers.map((s) => `${dir}/${s.certificateFile}`)), transactions: [] },
+    caFiles: { loaded: new Set(['@system-ca', ...servers.filter((s) => s.caFile !== '@system-ca').map((s) => `${dir}/${s.caFile}`)]), transactions: [] },
+    maps: new Map([...want.maps].map(([file, entries]) => [`${dir}/${file}`, new Map(entries)])),
+    ...change,
+  };
+}
+
+const ops = (steps: Step[]): string[] =>
+  steps.map((s) => {
+    if ('server' in s) return `${s.op} ${s.backend}/${s.server}`;
+    if ('map' in s) return `${s.op} ${s.map.slice(dir.length + 1)} ${s.key}`;
+    return `${s.op} ${s.name.startsWith(dir) ? s.name.slice(dir.length + 1) : s.name}`;
+  });
+
+const alpha = server('alpha', 10000);
+const bravo = server('bravo', 10001);
+
+describe('planHaproxy', () => {
+  const cases: Array<{ name: string; want: HaproxyServer[]; have: LiveHaproxy; steps: string[]; draining?: string[] }> = [
+    { name: 'in sync: nothing to do', want: [alpha, bravo], have: live([alpha, bravo]), steps: [] },
+    {
+      name: 'a new binding: CA and certificate first, then the server, then the maps with the port last',
+      want: [alpha, bravo],
+      have: live([alpha]),
+      steps: [
+        `load-ca ${bravo.caFile}`,
+        `load-cert ${bravo.certificateFile}`,
+        `add-server p10001/${bravo.server}`,
+        `enable-server p10001/${bravo.server}`,
+        'map-add hosts.map 10001',
+        'map-add bindings.map 10001',
+        'map-add ports.map 10001',
+      ],
+    },
+    {
+      name: 'a rotation: the new server in service before the old one leaves; a busy old server drains',
+      want: [alpha, server('bravo', 10001, 2)],
+      have: live([alpha, bravo], { connections: new Map([[`p10001/${bravo.server}`, { used: 1, idle: 0 }]]) }),
+      steps: [
+        `load-cert ${server('bravo', 10001, 2).certificateFile}`,
+        `add-server p10001/${server('bravo', 10001, 2).server}`,
+        `enable-server p10001/${server('bravo', 10001, 2).server}`,
+        `disable-server p10001/${bravo.server}`,
+        `del-cert ${bravo.certificateFile}`,
+      ],
+      draining: [`p10001/${bravo.server}`],
+    },
+    {
+      name: 'a removed binding: the port leaves the map first, then the server (idle: deleted now), its certificate and CA',
+      want: [alpha],
+      have: live([alpha, bravo]),
+      steps: [
+        'map-del ports.map 10001',
+        'map-del bindings.map 10001',
+        'map-del hosts.map 10001',
+        `disable-server p10001/${bravo.server}`,
+        `del-server p10001/${bravo.server}`,
+        `del-cert ${bravo.certificateFile}`,
+        `del-ca ${bravo.caFile}`,
+      ],
+    },
+    {
+      name: 'drift: a server taken out of service by hand is put back; a map value changed by hand is set back',
+      want: [alpha],
+      have: (() => {
+        const have = live([alpha]);
+        return {
+          ...have,
+          servers: have.servers.map((s) => ({ ...s, adminState: 1 })),
+          maps: new Map([...have.maps].map(([f, m]) => [f, f.endsWith('hosts.map') ? new Map([['10000', 'evil.example']]) : m])),
+        };
+      })(),
+      steps: [`enable-server p10000/${alpha.server}`, 'map-set hosts.map 10000'],
+    },
+    {
+      name: 'a transaction a stopped agent left open is aborted before anything else',
+      want: [alpha],
+      have: live([alpha], {
+        certificates: { loaded: new Set([`${dir}/${alpha.certificateFile}`]), transactions: [`${dir}/certs/x.pem`] },
+      }),
+      steps: [`abort-cert certs/x.pem`],
+    },
+    {
+      name: 'what is not ours is never touched: other backends, other certificate names, @system-ca',
+      want: [server('alpha', 10000, 1, false)],
+      have: (() => {
+        const have = live([server('alpha', 10000, 1, false)]);
+        return {
+          ...have,
+          servers: [...have.servers, { backend: 'unbound', name: 'x', address: '-', port: 0, adminState: 0, fqdn: '-' }],
+          certificates: { loaded: new Set([...have.certificates.loaded, '/etc/other/cert.pem']), transactions: [] },
+        };
+      })(),
+      steps: [],
+    },
+  ];
+
+  for (const c of cases) {
+    test(c.name, () => {
+      const plan = planHaproxy(desired(c.want), c.have);
+      assert.deepEqual(ops(plan.steps), c.steps);
+      assert.deepEqual(plan.draining, c.draining ?? []);
+    });
+  }
+
+  test('a new server is added with the arguments the config file has, without quotes', () => {
+    const add = planHaproxy(desired([alpha]), live([])).steps.find((s) => s.op === 'add-server');
+    assert.ok(add && add.op === 'add-server');
+    assert.deepEqual(add.args.slice(0, 3), ['ssl', 'crt', `${dir}/${alpha.certificateFile}`]);
+    assert.ok(add.args.includes(`${dir}/${alpha.caFile}`));
+    assert.ok(!add.args.some((a) => a.includes('"')));
+  });
+});
+
+describe('convergenceProblems: read back, HAProxy serves the manifest or says what differs', () => {
+  const want = desired([alpha, bravo]);
+  const verified = new Map([
+    [`${dir}/${alpha.certificateFile}`, true],
+    [`${dir}/${bravo.certificateFile}`, true],
+  ]);
+  test('in sync', () => assert.deepEqual(convergenceProblems(want, live([alpha, bravo]), verified), []));
+  test('a missing server, a certificate not as rendered, a stray server in service, a map off', () => {
+    const have = live([alpha, bravo]);
+    const problems = convergenceProblems(
+      want,
+      {
+        ...have,
+        servers: [...have.servers.filter((s) => s.name !== bravo.server), { backend: 'p10000', name: 'sold00000000', address: '-', port: 443, adminState: 0, fqdn: '-' }],
+        maps: new Map([...have.maps].map(([f, m]) => [f, f.endsWith('ports.map') ? new Map() : m])),
+      },
+      new Map([...verified, [`${dir}/${alpha.certificateFile}`, false]]),
+    );
+    assert.deepEqual(problems, [
+      `team-a/alpha: HAProxy does not hold certificate ${alpha.certificateFile} as rendered`,
+      `team-a/bravo: server p10001/${bravo.server} is missing`,
+      'server p10000/sold00000000 still takes requests',
+      'map ports.map differs from the manifest',
+    ]);
+  });
+});

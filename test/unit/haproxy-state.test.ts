@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { haproxyErrorReason } from '../../src/proxy/haproxy-process.ts';
+import {
+  isEnabled,
+  parseCertificateDetail,
+  parseMapEntries,
+  parseServersConn,
+  parseServersState,
+  parseShowProc,
+  parseStoreList,
+} from '../../src/proxy/haproxy-state.ts';
+
+// The runtime API's answers as Debian's HAProxy 2.6.12 prints them (copied from a real session).
+
+describe('HAProxy runtime API answers', () => {
+  test('show servers state: columns found by name; the version line and blank lines skipped', () => {
+    const text = [
+      '1',
+      '# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port',
+      '4 p20000 1 sa 127.0.0.1 2 0 1 1 1 1 0 2 0 0 0 0 - 9443 - 1 0 - - 0',
+      '5 p20001 4 s8 - 0 1 1 1 0 1 0 0 0 0 0 0 nosuch.example 443 - 0 0 - - 0',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseServersState(text), [
+      { backend: 'p20000', name: 'sa', address: '127.0.0.1', port: 9443, adminState: 0, fqdn: '-' },
+      { backend: 'p20001', name: 's8', address: '-', port: 443, adminState: 1, fqdn: 'nosuch.example' },
+    ]);
+    assert.deepEqual(parseServersState('1\n'), []);
+  });
+
+  test('admin states: maintenance set by the API, the config or a drain takes a server out; a failed resolution does not count as ours', () => {
+    const cases: Array<[number, boolean]> = [
+      [0, true],
+      [0x01, false],
+      [0x04, false],
+      [0x08, false],
+      [0x20, true],
+      [0x21, false],
+    ];
+    for (const [adminState, enabled] of cases) assert.equal(isEnabled({ adminState }), enabled, `0x${adminState.toString(16)}`);
+  });
+
+  test('show servers conn', () => {
+    const text = [
+      '# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[2]',
+      'p20001/se 5/1 127.0.0.1 9443 - 0 0 0 0 0 0 0 0',
+      'p20001/sb2 5/2 127.0.0.1 9443 - 0 1 4 4 0 0 0 3 2 1',
+      '',
+    ].join('\n');
+    assert.deepEqual([...parseServersConn(text)], [
+      ['p20001/se', { used: 0, idle: 0 }],
+      ['p20001/sb2', { used: 1, idle: 3 }],
+    ]);
+  });
+
+  test('show ssl cert and show ssl ca-file: names, and open transactions marked with *', () => {
+    assert.deepEqual(parseStoreList('# filename\n/etc/m/current/certs/a.pem\n*/etc/m/current/certs/b.pem\n'), {
+      loaded: new Set(['/etc/m/current/certs/a.pem']),
+      transactions: ['/etc/m/current/certs/b.pem'],
+    });
+    const cas = parseStoreList('# filename\n/etc/m/current/ca/a.pem - 1 certificate(s)\n@system-ca - 145 certificate(s)\n');
+    assert.deepEqual([...cas.loaded], ['/etc/m/current/ca/a.pem', '@system-ca']);
+  });
+
+  test('show ssl cert NAME: serial and SHA-1', () => {
+    const text = [
+      'Filename: /tmp/hx/certs/b.pem',
+      'Status: Used',
+      'Serial: 09F9D3DC31ED0321318028B6166C11C95465C378',
+      'notBefore: Nov 26 16:28:35 2026 GMT',
+      'Subject Alternative Name: ',
+      'SHA1 FingerPrint: 2958018144CF5058084D591A394A2619E1D7CABC',
+      'Subject: /CN=client-b',
+    ].join('\n');
+    assert.deepEqual(parseCertificateDetail(text), { serial: '09F9D3DC31ED0321318028B6166C11C95465C378', sha1: '2958018144CF5058084D591A394A2619E1D7CABC' });
+    assert.equal(parseCertificateDetail("Can't display the certificate: Not found or the certificate is a bundle!\n"), undefined);
+  });
+
+  test('show map FILE', () => {
+    assert.deepEqual([...parseMapEntries('0x558a7b375d80 20000 p20000\n0x558a7b375e00 20001 p20001\n\n')], [
+      ['20000', 'p20000'],
+      ['20001', 'p20001'],
+    ]);
+  });
+
+  test('show proc: reload counters and the current workers, not the old ones', () => {
+    const text = [
+      '#<PID>          <type>          <reloads>       <uptime>        <version>      ',
+      '20048           master          2 [failed: 1]   0d00h00m28s     2.6.12-1+deb12u4',
+      '# workers',
+      '20735           worker          0               0d00h00m01s     2.6.12-1+deb12u4',
+      '# old workers',
+      '20052           worker          1               0d00h00m27s     2.6.12-1+deb12u4',
+      '# programs',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseShowProc(text), { reloads: 2, failedReloads: 1, workers: [20735] });
+    assert.equal(parseShowProc('Unknown command.\n'), undefined);
+  });
+
+  test("HAProxy's reason: the first ALERT, without its pid and the generation directory, redacted", () => {
+    const output = [
+      '[NOTICE]   (19817) : haproxy version is 2.6.12-1+deb12u4',
+      "[ALERT]    (19817) : config : parsing [/etc/m/gen-abc/haproxy.cfg:14] : unknown keyword 'bogus'",
+      '[ALERT]    (19817) : config : Fatal errors found in configuration.',
+    ].join('\n');
+    assert.equal(haproxyErrorReason(output, { directory: '/etc/m/gen-abc' }), "config : parsing [haproxy.cfg:14] : unknown keyword 'bogus'");
+    const leaked = `[ALERT] (1) : -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----`;
+    assert.doesNotMatch(haproxyErrorReason(leaked), /MIIE/);
+  });
+});
