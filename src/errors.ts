@@ -37,6 +37,11 @@ export const errorCodes = {
   // --- The Kubernetes API.
   ERR_KUBE_API: { transient: true, description: 'an API request failed; transient for connection failures, 409, 429 and 5xx' },
   ERR_WATCH_GONE: { transient: true, description: 'a watch resourceVersion expired (410 Gone); the informer relists' },
+  ERR_NAMESPACE_NOT_FOUND: {
+    transient: false,
+    description:
+      "the controller's own namespace (--namespace) does not exist, so it cannot hold its leader Lease there; the controller says so once and exits 1",
+  },
 
   // --- The proxy agent's data plane.
   ERR_NGINX_NOT_RUNNING: { transient: true, description: 'no nginx master runs (yet)' },

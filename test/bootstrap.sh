@@ -20,11 +20,12 @@ esac
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
 # --- Debian packages: nginx and HAProxy are the data planes under test, openssl makes
-# PFX fixtures.
+# PFX fixtures, lua5.1 runs deploy/argocd/health.lua as Argo CD's gopher-lua would (Lua 5.1).
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+command -v lua5.1 >/dev/null 2>&1 || need_apt+=(lua5.1)
 if [ "$node" = 1 ]; then
   # The node: nft for kube-proxy (nftables mode), kube-network-policies and our guard;
   # iptables for the kubelet's own chains and portmap; buildah and debootstrap for the

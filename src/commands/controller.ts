@@ -1,4 +1,5 @@
 import { controllerUsage, parseControllerConfig, parseFlagsOrUsage } from '../config.ts';
+import { NamespaceNotFoundError } from '../controller/leader-election.ts';
 import { ControllerManager } from '../controller/manager.ts';
 import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { createLogger, type Logger } from '../log.ts';
@@ -8,7 +9,8 @@ import { shutdownOnSignals } from '../server/signals.ts';
 
 /**
  * Wiring only: settings, logger, client, the manager (caches, controllers, leader
- * election), health server and signals. Resolves with the process exit code.
+ * election), health server and signals. Resolves with the process exit code: 0 after a
+ * signal, 1 when it cannot campaign because its namespace does not exist, 2 for usage.
  */
 export async function runController(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { logger?: Logger } = {}): Promise<number> {
   const parsed = parseFlagsOrUsage('controller', controllerUsage, argv, () => parseControllerConfig(argv, env));
@@ -22,8 +24,14 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
   const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => manager.synced }, manager.metrics.registry);
   logger.info({ port: health.port, id: config.identity, namespaces: config.namespaces.length ? config.namespaces : 'all' }, 'controller starting');
 
+  let exitCode = 0;
   try {
     await manager.run(stop.signal);
+  } catch (err) {
+    if (!(err instanceof NamespaceNotFoundError)) throw err;
+    // Said once, with what to do; no retry can create the namespace.
+    logger.error({ code: err.code, namespace: err.namespace }, err.message);
+    exitCode = 1;
   } finally {
     stop.abort();
     await closeDecodeSandbox();
@@ -31,5 +39,5 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
     dispose();
     logger.info('controller stopped');
   }
-  return 0;
+  return exitCode;
 }

@@ -231,8 +231,9 @@ export class BindingController {
     const previous = this.#metricLabels.get(bindingKey(binding));
     if (previous && previous.host !== labels.host) this.#o.metrics.forgetBinding(previous);
     this.#metricLabels.set(bindingKey(binding), labels);
-    const ready = status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    this.#o.metrics.bindingReady.set(labels, ready ? 1 : 0);
+    const readyCondition = status.conditions?.find((c) => c.type === 'Ready');
+    this.#o.metrics.bindingReady.set(labels, readyCondition?.status === 'True' ? 1 : 0);
+    this.#o.metrics.setReadyReason(labels, readyCondition?.reason);
     if (notAfter) this.#o.metrics.certificateNotAfter.set(labels, Math.floor(notAfter.getTime() / 1000));
     else this.#o.metrics.certificateNotAfter.remove(labels);
   }

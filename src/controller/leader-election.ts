@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { KubeApiError, isNotFound, type KubeClient } from '../k8s/client.ts';
-import { errorSummary } from '../errors.ts';
+import { CodedError, errorSummary } from '../errors.ts';
 import { sleep } from '../runner/backoff.ts';
 
 export interface LeaderElectionOptions {
@@ -29,6 +29,30 @@ interface Lease {
   kind: 'Lease';
   metadata: { name: string; namespace: string; resourceVersion?: string };
   spec: LeaseSpec;
+}
+
+/**
+ * The namespace that should hold the Lease does not exist. Terminal: no retry creates a
+ * namespace, so the controller says once what to do and exits rather than warn forever
+ * (what an out-of-cluster `--kubeconfig` run with the default namespace used to do).
+ */
+export class NamespaceNotFoundError extends CodedError<'ERR_NAMESPACE_NOT_FOUND'> {
+  readonly namespace: string;
+
+  constructor(namespace: string, lease: string) {
+    super(
+      'ERR_NAMESPACE_NOT_FOUND',
+      `namespace "${namespace}" does not exist, and the controller keeps its leader Lease "${lease}" there (and the proxy's configuration). ` +
+        `Create it (kubectl create namespace ${namespace}), or pass --namespace with the namespace the operator is installed in ` +
+        `(default: $POD_NAMESPACE, else mtls-egress-system).`,
+    );
+    this.namespace = namespace;
+  }
+}
+
+/** A create in a namespace that does not exist: 404 whose Status names the namespace, not the object. */
+function isMissingNamespace(err: unknown, namespace: string): boolean {
+  return err instanceof KubeApiError && err.status === 404 && err.details?.kind === 'namespaces' && err.details.name === namespace;
 }
 
 /**
@@ -61,7 +85,8 @@ export class LeaderElector {
   /**
    * Campaigns until elected, then renews until the lease is lost or `signal` aborts.
    * `lead` runs while leading and receives a signal that aborts the moment leadership
-   * ends. Resolves with why leadership ended.
+   * ends. Resolves with why leadership ended; rejects with NamespaceNotFoundError when
+   * the Lease's namespace does not exist.
    */
   async run(signal: AbortSignal, lead: (leading: AbortSignal) => void): Promise<'stopped' | 'lost'> {
     while (!signal.aborted && !(await this.#tryAcquireOrRenew())) await sleep(this.#o.retryPeriodMs, signal);
@@ -107,12 +132,16 @@ export class LeaderElector {
         lease = await this.#o.client.get<Lease>(this.#path);
       } catch (err) {
         if (!isNotFound(err)) throw err;
-        this.#lease = await this.#o.client.create<Lease>(`/apis/coordination.k8s.io/v1/namespaces/${this.#o.namespace}/leases`, {
-          apiVersion: 'coordination.k8s.io/v1',
-          kind: 'Lease',
-          metadata: { name: this.#o.name, namespace: this.#o.namespace },
-          spec: { holderIdentity: this.#o.identity, leaseDurationSeconds: seconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
-        });
+        this.#lease = await this.#o.client
+          .create<Lease>(`/apis/coordination.k8s.io/v1/namespaces/${this.#o.namespace}/leases`, {
+            apiVersion: 'coordination.k8s.io/v1',
+            kind: 'Lease',
+            metadata: { name: this.#o.name, namespace: this.#o.namespace },
+            spec: { holderIdentity: this.#o.identity, leaseDurationSeconds: seconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
+          })
+          .catch((createErr: unknown) => {
+            throw isMissingNamespace(createErr, this.#o.namespace) ? new NamespaceNotFoundError(this.#o.namespace, this.#o.name) : createErr;
+          });
         return true;
       }
       this.#lease = lease;
@@ -135,6 +164,7 @@ export class LeaderElector {
       this.#observed = { record: JSON.stringify(this.#lease.spec), at: this.#now() };
       return true;
     } catch (err) {
+      if (err instanceof NamespaceNotFoundError) throw err;
       if (!(err instanceof KubeApiError && err.status === 409)) {
         this.#o.logger.warn({ err: errorSummary(err), lease: this.#o.name }, 'lease acquire/renew failed');
       }

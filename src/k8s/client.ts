@@ -15,11 +15,14 @@ export type { KubeObject, ObjectList, ObjectMeta, WatchEvent } from '../api/meta
 export class KubeApiError extends CodedError<'ERR_KUBE_API'> {
   readonly status: number;
   readonly reason: string | undefined;
+  /** The Status object's details: which object the error is about (a 404 names what is missing). */
+  readonly details: { kind?: string; name?: string } | undefined;
 
-  constructor(status: number, reason: string | undefined, message: string) {
+  constructor(status: number, reason: string | undefined, message: string, details?: { kind?: string; name?: string }) {
     super('ERR_KUBE_API', message);
     this.status = status;
     this.reason = reason;
+    this.details = details;
   }
 
   override get transient(): boolean {
@@ -177,14 +180,19 @@ export class KubeClient {
 function apiError(method: string, path: string, status: number, text: string): KubeApiError {
   let reason: string | undefined;
   let message = text.slice(0, 500);
+  let details: { kind?: string; name?: string } | undefined;
   try {
-    const parsed = JSON.parse(text) as { reason?: string; message?: string };
+    const parsed = JSON.parse(text) as { reason?: string; message?: string; details?: { kind?: unknown; name?: unknown } };
     reason = parsed.reason;
     message = parsed.message ?? message;
+    const { kind, name } = parsed.details ?? {};
+    if (typeof kind === 'string' || typeof name === 'string') {
+      details = { ...(typeof kind === 'string' ? { kind } : {}), ...(typeof name === 'string' ? { name } : {}) };
+    }
   } catch {
     // not a Status object: keep the raw text
   }
-  return new KubeApiError(status, reason, `${method} ${path}: ${status} ${message}`);
+  return new KubeApiError(status, reason, `${method} ${path}: ${status} ${message}`, details);
 }
 
 function describeFetchError(err: unknown): string {

@@ -1,6 +1,17 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RunnerObserver } from '../runner/runner.ts';
 
+/** The labels of every per-binding series. */
+export interface BindingLabels {
+  namespace: string;
+  name: string;
+  host: string;
+}
+
+function bindingLabelsKey(labels: BindingLabels): string {
+  return JSON.stringify([labels.namespace, labels.name, labels.host]);
+}
+
 /** Every metric the controller exports, on a registry of its own (no global state in tests). */
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -16,6 +27,14 @@ export class ControllerMetrics {
     labelNames: ['namespace', 'name', 'host'] as const,
     registers: [this.registry],
   });
+  readonly bindingReadyReason = new Gauge({
+    name: 'mtls_egress_binding_ready_reason',
+    help: "1 per binding, labelled with its Ready condition's reason (Ready, CertificateExpiringSoon, PasswordIncorrect, ...). Bindings by reason: count by (reason) (this).",
+    labelNames: ['namespace', 'name', 'host', 'reason'] as const,
+    registers: [this.registry],
+  });
+  /** The reason each binding's series carries now, so a new reason replaces it instead of adding a second series. */
+  readonly #readyReasons = new Map<string, string>();
   readonly reconcileTotal = new Counter({
     name: 'mtls_egress_reconcile_total',
     help: 'Reconciles by controller and result (success, requeue, error).',
@@ -66,9 +85,24 @@ export class ControllerMetrics {
     };
   }
 
-  forgetBinding(labels: { namespace: string; name: string; host: string }): void {
+  /** Sets the binding's one reason series; a binding with no Ready condition yet has none. */
+  setReadyReason(labels: BindingLabels, reason: string | undefined): void {
+    const key = bindingLabelsKey(labels);
+    const previous = this.#readyReasons.get(key);
+    if (previous === reason) return;
+    if (previous !== undefined) this.bindingReadyReason.remove({ ...labels, reason: previous });
+    if (reason === undefined) {
+      this.#readyReasons.delete(key);
+      return;
+    }
+    this.bindingReadyReason.set({ ...labels, reason }, 1);
+    this.#readyReasons.set(key, reason);
+  }
+
+  forgetBinding(labels: BindingLabels): void {
     this.certificateNotAfter.remove(labels);
     this.bindingReady.remove(labels);
+    this.setReadyReason(labels, undefined);
   }
 }
 

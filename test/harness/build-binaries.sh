@@ -5,7 +5,8 @@
 #
 # Versions live only in test/harness/go/*/go.mod; bump them with test/harness/go/pin.sh.
 #
-#   bash test/harness/build-binaries.sh                 the control plane: kube-apiserver, etcd
+#   bash test/harness/build-binaries.sh                 the control plane: kube-apiserver, etcd; and the
+#                                                       tools the deploy/ tests run: helm, promtool
 #   bash test/harness/build-binaries.sh --node          also the node: kubelet, kube-proxy,
 #                                                       kube-controller-manager, kube-scheduler, kubectl,
 #                                                       containerd, runc, CNI plugins, CoreDNS,
@@ -138,6 +139,42 @@ build_etcd() {
   record_build etcd "$etcd_version" "$started" "$out"
 }
 
+# --- helm, for the chart's tests (lint, template, install). Stamped as upstream's Makefile
+# stamps it, so `helm version` says the release; the Kubernetes version `helm template`
+# assumes comes from the client-go in the build info, as upstream's does.
+helm_version=$(require_version helm helm.sh/helm/v4)
+
+build_helm() {
+  is_missing helm || return 0
+  local started out=$bin_dir/helm-$helm_version
+  log "building helm $helm_version (first time only; a few minutes)"
+  started=$(date +%s)
+  (cd "$here/go/helm" && CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X helm.sh/helm/v4/internal/version.version=$helm_version -X helm.sh/helm/v4/internal/version.gitTreeState=clean" \
+    -o "$out.partial.$$" helm.sh/helm/v4/cmd/helm)
+  mv "$out.partial.$$" "$out"
+  record_build helm "$helm_version" "$started" "$out"
+}
+
+# --- promtool, for the alert rules and the dashboard's queries (test rules, check rules).
+# remove_all_sd leaves out the cloud service-discovery plugins (AWS, Azure, GCE, ...), which
+# only `promtool check config` of such a config would use: upstream's own build tag for
+# trimming them, and it saves most of the cold build.
+prometheus_module=github.com/prometheus/prometheus
+promtool_version=$(require_version promtool "$prometheus_module")
+
+build_promtool() {
+  is_missing promtool || return 0
+  local started out=$bin_dir/promtool-$promtool_version ldflags
+  log "building promtool $promtool_version (first time only; a few minutes)"
+  started=$(date +%s)
+  ldflags="-s -w -X github.com/prometheus/common/version.Version=$promtool_version -X github.com/prometheus/common/version.Branch=release"
+  (cd "$here/go/promtool" && CGO_ENABLED=0 go build -trimpath -tags 'netgo remove_all_sd' -ldflags="$ldflags" \
+    -o "$out.partial.$$" "$prometheus_module/cmd/promtool")
+  mv "$out.partial.$$" "$out"
+  record_build promtool "$promtool_version" "$started" "$out"
+}
+
 # --- containerd: containerd, its runc shim and ctr, in a directory of their own because
 # containerd finds the shim by its exact name next to its own binary.
 containerd_module=github.com/containerd/containerd/v2
@@ -236,6 +273,8 @@ node_flag=''
 check_all() {
   want kube-apiserver "$bin_dir/kube-apiserver-$kubernetes_version"
   want etcd "$bin_dir/etcd-$etcd_version"
+  want helm "$bin_dir/helm-$helm_version"
+  want promtool "$bin_dir/promtool-$promtool_version"
   [ "$scope" = node ] || return 0
   local command
   for command in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl; do
@@ -271,6 +310,8 @@ total_started=$(date +%s)
 check_all
 build_kubernetes
 build_etcd
+build_helm
+build_promtool
 if [ "$scope" = node ]; then
   build_containerd "$containerd_version"
   build_runc "$runc_version"

@@ -42,7 +42,7 @@ export async function readCrdDocuments(crdDir: string): Promise<CrdDocument[]> {
   if (!directory?.isDirectory()) {
     throw new Error(`CRD directory ${crdDir} does not exist: integration tests run against the real CRDs and cannot start without them`);
   }
-  // kustomization.yaml makes crds/ a kustomize base for deploy/; it is metadata, not a CRD.
+  // crds/Kustomization makes crds/ a kustomize base for deploy/; it is metadata, not a CRD (and has no .yaml, so `kubectl apply -f crds/` skips it).
   const files = (await readdir(crdDir)).filter((name) => /\.ya?ml$/.test(name) && !/^kustomization\.ya?ml$/.test(name)).sort();
   const documents: CrdDocument[] = [];
   for (const fileName of files) {

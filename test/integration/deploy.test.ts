@@ -2,9 +2,6 @@
 // Standard, and the controller works with exactly the ServiceAccount and RBAC it ships.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { loadAll } from 'js-yaml';
@@ -71,26 +68,7 @@ describe('deploy/ against a real API server', () => {
 
   test('the controller works with exactly the ServiceAccount and RBAC from deploy/', async () => {
     const ns = await kube.namespace('rbac');
-    const token = await kube.client.create<{ status: { token: string } }>(`/api/v1/namespaces/${system}/serviceaccounts/mtls-egress-controller/token`, {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
-    });
-    const dir = mkdtempSync(join(tmpdir(), 'mtls-egress-sa-'));
-    const kubeConfigPath = join(dir, 'kubeconfig');
-    const cluster0 = cluster.kubeconfig.getCurrentCluster()!;
-    writeFileSync(
-      kubeConfigPath,
-      JSON.stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster: { server: cluster0.server, 'certificate-authority-data': cluster0.caData } }],
-        users: [{ name: 'sa', user: { token: token.status.token } }],
-        contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
-        'current-context': 'sa',
-      }),
-      { mode: 0o600 },
-    );
+    const kubeConfigPath = await kube.serviceAccountKubeconfig(system, 'mtls-egress-controller');
 
     const pki = new PartnerPki();
     await kube.putPfxSecret(ns, 'pfx', pki.issueClient({ cn: 'rbac.client' }), 'pw');

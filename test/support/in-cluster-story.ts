@@ -1,7 +1,8 @@
-// The product as users run it, on the test node: deploy/ applied with kubectl, a partner
-// that demands a client certificate running as a Pod behind a Service, a binding, and an
-// application Pod with no certificate code calling the binding's endpoint. Used by the
-// node e2e suite (test/node/product.test.ts) and by `npm run demo -- --in-cluster`.
+// The product as users run it, on the test node: deploy/ applied with kubectl (or the
+// Helm chart installed with helm), a partner that demands a client certificate running as
+// a Pod behind a Service, a binding, and an application Pod with no certificate code
+// calling the binding's endpoint. Used by the node e2e suite (test/node/product.test.ts,
+// test/node/helm-install.test.ts) and by `npm run demo -- --in-cluster`.
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -9,11 +10,13 @@ import * as types from '../../src/api/v1alpha1/types.ts';
 import type { NodeClusterHandle } from '../harness/use-node-cluster.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { NodeWorkloads } from '../node/workloads.ts';
+import { chartDir, parseManifests, releaseName, runHelm } from './helm.ts';
 import { TestKube, type Binding } from './kube.ts';
 import { PartnerPki, toPfx, type Issued } from './partner-pki.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
 export const systemNamespace = 'mtls-egress-system';
+const crdName = 'clientcertificatebindings.mtls-egress.io';
 
 /** What the partner answers: the client certificate it authenticated, and how it was reached. */
 export interface PartnerAnswer {
@@ -83,6 +86,67 @@ export class InClusterStory {
     }
     await this.workloads.kubectlOk(['apply', '--server-side', '--force-conflicts', '-k', dir]);
     await this.waitAvailable();
+  }
+
+  /**
+   * The README's Helm install: the namespace made and labelled to enforce the restricted
+   * Pod Security level, then `helm install mtls-egress deploy/helm/mtls-egress
+   * -n mtls-egress-system --wait` with `values` as --set flags. Resolves with helm's
+   * output, NOTES included.
+   */
+  async helmInstall(values: readonly string[] = []): Promise<string> {
+    if ((await this.workloads.kubectl(['get', 'namespace', systemNamespace])).code !== 0) {
+      await this.workloads.kubectlOk(['create', 'namespace', systemNamespace]);
+    }
+    await this.workloads.kubectlOk(['label', '--overwrite', 'namespace', systemNamespace, 'pod-security.kubernetes.io/enforce=restricted']);
+    const args = ['install', releaseName, chartDir, '--namespace', systemNamespace, '--wait', '--timeout', '5m', ...values.flatMap((v) => ['--set', v])];
+    const result = await runHelm(args, { kubeConfigPath: this.cluster.kubeConfigPath });
+    if (result.code !== 0) throw new Error(`helm ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+    await this.waitAvailable();
+    return result.stdout;
+  }
+
+  /** `helm upgrade --reuse-values --wait` with `values` as --set flags, then waits until both Deployments have rolled out. */
+  async helmUpgrade(values: readonly string[]): Promise<void> {
+    const args = [
+      'upgrade',
+      releaseName,
+      chartDir,
+      '--namespace',
+      systemNamespace,
+      '--reuse-values',
+      '--wait',
+      '--timeout',
+      '5m',
+      ...values.flatMap((v) => ['--set', v]),
+    ];
+    const result = await runHelm(args, { kubeConfigPath: this.cluster.kubeConfigPath });
+    if (result.code !== 0) throw new Error(`helm ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+    await this.waitAvailable();
+  }
+
+  /**
+   * Leaves the node as if mtls-egress had never been installed in mtls-egress-system,
+   * whichever way it was (deploy/ with kubectl, or the chart), but for a CRD the chart
+   * kept (crds.keep), which the next release takes back: the node is shared by the files
+   * of one run, which run one after another.
+   */
+  async uninstall(): Promise<void> {
+    const helm = await runHelm(['uninstall', releaseName, '--namespace', systemNamespace, '--ignore-not-found', '--wait', '--timeout', '3m'], {
+      kubeConfigPath: this.cluster.kubeConfigPath,
+    });
+    if (helm.code !== 0) throw new Error(`helm uninstall exited ${helm.code}: ${helm.stderr.trim()}`);
+    // What deploy/ applies, less a CRD that Helm owns and the next release takes back.
+    const crd = await this.workloads.kubectl(['get', 'crd', crdName, '-o', 'jsonpath={.metadata.labels.app\\.kubernetes\\.io/managed-by}']);
+    const keepCrd = crd.code === 0 && crd.stdout === 'Helm';
+    const deployed = parseManifests(await this.workloads.kubectlOk(['kustomize', resolve(repoRoot, 'deploy')])).filter(
+      (o) => !(keepCrd && o.kind === 'CustomResourceDefinition'),
+    );
+    await this.workloads.kubectlOk(
+      ['delete', '-f', '-', '--ignore-not-found', '--wait', '--timeout=180s'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: deployed }),
+    );
+    await this.workloads.kubectlOk(['delete', 'namespace', systemNamespace, '--ignore-not-found', '--wait', '--timeout=180s']);
   }
 
   async waitAvailable(): Promise<void> {

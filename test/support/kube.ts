@@ -1,5 +1,8 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as types from '../../src/api/v1alpha1/types.ts';
 import { KubeClient, isNotFound } from '../../src/k8s/client.ts';
 import { pollUntil } from '../harness/poll.ts';
@@ -10,9 +13,38 @@ export type Binding = types.ClientCertificateBinding;
 /** Thin helpers over the real API for integration tests: each test works in a namespace of its own. */
 export class TestKube {
   readonly client: KubeClient;
+  readonly #kubeconfig: KubeConfig;
 
   constructor(kubeconfig: KubeConfig) {
     this.client = new KubeClient(kubeconfig);
+    this.#kubeconfig = kubeconfig;
+  }
+
+  /**
+   * A kubeconfig file that authenticates as exactly this ServiceAccount (a token from the
+   * TokenRequest API): to run a component with the RBAC an install gives it, nothing more.
+   */
+  async serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
+    const token = await this.client.create<{ status: { token: string } }>(`/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    });
+    const path = join(mkdtempSync(join(tmpdir(), 'mtls-egress-sa-')), 'kubeconfig');
+    const cluster = this.#kubeconfig.getCurrentCluster()!;
+    writeFileSync(
+      path,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': cluster.caData } }],
+        users: [{ name: 'sa', user: { token: token.status.token } }],
+        contexts: [{ name: 'sa', context: { cluster: 'c', user: 'sa' } }],
+        'current-context': 'sa',
+      }),
+      { mode: 0o600 },
+    );
+    return path;
   }
 
   /** A new namespace named `prefix-<random>`, or exactly `prefix` when `exact`. */

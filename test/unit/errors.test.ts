@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import { identityReasons } from '../../src/api/v1alpha1/reasons.ts';
 import { UsageError } from '../../src/config.ts';
 import { CodedError, errorCodes, errorSummary, isCodedError, isTransient } from '../../src/errors.ts';
+import { NamespaceNotFoundError } from '../../src/controller/leader-election.ts';
 import { KubeApiError } from '../../src/k8s/client.ts';
 import { InputError } from '../../src/manifests/read-manifests.ts';
 import { DerError } from '../../src/pki/der.ts';
@@ -20,6 +21,7 @@ describe('the error registry', () => {
       new PkiError('PasswordIncorrect', 'x'),
       new KubeApiError(500, undefined, 'x'),
       new NginxError('ERR_NGINX_NOT_RUNNING', 'x'),
+      new NamespaceNotFoundError('x', 'y'),
     ];
     for (const err of errors) {
       assert.ok(err instanceof CodedError, err.name);
@@ -43,6 +45,7 @@ describe('the error registry', () => {
     ['a 503 is transient', new KubeApiError(503, undefined, 'x'), true],
     ['a 422 is terminal', new KubeApiError(422, 'Invalid', 'x'), false],
     ['a 404 is terminal', new KubeApiError(404, 'NotFound', 'x'), false],
+    ['a missing namespace for the Lease is terminal', new NamespaceNotFoundError('x', 'y'), false],
     ['nginx not running yet is transient', new NginxError('ERR_NGINX_NOT_RUNNING', 'x'), true],
     ['an error we did not raise on purpose is retried', new TypeError('x'), true],
     ['a thrown non-error is retried', 'boom', true],

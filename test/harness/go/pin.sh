@@ -10,6 +10,9 @@
 #   bash test/harness/go/pin.sh cni-plugins v1.10.0           bridge, host-local, loopback, portmap
 #   bash test/harness/go/pin.sh coredns v1.15.0               built from coredns/main.go (a plugin subset)
 #   bash test/harness/go/pin.sh kube-network-policies v0.8.0  patched at build time, see its README
+#   bash test/harness/go/pin.sh helm v4.3.1                   helm (the chart's lint, template and install tests)
+#   bash test/harness/go/pin.sh promtool v0.316.0             promtool (the alert rules and dashboard tests);
+#                                                             github.com/prometheus/prometheus v0.316.0 is Prometheus 3.16.0
 #
 # build-binaries.sh reads the version back from the go.mod written here, so the
 # go.mod is the only place a version lives.
@@ -17,7 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export PATH="/usr/local/go/bin:$PATH"
 
-usage() { echo "usage: $0 kubernetes|etcd|containerd|runc|cni-plugins|coredns|kube-network-policies <version>" >&2; exit 2; }
+usage() { echo "usage: $0 kubernetes|etcd|containerd|runc|cni-plugins|coredns|kube-network-policies|helm|promtool <version>" >&2; exit 2; }
 [ $# -eq 2 ] || usage
 name=$1 version=$2
 
@@ -122,6 +125,10 @@ case $name in
     tool_go_mod "$name" github.com/coredns/coredns "$version" >"$name/go.mod.new" ;;
   kube-network-policies)
     tool_go_mod "$name" sigs.k8s.io/kube-network-policies "$version" sigs.k8s.io/kube-network-policies/cmd >"$name/go.mod.new" ;;
+  helm)
+    tool_go_mod "$name" helm.sh/helm/v4 "$version" helm.sh/helm/v4/cmd/helm >"$name/go.mod.new" ;;
+  promtool)
+    tool_go_mod "$name" github.com/prometheus/prometheus "$version" github.com/prometheus/prometheus/cmd/promtool >"$name/go.mod.new" ;;
   *) usage ;;
 esac
 mv "$name/go.mod.new" "$name/go.mod"
