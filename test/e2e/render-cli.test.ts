@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { killProcessGroupOnExit } from '../harness/processes.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -112,7 +114,8 @@ function filesUnder(dir: string): Map<string, { content: string; mode: number }>
     for (const entry of readdirSync(d, { withFileTypes: true })) {
       const path = join(d, entry.name);
       if (entry.isDirectory()) walk(path);
-      else files.set(relative(dir, path), { content: readFileSync(path, 'utf8'), mode: statSync(path).mode & 0o777 });
+      // Regular files only: a running HAProxy's sockets live beside its config.
+      else if (entry.isFile()) files.set(relative(dir, path), { content: readFileSync(path, 'utf8'), mode: statSync(path).mode & 0o777 });
     }
   };
   walk(dir);
@@ -215,6 +218,65 @@ describe('mtls-egress render, run by real nginx', () => {
     const names = readdirSync(run.out).sort();
     for (const expected of ['access.log', 'error.log', 'nginx.pid', 'proxy_temp', 'client_body_temp'])
       assert.ok(names.includes(expected), `${expected} in ${names.join(' ')}`);
+  });
+});
+
+describe('mtls-egress render --data-plane haproxy, run by the command it prints', () => {
+  let partner: MtlsPartner;
+  let impostor: MtlsPartner;
+  let run: CliRun;
+  let haproxy: ChildProcess | undefined;
+
+  before(async () => {
+    partner = await startMtlsPartner({ cert: serverCert.certPem, key: serverCert.keyPem, clientCA: pki.ca.certPem });
+    impostor = await startMtlsPartner({ cert: impostorCert.certPem, key: impostorCert.keyPem, clientCA: pki.ca.certPem });
+    // HAProxy binds the whole range; 10248-10259 are the test node's kubelet, kube-proxy,
+    // controller-manager and scheduler ports.
+    run = await renderManifests(manifests(partner, impostor), ['--data-plane', 'haproxy', '--listener-ports', '10200-10239']);
+    const command = /^run it: (.+)$/m.exec(run.stderr)?.[1];
+    assert.ok(command, run.stderr);
+    // From another directory, as a person pastes it: every path in it is absolute.
+    haproxy = spawn('sh', ['-c', command], { cwd: '/', detached: true, stdio: 'ignore' });
+    killProcessGroupOnExit(haproxy.pid!);
+    await pollUntil(async () => ((await callProxy(10200).catch(() => undefined))?.status === 200 ? true : undefined), {
+      what: 'HAProxy started by the printed command to serve',
+      timeoutMs: 20_000,
+    });
+  });
+
+  after(async () => {
+    try {
+      if (haproxy?.pid) process.kill(-haproxy.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+    await partner?.close();
+    await impostor?.close();
+  });
+
+  test('the same bindings are served, or left out, as with nginx', async () => {
+    assert.equal(run.code, 1, run.stderr);
+    const seen = JSON.parse((await callProxy(10200, { method: 'POST', body: '{"n":1}' })).body) as PartnerSeen;
+    assert.deepEqual(
+      { cn: seen.cn, serial: seen.serialNumber, sni: seen.sni, host: seen.host },
+      {
+        cn: 'client-direct',
+        serial: direct.serial,
+        sni: 'localhost',
+        host: `localhost:${partner.port}`,
+      },
+    );
+    assert.equal((JSON.parse((await callProxy(10201)).body) as PartnerSeen).sni, 'localhost');
+    assert.equal((await callProxy(10203)).status, 502, 'a partner from another CA');
+    assert.equal(impostor.seen.length, 0);
+  });
+
+  test('key material only in the certificate files, 0600', () => {
+    for (const [path, file] of filesUnder(run.out)) {
+      if (path.startsWith('certs/')) assert.equal(file.mode, 0o600, path);
+      else assertNothingSecretIn(file.content, path);
+    }
+    assertNothingSecretIn(run.stdout + run.stderr, 'the output');
   });
 });
 

@@ -167,7 +167,7 @@ function installExitHandlers(): void {
   for (const signal of interruptSignals) process.on(signal, onInterrupt);
 }
 
-function killProcessGroupOnExit(pid: number): void {
+export function killProcessGroupOnExit(pid: number): void {
   installExitHandlers();
   processGroupsToKillOnExit.add(pid);
 }

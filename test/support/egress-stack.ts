@@ -71,7 +71,9 @@ export async function startEgressStack(options: {
   });
   await kube.client.mergePatch(`/api/v1/namespaces/${proxyNamespace}/pods/${proxyPod}/status`, { status: { conditions: [{ type: 'Ready', status: 'True' }] } });
 
-  const base = 20000 + Math.floor(Math.random() * 200) * 100;
+  // Below the ephemeral ports (32768 and up): HAProxy binds the whole range, and one port
+  // of it in use by some outgoing connection would keep it from starting.
+  const base = 20000 + Math.floor(Math.random() * 120) * 100;
   const dataPlane = options.dataPlane ?? 'nginx';
   const controller = await startController({
     kubeConfigPath: options.kubeConfigPath,
