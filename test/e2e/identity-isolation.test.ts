@@ -76,12 +76,36 @@ async function interleaved(ports: { a: number; b: number }): Promise<{ outcomes:
 
 interface RunningProxy {
   accessLog(): Array<Record<string, unknown>>;
+  /** What to print when the log falls short: the proxy's own counters and last words. */
+  diagnostics(): Promise<string>;
   stop(): Promise<void>;
 }
 
 const dataPlanes = {
-  nginx: { args: [] as string[], start: (dir: string): Promise<RunningProxy> => startNginx(dir) },
-  haproxy: { args: ['--data-plane', 'haproxy', '--listener-ports', '10000-10009'], start: (dir: string): Promise<RunningProxy> => startHaproxy(dir) },
+  nginx: {
+    args: [] as string[],
+    start: async (dir: string): Promise<RunningProxy> => {
+      const nginx = await startNginx(dir);
+      return { ...nginx, diagnostics: async () => `error.log:\n${nginx.errorLog().slice(-2000)}` };
+    },
+  },
+  haproxy: {
+    args: ['--data-plane', 'haproxy', '--listener-ports', '10000-10009'],
+    start: async (dir: string): Promise<RunningProxy> => {
+      const haproxy = await startHaproxy(dir);
+      // HAProxy documents that a log line it cannot write at once is dropped and counted.
+      const dropped = async (): Promise<string> =>
+        ((await haproxy.runtime.run('show info').catch((e: Error) => e.message)).match(/^DroppedLogs: .*$/m) ?? ['DroppedLogs: ?'])[0];
+      const otherOutput = (): string =>
+        haproxy
+          .output()
+          .split('\n')
+          .filter((line) => !line.startsWith('{'))
+          .join('\n')
+          .slice(-2000);
+      return { ...haproxy, diagnostics: async () => `${await dropped()}; other output:\n${otherOutput()}` };
+    },
+  },
 };
 
 for (const [dataPlane, { args, start }] of Object.entries(dataPlanes))
@@ -135,7 +159,12 @@ for (const [dataPlane, { args, start }] of Object.entries(dataPlanes))
         );
 
         // Every request is in the access log under its binding, with the partner's status.
-        await pollUntil(() => (proxy.accessLog().length >= requests ? true : undefined), { what: 'the access log to hold every request', timeoutMs: 5_000 });
+        await pollUntil(() => (proxy.accessLog().length >= requests ? true : undefined), {
+          what: 'the access log to hold every request',
+          timeoutMs: 15_000,
+        }).catch(async (error: Error) => {
+          throw new Error(`${error.message}; it holds ${proxy.accessLog().length} of ${requests}; ${await proxy.diagnostics()}`, { cause: error });
+        });
         const log = proxy.accessLog();
         for (const binding of ['team-a/alpha', 'team-a/bravo']) {
           const lines = log.filter((l) => l.binding === binding);
