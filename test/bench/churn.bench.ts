@@ -26,6 +26,8 @@ const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const stableBindings = Number(process.env.BENCH_BINDINGS ?? 50);
 const clients = Number(process.env.BENCH_CLIENTS ?? 64);
 const tickMs = Number(process.env.BENCH_TICK_MS ?? 200);
+/** Which changes each tick makes: both by default; `rotate` or `add-remove` to tell their costs apart. */
+const churnKinds = new Set((process.env.BENCH_CHURN ?? 'rotate,add-remove').split(','));
 const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Array<'haproxy' | 'nginx'>;
 const password = 'churn-bench-password';
 
@@ -119,9 +121,11 @@ async function runPlane(
       const due = started + tick * tickMs;
       if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
       const name = `added-${tick}`;
-      const adding = createBinding(name, certs.added[tick % certs.added.length]![1]).then(() => (churned.push(name), adds++));
+      const adding = !churnKinds.has('add-remove')
+        ? Promise.resolve()
+        : createBinding(name, certs.added[tick % certs.added.length]![1]).then(() => (churned.push(name), adds++));
       const removing =
-        churned.length > 4
+        churned.length > 4 && churnKinds.has('add-remove')
           ? (async () => {
               const gone = churned.shift()!;
               await kube.deleteBinding(ns, gone);
@@ -131,7 +135,7 @@ async function runPlane(
           : Promise.resolve();
       const i = tick % stableBindings;
       const port = ports[i]!;
-      if (!pending.has(port)) {
+      if (!pending.has(port) && churnKinds.has('rotate')) {
         version[i] = 1 - version[i]!;
         const [issued, pfx] = certs.stable[i]![version[i]!]!;
         pending.set(port, { serial: issued.serial, at: Date.now() });
@@ -158,6 +162,30 @@ async function runPlane(
     console.log(
       `[${dataPlane}] ${applies.length} applies, p50 ms: write ${part('write')}, test ${part('test')}, serve ${part('reload')}, total ${part('total')}`,
     );
+    // What went wrong on the agent's side, counted by message: a failed request is explained
+    // here (the server restarted, a change was refused, a reload timed out) or nowhere.
+    const troubles = new Map<string, number>();
+    for (const line of stack.agent.logs) {
+      let parsed: { level?: number; msg?: string; err?: { message?: string }; reason?: string } | undefined;
+      try {
+        parsed = JSON.parse(line) as typeof parsed;
+      } catch {
+        parsed = undefined;
+      }
+      const what =
+        parsed === undefined
+          ? /ALERT|exit|signal|worker|Loading|fatal/i.test(line)
+            ? line
+                .replace(/ s[0-9a-f]{6,}\b/g, ' sHASH')
+                .replace(/\d+/g, 'N')
+                .slice(0, 160)
+            : undefined
+          : (parsed.level ?? 0) >= 40 || /started|stopped|reloading|exited|restart/.test(parsed.msg ?? '')
+            ? `${parsed.msg} ${parsed.err?.message ?? ''} ${parsed.reason ?? ''}`.slice(0, 240)
+            : undefined;
+      if (what !== undefined && what.trim() !== '') troubles.set(what, (troubles.get(what) ?? 0) + 1);
+    }
+    for (const [what, count] of troubles) console.log(`[${dataPlane}] agent ${count}× ${what}`);
     return {
       requests,
       failed: load.failures.length,
