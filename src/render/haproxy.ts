@@ -189,6 +189,14 @@ export function serverArguments(server: HaproxyServer, configDir: string, option
     server.serverName,
     'ssl-min-ver',
     'TLSv1.2',
+    // Keep idle connections to the partner, as a server from the config file does by
+    // default. A server made by `add server` in HAProxy 2.6 starts with neither set and
+    // closes each connection after its request: every request paid a TLS handshake
+    // (bench:churn: 6,867 partner connections for 6,930 requests, 0.13x the direct client).
+    'pool-max-conn',
+    '-1',
+    'pool-purge-delay',
+    '5s',
   ];
 }
 

@@ -2,6 +2,7 @@
 // the agent's config directory, HAProxy as its child, and the runtime API changes that
 // replace reloads. No Kubernetes here (test/e2e/egress-haproxy.test.ts runs the whole
 // product); the manifests are rendered exactly as the controller renders them.
+import { Agent } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -142,6 +143,19 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     assert.equal(await rig.workerPid(), worker, 'the same worker serves');
     assert.equal(rig.reloads, 0);
     assert.deepEqual([...rig.changes].sort(), ['add-server', 'enable-server', 'load-cert', 'load-ca', 'map-add', 'map-add', 'map-add'].sort());
+  });
+
+  test('a server added at run time keeps its connection to the partner: 20 keep-alive requests, one TLS connection', async () => {
+    // `add server` in HAProxy 2.6 pools no idle connection unless told to: each request
+    // then paid a handshake with the partner.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const before = partner.connections.total;
+    try {
+      for (let i = 0; i < 20; i++) assert.equal((await callProxy(range.first + 1, { agent, ...(i % 2 ? { method: 'POST', body: '{}' } : {}) })).status, 200);
+    } finally {
+      agent.destroy();
+    }
+    assert.ok(partner.connections.total - before <= 1, `${partner.connections.total - before} partner connections for 20 requests`);
   });
 
   test('a rotation under keep-alive GETs and POSTs: no request fails, the partner sees the new serial, the old server and certificate go', async () => {
