@@ -237,6 +237,11 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     // pool, which retries a request that meets a connection the partner just closed.)
     '    timeout http-keep-alive 75s',
     '    http-reuse safe',
+    // A partner closes an idle connection when its keep-alive timeout ends (5 s is common),
+    // and the proxy may send a request on it at that moment. Such a request reached nothing,
+    // so it is sent again on a new connection, but only for the methods RFC 9110 calls
+    // idempotent (the frontend turns retries off for the rest), as nginx does.
+    '    retry-on conn-failure empty-response',
     // A reload (only the listener range or addresses cause one) retires the old worker: it
     // answers the next request on each idle keep-alive connection with "Connection:
     // close" instead of closing it under a client that may be writing a POST.
@@ -248,6 +253,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     `    bind ${hostForUrl(options.listenAddress)}:${first}-${last}`,
     `    http-request set-var(txn.binding) "dst_port,${map(bindingsMap)}"`,
     `    http-request set-header Host "%[dst_port,${map(hostsMap)}]" if { "dst_port,${map(hostsMap)}" -m found }`,
+    '    http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }',
     `    use_backend "%[dst_port,${map(portsMap)}]"`,
     `    http-after-response set-status 502 if { res.hdr(${proxyErrorHeader}) -m found }`,
     `    default_backend ${unboundBackend}`,

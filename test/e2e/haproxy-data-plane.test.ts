@@ -5,6 +5,9 @@
 import { Agent } from 'node:http';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createLogger } from '../../src/log.ts';
@@ -184,6 +187,46 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     assert.equal(rig.reloads, 0);
     const certs = (await rig.haproxy.runtime.run('show ssl cert')).split('\n').filter((l) => l.includes('team-a_bravo'));
     assert.equal(certs.length, 1, `one certificate of bravo's is loaded: ${certs.join(', ')}`);
+  });
+
+  test('a partner that closes a kept connection as a request arrives: a GET is sent again on a new connection, a POST is not', async () => {
+    // What a partner's keep-alive timeout does when it ends just as the proxy reuses the
+    // connection: the request reaches nothing. Here the partner closes every connection
+    // on its second request, which makes that race happen on every reuse.
+    const requestsSeen: string[] = [];
+    const closer = createServer({ cert: server.certPem, key: server.keyPem, ca: pki.ca.certPem, requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const socket = req.socket as TLSSocket & { served?: number };
+      socket.served = (socket.served ?? 0) + 1;
+      requestsSeen.push(`${req.method} ${socket.served}`);
+      if (socket.served > 1) return void socket.destroy();
+      res.end('{}');
+    });
+    await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
+    const port = range.first + 6;
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await rig.apply([
+        ...routes,
+        route('closer', port, pki.issueClient({ cn: 'closer.client' }), { port: (closer.address() as AddressInfo).port } as MtlsPartner),
+      ]);
+      assert.equal((await callProxy(port, { agent })).status, 200, 'the first request opens the connection');
+      assert.equal((await callProxy(port, { agent })).status, 200, 'the GET met a closed connection and was sent again');
+      const post = await callProxy(port, { agent, method: 'POST', body: '{"amount":1}' }).then(
+        (r) => String(r.status),
+        (err: NodeJS.ErrnoException) => err.code ?? err.message,
+      );
+      assert.notEqual(post, '200', 'a POST that met a closed connection is not sent again');
+      assert.deepEqual(
+        requestsSeen.filter((r) => r.startsWith('POST')),
+        ['POST 2'],
+        'the partner received the POST once',
+      );
+    } finally {
+      agent.destroy();
+      closer.closeAllConnections();
+      closer.close();
+      await rig.apply(routes);
+    }
   });
 
   // HAProxy 2.6.12 with two threads crashed (SIGSEGV) on runtime changes under traffic,
