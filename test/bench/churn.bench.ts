@@ -99,13 +99,11 @@ async function runPlane(
     const load = steadyLoad({ ports: () => ports, clients });
     const rotations: number[] = [];
     const pending = new Map<number, { serial: string; at: number }>();
-    const rotationLog: Array<{ at: number; seen?: number }> = [];
     const watcher = setInterval(() => {
       for (const [port, want] of pending) {
         const seen = load.lastSerial.get(port);
         if (seen?.serial === want.serial && seen.since >= want.at) {
           rotations.push(seen.since - want.at);
-          rotationLog.push({ at: want.at, seen: seen.since });
           pending.delete(port);
         }
       }
@@ -155,19 +153,7 @@ async function runPlane(
     await load.stop();
     const reloads = (await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`)) - reloadsBefore;
     // The agent's share of each change, from its own log: write the generation, test it, make the server serve it.
-    const appliedLines = stack.agent.logged('config applied');
-    const applies = appliedLines.map((l) => l.ms as Record<string, number>);
-    // Where a rotation's time goes: until the agent has applied a config (API, controller,
-    // watch, debounce, apply), and from there until a request shows the partner the serial.
-    const appliedAt = appliedLines.map((l) => Date.parse(l.time as string)).sort((a, b) => a - b);
-    const toApplied: number[] = [];
-    for (const r of rotationLog) {
-      const at = appliedAt.find((t) => t >= r.at);
-      if (at !== undefined && r.seen !== undefined) toApplied.push(at - r.at);
-    }
-    console.log(
-      `[${dataPlane}] rotation: Secret written → agent applied p50 ${Math.round(percentile(toApplied, 50))} ms, p99 ${Math.round(percentile(toApplied, 99))} ms (the rest is the data plane and the next request)`,
-    );
+    const applies = stack.agent.logged('config applied').map((l) => l.ms as Record<string, number>);
     const part = (k: string): string =>
       `${Math.round(
         percentile(
