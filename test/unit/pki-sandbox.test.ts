@@ -112,6 +112,16 @@ describe('the decode sandbox', () => {
     assert.equal(sandbox.stats().workersStarted, 2);
   });
 
+  test('a worker that does not start in time is the pool’s failure, not the file’s: DecoderUnavailable', async () => {
+    // Starting a thread and loading the decoder takes tens of milliseconds; one is too few.
+    const sandbox = pool({ size: 1, startTimeoutMs: 1, taskTimeoutMs: 60_000 });
+    const fixture = await defaultPfx();
+    await assert.rejects(
+      sandbox.decode({ kind: 'pfx', pfx: fixture.bytes, password: FIXTURE_PASSWORD }),
+      (error: unknown) => error instanceof DecoderUnavailable && error.code === 'ERR_DECODER_UNAVAILABLE' && /did not start in time/.test(error.message),
+    );
+  });
+
   test('a file over its heap limit is stopped, and the worker replaced', async () => {
     // 200,000 bags (the budget raised to let them through) need far more than 16 MiB of objects.
     const sandbox = pool({ size: 1, heapMb: 16, limits: { maxBags: 1e9, maxCertificates: 1e9, maxInputBytes: 1e9 } });

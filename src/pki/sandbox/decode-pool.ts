@@ -55,6 +55,12 @@ export interface DecodePoolOptions {
    * for a busy machine. Time waiting in the queue does not count.
    */
   readonly taskTimeoutMs?: number;
+  /**
+   * How long a new worker may take to start (load its modules) before the pool gives up on
+   * it: 30 s. Apart from taskTimeoutMs because it is the pool's cost, not the file's: a busy
+   * machine can take longer to start a thread than a file may take to decode.
+   */
+  readonly startTimeoutMs?: number;
   /** Each worker's old-generation heap, in MiB: 64. A decode within the budget needs a few. */
   readonly heapMb?: number;
   /** A worker idle this long is stopped, to give its memory back: 30 s. The next decode starts one again (tens of milliseconds). */
@@ -116,6 +122,7 @@ let nextTaskId = 1;
 export class DecodePool {
   readonly #size: number;
   readonly #taskTimeoutMs: number;
+  readonly #startTimeoutMs: number;
   readonly #heapMb: number;
   readonly #idleMs: number;
   readonly #growAfterMs: number;
@@ -131,6 +138,7 @@ export class DecodePool {
   constructor(options: DecodePoolOptions = {}) {
     this.#size = Math.max(1, options.size ?? defaultPoolSize());
     this.#taskTimeoutMs = options.taskTimeoutMs ?? 10_000;
+    this.#startTimeoutMs = options.startTimeoutMs ?? 30_000;
     this.#heapMb = options.heapMb ?? 64;
     this.#idleMs = options.idleMs ?? 30_000;
     this.#growAfterMs = options.growAfterMs ?? 50;
@@ -262,7 +270,7 @@ export class DecodePool {
       // A worker that does not start at all is the pool's failure, not the file's.
       entry.deadline = setTimeout(() => {
         void this.#retire(entry, new DecoderUnavailable('ERR_DECODER_UNAVAILABLE', 'a decode worker thread did not start in time'));
-      }, this.#taskTimeoutMs);
+      }, this.#startTimeoutMs);
     }
   }
 
