@@ -8,8 +8,11 @@ import { ConfigDir } from '../proxy/config-dir.ts';
 import { NginxDataPlane, type DataPlane } from '../proxy/data-plane.ts';
 import { HaproxyDataPlane } from '../proxy/haproxy-data-plane.ts';
 import { ManagedHaproxy, testHaproxyConfig } from '../proxy/haproxy-process.ts';
+import { HaproxyRuntime } from '../proxy/haproxy-runtime.ts';
+import { parseDroppedLogs } from '../proxy/haproxy-state.ts';
 import { ExternalNginx, ManagedNginx, testNginxConfig } from '../proxy/nginx-control.ts';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { AgentConfig } from '../proxy/agent-config.ts';
 import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
@@ -122,6 +125,9 @@ async function buildDataPlane(config: AgentConfig, dir: ConfigDir, logger: Logge
       onUnexpectedExit,
     });
     haproxy.onRestarted(onRestarted);
+    // Its own connection with a short timeout: a scrape must not wait on a busy HAProxy.
+    const scrape = new HaproxyRuntime(join(config.runDir, 'haproxy.sock'), { timeoutMs: 2_000 });
+    metrics.haproxyDroppedLogsSource = async () => (haproxy.running() ? parseDroppedLogs(await scrape.run('show info')) : undefined);
     return new HaproxyDataPlane({
       haproxy,
       configRoot: dir.root,

@@ -39,6 +39,18 @@ export class AgentMetrics {
     labelNames: ['op'] as const,
     registers: [this.registry],
   });
+  /** Reads HAProxy's count at scrape time; set when HAProxy is the data plane. */
+  haproxyDroppedLogsSource: (() => Promise<number | undefined>) | undefined;
+  readonly haproxyDroppedLogs: Gauge = new Gauge({
+    name: 'mtls_egress_agent_haproxy_dropped_logs',
+    help: 'Access log lines HAProxy dropped because it could not write them at once (its DroppedLogs, since its current worker started). HAProxy only.',
+    registers: [this.registry],
+    collect: async () => {
+      // A scrape never fails for it: HAProxy starting or restarting leaves the last value.
+      const value = await this.haproxyDroppedLogsSource?.().catch(() => undefined);
+      if (value !== undefined) this.haproxyDroppedLogs.set(value);
+    },
+  });
   readonly watchErrors = watchErrorsCounter(this.registry);
 
   constructor() {

@@ -154,3 +154,9 @@ export function parseShowProc(text: string): ProcessTable | undefined {
   }
   return { reloads: Number(master[1]), failedReloads: Number(master[2]), workers };
 }
+
+/** `show info`'s DroppedLogs: log lines the current worker could not write at once and dropped. */
+export function parseDroppedLogs(showInfo: string): number | undefined {
+  const m = /^DroppedLogs: (\d+)$/m.exec(showInfo);
+  return m ? Number(m[1]) : undefined;
+}

@@ -217,6 +217,9 @@ export function egressScenario(dataPlane: 'nginx' | 'haproxy'): void {
         assert.equal((await call(delta.status!.listenerPort!)).cn, 'delta.client');
         assert.equal(await agentMetric(stack, 'mtls_egress_agent_reloads_total{data_plane="haproxy"}'), 0);
         assert.ok((await agentMetric(stack, 'mtls_egress_agent_runtime_changes_total{op="add-server"}')) >= 1);
+        // HAProxy's count of access log lines it dropped is scraped from its runtime API.
+        const metrics = await (await fetch(`http://127.0.0.1:${stack.agent.healthPort}/metrics`)).text();
+        assert.match(metrics, /^mtls_egress_agent_haproxy_dropped_logs \d+$/m);
       });
     }
 

@@ -4,6 +4,7 @@ import { haproxyErrorReason } from '../../src/proxy/haproxy-process.ts';
 import {
   isEnabled,
   parseCertificateDetail,
+  parseDroppedLogs,
   parseMapEntries,
   parseServersConn,
   parseServersState,
@@ -14,6 +15,13 @@ import {
 // The runtime API's answers as Debian's HAProxy 2.6.12 prints them (copied from a real session).
 
 describe('HAProxy runtime API answers', () => {
+  test('show info: DroppedLogs, or nothing when the answer has none', () => {
+    const text = ['Name: HAProxy', 'Version: 2.6.12-1+deb12u4', 'Pid: 4242', 'DroppedLogs: 17', 'BusyPolling: 0', ''].join('\n');
+    assert.equal(parseDroppedLogs(text), 17);
+    assert.equal(parseDroppedLogs('Name: HAProxy\nPid: 4242\n'), undefined);
+    assert.equal(parseDroppedLogs('Unknown command.\n'), undefined);
+  });
+
   test('show servers state: columns found by name; the version line and blank lines skipped', () => {
     const text = [
       '1',
