@@ -9,37 +9,18 @@
 // RSS is read from each pod's memory cgroup on the node (total_rss). Uses the node cluster
 // `npm run cluster:up -- --node` runs, or starts one. Prints figures and one JSON line.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { KubeConfig } from '@kubernetes/client-node';
 import * as types from '../../src/api/v1alpha1/types.ts';
-import {
-  findImages,
-  importImageIntoNode,
-  readNodeClusterConnection,
-  requireImage,
-  startNodeCluster,
-  type NodeCluster,
-  type NodeClusterConnection,
-} from '../harness/node-cluster.ts';
 import { pollUntil } from '../harness/poll.ts';
-import type { NodeClusterHandle } from '../harness/use-node-cluster.ts';
+import { attachOrStartNodeCluster } from '../harness/use-node-cluster.ts';
 import { InClusterStory, systemNamespace } from '../support/in-cluster-story.ts';
 import type { Binding } from '../support/kube.ts';
 
 const count = Number(process.env.BENCH_BINDINGS ?? 100);
-const repoRoot = resolve(import.meta.dirname, '../..');
-const cliConnection = resolve(repoRoot, '.cluster/node/connection.json');
 const MB = 1024 * 1024;
 
-const projectImage = requireImage(await findImages(), 'project', 'npm run image');
-let started: NodeCluster | undefined;
-let connection: NodeClusterConnection | undefined = existsSync(cliConnection)
-  ? await readNodeClusterConnection(cliConnection).catch(() => undefined)
-  : undefined;
-if (connection) await importImageIntoNode(connection, projectImage.archive);
-else connection = started = await startNodeCluster({ images: [projectImage.archive] });
-const node = connection;
+const { cluster, started } = await attachOrStartNodeCluster();
 
 /** Every memory cgroup directory of a pod on the node, by pod uid. */
 function podRssMb(uid: string): number {
@@ -52,9 +33,6 @@ function podRssMb(uid: string): number {
 }
 
 try {
-  const kubeconfig = new KubeConfig();
-  kubeconfig.loadFromFile(node.kubeConfigPath);
-  const cluster: NodeClusterHandle = { ...node, kubeconfig, projectImage, importImage: (archive) => importImageIntoNode(node, archive) };
   const story = new InClusterStory(cluster, { deleteAfterTests: false });
   const kubectl = (args: string[]): Promise<string> => story.workloads.kubectlOk(args);
 
@@ -108,7 +86,7 @@ try {
   console.log(`kubectl apply -k deploy/ with ${count} bindings in place, to all Ready: ${applyToReadySeconds.toFixed(1)} s`);
   console.log(`RSS at idle: controller ${fmt(idle.controller)} MB, proxy ${fmt(idle.proxy)} MB`);
   console.log(`RSS with ${count} bindings: controller ${fmt(loaded.controller)} MB, proxy ${fmt(loaded.proxy)} MB`);
-  const imageMb = Math.round(statSync(projectImage.archive).size / MB);
+  const imageMb = Math.round(statSync(cluster.projectImage.archive).size / MB);
   console.log(`project image archive: ${imageMb} MB`);
   console.log(
     JSON.stringify({

@@ -1,24 +1,12 @@
 // npm run demo -- --in-cluster: the demo's story on a real node, as users run the product
 // (see run-demo.ts). Prints the same lines as the host demo.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
-import {
-  findImages,
-  importImageIntoNode,
-  readNodeClusterConnection,
-  requireImage,
-  startNodeCluster,
-  type NodeCluster,
-  type NodeClusterConnection,
-} from '../harness/node-cluster.ts';
-import type { NodeClusterHandle } from '../harness/use-node-cluster.ts';
+import type { NodeCluster } from '../harness/node-cluster.ts';
+import { attachOrStartNodeCluster } from '../harness/use-node-cluster.ts';
 import { InClusterStory } from '../support/in-cluster-story.ts';
 
 const repoRoot = resolve(import.meta.dirname, '../..');
-/** Where `npm run cluster:up -- --node` leaves its cluster: the demo uses it when it runs. */
-const cliConnection = resolve(repoRoot, '.cluster/node/connection.json');
 
 export async function runInCluster(options: { keep: boolean; step: (text: string) => void }): Promise<number> {
   const { step } = options;
@@ -26,22 +14,10 @@ export async function runInCluster(options: { keep: boolean; step: (text: string
   try {
     step('Building what the node runs, once (bash test/bootstrap.sh --node): Kubernetes, containerd, CoreDNS, the images');
     execFileSync('bash', [resolve(repoRoot, 'test/bootstrap.sh'), '--node'], { stdio: ['ignore', 'inherit', 'inherit'] });
-    const projectImage = requireImage(await findImages(), 'project', 'npm run image');
-
-    let connection: NodeClusterConnection | undefined = existsSync(cliConnection)
-      ? await readNodeClusterConnection(cliConnection).catch(() => undefined)
-      : undefined;
-    if (connection) {
-      step('Using the node cluster `npm run cluster:up -- --node` runs');
-      await importImageIntoNode(connection, projectImage.archive);
-    } else {
-      step('Starting a single-node Kubernetes cluster: kubelet, containerd, CNI, kube-proxy, CoreDNS, NetworkPolicy');
-      started = await startNodeCluster({ images: [projectImage.archive], outliveProcess: options.keep });
-      connection = started;
-    }
-    const kubeconfig = new KubeConfig();
-    kubeconfig.loadFromFile(connection.kubeConfigPath);
-    const cluster: NodeClusterHandle = { ...connection, kubeconfig, projectImage, importImage: (archive) => importImageIntoNode(connection, archive) };
+    const attached = await attachOrStartNodeCluster({ outliveProcess: options.keep, step });
+    started = attached.started;
+    const { cluster } = attached;
+    const { projectImage } = cluster;
     const story = new InClusterStory(cluster, { deleteAfterTests: false });
     const kubectl = (...args: string[]): string => execFileSync(cluster.kubectl, ['--kubeconfig', cluster.kubeConfigPath, ...args], { encoding: 'utf8' });
 

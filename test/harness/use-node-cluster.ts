@@ -1,8 +1,18 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { after } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
-import { findImages, importImageIntoNode, requireImage, startNodeCluster, type BuiltImage, type NodeClusterConnection } from './node-cluster.ts';
+import {
+  findImages,
+  importImageIntoNode,
+  readNodeClusterConnection,
+  requireImage,
+  startNodeCluster,
+  type BuiltImage,
+  type NodeCluster,
+  type NodeClusterConnection,
+} from './node-cluster.ts';
 import { pollUntil } from './poll.ts';
 
 /**
@@ -64,4 +74,27 @@ export async function useNodeCluster(): Promise<NodeClusterHandle> {
   const cluster = await startNodeCluster({ images: [projectImage.archive] });
   after(() => cluster.stop());
   return handle(cluster, projectImage);
+}
+
+/** Where `npm run cluster:up -- --node` leaves its cluster's connection. */
+export const cliNodeClusterConnection = resolve(import.meta.dirname, '../../.cluster/node/connection.json');
+
+/**
+ * For scripts (the in-cluster bench and demo): the cluster `npm run cluster:up -- --node`
+ * runs, with the project's image imported into it, else one started here, which the
+ * caller stops (`started`). `step` hears which of the two it is before the wait.
+ */
+export async function attachOrStartNodeCluster(
+  options: { outliveProcess?: boolean; step?: (text: string) => void } = {},
+): Promise<{ cluster: NodeClusterHandle; started?: NodeCluster }> {
+  const projectImage = await findProjectImage();
+  const connection = existsSync(cliNodeClusterConnection) ? await readNodeClusterConnection(cliNodeClusterConnection).catch(() => undefined) : undefined;
+  if (connection) {
+    options.step?.('Using the node cluster `npm run cluster:up -- --node` runs');
+    await importImageIntoNode(connection, projectImage.archive);
+    return { cluster: handle(connection, projectImage) };
+  }
+  options.step?.('Starting a single-node Kubernetes cluster: kubelet, containerd, CNI, kube-proxy, CoreDNS, NetworkPolicy');
+  const started = await startNodeCluster({ images: [projectImage.archive], outliveProcess: options.outliveProcess });
+  return { cluster: handle(started, projectImage), started };
 }
