@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { after } from 'node:test';
 import { KubeConfig } from '@kubernetes/client-node';
 import {
   findImages,
@@ -72,7 +71,9 @@ export async function useNodeCluster(): Promise<NodeClusterHandle> {
   if (shared) return connectToSharedNodeCluster(shared);
   const projectImage = await findProjectImage();
   const cluster = await startNodeCluster({ images: [projectImage.archive] });
-  after(() => cluster.stop());
+  // Stopped once the file's own after() hooks have run (they uninstall from it, and hooks
+  // run in the order they were registered, this one first): when nothing else is left to do.
+  process.once('beforeExit', () => void cluster.stop());
   return handle(cluster, projectImage);
 }
 
