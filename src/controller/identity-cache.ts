@@ -76,12 +76,17 @@ export class IdentityCache {
 
   /**
    * The outcome if there is one now; otherwise (or when a transient failure is due to be
-   * tried again) starts the decode and calls `wake` when it settles. Never waits.
+   * tried again) starts the decode, or joins the one running, and calls `wake` when it
+   * settles. Never waits.
    */
   want(input: CertificateInput, wake: () => void): IdentityOutcome | undefined {
     const entry = this.#entries.get(input.version);
     if (entry === undefined || (entry.settled === undefined && !entry.inFlight) || this.#due(entry)) {
       this.decode(input).then(wake, wake);
+    } else if (entry.inFlight) {
+      // Another caller started this version's decode: this one waits for the same decode,
+      // and must be woken by it too, or it would never look again.
+      entry.outcome.then(wake, wake);
     }
     return this.peek(input);
   }

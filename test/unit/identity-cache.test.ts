@@ -36,6 +36,29 @@ describe('IdentityCache', () => {
     cache.close();
   });
 
+  test('100 bindings sharing one Secret version ask at once: one decode, and every one of them is woken', async () => {
+    let calls = 0;
+    let finish!: (outcome: IdentityOutcome) => void;
+    const cache = new IdentityCache(() => {
+      calls++;
+      return new Promise<IdentityOutcome>((resolve) => (finish = resolve));
+    });
+    const woken = new Set<number>();
+    for (let i = 0; i < 100; i++) {
+      const wake = (): void => void woken.add(i);
+      assert.equal(cache.want(input('shared@1'), wake), undefined);
+    }
+    const direct = Promise.all([cache.decode(input('shared@1')), cache.decode(input('shared@1'))]);
+    assert.equal(calls, 1, 'the first request decodes; the 101 after it join that decode');
+    finish(good);
+    assert.ok((await direct).every((o) => o.ok));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(woken.size, 100, 'a caller that joined a running decode is woken by it too');
+    assert.equal(cache.want(input('shared@1'), () => assert.fail('a settled outcome wakes no one'))?.ok, true);
+    assert.equal(calls, 1);
+    cache.close();
+  });
+
   test('a transient failure younger than its retry delay is not decoded again', async () => {
     const d = scripted([{ ok: false, reason: reasons.DecodeBudgetExceeded, message: 'took too long', transient: true }, good]);
     const cache = new IdentityCache(d.decode, { retryTransientMs: 60_000 });
