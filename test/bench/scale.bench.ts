@@ -1,0 +1,871 @@
+// npm run bench:scale
+//
+// 10,000 bindings in one cluster. For each data plane (HAProxy, then nginx), a fresh real
+// kube-apiserver and etcd get every binding and its PFX Secret before the controller
+// starts; then the built controller, the real agent running the real server, and a real
+// mTLS partner on loopback (only the kubelet is played: the proxy Pod is marked Ready by
+// hand). Measured:
+//   1. cold start: controller start → every binding CertificateValid, and → every binding
+//      CertificateValid and Programmed (goal < 60 s); counted from one watch, never by
+//      listing 10,000 bindings over and over;
+//   2. the controller's RSS (peak and end; goal < 400 MB), and the agent's;
+//   3. the data plane's memory: RSS summed over the server's processes (and PSS, which
+//      counts the pages they share once);
+//   4. the largest object in the proxy namespace (goal < 256 KiB) among every kind the
+//      controller writes there, as the API serves it (JSON), read through the API only;
+//   5. API requests per second during the cold start, from the apiserver's own
+//      apiserver_request_total, and the verbs and resources that make them;
+//   6. one binding's PFX Secret rotated, until the partner sees the new certificate
+//      (p50/p99 over BENCH_ROTATIONS; goal p99 < 1 s);
+//   7. the proxy objects the controller writes per such change, from its own
+//      mtls_egress_proxy_object_writes_total (goal: that binding's objects only).
+// The certificates are distinct (test/support/bulk-pfx.ts), kept in
+// ~/.cache/mtls-egress/bench-scale/ for the next run.
+//
+//   npm run bench:scale
+//   BENCH_BINDINGS=200 BENCH_PLANES=haproxy npm run bench:scale
+//   BENCH_SECRETS=100 BENCH_NAMESPACES=10 BENCH_PLANES=none npm run bench:scale
+//
+// BENCH_PLANES=none is the shape of an external check: the controller run as exactly
+// `mtls-egress controller --kubeconfig F --listener-ports 10000-29999` (all namespaces,
+// nginx by default, no agent), so it reports the time to every binding CertificateValid,
+// the largest object in the controller's namespace and the controller's peak RSS; its
+// rotations are timed to the binding's status, as there is no partner.
+//
+// Knobs: BENCH_BINDINGS (10000); BENCH_SECRETS (default = bindings, every certificate
+// distinct; fewer Secrets are shared by the bindings of their namespace); BENCH_NAMESPACES
+// (10); BENCH_PLANES (haproxy,nginx, or none); BENCH_ROTATIONS (20); BENCH_TIMEOUT_S (600:
+// how long each data plane's run may take, setup included: one that runs out says how far
+// it got); BENCH_CONCURRENCY (12 API writes in flight during setup); BENCH_NODE_OPTIONS (the
+// controller's: deploy/'s by default, none for the external shape); BENCH_CLI=src (run
+// src/cli.ts rather than the built dist/cli.js).
+//
+// Prints a table per data plane, then one JSON line:
+//   {"bench":"scale","bindings":N,"secrets":N,"namespaces":N,...,"dataPlanes":{"haproxy":{...},"nginx":{...}}}
+
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as types from '../../src/api/v1alpha1/types.ts';
+import type { KubeClient } from '../../src/k8s/client.ts';
+import { decodePfx } from '../../src/pki/pfx.ts';
+import { createAdminHttp, type AdminHttp } from '../harness/admin-http.ts';
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
+import { pollUntil, StopPolling } from '../harness/poll.ts';
+import { createAgentPod, freePort, startAgent, type AgentProcess } from '../support/agent-process.ts';
+import { cachedPfxSet, type BulkIdentity, type BulkPfxSet } from '../support/bulk-pfx.ts';
+import { httpGet, safeJson, startController, type ControllerProcess } from '../support/controller-process.ts';
+import { TestKube, type Binding } from '../support/kube.ts';
+import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
+import { callProxy, temporaryDirectory } from '../support/nginx-process.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
+
+type Plane = 'haproxy' | 'nginx' | 'none';
+
+const repo = resolve(import.meta.dirname, '../..');
+const count = Number(process.env.BENCH_BINDINGS ?? 10_000);
+const secretCount = Number(process.env.BENCH_SECRETS ?? count);
+const namespaceCount = Math.min(Number(process.env.BENCH_NAMESPACES ?? 10), secretCount);
+const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Plane[];
+const rotations = Number(process.env.BENCH_ROTATIONS ?? 20);
+const timeoutS = Number(process.env.BENCH_TIMEOUT_S ?? 600);
+const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 12);
+const password = 'scale-bench-password';
+/** The external check's listener range; the data planes get one just wide enough (HAProxy binds all of it). */
+const externalListenerPorts = '10000-29999';
+const proxyNamespace = 'mtls-egress-system';
+const proxyPod = 'mtls-egress-proxy-0';
+/** The kinds the controller writes in its namespace, and their API groups. */
+const proxyKinds: ReadonlyArray<[string, string]> = [
+  ['configmaps', '/api/v1'],
+  ['secrets', '/api/v1'],
+  ['networkpolicies', '/apis/networking.k8s.io/v1'],
+  ['leases', '/apis/coordination.k8s.io/v1'],
+];
+const goals = { coldStartS: 60, controllerRssMb: 400, largestObjectBytes: 256 * 1024, rotationP99Ms: 1000 };
+
+for (const [name, value] of Object.entries({
+  BENCH_BINDINGS: count,
+  BENCH_SECRETS: secretCount,
+  BENCH_NAMESPACES: namespaceCount,
+  BENCH_TIMEOUT_S: timeoutS,
+})) {
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number ≥ 1`);
+}
+if (planes.some((p) => !['haproxy', 'nginx', 'none'].includes(p)) || (planes.includes('none') && planes.length > 1)) {
+  throw new Error(`BENCH_PLANES is haproxy, nginx, both (haproxy,nginx), or none; not ${planes.join(',')}`);
+}
+
+// ---- what a binding uses ----------------------------------------------------------------
+
+/** Secret j lives in namespace j % K; binding i in namespace i % K, using that namespace's Secrets in turn. */
+function secretOf(i: number): number {
+  const k = i % namespaceCount;
+  const inNamespace = Math.floor((secretCount - 1 - k) / namespaceCount) + 1;
+  return k + namespaceCount * (Math.floor(i / namespaceCount) % inNamespace);
+}
+const namespaceName = (k: number): string => `team-${k}`;
+const bindingKey = (i: number): string => `${namespaceName(i % namespaceCount)}/b-${i}`;
+
+// ---- processes: memory and CPU from /proc --------------------------------------------------
+
+function procField(pid: number, file: 'status' | 'smaps_rollup', field: string): number {
+  try {
+    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0; // gone
+  }
+}
+const rssMb = (pid: number): number => procField(pid, 'status', 'VmRSS');
+const pssMb = (pid: number): number => procField(pid, 'smaps_rollup', 'Pss');
+
+/** User + system CPU seconds of a process, all its threads. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
+/** Live processes: pid, process group, command line. */
+function processes(): Array<{ pid: number; group: number; cmdline: string }> {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const group = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[2]);
+      found.push({ pid: Number(entry), group, cmdline: readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ') });
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return found;
+}
+
+/** The nginx or HAProxy the agent runs: every process of the group it last reported starting. */
+function dataPlanePids(agent: AgentProcess | undefined): number[] {
+  const started = agent ? [...agent.logged('nginx started'), ...agent.logged('haproxy started')].at(-1)?.pid : undefined;
+  return typeof started === 'number'
+    ? processes()
+        .filter((p) => p.group === started)
+        .map((p) => p.pid)
+    : [];
+}
+
+interface Peak {
+  peak: number;
+  last: number;
+}
+
+/** RSS every 250 ms, keeping each target's peak: the controller, the agent, the data plane's processes summed. */
+function sampleMemory(targets: { controller: () => number | undefined; agent: () => AgentProcess | undefined }) {
+  const figures = { controller: { peak: 0, last: 0 }, agent: { peak: 0, last: 0 }, dataPlane: { peak: 0, last: 0 } };
+  const note = (peak: Peak, value: number): void => {
+    peak.last = value;
+    peak.peak = Math.max(peak.peak, value);
+  };
+  const sample = (): void => {
+    const controller = targets.controller();
+    const agent = targets.agent();
+    if (controller) note(figures.controller, rssMb(controller));
+    if (agent) {
+      note(figures.agent, rssMb(agent.pid));
+      note(
+        figures.dataPlane,
+        dataPlanePids(agent).reduce((sum, pid) => sum + rssMb(pid), 0),
+      );
+    }
+  };
+  const timer = setInterval(sample, 250);
+  return {
+    figures,
+    sample,
+    stop(): void {
+      sample();
+      clearInterval(timer);
+    },
+  };
+}
+
+// ---- metrics ------------------------------------------------------------------------------
+
+/** Every sample of one metric in Prometheus text: its labels and value. */
+function samples(text: string, metric: string): Array<{ labels: Record<string, string>; value: number }> {
+  const found = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${metric}{`) && !line.startsWith(`${metric} `)) continue;
+    const labels: Record<string, string> = {};
+    for (const [, k, v] of line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[k!] = v!;
+    found.push({ labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) });
+  }
+  return found;
+}
+
+/** The apiserver's request counter by "VERB resource[/subresource]". Long-running requests (watches) count when they end. */
+async function apiRequests(admin: AdminHttp): Promise<Map<string, number>> {
+  const response = await admin({ method: 'GET', path: '/metrics' });
+  if (response.status !== 200) throw new Error(`apiserver /metrics: HTTP ${response.status}`);
+  const byRequest = new Map<string, number>();
+  for (const { labels, value } of samples(response.body, 'apiserver_request_total')) {
+    const what = `${labels.verb} ${labels.resource || '(non-resource)'}${labels.subresource ? `/${labels.subresource}` : ''}`;
+    byRequest.set(what, (byRequest.get(what) ?? 0) + value);
+  }
+  return byRequest;
+}
+
+/** The controller's proxy object writes, by "resource verb". */
+async function objectWrites(controller: ControllerProcess): Promise<Map<string, number>> {
+  const writes = new Map<string, number>();
+  for (const { labels, value } of samples((await httpGet(controller.healthPort, '/metrics')).body, 'mtls_egress_proxy_object_writes_total')) {
+    writes.set(`${labels.resource} ${labels.verb}`, value);
+  }
+  return writes;
+}
+
+function difference(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  const delta = new Map<string, number>();
+  for (const [k, v] of after) if (v - (before.get(k) ?? 0) !== 0) delta.set(k, v - (before.get(k) ?? 0));
+  return delta;
+}
+const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+
+// ---- bindings, counted from a watch -------------------------------------------------------
+
+const conditionTrue = (b: Binding, type: string): boolean =>
+  b.status?.observedGeneration === b.metadata.generation && b.status?.conditions?.some((c) => c.type === type && c.status === 'True') === true;
+
+/**
+ * Every binding's CertificateValid and Programmed, its serial and listener port, kept from
+ * one cluster-wide watch (re-listed only if the watch falls too far behind), and the moment
+ * each of "all CertificateValid" and "all CertificateValid and Programmed" was first true.
+ */
+class BindingTracker {
+  readonly valid = new Set<string>();
+  readonly programmed = new Set<string>();
+  readonly serial = new Map<string, string>();
+  readonly port = new Map<string, number>();
+  /** Why a binding is not CertificateValid (its reason), for a report that times out. */
+  readonly notValidReason = new Map<string, string>();
+  allValidAt: number | undefined;
+  allProgrammedAt: number | undefined;
+  readonly #client: KubeClient;
+  readonly #path = `/apis/${types.group}/${types.version}/${types.plural}`;
+  readonly #abort = new AbortController();
+  #resourceVersion = '';
+  #loop: Promise<void> | undefined;
+
+  constructor(client: KubeClient) {
+    this.#client = client;
+  }
+
+  async start(): Promise<void> {
+    await this.#relist();
+    this.#loop = this.#watch();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    await this.#loop;
+  }
+
+  #apply(b: Binding, deleted: boolean): void {
+    const key = `${b.metadata.namespace}/${b.metadata.name}`;
+    const valid = !deleted && conditionTrue(b, types.ConditionCertificateValid);
+    const programmed = valid && conditionTrue(b, types.ConditionProgrammed);
+    if (valid) this.valid.add(key);
+    else this.valid.delete(key);
+    if (programmed) this.programmed.add(key);
+    else this.programmed.delete(key);
+    if (b.status?.certificate?.serialNumber) this.serial.set(key, b.status.certificate.serialNumber);
+    if (b.status?.listenerPort) this.port.set(key, b.status.listenerPort);
+    const reason = b.status?.conditions?.find((c) => c.type === types.ConditionCertificateValid)?.reason;
+    if (valid) this.notValidReason.delete(key);
+    else this.notValidReason.set(key, reason ?? '(no status yet)');
+    if (this.allValidAt === undefined && this.valid.size >= count) this.allValidAt = performance.now();
+    if (this.allProgrammedAt === undefined && this.programmed.size >= count) this.allProgrammedAt = performance.now();
+  }
+
+  async #relist(): Promise<void> {
+    let next: string | undefined;
+    do {
+      const page = await this.#client.list<Binding>(this.#path, { limit: 500, continue: next });
+      for (const b of page.items) this.#apply(b, false);
+      next = page.metadata.continue || undefined;
+      this.#resourceVersion = page.metadata.resourceVersion ?? this.#resourceVersion;
+    } while (next);
+  }
+
+  async #watch(): Promise<void> {
+    while (!this.#abort.signal.aborted) {
+      try {
+        await this.#client.watch<Binding>(
+          this.#path,
+          { resourceVersion: this.#resourceVersion, allowWatchBookmarks: true },
+          (event) => {
+            if (event.type === 'ERROR') throw Object.assign(new Error('watch expired'), { gone: true });
+            this.#resourceVersion = event.object.metadata.resourceVersion ?? this.#resourceVersion;
+            if (event.type !== 'BOOKMARK') this.#apply(event.object, event.type === 'DELETED');
+          },
+          this.#abort.signal,
+        );
+      } catch (err) {
+        if (this.#abort.signal.aborted) return;
+        if ((err as { gone?: boolean }).gone) await this.#relist().catch(() => undefined);
+        else await sleep(200);
+      }
+    }
+  }
+}
+
+// ---- processes we start -------------------------------------------------------------------
+
+/** The controller as the external check runs it: exactly `controller --kubeconfig F --listener-ports 10000-29999`. */
+async function startExternalShapeController(cli: string, kubeConfigPath: string, nodeOptions: string[], extra: string[]): Promise<ControllerProcess> {
+  const child = spawn(
+    process.execPath,
+    [...nodeOptions, cli, 'controller', '--kubeconfig', kubeConfigPath, '--listener-ports', externalListenerPorts, ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    },
+  );
+  const logs: string[] = [];
+  for (const input of [child.stdout!, child.stderr!]) createInterface({ input }).on('line', (line) => logs.push(line));
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  let running = true;
+  void exited.then(() => (running = false));
+  const killOnExit = (): void => void (running && child.kill('SIGKILL'));
+  process.once('exit', killOnExit);
+  void exited.then(() => process.off('exit', killOnExit));
+  const healthPort = await pollUntil(
+    () => {
+      if (!running) throw new StopPolling(`the controller exited at start:\n${logs.join('\n')}`);
+      const port = logs.map(safeJson).find((line) => line?.msg === 'controller starting')?.port;
+      return typeof port === 'number' ? port : undefined;
+    },
+    { what: 'the controller to start', timeoutMs: 30_000, intervalMs: 50 },
+  );
+  return {
+    child,
+    id: 'external-shape',
+    logs,
+    healthPort,
+    exited,
+    async stop() {
+      if (running) child.kill('SIGTERM');
+      return exited;
+    },
+    async kill() {
+      if (running) child.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/** Whether nothing listens on 0.0.0.0:8080, the controller's default health address. */
+function defaultHealthPortFree(): Promise<boolean> {
+  return new Promise((done) => {
+    const server = createServer();
+    server.once('error', () => done(false));
+    server.listen(8080, '0.0.0.0', () => server.close(() => done(true)));
+  });
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within 15 s: a hung shutdown must not hang the bench. */
+async function stopWithin(what: { stop(): Promise<unknown>; kill(): Promise<unknown> } | undefined): Promise<void> {
+  if (!what) return;
+  const stopped = await Promise.race([what.stop().then(() => true), sleep(15_000).then(() => false)]);
+  await what.kill();
+  if (!stopped) console.log('  (a process did not stop within 15 s of SIGTERM and was killed)');
+}
+
+// ---- the run ------------------------------------------------------------------------------
+
+interface ObjectSizes {
+  count: number;
+  totalBytes: number;
+  largest: { name: string; bytes: number } | null;
+}
+
+interface PlaneFigures {
+  /** Controller start → every binding CertificateValid and Programmed (none: CertificateValid); null when it did not happen in time. */
+  coldStartS: number | null;
+  certificateValidS: number | null;
+  reached: { certificateValid: number; programmed: number; of: number };
+  controllerRssMb: { peak: number; afterColdStart: number; end: number };
+  agentRssMb?: { peak: number; end: number };
+  dataPlaneMb?: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
+  /** CPU seconds spent during the cold start, by process. */
+  coldStartCpuS: Record<string, number>;
+  largestObject: { kind: string; name: string; bytes: number } | null;
+  objects: Record<string, ObjectSizes>;
+  api: { requests: number; perSecond: number; top: Array<[string, number]> };
+  served?: boolean;
+  rotation: { seenBy: 'partner' | 'status'; count: number; p50Ms: number; p99Ms: number; maxMs: number } | null;
+  writesPerChange: { bindingsChanged: number; writes: number; byResourceVerb: Record<string, number> } | null;
+  error?: string;
+}
+
+const mb = (n: number): number => Math.round(n);
+const seconds = (ms: number): number => Math.round(ms / 10) / 100;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+/** Runs `work` over `items` with `limit` in flight, failing once the deadline passes. */
+async function inParallel<T>(items: readonly T[], limit: number, deadline: number, work: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) {
+        if (performance.now() > deadline) throw new Error(`the deadline passed during setup, after ${next} of ${items.length}`);
+        await work(items[next++]!);
+      }
+    }),
+  );
+}
+
+/** Every object of the kinds the controller writes in `namespace`, sized as the API serves it (JSON). */
+async function objectSizes(client: KubeClient, namespace: string): Promise<Record<string, ObjectSizes>> {
+  const sizes: Record<string, ObjectSizes> = {};
+  for (const [kind, api] of proxyKinds) {
+    const size: ObjectSizes = { count: 0, totalBytes: 0, largest: null };
+    let next: string | undefined;
+    do {
+      const page = await client.list<{ metadata: { name: string } }>(`${api}/namespaces/${namespace}/${kind}`, { limit: 500, continue: next });
+      for (const item of page.items) {
+        const bytes = Buffer.byteLength(JSON.stringify(item));
+        size.count++;
+        size.totalBytes += bytes;
+        if (bytes > (size.largest?.bytes ?? -1)) size.largest = { name: item.metadata.name, bytes };
+      }
+      next = page.metadata.continue || undefined;
+    } while (next);
+    sizes[kind] = size;
+  }
+  return sizes;
+}
+
+/** A process's log lines at warn and above (and any that are not JSON), counted by message: what went wrong, if anything. */
+function troubles(logs: string[]): Array<[string, number]> {
+  const counted = new Map<string, number>();
+  for (const line of logs) {
+    const parsed = safeJson(line) as { level?: string; msg?: string; err?: { message?: string } } | undefined;
+    if (parsed === undefined ? !line.trim() : !['warn', 'error', 'fatal'].includes(parsed.level ?? '')) continue;
+    const what = parsed ? `${parsed.msg ?? ''} ${parsed.err?.message ?? ''}`.trim().slice(0, 200) : line.slice(0, 200);
+    counted.set(what, (counted.get(what) ?? 0) + 1);
+  }
+  return [...counted].sort((a, b) => b[1] - a[1]).slice(0, 5);
+}
+
+async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions: string[]): Promise<PlaneFigures> {
+  const deadline = performance.now() + timeoutS * 1000;
+  const remainingMs = (): number => Math.max(0, deadline - performance.now());
+  const figures: PlaneFigures = {
+    coldStartS: null,
+    certificateValidS: null,
+    reached: { certificateValid: 0, programmed: 0, of: count },
+    controllerRssMb: { peak: 0, afterColdStart: 0, end: 0 },
+    coldStartCpuS: {},
+    largestObject: null,
+    objects: {},
+    api: { requests: 0, perSecond: 0, top: [] },
+    rotation: null,
+    writesPerChange: null,
+  };
+  const log = (line: string): void => console.log(`[${plane}] ${line}`);
+  let cluster: ControlPlane | undefined;
+  let controller: ControllerProcess | undefined;
+  let agent: AgentProcess | undefined;
+  let partner: MtlsPartner | undefined;
+  let tracker: BindingTracker | undefined;
+  let memory: ReturnType<typeof sampleMemory> | undefined;
+  try {
+    cluster = await startControlPlane();
+    const kube = new TestKube(cluster.kubeconfig);
+    const admin = createAdminHttp(cluster.apiServerUrl, cluster.pki);
+    await kube.namespace(proxyNamespace, { exact: true });
+    const namespaces = Array.from({ length: namespaceCount }, (_, k) => namespaceName(k));
+    for (const ns of namespaces) await kube.namespace(ns, { exact: true });
+
+    // The partner trusts the bulk CA's clients and shows a server certificate from a CA of its own.
+    const serverPki = new PartnerPki('Scale Bench Server CA');
+    if (plane !== 'none') {
+      const server = serverPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
+      partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: set.issuer.caCertPem, record: false });
+      for (const ns of namespaces) await kube.putSecret(ns, 'partner-ca', { 'ca.crt': serverPki.ca.certPem });
+    }
+    let t = performance.now();
+    const secretIndexes = Array.from({ length: secretCount }, (_, j) => j);
+    await inParallel(secretIndexes, concurrency, deadline, (j) =>
+      kube.client.create(`/api/v1/namespaces/${namespaceName(j % namespaceCount)}/secrets`, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: `pfx-${j}` },
+        type: 'Opaque',
+        data: { [types.defaultPfxKey]: set.identities[j]!.pfx.toString('base64'), [types.defaultPasswordKey]: Buffer.from(password).toString('base64') },
+      }),
+    );
+    const secretsS = (performance.now() - t) / 1000;
+    t = performance.now();
+    const indexes = Array.from({ length: count }, (_, i) => i);
+    await inParallel(indexes, concurrency, deadline, (i) => {
+      const secret = { name: `pfx-${secretOf(i)}` };
+      // No agent in the external shape, so nothing connects: documentation addresses
+      // (TEST-NET-2) that need no DNS and that the destination policy allows.
+      const destination =
+        plane === 'none'
+          ? { host: `198.51.100.${1 + (i % 254)}`, serverName: `partner-${i % 254}.example` }
+          : { host: 'localhost', port: partner!.port, serverCA: { secretRef: { name: 'partner-ca' } } };
+      return kube.createBinding(namespaceName(i % namespaceCount), `b-${i}`, { ...destination, certificate: { secretRef: secret, passwordSecretRef: secret } });
+    });
+    log(
+      `setup: ${secretCount} PFX Secrets in ${secretsS.toFixed(1)} s, ${count} bindings in ${((performance.now() - t) / 1000).toFixed(1)} s (${concurrency} in flight), ${namespaceCount} namespaces`,
+    );
+
+    let configDir: string | undefined;
+    if (plane !== 'none') {
+      // No kubelet: the proxy Pod the agent reports on is created and marked Ready by hand.
+      await createAgentPod(kube.client, proxyNamespace, proxyPod);
+      await kube.client.mergePatch(`/api/v1/namespaces/${proxyNamespace}/pods/${proxyPod}`, {
+        metadata: { labels: { 'app.kubernetes.io/name': 'mtls-egress-proxy' } },
+      });
+      await kube.client.mergePatch(`/api/v1/namespaces/${proxyNamespace}/pods/${proxyPod}/status`, {
+        status: { conditions: [{ type: 'Ready', status: 'True' }] },
+      });
+      configDir = temporaryDirectory('scale-proxy');
+    }
+
+    tracker = new BindingTracker(kube.client);
+    await tracker.start();
+    const requestsBefore = await apiRequests(admin);
+    const controlPlanePids = processes()
+      .filter((p) => p.cmdline.includes(cluster!.stateDir))
+      .map((p) => ({ name: /kube-apiserver/.test(p.cmdline) ? 'apiserver' : 'etcd', pid: p.pid }));
+    const cpuBefore = new Map(controlPlanePids.map(({ pid }) => [pid, cpuSeconds(pid)]));
+
+    const started = performance.now();
+    if (plane === 'none') {
+      const extra = (await defaultHealthPortFree()) ? [] : ['--health-addr', '127.0.0.1:0'];
+      if (extra.length) log('port 8080 is taken here: the controller gets --health-addr 127.0.0.1:0 besides the external shape');
+      controller = await startExternalShapeController(cli, cluster.kubeConfigPath, nodeOptions, extra);
+    } else {
+      agent = await startAgent({
+        kubeConfigPath: cluster.kubeConfigPath,
+        namespace: proxyNamespace,
+        podName: proxyPod,
+        configDir: configDir!,
+        nginxPrefix: configDir!,
+        args: ['--data-plane', plane],
+      });
+      controller = await startController({
+        kubeConfigPath: cluster.kubeConfigPath,
+        namespaces,
+        id: 'scale',
+        cli,
+        nodeOptions,
+        args: [
+          '--namespace',
+          proxyNamespace,
+          '--data-plane',
+          plane,
+          '--proxy-listen-address',
+          '127.0.0.1',
+          '--proxy-status-port',
+          String(await freePort()),
+          // Below the ephemeral ports: HAProxy binds every port of the range.
+          '--listener-ports',
+          `10000-${10000 + count + 99}`,
+          '--proxy-access-log',
+          'off',
+          '--proxy-error-log',
+          'error.log',
+        ],
+      });
+    }
+    const controllerPid = controller.child.pid!;
+    memory = sampleMemory({ controller: () => controllerPid, agent: () => agent });
+    let exited = false;
+    void controller.exited.then(() => (exited = true));
+
+    const done = (): boolean => (plane === 'none' ? tracker!.allValidAt !== undefined : tracker!.allProgrammedAt !== undefined);
+    await pollUntil(
+      () => {
+        if (exited) throw new StopPolling(`the controller exited during the cold start`);
+        return done() ? true : undefined;
+      },
+      { what: 'every binding CertificateValid' + (plane === 'none' ? '' : ' and Programmed'), timeoutMs: Math.round(remainingMs()), intervalMs: 50 },
+    ).catch((err: unknown) => {
+      figures.error = `${(err as Error).message}: ${tracker!.valid.size} of ${count} CertificateValid, ${tracker!.programmed.size} Programmed after ${seconds(performance.now() - started)} s`;
+    });
+    const coldEnd = performance.now();
+    figures.reached = { certificateValid: tracker.valid.size, programmed: tracker.programmed.size, of: count };
+    if (tracker.allValidAt !== undefined) figures.certificateValidS = seconds(tracker.allValidAt - started);
+    const finished = plane === 'none' ? tracker.allValidAt : tracker.allProgrammedAt;
+    if (finished !== undefined) figures.coldStartS = seconds(finished - started);
+    memory.sample();
+    figures.controllerRssMb.afterColdStart = mb(memory.figures.controller.last);
+
+    const coldStartS = (coldEnd - started) / 1000;
+    const requests = difference(await apiRequests(admin), requestsBefore);
+    figures.api = {
+      requests: total(requests),
+      perSecond: Math.round(total(requests) / coldStartS),
+      top: [...requests].sort((a, b) => b[1] - a[1]).slice(0, 8),
+    };
+    figures.coldStartCpuS = { controller: Math.round(cpuSeconds(controllerPid) * 10) / 10 };
+    for (const { name, pid } of controlPlanePids) figures.coldStartCpuS[name] = Math.round((cpuSeconds(pid) - cpuBefore.get(pid)!) * 10) / 10;
+    if (agent) {
+      figures.coldStartCpuS.agent = Math.round(cpuSeconds(agent.pid) * 10) / 10;
+      figures.coldStartCpuS.dataPlane = Math.round(dataPlanePids(agent).reduce((sum, pid) => sum + cpuSeconds(pid), 0) * 10) / 10;
+    }
+
+    figures.objects = await objectSizes(kube.client, proxyNamespace);
+    for (const [kind, size] of Object.entries(figures.objects)) {
+      if (size.largest && size.largest.bytes > (figures.largestObject?.bytes ?? -1)) figures.largestObject = { kind, ...size.largest };
+    }
+
+    if (figures.error === undefined) {
+      const firstIdentity = set.identities[secretOf(0)]!;
+      if (agent) figures.served = await servesItsCertificate(tracker, 0, firstIdentity);
+      await rotate(plane, { kube, set, tracker, controller, figures, remainingMs });
+    }
+  } catch (err) {
+    figures.error ??= (err as Error).message;
+  } finally {
+    memory?.stop();
+    if (memory) {
+      figures.controllerRssMb.peak = mb(memory.figures.controller.peak);
+      figures.controllerRssMb.end = mb(memory.figures.controller.last);
+      if (agent) {
+        const pids = dataPlanePids(agent);
+        figures.agentRssMb = { peak: mb(memory.figures.agent.peak), end: mb(memory.figures.agent.last) };
+        figures.dataPlaneMb = {
+          rssPeak: mb(memory.figures.dataPlane.peak),
+          rssEnd: mb(memory.figures.dataPlane.last),
+          pssEnd: mb(pids.reduce((sum, pid) => sum + pssMb(pid), 0)),
+          processes: pids.length,
+        };
+      }
+    }
+    if (figures.error !== undefined && controller) {
+      for (const [what, n] of troubles(controller.logs)) log(`controller logged ${n}× ${what}`);
+      for (const [what, n] of troubles(agent?.logs ?? [])) log(`agent logged ${n}× ${what}`);
+      const reasons = new Map<string, number>();
+      for (const reason of tracker?.notValidReason.values() ?? []) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+      if (reasons.size) log(`not CertificateValid, by reason: ${[...reasons].map(([r, n]) => `${r} ${n}`).join(', ')}`);
+    }
+    await tracker?.stop();
+    await stopWithin(agent);
+    await stopWithin(controller);
+    await partner?.close();
+    await cluster?.stop();
+  }
+  return figures;
+}
+
+/** One request through the binding's listener: the partner must see exactly its certificate. */
+async function servesItsCertificate(tracker: BindingTracker, i: number, identity: BulkIdentity): Promise<boolean> {
+  const port = tracker.port.get(bindingKey(i));
+  const response = port === undefined ? undefined : await callProxy(port).catch(() => undefined);
+  return response?.status === 200 && (JSON.parse(response.body) as PartnerSeen).serialNumber === identity.serial;
+}
+
+/**
+ * BENCH_ROTATIONS times: binding 0's PFX Secret gets a new certificate; timed until the
+ * partner sees it (the external shape: until the binding's status shows it). The next
+ * starts once status has caught up. Then the proxy object writes the changes cost.
+ */
+async function rotate(
+  plane: Plane,
+  ctx: { kube: TestKube; set: BulkPfxSet; tracker: BindingTracker; controller: ControllerProcess; figures: PlaneFigures; remainingMs: () => number },
+): Promise<void> {
+  const { kube, set, tracker, controller, figures, remainingMs } = ctx;
+  const key = bindingKey(0);
+  const secret = secretOf(0);
+  const path = `/api/v1/namespaces/${namespaceName(secret % namespaceCount)}/secrets/pfx-${secret}`;
+  const port = tracker.port.get(key);
+  if (plane !== 'none' && port === undefined) throw new Error(`${key} has no listener port in its status`);
+  const writesBefore = await objectWrites(controller);
+  const latencies: number[] = [];
+  for (let r = 0; r < rotations; r++) {
+    const next = set.issuer.issue(`${set.identities[secret]!.cn}.r${r}`, password);
+    const started = performance.now();
+    await kube.client.mergePatch(path, { data: { [types.defaultPfxKey]: next.pfx.toString('base64') } });
+    await pollUntil(
+      async () => {
+        if (plane === 'none') return tracker.serial.get(key) === next.serial ? true : undefined;
+        const response = await callProxy(port!).catch(() => undefined);
+        return response?.status === 200 && (JSON.parse(response.body) as PartnerSeen).serialNumber === next.serial ? true : undefined;
+      },
+      {
+        what: `rotation ${r + 1}: ${plane === 'none' ? 'the status' : 'the partner'} to see serial ${next.serial}`,
+        timeoutMs: Math.round(remainingMs()),
+        intervalMs: 5,
+      },
+    );
+    latencies.push(performance.now() - started);
+    await pollUntil(() => (tracker.serial.get(key) === next.serial && (plane === 'none' || tracker.programmed.has(key)) ? true : undefined), {
+      what: `rotation ${r + 1}: ${key} Programmed with serial ${next.serial}`,
+      timeoutMs: Math.round(remainingMs()),
+      intervalMs: 5,
+    });
+  }
+  figures.rotation = {
+    seenBy: plane === 'none' ? 'status' : 'partner',
+    count: latencies.length,
+    p50Ms: Math.round(percentile(latencies, 50)),
+    p99Ms: Math.round(percentile(latencies, 99)),
+    maxMs: Math.round(Math.max(...latencies)),
+  };
+  // Writes may trail the status a little: read until the counter holds still for a second.
+  let writesAfter = await objectWrites(controller);
+  for (let still = 0; still < 5 && remainingMs() > 0;) {
+    await sleep(200);
+    const now = await objectWrites(controller);
+    still = total(now) === total(writesAfter) ? still + 1 : 0;
+    writesAfter = now;
+  }
+  const delta = difference(writesAfter, writesBefore);
+  figures.writesPerChange = {
+    bindingsChanged: Array.from({ length: count }, (_, i) => i).filter((i) => secretOf(i) === secret).length,
+    writes: Math.round((total(delta) / rotations) * 100) / 100,
+    byResourceVerb: Object.fromEntries([...delta].map(([k, v]) => [k, Math.round((v / rotations) * 100) / 100])),
+  };
+}
+
+// ---- the report ---------------------------------------------------------------------------
+
+function printPlane(plane: Plane, f: PlaneFigures): void {
+  const n = (x: number): string => x.toLocaleString('en-US');
+  const kib = (bytes: number): string => `${(bytes / 1024).toFixed(1)} KiB`;
+  const rows: Array<[string, string, string]> = [];
+  const row = (what: string, figure: string, goal = ''): number => rows.push([what, figure, goal]);
+  const server = plane === 'haproxy' ? 'HAProxy' : 'nginx';
+  const to = plane === 'none' ? 'CertificateValid' : 'CertificateValid and Programmed';
+  row(
+    'cold start → all CertificateValid',
+    f.certificateValidS === null ? `not reached (${n(f.reached.certificateValid)} of ${n(count)})` : `${f.certificateValidS} s`,
+  );
+  if (plane !== 'none') {
+    row(
+      `cold start → all ${to}`,
+      f.coldStartS === null ? `not reached (${n(f.reached.programmed)} of ${n(count)})` : `${f.coldStartS} s`,
+      `< ${goals.coldStartS} s`,
+    );
+  }
+  row(
+    'controller RSS: peak / after cold start / end',
+    `${f.controllerRssMb.peak} / ${f.controllerRssMb.afterColdStart} / ${f.controllerRssMb.end} MB`,
+    `< ${goals.controllerRssMb} MB`,
+  );
+  if (f.agentRssMb) row('agent RSS (src/cli.ts): peak / end', `${f.agentRssMb.peak} / ${f.agentRssMb.end} MB`);
+  if (f.dataPlaneMb) {
+    row(
+      `${server}: RSS summed over ${f.dataPlaneMb.processes} processes, peak / end`,
+      `${f.dataPlaneMb.rssPeak} / ${f.dataPlaneMb.rssEnd} MB (PSS ${f.dataPlaneMb.pssEnd} MB)`,
+    );
+  }
+  row(
+    `largest object in ${proxyNamespace}`,
+    f.largestObject ? `${f.largestObject.kind}/${f.largestObject.name} ${kib(f.largestObject.bytes)}` : 'none',
+    `< ${kib(goals.largestObjectBytes)}`,
+  );
+  for (const [kind, size] of Object.entries(f.objects)) {
+    row(`  ${kind}`, `${n(size.count)}, ${kib(size.totalBytes)} in all${size.largest ? `; largest ${size.largest.name} ${kib(size.largest.bytes)}` : ''}`);
+  }
+  row('API requests during the cold start', `${n(f.api.requests)}, ${n(f.api.perSecond)}/s`);
+  for (const [what, c] of f.api.top) row(`  ${what}`, n(c));
+  row(
+    'CPU seconds during the cold start',
+    Object.entries(f.coldStartCpuS)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', '),
+  );
+  if (f.served !== undefined) row('a request through binding 0: the partner sees its certificate', f.served ? 'yes' : 'NO');
+  if (f.rotation) {
+    row(
+      `rotation → ${f.rotation.seenBy === 'partner' ? 'the partner sees' : 'status shows'} the new certificate (${f.rotation.count})`,
+      `p50 ${n(f.rotation.p50Ms)} ms, p99 ${n(f.rotation.p99Ms)} ms, max ${n(f.rotation.maxMs)} ms`,
+      f.rotation.seenBy === 'partner' ? `p99 < ${goals.rotationP99Ms} ms` : '',
+    );
+  }
+  if (f.writesPerChange) {
+    const w = f.writesPerChange;
+    row(
+      `proxy objects written per change (${w.bindingsChanged} binding${w.bindingsChanged === 1 ? '' : 's'} changed)`,
+      `${w.writes}${
+        Object.keys(w.byResourceVerb).length
+          ? ` (${Object.entries(w.byResourceVerb)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})`
+          : ''
+      }`,
+      "that binding's only",
+    );
+  }
+  const width = Math.max(...rows.map((r) => r[0].length));
+  const figureWidth = Math.max(...rows.map((r) => r[1].length));
+  console.log(`\n[${plane}] ${n(count)} bindings, ${n(secretCount)} PFX Secrets, ${namespaceCount} namespaces`);
+  for (const [what, figure, goal] of rows) console.log(`  ${what.padEnd(width)}  ${figure.padEnd(figureWidth)}  ${goal ? `goal ${goal}` : ''}`.trimEnd());
+  if (f.error) console.log(`  FAILED: ${f.error}`);
+}
+
+// The controller as the image runs it: compiled JavaScript (BENCH_CLI=src runs the sources).
+const cli = process.env.BENCH_CLI === 'src' ? join(repo, 'src/cli.ts') : join(repo, 'dist/cli.js');
+if (process.env.BENCH_CLI !== 'src') execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(repo, 'tsconfig.build.json')], { stdio: 'inherit' });
+// The data planes run the controller with deploy/'s NODE_OPTIONS, as users do; the external
+// check runs a bare `mtls-egress controller`, so its shape gets none.
+const deployed = /name: NODE_OPTIONS\s+value: (.+)/.exec(readFileSync(join(repo, 'deploy/controller.yaml'), 'utf8'))?.[1]?.trim() ?? '';
+const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? (planes[0] === 'none' ? '' : deployed)).split(' ').filter(Boolean);
+process.env.LOG_LEVEL ??= 'info';
+
+const generation = performance.now();
+const set = cachedPfxSet({ purpose: 'bench-scale', count: secretCount, password, cnPrefix: 'scale-' });
+const generationS = seconds(performance.now() - generation);
+console.log(
+  set.generatedMs === undefined
+    ? `certificates: ${secretCount} PFX files read from ${set.directory} in ${generationS} s`
+    : `certificates: ${secretCount} distinct PFX files generated in ${seconds(set.generatedMs)} s (${(set.generatedMs / secretCount).toFixed(2)} ms each), kept in ${set.directory}`,
+);
+// A cache that does not decode should fail here, not as 10,000 bindings that never become valid.
+const sample = set.identities[0]!;
+if ((await decodePfx(sample.pfx, password)).facts.serialNumber !== sample.serial)
+  throw new Error(`${set.directory}: the first PFX does not decode to its serial`);
+console.log(`controller: ${cli.endsWith('.js') ? 'dist/cli.js (built)' : 'src/cli.ts'}; NODE_OPTIONS: ${nodeOptions.join(' ') || '(none)'}`);
+
+// A last resort beside every deadline: whatever hangs, the bench ends.
+setTimeout(
+  () => {
+    console.error(`bench:scale: still running ${planes.length * timeoutS + 600} s after the start; giving up`);
+    process.exit(1);
+  },
+  (planes.length * timeoutS + 600) * 1000,
+).unref();
+
+const results: Partial<Record<Plane, PlaneFigures>> = {};
+for (const plane of planes) {
+  results[plane] = await runPlane(plane, set, cli, nodeOptions);
+  printPlane(plane, results[plane]);
+}
+console.log(
+  JSON.stringify({
+    bench: 'scale',
+    bindings: count,
+    secrets: secretCount,
+    namespaces: namespaceCount,
+    generation: { seconds: set.generatedMs === undefined ? 0 : seconds(set.generatedMs), cached: set.generatedMs === undefined },
+    nodeOptions: nodeOptions.join(' '),
+    controllerArgs: planes[0] === 'none' ? `controller --kubeconfig F --listener-ports ${externalListenerPorts}` : 'see test/bench/scale.bench.ts',
+    dataPlanes: results,
+  }),
+);
+if (Object.values(results).some((f) => f.error !== undefined)) process.exitCode = 1;
