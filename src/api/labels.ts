@@ -16,6 +16,8 @@ export const credentialsSelector = `${labelManagedBy}=${managedByValue},${labelC
 export const annotationBinding = 'mtls-egress.io/binding';
 /** On the proxy objects: sha256 of their content, so the controller writes only on change. */
 export const annotationContentHash = 'mtls-egress.io/content-hash';
+/** On binding objects: the SHA-256 fingerprint of the client certificate they hold, so a restarted controller knows what a replica serves without reading key material. */
+export const annotationFingerprint = 'mtls-egress.io/fingerprint-sha256';
 /** On a proxy Pod: the config hash its data plane serves now, set by the agent after a successful apply. */
 export const annotationAppliedHash = 'mtls-egress.io/applied-config-hash';
 /** On a proxy Pod: why the newest config was not applied (empty when it was). */

@@ -1,5 +1,15 @@
 import type { Logger } from 'pino';
-import { annotationApplyError, annotationAppliedHash, componentConfig, componentCredentials, componentNetworkPolicy, managedSelector } from '../api/labels.ts';
+import {
+  annotationApplyError,
+  annotationAppliedHash,
+  annotationBinding,
+  annotationContentHash,
+  annotationFingerprint,
+  componentConfig,
+  componentCredentials,
+  componentNetworkPolicy,
+  managedSelector,
+} from '../api/labels.ts';
 import { objectKey, type KubeObject, type SecretLike } from '../api/meta.ts';
 import { group, plural, version, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import type { ControllerConfig } from '../config.ts';
@@ -20,9 +30,12 @@ import { HostResolver } from './host-resolution.ts';
 import { IdentityCache, type IdentityDecoder } from './identity-cache.ts';
 import { decodeCertificateInput } from './identity-decoder.ts';
 import { LeaderElector } from './leader-election.ts';
-import { ProxyConfigController, type ProxyConfigControllerOptions } from './proxy-config-controller.ts';
-import { renderHaproxy } from '../render/haproxy.ts';
-import { renderNginx } from '../render/nginx.ts';
+import { ProxyConfigController, type ProxyRenderer } from './proxy-config-controller.ts';
+import type { EgressRoute } from '../model/egress-routes.ts';
+import type { RenderedFile } from '../render/files.ts';
+import { haproxyBindingPart, haproxySharedFiles, type HaproxyServer } from '../render/haproxy.ts';
+import { nginxBindingFiles, nginxSharedFiles } from '../render/nginx.ts';
+import type { BindingPart } from '../proxy/proxy-objects.ts';
 
 export interface ManagerDependencies {
   client: KubeClient;
@@ -139,7 +152,15 @@ export class ControllerManager {
               logger,
               paths: [`${prefix}/namespaces/${config.namespace}/${resource}`],
               query: { labelSelector: managedSelector(component) },
-              transform: (o) => ({ metadata: { name: o.metadata.name, namespace: o.metadata.namespace, resourceVersion: o.metadata.resourceVersion } }),
+              // Name, version and our own annotations: what exists and what it holds, never key material.
+              transform: (o) => ({
+                metadata: {
+                  name: o.metadata.name,
+                  namespace: o.metadata.namespace,
+                  resourceVersion: o.metadata.resourceVersion,
+                  annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
+                },
+              }),
               onError: () => metrics.watchErrors.inc({ resource }),
             });
             this.#owned.push(informer);
@@ -175,7 +196,8 @@ export class ControllerManager {
           namespace: config.namespace,
           listenerPorts: config.listenerPorts,
           endpointFor,
-          render: proxyRenderer(config),
+          secretIndex,
+          renderer: proxyRenderer(config),
           owned,
           proxyPodLabels: config.proxyPodLabels,
           metrics,
@@ -216,8 +238,7 @@ export class ControllerManager {
           this.#secrets.start(),
           this.#proxyPods?.start(),
           this.#networks?.start(),
-          ...this.#owned.map((i) => i.start()),
-          this.proxyConfig?.loadHistory(),
+          Promise.all(this.#owned.map((i) => i.start())).then(() => this.proxyConfig?.loadHistory()),
         ]),
         aborted(signal),
       ]);
@@ -271,8 +292,26 @@ function proxyReplica(pod: PodLike): ProxyReplica {
   };
 }
 
+/** Our annotations on an owned object, and only those. */
+function ownAnnotations(annotations: Record<string, string> | undefined): Record<string, string> {
+  const own: Record<string, string> = {};
+  for (const key of [annotationBinding, annotationContentHash, annotationFingerprint]) {
+    const value = annotations?.[key];
+    if (value !== undefined) own[key] = value;
+  }
+  return own;
+}
+
 /** The data plane's renderer with the proxy's options from the flags. */
-function proxyRenderer(config: ControllerConfig): ProxyConfigControllerOptions['render'] {
+function proxyRenderer(config: ControllerConfig): ProxyRenderer {
+  const part = (route: EgressRoute, files: RenderedFile[], server?: HaproxyServer): BindingPart => ({
+    key: route.key,
+    listenerPort: route.listenerPort,
+    fingerprintSha256: route.clientCertificate.fingerprintSha256,
+    serialNumber: route.clientCertificate.serialNumber,
+    files,
+    ...(server ? { server } : {}),
+  });
   if (config.dataPlane === 'haproxy') {
     const options = {
       listenAddress: config.proxyListenAddress,
@@ -280,13 +319,21 @@ function proxyRenderer(config: ControllerConfig): ProxyConfigControllerOptions['
       statusPort: config.proxyStatusPort,
       logTarget: config.proxyAccessLog === 'off' ? ('off' as const) : config.proxyAccessLog === '/dev/stderr' ? ('stderr' as const) : ('stdout' as const),
     };
-    return (routes) => renderHaproxy(routes, options);
+    return {
+      dataPlane: 'haproxy',
+      shared: () => haproxySharedFiles(options),
+      binding: (route) => {
+        const { server, files } = haproxyBindingPart(route);
+        return part(route, files, server);
+      },
+    };
   }
   const options = {
     listenAddress: config.proxyListenAddress,
     statusPort: config.proxyStatusPort,
     accessLog: config.proxyAccessLog,
     errorLog: config.proxyErrorLog,
+    listenerPorts: config.listenerPorts,
   };
-  return (routes) => renderNginx(routes, options);
+  return { dataPlane: 'nginx', shared: () => nginxSharedFiles(options), binding: (route) => part(route, nginxBindingFiles(route, options)) };
 }

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { componentConfig, componentCredentials, componentNetworkPolicy, managedLabels, managedSelector } from '../api/labels.ts';
+import { annotationBinding, annotationContentHash, annotationFingerprint, componentNetworkPolicy, managedLabels } from '../api/labels.ts';
 import type { KubeObject } from '../api/meta.ts';
 import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { isNotFound, type KubeClient } from '../k8s/client.ts';
@@ -7,79 +7,111 @@ import type { Informer } from '../k8s/informer.ts';
 import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import { resolveCertificateInput, type CertificateInput } from '../model/certificate-input.ts';
-import type { IdentityOutcome } from '../model/egress-routes.ts';
-import type { PortRange } from '../model/listener-ports.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
-import { networkPolicies, proxyEgressPolicy } from '../model/network-policies.ts';
-import { secretReferences } from '../model/secret-refs.ts';
-import { annotationContentHash, parseManifest, proxyConfigMapName, proxyObjects } from '../proxy/proxy-objects.ts';
-import type { EgressRoute } from '../model/egress-routes.ts';
-import type { RenderedConfig } from '../render/files.ts';
-import type { HaproxyServer } from '../render/haproxy.ts';
+import type { EgressRoute, IdentityOutcome } from '../model/egress-routes.ts';
+import type { PortRange } from '../model/listener-ports.ts';
+import { networkPolicies, networkPolicyName, proxyEgressPolicy } from '../model/network-policies.ts';
+import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
+import {
+  bindingObject,
+  configDigest,
+  credentialSecretName,
+  parseManifest,
+  proxyConfigMapName,
+  sharedConfigMap,
+  sharedHash,
+  type BindingPart,
+} from '../proxy/proxy-objects.ts';
+import type { RenderedFile } from '../render/files.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
-import { translate } from '../translate/translate.ts';
+import { PortAllocations } from '../translate/port-allocations.ts';
+import { translateBinding } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
 import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
+
+/** A data plane's renderer, split the way the proxy objects are: what no binding owns, and each binding's part. */
+export interface ProxyRenderer {
+  dataPlane: 'nginx' | 'haproxy';
+  /** Depends on the controller's flags alone. */
+  shared(): RenderedFile[];
+  /** Depends on this one route alone, so a change to a binding rewrites only its object. */
+  binding(route: EgressRoute): BindingPart;
+}
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
   bindings: Informer<ClientCertificateBinding>;
   secrets: SecretCache;
+  /** Which bindings read a Secret: a rotation wakes those alone. */
+  secretIndex: SecretIndex;
   identities: IdentityCache;
   history: ServedCertificateHistory;
   hosts: HostResolver;
   /** Where the proxy may connect: checked per binding, and rendered as the proxy pods' egress NetworkPolicy. */
   destinations: () => DestinationPolicy;
-  /** The proxy's namespace: the ConfigMap, credential Secrets and NetworkPolicies live here. */
+  /** The proxy's namespace: the ConfigMap, binding objects and NetworkPolicies live here. */
   namespace: string;
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
-  /** Routes → the data plane's files (renderNginx or renderHaproxy, with the proxy's options bound). */
-  render: (routes: readonly EgressRoute[]) => RenderedConfig & { servers?: readonly HaproxyServer[]; skeletonHash?: string };
+  renderer: ProxyRenderer;
   proxyPodLabels: Record<string, string>;
   metrics: ControllerMetrics;
   logger: Logger;
   clock?: Clock;
-  /** Batches a burst of changes (a cold start, a mass rotation) into one render. */
+  /** Batches a burst of changes into one write of the index. */
   coalesceMs?: number;
-  /** How long the proxy objects this controller wrote are trusted before they are listed again. */
-  resyncMs?: number;
-  /** Watches of the objects it writes (secrets, networkpolicies, configmaps), metadata only: a change it did not make is read again and corrected at once. */
-  owned?: Partial<Record<string, Informer<KubeObject>>>;
+  /** Concurrent binding reconciles: their writes are what a cold start waits on. */
+  workers?: number;
+  /**
+   * Watches of the objects it writes (secrets, networkpolicies, configmaps), metadata and
+   * our annotations only: what exists is read from them, never listed with key material,
+   * and a change it did not make is corrected at once.
+   */
+  owned: Partial<Record<OwnedResource, Informer<KubeObject>>>;
 }
 
-const key = 'proxy-config';
-const defaultResyncMs = 5 * 60_000;
+type OwnedResource = 'secrets' | 'networkpolicies' | 'configmaps';
+
+const indexKey = '@index';
 const controllerName = 'proxy-config';
-const policySelector = managedSelector(componentNetworkPolicy);
-const configSelector = managedSelector(componentConfig);
+const apiPrefix: Record<OwnedResource, string> = { secrets: '/api/v1', networkpolicies: '/apis/networking.k8s.io/v1', configmaps: '/api/v1' };
 
 interface Desired extends KubeObject {
   metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
 }
 
+/** What the controller wrote for a served binding: the index is computed from these. */
+interface Entry {
+  contentHash: string;
+  fingerprintSha256: string;
+}
+
 /**
- * Aggregates every binding into the one proxy configuration (Envoy Gateway's translator
- * stages, ingress-nginx's "compare before reload"): read and decode the inputs (cached),
- * translate and render (pure), hash, and write only the objects whose content hash
- * changed. One key, so bursts coalesce into one render; leader only, like every writer.
+ * Turns each binding into its own proxy objects (a Secret with everything the binding
+ * adds to the proxy, and the NetworkPolicy that opens its port), and keeps one small
+ * index over them. Envoy Gateway's translator stages per binding: read and decode the
+ * inputs (cached), translate and render this binding (pure), hash, and write only when
+ * the hash changed. A change to one binding costs that binding's objects and the index,
+ * whatever the number of bindings; a cold start writes each object once. Leader only,
+ * like every writer.
  */
 export class ProxyConfigController {
   readonly #o: ProxyConfigControllerOptions;
   readonly #runner: Runner;
   readonly #clock: Clock;
+  readonly #ports: PortAllocations;
   /** The identity each binding was last served with: what it keeps while a new one decodes. */
-  #served = new Map<string, IdentityOutcome>();
+  readonly #served = new Map<string, IdentityOutcome>();
+  /** Served bindings, as written. */
+  readonly #entries = new Map<string, Entry>();
   /**
-   * The proxy objects as this controller last listed or wrote them, per resource: name →
-   * content hash and resourceVersion. A change then costs its writes alone, not a list of
-   * every credential Secret (key material included) on each render. A failed write
-   * forgets the resource, and the cache is dropped every resyncMs: what someone else
-   * changed meanwhile is read again and corrected.
+   * The objects this controller wrote or saw, per resource: name → content hash and
+   * resourceVersion. Seeded from the owned watches when a term starts; a write updates it;
+   * a watch event that is not an echo of our own write marks the object stale.
    */
-  #known = new Map<string, { at: number; objects: Map<string, { hash: string | undefined; resourceVersion: string | undefined }> }>();
+  readonly #known = new Map<OwnedResource, Map<string, { hash: string | undefined; resourceVersion: string | undefined }>>();
   /** "resource/name" of writes under way: their own watch events may arrive before the write returns. */
   readonly #inFlight = new Set<string>();
 
@@ -88,17 +120,38 @@ export class ProxyConfigController {
     this.#clock = options.clock ?? systemClock;
     this.#runner = new Runner({
       name: controllerName,
-      reconcile: (_key, signal) => this.reconcile(signal),
+      reconcile: (key, signal) => (key === indexKey ? this.#reconcileIndex(signal) : this.#reconcileBinding(key, signal)),
       logger: options.logger,
+      workers: options.workers ?? 4,
       backoff: { baseMs: 200, maxMs: 30_000 },
       clock: this.#clock,
       observer: options.metrics.runnerObserver(controllerName),
     });
-    const wake = (): void => this.wake();
-    options.bindings.addHandlers({ onAdd: wake, onUpdate: wake, onDelete: wake });
-    options.secrets.onChange(wake);
-    for (const [resource, informer] of Object.entries(options.owned ?? {})) {
-      informer?.addHandlers({
+    this.#ports = new PortAllocations({
+      bindings: () => options.bindings.list(),
+      listenerPorts: options.listenerPorts,
+      onMoved: (keys) => keys.forEach((k) => this.#runner.add(k)),
+    });
+    options.bindings.addHandlers({
+      onAdd: (b) => {
+        this.#ports.added();
+        this.#runner.add(bindingKey(b));
+      },
+      onUpdate: (b, old) => {
+        this.#ports.updated(b, old);
+        if (b.metadata.generation !== old.metadata.generation || b.metadata.deletionTimestamp !== old.metadata.deletionTimestamp)
+          this.#runner.add(bindingKey(b));
+      },
+      onDelete: (b) => {
+        this.#ports.deleted();
+        this.#runner.add(bindingKey(b));
+      },
+    });
+    options.secrets.onChange((secretKey) => {
+      for (const key of options.secretIndex.bindingsFor(secretKey)) this.#runner.add(key);
+    });
+    for (const [resource, informer] of Object.entries(options.owned) as Array<[OwnedResource, Informer<KubeObject>]>) {
+      informer.addHandlers({
         onAdd: (o) => this.#observed(resource, o, false),
         onUpdate: (o) => this.#observed(resource, o, false),
         onDelete: (o) => this.#observed(resource, o, true),
@@ -109,27 +162,38 @@ export class ProxyConfigController {
   /**
    * A watch event on an object this controller writes. Its own writes come back with the
    * resourceVersion it stored (or while the write is still in flight); anything else is
-   * someone else's: a deleted object is forgotten, an edited or unknown one marked
-   * stale, and the next render writes it again (or prunes it).
+   * someone else's: the object is marked stale, and its owner written again (or removed).
    */
-  #observed(resource: string, o: KubeObject, deleted: boolean): void {
+  #observed(resource: OwnedResource, o: KubeObject, deleted: boolean): void {
     const name = o.metadata.name;
     if (this.#inFlight.has(`${resource}/${name}`)) return;
-    const objects = this.#known.get(resource)?.objects;
-    const known = objects?.get(name);
+    const objects = this.#known.get(resource);
+    if (!objects) return;
+    const known = objects.get(name);
     if (deleted) {
-      if (objects && !known) return;
-      objects?.delete(name);
+      if (!known) return;
+      objects.delete(name);
     } else {
       if (known?.resourceVersion === o.metadata.resourceVersion) return;
-      objects?.set(name, { hash: undefined, resourceVersion: o.metadata.resourceVersion });
+      objects.set(name, { hash: undefined, resourceVersion: o.metadata.resourceVersion });
     }
-    this.wake();
+    this.#runner.add(this.#ownerOf(resource, o));
   }
 
-  /** Something the configuration depends on changed; a burst of calls renders once. */
+  /** The key whose reconcile writes this object. */
+  #ownerOf(resource: OwnedResource, o: KubeObject): string {
+    const binding = (o.metadata as { annotations?: Record<string, string> }).annotations?.[annotationBinding];
+    return resource === 'configmaps' || binding === undefined ? indexKey : binding;
+  }
+
+  /** Something every binding depends on changed (where the proxy may connect): look at all of them. */
   wake(): void {
-    this.#runner.addAfter(key, this.#o.coalesceMs ?? 25);
+    for (const b of this.#o.bindings.list()) this.#runner.add(bindingKey(b));
+    this.#wakeIndex();
+  }
+
+  #wakeIndex(): void {
+    this.#runner.addAfter(indexKey, this.#o.coalesceMs ?? 25);
   }
 
   /** Reconciles finished so far. */
@@ -137,20 +201,49 @@ export class ProxyConfigController {
     return this.#runner.reconciled;
   }
 
-  /** Learns the configuration already in the cluster, so replicas serving it count as programmed after a restart. */
+  /**
+   * Learns the configuration already in the cluster, so replicas serving it count as
+   * programmed after a restart: the index's hash, recomputed from the binding objects'
+   * annotations (never their data), with their fingerprints. Call once the owned watches
+   * have synced.
+   */
   async loadHistory(): Promise<void> {
+    let manifest;
     try {
-      const cm = await this.#o.client.get<{ binaryData?: Record<string, string> }>(this.#configMapPath());
-      const manifest = parseManifest(cm);
-      if (manifest) this.#o.history.record(manifest.hash, manifest.bindings);
+      manifest = parseManifest(await this.#o.client.get<{ binaryData?: Record<string, string> }>(this.#path('configmaps', proxyConfigMapName)));
     } catch (err) {
       if (!isNotFound(err)) throw err;
+      return;
     }
+    if (!manifest || manifest.dataPlane !== this.#o.renderer.dataPlane || !Array.isArray(manifest.files)) return;
+    const entries = new Map<string, Entry>();
+    for (const o of this.#o.owned.secrets?.list() ?? []) {
+      const a = (o.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+      const key = a[annotationBinding];
+      const hash = a[annotationContentHash];
+      if (key && hash && credentialSecretName(key) === o.metadata.name)
+        entries.set(key, { contentHash: hash, fingerprintSha256: a[annotationFingerprint] ?? '' });
+    }
+    const digest = configDigest(
+      manifest.dataPlane,
+      sharedHash(manifest.files),
+      [...entries].map(([k, e]) => [k, e.contentHash] as const),
+    );
+    if (digest === manifest.hash) this.#o.history.record(digest, fingerprints(entries));
   }
 
   /** Runs for one leadership term. */
   async run(signal: AbortSignal): Promise<void> {
-    this.#runner.add(key);
+    this.#seedKnown();
+    this.wake();
+    // Objects whose binding is gone (deleted while no controller led) are removed by that key's reconcile.
+    const present = new Set(this.#o.bindings.list().map(bindingKey));
+    for (const resource of ['secrets', 'networkpolicies'] as const) {
+      for (const o of this.#o.owned[resource]?.list() ?? []) {
+        const owner = this.#ownerOf(resource, o);
+        if (!present.has(owner)) this.#runner.add(owner);
+      }
+    }
     await this.#runner.run(signal);
   }
 
@@ -158,153 +251,176 @@ export class ProxyConfigController {
     this.#runner.shutDown();
   }
 
-  async reconcile(signal?: AbortSignal): Promise<ReconcileResult & { hash: string; written: number }> {
-    const { namespace, secrets, identities } = this.#o;
-    const bindings = this.#o.bindings.list().filter((b) => !b.metadata.deletionTimestamp);
-    // Inputs first (Secrets through the cache, certificates decoded once per version, in
-    // the sandbox), then the pure translation over all of them. No render waits on a
-    // decode: a binding whose new certificate is still decoding keeps the one it was
-    // served with, a new binding waits out of the config, and the decode wakes a render.
-    const decoded = new Map<string, IdentityOutcome>();
-    for (const b of bindings) {
-      const found = await secrets.getAll(
-        b.metadata.namespace,
-        secretReferences(b.spec).map((r) => r.name),
-      );
-      const input = resolveCertificateInput(b.spec, (name) => found.get(name));
-      const outcome = input.ok ? identities.want(input, () => this.wake()) : undefined;
-      if (outcome) decoded.set(bindingKey(b), outcome);
+  /** What exists, from the owned watches: a term starts from the cluster, not from what the last term wrote. */
+  #seedKnown(): void {
+    for (const resource of ['secrets', 'networkpolicies', 'configmaps'] as const) {
+      const informer = this.#o.owned[resource];
+      const objects = new Map<string, { hash: string | undefined; resourceVersion: string | undefined }>();
+      for (const o of informer?.list() ?? []) {
+        const annotations = (o.metadata as { annotations?: Record<string, string> }).annotations;
+        objects.set(o.metadata.name, { hash: annotations?.[annotationContentHash], resourceVersion: o.metadata.resourceVersion });
+      }
+      this.#known.set(resource, objects);
     }
-    const identityOf = (_input: CertificateInput, b: ClientCertificateBinding): IdentityOutcome | undefined => {
-      const key = bindingKey(b);
-      const outcome = decoded.get(key);
-      return outcome && !isTransientOutcome(outcome) ? outcome : (this.#served.get(key) ?? outcome);
-    };
-    const destinations = this.#o.destinations();
-    const hostProblems = await this.#o.hosts.problems(
-      bindings.map((b) => b.spec.host),
-      destinations,
+    this.#entries.clear();
+  }
+
+  /** One binding: its route, rendered into its own objects, written when they changed. */
+  async #reconcileBinding(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
+    const binding = this.#o.bindings.get(key);
+    if (!binding || binding.metadata.deletionTimestamp) {
+      this.#served.delete(key);
+      return this.#unserve(key, signal);
+    }
+    const { secrets, identities } = this.#o;
+    const found = await secrets.getAll(
+      binding.metadata.namespace,
+      secretReferences(binding.spec).map((r) => r.name),
     );
-    const translation = translate(bindings, (ns, name) => secrets.peek(ns, name), identityOf, {
+    const input = resolveCertificateInput(binding.spec, (name) => found.get(name));
+    // No reconcile waits on a decode: a binding whose new certificate is still decoding
+    // keeps the one it was served with, a new one waits out of the config, and the decode
+    // wakes this key.
+    const outcome = input.ok ? identities.want(input, () => this.#runner.add(key)) : undefined;
+    // Nothing served yet to keep, and no verdict on the file: what exists stays as it is
+    // (after a restart, the objects the last term wrote) until the decode says otherwise.
+    if (input.ok && (outcome === undefined || isTransientOutcome(outcome)) && !this.#served.has(key)) {
+      return outcome === undefined ? {} : { requeueAfterMs: identities.retryTransientMs };
+    }
+    const identityOf = (_input: CertificateInput): IdentityOutcome | undefined =>
+      outcome && !isTransientOutcome(outcome) ? outcome : (this.#served.get(key) ?? outcome);
+    const destinations = this.#o.destinations();
+    const hostProblems = await this.#o.hosts.problems([binding.spec.host], destinations);
+    const translated = translateBinding(binding, (_ns, name) => found.get(name), identityOf, this.#ports.get(), {
       now: new Date(this.#clock.now()),
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
       dataPlane: { hostProblem: (host) => hostProblems.get(host) },
     });
-    const { routes } = translation;
-    this.#served = new Map(translation.bindings.flatMap((t) => (t.route && t.checks.certificate.ok ? [[t.key, t.checks.certificate] as const] : [])));
-    const rendered = this.#o.render(routes);
-    const objects = proxyObjects(rendered, routes, namespace);
-    const allowed = new Map(bindings.map((b) => [bindingKey(b), b.spec.allowedNamespaces]));
-    const policyLabels = managedLabels(componentNetworkPolicy);
-    const policies = [
-      proxyEgressPolicy(destinations, namespace, this.#o.proxyPodLabels, policyLabels),
-      ...networkPolicies(routes, (k) => allowed.get(k), namespace, this.#o.proxyPodLabels, policyLabels),
-    ];
     // Time alone changes what is served (a certificate expires), and a host that did not
     // resolve may start to: look again then, without waiting for an object to change.
-    const requeueAfterMs = hostProblems.size > 0 ? Math.min(translation.requeueAfterMs ?? Infinity, this.#o.hosts.retryAfterMs) : translation.requeueAfterMs;
+    const requeueAfterMs = earliest(translated.status.requeueAfterMs, hostProblems.size > 0 ? this.#o.hosts.retryAfterMs : undefined);
+    const route = translated.route;
+    if (!route || !translated.checks.certificate.ok) {
+      const result = await this.#unserve(key, signal);
+      return { ...result, requeueAfterMs };
+    }
+    this.#served.set(key, translated.checks.certificate);
+    const object = bindingObject(this.#o.renderer.binding(route), this.#o.namespace);
+    const [policy] = networkPolicies(
+      [route],
+      () => binding.spec.allowedNamespaces,
+      this.#o.namespace,
+      this.#o.proxyPodLabels,
+      managedLabels(componentNetworkPolicy),
+    );
+    if (signal?.aborted) return {};
+    const contentHash = object.metadata.annotations[annotationContentHash]!;
+    const entry = { contentHash, fingerprintSha256: route.clientCertificate.fingerprintSha256 };
+    let written = await this.#put('secrets', object);
+    written += await this.#put('networkpolicies', policy!);
+    const before = this.#entries.get(key);
+    this.#entries.set(key, entry);
+    if (before?.contentHash !== contentHash) this.#wakeIndex();
+    if (written > 0) this.#runner.logger.debug({ binding: key, written }, 'binding proxy objects written');
+    return { requeueAfterMs };
+  }
+
+  /** A binding the proxy does not serve (any more): its objects go, and the index without it. */
+  async #unserve(key: string, signal?: AbortSignal): Promise<ReconcileResult> {
+    if (signal?.aborted) return {};
+    const had = this.#entries.delete(key);
+    // Out of the index first: the agent's digest then no longer counts it.
+    if (had) this.#wakeIndex();
+    await this.#remove('secrets', credentialSecretName(key));
+    await this.#remove('networkpolicies', networkPolicyName(key));
+    return {};
+  }
+
+  /** The shared ConfigMap with the index, and the proxy pods' egress policy. */
+  async #reconcileIndex(signal?: AbortSignal): Promise<ReconcileResult> {
+    const { namespace, renderer } = this.#o;
+    const hashes = new Map([...this.#entries].map(([k, e]) => [k, e.contentHash]));
+    const { configMap, manifest } = sharedConfigMap(renderer.dataPlane, renderer.shared(), hashes, namespace);
     // Recorded before writing: an agent may apply it before our write call returns.
-    this.#o.history.record(rendered.hash, objects.manifest.bindings);
-    if (signal?.aborted) return { hash: rendered.hash, written: 0, requeueAfterMs };
-
-    // Credentials first and the ConfigMap after: a manifest never names a Secret that
-    // does not exist yet. Deletions last, once no manifest names them.
-    const credentials = await this.#collection('/api/v1', 'secrets', managedSelector(componentCredentials), objects.secrets);
-    const policyObjects = await this.#collection('/apis/networking.k8s.io/v1', 'networkpolicies', policySelector, policies);
-    const configMaps = await this.#collection('/api/v1', 'configmaps', configSelector, [objects.configMap]);
-    let written = (await credentials.apply()) + (await policyObjects.apply()) + (await configMaps.apply());
-    written += (await credentials.prune()) + (await policyObjects.prune());
-    if (written > 0) {
-      this.#runner.logger.info(
-        { hash: rendered.hash.slice(0, 16), routes: routes.length, leftOut: translation.leftOut.length, written },
-        'proxy configuration written',
-      );
-    }
-    return { hash: rendered.hash, written, requeueAfterMs };
+    this.#o.history.record(manifest.hash, fingerprints(this.#entries));
+    if (signal?.aborted) return {};
+    const policy = proxyEgressPolicy(this.#o.destinations(), namespace, this.#o.proxyPodLabels, managedLabels(componentNetworkPolicy));
+    const written = (await this.#put('networkpolicies', policy)) + (await this.#put('configmaps', configMap));
+    if (written > 0) this.#runner.logger.info({ hash: manifest.hash.slice(0, 16), bindings: manifest.bindings }, 'proxy index written');
+    return {};
   }
 
-  /**
-   * One kind of labelled object, listed once per reconcile: apply() creates what is
-   * missing and replaces what differs (by content-hash annotation); prune() deletes
-   * labelled objects no longer desired. The caller orders the two across kinds.
-   */
-  async #collection(
-    apiPrefix: string,
-    resource: string,
-    labelSelector: string,
-    desired: readonly Desired[],
-  ): Promise<{ apply(): Promise<number>; prune(): Promise<number> }> {
-    const path = `${apiPrefix}/namespaces/${this.#o.namespace}/${resource}`;
-    const now = this.#clock.now();
-    let known = this.#known.get(resource);
-    if (!known || now - known.at >= (this.#o.resyncMs ?? defaultResyncMs)) {
-      const listed = (await this.#o.client.list<Desired>(path, { labelSelector })).items;
-      known = {
-        at: now,
-        objects: new Map(
-          listed.map((o) => [o.metadata.name, { hash: o.metadata.annotations?.[annotationContentHash], resourceVersion: o.metadata.resourceVersion }]),
-        ),
-      };
-      this.#known.set(resource, known);
-    }
-    const { objects } = known;
-    const client = this.#o.client;
-    const writes = this.#o.metrics.proxyObjectWrites;
-    const inFlight = this.#inFlight;
-    // A write that fails leaves the cache unsure: list again next time.
-    const write = async <T>(name: string, request: () => Promise<T>): Promise<T> => {
-      inFlight.add(`${resource}/${name}`);
+  #path(resource: OwnedResource, name?: string): string {
+    const collection = `${apiPrefix[resource]}/namespaces/${this.#o.namespace}/${resource}`;
+    return name === undefined ? collection : `${collection}/${name}`;
+  }
+
+  #knownOf(resource: OwnedResource): Map<string, { hash: string | undefined; resourceVersion: string | undefined }> {
+    let objects = this.#known.get(resource);
+    if (!objects) this.#known.set(resource, (objects = new Map()));
+    return objects;
+  }
+
+  /** Creates or replaces an object whose content hash differs from what is known; returns 1 when it wrote. */
+  async #put(resource: OwnedResource, desired: Desired): Promise<number> {
+    const name = desired.metadata.name;
+    const objects = this.#knownOf(resource);
+    const current = objects.get(name);
+    const hash = desired.metadata.annotations?.[annotationContentHash];
+    if (current && current.hash === hash) return 0;
+    const stored = await this.#write(resource, name, () =>
+      current
+        ? this.#o.client.replace<Desired>(this.#path(resource, name), {
+            ...desired,
+            metadata: { ...desired.metadata, resourceVersion: current.resourceVersion },
+          })
+        : this.#o.client.create<Desired>(this.#path(resource), desired),
+    );
+    objects.set(name, { hash, resourceVersion: stored?.metadata?.resourceVersion });
+    this.#o.metrics.proxyObjectWrites.inc({ resource, verb: current ? 'replace' : 'create' });
+    return 1;
+  }
+
+  async #remove(resource: OwnedResource, name: string): Promise<void> {
+    const objects = this.#knownOf(resource);
+    if (!objects.has(name)) return;
+    await this.#write(resource, name, async () => {
       try {
-        return await request();
+        await this.#o.client.delete(this.#path(resource, name));
+        this.#o.metrics.proxyObjectWrites.inc({ resource, verb: 'delete' });
       } catch (err) {
-        this.#known.delete(resource);
-        throw err;
-      } finally {
-        inFlight.delete(`${resource}/${name}`);
+        if (!isNotFound(err)) throw err;
       }
-    };
-    return {
-      async apply() {
-        let written = 0;
-        for (const d of desired) {
-          const name = d.metadata.name;
-          const current = objects.get(name);
-          const hash = d.metadata.annotations?.[annotationContentHash];
-          if (current && current.hash === hash) continue;
-          const stored = await write(name, () =>
-            current
-              ? client.replace<Desired>(`${path}/${name}`, { ...d, metadata: { ...d.metadata, resourceVersion: current.resourceVersion } })
-              : client.create<Desired>(path, d),
-          );
-          objects.set(name, { hash, resourceVersion: stored?.metadata?.resourceVersion });
-          writes.inc({ resource, verb: current ? 'replace' : 'create' });
-          written++;
-        }
-        return written;
-      },
-      async prune() {
-        const wanted = new Set(desired.map((d) => d.metadata.name));
-        let deleted = 0;
-        for (const name of [...objects.keys()]) {
-          if (wanted.has(name)) continue;
-          await write(name, async () => {
-            try {
-              await client.delete(`${path}/${name}`);
-              writes.inc({ resource, verb: 'delete' });
-              deleted++;
-            } catch (err) {
-              if (!isNotFound(err)) throw err;
-            }
-          });
-          objects.delete(name);
-        }
-        return deleted;
-      },
-    };
+    });
+    objects.delete(name);
   }
 
-  #configMapPath(): string {
-    return `/api/v1/namespaces/${this.#o.namespace}/configmaps/${proxyConfigMapName}`;
+  /** A write that fails leaves this object unsure: read its state again from the watch, and the runner retries the key. */
+  async #write<T>(resource: OwnedResource, name: string, request: () => Promise<T>): Promise<T> {
+    const id = `${resource}/${name}`;
+    this.#inFlight.add(id);
+    try {
+      return await request();
+    } catch (err) {
+      const seen = this.#o.owned[resource]?.get(`${this.#o.namespace}/${name}`);
+      const objects = this.#knownOf(resource);
+      if (seen) objects.set(name, { hash: undefined, resourceVersion: seen.metadata.resourceVersion });
+      else objects.delete(name);
+      throw err;
+    } finally {
+      this.#inFlight.delete(id);
+    }
   }
+}
+
+function fingerprints(entries: ReadonlyMap<string, Entry>): Record<string, { fingerprintSha256: string }> {
+  const result: Record<string, { fingerprintSha256: string }> = {};
+  for (const [key, entry] of entries) result[key] = { fingerprintSha256: entry.fingerprintSha256 };
+  return result;
+}
+
+function earliest(...delays: Array<number | undefined>): number | undefined {
+  const defined = delays.filter((d): d is number => d !== undefined);
+  return defined.length === 0 ? undefined : Math.min(...defined);
 }

@@ -4,13 +4,13 @@ import { errorSummary } from '../errors.ts';
 import type { Informer } from '../k8s/informer.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
-import { hashFiles } from '../render/nginx.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
-import type { ConfigDir, GenerationFile } from './config-dir.ts';
-import { fileIdentity, generationName, isConfigHash, manifestProblem } from './generations.ts';
+import { assembleConfig, type AssembledConfig, type HeldBinding } from './assemble.ts';
+import type { ConfigDir } from './config-dir.ts';
+import { fileIdentity, generationName } from './generations.ts';
 import type { ApplyResult, DataPlane } from './data-plane.ts';
 import type { PodReport } from './pod-reporter.ts';
-import { manifestKey, materialize, parseManifest, proxyConfigMapName, type ProxyManifest } from './proxy-objects.ts';
+import { manifestFormat, manifestKey, parseManifest, proxyConfigMapName, readBindingObject, readSharedFiles, type ReadBinding } from './proxy-objects.ts';
 
 /** The agent's one key: it applies the whole manifest, whichever object changed. */
 const applyKey = 'apply';
@@ -76,6 +76,13 @@ export class ProxyAgent {
   #rejected: string | undefined;
   #applyError: string | undefined;
   #lastWait: string | undefined;
+  #lastLeftOut = '';
+  /** The index's config hash, as last read. */
+  #index: string | undefined;
+  /** The config hash last reported on the Pod. */
+  #reported: string | undefined;
+  /** Binding objects as read and checked, by Secret name. */
+  readonly #read = new Map<string, { resourceVersion: string | undefined; result: ReadBinding }>();
 
   constructor(options: ProxyAgentOptions) {
     this.#options = options;
@@ -137,16 +144,33 @@ export class ProxyAgent {
     const configMap = this.#options.configMaps.get(`${namespace}/${proxyConfigMapName}`);
     if (!configMap) return this.#wait(`ConfigMap ${proxyConfigMapName}`, undefined);
     const manifest = parseManifest(configMap);
-    const input =
-      manifest && isConfigHash(manifest.hash)
-        ? manifest.hash
-        : `ConfigMap ${proxyConfigMapName} at resourceVersion ${configMap.metadata.resourceVersion ?? '?'}`;
-    if (input === this.#rejected) {
-      this.#log.debug({ input }, 'the rejected config is unchanged; not trying it again');
+    const input = `ConfigMap ${proxyConfigMapName} at resourceVersion ${configMap.metadata.resourceVersion ?? '?'}`;
+    if (!manifest) return this.#reject(input, `ConfigMap ${proxyConfigMapName} has no readable ${manifestKey} (format ${manifestFormat})`);
+    if (manifest.dataPlane !== this.#options.dataPlane.kind) {
+      return this.#reject(
+        input,
+        `the config is rendered for ${String(manifest.dataPlane)}, and this proxy runs ${this.#options.dataPlane.kind}: run the controller and the agent with the same --data-plane`,
+      );
+    }
+    const shared = readSharedFiles(manifest, configMap);
+    if (!shared.ok) return 'waitingFor' in shared ? this.#wait(shared.waitingFor, manifest.hash) : this.#reject(input, shared.problem);
+    const assembly = assembleConfig(manifest.dataPlane, shared.files, this.#heldBindings());
+    if (!assembly.ok) return this.#reject(input, assembly.problem);
+    const { config } = assembly;
+    this.#noteLeftOut(assembly.leftOut);
+    // What is rejected is this exact set of files: a change to any object is a new try.
+    if (config.hash === this.#rejected) {
+      this.#log.debug({ hash: config.hash }, 'the rejected config is unchanged; not trying it again');
       return;
     }
     this.#rejected = undefined;
-    if (manifest && manifest.hash === this.#applied?.hash) {
+    // The index says what the controller wrote; the config hash is only reported once the
+    // agent serves exactly that, so a replica never claims a set the controller never made.
+    this.#index = manifest.hash;
+    // Served as they arrive: each binding object is whole on its own, so the bindings the
+    // agent holds are served while it waits for the rest.
+    if (config.hash !== manifest.hash) this.#wait('the binding objects the index counts', manifest.hash);
+    if (config.hash === this.#applied?.hash) {
       // Back to what is served (after a rejected config, say): nothing to apply, but the
       // error reported for the newer config no longer holds.
       this.#applyError = undefined;
@@ -155,27 +179,43 @@ export class ProxyAgent {
       // and corrected now and then: level-triggered, whatever happened to it meanwhile.
       return this.#options.dataPlane.recheck?.();
     }
-    const problem = manifest ? manifestProblem(manifest, this.#options.dataPlane.kind) : `ConfigMap ${proxyConfigMapName} has no readable ${manifestKey}`;
-    if (!manifest || problem) return this.#reject(input, problem ?? 'unreadable manifest');
-    let materialized;
-    try {
-      materialized = materialize(manifest, configMap, (name) => this.#options.secrets.get(`${namespace}/${name}`)?.data);
-    } catch (err) {
-      return this.#reject(input, `the ConfigMap's data does not decode: ${(err as Error).message}`);
-    }
-    if (!materialized.ok) return this.#wait(materialized.waitingFor, manifest.hash);
-    if (hashFiles(materialized.files) !== manifest.hash) return this.#reject(input, 'the manifest hash does not match its files');
-    const digests = new Map(manifest.files.map((file) => [file.path, file.sha256]));
-    return this.#apply(
-      manifest,
-      materialized.files.map((file) => ({ ...file, sha256: digests.get(file.path)! })),
-    );
+    return this.#apply(config);
   }
 
-  async #apply(manifest: ProxyManifest, files: GenerationFile[]): Promise<ApplyResult> {
+  /**
+   * Every binding object the cache holds, read and checked once per resourceVersion: at
+   * ten thousand bindings, a change to one must not decode the other objects again.
+   */
+  #heldBindings(): HeldBinding[] {
+    const held: HeldBinding[] = [];
+    const seen = new Set<string>();
+    for (const secret of this.#options.secrets.list()) {
+      const name = secret.metadata.name;
+      seen.add(name);
+      let read = this.#read.get(name);
+      if (read?.resourceVersion !== secret.metadata.resourceVersion || read === undefined) {
+        read = { resourceVersion: secret.metadata.resourceVersion, result: readBindingObject(secret) };
+        this.#read.set(name, read);
+        if (!read.result.ok) this.#log.warn({ secret: name, reason: read.result.problem }, 'a binding object is unusable; that binding is left out');
+      }
+      if (read.result.ok) held.push({ contentHash: read.result.contentHash, part: read.result.part });
+    }
+    for (const name of this.#read.keys()) if (!seen.has(name)) this.#read.delete(name);
+    return held;
+  }
+
+  #noteLeftOut(leftOut: readonly string[]): void {
+    const text = leftOut.join('; ');
+    if (text === this.#lastLeftOut) return;
+    this.#lastLeftOut = text;
+    if (leftOut.length > 0) this.#log.warn({ leftOut: leftOut.slice(0, 10), count: leftOut.length }, 'bindings left out of the config');
+  }
+
+  async #apply(config: AssembledConfig): Promise<ApplyResult> {
     const { dir, dataPlane } = this.#options;
+    const files = config.files;
     const t0 = performance.now();
-    const generation = generationName(manifest.hash);
+    const generation = generationName(config.hash);
     const current = await dir.current();
     // `current` is already this generation only when a previous run of the agent made it
     // so: it was validated and synced then, so it is reloaded as it is.
@@ -189,23 +229,23 @@ export class ProxyAgent {
       );
     }
     const t1 = performance.now();
-    const verdict = await dataPlane.test(dir.generationPath(generation), manifest);
+    const verdict = await dataPlane.test(dir.generationPath(generation), config);
     const t2 = performance.now();
     if (!verdict.ok) {
       if (current !== generation) await dir.remove(generation);
-      this.#reject(manifest.hash, verdict.reason);
+      this.#reject(config.hash, verdict.reason);
       return {};
     }
     await dir.point(generation);
     let result: ApplyResult;
     try {
-      result = await dataPlane.apply({ manifest, files, generation });
+      result = await dataPlane.apply({ config, files, generation });
     } catch (err) {
       if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
       throw err;
     }
     const t3 = performance.now();
-    this.#applied = { hash: manifest.hash, generation, identities: new Map(manifest.files.map((file) => [file.path, fileIdentity(file)])) };
+    this.#applied = { hash: config.hash, generation, identities: new Map(files.map((file) => [file.path, fileIdentity(file)])) };
     this.#applyError = undefined;
     // The previous generation stays for a rollback; anything older goes.
     const removed = await dir.prune([generation, current === generation ? undefined : current]).catch((err: unknown) => {
@@ -217,8 +257,9 @@ export class ProxyAgent {
     this.#options.metrics?.lastApplied.set(Date.now() / 1000);
     this.#log.info(
       {
-        hash: manifest.hash,
-        bindings: Object.keys(manifest.bindings ?? {}).length,
+        hash: config.hash,
+        complete: config.hash === this.#index,
+        bindings: config.bindings,
         filesWritten: counts.written,
         filesLinked: counts.linked,
         generationsRemoved: removed.length,
@@ -256,7 +297,10 @@ export class ProxyAgent {
   }
 
   #report(): void {
-    this.#options.reporter.set({ appliedHash: this.#applied?.hash, applyError: this.#applyError });
+    // The last config the controller wrote that this replica served whole; a set the
+    // agent assembled between two of the controller's writes is served, never reported.
+    if (this.#applied && this.#applied.hash === this.#index) this.#reported = this.#applied.hash;
+    this.#options.reporter.set({ appliedHash: this.#reported, applyError: this.#applyError });
   }
 }
 

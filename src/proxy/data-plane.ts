@@ -1,6 +1,6 @@
 import type { GenerationFile } from './config-dir.ts';
 import { NginxError, type NginxControl, type NginxTestResult } from './nginx-control.ts';
-import type { ProxyManifest } from './proxy-objects.ts';
+import type { AssembledConfig } from './assemble.ts';
 
 // What the agent needs of a data plane, whichever it is. The agent owns the config
 // directory (generations, `current`) and the reports; a data plane validates a
@@ -9,7 +9,7 @@ import type { ProxyManifest } from './proxy-objects.ts';
 export type TestResult = NginxTestResult;
 
 export interface ApplyRequest {
-  manifest: ProxyManifest;
+  config: AssembledConfig;
   /** The generation's files, with their bytes: what a runtime API is given instead of a reload. */
   files: readonly GenerationFile[];
   /** The generation directory `current` now points at. */
@@ -29,7 +29,7 @@ export interface DataPlane {
    * Validates a generation on disk before it becomes current (nginx -t, haproxy -c): a
    * verdict on the config, or a thrown error when the check could not run.
    */
-  test(generationDir: string, manifest: ProxyManifest): Promise<TestResult>;
+  test(generationDir: string, config: AssembledConfig): Promise<TestResult>;
   /** Makes the server serve `current`, which points at request.generation; resolves once it does. */
   apply(request: ApplyRequest): Promise<ApplyResult>;
   /** Compares what the server serves with the last config applied and corrects any drift (level-triggered); absent when a reload leaves nothing to drift. */

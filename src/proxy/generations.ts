@@ -1,5 +1,3 @@
-import type { ManifestFile, ProxyManifest } from './proxy-objects.ts';
-
 // Pure decisions about the agent's config directory. The layout:
 //
 //   DIR/gen-<hash>/nginx.conf, certs/…, ca/…   one directory per config, never changed once written
@@ -49,25 +47,22 @@ export function isSafeRelativePath(path: string): boolean {
   return path.split('/').every((segment) => segment !== '.' && segment !== '..');
 }
 
-/** Why a manifest cannot be applied whatever the Secrets hold, or undefined when it can. */
-export function manifestProblem(manifest: ProxyManifest, dataPlane: 'nginx' | 'haproxy' = 'nginx'): string | undefined {
-  const renderedFor = manifest.dataPlane ?? 'nginx';
-  if (renderedFor !== dataPlane)
-    return `the manifest is rendered for ${String(renderedFor)}, and this proxy runs ${dataPlane}: run the controller and the agent with the same --data-plane`;
-  if (!isConfigHash(manifest.hash)) return 'the manifest hash is not a sha256 hex digest';
-  if (!Array.isArray(manifest.files)) return 'the manifest lists no files';
+/**
+ * Why an assembled file set cannot be applied, or undefined when it can: every path
+ * safe and listed once, none both a file and a directory, and the data plane's config
+ * file present. The files come from objects anyone with write access to the proxy
+ * namespace could edit, so a path such as "../current" must never reach the file system.
+ */
+export function filesProblem(files: ReadonlyArray<{ path: unknown; mode: unknown }>, dataPlane: 'nginx' | 'haproxy'): string | undefined {
   const paths = new Set<string>();
-  for (const file of manifest.files as unknown[]) {
-    const { path, mode, sha256, from } = (file ?? {}) as Partial<ManifestFile>;
-    if (typeof path !== 'string' || !isSafeRelativePath(path)) return `the manifest names an unsafe path ${JSON.stringify(path)}`;
+  for (const { path, mode } of files) {
+    if (typeof path !== 'string' || !isSafeRelativePath(path)) return `an unsafe path ${JSON.stringify(path)}`;
     if (mode !== 0o600 && mode !== 0o644) return `${path}: mode ${String(mode)} is neither 0600 nor 0644`;
-    if (typeof sha256 !== 'string') return `${path}: no sha256`;
-    if (!isFileSource(from)) return `${path}: no source (a ConfigMap key, or a Secret and key)`;
     if (paths.has(path)) return `${path} is listed twice`;
     paths.add(path);
   }
   const configFile = dataPlane === 'haproxy' ? 'haproxy.cfg' : 'nginx.conf';
-  if (!paths.has(configFile)) return `the manifest has no ${configFile}`;
+  if (!paths.has(configFile)) return `there is no ${configFile}`;
   for (const path of paths) {
     // A file where another file needs a directory ("certs" and "certs/a.crt").
     const segments = path.split('/');
@@ -76,50 +71,38 @@ export function manifestProblem(manifest: ProxyManifest, dataPlane: 'nginx' | 'h
       if (paths.has(parent)) return `${parent} is both a file and a directory`;
     }
   }
-  return dataPlane === 'haproxy' ? haproxyServersProblem(manifest, paths) : undefined;
+  return undefined;
 }
 
 const dnsName = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const ipLiteral = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
 
 /**
- * The agent turns each server into runtime API commands, where a space, a ";" or a newline
+ * The agent turns a server into runtime API commands, where a space, a ";" or a newline
  * would start another argument or command: every value must be exactly what the renderer
- * makes, whoever wrote the ConfigMap.
+ * makes, whoever wrote the object. `paths` are the binding's own files.
  */
-function haproxyServersProblem(manifest: ProxyManifest, paths: ReadonlySet<string>): string | undefined {
-  if (typeof manifest.skeletonHash !== 'string' || !isConfigHash(manifest.skeletonHash)) return 'the manifest has no skeleton hash';
-  if (!Array.isArray(manifest.servers)) return 'the manifest lists no servers';
-  const taken = new Set<string>();
-  for (const entry of manifest.servers as unknown[]) {
-    const s = (entry ?? {}) as Record<string, unknown>;
-    const label = typeof s.key === 'string' ? s.key.slice(0, 80) : 'a server';
-    const port = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
-    if (typeof s.key !== 'string' || !/^[a-z0-9.-]+\/[a-z0-9.-]+$/.test(s.key)) return `${label}: the key is not namespace/name`;
-    if (!port(s.listenerPort) || s.backend !== `p${String(s.listenerPort)}`) return `${label}: the backend is not p<listenerPort>`;
-    if (typeof s.server !== 'string' || !/^s[0-9a-f]{12}$/.test(s.server)) return `${label}: the server name is not s<12 hex digits>`;
-    if (typeof s.host !== 'string' || !(dnsName.test(s.host) || ipLiteral.test(s.host))) return `${label}: the host is not a DNS name or an IP address`;
-    if (!port(s.port)) return `${label}: the port is not a port number`;
-    if (typeof s.serverName !== 'string' || !dnsName.test(s.serverName)) return `${label}: the serverName is not a DNS name`;
-    if (typeof s.certificateFile !== 'string' || !/^certs\/[A-Za-z0-9._-]+\.pem$/.test(s.certificateFile) || !paths.has(s.certificateFile))
-      return `${label}: the certificate file is not one of the manifest's certs/ files`;
-    if (s.caFile !== '@system-ca' && (typeof s.caFile !== 'string' || !/^ca\/[A-Za-z0-9._-]+\.pem$/.test(s.caFile) || !paths.has(s.caFile)))
-      return `${label}: the CA file is neither @system-ca nor one of the manifest's ca/ files`;
-    const backend = s.backend as string;
-    if (taken.has(backend)) return `${label}: ${backend} has two servers`;
-    taken.add(backend);
-  }
+export function haproxyServerProblem(entry: unknown, key: string, paths: ReadonlySet<string>): string | undefined {
+  const s = (entry ?? {}) as Record<string, unknown>;
+  const port = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
+  if (typeof entry !== 'object' || entry === null) return 'no server';
+  if (s.key !== key) return 'the server belongs to another binding';
+  if (!port(s.listenerPort) || s.backend !== `p${String(s.listenerPort)}`) return 'the backend is not p<listenerPort>';
+  if (typeof s.server !== 'string' || !/^s[0-9a-f]{12}$/.test(s.server)) return 'the server name is not s<12 hex digits>';
+  if (typeof s.host !== 'string' || !(dnsName.test(s.host) || ipLiteral.test(s.host))) return 'the host is not a DNS name or an IP address';
+  if (!port(s.port)) return 'the port is not a port number';
+  if (typeof s.serverName !== 'string' || !dnsName.test(s.serverName)) return 'the serverName is not a DNS name';
+  if (typeof s.hostHeader !== 'string' || !/^[a-z0-9.:[\]-]+$/i.test(s.hostHeader)) return 'the Host header is not host[:port]';
+  if (typeof s.certificateFile !== 'string' || !/^certs\/[A-Za-z0-9._-]+\.pem$/.test(s.certificateFile) || !paths.has(s.certificateFile))
+    return "the certificate file is not one of the binding's certs/ files";
+  if (s.caFile !== '@system-ca' && (typeof s.caFile !== 'string' || !/^ca\/[A-Za-z0-9._-]+\.pem$/.test(s.caFile) || !paths.has(s.caFile)))
+    return "the CA file is neither @system-ca nor one of the binding's ca/ files";
+  if (typeof s.fingerprintSha256 !== 'string' || typeof s.serialNumber !== 'string') return 'no certificate fingerprint or serial';
   return undefined;
 }
 
-function isFileSource(from: unknown): from is ManifestFile['from'] {
-  if (typeof from !== 'object' || from === null) return false;
-  const source = from as Record<string, unknown>;
-  return typeof source.configMapKey === 'string' || (typeof source.secret === 'string' && typeof source.key === 'string');
-}
-
 /** What identifies a file's bytes and mode, so that an unchanged file can be shared between generations. */
-export function fileIdentity(file: Pick<ManifestFile, 'mode' | 'sha256'>): string {
+export function fileIdentity(file: { mode: number; sha256: string }): string {
   return `${file.mode.toString(8)}:${file.sha256}`;
 }
 
@@ -136,7 +119,7 @@ export interface FilePlan {
  * written, so sharing an inode between generations is safe.
  */
 export function planGeneration(
-  files: ReadonlyArray<Pick<ManifestFile, 'path' | 'mode' | 'sha256'>>,
+  files: ReadonlyArray<{ path: string; mode: number; sha256: string }>,
   current: ReadonlyMap<string, string> | undefined,
 ): FilePlan[] {
   return files.map((file) => ({ path: file.path, action: current?.get(file.path) === fileIdentity(file) ? 'link' : 'write' }));

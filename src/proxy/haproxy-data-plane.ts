@@ -11,7 +11,7 @@ import type { ManagedHaproxy } from './haproxy-process.ts';
 import { HaproxyError, type HaproxyRuntime } from './haproxy-runtime.ts';
 import { parseCertificateDetail, parseMapEntries, parseMapFile, parseServersConn, parseServersState, parseStoreList } from './haproxy-state.ts';
 import { currentLink } from './generations.ts';
-import type { ProxyManifest } from './proxy-objects.ts';
+import type { AssembledConfig } from './assemble.ts';
 
 // The HAProxy data plane: a binding added, removed or rotated is a runtime API change,
 // never a reload. Each pass reads what HAProxy serves, plans the difference to the
@@ -78,8 +78,8 @@ export class HaproxyDataPlane implements DataPlane {
    * saves a full parse of every certificate on every change (a quarter of a second at 50
    * bindings on a busy 2-core machine, seconds at thousands).
    */
-  async test(generationDir: string, manifest: ProxyManifest): Promise<TestResult> {
-    if (this.#o.haproxy.running() && manifest.skeletonHash !== undefined && manifest.skeletonHash === this.#skeleton) return { ok: true };
+  async test(generationDir: string, config: AssembledConfig): Promise<TestResult> {
+    if (this.#o.haproxy.running() && config.skeletonHash !== undefined && config.skeletonHash === this.#skeleton) return { ok: true };
     return this.#o.test(generationDir);
   }
 
@@ -98,7 +98,7 @@ export class HaproxyDataPlane implements DataPlane {
 
   async apply(request: ApplyRequest): Promise<ApplyResult> {
     const applied = this.#desired(request);
-    const skeleton = request.manifest.skeletonHash;
+    const skeleton = request.config.skeletonHash;
     const haproxy = this.#o.haproxy;
     if (!haproxy.running()) {
       // A cold start reads the whole config from disk: every binding served at once.
@@ -123,9 +123,9 @@ export class HaproxyDataPlane implements DataPlane {
     return this.#converge(applied);
   }
 
-  #desired({ manifest, files }: ApplyRequest): Applied {
+  #desired({ config, files }: ApplyRequest): Applied {
     const byPath = new Map(files.map((f) => [f.path, f.content]));
-    const servers = manifest.servers ?? [];
+    const servers = config.servers ?? [];
     const maps = new Map<string, Map<string, string>>();
     for (const file of ['ports.map', 'hosts.map', 'bindings.map']) maps.set(file, parseMapFile(byPath.get(file) ?? ''));
     const contents = new Map<string, string>();

@@ -1,23 +1,38 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import type { EgressRoute } from '../model/egress-routes.ts';
-import { annotationBinding, annotationContentHash, componentConfig, componentCredentials, managedLabels } from '../api/labels.ts';
-import { extname } from 'node:path';
-import type { RenderedConfig, RenderedFile } from '../render/files.ts';
+import { annotationBinding, annotationContentHash, annotationFingerprint, componentConfig, componentCredentials, managedLabels } from '../api/labels.ts';
+import type { RenderedFile } from '../render/files.ts';
 import type { HaproxyServer } from '../render/haproxy.ts';
+import { isSafeRelativePath } from './generations.ts';
 
 // The contract between the proxy-config controller (writes) and the proxy agent (reads).
 // Both directions are pure functions here, so the two sides cannot drift apart.
+//
+//   one Secret per binding     mtls-egress-cred-<hash of the key>: everything the binding
+//                              adds to the proxy (its config file or server, its
+//                              certificate and key, its partner CA) and binding.json,
+//                              which says where each goes. A change to a binding writes
+//                              this object alone.
+//   one ConfigMap              mtls-egress-proxy-config: the files no binding owns
+//                              (nginx.conf; HAProxy's options and 502 page), and the index:
+//                              the digest over every binding object's content hash, so an
+//                              agent knows when it holds exactly what the controller wrote.
+//                              Its size does not grow with the number of bindings.
 
 export const proxyConfigMapName = 'mtls-egress-proxy-config';
-/** gzip-compressed JSON in binaryData: per-file hashes are most of it, and they add up. */
+/** The index, gzip-compressed JSON in binaryData. */
 export const manifestKey = 'manifest.json.gz';
+/** The data key of a binding object that describes the rest. */
+export const bindingManifestKey = 'binding.json';
+/** Bumped when the objects change shape: an agent refuses a format it does not know rather than misread it. */
+export const manifestFormat = 2;
 
 export {
   annotationAppliedHash,
   annotationApplyError,
   annotationBinding,
   annotationContentHash,
+  annotationFingerprint,
   componentConfig,
   componentCredentials,
   credentialsSelector,
@@ -26,27 +41,47 @@ export {
   managedByValue,
 } from '../api/labels.ts';
 
+/** A shared file, as the index lists it. */
 export interface ManifestFile {
   path: string;
   mode: 0o600 | 0o644;
   sha256: string;
-  /** The binding the file belongs to, for files that belong to one. */
-  binding?: string;
-  /** A gzip-compressed binaryData key of the ConfigMap, or a data key of a credential Secret. */
-  from: { configMapKey: string } | { secret: string; key: string };
+  /** The gzip-compressed binaryData key of the ConfigMap. */
+  configMapKey: string;
 }
 
-/** What the proxy must serve: every file, and which certificate each binding presents. */
+/** The index: what the proxy must serve, by digest. */
 export interface ProxyManifest {
+  format: typeof manifestFormat;
+  /** configDigest over the shared files and every binding object: the config hash replicas report. */
   hash: string;
+  dataPlane: 'nginx' | 'haproxy';
+  /** The files no binding owns. */
   files: ManifestFile[];
-  bindings: Record<string, { fingerprintSha256: string; serialNumber: string; listenerPort: number }>;
-  /** Which data plane the files are for; absent means nginx. */
-  dataPlane?: 'nginx' | 'haproxy';
-  /** HAProxy: the servers the agent keeps HAProxy running through its runtime API, and checks. */
-  servers?: HaproxyServer[];
-  /** HAProxy: the hash of what only a reload changes; equal to the running one, a change needs no reload. */
-  skeletonHash?: string;
+  /** How many binding objects the digest covers. */
+  bindings: number;
+}
+
+/** What one binding adds to the proxy, before it becomes an object. */
+export interface BindingPart {
+  key: string;
+  listenerPort: number;
+  fingerprintSha256: string;
+  serialNumber: string;
+  /** The binding's own files, each with `binding` set to its key. */
+  files: RenderedFile[];
+  /** HAProxy: the server the agent adds at run time and renders into haproxy.cfg. */
+  server?: HaproxyServer;
+}
+
+/** binding.json: the part without its files' bytes, which are the Secret's other keys. */
+export interface BindingManifest {
+  key: string;
+  listenerPort: number;
+  fingerprintSha256: string;
+  serialNumber: string;
+  files: Array<{ path: string; mode: 0o600 | 0o644; key: string }>;
+  server?: HaproxyServer;
 }
 
 export interface ConfigMapObject {
@@ -57,7 +92,7 @@ export interface ConfigMapObject {
   binaryData: Record<string, string>;
 }
 
-export interface CredentialSecret {
+export interface BindingObject {
   apiVersion: 'v1';
   kind: 'Secret';
   type: 'Opaque';
@@ -66,163 +101,267 @@ export interface CredentialSecret {
   data: Record<string, string>;
 }
 
-export interface ProxyObjects {
-  configMap: ConfigMapObject;
-  /** One per binding: a Secret holds at most 1 MiB, so never one Secret for everything. */
-  secrets: CredentialSecret[];
-  manifest: ProxyManifest;
-}
-
-const owner = (file: { binding?: string | undefined }): { binding?: string } => (typeof file.binding === 'string' ? { binding: file.binding } : {});
-
-const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
-
-/**
- * gzip at level 9 costs a millisecond or more per file, and a render changes few files:
- * the compressed form of each content is kept (by its sha256) for the files of the
- * last render, and computed for the others. Deterministic, so the objects are the same.
- */
-let compressed = new Map<string, string>();
-let compressedNext = new Map<string, string>();
-
-function gzipped(digest: string, content: string): string {
-  const packed = compressed.get(digest) ?? compressedNext.get(digest) ?? gzipSync(content, { level: 9 }).toString('base64');
-  compressedNext.set(digest, packed);
-  return packed;
-}
-
-/** Ends one render's use of the compression cache: what it did not use is dropped. */
-function rotateCompressed(): void {
-  compressed = compressedNext;
-  compressedNext = new Map();
-}
+const sha256 = (text: string | Buffer): string => createHash('sha256').update(text).digest('hex');
 
 /** Deterministic, DNS-safe and collision-resistant; the full key is in an annotation. */
 export function credentialSecretName(bindingKey: string): string {
   return `mtls-egress-cred-${sha256(bindingKey).slice(0, 20)}`;
 }
 
-/** ConfigMap keys allow [-._a-zA-Z0-9]; the manifest maps each back to its path. */
+/** ConfigMap keys allow [-._a-zA-Z0-9]; the index maps each back to its path. */
 function configMapKey(path: string): string {
   return `${path.replace(/[^-._a-zA-Z0-9]/g, '_')}.gz`;
 }
 
+/** A binding has at most one file per directory and extension ("certs/….crt" → "certs.crt"), which names its data key. */
+function dataKey(path: string): string {
+  const slash = path.indexOf('/');
+  const dot = path.lastIndexOf('.');
+  return `${slash < 0 ? 'root' : path.slice(0, slash)}${dot > slash ? path.slice(dot) : ''}`.replace(/[^-._a-zA-Z0-9]/g, '_');
+}
+
+/** sha256 over a Secret's data, key by key in code-unit order: the same whatever order the API returns them in. */
+export function contentHash(data: Readonly<Record<string, string>>): string {
+  const hash = createHash('sha256');
+  for (const key of Object.keys(data).sort()) hash.update(`${key}\0${data[key]!.length}\0${data[key]}\0`);
+  return hash.digest('hex');
+}
+
 /**
- * The rendered proxy config as Kubernetes objects. Key files (and the certificate that
- * goes with each) travel in a per-binding Secret, so a rotation updates one small object
- * and a key is never in a ConfigMap. Everything else (nginx.conf, partner CA bundles) is
- * gzip-compressed in one ConfigMap: nginx.conf grows by about a kilobyte a binding and
- * compresses well, which keeps thousands of bindings under the 1 MiB object limit.
+ * The config hash: the data plane, the shared files' hash and every binding object's
+ * content hash, by binding key. The controller computes it over what it wrote, the agent
+ * over what it holds: equal means the agent holds exactly what the controller wrote.
  */
-export function proxyObjects(
-  rendered: RenderedConfig & { servers?: readonly HaproxyServer[]; skeletonHash?: string },
-  routes: readonly EgressRoute[],
+export function configDigest(dataPlane: string, sharedHash: string, bindings: Iterable<readonly [string, string]>): string {
+  const hash = createHash('sha256').update(`mtls-egress/${manifestFormat}\0${dataPlane}\0${sharedHash}\0`);
+  for (const [key, content] of [...bindings].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) hash.update(`${key}\0${content}\n`);
+  return hash.digest('hex');
+}
+
+/** One binding's Secret. Throws on a part whose files cannot be told apart by data key (a renderer's bug). */
+export function bindingObject(part: BindingPart, namespace: string): BindingObject {
+  const data: Record<string, string> = {};
+  const files: BindingManifest['files'] = [];
+  for (const file of [...part.files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    const key = dataKey(file.path);
+    if (key === bindingManifestKey || key in data) throw new Error(`bindingObject: ${part.key} has two files for data key ${key}`);
+    data[key] = Buffer.from(file.content, 'utf8').toString('base64');
+    files.push({ path: file.path, mode: file.mode, key });
+  }
+  const manifest: BindingManifest = {
+    key: part.key,
+    listenerPort: part.listenerPort,
+    fingerprintSha256: part.fingerprintSha256,
+    serialNumber: part.serialNumber,
+    files,
+    ...(part.server ? { server: part.server } : {}),
+  };
+  data[bindingManifestKey] = Buffer.from(JSON.stringify(manifest), 'utf8').toString('base64');
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name: credentialSecretName(part.key),
+      namespace,
+      labels: managedLabels(componentCredentials),
+      annotations: {
+        [annotationBinding]: part.key,
+        [annotationContentHash]: contentHash(data),
+        [annotationFingerprint]: part.fingerprintSha256,
+      },
+    },
+    data,
+  };
+}
+
+/** The shared files' hash, as configDigest takes it. */
+export function sharedHash(files: ReadonlyArray<Pick<ManifestFile, 'path' | 'mode' | 'sha256'>>): string {
+  return sha256([...files].map((f) => `${f.path}\0${f.mode.toString(8)}\0${f.sha256}\n`).join(''));
+}
+
+/**
+ * gzip at level 9 costs a millisecond or more per file: the shared files change only with
+ * the controller's flags, so the compressed form of each content is kept by its sha256.
+ */
+const compressed = new Map<string, string>();
+
+function gzipped(digest: string, content: string): string {
+  let packed = compressed.get(digest);
+  if (packed === undefined) {
+    if (compressed.size > 64) compressed.clear();
+    packed = gzipSync(content, { level: 9 }).toString('base64');
+    compressed.set(digest, packed);
+  }
+  return packed;
+}
+
+/** The shared ConfigMap: the shared files and the index over `bindings` (binding key → content hash). */
+export function sharedConfigMap(
+  dataPlane: 'nginx' | 'haproxy',
+  shared: readonly RenderedFile[],
+  bindings: ReadonlyMap<string, string>,
   namespace: string,
-): ProxyObjects {
-  const byKey = new Map(routes.map((route) => [route.key, route]));
-  const secretData = new Map<string, { route: EgressRoute; data: Record<string, string> }>();
+): { configMap: ConfigMapObject; manifest: ProxyManifest } {
   const binaryData: Record<string, string> = {};
   const files: ManifestFile[] = [];
-  for (const file of rendered.files) {
-    // A binding's client certificate and key (certs/…) travel in its credential Secret.
-    const route = file.binding !== undefined && file.path.startsWith('certs/') ? byKey.get(file.binding) : undefined;
+  for (const file of [...shared].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    if (file.mode === 0o600 || file.binding !== undefined) throw new Error(`sharedConfigMap: ${file.path} belongs in a binding object`);
     const digest = sha256(file.content);
-    if (route) {
-      const name = credentialSecretName(route.key);
-      const key = `tls${extname(file.path)}`;
-      const entry = secretData.get(name) ?? { route, data: {} };
-      entry.data[key] = Buffer.from(file.content, 'utf8').toString('base64');
-      secretData.set(name, entry);
-      files.push({ path: file.path, mode: file.mode, sha256: digest, ...owner(file), from: { secret: name, key } });
-    } else {
-      if (file.mode === 0o600) throw new Error(`proxyObjects: key file ${file.path} belongs to no route`);
-      const key = configMapKey(file.path);
-      binaryData[key] = gzipped(digest, file.content);
-      files.push({ path: file.path, mode: file.mode, sha256: digest, ...owner(file), from: { configMapKey: key } });
-    }
-  }
-  const bindings: ProxyManifest['bindings'] = {};
-  for (const route of [...routes].sort((a, b) => (a.key < b.key ? -1 : 1))) {
-    bindings[route.key] = {
-      fingerprintSha256: route.clientCertificate.fingerprintSha256,
-      serialNumber: route.clientCertificate.serialNumber,
-      listenerPort: route.listenerPort,
-    };
+    const key = configMapKey(file.path);
+    binaryData[key] = gzipped(digest, file.content);
+    files.push({ path: file.path, mode: file.mode, sha256: digest, configMapKey: key });
   }
   const manifest: ProxyManifest = {
-    hash: rendered.hash,
+    format: manifestFormat,
+    hash: configDigest(dataPlane, sharedHash(files), bindings),
+    dataPlane,
     files,
-    bindings,
-    ...(rendered.dataPlane === 'haproxy'
-      ? { dataPlane: 'haproxy' as const, servers: [...(rendered.servers ?? [])], ...(rendered.skeletonHash ? { skeletonHash: rendered.skeletonHash } : {}) }
-      : {}),
+    bindings: bindings.size,
   };
-  const secrets = [...secretData]
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([name, { route, data }]): CredentialSecret => ({
-      apiVersion: 'v1',
-      kind: 'Secret',
-      type: 'Opaque',
-      metadata: {
-        name,
-        namespace,
-        labels: managedLabels(componentCredentials),
-        annotations: { [annotationBinding]: route.key, [annotationContentHash]: sha256(JSON.stringify(data)) },
-      },
-      data,
-    }));
   binaryData[manifestKey] = gzipSync(JSON.stringify(manifest), { level: 9 }).toString('base64');
-  rotateCompressed();
   return {
     configMap: {
       apiVersion: 'v1',
       kind: 'ConfigMap',
-      metadata: { name: proxyConfigMapName, namespace, labels: managedLabels(componentConfig), annotations: { [annotationContentHash]: rendered.hash } },
+      metadata: { name: proxyConfigMapName, namespace, labels: managedLabels(componentConfig), annotations: { [annotationContentHash]: manifest.hash } },
       data: {},
       binaryData,
     },
-    secrets,
     manifest,
   };
 }
 
+/** The index, if the ConfigMap holds one this agent can read. */
 export function parseManifest(configMap: { binaryData?: Record<string, string> }): ProxyManifest | undefined {
   const packed = configMap.binaryData?.[manifestKey];
   if (!packed) return undefined;
   try {
-    return JSON.parse(gunzipSync(Buffer.from(packed, 'base64')).toString('utf8')) as ProxyManifest;
+    const manifest = JSON.parse(gunzipSync(Buffer.from(packed, 'base64'), { maxOutputLength: 1 << 20 }).toString('utf8')) as ProxyManifest;
+    return manifest && typeof manifest === 'object' && manifest.format === manifestFormat ? manifest : undefined;
   } catch {
     return undefined;
   }
 }
 
-export type Materialized = { ok: true; hash: string; files: RenderedFile[] } | { ok: false; waitingFor: string };
+/** A file with its bytes and the digest the agent's generations share files by. */
+export interface ProxyFile extends RenderedFile {
+  sha256: string;
+}
+
+export type SharedFiles = { ok: true; files: ProxyFile[] } | { ok: false; waitingFor: string } | { ok: false; problem: string };
+
+/** The shared files the index lists, checked against its digests (the ConfigMap and the index arrive as one object, but are checked anyway). */
+export function readSharedFiles(manifest: ProxyManifest, configMap: { binaryData?: Record<string, string> }): SharedFiles {
+  if (!Array.isArray(manifest.files)) return { ok: false, problem: 'the index lists no files' };
+  const files: ProxyFile[] = [];
+  for (const file of manifest.files as unknown[]) {
+    const { path, mode, sha256: digest, configMapKey: key } = (file ?? {}) as Partial<ManifestFile>;
+    if (typeof path !== 'string' || !isSafeRelativePath(path) || path.includes('/'))
+      return { ok: false, problem: `the index names an unsafe shared path ${JSON.stringify(path)}` };
+    if (mode !== 0o644) return { ok: false, problem: `${path}: a shared file is 0644` };
+    if (typeof key !== 'string' || typeof digest !== 'string') return { ok: false, problem: `${path}: no source` };
+    const packed = configMap.binaryData?.[key];
+    let content: string | undefined;
+    try {
+      content = packed === undefined ? undefined : gunzipSync(Buffer.from(packed, 'base64'), { maxOutputLength: 1 << 20 }).toString('utf8');
+    } catch (err) {
+      return { ok: false, problem: `${path}: the ConfigMap's data does not decode: ${(err as Error).message}` };
+    }
+    if (content === undefined || sha256(content) !== digest) return { ok: false, waitingFor: `ConfigMap key ${key}` };
+    files.push({ path, mode, content, sha256: digest });
+  }
+  return { ok: true, files };
+}
+
+/** One binding object as the agent read it: its part, or why it cannot be used. */
+export type ReadBinding = { ok: true; contentHash: string; part: BindingPart & { files: ProxyFile[] } } | { ok: false; problem: string };
+
+/** Where a binding's files may go: its own, under the directories renderers use. */
+const bindingDirectories = ['bindings', 'certs', 'ca'];
 
 /**
- * The files a manifest describes, read from the ConfigMap and the credential Secrets the
- * agent has seen. Watches on different objects arrive in any order, so a manifest can
- * name a Secret version the agent does not have yet: each file's sha256 must match, or
- * the result says what it is still waiting for, and the agent keeps serving what it has.
+ * A binding object, checked: the content hash is computed here, never taken from the
+ * annotation; binding.json must name only files the object holds, under the binding
+ * directories, with safe paths. Anyone who can write Secrets in the proxy namespace
+ * could write one, and one bad object must cost only that binding.
  */
-export function materialize(
-  manifest: ProxyManifest,
-  configMap: { binaryData?: Record<string, string> },
-  secretData: (name: string) => Record<string, string> | undefined,
-): Materialized {
-  const files: RenderedFile[] = [];
-  for (const file of manifest.files) {
-    let content: string | undefined;
-    if ('configMapKey' in file.from) {
-      const packed = configMap.binaryData?.[file.from.configMapKey];
-      content = packed === undefined ? undefined : gunzipSync(Buffer.from(packed, 'base64')).toString('utf8');
-    } else {
-      const value = secretData(file.from.secret)?.[file.from.key];
-      content = value === undefined ? undefined : Buffer.from(value, 'base64').toString('utf8');
-    }
-    if (content === undefined || sha256(content) !== file.sha256) {
-      return { ok: false, waitingFor: 'configMapKey' in file.from ? `ConfigMap key ${file.from.configMapKey}` : `Secret ${file.from.secret}` };
-    }
-    files.push({ path: file.path, mode: file.mode, content, ...owner(file) });
+export function readBindingObject(secret: { metadata: { name: string }; data?: Record<string, string> }): ReadBinding {
+  const data = secret.data ?? {};
+  const fail = (problem: string): ReadBinding => ({ ok: false, problem: `Secret ${secret.metadata.name}: ${problem}` });
+  const raw = data[bindingManifestKey];
+  if (typeof raw !== 'string') return fail(`no ${bindingManifestKey}`);
+  let manifest: BindingManifest;
+  try {
+    manifest = JSON.parse(Buffer.from(raw, 'base64').toString('utf8')) as BindingManifest;
+  } catch {
+    return fail(`${bindingManifestKey} is not JSON`);
   }
-  return { ok: true, hash: manifest.hash, files };
+  if (typeof manifest !== 'object' || manifest === null) return fail(`${bindingManifestKey} is not an object`);
+  const { key, listenerPort, fingerprintSha256, serialNumber, server } = manifest;
+  if (typeof key !== 'string' || !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\/[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/.test(key))
+    return fail('the binding key is not namespace/name');
+  if (!Number.isInteger(listenerPort) || listenerPort < 1 || listenerPort > 65535) return fail('the listener port is not a port number');
+  if (typeof fingerprintSha256 !== 'string' || typeof serialNumber !== 'string') return fail('no certificate fingerprint or serial');
+  if (!Array.isArray(manifest.files)) return fail('binding.json lists no files');
+  if (credentialSecretName(key) !== secret.metadata.name) return fail(`it is named for another binding than ${key}`);
+  const files: ProxyFile[] = [];
+  for (const file of manifest.files as unknown[]) {
+    const { path, mode, key: source } = (file ?? {}) as Partial<BindingManifest['files'][number]>;
+    if (typeof path !== 'string' || !isSafeRelativePath(path) || !bindingDirectories.includes(path.split('/')[0]!) || path.split('/').length !== 2)
+      return fail(`an unsafe path ${JSON.stringify(path)}`);
+    if (mode !== 0o600 && mode !== 0o644) return fail(`${path}: mode ${String(mode)} is neither 0600 nor 0644`);
+    const value = typeof source === 'string' && source !== bindingManifestKey ? data[source] : undefined;
+    if (typeof value !== 'string') return fail(`${path}: the data key ${JSON.stringify(source)} is missing`);
+    const content = Buffer.from(value, 'base64').toString('utf8');
+    files.push({ path, mode, content, sha256: sha256(content), binding: key });
+  }
+  return {
+    ok: true,
+    contentHash: contentHash(data),
+    part: { key, listenerPort, fingerprintSha256, serialNumber, files, ...(server === undefined ? {} : { server }) },
+  };
+}
+
+export interface ProxyObjects {
+  configMap: ConfigMapObject;
+  /** One per served binding. */
+  secrets: BindingObject[];
+  manifest: ProxyManifest;
+}
+
+/** Files an agent makes itself from the others (HAProxy's config and maps list every binding). */
+const assembledPaths = new Set(['haproxy.cfg', 'ports.map', 'hosts.map', 'bindings.map']);
+
+/**
+ * A whole render as the objects the controller writes: each binding's files (and server)
+ * in its Secret, the rest in the ConfigMap with the index. For tools and tests that
+ * render every binding at once; the controller builds the same objects one binding at a
+ * time.
+ */
+export function proxyObjects(
+  rendered: { dataPlane?: 'nginx' | 'haproxy'; files: readonly RenderedFile[]; servers?: readonly HaproxyServer[] },
+  routes: ReadonlyArray<{ key: string; listenerPort: number; clientCertificate: { fingerprintSha256: string; serialNumber: string } }>,
+  namespace: string,
+): ProxyObjects {
+  const dataPlane = rendered.dataPlane ?? 'nginx';
+  const servers = new Map((rendered.servers ?? []).map((s) => [s.key, s]));
+  const sorted = [...routes].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const secrets = sorted.map((route) =>
+    bindingObject(
+      {
+        key: route.key,
+        listenerPort: route.listenerPort,
+        fingerprintSha256: route.clientCertificate.fingerprintSha256,
+        serialNumber: route.clientCertificate.serialNumber,
+        files: rendered.files.filter((f) => f.binding === route.key),
+        ...(servers.has(route.key) ? { server: servers.get(route.key)! } : {}),
+      },
+      namespace,
+    ),
+  );
+  const shared = rendered.files.filter((f) => f.binding === undefined && !(dataPlane === 'haproxy' && assembledPaths.has(f.path)));
+  const hashes = new Map(secrets.map((s) => [s.metadata.annotations[annotationBinding]!, s.metadata.annotations[annotationContentHash]!]));
+  const { configMap, manifest } = sharedConfigMap(dataPlane, shared, hashes, namespace);
+  return { configMap, secrets, manifest };
 }

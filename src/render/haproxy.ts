@@ -115,19 +115,56 @@ const accessLogFormat =
 export function renderHaproxy(routes: readonly EgressRoute[], options: HaproxyRenderOptions): RenderedHaproxy {
   const sorted = [...routes].sort(byKey);
   checkOptions(sorted, options);
-  const servers = sorted.map(haproxyServer);
-  const files: RenderedFile[] = [{ path: 'haproxy.cfg', content: haproxyConfig(servers, options), mode: 0o644 }];
-  for (const [route, server] of sorted.map((r, i) => [r, servers[i]!] as const)) {
-    // HAProxy reads a client certificate and its key from one PEM file: key material, 0600.
-    files.push({
+  return assembleHaproxy(haproxySharedFiles(options), options, sorted.map(haproxyBindingPart));
+}
+
+/** The options the agent renders haproxy.cfg with: travels as a shared file, so its hash covers them. */
+export const optionsFile = 'haproxy-options.json';
+
+/**
+ * The files no binding owns: the 502 page and the options. haproxy.cfg itself holds a
+ * server line per binding, so the agent assembles it (assembleHaproxy) from these and
+ * the bindings' parts: a change to one binding never rewrites a shared object.
+ */
+export function haproxySharedFiles(options: HaproxyRenderOptions): RenderedFile[] {
+  checkOptions([], options);
+  return [
+    { path: badGatewayFile, content: badGateway, mode: 0o644 },
+    { path: optionsFile, content: `${JSON.stringify(options)}\n`, mode: 0o644 },
+  ];
+}
+
+/** What one binding adds: its server, and its client certificate (with the key: 0600) and partner CA. */
+export interface HaproxyBindingPart {
+  server: HaproxyServer;
+  files: RenderedFile[];
+}
+
+export function haproxyBindingPart(route: EgressRoute): HaproxyBindingPart {
+  const server = haproxyServer(route);
+  // HAProxy reads a client certificate and its key from one PEM file: key material, 0600.
+  const files: RenderedFile[] = [
+    {
       path: server.certificateFile,
       content: `${withNewline(route.clientCertificate.chainPem)}${withNewline(route.clientCertificate.privateKey.reveal())}`,
       mode: 0o600,
       binding: route.key,
-    });
-    if (route.serverCA) files.push({ path: server.caFile, content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
-  }
-  files.push({ path: badGatewayFile, content: badGateway, mode: 0o644 });
+    },
+  ];
+  if (route.serverCA) files.push({ path: server.caFile, content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
+  return { server, files };
+}
+
+/**
+ * The whole configuration from the shared files and every binding's part: haproxy.cfg and
+ * the maps, which list every binding. Pure; the agent runs it on what it reads from the
+ * API, so it checks the options and the servers as renderHaproxy checks routes.
+ */
+export function assembleHaproxy(shared: readonly RenderedFile[], options: HaproxyRenderOptions, parts: readonly HaproxyBindingPart[]): RenderedHaproxy {
+  checkOptions([], options);
+  const servers = parts.map((p) => p.server).sort(byKey);
+  checkServers(servers, options);
+  const files: RenderedFile[] = [...shared, ...parts.flatMap((p) => p.files), { path: 'haproxy.cfg', content: haproxyConfig(servers, options), mode: 0o644 }];
   files.push({ path: portsMap, content: mapFile(servers, (s) => s.backend), mode: 0o644 });
   files.push({ path: hostsMap, content: mapFile(servers, (s) => s.hostHeader), mode: 0o644 });
   files.push({ path: bindingsMap, content: mapFile(servers, (s) => s.key), mode: 0o644 });
@@ -305,17 +342,34 @@ function checkOptions(routes: readonly EgressRoute[], options: HaproxyRenderOpti
     fail(`statusPort ${options.statusPort} is not a port outside the listener range`);
   }
   let previous: string | undefined;
-  const ports = new Set<number>();
   for (const route of routes) {
     if (route.key !== `${route.namespace}/${route.name}`) fail(`route key ${JSON.stringify(route.key)} does not match its namespace and name`);
     if (route.key === previous) fail(`route ${route.key} appears twice`);
     previous = route.key;
     const problem = routeValueProblem(route);
     if (problem) fail(`route ${route.key}: ${problem}`);
-    if (route.listenerPort < first || route.listenerPort > last) fail(`route ${route.key}: listener port ${route.listenerPort} is outside ${first}-${last}`);
-    if (ports.has(route.listenerPort)) fail(`route ${route.key}: listener port ${route.listenerPort} is already used`);
-    ports.add(route.listenerPort);
     if (!/^[0-9a-f]+$/.test(hex(route.clientCertificate.fingerprintSha256))) fail(`route ${route.key}: a fingerprint that is not hex`);
+  }
+  checkServers(
+    routes.map((r) => ({ key: r.key, listenerPort: r.listenerPort })),
+    options,
+  );
+}
+
+/** Each server on its own port inside the range, each binding once. */
+function checkServers(servers: ReadonlyArray<Pick<HaproxyServer, 'key' | 'listenerPort'>>, options: HaproxyRenderOptions): void {
+  const { first, last } = options.listenerPorts;
+  const ports = new Set<number>();
+  const keys = new Set<string>();
+  for (const server of servers) {
+    const fail = (message: string): never => {
+      throw new Error(`renderHaproxy: route ${server.key}: ${message}`);
+    };
+    if (keys.has(server.key)) fail('appears twice');
+    keys.add(server.key);
+    if (server.listenerPort < first || server.listenerPort > last) fail(`listener port ${server.listenerPort} is outside ${first}-${last}`);
+    if (ports.has(server.listenerPort)) fail(`listener port ${server.listenerPort} is already used`);
+    ports.add(server.listenerPort);
   }
 }
 

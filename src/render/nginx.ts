@@ -1,6 +1,7 @@
 import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from './files.ts';
 
 export { hashFiles, hostForUrl, isPlainPath, type RenderedFile } from './files.ts';
+import type { PortRange } from '../model/listener-ports.ts';
 import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
 
 export interface RenderedNginx extends RenderedConfig {
@@ -18,7 +19,12 @@ export interface NginxRenderOptions {
   errorLog?: string;
   /** A listener with /healthz and nginx's stub_status, on listenAddress; none when absent. */
   statusPort?: number;
+  /** The range bindings' listeners come from: each takes a connection slot in every worker. */
+  listenerPorts?: PortRange;
 }
+
+/** Where each binding's server and upstream blocks live, one file per binding: nginx.conf includes them all. */
+export const bindingConfDir = 'bindings';
 
 export const defaultSystemTrustBundle = '/etc/ssl/certs/ca-certificates.crt';
 
@@ -77,14 +83,37 @@ export function upstreamName(route: Pick<EgressRoute, 'namespace' | 'name'>): st
 export function renderNginx(routes: readonly EgressRoute[], options: NginxRenderOptions): RenderedNginx {
   const sorted = [...routes].sort(byKey);
   checkOptions(options, sorted);
-  const files: RenderedFile[] = [{ path: 'nginx.conf', content: nginxConf(sorted, options), mode: 0o644 }];
-  for (const route of sorted) {
-    files.push({ path: certificateFile(route), content: withNewline(route.clientCertificate.chainPem), mode: 0o644, binding: route.key });
-    files.push({ path: keyFile(route), content: withNewline(route.clientCertificate.privateKey.reveal()), mode: 0o600, binding: route.key });
-    if (route.serverCA) files.push({ path: serverCAFile(route), content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
-  }
+  const files = [...nginxSharedFiles(options), ...sorted.flatMap((route) => nginxBindingFiles(route, options))];
   files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
   return { dataPlane: 'nginx', files, hash: hashFiles(files) };
+}
+
+/**
+ * The files no binding owns: nginx.conf, which includes every binding's own file. It
+ * depends on the options alone, so a binding added, changed or removed never rewrites it,
+ * and a proxy serving thousands of bindings gets each change as that binding's files.
+ */
+export function nginxSharedFiles(options: NginxRenderOptions): RenderedFile[] {
+  checkOptions(options, []);
+  return [{ path: 'nginx.conf', content: nginxConf(options), mode: 0o644 }];
+}
+
+/** One binding's files: its server and upstream blocks, its certificate and key, its partner CA. */
+export function nginxBindingFiles(route: EgressRoute, options: NginxRenderOptions): RenderedFile[] {
+  checkOptions(options, [route]);
+  const listen = hostForUrl(options.listenAddress);
+  const trustBundle = options.systemTrustBundle ?? defaultSystemTrustBundle;
+  const files: RenderedFile[] = [
+    { path: bindingConfFile(route), content: `${routeBlock(route, listen, trustBundle).join('\n')}\n`, mode: 0o644, binding: route.key },
+    { path: certificateFile(route), content: withNewline(route.clientCertificate.chainPem), mode: 0o644, binding: route.key },
+    { path: keyFile(route), content: withNewline(route.clientCertificate.privateKey.reveal()), mode: 0o600, binding: route.key },
+  ];
+  if (route.serverCA) files.push({ path: serverCAFile(route), content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
+  return files;
+}
+
+export function bindingConfFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
+  return `${bindingConfDir}/${fileStem(route)}.conf`;
 }
 
 function checkOptions(options: NginxRenderOptions, routes: readonly EgressRoute[]): void {
@@ -120,20 +149,23 @@ function checkOptions(options: NginxRenderOptions, routes: readonly EgressRoute[
   }
 }
 
-function nginxConf(routes: readonly EgressRoute[], options: NginxRenderOptions): string {
+function nginxConf(options: NginxRenderOptions): string {
   const listen = hostForUrl(options.listenAddress);
-  const trustBundle = options.systemTrustBundle ?? defaultSystemTrustBundle;
+  const range = options.listenerPorts;
+  // Every listener takes a connection slot in every worker, before any request does, and
+  // a proxied request takes two descriptors: the client's and the partner's.
+  const connections = 4096 + (range ? range.last - range.first + 1 : 0);
   const lines = [
-    '# Rendered by mtls-egress from ClientCertificateBindings; rewritten on every change, do not edit.',
-    `# ${routes.length} binding${routes.length === 1 ? '' : 's'}. Relative paths: pid, logs and temp files resolve against`,
-    '# the -p prefix, certificates against the directory of this file.',
+    '# Rendered by mtls-egress from ClientCertificateBindings; do not edit. Each binding is one',
+    `# file under ${bindingConfDir}/. Relative paths: pid, logs and temp files resolve against`,
+    '# the -p prefix, certificates and includes against the directory of this file.',
     `pid nginx.pid;`,
     `error_log ${options.errorLog ?? 'error.log'} notice;`,
     `worker_processes ${options.workerProcesses ?? 'auto'};`,
+    `worker_rlimit_nofile ${2 * connections};`,
     '',
     'events {',
-    // Every listener takes a connection slot in every worker, before any request does.
-    `    worker_connections ${4096 + routes.length};`,
+    `    worker_connections ${connections};`,
     '}',
     '',
     'http {',
@@ -185,8 +217,7 @@ function nginxConf(routes: readonly EgressRoute[], options: NginxRenderOptions):
       '    }',
     );
   }
-  for (const route of routes) lines.push('', ...routeBlock(route, listen, trustBundle));
-  lines.push('}', '');
+  lines.push('', `    include ${bindingConfDir}/*.conf;`, '}', '');
   return lines.join('\n');
 }
 

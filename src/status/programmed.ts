@@ -44,20 +44,38 @@ export function programmedCheck(bindingKey: string, fingerprint: string | undefi
   };
 }
 
-/** The last configurations the controller wrote, so a replica one step behind is recognised. */
+/**
+ * The last configurations the controller wrote, so a replica a few steps behind is
+ * recognised. Each holds every binding's fingerprint, so the history is bounded by
+ * entries as well as by configurations: at ten thousand bindings it keeps the newest
+ * few, which is what replicas a moment behind need.
+ */
 export class ServedCertificateHistory {
   readonly #limit: number;
-  readonly #configs = new Map<string, Readonly<Record<string, { fingerprintSha256: string }>>>();
+  readonly #maxEntries: number;
+  readonly #configs = new Map<string, { bindings: Readonly<Record<string, { fingerprintSha256: string }>>; size: number }>();
+  #entries = 0;
 
-  constructor(limit = 32) {
+  constructor(limit = 32, maxEntries = 200_000) {
     this.#limit = limit;
+    this.#maxEntries = maxEntries;
   }
 
   record(hash: string, bindings: Readonly<Record<string, { fingerprintSha256: string }>>): void {
-    this.#configs.delete(hash);
-    this.#configs.set(hash, bindings);
-    while (this.#configs.size > this.#limit) this.#configs.delete(this.#configs.keys().next().value!);
+    this.#forget(hash);
+    const size = Object.keys(bindings).length;
+    this.#configs.set(hash, { bindings, size });
+    this.#entries += size;
+    // The newest two always stay: the one being written and the one replicas serve now.
+    while (this.#configs.size > 2 && (this.#configs.size > this.#limit || this.#entries > this.#maxEntries)) this.#forget(this.#configs.keys().next().value!);
   }
 
-  served: ServedCertificates = (hash) => this.#configs.get(hash);
+  #forget(hash: string): void {
+    const config = this.#configs.get(hash);
+    if (!config) return;
+    this.#entries -= config.size;
+    this.#configs.delete(hash);
+  }
+
+  served: ServedCertificates = (hash) => this.#configs.get(hash)?.bindings;
 }

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import * as types from '../../src/api/v1alpha1/types.ts';
-import { parseManifest, proxyConfigMapName } from '../../src/proxy/proxy-objects.ts';
+import { readProxyView } from '../support/proxy-view.ts';
 import { HOSTILE_PASSWORD, hostileCases } from '../fixtures/hostile/generate.ts';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
@@ -131,11 +131,8 @@ try {
       ? 0
       : await pollUntil(
           async () => {
-            const cm = await kube.client
-              .get<{ binaryData?: Record<string, string> }>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`)
-              .catch(() => undefined);
-            const manifest = cm && parseManifest(cm);
-            return manifest && goodNames.every((n) => manifest.bindings[`${ns}/${n}`]) ? performance.now() - started : undefined;
+            const view = await readProxyView(kube.client, ns);
+            return view && goodNames.every((n) => view.bindings[`${ns}/${n}`]) ? performance.now() - started : undefined;
           },
           { what: 'every good binding in the proxy config', timeoutMs: 120_000, intervalMs: 50 },
         );

@@ -19,7 +19,7 @@ import { generationName } from '../../src/proxy/generations.ts';
 import { HaproxyDataPlane } from '../../src/proxy/haproxy-data-plane.ts';
 import { ManagedHaproxy, testHaproxyConfig } from '../../src/proxy/haproxy-process.ts';
 import { parseServersState } from '../../src/proxy/haproxy-state.ts';
-import { proxyObjects } from '../../src/proxy/proxy-objects.ts';
+import type { AssembledConfig } from '../../src/proxy/assemble.ts';
 import { renderHaproxy } from '../../src/render/haproxy.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { partnerRoute } from '../support/agent-process.ts';
@@ -73,14 +73,21 @@ class Rig {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(this.runDir, { recursive: true, mode: 0o700 });
     const rendered = renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' });
-    const { manifest } = proxyObjects(rendered, routes, 'proxy');
     const files = rendered.files.map((f) => ({ ...f, sha256: createHash('sha256').update(f.content).digest('hex') }));
+    const config: AssembledConfig = {
+      hash: rendered.hash,
+      dataPlane: 'haproxy',
+      files,
+      servers: rendered.servers,
+      skeletonHash: rendered.skeletonHash,
+      bindings: routes.length,
+    };
     const generation = generationName(rendered.hash);
     await this.dir.write(generation, files);
-    const verdict = await this.plane.test(this.dir.generationPath(generation), manifest);
+    const verdict = await this.plane.test(this.dir.generationPath(generation), config);
     assert.deepEqual(verdict, { ok: true });
     await this.dir.point(generation);
-    return this.plane.apply({ manifest, files, generation });
+    return this.plane.apply({ config, files, generation });
   }
 
   async workerPid(): Promise<number> {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
-import { renderNginx, type NginxRenderOptions } from '../../src/render/nginx.ts';
+import type { RenderedConfig } from '../../src/render/files.ts';
+import { bindingConfDir, renderNginx, type NginxRenderOptions } from '../../src/render/nginx.ts';
 import { assertGolden, goldenCases, loadGoldenCase } from './golden-cases.ts';
 
 // Golden files: test/golden/nginx/<case>.in.yaml and <case>.out.conf (see golden-cases.ts).
@@ -9,6 +10,14 @@ import { assertGolden, goldenCases, loadGoldenCase } from './golden-cases.ts';
 const dir = new URL('./nginx/', import.meta.url);
 const loadCase = (name: string) => loadGoldenCase<NginxRenderOptions>(dir, name);
 const cases = goldenCases(dir);
+
+/** What nginx reads as configuration: nginx.conf and every binding's file it includes. */
+function configText(rendered: RenderedConfig): string {
+  return rendered.files
+    .filter((f) => f.path === 'nginx.conf' || (f.path.startsWith(`${bindingConfDir}/`) && f.path.endsWith('.conf')))
+    .map((f) => f.content)
+    .join('\n');
+}
 
 describe('renderNginx golden files', () => {
   test('there are cases', () => assert.ok(cases.length >= 5, `found ${cases.length} cases in ${dir.pathname}`));
@@ -23,11 +32,11 @@ describe('renderNginx golden files', () => {
       assert.deepEqual(renderNginx([...routes].reverse(), options), rendered);
       assert.equal(renderNginx(routes, options).hash, rendered.hash);
 
-      const conf = rendered.files.find((f) => f.path === 'nginx.conf')!.content;
+      const conf = configText(rendered);
       for (const route of routes) {
         const key = rendered.files.find((f) => f.path === `certs/${route.namespace}_${route.name}.key`);
         assert.equal(key?.mode, 0o600, `${route.key}'s key file is 0600`);
-        assert.ok(!conf.includes(route.clientCertificate.privateKey.reveal().trim()), 'no key material in nginx.conf');
+        assert.ok(!conf.includes(route.clientCertificate.privateKey.reveal().trim()), "no key material in nginx.conf or a binding's conf file");
       }
       for (const file of rendered.files) if (!file.path.endsWith('.key')) assert.equal(file.mode, 0o644, file.path);
       // One upstream block per binding, each used by exactly one proxy_pass.
@@ -56,7 +65,7 @@ describe('renderNginx refuses values that would change the config', () => {
   }
   test('a serial number cannot end the comment it is in', () => {
     const route = { ...base, clientCertificate: { ...base.clientCertificate, serialNumber: '1a\nproxy_ssl_verify off;' } };
-    const conf = renderNginx([route], options).files.find((f) => f.path === 'nginx.conf')!.content;
+    const conf = configText(renderNginx([route], options));
     assert.match(conf, /# client certificate serial 1a\?proxy\?ssl\?verify\?off\?, SHA-256 /);
     assert.doesNotMatch(conf, /^\s*proxy_ssl_verify off/m);
   });
@@ -67,7 +76,7 @@ describe('renderNginx refuses values that would change the config', () => {
     assert.throws(() => renderNginx(routes, { ...options, listenAddress: '0.0.0.0:80; ' }), /listenAddress/);
   });
   test('no access log', () => {
-    const conf = renderNginx(routes, { ...options, accessLog: 'off' }).files.find((f) => f.path === 'nginx.conf')!.content;
+    const conf = configText(renderNginx(routes, { ...options, accessLog: 'off' }));
     assert.match(conf, /^ {4}access_log off;$/m);
   });
   test('a log path with a space', () => {

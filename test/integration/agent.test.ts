@@ -89,9 +89,9 @@ class ProxyFixture {
 
   /** Renders and publishes; returns the config hash. */
   async publish(routes: EgressRoute[], options: { withhold?: string[] } = {}): Promise<string> {
-    const rendered = render(routes);
-    await this.writer.publish(this.writer.objects(rendered, routes), options);
-    return rendered.hash;
+    const objects = this.writer.objects(render(routes), routes);
+    await this.writer.publish(objects, options);
+    return objects.manifest.hash;
   }
 
   annotations(): Promise<Record<string, string>> {
@@ -220,15 +220,15 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     const files = render(routes).files.map((f) =>
       f.path === 'nginx.conf' ? { ...f, content: f.content.replace('http {', 'no_such_directive on;\nhttp {') } : f,
     );
-    const bad: RenderedNginx = { files, hash: hashFiles(files) };
-    await proxy.writer.publish(proxy.writer.objects(bad, routes));
+    const bad = proxy.writer.objects({ files, hash: hashFiles(files) } satisfies RenderedNginx, routes);
+    await proxy.writer.publish(bad);
 
     const annotated = await proxy.waitForAnnotations('apply-error', (a) => Boolean(a[annotationApplyError]));
     assert.match(annotated[annotationApplyError]!, /^unknown directive "no_such_directive" in [^ ]*nginx\.conf:\d+$/);
     assert.equal(annotated[annotationAppliedHash], goodHash, 'the applied hash stays at the config nginx serves');
     assert.equal((await partnerSaw(proxy.ports.a!)).serialNumber, proxy.identities.a!.serial, 'still the old identity');
     assert.equal(proxy.currentGeneration(), `gen-${goodHash}`);
-    assert.ok(!existsSync(join(proxy.configDir, `gen-${bad.hash}`)), 'the rejected generation is removed');
+    assert.ok(!existsSync(join(proxy.configDir, `gen-${bad.manifest.hash}`)), 'the rejected generation is removed');
     assert.equal(agent.logged(msgRejected).length, 1);
 
     // A change that leaves the config as it was (a Secret's annotation, here) wakes the
@@ -264,26 +264,27 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     goodHash = hash;
   });
 
-  test('a manifest before its Secret: nothing half-applied; it applies once the Secret arrives', async () => {
+  test("an index before a binding's object: the others keep serving, the Pod reports the config once the object arrives", async () => {
     proxy.issue('c');
     const routes = proxy.routes('a', 'c');
-    const rendered = render(routes);
-    const objects = proxy.writer.objects(rendered, routes);
+    const objects = proxy.writer.objects(render(routes), routes);
+    const { hash } = objects.manifest;
     await proxy.writer.publish(objects, { withhold: [`${proxy.ns}/c`] });
-    await pollUntil(() => (agent.logged(msgWaiting).some((l) => l.hash === rendered.hash) ? true : undefined), {
-      what: 'the agent to wait for the Secret',
+    await pollUntil(() => (agent.logged(msgWaiting).some((l) => l.hash === hash) ? true : undefined), {
+      what: "the agent to wait for the binding's object",
       timeoutMs,
     });
-    assert.equal((await proxy.annotations())[annotationAppliedHash], goodHash);
+    assert.equal((await proxy.annotations())[annotationAppliedHash], goodHash, 'the Pod claims no config it does not hold whole');
     assert.equal(proxy.currentGeneration(), `gen-${goodHash}`);
-    assert.ok(!existsSync(join(proxy.configDir, `gen-${rendered.hash}`)), 'no generation is written while a file is missing');
+    assert.ok(!existsSync(join(proxy.configDir, `gen-${hash}`)), 'no generation is written for objects the agent does not hold');
     assert.ok(await connectionRefused(proxy.ports.c!), 'the new listener is not open');
+    assert.equal((await partnerSaw(proxy.ports.a!)).serialNumber, proxy.identities.a!.serial, 'the binding it holds keeps serving');
 
     await proxy.writer.applySecret(objects, credentialSecretName(`${proxy.ns}/c`));
-    await proxy.waitForAppliedHash(rendered.hash);
+    await proxy.waitForAppliedHash(hash);
     assert.equal((await partnerSaw(proxy.ports.c!)).serialNumber, proxy.identities.c!.serial);
     assert.equal((await partnerSaw(proxy.ports.a!)).serialNumber, proxy.identities.a!.serial);
-    goodHash = rendered.hash;
+    goodHash = hash;
   });
 
   test('a reload nginx refuses at run time (a port taken; nginx -t does not bind): reported, retried, applied once possible', async () => {

@@ -3,19 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
 import { networkPolicyName } from '../../src/model/network-policies.ts';
-import {
-  annotationAppliedHash,
-  annotationApplyError,
-  credentialSecretName,
-  credentialsSelector,
-  parseManifest,
-  proxyConfigMapName,
-} from '../../src/proxy/proxy-objects.ts';
+import { annotationAppliedHash, annotationApplyError, credentialSecretName, credentialsSelector, proxyConfigMapName } from '../../src/proxy/proxy-objects.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { httpGet, startController, type ControllerProcess } from '../support/controller-process.ts';
 import { hasReason, TestKube, type Binding } from '../support/kube.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
+import { readProxyView } from '../support/proxy-view.ts';
 
 const password = 'proxy-config-test-password';
 const cluster = await useControlPlane();
@@ -36,14 +30,11 @@ async function putPfx(name: string, cn: string): Promise<string> {
   return issued.serial;
 }
 
-interface ConfigMapLike {
-  data?: Record<string, string>;
-  binaryData?: Record<string, string>;
-}
-
+/** The index and the binding objects, as the agent reads them (bindings empty until they match the index). */
 async function manifest() {
-  const cm = await kube.client.get<ConfigMapLike>(`/api/v1/namespaces/${ns}/configmaps/${proxyConfigMapName}`);
-  return { cm, manifest: parseManifest(cm)! };
+  const view = await readProxyView(kube.client, ns);
+  if (!view) throw new Error('no proxy index yet');
+  return { cm: view.cm, manifest: view };
 }
 
 /** Plays kubelet and the agent: a proxy Pod that is Ready and reports the hash it applied. */

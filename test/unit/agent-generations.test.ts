@@ -1,17 +1,26 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { entriesToRemove, fileIdentity, generationName, isSafeRelativePath, manifestProblem, planGeneration } from '../../src/proxy/generations.ts';
-import type { ManifestFile, ProxyManifest } from '../../src/proxy/proxy-objects.ts';
+import {
+  entriesToRemove,
+  fileIdentity,
+  filesProblem,
+  generationName,
+  haproxyServerProblem,
+  isSafeRelativePath,
+  planGeneration,
+} from '../../src/proxy/generations.ts';
 
 const hash = (c: string): string => c.repeat(64);
 const gen = (c: string): string => `gen-${hash(c)}`;
 
-function file(path: string, overrides: Partial<ManifestFile> = {}): ManifestFile {
-  return { path, mode: 0o644, sha256: 'aa', from: { configMapKey: `${path}.gz` }, ...overrides };
+interface TestFile {
+  path: string;
+  mode: 0o600 | 0o644;
+  sha256: string;
 }
 
-function manifest(files: ManifestFile[], overrides: Partial<ProxyManifest> = {}): ProxyManifest {
-  return { hash: hash('a'), files, bindings: {}, ...overrides };
+function file(path: string, overrides: Partial<TestFile> = {}): TestFile {
+  return { path, mode: 0o644, sha256: 'aa', ...overrides };
 }
 
 describe('generationName', () => {
@@ -43,34 +52,24 @@ describe('isSafeRelativePath', () => {
   }
 });
 
-describe('manifestProblem', () => {
-  const table: Array<{ name: string; manifest: ProxyManifest; problem: RegExp | undefined }> = [
-    {
-      name: 'a rendered manifest',
-      manifest: manifest([file('nginx.conf'), file('certs/a.crt'), file('certs/a.key', { mode: 0o600, from: { secret: 's', key: 'tls.key' } })]),
-      problem: undefined,
-    },
-    { name: 'a hash that is no digest', manifest: manifest([file('nginx.conf')], { hash: '../../etc' }), problem: /not a sha256/ },
-    { name: 'no nginx.conf', manifest: manifest([file('certs/a.crt')]), problem: /no nginx\.conf/ },
-    { name: 'a path out of the generation', manifest: manifest([file('nginx.conf'), file('../current/nginx.conf')]), problem: /unsafe path/ },
-    { name: 'an absolute path', manifest: manifest([file('nginx.conf'), file('/etc/nginx/nginx.conf')]), problem: /unsafe path/ },
-    { name: 'a mode other than 0600 or 0644', manifest: manifest([file('nginx.conf', { mode: 0o777 as 0o644 })]), problem: /mode 511/ },
-    { name: 'a path twice', manifest: manifest([file('nginx.conf'), file('nginx.conf')]), problem: /listed twice/ },
-    {
-      name: 'a file where a directory must be',
-      manifest: manifest([file('nginx.conf'), file('certs'), file('certs/a.crt')]),
-      problem: /both a file and a directory/,
-    },
-    { name: 'no source', manifest: manifest([file('nginx.conf', { from: undefined as unknown as ManifestFile['from'] })]), problem: /no source/ },
-    { name: 'files not a list', manifest: manifest(undefined as unknown as ManifestFile[]), problem: /no files/ },
+describe('filesProblem: an assembled file set from objects anyone in the proxy namespace could write', () => {
+  const table: Array<{ name: string; files: TestFile[]; problem: RegExp | undefined }> = [
+    { name: 'a rendered set', files: [file('nginx.conf'), file('certs/a.crt'), file('certs/a.key', { mode: 0o600 })], problem: undefined },
+    { name: 'no nginx.conf', files: [file('certs/a.crt')], problem: /no nginx\.conf/ },
+    { name: 'a path out of the generation', files: [file('nginx.conf'), file('../current/nginx.conf')], problem: /unsafe path/ },
+    { name: 'an absolute path', files: [file('nginx.conf'), file('/etc/nginx/nginx.conf')], problem: /unsafe path/ },
+    { name: 'a mode other than 0600 or 0644', files: [file('nginx.conf', { mode: 0o777 as 0o644 })], problem: /mode 511/ },
+    { name: 'a path twice', files: [file('nginx.conf'), file('nginx.conf')], problem: /listed twice/ },
+    { name: 'a file where a directory must be', files: [file('nginx.conf'), file('certs'), file('certs/a.crt')], problem: /both a file and a directory/ },
   ];
-  for (const { name, manifest: m, problem } of table) {
+  for (const { name, files, problem } of table) {
     test(name, () => {
-      const found = manifestProblem(m);
+      const found = filesProblem(files, 'nginx');
       if (problem) assert.match(found ?? '', problem);
       else assert.equal(found, undefined);
     });
   }
+  test('HAProxy needs haproxy.cfg', () => assert.match(filesProblem([file('nginx.conf')], 'haproxy') ?? '', /no haproxy\.cfg/));
 });
 
 describe('planGeneration', () => {
@@ -108,9 +107,10 @@ describe('planGeneration', () => {
   });
 });
 
-describe('manifestProblem for HAProxy: every server value becomes a runtime API argument', () => {
+describe('haproxyServerProblem: every server value becomes a runtime API argument', () => {
   const certificateFile = 'certs/team-a_a.0123456789abcdef.pem';
   const caFile = 'ca/team-a_a.0123456789abcdef.pem';
+  const paths = new Set([certificateFile, caFile]);
   const good = {
     key: 'team-a/a',
     listenerPort: 10000,
@@ -125,31 +125,24 @@ describe('manifestProblem for HAProxy: every server value becomes a runtime API 
     fingerprintSha256: 'AA',
     serialNumber: '1',
   };
-  const haproxyManifest = (servers: unknown[], extra: Partial<ProxyManifest> = {}): ProxyManifest => ({
-    ...manifest([file('haproxy.cfg'), file(certificateFile, { mode: 0o600, from: { secret: 's', key: 'tls.pem' } }), file(caFile)]),
-    dataPlane: 'haproxy',
-    skeletonHash: hash('c'),
-    servers: servers as ProxyManifest['servers'],
-    ...extra,
-  });
-  const table: Array<[string, ProxyManifest, RegExp | undefined]> = [
-    ['a rendered manifest', haproxyManifest([good]), undefined],
-    ['the system trust store', haproxyManifest([{ ...good, caFile: '@system-ca' }]), undefined],
-    ['an IPv6 partner', haproxyManifest([{ ...good, host: 'fd00::40' }]), undefined],
-    ['a host that would add an argument', haproxyManifest([{ ...good, host: 'a.example verify none' }]), /host/],
-    ['a host that would add a command', haproxyManifest([{ ...good, host: 'a.example;shutdown sessions' }]), /host/],
-    ['a serverName with a newline', haproxyManifest([{ ...good, serverName: 'a.example\ndel server x' }]), /serverName/],
-    ['a backend that is not its port', haproxyManifest([{ ...good, backend: 'unbound' }]), /backend/],
-    ['a server name HAProxy would take as two', haproxyManifest([{ ...good, server: 's0123 x' }]), /server name/],
-    ['a certificate file outside the manifest', haproxyManifest([{ ...good, certificateFile: 'certs/other.pem' }]), /certificate file/],
-    ['a CA path outside the config', haproxyManifest([{ ...good, caFile: '/etc/ssl/private/key.pem' }]), /CA file/],
-    ['two servers for one port', haproxyManifest([good, { ...good, key: 'team-a/b', server: 's0123456789ac' }]), /two servers/],
-    ['no skeleton hash', haproxyManifest([good], { skeletonHash: 'x' }), /skeleton/],
-    ['a manifest for the other data plane', { ...haproxyManifest([good]), dataPlane: 'nginx' }, /rendered for nginx/],
+  const table: Array<[string, unknown, RegExp | undefined]> = [
+    ['a rendered server', good, undefined],
+    ['the system trust store', { ...good, caFile: '@system-ca' }, undefined],
+    ['an IPv6 partner', { ...good, host: 'fd00::40', hostHeader: '[fd00::40]' }, undefined],
+    ['no server at all', undefined, /no server/],
+    ["another binding's server", { ...good, key: 'team-a/b' }, /another binding/],
+    ['a host that would add an argument', { ...good, host: 'a.example verify none' }, /host/],
+    ['a host that would add a command', { ...good, host: 'a.example;shutdown sessions' }, /host/],
+    ['a serverName with a newline', { ...good, serverName: 'a.example\ndel server x' }, /serverName/],
+    ['a Host header with a space', { ...good, hostHeader: 'a.example x' }, /Host header/],
+    ['a backend that is not its port', { ...good, backend: 'unbound' }, /backend/],
+    ['a server name HAProxy would take as two', { ...good, server: 's0123 x' }, /server name/],
+    ["a certificate file outside the binding's files", { ...good, certificateFile: 'certs/other.pem' }, /certificate file/],
+    ['a CA path outside the config', { ...good, caFile: '/etc/ssl/private/key.pem' }, /CA file/],
   ];
-  for (const [name, m, problem] of table) {
+  for (const [name, server, problem] of table) {
     test(name, () => {
-      const found = manifestProblem(m, 'haproxy');
+      const found = haproxyServerProblem(server, 'team-a/a', paths);
       if (problem) assert.match(found ?? '', problem);
       else assert.equal(found, undefined);
     });

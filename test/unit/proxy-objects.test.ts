@@ -2,12 +2,27 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
-import { annotationBinding, credentialSecretName, materialize, parseManifest, proxyObjects } from '../../src/proxy/proxy-objects.ts';
+import { assembleConfig, type HeldBinding } from '../../src/proxy/assemble.ts';
+import {
+  annotationBinding,
+  annotationFingerprint,
+  bindingManifestKey,
+  credentialSecretName,
+  parseManifest,
+  proxyObjects,
+  readBindingObject,
+  readSharedFiles,
+  type BindingObject,
+  type ProxyObjects,
+} from '../../src/proxy/proxy-objects.ts';
+import { renderHaproxy } from '../../src/render/haproxy.ts';
 import { renderNginx } from '../../src/render/nginx.ts';
 
 const keyText = '-----BEGIN PRIVATE KEY-----\nS3CR3T-KEY-BYTES\n-----END PRIVATE KEY-----\n';
+const namespace = 'mtls-egress-system';
+const listenerPorts = { first: 10000, last: 19999 };
 
-function route(name: string, port: number, withCA = false): EgressRoute {
+function route(name: string, port: number, options: { withCA?: boolean; serial?: string } = {}): EgressRoute {
   return {
     key: `team-a/${name}`,
     namespace: 'team-a',
@@ -17,53 +32,165 @@ function route(name: string, port: number, withCA = false): EgressRoute {
     port: 443,
     serverName: 'api.partner.example',
     clientCertificate: {
-      chainPem: `-----BEGIN CERTIFICATE-----\n${name}\n-----END CERTIFICATE-----\n`,
+      chainPem: `-----BEGIN CERTIFICATE-----\n${name}${options.serial ?? ''}\n-----END CERTIFICATE-----\n`,
       privateKey: new Sensitive(keyText),
-      serialNumber: `5e${port}`,
-      fingerprintSha256: `FP:${name}`,
+      serialNumber: options.serial ?? `5e${port}`,
+      fingerprintSha256: `${(options.serial ?? name).padStart(2, '0').slice(0, 2).toUpperCase()}:AB`,
     },
-    ...(withCA ? { serverCA: { pem: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n' } } : {}),
+    ...(options.withCA ? { serverCA: { pem: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n' } } : {}),
   };
 }
 
-describe('proxyObjects / materialize', () => {
-  const routes = [route('b', 10001, true), route('a', 10000)];
-  const rendered = renderNginx(routes, { listenAddress: '0.0.0.0' });
-  const objects = proxyObjects(rendered, routes, 'mtls-egress-system');
+const dataPlanes = {
+  nginx: (routes: readonly EgressRoute[]) => renderNginx(routes, { listenAddress: '0.0.0.0', listenerPorts }),
+  haproxy: (routes: readonly EgressRoute[]) => renderHaproxy(routes, { listenAddress: '0.0.0.0', listenerPorts }),
+};
 
-  test('no key material in the ConfigMap; one credential Secret per binding', () => {
-    assert.ok(!JSON.stringify(objects.configMap).includes('S3CR3T'));
-    assert.ok(!JSON.stringify(objects.configMap).includes(Buffer.from(keyText).toString('base64').slice(0, 20)));
-    assert.deepEqual(objects.secrets.map((s) => s.metadata.annotations[annotationBinding]).sort(), ['team-a/a', 'team-a/b']);
-    for (const s of objects.secrets) assert.deepEqual(Object.keys(s.data).sort(), ['tls.crt', 'tls.key']);
-    assert.equal(objects.secrets.find((s) => s.metadata.name === credentialSecretName('team-a/a'))?.metadata.annotations[annotationBinding], 'team-a/a');
+/** The agent's side, as it runs on what a watch delivers. */
+function agentView(objects: ProxyObjects, secrets: readonly BindingObject[] = objects.secrets) {
+  const manifest = parseManifest(objects.configMap)!;
+  const shared = readSharedFiles(manifest, objects.configMap);
+  assert.ok(shared.ok);
+  const held: HeldBinding[] = secrets.map((s) => {
+    const read = readBindingObject(s);
+    assert.ok(read.ok, read.ok ? '' : read.problem);
+    return { contentHash: read.contentHash, part: read.part };
   });
+  return { manifest, assembly: assembleConfig(manifest.dataPlane, shared.files, held) };
+}
 
-  test('the manifest names each binding with its certificate and port', () => {
-    const manifest = parseManifest(objects.configMap);
-    assert.deepEqual(manifest?.bindings, {
-      'team-a/a': { fingerprintSha256: 'FP:a', serialNumber: '5e10000', listenerPort: 10000 },
-      'team-a/b': { fingerprintSha256: 'FP:b', serialNumber: '5e10001', listenerPort: 10001 },
+for (const [dataPlane, render] of Object.entries(dataPlanes)) {
+  describe(`proxy objects (${dataPlane}): one object per binding and a small index`, () => {
+    const routes = [route('b', 10001, { withCA: true }), route('a', 10000)];
+    const rendered = render(routes);
+    const objects = proxyObjects(rendered, routes, namespace);
+
+    test('no key material in the ConfigMap; one Secret per binding, named and annotated for it', () => {
+      assert.ok(!JSON.stringify(objects.configMap).includes('S3CR3T'));
+      assert.ok(!JSON.stringify(objects.configMap).includes(Buffer.from(keyText).toString('base64').slice(0, 20)));
+      assert.deepEqual(objects.secrets.map((s) => s.metadata.annotations[annotationBinding]).sort(), ['team-a/a', 'team-a/b']);
+      for (const s of objects.secrets) {
+        const key = s.metadata.annotations[annotationBinding]!;
+        assert.equal(s.metadata.name, credentialSecretName(key));
+        assert.equal(s.metadata.annotations[annotationFingerprint], routes.find((r) => r.key === key)!.clientCertificate.fingerprintSha256);
+        assert.ok(bindingManifestKey in s.data);
+      }
     });
-    assert.equal(manifest?.hash, rendered.hash);
-  });
 
-  test('round trip: the agent gets exactly the rendered files', () => {
-    const secrets = new Map(objects.secrets.map((s) => [s.metadata.name, s.data]));
-    const result = materialize(parseManifest(objects.configMap)!, objects.configMap, (n) => secrets.get(n));
-    assert.ok(result.ok);
-    assert.deepEqual(result.files, rendered.files);
-  });
+    test('round trip: the agent assembles exactly the full render, and its hash is the index', () => {
+      const { manifest, assembly } = agentView(objects);
+      assert.ok(assembly.ok);
+      assert.deepEqual(assembly.leftOut, []);
+      assert.equal(assembly.config.hash, manifest.hash);
+      assert.equal(manifest.bindings, 2);
+      assert.deepEqual(
+        assembly.config.files.map(({ sha256: _digest, ...f }) => f),
+        rendered.files,
+      );
+    });
 
-  test('a Secret not yet seen, or an older version of it, makes the agent wait', () => {
-    const manifest = parseManifest(objects.configMap)!;
-    const missing = materialize(manifest, objects.configMap, () => undefined);
-    assert.ok(!missing.ok && missing.waitingFor.startsWith('Secret mtls-egress-cred-'));
-    const stale = new Map(objects.secrets.map((s) => [s.metadata.name, { ...s.data, 'tls.crt': Buffer.from('old').toString('base64') }]));
-    assert.equal(materialize(manifest, objects.configMap, (n) => stale.get(n)).ok, false);
-  });
+    test('a binding changed: only its Secret and the index change; the shared files do not', () => {
+      const changed = [routes[0]!, route('a', 10000, { serial: '77' })];
+      const next = proxyObjects(render(changed), changed, namespace);
+      const byName = (o: ProxyObjects) => new Map(o.secrets.map((s) => [s.metadata.name, JSON.stringify(s)]));
+      const before = byName(objects);
+      const after = byName(next);
+      assert.deepEqual(
+        [...after].filter(([name, text]) => before.get(name) !== text).map(([name]) => name),
+        [credentialSecretName('team-a/a')],
+      );
+      assert.notEqual(parseManifest(next.configMap)!.hash, parseManifest(objects.configMap)!.hash);
+      assert.deepEqual(parseManifest(next.configMap)!.files, parseManifest(objects.configMap)!.files);
+    });
 
-  test('deterministic: the same routes give the same objects', () => {
-    assert.deepEqual(proxyObjects(renderNginx([...routes].reverse(), { listenAddress: '0.0.0.0' }), [...routes].reverse(), 'mtls-egress-system'), objects);
+    test("the ConfigMap does not grow with the number of bindings (the index's count aside)", () => {
+      const many = Array.from({ length: 1000 }, (_, i) => route(`b${i}`, 10000 + i));
+      const large = JSON.stringify(proxyObjects(render(many), many, namespace).configMap).length;
+      const small = JSON.stringify(objects.configMap).length;
+      assert.ok(Math.abs(large - small) < 16, `${large} bytes at 1,000 bindings, ${small} at 2`);
+    });
+
+    test('the agent holds fewer objects than the index counts: it serves those, and its hash says it is not complete', () => {
+      const { manifest, assembly } = agentView(objects, objects.secrets.slice(0, 1));
+      assert.ok(assembly.ok);
+      assert.equal(assembly.config.bindings, 1);
+      assert.notEqual(assembly.config.hash, manifest.hash);
+    });
+
+    test('deterministic: the same routes in any order give the same objects', () => {
+      const reversed = [...routes].reverse();
+      assert.deepEqual(proxyObjects(render(reversed), reversed, namespace), objects);
+    });
   });
+}
+
+describe('readBindingObject: one hostile object costs one binding', () => {
+  const routes = [route('a', 10000)];
+  const [good] = proxyObjects(dataPlanes.nginx(routes), routes, namespace).secrets;
+  const manifest = JSON.parse(Buffer.from(good!.data[bindingManifestKey]!, 'base64').toString()) as Record<string, unknown>;
+  const files = manifest.files as Array<Record<string, unknown>>;
+  const withManifest = (change: Record<string, unknown>): BindingObject => ({
+    ...good!,
+    data: { ...good!.data, [bindingManifestKey]: Buffer.from(JSON.stringify({ ...manifest, ...change })).toString('base64') },
+  });
+  const table: Array<[string, BindingObject, RegExp | undefined]> = [
+    ['the object as written', good!, undefined],
+    ['no binding.json', { ...good!, data: { ...good!.data, [bindingManifestKey]: undefined as unknown as string } }, /no binding\.json/],
+    ['binding.json that is not JSON', { ...good!, data: { ...good!.data, [bindingManifestKey]: Buffer.from('{').toString('base64') } }, /not JSON/],
+    ['a path out of the generation', withManifest({ files: [{ ...files[0], path: '../current/nginx.conf' }] }), /unsafe path/],
+    ['a path over a shared file', withManifest({ files: [{ ...files[0], path: 'nginx.conf' }] }), /unsafe path/],
+    ['a path deeper than its directory', withManifest({ files: [{ ...files[0], path: 'certs/x/a.crt' }] }), /unsafe path/],
+    ['a data key the object lacks', withManifest({ files: [{ ...files[0], key: 'nope' }] }), /data key "nope" is missing/],
+    ['binding.json as a file', withManifest({ files: [{ ...files[0], key: bindingManifestKey }] }), /data key/],
+    ['a mode other than 0600 or 0644', withManifest({ files: [{ ...files[0], mode: 0o4755 }] }), /mode/],
+    ['an object named for another binding', withManifest({ key: 'team-a/other' }), /named for another binding/],
+    ['a key that is not namespace/name', withManifest({ key: '../x' }), /namespace\/name/],
+    ['a listener port that is no port', withManifest({ listenerPort: 70000 }), /port number/],
+  ];
+  for (const [name, object, problem] of table) {
+    test(name, () => {
+      const read = readBindingObject(object);
+      if (problem) assert.ok(!read.ok && problem.test(read.problem), read.ok ? 'accepted' : read.problem);
+      else assert.ok(read.ok);
+    });
+  }
+});
+
+describe('assembleConfig: bindings that cannot be served with the rest are left out, the rest served', () => {
+  const routes = [route('a', 10000), route('b', 10001)];
+  const objects = proxyObjects(dataPlanes.haproxy(routes), routes, namespace);
+  const manifest = parseManifest(objects.configMap)!;
+  const shared = readSharedFiles(manifest, objects.configMap);
+  assert.ok(shared.ok);
+  const held = objects.secrets.map((s) => {
+    const read = readBindingObject(s);
+    assert.ok(read.ok);
+    return { contentHash: read.contentHash, part: read.part };
+  });
+  const a = held.find((h) => h.part.key === 'team-a/a')!;
+  const b = held.find((h) => h.part.key === 'team-a/b')!;
+  const table: Array<[string, HeldBinding[], string[], RegExp | undefined]> = [
+    ['both', [a, b], ['team-a/a', 'team-a/b'], undefined],
+    ['two bindings on one port (a moment while ports move)', [a, { ...b, part: { ...b.part, listenerPort: 10000 } }], ['team-a/a'], /another binding's/],
+    ['a second object for a binding', [a, b, { ...a, contentHash: 'ff' }], ['team-a/a', 'team-a/b'], /second object/],
+    ['a port outside the range', [a, { ...b, part: { ...b.part, listenerPort: 30000 } }], ['team-a/a'], /outside 10000-19999/],
+    [
+      'a server that would inject a runtime command',
+      [a, { ...b, part: { ...b.part, server: { ...b.part.server!, host: 'x;shutdown' } } }],
+      ['team-a/a'],
+      /host/,
+    ],
+  ];
+  for (const [name, bindings, served, leftOut] of table) {
+    test(name, () => {
+      const assembly = assembleConfig('haproxy', shared.files, bindings);
+      assert.ok(assembly.ok, assembly.ok ? '' : assembly.problem);
+      assert.deepEqual(
+        assembly.config.servers!.map((s) => s.key),
+        served,
+      );
+      if (leftOut) assert.match(assembly.leftOut.join('\n'), leftOut);
+      else assert.deepEqual(assembly.leftOut, []);
+    });
+  }
 });
