@@ -141,7 +141,7 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
   const rendered =
     args.dataPlane === 'haproxy'
       ? renderHaproxy(routes, { listenAddress: args.listenAddress, listenerPorts: args.listenerPorts, logTarget: 'stdout' })
-      : renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle });
+      : renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle, listenerPorts: args.listenerPorts });
   await writeRendered(args.out, rendered, mainFiles[args.dataPlane]);
 
   for (const line of bindingLines(routes, [...manifests.unreadable, ...leftOut], args.listenAddress)) io.stdout(`${line}\n`);

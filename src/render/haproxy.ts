@@ -174,7 +174,9 @@ export function assembleHaproxy(shared: readonly RenderedFile[], options: Haprox
 
 function haproxyServer(route: EgressRoute): HaproxyServer {
   const stem = `${route.namespace}_${route.name}`;
-  const certificateFile = `certs/${stem}.${hex(route.clientCertificate.fingerprintSha256).slice(0, 16)}.pem`;
+  // Named by the chain it holds (which fixes the key too): a path never changes content,
+  // so an intermediate the partner reissued under the same leaf is a new file, loaded.
+  const certificateFile = `certs/${stem}.${sha256(route.clientCertificate.chainPem).slice(0, 16)}.pem`;
   const caFile = route.serverCA ? `ca/${stem}.${sha256(route.serverCA.pem).slice(0, 16)}.pem` : systemTrustStore;
   const hostHeader = route.port === 443 ? hostForUrl(route.host) : `${hostForUrl(route.host)}:${route.port}`;
   const identity = [route.key, route.host, route.port, route.serverName, certificateFile, caFile].join('\n');

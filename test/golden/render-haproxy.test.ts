@@ -82,12 +82,21 @@ describe('renderHaproxy server arguments', () => {
     ]);
     assert.equal(serverArguments(server!, '${DIR}', { quote: true })[2], `"\${DIR}/${server!.certificateFile}"`);
   });
-  test('a server name names everything the line holds: a new certificate is a new server', () => {
-    const rotated = routes.map((r) => (r.key === server!.key ? { ...r, clientCertificate: { ...r.clientCertificate, fingerprintSha256: 'FF:FF' } } : r));
-    const after = renderHaproxy(rotated, options).servers.find((s) => s.key === server!.key)!;
-    assert.notEqual(after.server, server!.server);
-    assert.notEqual(after.certificateFile, server!.certificateFile);
-  });
+  const changed: Array<[string, (c: EgressRoute['clientCertificate']) => EgressRoute['clientCertificate']]> = [
+    ['a new certificate', (c) => ({ ...c, fingerprintSha256: 'FF:FF', chainPem: `${c.chainPem}rotated\n` })],
+    [
+      'the same leaf with a reissued intermediate',
+      (c) => ({ ...c, chainPem: `${c.chainPem}-----BEGIN CERTIFICATE-----\nNEW-INTERMEDIATE\n-----END CERTIFICATE-----\n` }),
+    ],
+  ];
+  for (const [what, change] of changed) {
+    test(`a server name names everything the line holds: ${what} is a new file and a new server`, () => {
+      const rotated = routes.map((r) => (r.key === server!.key ? { ...r, clientCertificate: change(r.clientCertificate) } : r));
+      const after = renderHaproxy(rotated, options).servers.find((s) => s.key === server!.key)!;
+      assert.notEqual(after.server, server!.server);
+      assert.notEqual(after.certificateFile, server!.certificateFile);
+    });
+  }
 });
 
 describe('renderHaproxy refuses values that would change the config', () => {
