@@ -168,7 +168,7 @@ function bindingLines(routes: readonly EgressRoute[], leftOut: readonly LeftOut[
 }
 
 /** The directories below --out that render writes into; nginx.conf names nothing else. */
-const outSubdirectories = ['certs', 'ca'];
+const outSubdirectories = ['certs', 'ca', 'bindings'];
 
 /**
  * --out must be new, empty, or an earlier render: never someone's directory that happens

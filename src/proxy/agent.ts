@@ -81,6 +81,8 @@ export class ProxyAgent {
   #index: string | undefined;
   /** The config hash last reported on the Pod. */
   #reported: string | undefined;
+  #emptying: Promise<void> | undefined;
+  #trashAgain = false;
   /** Binding objects as read and checked, by Secret name. */
   readonly #read = new Map<string, { resourceVersion: string | undefined; result: ReadBinding }>();
 
@@ -111,6 +113,7 @@ export class ProxyAgent {
     this.#stop.abort();
     this.#runner.shutDown();
     await this.#running;
+    await this.#emptying;
   }
 
   /** A config has been applied and the data plane runs: the proxy can take traffic. */
@@ -217,41 +220,50 @@ export class ProxyAgent {
     const t0 = performance.now();
     const generation = generationName(config.hash);
     const current = await dir.current();
-    // `current` is already this generation only when a previous run of the agent made it
-    // so: it was validated and synced then, so it is reloaded as it is.
-    let counts = { written: 0, linked: 0 };
-    if (current !== generation) {
+    const writeGeneration = async (): Promise<{ written: number; linked: number }> => {
+      // `current` is already this generation only when a previous run of the agent made
+      // it so: it was validated and synced then, so it is reloaded as it is.
+      if (current === generation) return { written: 0, linked: 0 };
       const applied = this.#applied;
-      counts = await dir.write(
+      return dir.write(
         generation,
         files,
         applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined,
       );
-    }
-    const t1 = performance.now();
-    const verdict = await dataPlane.test(dir.generationPath(generation), config);
-    const t2 = performance.now();
-    if (!verdict.ok) {
-      if (current !== generation) await dir.remove(generation);
-      this.#reject(config.hash, verdict.reason);
-      return {};
-    }
-    await dir.point(generation);
+    };
+    let counts: { written: number; linked: number };
     let result: ApplyResult;
-    try {
+    let t1: number;
+    let t2: number;
+    if (dataPlane.appliesWithoutFiles?.(config)) {
+      // The running server takes the change in memory: serve it now, then write the files
+      // a restart would read. A restart in between reads the generation before, and the
+      // next pass converges it again.
+      t1 = t2 = performance.now();
       result = await dataPlane.apply({ config, files, generation });
-    } catch (err) {
-      if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
-      throw err;
+      counts = await writeGeneration();
+      await dir.point(generation);
+    } else {
+      counts = await writeGeneration();
+      t1 = performance.now();
+      const verdict = await dataPlane.test(dir.generationPath(generation), config);
+      t2 = performance.now();
+      if (!verdict.ok) {
+        if (current !== generation) await dir.remove(generation);
+        this.#reject(config.hash, verdict.reason);
+        return {};
+      }
+      await dir.point(generation);
+      try {
+        result = await dataPlane.apply({ config, files, generation });
+      } catch (err) {
+        if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
+        throw err;
+      }
     }
     const t3 = performance.now();
     this.#applied = { hash: config.hash, generation, identities: new Map(files.map((file) => [file.path, fileIdentity(file)])) };
     this.#applyError = undefined;
-    // The previous generation stays for a rollback; anything older goes.
-    const removed = await dir.prune([generation, current === generation ? undefined : current]).catch((err: unknown) => {
-      this.#log.warn({ err: errorSummary(err) }, 'could not remove old generations; will try after the next apply');
-      return [];
-    });
     this.#options.metrics?.applies.inc({ result: 'applied' });
     this.#options.metrics?.applyDuration.observe((t3 - t0) / 1000);
     this.#options.metrics?.lastApplied.set(Date.now() / 1000);
@@ -262,13 +274,32 @@ export class ProxyAgent {
         bindings: config.bindings,
         filesWritten: counts.written,
         filesLinked: counts.linked,
-        generationsRemoved: removed.length,
         ms: { write: round(t1 - t0), test: round(t2 - t1), reload: round(t3 - t2), total: round(t3 - t0) },
       },
       'config applied',
     );
     this.#report();
+    // The previous generation stays for a rollback; anything older is moved aside now
+    // and removed off the path of the next change (ten thousand files take a while).
+    const retired = await dir.retire([generation, current === generation ? undefined : current]).catch((err: unknown) => {
+      this.#log.warn({ err: errorSummary(err) }, 'could not remove old generations; will try after the next apply');
+      return [];
+    });
+    if (retired.length > 0) this.#emptyTrash();
     return result;
+  }
+
+  /** One removal at a time; one asked for meanwhile runs after it. */
+  #emptyTrash(): void {
+    this.#trashAgain = true;
+    if (this.#emptying) return;
+    this.#emptying = (async () => {
+      while (this.#trashAgain) {
+        this.#trashAgain = false;
+        await this.#options.dir.emptyTrash().catch((err: unknown) => this.#log.warn({ err: errorSummary(err) }, 'could not remove retired generations'));
+      }
+      this.#emptying = undefined;
+    })();
   }
 
   /** Not an error: the manifest names a Secret (version) the watch has not brought yet. */

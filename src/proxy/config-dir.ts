@@ -2,6 +2,9 @@ import { link, mkdir, open, readdir, readlink, rename, rm, symlink, unlink } fro
 import { dirname, join } from 'node:path';
 import { currentLink, currentLinkTemp, entriesToRemove, isGenerationName, planGeneration } from './generations.ts';
 
+/** Where retired generations wait to be removed; never a generation name. */
+const trashPrefix = '.retired-';
+
 /** A file of a generation, with the digest the manifest gives for it. */
 export interface GenerationFile {
   path: string;
@@ -119,9 +122,30 @@ export class ConfigDir {
 
   /** Removes every generation but `keep`; returns what it removed. */
   async prune(keep: ReadonlyArray<string | undefined>): Promise<string[]> {
-    const removed = entriesToRemove(await readdir(this.root), keep);
-    for (const name of removed) await rm(join(this.root, name), { recursive: true, force: true });
+    const removed = await this.retire(keep);
+    await this.emptyTrash();
     return removed;
+  }
+
+  /**
+   * Moves every generation but `keep` out of the way, one rename each, so that removing
+   * their files (ten thousand at ten thousand bindings) can wait: emptyTrash does it, and
+   * no generation the agent writes meanwhile can be among them.
+   */
+  async retire(keep: ReadonlyArray<string | undefined>): Promise<string[]> {
+    const retired = entriesToRemove(await readdir(this.root), keep);
+    for (const name of retired) {
+      if (isGenerationName(name)) await rename(join(this.root, name), join(this.root, `${trashPrefix}${name}.${process.hrtime.bigint()}`));
+      else await rm(join(this.root, name), { recursive: true, force: true });
+    }
+    return retired;
+  }
+
+  /** Removes what retire moved away. */
+  async emptyTrash(): Promise<void> {
+    for (const name of await readdir(this.root)) {
+      if (name.startsWith(trashPrefix)) await rm(join(this.root, name), { recursive: true, force: true });
+    }
   }
 }
 

@@ -32,6 +32,13 @@ export interface DataPlane {
   test(generationDir: string, config: AssembledConfig): Promise<TestResult>;
   /** Makes the server serve `current`, which points at request.generation; resolves once it does. */
   apply(request: ApplyRequest): Promise<ApplyResult>;
+  /**
+   * Whether the running server takes this config without reading the generation from
+   * disk (HAProxy's runtime API, the listener skeleton unchanged): the agent then applies
+   * first and writes the generation after, so the files a restart would read are not on
+   * the path between a change and the partner seeing it.
+   */
+  appliesWithoutFiles?(config: AssembledConfig): boolean;
   /** Compares what the server serves with the last config applied and corrects any drift (level-triggered); absent when a reload leaves nothing to drift. */
   recheck?(): Promise<ApplyResult>;
   /** After a failed apply: whether `current` should point back at the previous generation, which the server still serves whole. */

@@ -87,6 +87,11 @@ export class HaproxyDataPlane implements DataPlane {
     return this.#o.haproxy.running();
   }
 
+  /** Certificates and servers go in through the runtime API with their bytes: no file is read unless HAProxy starts or reloads. */
+  appliesWithoutFiles(config: AssembledConfig): boolean {
+    return this.#o.haproxy.running() && config.skeletonHash !== undefined && config.skeletonHash === this.#skeleton;
+  }
+
   stop(): Promise<void> {
     return this.#o.haproxy.stop();
   }

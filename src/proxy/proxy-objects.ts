@@ -346,6 +346,8 @@ export function proxyObjects(
 ): ProxyObjects {
   const dataPlane = rendered.dataPlane ?? 'nginx';
   const servers = new Map((rendered.servers ?? []).map((s) => [s.key, s]));
+  const filesOf = new Map<string, RenderedFile[]>();
+  for (const file of rendered.files) if (file.binding !== undefined) filesOf.set(file.binding, [...(filesOf.get(file.binding) ?? []), file]);
   const sorted = [...routes].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const secrets = sorted.map((route) =>
     bindingObject(
@@ -354,7 +356,7 @@ export function proxyObjects(
         listenerPort: route.listenerPort,
         fingerprintSha256: route.clientCertificate.fingerprintSha256,
         serialNumber: route.clientCertificate.serialNumber,
-        files: rendered.files.filter((f) => f.binding === route.key),
+        files: filesOf.get(route.key) ?? [],
         ...(servers.has(route.key) ? { server: servers.get(route.key)! } : {}),
       },
       namespace,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -190,13 +190,16 @@ describe('control: two bindings sharing one upstream leak identity through sessi
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const prefix = join(temporaryDirectory('shared-upstream'), 'proxy');
     cpSync(run.out, prefix, { recursive: true });
-    const conf = readFileSync(join(prefix, 'nginx.conf'), 'utf8');
-    const shared = conf
-      .replaceAll(/proxy_pass https:\/\/binding_[^;]+;/g, `proxy_pass https://localhost:${partner.port};`)
-      // One worker: both requests meet the same per-process session cache.
-      .replace('worker_processes auto;', 'worker_processes 1;');
-    assert.notEqual(shared, conf);
-    writeFileSync(join(prefix, 'nginx.conf'), shared);
+    for (const file of readdirSync(join(prefix, 'bindings'))) {
+      const path = join(prefix, 'bindings', file);
+      const conf = readFileSync(path, 'utf8');
+      const shared = conf.replaceAll(/proxy_pass https:\/\/binding_[^;]+;/g, `proxy_pass https://localhost:${partner.port};`);
+      assert.notEqual(shared, conf);
+      writeFileSync(path, shared);
+    }
+    // One worker: both requests meet the same per-process session cache.
+    const main = readFileSync(join(prefix, 'nginx.conf'), 'utf8');
+    writeFileSync(join(prefix, 'nginx.conf'), main.replace('worker_processes auto;', 'worker_processes 1;'));
     nginx = await startNginx(prefix);
   });
 

@@ -68,6 +68,7 @@ describe('a production install (npm ci --omit=dev) runs the CLI', () => {
     );
     const r = await cli(['render', '-f', join(app, 'manifests.yaml'), '--out', join(app, 'out')]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(readFileSync(join(app, 'out/nginx.conf'), 'utf8'), /proxy_ssl_name api\.partner\.example;/);
+    assert.match(readFileSync(join(app, 'out/nginx.conf'), 'utf8'), /include bindings\/\*\.conf;/);
+    assert.match(readFileSync(join(app, 'out/bindings/team-a_b.conf'), 'utf8'), /proxy_ssl_name api\.partner\.example;/);
   });
 });

@@ -301,7 +301,7 @@ describe('mtls-egress render is deterministic', () => {
     // A binding removed: its certificate and key go with it.
     const fewer = await renderManifests(input.slice(0, 2), portArgs, first.out);
     assert.equal(fewer.code, 0);
-    assert.deepEqual([...filesUnder(fewer.out).keys()].sort(), ['certs/team-a_one.crt', 'certs/team-a_one.key', 'nginx.conf']);
+    assert.deepEqual([...filesUnder(fewer.out).keys()].sort(), ['bindings/team-a_one.conf', 'certs/team-a_one.crt', 'certs/team-a_one.key', 'nginx.conf']);
   });
 
   test('--now is the clock certificates are checked against', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -73,5 +73,23 @@ describe('ConfigDir on a real file system', () => {
     assert.deepEqual(removed, [gen('a')]);
     assert.ok(existsSync(join(root, gen('b'))) && existsSync(join(root, gen('c'))) && existsSync(join(root, 'nginx.pid')));
     assert.equal(await dir.current(), gen('c'));
+  });
+
+  test('retire moves old generations aside at once; emptyTrash removes them later, and a generation written meanwhile stays', async () => {
+    mkdirSync(join(root, gen('d')));
+    writeFileSync(join(root, gen('d'), 'nginx.conf'), 'old\n');
+    const retired = await dir.retire([gen('c'), gen('b')]);
+    assert.deepEqual(retired, [gen('d')]);
+    assert.ok(!existsSync(join(root, gen('d'))), 'the name is free at once');
+    const aside = readdirSync(root).filter((n) => n.startsWith('.retired-'));
+    assert.equal(aside.length, 1);
+    // The next apply may write the same name again before the trash is emptied.
+    mkdirSync(join(root, gen('d')));
+    await dir.emptyTrash();
+    assert.deepEqual(
+      readdirSync(root).filter((n) => n.startsWith('.retired-')),
+      [],
+    );
+    assert.ok(existsSync(join(root, gen('d'))) && existsSync(join(root, gen('b'))) && existsSync(join(root, gen('c'))));
   });
 });
