@@ -54,6 +54,20 @@ describe('programmedCheck', () => {
     assert.equal(small.served('x'), undefined);
     assert.deepEqual(small.served('z'), {});
   });
+
+  test('history is bounded by entries too: at ten thousand bindings it keeps the newest few, never fewer than two', () => {
+    const config = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`ns/b${i}`, { fingerprintSha256: `F${i}` }]));
+    const bounded = new ServedCertificateHistory(32, 25_000);
+    for (const hash of ['h1', 'h2', 'h3', 'h4']) bounded.record(hash, config(10_000));
+    assert.deepEqual(
+      ['h1', 'h2', 'h3', 'h4'].map((h) => bounded.served(h) !== undefined),
+      [false, false, true, true],
+    );
+    const tiny = new ServedCertificateHistory(32, 1);
+    tiny.record('a', config(10));
+    tiny.record('b', config(10));
+    assert.ok(tiny.served('a') && tiny.served('b'), 'the one being written and the one replicas serve now');
+  });
 });
 
 describe('networkPolicies', () => {
