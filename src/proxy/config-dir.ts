@@ -4,6 +4,8 @@ import { currentLink, currentLinkTemp, entriesToRemove, isGenerationName, planGe
 
 /** Where retired generations wait to be removed; never a generation name. */
 const trashPrefix = '.retired-';
+/** Files linked or written at once. */
+const fileConcurrency = 16;
 
 /** A file of a generation, with the digest the manifest gives for it. */
 export interface GenerationFile {
@@ -67,19 +69,21 @@ export class ConfigDir {
     await mkdir(dir, { mode: 0o700 });
     const directories = new Set([dir]);
     const byPath = new Map(files.map((file) => [file.path, file]));
+    const plan = planGeneration(files, reuse?.identities);
+    for (const { path } of plan) {
+      const parent = dirname(join(dir, path));
+      if (directories.has(parent)) continue;
+      await mkdir(parent, { recursive: true, mode: 0o700 });
+      directories.add(parent);
+    }
     let written = 0;
     let linked = 0;
-    for (const { path, action } of planGeneration(files, reuse?.identities)) {
+    const one = async ({ path, action }: (typeof plan)[number]): Promise<void> => {
       const file = byPath.get(path)!;
       const target = join(dir, path);
-      const parent = dirname(target);
-      if (!directories.has(parent)) {
-        await mkdir(parent, { recursive: true, mode: 0o700 });
-        directories.add(parent);
-      }
       if (action === 'link' && reuse && (await linkQuietly(join(this.root, reuse.generation, path), target))) {
         linked++;
-        continue;
+        return;
       }
       const handle = await open(target, 'wx', file.mode);
       try {
@@ -91,7 +95,15 @@ export class ConfigDir {
         await handle.close();
       }
       written++;
-    }
+    };
+    // Several at a time: at ten thousand bindings a generation is tens of thousands of
+    // files, and each link or fsync waits on the disk, not on this thread.
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(fileConcurrency, plan.length) }, async () => {
+        while (next < plan.length) await one(plan[next++]!);
+      }),
+    );
     for (const directory of directories) await syncDirectory(directory);
     return { written, linked };
   }
