@@ -228,6 +228,23 @@ async function objectWrites(controller: ControllerProcess): Promise<Map<string, 
   return writes;
 }
 
+/**
+ * The controller's object writes once its counter has held still for a second (or the
+ * deadline came), and when it last moved: the end of the writes a change (or the cold
+ * start) set off, which may trail the status that announced it.
+ */
+async function settledWrites(controller: ControllerProcess, remainingMs: () => number): Promise<{ writes: Map<string, number>; lastChangeAt: number }> {
+  let writes = await objectWrites(controller);
+  let lastChangeAt = performance.now();
+  while (performance.now() - lastChangeAt < 1000 && remainingMs() > 0) {
+    await sleep(200);
+    const now = await objectWrites(controller);
+    if (total(now) !== total(writes)) lastChangeAt = performance.now();
+    writes = now;
+  }
+  return { writes, lastChangeAt };
+}
+
 function difference(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
   const delta = new Map<string, number>();
   for (const [k, v] of after) if (v - (before.get(k) ?? 0) !== 0) delta.set(k, v - (before.get(k) ?? 0));
@@ -403,6 +420,8 @@ interface PlaneFigures {
   dataPlaneMb?: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
   /** CPU seconds spent during the cold start, by process. */
   coldStartCpuS: Record<string, number>;
+  /** The controller's proxy object writes during the cold start, and by when they had stopped (an upper bound: its counter then held still for a second). */
+  proxyObjects: { writes: number; settledS: number } | null;
   largestObject: { kind: string; name: string; bytes: number } | null;
   objects: Record<string, ObjectSizes>;
   api: { requests: number; perSecond: number; top: Array<[string, number]> };
@@ -475,6 +494,7 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     reached: { certificateValid: 0, programmed: 0, of: count },
     controllerRssMb: { peak: 0, afterColdStart: 0, end: 0 },
     coldStartCpuS: {},
+    proxyObjects: null,
     largestObject: null,
     objects: {},
     api: { requests: 0, perSecond: 0, top: [] },
@@ -628,6 +648,9 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
       figures.coldStartCpuS.dataPlane = Math.round(dataPlanePids(agent).reduce((sum, pid) => sum + cpuSeconds(pid), 0) * 10) / 10;
     }
 
+    // The objects are sized once the controller has stopped writing them.
+    const settled = await settledWrites(controller, remainingMs).catch(() => undefined);
+    if (settled) figures.proxyObjects = { writes: total(settled.writes), settledS: seconds(settled.lastChangeAt - started) };
     figures.objects = await objectSizes(kube.client, proxyNamespace);
     for (const [kind, size] of Object.entries(figures.objects)) {
       if (size.largest && size.largest.bytes > (figures.largestObject?.bytes ?? -1)) figures.largestObject = { kind, ...size.largest };
@@ -694,7 +717,7 @@ async function rotate(
   const path = `/api/v1/namespaces/${namespaceName(secret % namespaceCount)}/secrets/pfx-${secret}`;
   const port = tracker.port.get(key);
   if (plane !== 'none' && port === undefined) throw new Error(`${key} has no listener port in its status`);
-  const writesBefore = await objectWrites(controller);
+  const writesBefore = (await settledWrites(controller, remainingMs)).writes;
   const latencies: number[] = [];
   for (let r = 0; r < rotations; r++) {
     const next = set.issuer.issue(`${set.identities[secret]!.cn}.r${r}`, password);
@@ -726,15 +749,8 @@ async function rotate(
     p99Ms: Math.round(percentile(latencies, 99)),
     maxMs: Math.round(Math.max(...latencies)),
   };
-  // Writes may trail the status a little: read until the counter holds still for a second.
-  let writesAfter = await objectWrites(controller);
-  for (let still = 0; still < 5 && remainingMs() > 0;) {
-    await sleep(200);
-    const now = await objectWrites(controller);
-    still = total(now) === total(writesAfter) ? still + 1 : 0;
-    writesAfter = now;
-  }
-  const delta = difference(writesAfter, writesBefore);
+  // Writes may trail the status a little.
+  const delta = difference((await settledWrites(controller, remainingMs)).writes, writesBefore);
   figures.writesPerChange = {
     bindingsChanged: Array.from({ length: count }, (_, i) => i).filter((i) => secretOf(i) === secret).length,
     writes: Math.round((total(delta) / rotations) * 100) / 100,
@@ -774,6 +790,7 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
       `${f.dataPlaneMb.rssPeak} / ${f.dataPlaneMb.rssEnd} MB (PSS ${f.dataPlaneMb.pssEnd} MB)`,
     );
   }
+  if (f.proxyObjects) row('proxy objects written in the cold start, all by', `${n(f.proxyObjects.writes)}, ${f.proxyObjects.settledS} s`);
   row(
     `largest object in ${proxyNamespace}`,
     f.largestObject ? `${f.largestObject.kind}/${f.largestObject.name} ${kib(f.largestObject.bytes)}` : 'none',
