@@ -10,7 +10,7 @@ import {
   componentNetworkPolicy,
   managedSelector,
 } from '../api/labels.ts';
-import { objectKey, type KubeObject, type SecretLike } from '../api/meta.ts';
+import type { KubeObject } from '../api/meta.ts';
 import { group, plural, version, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import type { ControllerConfig } from '../config.ts';
 import { errorSummary } from '../errors.ts';
@@ -63,7 +63,7 @@ export class ControllerManager {
   readonly #config: ControllerConfig;
   readonly #deps: ManagerDependencies;
   readonly #bindings: Informer<ClientCertificateBinding>;
-  readonly #secrets: Informer<SecretLike>;
+  readonly #secrets: SecretCache;
   readonly #proxyPods: Informer<PodLike> | undefined;
   /** The proxy objects the proxy-config controller writes, metadata only: how it learns that someone else changed one. */
   readonly #owned: Informer<KubeObject>[] = [];
@@ -87,20 +87,16 @@ export class ControllerManager {
       paths: collections((ns) => (ns ? `/apis/${group}/${version}/namespaces/${ns}/${plural}` : `/apis/${group}/${version}/${plural}`)),
       onError: () => metrics.watchErrors.inc({ resource: plural }),
     });
-    this.#secrets = new Informer<SecretLike>({
+    // Metadata of every Secret, data of the referenced ones only.
+    this.#secrets = new SecretCache({
       client,
       logger,
       paths: collections((ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets')),
-      keep: (s) => secretIndex.isReferenced(objectKey(s.metadata.namespace ?? '', s.metadata.name)),
-      // Only what resolution reads: no labels, annotations or managedFields of foreign Secrets.
-      transform: (s) => ({
-        metadata: { name: s.metadata.name, namespace: s.metadata.namespace, uid: s.metadata.uid, resourceVersion: s.metadata.resourceVersion },
-        type: s.type,
-        data: s.data,
-      }),
-      onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
+      isReferenced: (key) => secretIndex.isReferenced(key),
+      onWatchError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
+      onRead: (result) => metrics.secretReads.inc({ result }),
     });
-    const secrets = new SecretCache(client, this.#secrets);
+    const secrets = this.#secrets;
     this.#identities = new IdentityCache(deps.decode ?? decodeCertificateInput);
     const endpointFor = (port: number): string => `http://${config.proxyService}.${config.namespace}.svc:${port}`;
 

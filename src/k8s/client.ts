@@ -40,7 +40,27 @@ export const contentTypes = {
   json: 'application/json',
   mergePatch: 'application/merge-patch+json',
   apply: 'application/apply-patch+yaml',
+  /**
+   * Lists of PartialObjectMetadata (metadata only, no data or spec), or the plain list
+   * from a server that cannot convert: what client-go's metadata informers ask for.
+   */
+  metadataList: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json',
+  /** Watch events carrying PartialObjectMetadata, or the plain object from a server that cannot convert. */
+  metadata: 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json',
 } as const;
+
+/** Per request: what to send, and which representation to ask for (default plain JSON). */
+export interface RequestOptions {
+  query?: Query;
+  body?: unknown;
+  contentType?: string;
+  accept?: string;
+  /**
+   * Read the response and throw it away: for writes whose answer the caller does not use
+   * (a status patch, an Event), so a cold start does not parse ten thousand objects for nothing.
+   */
+  discardResponse?: boolean;
+}
 
 /** --kubeconfig FILE, else in-cluster config, $KUBECONFIG or ~/.kube/config (client-node's order). */
 export function loadKubeConfig(path: string | undefined): KubeConfig {
@@ -76,16 +96,16 @@ export class KubeClient {
     return this.#server;
   }
 
-  async #authenticate(url: string, method: HttpMethod): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
+  async #authenticate(url: string, method: HttpMethod, accept: string): Promise<{ headers: Record<string, string>; dispatcher: Dispatcher | undefined }> {
     const ctx = new RequestContext(url, method);
     await this.#config.applySecurityAuthentication(ctx);
     this.#dispatcher ??= ctx.getDispatcher() as Dispatcher | undefined;
-    return { headers: { ...ctx.getHeaders(), accept: contentTypes.json }, dispatcher: this.#dispatcher };
+    return { headers: { ...ctx.getHeaders(), accept }, dispatcher: this.#dispatcher };
   }
 
-  async request<T>(method: keyof typeof HttpMethod, path: string, options: { query?: Query; body?: unknown; contentType?: string } = {}): Promise<T> {
+  async request<T>(method: keyof typeof HttpMethod, path: string, options: RequestOptions = {}): Promise<T> {
     const url = this.#url(path, options.query);
-    const { headers, dispatcher } = await this.#authenticate(url, HttpMethod[method]);
+    const { headers, dispatcher } = await this.#authenticate(url, HttpMethod[method], options.accept ?? contentTypes.json);
     let body: string | undefined;
     if (options.body !== undefined) {
       headers['content-type'] = options.contentType ?? contentTypes.json;
@@ -103,8 +123,13 @@ export class KubeClient {
     } catch (err) {
       throw new KubeApiError(0, 'ConnectionFailed', `${method} ${path}: ${describeFetchError(err)}`);
     }
+    if (!response.ok) throw apiError(method, path, response.status, await response.text());
+    if (options.discardResponse) {
+      // Drained, not cancelled: a cancelled body would close the pooled connection.
+      if (response.body) for await (const _ of response.body);
+      return undefined as T;
+    }
     const text = await response.text();
-    if (!response.ok) throw apiError(method, path, response.status, text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
@@ -112,20 +137,20 @@ export class KubeClient {
     return this.request<T>('GET', path, query ? { query } : {});
   }
 
-  list<T>(path: string, query?: Query): Promise<ObjectList<T>> {
-    return this.request<ObjectList<T>>('GET', path, query ? { query } : {});
+  list<T>(path: string, query?: Query, options: { accept?: string } = {}): Promise<ObjectList<T>> {
+    return this.request<ObjectList<T>>('GET', path, { ...(query ? { query } : {}), ...options });
   }
 
-  create<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('POST', path, { body });
+  create<T>(path: string, body: unknown, options: { discardResponse?: boolean } = {}): Promise<T> {
+    return this.request<T>('POST', path, { body, ...options });
   }
 
   replace<T>(path: string, body: unknown): Promise<T> {
     return this.request<T>('PUT', path, { body });
   }
 
-  mergePatch<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>('PATCH', path, { body, contentType: contentTypes.mergePatch });
+  mergePatch<T>(path: string, body: unknown, options: { discardResponse?: boolean } = {}): Promise<T> {
+    return this.request<T>('PATCH', path, { body, contentType: contentTypes.mergePatch, ...options });
   }
 
   delete(path: string): Promise<unknown> {
@@ -137,9 +162,9 @@ export class KubeClient {
    * connection fails (rejects). The caller owns reconnecting, so that it also owns
    * the resourceVersion bookkeeping and the backoff.
    */
-  async watch<T>(path: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+  async watch<T>(path: string, query: Query, onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal, options: { accept?: string } = {}): Promise<void> {
     const url = this.#url(path, { ...query, watch: true });
-    const { headers, dispatcher } = await this.#authenticate(url, HttpMethod.GET);
+    const { headers, dispatcher } = await this.#authenticate(url, HttpMethod.GET, options.accept ?? contentTypes.json);
     let response;
     try {
       response = await fetch(url, { method: 'GET', headers, ...(dispatcher ? { dispatcher } : {}), signal });

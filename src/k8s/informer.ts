@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { CodedError, errorSummary } from '../errors.ts';
 import { Backoff, sleep } from '../runner/backoff.ts';
-import { KubeApiError, type KubeClient, type KubeObject, type Query, type WatchEvent } from './client.ts';
+import { contentTypes, KubeApiError, type KubeClient, type KubeObject, type Query, type WatchEvent } from './client.ts';
 
 export interface InformerHandlers<T> {
   onAdd?(obj: T): void;
@@ -18,6 +18,11 @@ export interface InformerOptions<T extends KubeObject> {
    * filters and objects outside the selection never cross the wire (unlike `keep`).
    */
   query?: Query;
+  /**
+   * List and watch PartialObjectMetadata: names, versions, labels, never data. For a
+   * resource whose bodies are large and mostly unwanted (every Secret in the cluster).
+   */
+  metadataOnly?: boolean;
   logger: Logger;
   /**
    * Which objects to store and report. The Secret informer keeps only Secrets that some
@@ -112,6 +117,7 @@ export class Informer<T extends KubeObject> {
             backoff.succeeded();
           },
           signal,
+          this.#options.metadataOnly ? { accept: contentTypes.metadata } : {},
         );
       } catch (err) {
         if (signal.aborted) break;
@@ -133,8 +139,13 @@ export class Informer<T extends KubeObject> {
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
-      const page = await this.#options.client.list<T>(path, { ...this.#options.query, limit: 500, continue: continueToken });
-      for (const item of page.items) {
+      const page = await this.#options.client.list<T>(
+        path,
+        { ...this.#options.query, limit: 500, continue: continueToken },
+        this.#options.metadataOnly ? { accept: contentTypes.metadataList } : {},
+      );
+      // A PartialObjectMetadataList with nothing in it says `items: null`.
+      for (const item of page.items ?? []) {
         if (this.#keep(item)) fresh.set(objectCacheKey(item), this.#transform(item));
       }
       continueToken = page.metadata.continue || undefined;

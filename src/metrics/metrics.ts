@@ -66,6 +66,12 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
   readonly watchErrors = watchErrorsCounter(this.registry);
+  readonly secretReads = new Counter({
+    name: 'mtls_egress_secret_reads_total',
+    help: 'GETs of one referenced Secret (the watch sees metadata only), by result: found, not_found, error.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });

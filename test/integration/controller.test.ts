@@ -105,6 +105,37 @@ describe('controller against a real API server', () => {
     );
   });
 
+  test('a Secret that existed before any binding referenced it: read once, then its rotation and deletion are seen', async () => {
+    // Written while nothing references it: the watch (metadata only) passes it by and keeps nothing.
+    await putPfx('prior-pfx', { cn: 'prior.client' });
+    await kube.putSecret(ns, 'prior-pfx', { unrelated: 'edit' });
+    const first = await putPfx('prior-pfx', { cn: 'prior.client' });
+    await kube.createBinding(ns, 'prior', pfxSpec('prior-pfx'));
+    await kube.waitForBinding(ns, 'prior', 'first serial', (b) => b.status?.certificate?.serialNumber === first);
+    const second = await putPfx('prior-pfx', { cn: 'prior.client' });
+    await kube.waitForBinding(ns, 'prior', 'rotated serial', (b) => b.status?.certificate?.serialNumber === second);
+    await kube.deleteSecret(ns, 'prior-pfx');
+    await kube.waitForBinding(ns, 'prior', 'SecretNotFound', hasReason(reasons.SecretNotFound));
+  });
+
+  test('the Secret watch carries no data: Secrets no binding reads cost no GET, a rotation costs one', async () => {
+    const reads = async (): Promise<number> => {
+      const body = (await httpGet(controller.healthPort, '/metrics')).body;
+      return [...body.matchAll(/^mtls_egress_secret_reads_total\{[^}]*\} (\d+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const first = await putPfx('counted-pfx', { cn: 'counted.client' });
+    await kube.createBinding(ns, 'counted', pfxSpec('counted-pfx'));
+    await kube.waitForBinding(ns, 'counted', 'first serial', (b) => b.status?.certificate?.serialNumber === first);
+    const before = await reads();
+    for (let i = 0; i < 10; i++) {
+      await kube.putSecret(ns, `unrelated-${i}`, { 'tls.key': `not ours ${i}` });
+      await kube.putSecret(ns, `unrelated-${i}`, { 'tls.key': `still not ours ${i}` });
+    }
+    const second = await putPfx('counted-pfx', { cn: 'counted.client' });
+    await kube.waitForBinding(ns, 'counted', 'rotated serial', (b) => b.status?.certificate?.serialNumber === second);
+    assert.equal((await reads()) - before, 1, 'Secret reads for one rotation and 20 writes of Secrets no binding reads');
+  });
+
   test('Secret deleted: SecretNotFound', async () => {
     await putPfx('gone-pfx', { cn: 'gone.client' });
     await kube.createBinding(ns, 'gone', pfxSpec('gone-pfx'));
