@@ -28,6 +28,10 @@ export interface ControllerConfig {
   identity: string;
   healthAddress: { host: string; port: number };
   workers: number;
+  /** Status writes and Events a second, together (status first); 0: no limit. */
+  statusQps: number;
+  /** Writes that may go at once before --status-qps paces them. */
+  statusBurst: number;
   logLevel: string;
   /** nginx or haproxy: render the proxy config for that server and require Programmed; none: status only. */
   dataPlane: 'nginx' | 'haproxy' | 'none';
@@ -60,6 +64,11 @@ Options:
   --id NAME                this replica's identity (default: $POD_NAME or the hostname)
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8080; port 0 picks one)
   --workers N              concurrent reconciles (default: 4)
+  --status-qps N           API writes a second for binding status and Events together
+                           (default: 200; 0: no limit). Status writes go first; a binding
+                           whose status changes again while its write waits costs one write.
+                           10,000 bindings' first status takes at least 10,000 / N seconds
+  --status-burst N         writes that may go at once before --status-qps paces them (default: 400)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
   --data-plane nginx|haproxy|none
                            render the egress proxy's config for that server and require
@@ -139,6 +148,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
       id: { type: 'string' },
       'health-addr': { type: 'string', default: '0.0.0.0:8080' },
       workers: { type: 'string', default: '4' },
+      'status-qps': { type: 'string', default: '200' },
+      'status-burst': { type: 'string', default: '400' },
       'log-level': { type: 'string' },
       'data-plane': { type: 'string', default: 'nginx' },
       'proxy-selector': { type: 'string', default: 'app.kubernetes.io/name=mtls-egress-proxy' },
@@ -158,6 +169,10 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
   }
   const workers = Number(values.workers);
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new UsageError(`--workers: want 1-64, got "${values.workers}"`);
+  const statusQps = Number(values['status-qps']);
+  if (!Number.isFinite(statusQps) || statusQps < 0) throw new UsageError(`--status-qps: want a number >= 0, got "${values['status-qps']}"`);
+  const statusBurst = Number(values['status-burst']);
+  if (!Number.isInteger(statusBurst) || statusBurst < 1) throw new UsageError(`--status-burst: want a whole number >= 1, got "${values['status-burst']}"`);
   const leaderElect = values['leader-elect'];
   if (leaderElect !== 'true' && leaderElect !== 'false') throw new UsageError('--leader-elect: want true or false');
   const dataPlane = values['data-plane'];
@@ -184,6 +199,8 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
     identity: values.id ?? env.POD_NAME ?? `${hostname()}-${process.pid}`,
     healthAddress: hostPort('health-addr', values['health-addr']),
     workers,
+    statusQps,
+    statusBurst,
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
     dataPlane,
     proxyPodLabels: parseLabels(values['proxy-selector']),

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { splitKey } from '../api/meta.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import { bindingKey, group, plural, version, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
-import type { KubeClient } from '../k8s/client.ts';
+import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { Informer } from '../k8s/informer.ts';
 import type { SecretCache } from '../k8s/secret-cache.ts';
@@ -11,13 +11,18 @@ import { resolveCertificateInput } from '../model/certificate-input.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
 import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
 import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
+import { errorSummary, isTransient } from '../errors.ts';
+import { backoffDelay } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
+import { defaultBackoff } from '../runner/queue.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
+import type { TokenBucket } from '../runner/token-bucket.ts';
 import { statusEqual } from '../status/evaluate.ts';
 import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
 import { allocatePorts, translateBinding, type DataPlaneView } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
 import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
+import { StatusWriter, type StatusToWrite } from './status-writer.ts';
 
 /** The data plane as the status controller sees it: present unless --data-plane none. */
 export interface DataPlaneStatus {
@@ -42,6 +47,8 @@ export interface BindingControllerOptions {
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
   workers?: number;
+  /** Paces status writes (and, at lower priority, the recorder's Events). */
+  writeLimiter: TokenBucket;
   clock?: Clock;
 }
 
@@ -59,8 +66,16 @@ export class BindingController {
   readonly #o: BindingControllerOptions;
   readonly #runner: Runner;
   readonly #clock: Clock;
-  /** Status we wrote that the cache may not show yet: compared against, so a quick second reconcile neither rewrites nor re-announces. */
+  /**
+   * Status we wrote, or handed to the writer, that the cache may not show yet: compared
+   * against, so a quick second reconcile neither rewrites nor re-announces.
+   */
   readonly #written = new Map<string, { generation: number | undefined; status: ClientCertificateBindingStatus }>();
+  readonly #writer: StatusWriter;
+  /** Consecutive failed status writes per binding: the backoff before it is reconciled again. */
+  readonly #writeFailures = new Map<string, number>();
+  /** Bindings whose last verdict was a port conflict or no free port: a deletion wakes these, not all 10,000. */
+  readonly #waitingForPort = new Set<string>();
   readonly #metricLabels = new Map<string, { namespace: string; name: string; host: string }>();
   #ports: { version: number; result: Map<string, PortOutcome> } | undefined;
   #portsVersion = 0;
@@ -76,6 +91,23 @@ export class BindingController {
       clock: this.#clock,
       observer: options.metrics.runnerObserver(controllerName),
     });
+    this.#writer = new StatusWriter({
+      write: (binding, status) => this.#writeStatus(binding, status),
+      limiter: options.writeLimiter,
+      maxInFlight: options.workers ?? 1,
+      written: (key, write) => this.#statusWritten(key, write),
+      failed: (key, write, err) => this.#statusFailed(key, write, err),
+      observe: {
+        waiting: (count) => {
+          options.metrics.statusWritesWaiting.set(count);
+          if (count === 0) options.recorder.resume();
+        },
+        coalesced: () => options.metrics.statusWritesCoalesced.inc(),
+      },
+    });
+    // Status first: while status writes wait, the API server's time goes to them, not to
+    // the Events announcing the ones already written.
+    options.recorder.pauseWhile(() => this.#writer.waiting > 0);
     this.#wire();
   }
 
@@ -98,20 +130,25 @@ export class BindingController {
         // Our own status write of the port we allocated changes nothing about allocation;
         // recomputing after each of a thousand cold-start writes would cost O(n² log n).
         if (portInputs(b) !== portInputs(old) && !this.#confirmsAllocation(b, old)) this.#portsVersion++;
-        // Our own status writes come back as updates; they change nothing we read.
-        if (b.metadata.generation !== old.metadata.generation || !statusEqual(b.status, old.status ?? {})) runner.add(bindingKey(b));
+        const key = bindingKey(b);
+        if (b.metadata.generation !== old.metadata.generation) return runner.add(key);
+        if (statusEqual(b.status, old.status ?? {})) return;
+        // Our own write, come back: it changes nothing we read, and the cache holds it now,
+        // so we need not (10,000 statuses would be held twice). Someone else's is put right.
+        if (this.#isOwnWrite(b)) this.#written.delete(key);
+        else runner.add(key);
       },
       onDelete: (b) => {
         const key = bindingKey(b);
         secretIndex.delete(key);
         this.#portsVersion++;
         this.#written.delete(key);
+        this.#writer.forget(key);
+        this.#writeFailures.delete(key);
         runner.add(key);
         // A freed port may settle a conflict elsewhere.
-        for (const other of bindings.list()) {
-          const reason = other.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
-          if (reason === reasons.ListenerPortConflict || reason === reasons.ListenerPortsExhausted) runner.add(bindingKey(other));
-        }
+        this.#waitingForPort.delete(key);
+        for (const other of this.#waitingForPort) runner.add(other);
       },
     });
     secrets.onChange((secretKey) => {
@@ -127,7 +164,15 @@ export class BindingController {
   async run(signal: AbortSignal): Promise<void> {
     this.#written.clear();
     this.enqueueAll();
-    await this.#runner.run(signal);
+    // What this term computed and did not send is not for the next term, which starts from the caches.
+    const dropWaiting = (): void => this.#writer.clear();
+    signal.addEventListener('abort', dropWaiting, { once: true });
+    try {
+      await this.#runner.run(signal);
+    } finally {
+      signal.removeEventListener('abort', dropWaiting);
+      dropWaiting();
+    }
   }
 
   shutDown(): void {
@@ -146,6 +191,7 @@ export class BindingController {
       const labels = this.#metricLabels.get(key);
       if (labels) this.#o.metrics.forgetBinding(labels);
       this.#metricLabels.delete(key);
+      this.#waitingForPort.delete(key);
       return {};
     }
     const { namespace } = splitKey(key);
@@ -177,21 +223,51 @@ export class BindingController {
     if (!statusEqual(previous, evaluation.status)) {
       // A replica that lost the lease must not write, even mid-reconcile.
       if (signal?.aborted) return {};
-      await this.#writeStatus(binding, evaluation.status);
+      // Written off the reconcile's path, paced by --status-qps; the Events go once it is written.
       this.#written.set(key, { generation: binding.metadata.generation, status: evaluation.status });
-      for (const event of evaluation.events) {
-        // Queued, off the reconcile's path: an Event is a second API write per
-        // transition, and the status is what must not wait for it.
-        this.#o.recorder.record(binding, event, now);
-        this.#runner.logger.info({ binding: key, reason: event.reason, type: event.type }, event.message);
-      }
+      this.#writer.enqueue(key, { binding, status: evaluation.status, events: evaluation.events, now });
     }
+    const readyReason = evaluation.status.conditions?.find((c) => c.type === 'Ready')?.reason;
+    if (readyReason === reasons.ListenerPortConflict || readyReason === reasons.ListenerPortsExhausted) this.#waitingForPort.add(key);
+    else this.#waitingForPort.delete(key);
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
     // A host that does not resolve, or resolves somewhere refused, may change without any
     // object changing; so may a decode the sandbox's clock stopped on a busy machine.
     const retryHostMs = checks.dataPlane.ok || !dataPlane ? undefined : dataPlane.hosts.retryAfterMs;
     const retryDecodeMs = isTransientOutcome(checks.certificate.ok ? undefined : checks.certificate) ? retryTransientDecodeMs : undefined;
     return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryHostMs, retryDecodeMs) };
+  }
+
+  /** The binding as the cache shows it carries the status we last wrote for its generation: our own write, come back. */
+  #isOwnWrite(b: ClientCertificateBinding): boolean {
+    const written = this.#written.get(bindingKey(b));
+    return written !== undefined && written.generation === b.metadata.generation && statusEqual(b.status, written.status);
+  }
+
+  #statusWritten(key: string, write: StatusToWrite): void {
+    this.#o.metrics.statusWrites.inc({ result: 'success' });
+    this.#writeFailures.delete(key);
+    for (const event of write.events) {
+      // Queued too: an Event is a second API write per transition, and status goes first.
+      this.#o.recorder.record(write.binding, event, write.now);
+      this.#runner.logger.info({ binding: key, reason: event.reason, type: event.type }, event.message);
+    }
+  }
+
+  #statusFailed(key: string, write: StatusToWrite, err: unknown): void {
+    this.#o.metrics.statusWrites.inc({ result: 'error' });
+    // The cache's status stands again, unless a newer status is already on its way.
+    if (this.#written.get(key)?.status === write.status) this.#written.delete(key);
+    if (isNotFound(err)) return;
+    if (isTransient(err)) {
+      const failures = this.#writeFailures.get(key) ?? 0;
+      this.#writeFailures.set(key, failures + 1);
+      const retryInMs = backoffDelay(failures, defaultBackoff);
+      this.#runner.addAfter(key, retryInMs);
+      this.#runner.logger.info({ binding: key, err: errorSummary(err), retryInMs }, 'status write failed; retrying');
+    } else {
+      this.#runner.logger.error({ binding: key, err: errorSummary(err) }, 'status write failed; not retrying until the binding changes');
+    }
   }
 
   /** The status last written for this generation, else what the cache shows. */
@@ -223,7 +299,7 @@ export class BindingController {
     const { namespace, name } = binding.metadata;
     // JSON merge patch: absent fields must be sent as null to be removed.
     const body = { status: { certificate: null, listenerPort: null, endpoint: null, ...status } };
-    await this.#o.client.mergePatch(`/apis/${group}/${version}/namespaces/${namespace}/${plural}/${name}/status`, body);
+    await this.#o.client.mergePatch(`/apis/${group}/${version}/namespaces/${namespace}/${plural}/${name}/status`, body, { discardResponse: true });
   }
 
   #observe(binding: ClientCertificateBinding, namespace: string, status: ClientCertificateBindingStatus, notAfter: Date | undefined): void {

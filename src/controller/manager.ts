@@ -23,6 +23,7 @@ import { DestinationPolicy } from '../model/destinations.ts';
 import { SecretIndex } from '../model/secret-refs.ts';
 import { aborted } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
+import { TokenBucket } from '../runner/token-bucket.ts';
 import { ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
 import { BindingController } from './binding-controller.ts';
 import { ClusterNetworks } from './cluster-networks.ts';
@@ -165,12 +166,23 @@ export class ControllerManager {
         )
       : {};
 
+    // One budget for status writes and Events, status first: a cold start of 10,000 bindings
+    // writes at --status-qps rather than as fast as the API server answers. Real time, not
+    // `clock`: it paces I/O, whatever time the controllers are shown.
+    const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     this.bindingStatus = new BindingController({
       client,
       bindings: this.#bindings,
       secrets,
       secretIndex,
-      recorder: new EventRecorder(client, { component: 'mtls-egress-controller', instance: config.identity, logger }),
+      recorder: new EventRecorder(client, {
+        component: 'mtls-egress-controller',
+        instance: config.identity,
+        logger,
+        limiter: writeLimiter,
+        observe: { result: (result) => metrics.eventWrites.inc({ result }), waiting: (count) => metrics.eventsWaiting.set(count) },
+      }),
+      writeLimiter,
       metrics,
       logger,
       identities: this.#identities,

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { KubeClient, KubeObject } from './client.ts';
 import { metaV1Time } from '../api/time.ts';
 import { errorSummary } from '../errors.ts';
+import type { TokenBucket } from '../runner/token-bucket.ts';
 
 export interface EventToRecord {
   type: 'Normal' | 'Warning';
@@ -10,81 +11,122 @@ export interface EventToRecord {
   message: string;
 }
 
-/** Events written at once; a cold start's thousand transitions queue behind these. */
+export interface EventRecorderOptions {
+  component: string;
+  instance: string;
+  logger: Logger;
+  /** Shared with other writes; an Event takes its token at low priority, after every waiting status write. */
+  limiter?: TokenBucket;
+  /** After every Event written, failed or dropped, and every change in the backlog. */
+  observe?: { result(result: 'success' | 'error' | 'dropped'): void; waiting(count: number): void };
+}
+
+/** Events written (or waiting for a token) at once; a cold start's thousand transitions queue behind these. */
 const maxInFlight = 4;
 /** Beyond this backlog new Events are dropped (and logged): status, not Events, is the record. */
 const maxQueued = 10_000;
 
+/** What an Event needs of the object it is about: copied at record(), so the backlog holds no object. */
+interface PendingEvent {
+  involvedObject: { apiVersion: string; kind: string; name: string; namespace: string; uid: string | undefined; resourceVersion: string | undefined };
+  event: EventToRecord;
+  now: Date;
+}
+
 /**
  * Writes core/v1 Events, which `kubectl describe` and `kubectl get events` show. An
- * Event is best-effort: record() returns at once, writes happen in order a few at a time,
- * and a failure is logged, never retried in a loop, and never fails a reconcile.
+ * Event is best-effort: record() returns at once, writes happen in order a few at a time
+ * (each after a token, when a limiter is given), and a failure is logged, never retried
+ * in a loop, and never fails a reconcile.
  */
 export class EventRecorder {
   readonly #client: KubeClient;
-  readonly #component: string;
-  readonly #instance: string;
-  readonly #logger: Logger;
-  readonly #queue: Array<() => Promise<void>> = [];
+  readonly #o: EventRecorderOptions;
+  readonly #queue: PendingEvent[] = [];
   #inFlight = 0;
+  /** Said once per full backlog, not once per dropped Event. */
+  #dropping = false;
+  #paused: () => boolean = () => false;
 
-  constructor(client: KubeClient, options: { component: string; instance: string; logger: Logger }) {
+  constructor(client: KubeClient, options: EventRecorderOptions) {
     this.#client = client;
-    this.#component = options.component;
-    this.#instance = options.instance;
-    this.#logger = options.logger;
+    this.#o = options;
+  }
+
+  /** Events not yet sent. */
+  get waiting(): number {
+    return this.#queue.length;
   }
 
   record(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now = new Date()): void {
     if (this.#queue.length >= maxQueued) {
-      this.#logger.warn({ reason: event.reason }, 'event backlog full; dropping event');
+      if (!this.#dropping) this.#o.logger.warn({ reason: event.reason, backlog: maxQueued }, 'event backlog full; dropping events until it drains');
+      this.#dropping = true;
+      this.#o.observe?.result('dropped');
       return;
     }
-    this.#queue.push(() => this.#write(obj, event, now));
+    if (this.#queue.length < maxQueued / 2) this.#dropping = false;
+    const { name, uid, resourceVersion } = obj.metadata;
+    const namespace = obj.metadata.namespace ?? 'default';
+    this.#queue.push({ involvedObject: { apiVersion: obj.apiVersion, kind: obj.kind, name, namespace, uid, resourceVersion }, event, now });
+    this.#o.observe?.waiting(this.#queue.length);
+    this.#pump();
+  }
+
+  /**
+   * Sends nothing new while `paused()` holds (other writes that matter more are waiting);
+   * whoever pauses calls resume() when it stops holding.
+   */
+  pauseWhile(paused: () => boolean): void {
+    this.#paused = paused;
+  }
+
+  resume(): void {
     this.#pump();
   }
 
   #pump(): void {
-    while (this.#inFlight < maxInFlight) {
-      const write = this.#queue.shift();
-      if (!write) return;
+    while (this.#inFlight < maxInFlight && !this.#paused()) {
+      const pending = this.#queue.shift();
+      if (!pending) return;
+      this.#o.observe?.waiting(this.#queue.length);
       this.#inFlight++;
-      void write().finally(() => {
+      void this.#send(pending).finally(() => {
         this.#inFlight--;
         this.#pump();
       });
     }
   }
 
-  async #write(obj: KubeObject & { apiVersion: string; kind: string }, event: EventToRecord, now: Date): Promise<void> {
-    const namespace = obj.metadata.namespace ?? 'default';
+  async #send(pending: PendingEvent): Promise<void> {
+    await this.#o.limiter?.take('low');
+    await this.#write(pending);
+  }
+
+  async #write({ involvedObject, event, now }: PendingEvent): Promise<void> {
+    const { namespace } = involvedObject;
     const timestamp = metaV1Time(now);
     const body = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${obj.metadata.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace },
-      involvedObject: {
-        apiVersion: obj.apiVersion,
-        kind: obj.kind,
-        name: obj.metadata.name,
-        namespace,
-        uid: obj.metadata.uid,
-        resourceVersion: obj.metadata.resourceVersion,
-      },
+      metadata: { name: `${involvedObject.name}.${now.getTime().toString(16)}${randomBytes(3).toString('hex')}`, namespace },
+      involvedObject,
       type: event.type,
       reason: event.reason,
       message: event.message.slice(0, 1024),
-      source: { component: this.#component },
-      reportingComponent: this.#component,
-      reportingInstance: this.#instance,
+      source: { component: this.#o.component },
+      reportingComponent: this.#o.component,
+      reportingInstance: this.#o.instance,
       firstTimestamp: timestamp,
       lastTimestamp: timestamp,
       count: 1,
     };
     try {
-      await this.#client.create(`/api/v1/namespaces/${namespace}/events`, body);
+      await this.#client.create(`/api/v1/namespaces/${namespace}/events`, body, { discardResponse: true });
+      this.#o.observe?.result('success');
     } catch (err) {
-      this.#logger.warn({ err: errorSummary(err), reason: event.reason }, 'could not record event');
+      this.#o.observe?.result('error');
+      this.#o.logger.warn({ err: errorSummary(err), reason: event.reason }, 'could not record event');
     }
   }
 }

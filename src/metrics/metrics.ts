@@ -66,6 +66,33 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
   readonly watchErrors = watchErrorsCounter(this.registry);
+  readonly statusWrites = new Counter({
+    name: 'mtls_egress_status_writes_total',
+    help: 'Binding status writes, by result (success, error). They share --status-qps with Events, ahead of them.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly statusWritesWaiting = new Gauge({
+    name: 'mtls_egress_status_writes_waiting',
+    help: 'Binding status writes computed and waiting for their turn under --status-qps.',
+    registers: [this.registry],
+  });
+  readonly statusWritesCoalesced = new Counter({
+    name: 'mtls_egress_status_writes_coalesced_total',
+    help: 'Status changes that replaced a write still waiting for the same binding: writes saved.',
+    registers: [this.registry],
+  });
+  readonly eventWrites = new Counter({
+    name: 'mtls_egress_event_writes_total',
+    help: 'Events, by result: success, error, or dropped because the backlog was full.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly eventsWaiting = new Gauge({
+    name: 'mtls_egress_events_waiting',
+    help: 'Events recorded and not yet written: they take --status-qps tokens only when no status write waits.',
+    registers: [this.registry],
+  });
   readonly secretReads = new Counter({
     name: 'mtls_egress_secret_reads_total',
     help: 'GETs of one referenced Secret (the watch sees metadata only), by result: found, not_found, error.',

@@ -1,0 +1,62 @@
+import { systemClock, type Clock, type Timer } from './clock.ts';
+
+export type Priority = 'high' | 'low';
+
+/**
+ * A token bucket, as client-go limits a client's requests (flowcontrol's
+ * NewTokenBucketRateLimiter): it holds at most `burst` tokens, starts full, and gains
+ * `qps` a second. take() resolves once a token is the caller's. Waiters are served in
+ * order, every high-priority one before any low one, so status writes never wait behind
+ * Events that share the budget. A qps of 0 means no limit.
+ */
+export class TokenBucket {
+  readonly #qps: number;
+  readonly #burst: number;
+  readonly #clock: Clock;
+  readonly #waiters: Record<Priority, Array<() => void>> = { high: [], low: [] };
+  #tokens: number;
+  #refilledAt: number;
+  #timer: Timer | undefined;
+
+  constructor(options: { qps: number; burst: number; clock?: Clock }) {
+    if (!(options.qps >= 0) || !(options.burst >= 1)) throw new RangeError('a token bucket wants qps >= 0 and burst >= 1');
+    this.#qps = options.qps;
+    this.#burst = options.burst;
+    this.#clock = options.clock ?? systemClock;
+    this.#tokens = options.burst;
+    this.#refilledAt = this.#clock.now();
+  }
+
+  /** Callers waiting for a token. */
+  get waiting(): number {
+    return this.#waiters.high.length + this.#waiters.low.length;
+  }
+
+  /** Resolves when the caller may make one request. */
+  take(priority: Priority = 'high'): Promise<void> {
+    if (this.#qps === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#waiters[priority].push(resolve);
+      this.#serve();
+    });
+  }
+
+  #serve(): void {
+    const now = this.#clock.now();
+    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#qps);
+    this.#refilledAt = now;
+    while (this.#tokens >= 1) {
+      const next = this.#waiters.high.shift() ?? this.#waiters.low.shift();
+      if (!next) return;
+      this.#tokens--;
+      next();
+    }
+    if (this.waiting === 0 || this.#timer) return;
+    // Wake when the next whole token is there.
+    const ms = Math.max(1, Math.ceil(((1 - this.#tokens) / this.#qps) * 1000));
+    this.#timer = this.#clock.setTimer(() => {
+      this.#timer = undefined;
+      this.#serve();
+    }, ms);
+  }
+}
