@@ -177,7 +177,11 @@ function haproxyServer(route: EgressRoute): HaproxyServer {
   // Named by the chain it holds (which fixes the key too): a path never changes content,
   // so an intermediate the partner reissued under the same leaf is a new file, loaded.
   const certificateFile = `certs/${stem}.${sha256(route.clientCertificate.chainPem).slice(0, 16)}.pem`;
-  const caFile = route.serverCA ? `ca/${stem}.${sha256(route.serverCA.pem).slice(0, 16)}.pem` : systemTrustStore;
+  // One CA entry per server, never shared by the old and the new server of a rotation:
+  // HAProxy 2.6.12 frees a CA file's entry with a server deleted at run time even while
+  // another server uses it, and the next commit of that name crashes it (bench:scale,
+  // rotations at 300 bindings: a SIGSEGV in nearly every run).
+  const caFile = route.serverCA ? `ca/${stem}.${sha256(`${route.serverCA.pem}\n${certificateFile}`).slice(0, 16)}.pem` : systemTrustStore;
   const hostHeader = route.port === 443 ? hostForUrl(route.host) : `${hostForUrl(route.host)}:${route.port}`;
   const identity = [route.key, route.host, route.port, route.serverName, certificateFile, caFile].join('\n');
   return {

@@ -283,6 +283,28 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     });
   });
 
+  test('rotations whose old servers are deleted, each followed by a pass: the worker lives on', async () => {
+    const restarts = rig.restarts;
+    const pid = await rig.workerPid();
+    const original = clients.get('alpha')!;
+    for (let i = 0; i < 3; i++) {
+      const client = i === 2 ? original : pki.issueClient({ cn: `alpha-idle-${i}.client` });
+      routes = routes.map((r) => (r.name === 'alpha' ? route('alpha', range.first, client) : r));
+      await rig.apply(routes);
+      assert.equal((await seen(range.first)).serialNumber, client.serial);
+      // The old server goes once its idle connections to the partner are purged (5 s).
+      await pollUntil(async () => ((await rig.plane.recheck(), await rig.servers(`p${range.first}`)).length === 1 ? true : undefined), {
+        what: 'the old server to be deleted',
+        timeoutMs: 20_000,
+        intervalMs: 500,
+      });
+      await rig.plane.recheck();
+    }
+    assert.equal(rig.restarts, restarts, 'HAProxy never exited');
+    assert.equal(await rig.workerPid(), pid, 'the same worker serves');
+    assert.equal(await rig.servers(`p${range.first}`).then((s) => s.length), 1, 'the old servers are gone');
+  });
+
   test('a removed binding: its port answers 503 from HAProxy, its server and certificate are gone', async () => {
     routes = routes.filter((r) => r.name !== 'bravo');
     await rig.apply(routes);
