@@ -434,6 +434,8 @@ interface PlaneFigures {
   certificateValidS: number | null;
   reached: { certificateValid: number; programmed: number; of: number };
   controllerRssMb: { peak: number; afterColdStart: number; end: number };
+  /** The controller's main-thread V8 heap at the end (used, reserved) and its external memory: the rest of its RSS is workers, code and the allocator. */
+  controllerHeapMb?: { used: number; total: number; external: number };
   agentRssMb?: { peak: number; end: number };
   dataPlaneMb?: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
   /** CPU seconds spent during the cold start, by process. */
@@ -684,6 +686,16 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     figures.error ??= (err as Error).message;
   } finally {
     memory?.stop();
+    // Where the controller's memory is: its main thread's V8 heap, and what lies outside it.
+    const metrics = controller ? await httpGet(controller.healthPort, '/metrics').catch(() => undefined) : undefined;
+    if (metrics) {
+      const gauge = (name: string): number => mb((samples(metrics.body, name)[0]?.value ?? NaN) / 1024 / 1024);
+      figures.controllerHeapMb = {
+        used: gauge('nodejs_heap_size_used_bytes'),
+        total: gauge('nodejs_heap_size_total_bytes'),
+        external: gauge('nodejs_external_memory_bytes'),
+      };
+    }
     if (memory) {
       figures.controllerRssMb.peak = mb(memory.figures.controller.peak);
       figures.controllerRssMb.end = mb(memory.figures.controller.last);
@@ -808,6 +820,12 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
     `${f.controllerRssMb.peak} / ${f.controllerRssMb.afterColdStart} / ${f.controllerRssMb.end} MB`,
     `< ${goals.controllerRssMb} MB`,
   );
+  if (f.controllerHeapMb) {
+    row(
+      '  its main V8 heap at the end: used / reserved; external',
+      `${f.controllerHeapMb.used} / ${f.controllerHeapMb.total} MB; ${f.controllerHeapMb.external} MB`,
+    );
+  }
   if (f.agentRssMb) row('agent RSS (src/cli.ts): peak / end', `${f.agentRssMb.peak} / ${f.agentRssMb.end} MB`);
   if (f.dataPlaneMb) {
     row(
@@ -818,7 +836,7 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
   if (f.proxyObjects) {
     row(
       'proxy objects written in the cold start, all by',
-      `${n(f.proxyObjects.writes)}, ${f.proxyObjects.settledS === null ? 'still writing or busy when measured' : `${f.proxyObjects.settledS} s`}`,
+      `${n(f.proxyObjects.writes)}, ${f.proxyObjects.settledS !== null ? `${f.proxyObjects.settledS} s` : f.error ? 'not waited for past the deadline' : 'never quiet within a minute'}`,
     );
   }
   row(
