@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { splitKey } from '../api/meta.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
+import type { Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, group, plural, version, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
@@ -13,7 +14,7 @@ import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
 import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
 import { errorSummary, isTransient } from '../errors.ts';
 import { backoffDelay } from '../runner/backoff.ts';
-import { systemClock, type Clock } from '../runner/clock.ts';
+import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { defaultBackoff } from '../runner/queue.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
@@ -53,6 +54,8 @@ export interface BindingControllerOptions {
 }
 
 const controllerName = 'binding-status';
+/** How long a reconcile lets a never-answered host's lookup run before status goes out without its verdict. */
+const hostPatienceMs = 2_000;
 /** When a decode stopped by the sandbox's clock is tried again. */
 const retryTransientDecodeMs = 30_000;
 
@@ -76,6 +79,13 @@ export class BindingController {
   readonly #writeFailures = new Map<string, number>();
   /** Bindings whose last verdict was a port conflict or no free port: a deletion wakes these, not all 10,000. */
   readonly #waitingForPort = new Set<string>();
+  /**
+   * Bindings whose host does not resolve or leads somewhere refused, by host. The host is
+   * looked at again every retryAfterMs and its bindings woken only if the answer changed:
+   * one lookup per host, not a reconcile per binding every few seconds.
+   */
+  readonly #hostWatch = new Map<string, { keys: Set<string>; timer: Timer | undefined }>();
+  readonly #watchedHost = new Map<string, string>();
   readonly #metricLabels = new Map<string, { namespace: string; name: string; host: string }>();
   #ports: { version: number; result: Map<string, PortOutcome> } | undefined;
   #portsVersion = 0;
@@ -177,6 +187,9 @@ export class BindingController {
 
   shutDown(): void {
     this.#runner.shutDown();
+    for (const watch of this.#hostWatch.values()) watch.timer?.cancel();
+    this.#hostWatch.clear();
+    this.#watchedHost.clear();
   }
 
   /** Every binding, again: for changes that can move any binding's verdict (a proxy replica applied a configuration). */
@@ -192,6 +205,7 @@ export class BindingController {
       if (labels) this.#o.metrics.forgetBinding(labels);
       this.#metricLabels.delete(key);
       this.#waitingForPort.delete(key);
+      this.#watchHost(key, undefined);
       return {};
     }
     const { namespace } = splitKey(key);
@@ -204,7 +218,13 @@ export class BindingController {
     // worker waiting on it would hold up every other binding. The decode wakes this key.
     if (input.ok && this.#o.identities.want(input, () => this.#runner.add(key)) === undefined) return {};
     const dataPlane = this.#o.dataPlane;
-    const hostProblems = dataPlane ? await dataPlane.hosts.problems([binding.spec.host], dataPlane.destinations()) : new Map();
+    // Nor on DNS: CertificateValid does not depend on it, and a resolver that drops queries
+    // would hold every worker for its timeout. An answer wakes this key; a host never
+    // answered gets a moment for the usual quick answer before status goes out without it,
+    // so a refused host does not first announce Pending.
+    const hosts = dataPlane?.hosts.problemsNow([binding.spec.host], dataPlane.destinations(), () => this.#runner.add(key));
+    if (hosts?.unansweredForMs !== undefined && hosts.unansweredForMs < hostPatienceMs) return { requeueAfterMs: hostPatienceMs - hosts.unansweredForMs };
+    const hostProblems = hosts?.problems ?? new Map<string, Problem>();
 
     const now = new Date(this.#clock.now());
     const previous = this.#previous(binding);
@@ -233,9 +253,43 @@ export class BindingController {
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
     // A host that does not resolve, or resolves somewhere refused, may change without any
     // object changing; so may a decode the sandbox's clock stopped on a busy machine.
-    const retryHostMs = checks.dataPlane.ok || !dataPlane ? undefined : dataPlane.hosts.retryAfterMs;
+    this.#watchHost(key, checks.dataPlane.ok || !dataPlane ? undefined : binding.spec.host);
     const retryDecodeMs = isTransientOutcome(checks.certificate.ok ? undefined : checks.certificate) ? retryTransientDecodeMs : undefined;
-    return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryHostMs, retryDecodeMs) };
+    return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryDecodeMs) };
+  }
+
+  /** Puts the binding among those waiting on `host` (undefined: on none). */
+  #watchHost(key: string, host: string | undefined): void {
+    const before = this.#watchedHost.get(key);
+    if (before === host) return;
+    if (before !== undefined) {
+      const watch = this.#hostWatch.get(before);
+      watch?.keys.delete(key);
+      if (watch?.keys.size === 0) {
+        watch.timer?.cancel();
+        this.#hostWatch.delete(before);
+      }
+      this.#watchedHost.delete(key);
+    }
+    const dataPlane = this.#o.dataPlane;
+    if (host === undefined || !dataPlane) return;
+    this.#watchedHost.set(key, host);
+    let watch = this.#hostWatch.get(host);
+    if (!watch) {
+      const created = { keys: new Set<string>(), timer: undefined as Timer | undefined };
+      const look = (): void => {
+        created.timer = this.#clock.setTimer(() => {
+          if (this.#hostWatch.get(host) !== created) return;
+          dataPlane.hosts.problemsNow([host], dataPlane.destinations(), () => {
+            for (const k of created.keys) this.#runner.add(k);
+          });
+          look();
+        }, dataPlane.hosts.retryAfterMs);
+      };
+      look();
+      this.#hostWatch.set(host, (watch = created));
+    }
+    watch.keys.add(key);
   }
 
   /** The binding as the cache shows it carries the status we last wrote for its generation: our own write, come back. */

@@ -30,6 +30,8 @@ const systemResolve: Resolve = (host) =>
 export class HostResolver {
   readonly #resolve: Resolve;
   readonly #cache = new Map<string, { addresses: string[]; until: number }>();
+  /** One lookup per host at a time, whoever asks: 10,000 bindings over 500 hosts are 500 lookups. */
+  readonly #looking = new Map<string, { answer: Promise<string[]>; since: number }>();
   readonly #okTtlMs: number;
   readonly retryAfterMs: number;
 
@@ -44,24 +46,78 @@ export class HostResolver {
     if (isIP(host)) return [host];
     const cached = this.#cache.get(host);
     if (cached && cached.until > now) return cached.addresses;
-    const addresses = await this.#resolve(host);
-    this.#cache.set(host, { addresses, until: now + (addresses.length > 0 ? this.#okTtlMs : this.retryAfterMs) });
-    return addresses;
+    return this.#lookUp(host, now);
+  }
+
+  #lookUp(host: string, now: number): Promise<string[]> {
+    let looking = this.#looking.get(host);
+    if (!looking) {
+      const answer = this.#resolve(host)
+        .then((addresses) => {
+          this.#cache.set(host, { addresses, until: now + (addresses.length > 0 ? this.#okTtlMs : this.retryAfterMs) });
+          return addresses;
+        })
+        .finally(() => this.#looking.delete(host));
+      this.#looking.set(host, (looking = { answer, since: now }));
+    }
+    return looking.answer;
+  }
+
+  /**
+   * problems() without waiting on DNS, for a reconcile that must not stall on a slow or
+   * failing resolver: hosts answered before are judged by that answer, even past its
+   * time (a new lookup starts, and `wake` is called if it answers otherwise); a host never
+   * answered is left out of the verdict (not a problem yet), its lookup starts, and
+   * `wake` is called when it answers. `unansweredForMs`: how long the youngest lookup of
+   * a never-answered host has run, so a caller may wait a little for the usual quick answer.
+   */
+  problemsNow(
+    hosts: Iterable<string>,
+    policy: DestinationPolicy | undefined,
+    wake: () => void,
+    now = Date.now(),
+  ): { problems: Map<string, Problem>; unansweredForMs: number | undefined } {
+    const answered: Array<[string, string[]]> = [];
+    let unansweredForMs: number | undefined;
+    for (const host of new Set(hosts)) {
+      if (isIP(host)) {
+        answered.push([host, [host]]);
+        continue;
+      }
+      const cached = this.#cache.get(host);
+      if (cached) answered.push([host, cached.addresses]);
+      if (cached && cached.until > now) continue;
+      const before = cached?.addresses.join(',');
+      this.#lookUp(host, now).then(
+        (addresses) => {
+          if (addresses.join(',') !== before) wake();
+        },
+        () => wake(),
+      );
+      if (!cached) unansweredForMs = Math.min(unansweredForMs ?? Infinity, now - (this.#looking.get(host)?.since ?? now));
+    }
+    return { problems: this.#judge(answered, policy), unansweredForMs };
   }
 
   /** The hosts among these the proxy may not be given, each with its problem: it does not resolve, or the policy refuses where it leads. */
   async problems(hosts: Iterable<string>, policy?: DestinationPolicy): Promise<Map<string, Problem>> {
     const unique = [...new Set(hosts)];
     const answers = await Promise.all(unique.map((host) => this.addresses(host)));
+    return this.#judge(
+      unique.map((host, i) => [host, answers[i]!]),
+      policy,
+    );
+  }
+
+  #judge(answered: ReadonlyArray<readonly [string, string[]]>, policy: DestinationPolicy | undefined): Map<string, Problem> {
     const problems = new Map<string, Problem>();
-    unique.forEach((host, i) => {
-      const addresses = answers[i]!;
+    for (const [host, addresses] of answered) {
       const problem =
         addresses.length === 0
           ? { reason: reasons.HostUnresolvable, message: `host ${host} does not resolve; the proxy leaves this binding out so the others keep loading` }
           : policy?.problem(host, addresses);
       if (problem) problems.set(host, problem);
-    });
+    }
     return problems;
   }
 }

@@ -113,6 +113,43 @@ describe('HostResolver', () => {
     assert.deepEqual(asked.sort(), ['api.example', 'typo.example']);
   });
 
+  test('problemsNow never waits: an unknown host is no problem yet, one lookup serves every caller, and each is woken by its answer', async () => {
+    let calls = 0;
+    let answer!: (addresses: string[]) => void;
+    const resolver = new HostResolver({
+      resolve: () => {
+        calls++;
+        return new Promise<string[]>((resolve) => (answer = resolve));
+      },
+    });
+    let woken = 0;
+    for (let i = 0; i < 100; i++) assert.equal(resolver.problemsNow(['typo.example'], undefined, () => void woken++, 0).problems.size, 0);
+    assert.equal(calls, 1);
+    assert.equal(resolver.problemsNow(['typo.example'], undefined, () => void woken++, 1_500).unansweredForMs, 1_500, 'how long the caller has let it run');
+    answer([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(woken, 101);
+    assert.equal(
+      resolver.problemsNow(['typo.example'], undefined, () => assert.fail('answered: nothing to wait for'), 1_000).problems.get('typo.example')?.reason,
+      reasons.HostUnresolvable,
+    );
+  });
+
+  test("problemsNow past an answer's time judges by it while a new lookup runs, and wakes only when the answer changes", async () => {
+    const answers = [[], [], ['203.0.113.7']];
+    const resolver = new HostResolver({ resolve: async () => answers.shift()!, failTtlMs: 5_000 });
+    await resolver.addresses('late.example', 0);
+    let woken = 0;
+    const wake = (): void => void woken++;
+    assert.equal(resolver.problemsNow(['late.example'], undefined, wake, 6_000).problems.get('late.example')?.reason, reasons.HostUnresolvable);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(woken, 0, 'the same answer again');
+    assert.equal(resolver.problemsNow(['late.example'], undefined, wake, 12_000).problems.size, 1, 'the stale answer counts until the new one is in');
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(woken, 1);
+    assert.equal(resolver.problemsNow(['late.example'], undefined, wake, 13_000).problems.size, 0);
+  });
+
   test('answers are cached, failures more briefly', async () => {
     let calls = 0;
     const resolver = new HostResolver({ resolve: async () => (calls++, []), okTtlMs: 60_000, failTtlMs: 5_000 });
