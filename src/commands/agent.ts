@@ -1,7 +1,7 @@
 import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
-import { ProxyAgent, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
+import { ProxyAgent, readCredentialSecret, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
 import { agentUsage, parseAgentConfig } from '../proxy/agent-config.ts';
 import { AgentMetrics } from '../proxy/agent-metrics.ts';
 import { ConfigDir } from '../proxy/config-dir.ts';
@@ -53,7 +53,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     logger,
     paths: [`/api/v1/namespaces/${ns}/secrets`],
     query: { labelSelector: credentialsSelector },
-    transform: (s) => ({ metadata: { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion }, data: s.data }),
+    transform: (s) => readCredentialSecret(s as unknown as Parameters<typeof readCredentialSecret>[0]),
     onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
   });
 

@@ -20,8 +20,18 @@ export interface ProxyConfigMap extends KubeObject {
   binaryData?: Record<string, string>;
 }
 
+/**
+ * A binding object as the agent's cache keeps it: read and checked once, when the watch
+ * delivers it (readBindingObject), and without its base64 data, which at ten thousand
+ * bindings would be a second copy of every certificate and key.
+ */
 export interface CredentialSecretLike extends KubeObject {
-  data?: Record<string, string>;
+  read: ReadBinding;
+}
+
+/** The informer transform that makes a CredentialSecretLike of a Secret from the API. */
+export function readCredentialSecret(s: KubeObject & { data?: Record<string, string> }): CredentialSecretLike {
+  return { metadata: { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion }, read: readBindingObject(s) };
 }
 
 export interface ProxyAgentOptions {
@@ -83,8 +93,8 @@ export class ProxyAgent {
   #reported: string | undefined;
   #emptying: Promise<void> | undefined;
   #trashAgain = false;
-  /** Binding objects as read and checked, by Secret name. */
-  readonly #read = new Map<string, { resourceVersion: string | undefined; result: ReadBinding }>();
+  /** Binding objects found unusable, by name@resourceVersion: each is logged once. */
+  #unusable = new Set<string>();
 
   constructor(options: ProxyAgentOptions) {
     this.#options = options;
@@ -185,25 +195,22 @@ export class ProxyAgent {
     return this.#apply(config);
   }
 
-  /**
-   * Every binding object the cache holds, read and checked once per resourceVersion: at
-   * ten thousand bindings, a change to one must not decode the other objects again.
-   */
+  /** Every usable binding object the cache holds (each was read and checked when it arrived). */
   #heldBindings(): HeldBinding[] {
     const held: HeldBinding[] = [];
-    const seen = new Set<string>();
+    const unusable = new Set<string>();
     for (const secret of this.#options.secrets.list()) {
-      const name = secret.metadata.name;
-      seen.add(name);
-      let read = this.#read.get(name);
-      if (read?.resourceVersion !== secret.metadata.resourceVersion || read === undefined) {
-        read = { resourceVersion: secret.metadata.resourceVersion, result: readBindingObject(secret) };
-        this.#read.set(name, read);
-        if (!read.result.ok) this.#log.warn({ secret: name, reason: read.result.problem }, 'a binding object is unusable; that binding is left out');
+      const { read } = secret;
+      if (read.ok) {
+        held.push({ contentHash: read.contentHash, part: read.part });
+        continue;
       }
-      if (read.result.ok) held.push({ contentHash: read.result.contentHash, part: read.result.part });
+      const id = `${secret.metadata.name}@${secret.metadata.resourceVersion ?? ''}`;
+      unusable.add(id);
+      if (!this.#unusable.has(id))
+        this.#log.warn({ secret: secret.metadata.name, reason: read.problem }, 'a binding object is unusable; that binding is left out');
     }
-    for (const name of this.#read.keys()) if (!seen.has(name)) this.#read.delete(name);
+    this.#unusable = unusable;
     return held;
   }
 

@@ -40,8 +40,8 @@ export interface HaproxyDataPlaneOptions {
 
 interface Applied {
   desired: DesiredHaproxy;
-  /** Bytes of certificates and CA files by their HAProxy name: what `set ssl cert` is given. */
-  contents: Map<string, string>;
+  /** Bytes of a certificate or CA file by its HAProxy name, as `set ssl cert` is given them: made when a step needs them, not for every file on every pass. */
+  contents: { get(name: string): string | undefined };
   /** SHA-1 of each certificate's leaf, by HAProxy name, as `show ssl cert` prints it. */
   sha1: Map<string, string>;
 }
@@ -57,6 +57,8 @@ export class HaproxyDataPlane implements DataPlane {
   /** The skeleton the running HAProxy loaded; undefined until this agent started or reloaded it. */
   #skeleton: string | undefined;
   #applied: Applied | undefined;
+  /** The leaf SHA-1 of each certificate file in use, by the file's sha256. */
+  #leafSha1 = new Map<string, string>();
   /** Certificates read back and found as rendered, by name → SHA-1; forgotten when HAProxy restarts. */
   readonly #verified = new Map<string, string>();
 
@@ -133,15 +135,24 @@ export class HaproxyDataPlane implements DataPlane {
     const servers = config.servers ?? [];
     const maps = new Map<string, Map<string, string>>();
     for (const file of ['ports.map', 'hosts.map', 'bindings.map']) maps.set(file, parseMapFile(byPath.get(file) ?? ''));
-    const contents = new Map<string, string>();
+    const byName = new Map<string, string>();
     const sha1 = new Map<string, string>();
+    const digests = new Map(files.map((f) => [f.path, f.sha256]));
+    const known = new Map<string, string>();
     for (const server of servers) {
       const certificate = byPath.get(server.certificateFile)!;
-      contents.set(`${this.#storeDir}/${server.certificateFile}`, withoutBlankLines(certificate));
-      sha1.set(`${this.#storeDir}/${server.certificateFile}`, leafSha1(certificate));
+      byName.set(`${this.#storeDir}/${server.certificateFile}`, certificate);
+      // Parsing ten thousand certificates on every pass cost more than the pass: the
+      // leaf's SHA-1 is kept by the file's digest for as long as the file is in use.
+      const digest = digests.get(server.certificateFile) ?? '';
+      const leaf = this.#leafSha1.get(digest) ?? leafSha1(certificate);
+      known.set(digest, leaf);
+      sha1.set(`${this.#storeDir}/${server.certificateFile}`, leaf);
       const ca = byPath.get(server.caFile);
-      if (ca !== undefined) contents.set(`${this.#storeDir}/${server.caFile}`, withoutBlankLines(ca));
+      if (ca !== undefined) byName.set(`${this.#storeDir}/${server.caFile}`, ca);
     }
+    this.#leafSha1 = known;
+    const contents = { get: (name: string): string | undefined => mapOrUndefined(byName.get(name), withoutBlankLines) };
     return { desired: { storeDir: this.#storeDir, servers, maps }, contents, sha1 };
   }
 
@@ -300,6 +311,10 @@ function withoutBlankLines(pem: string): string {
     .split(/\r?\n|\r/)
     .filter((line) => line.trim() !== '')
     .join('\n');
+}
+
+function mapOrUndefined<T, U>(value: T | undefined, f: (value: T) => U): U | undefined {
+  return value === undefined ? undefined : f(value);
 }
 
 async function resolveAll(host: string): Promise<string[]> {
