@@ -64,8 +64,8 @@ Options:
   --id NAME                this replica's identity (default: $POD_NAME or the hostname)
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8080; port 0 picks one)
   --workers N              concurrent reconciles (default: 4)
-  --status-qps N           API writes a second for binding status and Events together
-                           (default: 200; 0: no limit). Status writes go first; a binding
+  --status-qps N           API writes a second for binding status, Events and proxy objects
+                           together (default: 200; 0: no limit). Status writes go first; a binding
                            whose status changes again while its write waits costs one write.
                            10,000 bindings' first status takes at least 10,000 / N seconds
   --status-burst N         writes that may go at once before --status-qps paces them (default: 400)

@@ -166,9 +166,10 @@ export class ControllerManager {
         )
       : {};
 
-    // One budget for status writes and Events, status first: a cold start of 10,000 bindings
-    // writes at --status-qps rather than as fast as the API server answers. Real time, not
-    // `clock`: it paces I/O, whatever time the controllers are shown.
+    // One budget for status writes, Events and proxy objects, status first: a cold start of
+    // 10,000 bindings writes at --status-qps rather than as fast as the API server answers,
+    // and each binding's status does not wait behind another's Secret and NetworkPolicy.
+    // Real time, not `clock`: it paces I/O, whatever time the controllers are shown.
     const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     this.bindingStatus = new BindingController({
       client,
@@ -206,6 +207,7 @@ export class ControllerManager {
           endpointFor,
           secretIndex,
           renderer: proxyRenderer(config),
+          limiter: writeLimiter,
           owned,
           proxyPodLabels: config.proxyPodLabels,
           metrics,

@@ -25,6 +25,7 @@ import {
 import type { RenderedFile } from '../render/files.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
+import type { TokenBucket } from '../runner/token-bucket.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
 import { translateBinding } from '../translate/translate.ts';
@@ -56,6 +57,8 @@ export interface ProxyConfigControllerOptions {
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
   renderer: ProxyRenderer;
+  /** Paces every write; proxy objects take their turn after status writes ('low'). */
+  limiter?: TokenBucket;
   proxyPodLabels: Record<string, string>;
   metrics: ControllerMetrics;
   logger: Logger;
@@ -404,6 +407,7 @@ export class ProxyConfigController {
 
   /** A write that fails leaves this object unsure: read its state again from the watch, and the runner retries the key. */
   async #write<T>(resource: OwnedResource, name: string, request: () => Promise<T>): Promise<T> {
+    await this.#o.limiter?.take('low');
     const id = `${resource}/${name}`;
     this.#inFlight.add(id);
     try {
