@@ -241,6 +241,8 @@ async function settledWrites(
   controller: ControllerProcess,
   remainingMs: () => number,
   capMs = 60_000,
+  /** Not quiet before the counter passes this: a change that must be written is not done before its first write, however idle the wait before it. */
+  atLeast = 0,
 ): Promise<{ writes: Map<string, number>; lastChangeAt: number; quiet: boolean }> {
   const pid = controller.child.pid!;
   const started = performance.now();
@@ -256,9 +258,10 @@ async function settledWrites(
     if (busy || performance.now() - quietSince < 1000) continue;
     const latest = await objectWrites(controller);
     cpu = cpuSeconds(pid);
-    if (total(latest) === total(writes)) return { writes, lastChangeAt, quiet: true };
+    if (total(latest) === total(writes) && total(latest) >= atLeast) return { writes, lastChangeAt, quiet: true };
+    if (total(latest) !== total(writes)) lastChangeAt = performance.now();
     writes = latest;
-    lastChangeAt = quietSince = performance.now();
+    quietSince = performance.now();
   }
   return { writes: await objectWrites(controller), lastChangeAt, quiet: false };
 }
@@ -786,7 +789,8 @@ async function rotate(
     }
   }
   // Writes may trail the status a little.
-  const after = await settledWrites(controller, remainingMs);
+  // A rotation must rewrite at least its binding's objects: wait (a minute at most) for that first write.
+  const after = await settledWrites(controller, remainingMs, 60_000, total(before.writes) + 1);
   const delta = difference(after.writes, before.writes);
   figures.writesPerChange = {
     bindingsChanged: Array.from({ length: count }, (_, i) => i).filter((i) => secretOf(i) === secret).length,
@@ -869,7 +873,9 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
     const parts = Object.entries(w.byResourceVerb).map(([k, v]) => `${k} ${v}`);
     row(
       `proxy objects written per change (${w.bindingsChanged} binding${w.bindingsChanged === 1 ? '' : 's'} changed)`,
-      `${w.writes}${parts.length ? ` (${parts.join(', ')})` : ''}${w.quiet ? '' : '; the controller was never quiet around them: not exact'}`,
+      w.writes === 0
+        ? 'none within a minute of the last rotation'
+        : `${w.writes}${parts.length ? ` (${parts.join(', ')})` : ''}${w.quiet ? '' : '; the controller was never quiet around them: not exact'}`,
       "that binding's only",
     );
   }
