@@ -281,10 +281,18 @@ export class HaproxyDataPlane implements DataPlane {
   async #readdress(desired: DesiredHaproxy): Promise<void> {
     const byKey = new Map<string, HaproxyServer>(desired.servers.map((s) => [`${s.backend}/${s.server}`, s]));
     const live = parseServersState(await this.#runtime.run('show servers state'));
+    // One lookup per name, not per server: thousands of bindings call a few partners, and
+    // each lookup waits for the thread pool the generation's file writes use too.
+    const lookups = new Map<string, Promise<string[]>>();
+    const resolveOnce = (host: string): Promise<string[]> => {
+      let found = lookups.get(host);
+      if (!found) lookups.set(host, (found = this.#resolveAll(host)));
+      return found;
+    };
     for (const server of live) {
       const want = byKey.get(`${server.backend}/${server.name}`);
       if (!want || isIP(want.host)) continue;
-      const addresses = await this.#resolveAll(want.host);
+      const addresses = await resolveOnce(want.host);
       if (addresses.length === 0 || addresses.includes(server.address)) continue;
       const target = `${server.backend}/${server.name}`;
       if (server.address === '-') {
