@@ -110,14 +110,14 @@ export class BindingController {
       observe: {
         waiting: (count) => {
           options.metrics.statusWritesWaiting.set(count);
-          if (count === 0) options.recorder.resume();
+          if (count === 0) options.writeLimiter.resume();
         },
         coalesced: () => options.metrics.statusWritesCoalesced.inc(),
       },
     });
-    // Status first: while status writes wait, the API server's time goes to them, not to
-    // the Events announcing the ones already written.
-    options.recorder.pauseWhile(() => this.#writer.waiting > 0);
+    // Status first: while status writes wait, even for a free connection rather than a
+    // token, the API server's time goes to them, not to Events or proxy objects.
+    options.writeLimiter.holdLowWhile(() => this.#writer.waiting > 0);
     this.#wire();
   }
 

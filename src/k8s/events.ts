@@ -46,7 +46,6 @@ export class EventRecorder {
   #inFlight = 0;
   /** Said once per full backlog, not once per dropped Event. */
   #dropping = false;
-  #paused: () => boolean = () => false;
 
   constructor(client: KubeClient, options: EventRecorderOptions) {
     this.#client = client;
@@ -73,20 +72,8 @@ export class EventRecorder {
     this.#pump();
   }
 
-  /**
-   * Sends nothing new while `paused()` holds (other writes that matter more are waiting);
-   * whoever pauses calls resume() when it stops holding.
-   */
-  pauseWhile(paused: () => boolean): void {
-    this.#paused = paused;
-  }
-
-  resume(): void {
-    this.#pump();
-  }
-
   #pump(): void {
-    while (this.#inFlight < maxInFlight && !this.#paused()) {
+    while (this.#inFlight < maxInFlight) {
       const pending = this.#queue.shift();
       if (!pending) return;
       this.#o.observe?.waiting(this.#queue.length);

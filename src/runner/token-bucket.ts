@@ -7,7 +7,9 @@ export type Priority = 'high' | 'low';
  * NewTokenBucketRateLimiter): it holds at most `burst` tokens, starts full, and gains
  * `qps` a second. take() resolves once a token is the caller's. Waiters are served in
  * order, every high-priority one before any low one, so status writes never wait behind
- * Events that share the budget. A qps of 0 means no limit.
+ * Events or proxy objects that share the budget. When the API server, not the bucket, is
+ * what limits (tokens to spare, high-priority work queued for a free connection instead),
+ * holdLowWhile() keeps the low-priority callers out of its way. A qps of 0 means no limit.
  */
 export class TokenBucket {
   readonly #qps: number;
@@ -17,6 +19,7 @@ export class TokenBucket {
   #tokens: number;
   #refilledAt: number;
   #timer: Timer | undefined;
+  #lowHeld: () => boolean = () => false;
 
   constructor(options: { qps: number; burst: number; clock?: Clock }) {
     if (!(options.qps >= 0) || !(options.burst >= 1)) throw new RangeError('a token bucket wants qps >= 0 and burst >= 1');
@@ -34,21 +37,33 @@ export class TokenBucket {
 
   /** Resolves when the caller may make one request. */
   take(priority: Priority = 'high'): Promise<void> {
-    if (this.#qps === 0) return Promise.resolve();
+    if (this.#qps === 0 && (priority === 'high' || !this.#lowHeld())) return Promise.resolve();
     return new Promise((resolve) => {
       this.#waiters[priority].push(resolve);
       this.#serve();
     });
   }
 
+  /**
+   * Low-priority callers get no token while `held()` says so (high-priority work is
+   * waiting elsewhere); whoever holds calls resume() once it no longer does.
+   */
+  holdLowWhile(held: () => boolean): void {
+    this.#lowHeld = held;
+  }
+
+  resume(): void {
+    this.#serve();
+  }
+
   #serve(): void {
     const now = this.#clock.now();
-    this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#qps);
+    this.#tokens = this.#qps === 0 ? this.#burst : Math.min(this.#burst, this.#tokens + ((now - this.#refilledAt) / 1000) * this.#qps);
     this.#refilledAt = now;
     while (this.#tokens >= 1) {
-      const next = this.#waiters.high.shift() ?? this.#waiters.low.shift();
+      const next = this.#waiters.high.shift() ?? (this.#waiters.low.length > 0 && !this.#lowHeld() ? this.#waiters.low.shift() : undefined);
       if (!next) return;
-      this.#tokens--;
+      if (this.#qps > 0) this.#tokens--;
       next();
     }
     if (this.waiting === 0 || this.#timer) return;

@@ -56,6 +56,38 @@ describe('TokenBucket', () => {
     assert.deepEqual(order, ['status-1', 'status-2', 'event-1', 'event-2']);
   });
 
+  test('held, low-priority callers get no token even with tokens to spare, until resume()', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ qps: 100, burst: 10, clock });
+    let statusWaiting = true;
+    bucket.holdLowWhile(() => statusWaiting);
+    const order: string[] = [];
+    void bucket.take('low').then(() => order.push('proxy object'));
+    void bucket.take('high').then(() => order.push('status'));
+    clock.advance(1000);
+    await settle();
+    assert.deepEqual(order, ['status'], 'the status write waits for a connection, not a token: the low caller still waits');
+    statusWaiting = false;
+    bucket.resume();
+    await settle();
+    assert.deepEqual(order, ['status', 'proxy object']);
+  });
+
+  test('qps 0 is no limit, and still holds low-priority callers when told', async () => {
+    const bucket = new TokenBucket({ qps: 0, burst: 1, clock: new ManualClock() });
+    let held = true;
+    bucket.holdLowWhile(() => held);
+    let low = 0;
+    void bucket.take('low').then(() => low++);
+    await Promise.all(Array.from({ length: 100 }, () => bucket.take()));
+    await settle();
+    assert.equal(low, 0);
+    held = false;
+    bucket.resume();
+    await settle();
+    assert.equal(low, 1);
+  });
+
   test('qps 0 is no limit', async () => {
     const bucket = new TokenBucket({ qps: 0, burst: 1, clock: new ManualClock() });
     await Promise.all(Array.from({ length: 1000 }, () => bucket.take()));
