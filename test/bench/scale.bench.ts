@@ -497,12 +497,13 @@ async function objectSizes(client: KubeClient, namespace: string): Promise<Recor
   return sizes;
 }
 
-/** A process's log lines at warn and above (and any that are not JSON), counted by message: what went wrong, if anything. */
+/** A process's log lines at warn and above, and the data plane's alerts and errors, counted by message: what went wrong, if anything. */
 function troubles(logs: string[]): Array<[string, number]> {
   const counted = new Map<string, number>();
   for (const line of logs) {
     const parsed = safeJson(line) as { level?: string; msg?: string; err?: { message?: string } } | undefined;
-    if (parsed === undefined ? !line.trim() : !['warn', 'error', 'fatal'].includes(parsed.level ?? '')) continue;
+    // Besides our own warnings, what HAProxy ([ALERT]) or nginx ([emerg], [alert], [crit], [error]) says is wrong; not their notices.
+    if (parsed === undefined ? !/\[(ALERT|emerg|alert|crit|error)\]/.test(line) : !['warn', 'error', 'fatal'].includes(parsed.level ?? '')) continue;
     const what = parsed ? `${parsed.msg ?? ''} ${parsed.err?.message ?? ''}`.trim().slice(0, 400) : line.slice(0, 400);
     counted.set(what, (counted.get(what) ?? 0) + 1);
   }
@@ -714,9 +715,11 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
         };
       }
     }
-    if (figures.error !== undefined && controller) {
-      for (const [what, n] of troubles(controller.logs)) log(`controller logged ${n}× ${what}`);
-      for (const [what, n] of troubles(agent?.logs ?? [])) log(`agent logged ${n}× ${what}`);
+    // What went wrong, said even when every wait was met: a write the API refused and
+    // retried (a ConfigMap over its limit, say) shows here and nowhere else.
+    for (const [what, n] of troubles(controller?.logs ?? [])) log(`controller logged ${n}× ${what}`);
+    for (const [what, n] of troubles(agent?.logs ?? [])) log(`agent logged ${n}× ${what}`);
+    if (figures.error !== undefined) {
       const reasons = new Map<string, number>();
       for (const reason of tracker?.notValidReason.values() ?? []) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
       if (reasons.size) log(`not CertificateValid, by reason: ${[...reasons].map(([r, n]) => `${r} ${n}`).join(', ')}`);
