@@ -677,7 +677,11 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     // At 10,000 bindings these writes may go on for minutes after the statuses: as long as the deadline allows.
     const settled = await settledWrites(controller, remainingMs, remainingMs()).catch(() => undefined);
     if (settled) figures.proxyObjects = { writes: total(settled.writes), settledS: settled.quiet ? seconds(settled.lastChangeAt - started) : null };
-    figures.objects = await objectSizes(kube.client, proxyNamespace);
+    // A failed listing (an apiserver still busy with 20,000 writes) is said, and the run goes on.
+    figures.objects = await objectSizes(kube.client, proxyNamespace).catch((err: unknown) => {
+      log(`could not size the objects in ${proxyNamespace}: ${(err as Error).message}`);
+      return {};
+    });
     for (const [kind, size] of Object.entries(figures.objects)) {
       if (size.largest && size.largest.bytes > (figures.largestObject?.bytes ?? -1)) figures.largestObject = { kind, ...size.largest };
     }
