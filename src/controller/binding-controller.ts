@@ -10,17 +10,18 @@ import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import { resolveCertificateInput } from '../model/certificate-input.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
-import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
+import type { PortRange } from '../model/listener-ports.ts';
 import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
 import { errorSummary, isTransient } from '../errors.ts';
 import { backoffDelay } from '../runner/backoff.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { defaultBackoff } from '../runner/queue.ts';
-import { Runner, type ReconcileResult } from '../runner/runner.ts';
+import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
 import { statusEqual } from '../status/evaluate.ts';
 import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
-import { allocatePorts, translateBinding, type DataPlaneView } from '../translate/translate.ts';
+import { PortAllocations } from '../translate/port-allocations.ts';
+import { translateBinding, type DataPlaneView } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
 import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
 import { StatusWriter, type StatusToWrite } from './status-writer.ts';
@@ -87,8 +88,7 @@ export class BindingController {
   readonly #hostWatch = new Map<string, { keys: Set<string>; timer: Timer | undefined }>();
   readonly #watchedHost = new Map<string, string>();
   readonly #metricLabels = new Map<string, { namespace: string; name: string; host: string }>();
-  #ports: { version: number; result: Map<string, PortOutcome> } | undefined;
-  #portsVersion = 0;
+  readonly #ports: PortAllocations;
 
   constructor(options: BindingControllerOptions) {
     this.#o = options;
@@ -118,6 +118,12 @@ export class BindingController {
     // Status first: while status writes wait, even for a free connection rather than a
     // token, the API server's time goes to them, not to Events or proxy objects.
     options.writeLimiter.holdLowWhile(() => this.#writer.waiting > 0);
+    this.#ports = new PortAllocations({
+      bindings: () => options.bindings.list(),
+      listenerPorts: options.listenerPorts,
+      // What we wrote holds the port even before the cache shows it.
+      previousStatus: (b) => this.#written.get(bindingKey(b))?.status ?? b.status,
+    });
     this.#wire();
   }
 
@@ -132,14 +138,12 @@ export class BindingController {
     bindings.addHandlers({
       onAdd: (b) => {
         secretIndex.set(bindingKey(b), b.metadata.namespace, b.spec);
-        this.#portsVersion++;
+        this.#ports.added();
         runner.add(bindingKey(b));
       },
       onUpdate: (b, old) => {
         secretIndex.set(bindingKey(b), b.metadata.namespace, b.spec);
-        // Our own status write of the port we allocated changes nothing about allocation;
-        // recomputing after each of a thousand cold-start writes would cost O(n² log n).
-        if (portInputs(b) !== portInputs(old) && !this.#confirmsAllocation(b, old)) this.#portsVersion++;
+        this.#ports.updated(b, old);
         const key = bindingKey(b);
         if (b.metadata.generation !== old.metadata.generation) return runner.add(key);
         if (statusEqual(b.status, old.status ?? {})) return;
@@ -151,7 +155,7 @@ export class BindingController {
       onDelete: (b) => {
         const key = bindingKey(b);
         secretIndex.delete(key);
-        this.#portsVersion++;
+        this.#ports.deleted();
         this.#written.delete(key);
         this.#writer.forget(key);
         this.#writeFailures.delete(key);
@@ -232,7 +236,7 @@ export class BindingController {
       hostProblem: (host) => hostProblems.get(host),
       programmed: (k, fingerprint) => programmedCheck(k, fingerprint, dataPlane.replicas(), dataPlane.served),
     };
-    const { status: evaluation, checks } = translateBinding(binding, (_, name) => secrets.get(name), this.#o.identities.peek, this.#portAllocation(), {
+    const { status: evaluation, checks } = translateBinding(binding, (_, name) => secrets.get(name), this.#o.identities.peek, this.#ports.get(), {
       now,
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
@@ -330,25 +334,6 @@ export class BindingController {
     return written && written.generation === binding.metadata.generation ? written.status : binding.status;
   }
 
-  #confirmsAllocation(b: ClientCertificateBinding, old: ClientCertificateBinding): boolean {
-    if (b.spec.listenerPort !== old.spec.listenerPort || b.metadata.creationTimestamp !== old.metadata.creationTimestamp) return false;
-    const allocated = this.#ports?.version === this.#portsVersion ? this.#ports.result.get(bindingKey(b)) : undefined;
-    return allocated?.ok === true && allocated.port === b.status?.listenerPort;
-  }
-
-  /** Ports over every binding, recomputed only when a binding's port inputs changed. */
-  #portAllocation(): Map<string, PortOutcome> {
-    if (this.#ports?.version !== this.#portsVersion) {
-      const result = allocatePorts(this.#o.bindings.list(), {
-        listenerPorts: this.#o.listenerPorts,
-        // What we wrote holds the port even before the cache shows it.
-        previousStatus: (b) => this.#written.get(bindingKey(b))?.status ?? b.status,
-      });
-      this.#ports = { version: this.#portsVersion, result };
-    }
-    return this.#ports.result;
-  }
-
   async #writeStatus(binding: ClientCertificateBinding, status: ClientCertificateBindingStatus): Promise<void> {
     const { namespace, name } = binding.metadata;
     // JSON merge patch: absent fields must be sent as null to be removed.
@@ -367,14 +352,4 @@ export class BindingController {
     if (notAfter) this.#o.metrics.certificateNotAfter.set(labels, Math.floor(notAfter.getTime() / 1000));
     else this.#o.metrics.certificateNotAfter.remove(labels);
   }
-}
-
-/** What port allocation reads of a binding; a change re-runs the allocation. */
-function portInputs(b: ClientCertificateBinding): string {
-  return `${b.spec.listenerPort ?? ''}|${b.status?.listenerPort ?? ''}|${b.metadata.creationTimestamp ?? ''}`;
-}
-
-function earliest(...delays: Array<number | undefined>): number | undefined {
-  const defined = delays.filter((d): d is number => d !== undefined);
-  return defined.length === 0 ? undefined : Math.min(...defined);
 }

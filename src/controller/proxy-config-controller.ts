@@ -24,7 +24,7 @@ import {
 } from '../proxy/proxy-objects.ts';
 import type { RenderedFile } from '../render/files.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
-import { Runner, type ReconcileResult } from '../runner/runner.ts';
+import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
@@ -429,9 +429,4 @@ function fingerprints(entries: ReadonlyMap<string, Entry>): Record<string, { fin
   const result: Record<string, { fingerprintSha256: string }> = {};
   for (const [key, entry] of entries) result[key] = entry;
   return result;
-}
-
-function earliest(...delays: Array<number | undefined>): number | undefined {
-  const defined = delays.filter((d): d is number => d !== undefined);
-  return defined.length === 0 ? undefined : Math.min(...defined);
 }

@@ -117,3 +117,9 @@ export class Runner {
     }
   }
 }
+
+/** The soonest of several "look again after" delays, for a reconcile with more than one reason to. */
+export function earliest(...delays: Array<number | undefined>): number | undefined {
+  const defined = delays.filter((d): d is number => d !== undefined);
+  return defined.length === 0 ? undefined : Math.min(...defined);
+}

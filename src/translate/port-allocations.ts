@@ -13,7 +13,7 @@ export class PortAllocations {
   readonly #bindings: () => readonly ClientCertificateBinding[];
   readonly #listenerPorts: PortRange;
   readonly #previousStatus: ((b: ClientCertificateBinding) => ClientCertificateBindingStatus | undefined) | undefined;
-  readonly #onMoved: (keys: string[]) => void;
+  readonly #onMoved: ((keys: string[]) => void) | undefined;
   #version = 0;
   #computed: { version: number; result: Map<string, PortOutcome> } | undefined;
 
@@ -28,7 +28,7 @@ export class PortAllocations {
     this.#bindings = options.bindings;
     this.#listenerPorts = options.listenerPorts;
     this.#previousStatus = options.previousStatus;
-    this.#onMoved = options.onMoved ?? (() => undefined);
+    this.#onMoved = options.onMoved;
   }
 
   added(): void {
@@ -52,7 +52,7 @@ export class PortAllocations {
         ...(this.#previousStatus ? { previousStatus: this.#previousStatus } : {}),
       });
       this.#computed = { version: this.#version, result };
-      if (previous) {
+      if (previous && this.#onMoved) {
         const moved = [...result].filter(([key, outcome]) => {
           const before = previous.get(key);
           return before !== undefined && !samePort(before, outcome);
