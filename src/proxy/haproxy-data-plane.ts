@@ -2,6 +2,8 @@ import { X509Certificate } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.ts';
 import { hostForUrl } from '../render/files.ts';
 import type { HaproxyServer } from '../render/haproxy.ts';
@@ -9,7 +11,7 @@ import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from './data-pl
 import { convergenceProblems, planHaproxy, type DesiredHaproxy, type LiveHaproxy, type Step } from './haproxy-plan.ts';
 import type { ManagedHaproxy } from './haproxy-process.ts';
 import { HaproxyError, type HaproxyRuntime } from './haproxy-runtime.ts';
-import { parseCertificateDetail, parseMapEntries, parseMapFile, parseServersConn, parseServersState, parseStoreList } from './haproxy-state.ts';
+import { parseCertificateDetail, parseMapEntries, parseMapFile, parseServersConn, parseServersState, parseStoreList, type StoreList } from './haproxy-state.ts';
 import { currentLink } from './generations.ts';
 import type { AssembledConfig } from './assemble.ts';
 
@@ -23,6 +25,9 @@ import type { AssembledConfig } from './assemble.ts';
 const defaultRecheckMs = 30_000;
 /** How soon to look again at servers draining their last requests. */
 const drainRecheckMs = 1_000;
+/** A listing refused while HAProxy's certificate lock is held (a commit from another session): asked again this often. */
+const lockedAttempts = 20;
+const lockedRetryMs = 25;
 
 export interface HaproxyDataPlaneOptions {
   haproxy: ManagedHaproxy;
@@ -158,12 +163,18 @@ export class HaproxyDataPlane implements DataPlane {
 
   /** read → plan → act → read back. Throws when HAProxy does not serve the manifest afterwards. */
   async #converge(applied: Applied): Promise<ApplyResult> {
+    const t0 = performance.now();
     let live = await this.#readLive(applied.desired);
     const plan = planHaproxy(applied.desired, live);
+    const t1 = performance.now();
     if (plan.steps.length > 0) {
       const done = await this.#execute(plan.steps, applied);
+      const t2 = performance.now();
       live = await this.#readLive(applied.desired);
-      this.#log.debug({ steps: plan.steps.length, done, draining: plan.draining.length }, 'runtime changes applied');
+      const ops: Record<string, number> = {};
+      for (const step of plan.steps) ops[step.op] = (ops[step.op] ?? 0) + 1;
+      const ms = { readAndPlan: round(t1 - t0), execute: round(t2 - t1), readBack: round(performance.now() - t2) };
+      this.#log.debug({ steps: plan.steps.length, ops, done, draining: plan.draining.length, ms }, 'runtime changes applied');
     }
     const loaded = await this.#checkCertificates(applied);
     const problems = convergenceProblems(applied.desired, live, loaded);
@@ -178,18 +189,28 @@ export class HaproxyDataPlane implements DataPlane {
 
   async #readLive(desired: DesiredHaproxy): Promise<LiveHaproxy> {
     const r = this.#runtime;
-    const [servers, connections, certificates, caFiles] = await Promise.all([
-      r.run('show servers state').then(parseServersState),
-      r.run('show servers conn').then(parseServersConn),
-      r.run('show ssl cert').then(parseStoreList),
-      r.run('show ssl ca-file').then(parseStoreList),
-    ]);
+    const [servers, connections] = await Promise.all([r.run('show servers state').then(parseServersState), r.run('show servers conn').then(parseServersConn)]);
+    // One after the other: each takes HAProxy's certificate lock, and a listing that finds
+    // it held is refused, not waited for.
+    const certificates = await this.#storeList('show ssl cert');
+    const caFiles = await this.#storeList('show ssl ca-file');
     const maps = new Map<string, Map<string, string>>();
     for (const file of desired.maps.keys()) {
       const name = `${desired.storeDir}/${file}`;
       maps.set(name, parseMapEntries(await r.run(`show map ${name}`)));
     }
     return { servers, connections, certificates, caFiles, maps };
+  }
+
+  async #storeList(command: string): Promise<StoreList> {
+    for (let attempt = 1; ; attempt++) {
+      const list = parseStoreList(await this.#runtime.run(command));
+      if (list) return list;
+      if (attempt === lockedAttempts) {
+        throw new HaproxyError('ERR_HAPROXY_COMMAND_FAILED', `HAProxy refused "${command}" ${lockedAttempts} times: its certificates are locked by another session`);
+      }
+      await sleep(lockedRetryMs);
+    }
   }
 
   /** Reads back each certificate not yet seen as rendered: the proof that a binding's identity is what HAProxy presents. */
@@ -342,4 +363,8 @@ function leafSha1(pem: string): string {
     // Never equal to what HAProxy prints: the binding is reported as not served.
     return '';
   }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }

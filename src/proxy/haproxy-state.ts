@@ -83,7 +83,14 @@ export interface StoreList {
   transactions: string[];
 }
 
-export function parseStoreList(text: string): StoreList {
+/**
+ * HAProxy answers a listing with a refusal while another session holds its certificate
+ * lock ("Can't display the CA file entries: Operations on certificates are currently
+ * locked!"): undefined then, never an empty store, which would have every file loaded
+ * again.
+ */
+export function parseStoreList(text: string): StoreList | undefined {
+  if (/^Can't |currently locked/m.test(text)) return undefined;
   const loaded = new Set<string>();
   const transactions: string[] = [];
   for (const raw of text.split('\n')) {

@@ -368,3 +368,34 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     await pollUntil(() => (processGroupEmpty(master) ? true : undefined), { what: 'HAProxy to exit', timeoutMs: 10_000 });
   });
 });
+
+describe('HAProxy data plane at a few hundred bindings', () => {
+  // Below this, `show ssl cert` answers before `show ssl ca-file` asks for HAProxy's
+  // certificate lock; at 300 the two overlapped and HAProxy refused the second listing.
+  const count = 400;
+  const wide: PortRange = { first: 12000 + Math.floor(Math.random() * 6) * 500, last: 0 };
+  wide.last = wide.first + count - 1;
+  let many: Rig;
+
+  before(() => {
+    many = new Rig();
+  });
+
+  after(async () => {
+    await many?.plane.stop();
+  });
+
+  test('a pass over a converged HAProxy changes nothing: no certificate or CA file is loaded again', async () => {
+    const client = pki.issueClient({ cn: 'many.client' });
+    const routes = Array.from({ length: count }, (_, i) =>
+      partnerRoute({ namespace: 'team-m', name: `m${i}`, listenerPort: wide.first + i, partnerPort: partner.port, client, partnerCA: pki.ca.certPem }),
+    );
+    await many.apply(routes, wide);
+    assert.deepEqual(many.changes, [], 'HAProxy read every binding from disk');
+    for (let pass = 1; pass <= 5; pass++) {
+      await many.plane.recheck();
+      assert.deepEqual(many.changes, [], `pass ${pass} changed what HAProxy already served`);
+    }
+    assert.equal((await seen(wide.last)).cn, 'many.client');
+  });
+});

@@ -71,7 +71,14 @@ describe('HAProxy runtime API answers', () => {
       transactions: ['/etc/m/current/certs/b.pem'],
     });
     const cas = parseStoreList('# filename\n/etc/m/current/ca/a.pem - 1 certificate(s)\n@system-ca - 145 certificate(s)\n');
-    assert.deepEqual([...cas.loaded], ['/etc/m/current/ca/a.pem', '@system-ca']);
+    assert.deepEqual([...cas!.loaded], ['/etc/m/current/ca/a.pem', '@system-ca']);
+  });
+
+  test('a listing refused while another session holds the certificate lock is no listing, not an empty store', () => {
+    // HAProxy 2.6.12's words when `show ssl ca-file` runs beside a `show ssl cert` of a few hundred names.
+    assert.equal(parseStoreList("Can't display the CA file entries: Operations on certificates are currently locked!\n"), undefined);
+    assert.equal(parseStoreList("Can't show!\nOperations on certificates are currently locked!\n"), undefined);
+    assert.deepEqual(parseStoreList('# filename\n'), { loaded: new Set(), transactions: [] });
   });
 
   test('show ssl cert NAME: serial and SHA-1', () => {
