@@ -38,13 +38,14 @@
 // how long each data plane's run may take, setup included: one that runs out says how far
 // it got); BENCH_CONCURRENCY (12 API writes in flight during setup); BENCH_NODE_OPTIONS (the
 // controller's: deploy/'s by default, none for the external shape); BENCH_CLI=src (run
-// src/cli.ts rather than the built dist/cli.js).
+// src/cli.ts rather than the built dist/cli.js); BENCH_LOG_DIR (write the controller's and
+// the agent's logs there, PLANE-controller.log and PLANE-agent.log).
 //
 // Prints a table per data plane, then one JSON line:
 //   {"bench":"scale","bindings":N,"secrets":N,"namespaces":N,...,"dataPlanes":{"haproxy":{...},"nginx":{...}}}
 
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -74,6 +75,7 @@ const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Plane
 const rotations = Number(process.env.BENCH_ROTATIONS ?? 20);
 const timeoutS = Number(process.env.BENCH_TIMEOUT_S ?? 600);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 12);
+const logDir = process.env.BENCH_LOG_DIR;
 const password = 'scale-bench-password';
 /** The external check's listener range; the data planes get one just wide enough (HAProxy binds all of it). */
 const externalListenerPorts = '10000-29999';
@@ -723,6 +725,11 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     // retried (a ConfigMap over its limit, say) shows here and nowhere else.
     for (const [what, n] of troubles(controller?.logs ?? [])) log(`controller logged ${n}× ${what}`);
     for (const [what, n] of troubles(agent?.logs ?? [])) log(`agent logged ${n}× ${what}`);
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true });
+      if (controller) writeFileSync(join(logDir, `${plane}-controller.log`), `${controller.logs.join('\n')}\n`);
+      if (agent) writeFileSync(join(logDir, `${plane}-agent.log`), `${agent.logs.join('\n')}\n`);
+    }
     if (figures.error !== undefined) {
       const reasons = new Map<string, number>();
       for (const reason of tracker?.notValidReason.values() ?? []) reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
