@@ -64,12 +64,14 @@ export class HostResolver {
   }
 
   /**
-   * problems() without waiting on DNS, for a reconcile that must not stall on a slow or
-   * failing resolver: hosts answered before are judged by that answer, even past its
-   * time (a new lookup starts, and `wake` is called if it answers otherwise); a host never
-   * answered is left out of the verdict (not a problem yet), its lookup starts, and
-   * `wake` is called when it answers. `unansweredForMs`: how long the youngest lookup of
-   * a never-answered host has run, so a caller may wait a little for the usual quick answer.
+   * The hosts among these the proxy may not be given, each with its problem (it does not
+   * resolve, or the policy refuses where it leads), never waiting on DNS, so that a slow
+   * or failing resolver stalls no reconcile. A host answered before is judged by that
+   * answer, even past its time (a new lookup starts, and `wake` is called if it answers
+   * otherwise); a host never answered is left out of the verdict (not a problem yet), its
+   * lookup starts, and `wake` is called when it answers. `unansweredForMs`: how long the
+   * youngest lookup of a never-answered host has run, so a caller may wait a little for
+   * the usual quick answer; undefined when every host has been answered.
    */
   problemsNow(
     hosts: Iterable<string>,
@@ -97,16 +99,6 @@ export class HostResolver {
       if (!cached) unansweredForMs = Math.min(unansweredForMs ?? Infinity, now - (this.#looking.get(host)?.since ?? now));
     }
     return { problems: this.#judge(answered, policy), unansweredForMs };
-  }
-
-  /** The hosts among these the proxy may not be given, each with its problem: it does not resolve, or the policy refuses where it leads. */
-  async problems(hosts: Iterable<string>, policy?: DestinationPolicy): Promise<Map<string, Problem>> {
-    const unique = [...new Set(hosts)];
-    const answers = await Promise.all(unique.map((host) => this.addresses(host)));
-    return this.#judge(
-      unique.map((host, i) => [host, answers[i]!]),
-      policy,
-    );
   }
 
   #judge(answered: ReadonlyArray<readonly [string, string[]]>, policy: DestinationPolicy | undefined): Map<string, Problem> {

@@ -299,7 +299,13 @@ export class ProxyConfigController {
     const identityOf = (_input: CertificateInput): IdentityOutcome | undefined =>
       outcome && !isTransientOutcome(outcome) ? outcome : (this.#served.get(key) ?? outcome);
     const destinations = this.#o.destinations();
-    const hostProblems = await this.#o.hosts.problems([binding.spec.host], destinations);
+    // Never wait on DNS: a resolver that drops queries would hold this worker for its
+    // timeout, and every binding queued behind it. A host answered before is judged by
+    // that answer while it is looked up again; one never answered is not served yet (the
+    // destination policy judges where it leads), and its answer wakes this key.
+    const hosts = this.#o.hosts.problemsNow([binding.spec.host], destinations, () => this.#runner.add(key));
+    if (hosts.unansweredForMs !== undefined) return {};
+    const hostProblems = hosts.problems;
     const translated = translateBinding(binding, (_ns, name) => found.get(name), identityOf, this.#ports.get(), {
       now: new Date(this.#clock.now()),
       listenerPorts: this.#o.listenerPorts,

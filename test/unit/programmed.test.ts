@@ -107,7 +107,12 @@ describe('HostResolver', () => {
   test('an unresolvable host gets its own reason; IPs are not looked up, and each host is asked once', async () => {
     const asked: string[] = [];
     const resolver = new HostResolver({ resolve: async (h) => (asked.push(h), h === 'typo.example' ? [] : ['203.0.113.7']) });
-    const problems = await resolver.problems(['api.example', 'typo.example', '10.0.0.1', 'typo.example']);
+    const hosts = ['api.example', 'typo.example', '10.0.0.1', 'typo.example'];
+    assert.equal(resolver.problemsNow(hosts, undefined, () => {}, 0).problems.size, 0, 'nothing answered yet');
+    // Joins the lookups problemsNow started.
+    await Promise.all(['api.example', 'typo.example'].map((host) => resolver.addresses(host, 0)));
+    const { problems, unansweredForMs } = resolver.problemsNow(hosts, undefined, () => assert.fail('answered: nothing to wait for'), 1);
+    assert.equal(unansweredForMs, undefined);
     assert.deepEqual([...problems.keys()], ['typo.example']);
     assert.equal(problems.get('typo.example')?.reason, reasons.HostUnresolvable);
     assert.deepEqual(asked.sort(), ['api.example', 'typo.example']);
