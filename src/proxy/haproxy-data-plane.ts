@@ -8,10 +8,29 @@ import type { Logger } from '../log.ts';
 import { hostForUrl } from '../render/files.ts';
 import type { HaproxyServer } from '../render/haproxy.ts';
 import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from './data-plane.ts';
-import { convergenceProblems, planHaproxy, type DesiredHaproxy, type LiveHaproxy, type Step } from './haproxy-plan.ts';
+import {
+  afterSteps,
+  convergenceProblems,
+  planHaproxy,
+  replaceBackends,
+  touchedBackends,
+  type DesiredHaproxy,
+  type LiveHaproxy,
+  type Step,
+} from './haproxy-plan.ts';
 import type { ManagedHaproxy } from './haproxy-process.ts';
 import { HaproxyError, type HaproxyRuntime } from './haproxy-runtime.ts';
-import { parseCertificateDetail, parseMapEntries, parseMapFile, parseServersConn, parseServersState, parseStoreList, type StoreList } from './haproxy-state.ts';
+import {
+  parseCertificateDetail,
+  parseMapEntries,
+  parseMapFile,
+  parseServersConn,
+  parseServersState,
+  parseStoreList,
+  type LiveServer,
+  type ServerConnections,
+  type StoreList,
+} from './haproxy-state.ts';
 import { currentLink } from './generations.ts';
 import type { AssembledConfig } from './assemble.ts';
 
@@ -20,11 +39,18 @@ import type { AssembledConfig } from './assemble.ts';
 // manifest (haproxy-plan.ts, pure), applies it, and reads it back: only what HAProxy
 // says it serves counts as applied. A reload happens only when the part of the config
 // that no runtime command reaches (the skeleton: listener range, addresses) changes.
+//
+// At ten thousand bindings a full read-back is a few megabytes of listings and most of
+// a second, so a change reads back only the backends it touches, planned against the
+// picture the last pass left; the full read-back runs on the periodic recheck, and after
+// anything that may have changed HAProxy behind the agent's back.
 
 /** How often an applied config is compared with what HAProxy serves, and names resolved again. */
 const defaultRecheckMs = 30_000;
 /** How soon to look again at servers draining their last requests. */
 const drainRecheckMs = 1_000;
+/** A change that touches more backends than this reads HAProxy back whole: fewer commands than one pair per backend. */
+const maxDeltaBackends = 64;
 /** A listing refused while HAProxy's certificate lock is held (a commit from another session): asked again this often. */
 const lockedAttempts = 20;
 const lockedRetryMs = 25;
@@ -66,6 +92,17 @@ export class HaproxyDataPlane implements DataPlane {
   #leafSha1 = new Map<string, string>();
   /** Certificates read back and found as rendered, by name → SHA-1; forgotten when HAProxy restarts. */
   readonly #verified = new Map<string, string>();
+  /**
+   * What HAProxy held when the last pass converged: read back whole by a full pass, then
+   * kept up to date by each delta pass (what it did, and the backends it touched read
+   * back). Forgotten whenever HAProxy may hold something else: a start, a reload, a
+   * restart, a pass that failed.
+   */
+  #known: LiveHaproxy | undefined;
+  /** When the next full read-back is due. */
+  #fullDueAt = 0;
+  /** The last pass left servers draining: the next recheck is about them. */
+  #draining = false;
 
   constructor(options: HaproxyDataPlaneOptions) {
     this.#o = options;
@@ -74,7 +111,10 @@ export class HaproxyDataPlane implements DataPlane {
     this.#storeDir = join(options.configRoot, currentLink);
     this.#resolveAll = options.resolve ?? resolveAll;
     // A restarted HAProxy read the config on disk: what it holds must be read back.
-    options.haproxy.onRestarted(() => this.#verified.clear());
+    options.haproxy.onRestarted(() => {
+      this.#verified.clear();
+      this.#known = undefined;
+    });
   }
 
   /**
@@ -117,22 +157,30 @@ export class HaproxyDataPlane implements DataPlane {
       await haproxy.start();
       this.#skeleton = skeleton;
       this.#verified.clear();
+      this.#known = undefined;
     } else if (skeleton === undefined || skeleton !== this.#skeleton) {
       this.#log.info({ from: this.#skeleton?.slice(0, 12), to: skeleton?.slice(0, 12) }, 'the listener configuration changed: reloading HAProxy');
       await haproxy.reload();
       this.#o.onReload?.();
       this.#skeleton = skeleton;
       this.#verified.clear();
+      this.#known = undefined;
     }
     this.#applied = applied;
-    return this.#converge(applied);
+    return this.#converge(applied, this.#known);
   }
 
+  /**
+   * A full read-back and correction of whatever drifted, and partner names resolved
+   * again; only a look at the servers still draining when that is all the last pass
+   * asked for and the full one is not due yet.
+   */
   async recheck(): Promise<ApplyResult> {
     const applied = this.#applied;
     if (!applied || !this.#o.haproxy.running()) return {};
+    if (this.#draining && this.#known && Date.now() < this.#fullDueAt) return this.#converge(applied, this.#known);
     await this.#readdress(applied.desired);
-    return this.#converge(applied);
+    return this.#converge(applied, undefined);
   }
 
   #desired({ config, files }: ApplyRequest): Applied {
@@ -161,30 +209,58 @@ export class HaproxyDataPlane implements DataPlane {
     return { desired: { storeDir: this.#storeDir, servers, maps }, contents, sha1 };
   }
 
-  /** read → plan → act → read back. Throws when HAProxy does not serve the manifest afterwards. */
-  async #converge(applied: Applied): Promise<ApplyResult> {
+  /**
+   * read → plan → act → read back. Throws when HAProxy does not serve the manifest
+   * afterwards. With a picture of HAProxy from the last pass (`known`), only the servers
+   * of the backends the change touches are read before and after; without one, all of it.
+   */
+  async #converge(applied: Applied, known: LiveHaproxy | undefined): Promise<ApplyResult> {
+    // Unknown until this pass converges: a pass that fails part-way leaves HAProxy in a
+    // state only a full read-back knows.
+    this.#known = undefined;
     const t0 = performance.now();
-    let live = await this.#readLive(applied.desired);
-    const plan = planHaproxy(applied.desired, live);
+    const { desired } = applied;
+    let touched = known ? touchedBackends(planHaproxy(desired, known)) : new Set<string>();
+    const full = !known || touched.size > maxDeltaBackends;
+    // A server the change takes out may still hold a request: its backend is read fresh.
+    let live = full ? await this.#readLive(desired) : await this.#withBackends(known!, touched);
+    const plan = planHaproxy(desired, live);
     const t1 = performance.now();
     if (plan.steps.length > 0) {
       const done = await this.#execute(plan.steps, applied);
       const t2 = performance.now();
-      live = await this.#readLive(applied.desired);
+      touched = touchedBackends(plan);
+      live = full ? await this.#readLive(desired) : await this.#withBackends(afterSteps(live, done), touched);
       const ops: Record<string, number> = {};
       for (const step of plan.steps) ops[step.op] = (ops[step.op] ?? 0) + 1;
       const ms = { readAndPlan: round(t1 - t0), execute: round(t2 - t1), readBack: round(performance.now() - t2) };
-      this.#log.debug({ steps: plan.steps.length, ops, done, draining: plan.draining.length, ms }, 'runtime changes applied');
+      this.#log.debug({ full, steps: plan.steps.length, ops, done: done.length, draining: plan.draining.length, ms }, 'runtime changes applied');
     }
     const loaded = await this.#checkCertificates(applied);
-    const problems = convergenceProblems(applied.desired, live, loaded);
+    const problems = convergenceProblems(desired, live, loaded);
     if (problems.length > 0) {
       throw new HaproxyError(
         'ERR_HAPROXY_NOT_CONVERGED',
         `HAProxy does not serve the manifest: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
       );
     }
-    return { recheckAfterMs: plan.draining.length > 0 ? drainRecheckMs : (this.#o.recheckMs ?? defaultRecheckMs) };
+    this.#known = live;
+    const now = Date.now();
+    if (full) this.#fullDueAt = now + (this.#o.recheckMs ?? defaultRecheckMs);
+    this.#draining = plan.draining.length > 0;
+    return { recheckAfterMs: this.#draining ? drainRecheckMs : Math.max(0, this.#fullDueAt - now) };
+  }
+
+  /** `live` with the servers of these backends as HAProxy prints them now. */
+  async #withBackends(live: LiveHaproxy, backends: ReadonlySet<string>): Promise<LiveHaproxy> {
+    const servers: LiveServer[] = [];
+    const connections = new Map<string, ServerConnections>();
+    for (const backend of backends) {
+      const [state, conns] = await Promise.all([this.#runtime.run(`show servers state ${backend}`), this.#runtime.run(`show servers conn ${backend}`)]);
+      servers.push(...parseServersState(state));
+      for (const [key, value] of parseServersConn(conns)) connections.set(key, value);
+    }
+    return replaceBackends(live, backends, { servers, connections });
   }
 
   async #readLive(desired: DesiredHaproxy): Promise<LiveHaproxy> {
@@ -207,7 +283,10 @@ export class HaproxyDataPlane implements DataPlane {
       const list = parseStoreList(await this.#runtime.run(command));
       if (list) return list;
       if (attempt === lockedAttempts) {
-        throw new HaproxyError('ERR_HAPROXY_COMMAND_FAILED', `HAProxy refused "${command}" ${lockedAttempts} times: its certificates are locked by another session`);
+        throw new HaproxyError(
+          'ERR_HAPROXY_COMMAND_FAILED',
+          `HAProxy refused "${command}" ${lockedAttempts} times: its certificates are locked by another session`,
+        );
       }
       await sleep(lockedRetryMs);
     }
@@ -229,10 +308,13 @@ export class HaproxyDataPlane implements DataPlane {
     return result;
   }
 
-  /** Returns how many steps took effect; a step HAProxy refuses for now (a server still busy) waits for the next pass. */
-  async #execute(steps: readonly Step[], applied: Applied): Promise<number> {
+  /** Returns the steps that took effect; a step HAProxy refuses for now (a server still busy) waits for the next pass. */
+  async #execute(steps: readonly Step[], applied: Applied): Promise<Step[]> {
     const r = this.#runtime;
-    let done = 0;
+    const done: Step[] = [];
+    // A server that took a request since the plan is not deleted, and may use the
+    // certificate and CA file the plan deletes after it (see planHaproxy).
+    let serverKept = false;
     for (const step of steps) {
       switch (step.op) {
         case 'abort-cert':
@@ -263,7 +345,10 @@ export class HaproxyDataPlane implements DataPlane {
           break;
         case 'del-server':
           // Refused while a request still runs on it: deleted on a later pass.
-          if (!/Server deleted/.test(await r.run(`del server ${step.backend}/${step.server}`))) continue;
+          if (!/Server deleted/.test(await r.run(`del server ${step.backend}/${step.server}`))) {
+            serverKept = true;
+            continue;
+          }
           break;
         case 'map-add':
         case 'map-set':
@@ -276,10 +361,11 @@ export class HaproxyDataPlane implements DataPlane {
         case 'del-ca':
           // HAProxy 2.6 keeps a certificate that a server from the config file used
           // referenced after that server is deleted; it goes with the next reload.
-          if (!/deleted/i.test(await r.run(`del ssl ${step.op === 'del-cert' ? 'cert' : 'ca-file'} ${step.name}`))) continue;
+          // "Certificate 'x' deleted!"; a refusal says "in use, can't be deleted!".
+          if (serverKept || !/' deleted!/.test(await r.run(`del ssl ${step.op === 'del-cert' ? 'cert' : 'ca-file'} ${step.name}`))) continue;
           break;
       }
-      done++;
+      done.push(step);
       this.#o.onChange?.(step.op);
     }
     return done;

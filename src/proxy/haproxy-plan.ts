@@ -114,10 +114,15 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
     else steps.push({ op: 'del-server', backend: server.backend, server: server.name });
   }
 
-  // Certificates and CA files no binding wants: HAProxy refuses to delete one a server
-  // still uses, and the next pass tries again.
-  for (const name of live.certificates.loaded) if (ours(name, 'certs') && !wantedCerts.has(name)) steps.push({ op: 'del-cert', name });
-  for (const name of live.caFiles.loaded) if (ours(name, 'ca') && !wantedCas.has(name)) steps.push({ op: 'del-ca', name });
+  // Certificates and CA files no binding wants, once no server that may use them is left:
+  // HAProxy 2.6 refuses to delete a certificate a server uses, but deletes a CA file a
+  // server still uses, and that server's next handshake or the next commit of that name
+  // crashes the worker. So nothing is deleted while a server drains; the pass that
+  // deletes the last one deletes them after it.
+  if (draining.length === 0) {
+    for (const name of live.certificates.loaded) if (ours(name, 'certs') && !wantedCerts.has(name)) steps.push({ op: 'del-cert', name });
+    for (const name of live.caFiles.loaded) if (ours(name, 'ca') && !wantedCas.has(name)) steps.push({ op: 'del-ca', name });
+  }
   return { steps, draining };
 }
 
@@ -146,4 +151,85 @@ export function convergenceProblems(desired: DesiredHaproxy, live: LiveHaproxy, 
     if (have.size !== want.size || [...want].some(([k, v]) => have.get(k) !== v)) problems.push(`map ${file} differs from the manifest`);
   }
   return problems;
+}
+
+/** The backends whose servers a plan changes, or waits on (draining). */
+export function touchedBackends(plan: Plan): Set<string> {
+  const backends = new Set<string>();
+  for (const step of plan.steps) if ('backend' in step) backends.add(step.backend);
+  for (const key of plan.draining) backends.add(key.slice(0, key.indexOf('/')));
+  return backends;
+}
+
+/**
+ * What HAProxy holds after it accepted these steps, from what it held before: the agent's
+ * picture of HAProxy between two full read-backs, so that a change to one binding at ten
+ * thousand reads back only what it touched. A server's own line is read back from
+ * HAProxy for its backend (replaceBackends) rather than trusted from here.
+ */
+export function afterSteps(live: LiveHaproxy, done: readonly Step[]): LiveHaproxy {
+  const servers = new Map(live.servers.map((s) => [`${s.backend}/${s.name}`, s]));
+  const certificates = { loaded: new Set(live.certificates.loaded), transactions: [...live.certificates.transactions] };
+  const caFiles = { loaded: new Set(live.caFiles.loaded), transactions: [...live.caFiles.transactions] };
+  const maps = new Map(live.maps);
+  const map = (name: string): Map<string, string> => {
+    const copy = new Map(maps.get(name));
+    maps.set(name, copy);
+    return copy;
+  };
+  for (const step of done) {
+    switch (step.op) {
+      case 'abort-cert':
+        certificates.transactions = certificates.transactions.filter((n) => n !== step.name);
+        break;
+      case 'abort-ca':
+        caFiles.transactions = caFiles.transactions.filter((n) => n !== step.name);
+        break;
+      case 'load-cert':
+        certificates.loaded.add(step.name);
+        break;
+      case 'load-ca':
+        caFiles.loaded.add(step.name);
+        break;
+      case 'del-cert':
+        certificates.loaded.delete(step.name);
+        break;
+      case 'del-ca':
+        caFiles.loaded.delete(step.name);
+        break;
+      case 'add-server':
+        // HAProxy adds a server in maintenance; `enable server` follows.
+        servers.set(`${step.backend}/${step.server}`, { backend: step.backend, name: step.server, address: '-', port: step.port, adminState: 0x01, fqdn: '-' });
+        break;
+      case 'enable-server':
+      case 'disable-server': {
+        const key = `${step.backend}/${step.server}`;
+        const server = servers.get(key);
+        if (server) servers.set(key, { ...server, adminState: step.op === 'enable-server' ? server.adminState & ~0x01 : server.adminState | 0x01 });
+        break;
+      }
+      case 'del-server':
+        servers.delete(`${step.backend}/${step.server}`);
+        break;
+      case 'map-add':
+      case 'map-set':
+        map(step.map).set(step.key, step.value);
+        break;
+      case 'map-del':
+        map(step.map).delete(step.key);
+        break;
+    }
+  }
+  return { ...live, servers: [...servers.values()], certificates, caFiles, maps };
+}
+
+/** `live` with the servers and connections of these backends as HAProxy printed them for each. */
+export function replaceBackends(
+  live: LiveHaproxy,
+  backends: ReadonlySet<string>,
+  read: { servers: readonly LiveServer[]; connections: ReadonlyMap<string, ServerConnections> },
+): LiveHaproxy {
+  const connections = new Map([...live.connections].filter(([key]) => !backends.has(key.slice(0, key.indexOf('/')))));
+  for (const [key, conns] of read.connections) connections.set(key, conns);
+  return { ...live, servers: [...live.servers.filter((s) => !backends.has(s.backend)), ...read.servers], connections };
 }

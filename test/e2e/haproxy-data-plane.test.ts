@@ -376,6 +376,18 @@ describe('HAProxy data plane at a few hundred bindings', () => {
   const wide: PortRange = { first: 12000 + Math.floor(Math.random() * 6) * 500, last: 0 };
   wide.last = wide.first + count - 1;
   let many: Rig;
+  const client = pki.issueClient({ cn: 'many.client' });
+  const manyRoutes = (rotated?: { index: number; client: Issued }): EgressRoute[] =>
+    Array.from({ length: count }, (_, i) =>
+      partnerRoute({
+        namespace: 'team-m',
+        name: `m${i}`,
+        listenerPort: wide.first + i,
+        partnerPort: partner.port,
+        client: i === rotated?.index ? rotated.client : client,
+        partnerCA: pki.ca.certPem,
+      }),
+    );
 
   before(() => {
     many = new Rig();
@@ -386,16 +398,36 @@ describe('HAProxy data plane at a few hundred bindings', () => {
   });
 
   test('a pass over a converged HAProxy changes nothing: no certificate or CA file is loaded again', async () => {
-    const client = pki.issueClient({ cn: 'many.client' });
-    const routes = Array.from({ length: count }, (_, i) =>
-      partnerRoute({ namespace: 'team-m', name: `m${i}`, listenerPort: wide.first + i, partnerPort: partner.port, client, partnerCA: pki.ca.certPem }),
-    );
-    await many.apply(routes, wide);
+    await many.apply(manyRoutes(), wide);
     assert.deepEqual(many.changes, [], 'HAProxy read every binding from disk');
     for (let pass = 1; pass <= 5; pass++) {
       await many.plane.recheck();
       assert.deepEqual(many.changes, [], `pass ${pass} changed what HAProxy already served`);
     }
     assert.equal((await seen(wide.last)).cn, 'many.client');
+  });
+
+  test('a rotation reads back only the backend it touches; the full read-back that follows finds nothing to change', async () => {
+    const rotated = pki.issueClient({ cn: 'many-rotated.client' });
+    const port = wide.first + 7;
+    // Every command the data plane sends, seen on the way to the real HAProxy.
+    const sent: string[] = [];
+    const runtime = many.haproxy.runtime;
+    const run = runtime.run.bind(runtime);
+    runtime.run = (command, payload) => (sent.push(command), run(command, payload));
+    try {
+      await many.apply(manyRoutes({ index: 7, client: rotated }), wide);
+      assert.equal((await seen(port)).serialNumber, rotated.serial);
+      const listings = sent.filter((c) => /^show (servers state|servers conn|ssl cert|ssl ca-file|map)$|^show map /.test(c));
+      assert.deepEqual(listings, [], 'no listing of every server, certificate, CA file or map entry');
+      assert.ok(sent.includes(`show servers state p${port}`), `the rotated backend is read back: ${sent.join(' | ')}`);
+      const changes = many.changes.length;
+      sent.length = 0;
+      await many.plane.recheck();
+      assert.ok(sent.includes('show servers state') && sent.includes('show ssl ca-file'), 'the recheck reads HAProxy back whole');
+      assert.deepEqual(many.changes.slice(changes), [], 'and finds what the delta left it as the manifest says');
+    } finally {
+      runtime.run = run;
+    }
   });
 });

@@ -1,13 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { convergenceProblems, planHaproxy, type DesiredHaproxy, type LiveHaproxy, type Step } from '../../src/proxy/haproxy-plan.ts';
+import {
+  afterSteps,
+  convergenceProblems,
+  planHaproxy,
+  replaceBackends,
+  touchedBackends,
+  type DesiredHaproxy,
+  type LiveHaproxy,
+  type Step,
+} from '../../src/proxy/haproxy-plan.ts';
 import type { LiveServer } from '../../src/proxy/haproxy-state.ts';
 import type { HaproxyServer } from '../../src/render/haproxy.ts';
 
 const dir = '/etc/mtls-egress/current';
 
 /** A binding's server as renderHaproxy makes it; `version` stands for a certificate (a rotation is a new one). */
-function server(name: string, port: number, version = 1, ca = true): HaproxyServer {
+function server(name: string, port: number, version = 1, ca: boolean | string = true): HaproxyServer {
   return {
     key: `team-a/${name}`,
     listenerPort: port,
@@ -18,7 +27,7 @@ function server(name: string, port: number, version = 1, ca = true): HaproxyServ
     serverName: 'partner.example',
     hostHeader: 'partner.example',
     certificateFile: `certs/team-a_${name}.${String(version).repeat(16)}.pem`,
-    caFile: ca ? `ca/team-a_${name}.abcdefabcdefabcd.pem` : '@system-ca',
+    caFile: ca === false ? '@system-ca' : `ca/team-a_${name}.${ca === true ? 'abcdefabcdefabcd' : ca}.pem`,
     fingerprintSha256: 'AA',
     serialNumber: String(version),
   };
@@ -78,17 +87,26 @@ describe('planHaproxy', () => {
       ],
     },
     {
-      name: 'a rotation: the new server in service before the old one leaves; a busy old server drains',
-      want: [alpha, server('bravo', 10001, 2)],
+      name: 'a rotation: the new server in service before the old one leaves; a busy old server drains, and keeps its certificate and CA file',
+      want: [alpha, server('bravo', 10001, 2, 'new-ca')],
       have: live([alpha, bravo], { connections: new Map([[`p10001/${bravo.server}`, { used: 1, idle: 0 }]]) }),
       steps: [
+        `load-ca ${server('bravo', 10001, 2, 'new-ca').caFile}`,
         `load-cert ${server('bravo', 10001, 2).certificateFile}`,
         `add-server p10001/${server('bravo', 10001, 2).server}`,
         `enable-server p10001/${server('bravo', 10001, 2).server}`,
         `disable-server p10001/${bravo.server}`,
-        `del-cert ${bravo.certificateFile}`,
       ],
       draining: [`p10001/${bravo.server}`],
+    },
+    {
+      name: 'the pass after the drain: the old server goes, then its certificate and CA file',
+      want: [alpha, server('bravo', 10001, 2, 'new-ca')],
+      have: (() => {
+        const have = live([alpha, bravo, server('bravo', 10001, 2, 'new-ca')]);
+        return { ...have, servers: have.servers.map((s) => (s.name === bravo.server ? { ...s, adminState: 1 } : s)) };
+      })(),
+      steps: [`del-server p10001/${bravo.server}`, `del-cert ${bravo.certificateFile}`, `del-ca ${bravo.caFile}`],
     },
     {
       name: 'a removed binding: the port leaves the map first, then the server (idle: deleted now), its certificate and CA',
@@ -184,5 +202,76 @@ describe('convergenceProblems: read back, HAProxy serves the manifest or says wh
       'server p10000/sold00000000 still takes requests',
       'map ports.map differs from the manifest',
     ]);
+  });
+});
+
+describe('the picture between full read-backs: afterSteps, touchedBackends, replaceBackends', () => {
+  const bravo2 = server('bravo', 10001, 2, 'new-ca');
+  const charlie = server('charlie', 10002);
+  const verified = (servers: HaproxyServer[]): Map<string, boolean> => new Map(servers.map((s) => [`${dir}/${s.certificateFile}`, true]));
+
+  const changes: Array<{ name: string; from: HaproxyServer[]; to: HaproxyServer[]; touched: string[] }> = [
+    { name: 'a rotation', from: [alpha, bravo], to: [alpha, bravo2], touched: ['p10001'] },
+    { name: 'a binding added', from: [alpha], to: [alpha, charlie], touched: ['p10002'] },
+    { name: 'a binding removed', from: [alpha, charlie], to: [alpha], touched: ['p10002'] },
+    { name: 'nothing changed', from: [alpha, bravo], to: [alpha, bravo], touched: [] },
+  ];
+  for (const c of changes) {
+    test(`${c.name}: the steps planned, once done, leave a picture that serves the manifest; the backends touched are the change's`, () => {
+      const plan = planHaproxy(desired(c.to), live(c.from));
+      assert.deepEqual([...touchedBackends(plan)], c.touched);
+      const after = afterSteps(live(c.from), plan.steps);
+      assert.deepEqual(convergenceProblems(desired(c.to), after, verified(c.to)), []);
+      assert.deepEqual(planHaproxy(desired(c.to), after).steps, [], 'a second pass over the picture finds nothing to do');
+    });
+  }
+
+  test('a step HAProxy refused is not in the picture: a server still busy stays, and so do its certificate and CA file', () => {
+    const have = live([alpha, bravo]);
+    const plan = planHaproxy(desired([alpha, bravo2]), have);
+    const refused = plan.steps.filter((s) => s.op !== 'del-server' && s.op !== 'del-cert' && s.op !== 'del-ca');
+    const after = afterSteps(have, refused);
+    assert.ok(
+      after.servers.some((s) => s.name === bravo.server && s.adminState === 1),
+      'out of service, still there',
+    );
+    assert.ok(after.certificates.loaded.has(`${dir}/${bravo.certificateFile}`));
+    assert.ok(after.caFiles.loaded.has(`${dir}/${bravo.caFile}`));
+    assert.deepEqual(ops(planHaproxy(desired([alpha, bravo2]), after).steps), [
+      `del-server p10001/${bravo.server}`,
+      `del-cert ${bravo.certificateFile}`,
+      `del-ca ${bravo.caFile}`,
+    ]);
+  });
+
+  test('a draining server is a touched backend, so the next pass reads its connections fresh', () => {
+    const have = live([alpha, bravo], { connections: new Map([[`p10001/${bravo.server}`, { used: 0, idle: 2 }]]) });
+    const disabled = afterSteps(have, planHaproxy(desired([alpha, bravo2]), have).steps);
+    const plan = planHaproxy(desired([alpha, bravo2]), disabled);
+    assert.deepEqual(plan.steps, [], 'nothing to do but wait');
+    assert.deepEqual([...touchedBackends(plan)], ['p10001']);
+  });
+
+  test('replaceBackends: the servers and connections of those backends as read; the rest as they were', () => {
+    const have = live([alpha, bravo], {
+      connections: new Map([
+        [`p10000/${alpha.server}`, { used: 1, idle: 0 }],
+        [`p10001/${bravo.server}`, { used: 3, idle: 0 }],
+      ]),
+    });
+    const read: LiveServer = { backend: 'p10001', name: bravo2.server, address: '10.0.0.2', port: 443, adminState: 0, fqdn: '-' };
+    const next = replaceBackends(have, new Set(['p10001']), { servers: [read], connections: new Map([[`p10001/${bravo2.server}`, { used: 0, idle: 1 }]]) });
+    assert.deepEqual(
+      next.servers.map((s) => `${s.backend}/${s.name}`),
+      [`p10000/${alpha.server}`, `p10001/${bravo2.server}`],
+    );
+    assert.deepEqual(
+      [...next.connections],
+      [
+        [`p10000/${alpha.server}`, { used: 1, idle: 0 }],
+        [`p10001/${bravo2.server}`, { used: 0, idle: 1 }],
+      ],
+    );
+    assert.equal(have.servers.length, 2, 'the picture it was made from is unchanged');
   });
 });
