@@ -95,6 +95,8 @@ export class ProxyAgent {
   #trashAgain = false;
   /** Binding objects found unusable, by name@resourceVersion: each is logged once. */
   #unusable = new Set<string>();
+  /** When the data plane asked to be looked at again (a periodic check, servers draining); 0: now. */
+  #recheckAt = 0;
 
   constructor(options: ProxyAgentOptions) {
     this.#options = options;
@@ -133,6 +135,7 @@ export class ProxyAgent {
 
   /** The data plane restarted on its own: compare what it serves with the manifest soon. */
   recheckSoon(): void {
+    this.#recheckAt = 0;
     this.#kick();
   }
 
@@ -190,9 +193,20 @@ export class ProxyAgent {
       this.#report();
       // A data plane that holds state in memory (HAProxy's runtime changes) is read back
       // and corrected now and then: level-triggered, whatever happened to it meanwhile.
-      return this.#options.dataPlane.recheck?.();
+      // When it asked, not on every pass that finds the config unchanged: at ten thousand
+      // bindings a full read-back is most of a second, and the index alone changes with
+      // every binding.
+      const waitMs = this.#recheckAt - Date.now();
+      if (waitMs > 0) return { recheckAfterMs: waitMs };
+      return this.#checked(await this.#options.dataPlane.recheck?.());
     }
-    return this.#apply(config);
+    return this.#checked(await this.#apply(config));
+  }
+
+  /** Remembers when the data plane wants its next look. */
+  #checked(result: ApplyResult | undefined): ApplyResult | undefined {
+    if (result?.recheckAfterMs !== undefined) this.#recheckAt = Date.now() + result.recheckAfterMs;
+    return result;
   }
 
   /** Every usable binding object the cache holds (each was read and checked when it arrived). */
