@@ -196,9 +196,14 @@ export class BindingController {
     this.#watchedHost.clear();
   }
 
-  /** Every binding, again: for changes that can move any binding's verdict (a proxy replica applied a configuration). */
+  /** Every binding, again: for changes that can move any binding's verdict (a proxy replica turned ready). */
   enqueueAll(): void {
     for (const b of this.#o.bindings.list()) this.#runner.add(bindingKey(b));
+  }
+
+  /** One binding, again ("namespace/name"). */
+  enqueue(key: string): void {
+    this.#runner.add(key);
   }
 
   /** Reconciles one key; says when to look again if time alone will change the verdict. */

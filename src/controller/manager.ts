@@ -24,7 +24,7 @@ import { SecretIndex } from '../model/secret-refs.ts';
 import { aborted } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { TokenBucket } from '../runner/token-bucket.ts';
-import { ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
+import { bindingsToRecheck, ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
 import { BindingController } from './binding-controller.ts';
 import { ClusterNetworks } from './cluster-networks.ts';
 import { HostResolver } from './host-resolution.ts';
@@ -215,9 +215,18 @@ export class ControllerManager {
           clock,
         })
       : undefined;
-    // A replica that applied a configuration can move any binding's Programmed.
+    // A replica that applied a configuration moves the Programmed of the bindings it changed;
+    // a replica that comes, goes, or turns ready can move any binding's.
     const everyBinding = (): void => this.bindingStatus.enqueueAll();
-    proxyPods?.addHandlers({ onAdd: everyBinding, onUpdate: everyBinding, onDelete: everyBinding });
+    proxyPods?.addHandlers({
+      onAdd: everyBinding,
+      onUpdate: (pod, old) => {
+        const keys = bindingsToRecheck(proxyReplica(old), proxyReplica(pod), history.served);
+        if (keys === 'all') everyBinding();
+        else for (const key of keys) this.bindingStatus.enqueue(key);
+      },
+      onDelete: everyBinding,
+    });
     // A new pod or Service range can refuse any binding's destination.
     networks?.onChange(() => {
       const next = buildPolicy();

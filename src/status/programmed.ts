@@ -45,6 +45,26 @@ export function programmedCheck(bindingKey: string, fingerprint: string | undefi
 }
 
 /**
+ * The bindings whose Programmed a replica's change can move, or 'all'. A replica that
+ * applied a new configuration moves only the bindings whose certificate differs between
+ * the configuration it served and the one it serves now: at ten thousand bindings, a
+ * rotation used to re-evaluate every binding once per replica, and the next change
+ * queued behind those ten thousand. Anything else (a replica ready or not, an apply
+ * error, a configuration the history no longer holds) can move any binding.
+ */
+export function bindingsToRecheck(before: ProxyReplica, after: ProxyReplica, served: ServedCertificates): 'all' | string[] {
+  if (before.name !== after.name || before.ready !== after.ready || before.applyError !== after.applyError) return 'all';
+  if (before.appliedHash === after.appliedHash) return [];
+  const was = before.appliedHash === undefined ? undefined : served(before.appliedHash);
+  const now = after.appliedHash === undefined ? undefined : served(after.appliedHash);
+  if (!was || !now) return 'all';
+  const changed: string[] = [];
+  for (const key of Object.keys(now)) if (was[key]?.fingerprintSha256 !== now[key]!.fingerprintSha256) changed.push(key);
+  for (const key of Object.keys(was)) if (!(key in now)) changed.push(key);
+  return changed;
+}
+
+/**
  * The last configurations the controller wrote, so a replica a few steps behind is
  * recognised. Each holds every binding's fingerprint, so the history is bounded by
  * entries as well as by configurations: at ten thousand bindings it keeps the newest

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
-import { programmedCheck, ServedCertificateHistory, type ProxyReplica } from '../../src/status/programmed.ts';
+import { bindingsToRecheck, programmedCheck, ServedCertificateHistory, type ProxyReplica } from '../../src/status/programmed.ts';
 import { networkPolicies } from '../../src/model/network-policies.ts';
 import { HostResolver } from '../../src/controller/host-resolution.ts';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
@@ -67,6 +67,36 @@ describe('programmedCheck', () => {
     tiny.record('a', config(10));
     tiny.record('b', config(10));
     assert.ok(tiny.served('a') && tiny.served('b'), 'the one being written and the one replicas serve now');
+  });
+});
+
+describe("bindingsToRecheck: which bindings a proxy replica's change can move", () => {
+  const history = new ServedCertificateHistory();
+  history.record('h1', { 'ns/a': { fingerprintSha256: 'FP1' }, 'ns/b': { fingerprintSha256: 'FPB' }, 'ns/gone': { fingerprintSha256: 'FPG' } });
+  history.record('h2', { 'ns/a': { fingerprintSha256: 'FP2' }, 'ns/b': { fingerprintSha256: 'FPB' }, 'ns/new': { fingerprintSha256: 'FPN' } });
+  const cases: Array<[string, ProxyReplica, ProxyReplica, 'all' | string[]]> = [
+    ['a new configuration applied: the bindings it changed, added or removed', replica('p1', 'h1'), replica('p1', 'h2'), ['ns/a', 'ns/new', 'ns/gone']],
+    ['nothing the status reads changed', replica('p1', 'h2'), replica('p1', 'h2'), []],
+    ['the replica turned ready', replica('p1', 'h2', { ready: false }), replica('p1', 'h2'), 'all'],
+    ['an apply error appeared', replica('p1', 'h1'), replica('p1', 'h1', { applyError: 'nginx: [emerg] bad' }), 'all'],
+    ['the first configuration applied', replica('p1'), replica('p1', 'h1'), 'all'],
+    ['a configuration the history no longer holds', replica('p1', 'forgotten'), replica('p1', 'h2'), 'all'],
+  ];
+  for (const [name, before, after, want] of cases) {
+    test(name, () => {
+      const got = bindingsToRecheck(before, after, history.served);
+      assert.deepEqual(got === 'all' ? got : [...got].sort(), want === 'all' ? want : [...want].sort());
+    });
+  }
+
+  test('every binding whose Programmed differs between the two is among them', () => {
+    for (const key of ['ns/a', 'ns/b', 'ns/new', 'ns/gone']) {
+      for (const fp of ['FP1', 'FP2', 'FPB', 'FPN', 'FPG']) {
+        const moved = programmedCheck(key, fp, [replica('p1', 'h1')], history.served).ok !== programmedCheck(key, fp, [replica('p1', 'h2')], history.served).ok;
+        const listed = bindingsToRecheck(replica('p1', 'h1'), replica('p1', 'h2'), history.served);
+        if (moved) assert.ok(listed === 'all' || listed.includes(key), `${key} with ${fp}`);
+      }
+    }
   });
 });
 
