@@ -115,7 +115,8 @@ const accessLogFormat =
 export function renderHaproxy(routes: readonly EgressRoute[], options: HaproxyRenderOptions): RenderedHaproxy {
   const sorted = [...routes].sort(byKey);
   checkOptions(sorted, options);
-  return assembleHaproxy(haproxySharedFiles(options), options, sorted.map(haproxyBindingPart));
+  const assembled = assembleHaproxy(haproxySharedFiles(options), options, sorted.map(haproxyBindingPart));
+  return { ...assembled, hash: hashFiles(assembled.files) };
 }
 
 /** The options the agent renders haproxy.cfg with: travels as a shared file, so its hash covers them. */
@@ -158,9 +159,15 @@ export function haproxyBindingPart(route: EgressRoute): HaproxyBindingPart {
 /**
  * The whole configuration from the shared files and every binding's part: haproxy.cfg and
  * the maps, which list every binding. Pure; the agent runs it on what it reads from the
- * API, so it checks the options and the servers as renderHaproxy checks routes.
+ * API, so it checks the options and the servers as renderHaproxy checks routes. No hash
+ * over the files: the agent identifies a config by its objects' digests, and hashing
+ * every certificate again was a third of a pass at ten thousand bindings.
  */
-export function assembleHaproxy(shared: readonly RenderedFile[], options: HaproxyRenderOptions, parts: readonly HaproxyBindingPart[]): RenderedHaproxy {
+export function assembleHaproxy(
+  shared: readonly RenderedFile[],
+  options: HaproxyRenderOptions,
+  parts: readonly HaproxyBindingPart[],
+): Omit<RenderedHaproxy, 'hash'> {
   checkOptions([], options);
   const servers = parts.map((p) => p.server).sort(byKey);
   checkServers(servers, options);
@@ -169,7 +176,16 @@ export function assembleHaproxy(shared: readonly RenderedFile[], options: Haprox
   files.push({ path: hostsMap, content: mapFile(servers, (s) => s.hostHeader), mode: 0o644 });
   files.push({ path: bindingsMap, content: mapFile(servers, (s) => s.key), mode: 0o644 });
   files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
-  return { dataPlane: 'haproxy', files, hash: hashFiles(files), servers, skeletonHash: sha256(haproxyConfig([], options)) };
+  return { dataPlane: 'haproxy', files, servers, skeletonHash: skeletonHash(options) };
+}
+
+let lastSkeleton: { options: string; hash: string } | undefined;
+
+/** The hash of haproxy.cfg without servers: a backend per listener port, so kept for the options it was made from. */
+function skeletonHash(options: HaproxyRenderOptions): string {
+  const key = JSON.stringify(options);
+  if (lastSkeleton?.options !== key) lastSkeleton = { options: key, hash: sha256(haproxyConfig([], options)) };
+  return lastSkeleton.hash;
 }
 
 function haproxyServer(route: EgressRoute): HaproxyServer {
