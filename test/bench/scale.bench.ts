@@ -39,7 +39,8 @@
 // it got); BENCH_CONCURRENCY (12 API writes in flight during setup); BENCH_NODE_OPTIONS (the
 // controller's: deploy/'s by default, none for the external shape); BENCH_CLI=src (run
 // src/cli.ts rather than the built dist/cli.js); BENCH_LOG_DIR (write the controller's and
-// the agent's logs there, PLANE-controller.log and PLANE-agent.log).
+// the agent's logs there, PLANE-controller.log and PLANE-agent.log, and when each rotation's
+// Secret was patched, PLANE-rotations.log).
 //
 // Prints a table per data plane, then one JSON line:
 //   {"bench":"scale","bindings":N,"secrets":N,"namespaces":N,...,"dataPlanes":{"haproxy":{...},"nginx":{...}}}
@@ -441,6 +442,7 @@ interface PlaneFigures {
   controllerRssMb: { peak: number; afterColdStart: number; end: number };
   /** The controller's main-thread V8 heap at the end (used, reserved) and its external memory: the rest of its RSS is workers, code and the allocator. */
   controllerHeapMb?: { used: number; total: number; external: number };
+  agentHeapMb?: { used: number; total: number; external: number };
   agentRssMb?: { peak: number; end: number };
   dataPlaneMb?: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
   /** CPU seconds spent during the cold start, by process. */
@@ -612,6 +614,7 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
         configDir: configDir!,
         nginxPrefix: configDir!,
         args: ['--data-plane', plane],
+        nodeOptions: proxyNodeOptions,
       });
       controller = await startController({
         kubeConfigPath: cluster.kubeConfigPath,
@@ -697,16 +700,15 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     figures.error ??= (err as Error).message;
   } finally {
     memory?.stop();
-    // Where the controller's memory is: its main thread's V8 heap, and what lies outside it.
-    const metrics = controller ? await httpGet(controller.healthPort, '/metrics').catch(() => undefined) : undefined;
-    if (metrics) {
+    // Where the controller's and the agent's memory is: the main thread's V8 heap, and what lies outside it.
+    const heap = async (port: number | undefined): Promise<PlaneFigures['controllerHeapMb']> => {
+      const metrics = port === undefined ? undefined : await httpGet(port, '/metrics').catch(() => undefined);
+      if (!metrics) return undefined;
       const gauge = (name: string): number => mb((samples(metrics.body, name)[0]?.value ?? NaN) / 1024 / 1024);
-      figures.controllerHeapMb = {
-        used: gauge('nodejs_heap_size_used_bytes'),
-        total: gauge('nodejs_heap_size_total_bytes'),
-        external: gauge('nodejs_external_memory_bytes'),
-      };
-    }
+      return { used: gauge('nodejs_heap_size_used_bytes'), total: gauge('nodejs_heap_size_total_bytes'), external: gauge('nodejs_external_memory_bytes') };
+    };
+    figures.controllerHeapMb = await heap(controller?.healthPort);
+    figures.agentHeapMb = await heap(agent?.healthPort);
     if (memory) {
       figures.controllerRssMb.peak = mb(memory.figures.controller.peak);
       figures.controllerRssMb.end = mb(memory.figures.controller.last);
@@ -768,6 +770,7 @@ async function rotate(
   if (plane !== 'none' && port === undefined) throw new Error(`${key} has no listener port in its status`);
   const before = await settledWrites(controller, remainingMs);
   const latencies: number[] = [];
+  const rotationLog: string[] = [];
   // One rotation may take a minute at most (the goal is a second): one that hangs ends the
   // rotations with that said, rather than the whole deadline spent on it.
   const limitMs = (): number => Math.round(Math.min(remainingMs(), 60_000));
@@ -785,6 +788,9 @@ async function rotate(
         { what: `rotation ${r + 1}: ${plane === 'none' ? 'the status' : 'the partner'} to see serial ${next.serial}`, timeoutMs: limitMs(), intervalMs: 5 },
       );
       latencies.push(performance.now() - started);
+      rotationLog.push(
+        `rotation ${r + 1}: patched at ${new Date(performance.timeOrigin + started).toISOString()}, seen after ${Math.round(latencies.at(-1)!)} ms`,
+      );
       await pollUntil(() => (tracker.serial.get(key) === next.serial && (plane === 'none' || tracker.programmed.has(key)) ? true : undefined), {
         what: `rotation ${r + 1}: ${key} Programmed with serial ${next.serial}`,
         timeoutMs: limitMs(),
@@ -792,6 +798,10 @@ async function rotate(
       });
     }
   } finally {
+    if (logDir) {
+      mkdirSync(logDir, { recursive: true });
+      writeFileSync(join(logDir, `${plane}-rotations.log`), `${rotationLog.join('\n')}\n`);
+    }
     if (latencies.length > 0) {
       figures.rotation = {
         seenBy: plane === 'none' ? 'status' : 'partner',
@@ -846,6 +856,9 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
     );
   }
   if (f.agentRssMb) row('agent RSS (src/cli.ts): peak / end', `${f.agentRssMb.peak} / ${f.agentRssMb.end} MB`);
+  if (f.agentHeapMb) {
+    row('  its V8 heap at the end: used / reserved; external', `${f.agentHeapMb.used} / ${f.agentHeapMb.total} MB; ${f.agentHeapMb.external} MB`);
+  }
   if (f.dataPlaneMb) {
     row(
       `${server}: RSS summed over ${f.dataPlaneMb.processes} processes, peak / end`,
@@ -907,6 +920,10 @@ if (process.env.BENCH_CLI !== 'src') execFileSync(join(repo, 'node_modules/.bin/
 // check runs a bare `mtls-egress controller`, so its shape gets none.
 const deployed = /name: NODE_OPTIONS\s+value: (.+)/.exec(readFileSync(join(repo, 'deploy/controller.yaml'), 'utf8'))?.[1]?.trim() ?? '';
 const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? (planes[0] === 'none' ? '' : deployed)).split(' ').filter(Boolean);
+// The agent as the proxy pod runs it.
+const proxyNodeOptions = (/name: NODE_OPTIONS\s+value: (.+)/.exec(readFileSync(join(repo, 'deploy/proxy.yaml'), 'utf8'))?.[1]?.trim() ?? '')
+  .split(' ')
+  .filter(Boolean);
 process.env.LOG_LEVEL ??= 'info';
 
 const generation = performance.now();
@@ -922,6 +939,7 @@ const sample = set.identities[0]!;
 if ((await decodePfx(sample.pfx, password)).facts.serialNumber !== sample.serial)
   throw new Error(`${set.directory}: the first PFX does not decode to its serial`);
 console.log(`controller: ${cli.endsWith('.js') ? 'dist/cli.js (built)' : 'src/cli.ts'}; NODE_OPTIONS: ${nodeOptions.join(' ') || '(none)'}`);
+if (!planes.includes('none')) console.log(`agent: src/cli.ts; NODE_OPTIONS (deploy/proxy.yaml's): ${proxyNodeOptions.join(' ') || '(none)'}`);
 
 // A last resort beside every deadline: whatever hangs, the bench ends.
 setTimeout(

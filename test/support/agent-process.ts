@@ -37,6 +37,8 @@ export interface AgentOptions {
   /** Default true; false signals an nginx the test runs itself. */
   manageNginx?: boolean;
   args?: string[];
+  /** Node's own flags (a proxy pod's NODE_OPTIONS), before the script. */
+  nodeOptions?: string[];
 }
 
 /**
@@ -47,6 +49,7 @@ export interface AgentOptions {
  */
 export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
   const args = [
+    ...(options.nodeOptions ?? []),
     cli,
     'agent',
     '--kubeconfig',
