@@ -103,6 +103,8 @@ export class HaproxyDataPlane implements DataPlane {
   #fullDueAt = 0;
   /** The last pass left servers draining: the next recheck is about them. */
   #draining = false;
+  /** Certificates HAProxy refused to delete (see #execute); forgotten when it reads its config again. */
+  readonly #undeletable = new Set<string>();
 
   constructor(options: HaproxyDataPlaneOptions) {
     this.#o = options;
@@ -111,10 +113,7 @@ export class HaproxyDataPlane implements DataPlane {
     this.#storeDir = join(options.configRoot, currentLink);
     this.#resolveAll = options.resolve ?? resolveAll;
     // A restarted HAProxy read the config on disk: what it holds must be read back.
-    options.haproxy.onRestarted(() => {
-      this.#verified.clear();
-      this.#known = undefined;
-    });
+    options.haproxy.onRestarted(() => this.#forget());
   }
 
   /**
@@ -156,18 +155,23 @@ export class HaproxyDataPlane implements DataPlane {
       // A cold start reads the whole config from disk: every binding served at once.
       await haproxy.start();
       this.#skeleton = skeleton;
-      this.#verified.clear();
-      this.#known = undefined;
+      this.#forget();
     } else if (skeleton === undefined || skeleton !== this.#skeleton) {
       this.#log.info({ from: this.#skeleton?.slice(0, 12), to: skeleton?.slice(0, 12) }, 'the listener configuration changed: reloading HAProxy');
       await haproxy.reload();
       this.#o.onReload?.();
       this.#skeleton = skeleton;
-      this.#verified.clear();
-      this.#known = undefined;
+      this.#forget();
     }
     this.#applied = applied;
     return this.#converge(applied, this.#known);
+  }
+
+  /** HAProxy read its config from disk: nothing known of it before holds. */
+  #forget(): void {
+    this.#verified.clear();
+    this.#known = undefined;
+    this.#undeletable.clear();
   }
 
   /**
@@ -224,7 +228,9 @@ export class HaproxyDataPlane implements DataPlane {
     const full = !known || touched.size > maxDeltaBackends;
     // A server the change takes out may still hold a request: its backend is read fresh.
     let live = full ? await this.#readLive(desired) : await this.#withBackends(known!, touched);
-    const plan = planHaproxy(desired, live);
+    const planned = planHaproxy(desired, live);
+    // What HAProxy refused to delete is not asked again (see #execute).
+    const plan = { ...planned, steps: planned.steps.filter((s) => !((s.op === 'del-cert' || s.op === 'del-ca') && this.#undeletable.has(s.name))) };
     const t1 = performance.now();
     if (plan.steps.length > 0) {
       const done = await this.#execute(plan.steps, applied);
@@ -362,7 +368,13 @@ export class HaproxyDataPlane implements DataPlane {
           // HAProxy 2.6 keeps a certificate that a server from the config file used
           // referenced after that server is deleted; it goes with the next reload.
           // "Certificate 'x' deleted!"; a refusal says "in use, can't be deleted!".
-          if (serverKept || !/' deleted!/.test(await r.run(`del ssl ${step.op === 'del-cert' ? 'cert' : 'ca-file'} ${step.name}`))) continue;
+          // Planned only once no server drains, so a refusal lasts until HAProxy reads
+          // its config again: not asked again on every pass until then.
+          if (serverKept) continue;
+          if (!/' deleted!/.test(await r.run(`del ssl ${step.op === 'del-cert' ? 'cert' : 'ca-file'} ${step.name}`))) {
+            this.#undeletable.add(step.name);
+            continue;
+          }
           break;
       }
       done.push(step);
