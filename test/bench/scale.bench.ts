@@ -151,9 +151,23 @@ function processes(): Array<{ pid: number; group: number; cmdline: string }> {
   return found;
 }
 
-/** The nginx or HAProxy the agent runs: every process of the group it last reported starting. */
+const serverGroups = new WeakMap<AgentProcess, { scanned: number; pid: unknown }>();
+
+/**
+ * The nginx or HAProxy the agent runs: every process of the group it last reported
+ * starting. The agent's log is read on from where the last call stopped: parsing all of
+ * it four times a second kept this process's event loop busy enough at 10,000 bindings
+ * (a debug log of tens of thousands of lines) to add seconds to every rotation it timed.
+ */
 function dataPlanePids(agent: AgentProcess | undefined): number[] {
-  const started = agent ? [...agent.logged('nginx started'), ...agent.logged('haproxy started')].at(-1)?.pid : undefined;
+  if (!agent) return [];
+  const seen = serverGroups.get(agent) ?? { scanned: 0, pid: undefined };
+  for (; seen.scanned < agent.logs.length; seen.scanned++) {
+    const line = agent.logs[seen.scanned]!;
+    if (line.includes('"msg":"nginx started"') || line.includes('"msg":"haproxy started"')) seen.pid = safeJson(line)?.pid;
+  }
+  serverGroups.set(agent, seen);
+  const started = seen.pid;
   return typeof started === 'number'
     ? processes()
         .filter((p) => p.group === started)
@@ -487,7 +501,13 @@ async function objectSizes(client: KubeClient, namespace: string): Promise<Recor
     const size: ObjectSizes = { count: 0, totalBytes: 0, largest: null };
     let next: string | undefined;
     do {
-      const page = await client.list<{ metadata: { name: string } }>(`${api}/namespaces/${namespace}/${kind}`, { limit: 500, continue: next });
+      // A page of 500 binding Secrets is 3.7 MB: on an apiserver still busy with the
+      // cold start's writes one may time out, and is asked again.
+      const list = (): Promise<{ items: Array<{ metadata: { name: string } }>; metadata: { continue?: string } }> =>
+        client.list<{ metadata: { name: string } }>(`${api}/namespaces/${namespace}/${kind}`, { limit: 500, continue: next });
+      const page = await list()
+        .catch(() => sleep(2_000).then(list))
+        .catch(() => sleep(5_000).then(list));
       for (const item of page.items) {
         const bytes = Buffer.byteLength(JSON.stringify(item));
         size.count++;
