@@ -209,7 +209,12 @@ export class HaproxyDataPlane implements DataPlane {
       if (ca !== undefined) byName.set(`${this.#storeDir}/${server.caFile}`, ca);
     }
     this.#leafSha1 = known;
-    const contents = { get: (name: string): string | undefined => mapOrUndefined(byName.get(name), withoutBlankLines) };
+    const contents = {
+      get: (name: string): string | undefined => {
+        const pem = byName.get(name);
+        return pem === undefined ? undefined : withoutBlankLines(pem);
+      },
+    };
     return { desired: { storeDir: this.#storeDir, servers, maps }, contents, sha1 };
   }
 
@@ -365,8 +370,8 @@ export class HaproxyDataPlane implements DataPlane {
           break;
         case 'del-cert':
         case 'del-ca':
-          // HAProxy 2.6 keeps a certificate that a server from the config file used
-          // referenced after that server is deleted; it goes with the next reload.
+          // HAProxy 2.6 can keep a certificate referenced after the server that used it
+          // is deleted; it goes with the next reload.
           // "Certificate 'x' deleted!"; a refusal says "in use, can't be deleted!".
           // Planned only once no server drains, so a refusal lasts until HAProxy reads
           // its config again: not asked again on every pass until then.
@@ -438,10 +443,6 @@ function withoutBlankLines(pem: string): string {
     .split(/\r?\n|\r/)
     .filter((line) => line.trim() !== '')
     .join('\n');
-}
-
-function mapOrUndefined<T, U>(value: T | undefined, f: (value: T) => U): U | undefined {
-  return value === undefined ? undefined : f(value);
 }
 
 async function resolveAll(host: string): Promise<string[]> {

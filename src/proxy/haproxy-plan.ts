@@ -1,5 +1,5 @@
 import { serverArguments, storeName, systemTrustStore, type HaproxyServer } from '../render/haproxy.ts';
-import { isEnabled, type LiveServer, type ServerConnections, type StoreList } from './haproxy-state.ts';
+import { forcedMaintenance, isEnabled, type LiveServer, type ServerConnections, type StoreList } from './haproxy-state.ts';
 
 // What the agent must tell a running HAProxy so that it serves a manifest, decided from
 // what HAProxy says it serves now. Pure and level-triggered: the same desired and live
@@ -157,7 +157,7 @@ export function convergenceProblems(desired: DesiredHaproxy, live: LiveHaproxy, 
 export function touchedBackends(plan: Plan): Set<string> {
   const backends = new Set<string>();
   for (const step of plan.steps) if ('backend' in step) backends.add(step.backend);
-  for (const key of plan.draining) backends.add(key.slice(0, key.indexOf('/')));
+  for (const key of plan.draining) backends.add(backendOf(key));
   return backends;
 }
 
@@ -199,13 +199,23 @@ export function afterSteps(live: LiveHaproxy, done: readonly Step[]): LiveHaprox
         break;
       case 'add-server':
         // HAProxy adds a server in maintenance; `enable server` follows.
-        servers.set(`${step.backend}/${step.server}`, { backend: step.backend, name: step.server, address: '-', port: step.port, adminState: 0x01, fqdn: '-' });
+        servers.set(`${step.backend}/${step.server}`, {
+          backend: step.backend,
+          name: step.server,
+          address: '-',
+          port: step.port,
+          adminState: forcedMaintenance,
+          fqdn: '-',
+        });
         break;
       case 'enable-server':
       case 'disable-server': {
         const key = `${step.backend}/${step.server}`;
         const server = servers.get(key);
-        if (server) servers.set(key, { ...server, adminState: step.op === 'enable-server' ? server.adminState & ~0x01 : server.adminState | 0x01 });
+        if (server) {
+          const adminState = step.op === 'enable-server' ? server.adminState & ~forcedMaintenance : server.adminState | forcedMaintenance;
+          servers.set(key, { ...server, adminState });
+        }
         break;
       }
       case 'del-server':
@@ -229,7 +239,12 @@ export function replaceBackends(
   backends: ReadonlySet<string>,
   read: { servers: readonly LiveServer[]; connections: ReadonlyMap<string, ServerConnections> },
 ): LiveHaproxy {
-  const connections = new Map([...live.connections].filter(([key]) => !backends.has(key.slice(0, key.indexOf('/')))));
+  const connections = new Map([...live.connections].filter(([key]) => !backends.has(backendOf(key))));
   for (const [key, conns] of read.connections) connections.set(key, conns);
   return { ...live, servers: [...live.servers.filter((s) => !backends.has(s.backend)), ...read.servers], connections };
+}
+
+/** "backend/server" → backend. */
+function backendOf(serverKey: string): string {
+  return serverKey.slice(0, serverKey.indexOf('/'));
 }

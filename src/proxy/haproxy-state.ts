@@ -15,8 +15,10 @@ export interface LiveServer {
   fqdn: string;
 }
 
+/** SRV_ADMF_FMAINT: what `disable server` sets and `enable server` clears; a server `add server` makes starts with it. */
+export const forcedMaintenance = 0x01;
 /** Maintenance set through the API or the config, or a forced drain: what `enable server` undoes. */
-const operatorMaintenance = 0x01 | 0x04 | 0x08;
+const operatorMaintenance = forcedMaintenance | 0x04 | 0x08;
 
 export function isEnabled(server: Pick<LiveServer, 'adminState'>): boolean {
   return (server.adminState & operatorMaintenance) === 0;
