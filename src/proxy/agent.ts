@@ -237,35 +237,36 @@ export class ProxyAgent {
 
   async #apply(config: AssembledConfig): Promise<ApplyResult> {
     const { dir, dataPlane } = this.#options;
-    const files = config.files;
     const t0 = performance.now();
     const generation = generationName(config.hash);
-    const current = await dir.current();
-    const writeGeneration = async (): Promise<{ written: number; linked: number }> => {
+    const writeGeneration = async (current: string | undefined): Promise<{ written: number; linked: number }> => {
       // `current` is already this generation only when a previous run of the agent made
       // it so: it was validated and synced then, so it is reloaded as it is.
       if (current === generation) return { written: 0, linked: 0 };
       const applied = this.#applied;
       return dir.write(
         generation,
-        files,
+        config.files,
         applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined,
       );
     };
     let counts: { written: number; linked: number };
     let result: ApplyResult;
+    let current: string | undefined;
     let t1: number;
     let t2: number;
     if (dataPlane.appliesWithoutFiles?.(config)) {
       // The running server takes the change in memory: serve it now, then write the files
       // a restart would read. A restart in between reads the generation before, and the
-      // next pass converges it again.
+      // next pass converges it again. Nothing here waits on the file system first.
       t1 = t2 = performance.now();
-      result = await dataPlane.apply({ config, files, generation });
-      counts = await writeGeneration();
+      result = await dataPlane.apply({ config, generation });
+      current = await dir.current();
+      counts = await writeGeneration(current);
       await dir.point(generation);
     } else {
-      counts = await writeGeneration();
+      current = await dir.current();
+      counts = await writeGeneration(current);
       t1 = performance.now();
       const verdict = await dataPlane.test(dir.generationPath(generation), config);
       t2 = performance.now();
@@ -276,14 +277,14 @@ export class ProxyAgent {
       }
       await dir.point(generation);
       try {
-        result = await dataPlane.apply({ config, files, generation });
+        result = await dataPlane.apply({ config, generation });
       } catch (err) {
         if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
         throw err;
       }
     }
     const t3 = performance.now();
-    this.#applied = { hash: config.hash, generation, identities: new Map(files.map((file) => [file.path, fileIdentity(file)])) };
+    this.#applied = { hash: config.hash, generation, identities: new Map(config.files.map((file) => [file.path, fileIdentity(file)])) };
     this.#applyError = undefined;
     this.#options.metrics?.applies.inc({ result: 'applied' });
     this.#options.metrics?.applyDuration.observe((t3 - t0) / 1000);

@@ -1,4 +1,3 @@
-import type { GenerationFile } from './config-dir.ts';
 import { NginxError, type NginxControl, type NginxTestResult } from './nginx-control.ts';
 import type { AssembledConfig } from './assemble.ts';
 
@@ -10,8 +9,6 @@ export type TestResult = NginxTestResult;
 
 export interface ApplyRequest {
   config: AssembledConfig;
-  /** The generation's files, with their bytes: what a runtime API is given instead of a reload. */
-  files: readonly GenerationFile[];
   /** The generation directory `current` now points at. */
   generation: string;
 }

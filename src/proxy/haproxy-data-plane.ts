@@ -6,13 +6,18 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.ts';
 import { hostForUrl } from '../render/files.ts';
-import type { HaproxyServer } from '../render/haproxy.ts';
+import { systemTrustStore, type HaproxyServer } from '../render/haproxy.ts';
 import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from './data-plane.ts';
 import {
   afterSteps,
+  backendOf,
+  changedBackends,
   convergenceProblems,
+  leftoverStores,
+  narrowTo,
   planHaproxy,
   replaceBackends,
+  storeNames,
   touchedBackends,
   type DesiredHaproxy,
   type LiveHaproxy,
@@ -23,7 +28,6 @@ import { HaproxyError, type HaproxyRuntime } from './haproxy-runtime.ts';
 import {
   parseCertificateDetail,
   parseMapEntries,
-  parseMapFile,
   parseServersConn,
   parseServersState,
   parseStoreList,
@@ -69,6 +73,16 @@ export interface HaproxyDataPlaneOptions {
   onChange?: (op: Step['op']) => void;
 }
 
+/** HAProxy as the last converged pass left it. */
+interface Known {
+  live: LiveHaproxy;
+  desired: DesiredHaproxy;
+  /** Backends with servers still draining: looked at again on the next pass, changed or not. */
+  draining: Set<string>;
+  /** Certificates and CA files HAProxy holds that the manifest no longer uses (leftoverStores). */
+  leftover: Set<string>;
+}
+
 interface Applied {
   desired: DesiredHaproxy;
   /** Bytes of a certificate or CA file by its HAProxy name, as `set ssl cert` is given them: made when a step needs them, not for every file on every pass. */
@@ -93,12 +107,12 @@ export class HaproxyDataPlane implements DataPlane {
   /** Certificates read back and found as rendered, by name → SHA-1; forgotten when HAProxy restarts. */
   readonly #verified = new Map<string, string>();
   /**
-   * What HAProxy held when the last pass converged: read back whole by a full pass, then
-   * kept up to date by each delta pass (what it did, and the backends it touched read
-   * back). Forgotten whenever HAProxy may hold something else: a start, a reload, a
-   * restart, a pass that failed.
+   * What HAProxy held when the last pass converged, and the manifest it converged to:
+   * read back whole by a full pass, then kept up to date by each delta pass (what it did,
+   * and the backends it touched read back). Forgotten whenever HAProxy may hold something
+   * else: a start, a reload, a restart, a pass that failed.
    */
-  #known: LiveHaproxy | undefined;
+  #known: Known | undefined;
   /** When the next full read-back is due. */
   #fullDueAt = 0;
   /** The last pass left servers draining: the next recheck is about them. */
@@ -187,75 +201,78 @@ export class HaproxyDataPlane implements DataPlane {
     return this.#converge(applied, undefined);
   }
 
-  #desired({ config, files }: ApplyRequest): Applied {
-    const byPath = new Map(files.map((f) => [f.path, f.content]));
+  #desired({ config }: ApplyRequest): Applied {
     const servers = config.servers ?? [];
-    const maps = new Map<string, Map<string, string>>();
-    for (const file of ['ports.map', 'hosts.map', 'bindings.map']) maps.set(file, parseMapFile(byPath.get(file) ?? ''));
-    const byName = new Map<string, string>();
     const sha1 = new Map<string, string>();
-    const digests = new Map(files.map((f) => [f.path, f.sha256]));
     const known = new Map<string, string>();
+    const files = new Map<string, string>();
     for (const server of servers) {
-      const certificate = byPath.get(server.certificateFile)!;
-      byName.set(`${this.#storeDir}/${server.certificateFile}`, certificate);
+      const { certificate, ca } = storeNames(server, this.#storeDir);
+      const file = config.file(server.certificateFile);
       // Parsing ten thousand certificates on every pass cost more than the pass: the
       // leaf's SHA-1 is kept by the file's digest for as long as the file is in use.
-      const digest = digests.get(server.certificateFile) ?? '';
-      const leaf = this.#leafSha1.get(digest) ?? leafSha1(certificate);
+      const digest = file?.sha256 ?? '';
+      const leaf = this.#leafSha1.get(digest) ?? leafSha1(file?.content ?? '');
       known.set(digest, leaf);
-      sha1.set(`${this.#storeDir}/${server.certificateFile}`, leaf);
-      const ca = byPath.get(server.caFile);
-      if (ca !== undefined) byName.set(`${this.#storeDir}/${server.caFile}`, ca);
+      sha1.set(certificate, leaf);
+      files.set(certificate, server.certificateFile);
+      if (ca !== systemTrustStore) files.set(ca, server.caFile);
     }
     this.#leafSha1 = known;
     const contents = {
       get: (name: string): string | undefined => {
-        const pem = byName.get(name);
+        const path = files.get(name);
+        const pem = path === undefined ? undefined : config.file(path)?.content;
         return pem === undefined ? undefined : withoutBlankLines(pem);
       },
     };
-    return { desired: { storeDir: this.#storeDir, servers, maps }, contents, sha1 };
+    return { desired: { storeDir: this.#storeDir, servers, maps: config.maps ?? new Map() }, contents, sha1 };
   }
 
   /**
    * read → plan → act → read back. Throws when HAProxy does not serve the manifest
-   * afterwards. With a picture of HAProxy from the last pass (`known`), only the servers
-   * of the backends the change touches are read before and after; without one, all of it.
+   * afterwards. With a picture of HAProxy from the last pass (`known`), only the backends
+   * the change touches are read, planned and checked; without one, all of it.
    */
-  async #converge(applied: Applied, known: LiveHaproxy | undefined): Promise<ApplyResult> {
+  async #converge(applied: Applied, known: Known | undefined): Promise<ApplyResult> {
     // Unknown until this pass converges: a pass that fails part-way leaves HAProxy in a
     // state only a full read-back knows.
     this.#known = undefined;
     const t0 = performance.now();
     const { desired } = applied;
-    let touched = known ? touchedBackends(planHaproxy(desired, known)) : new Set<string>();
-    const full = !known || touched.size > maxDeltaBackends;
+    const scope = known ? changedBackends(known.desired, desired, known.draining) : undefined;
+    const full = !known || !scope || scope.size > maxDeltaBackends;
     // A server the change takes out may still hold a request: its backend is read fresh.
-    let live = full ? await this.#readLive(desired) : await this.#withBackends(known!, touched);
-    const planned = planHaproxy(desired, live);
+    let live = full ? await this.#readLive(desired) : await this.#withBackends(known.live, scope);
+    const view = (state: LiveHaproxy): { desired: DesiredHaproxy; live: LiveHaproxy } =>
+      full ? { desired, live: state } : narrowTo(scope, known.desired, desired, state, known.leftover);
+    let seen = view(live);
+    const planned = planHaproxy(seen.desired, seen.live);
     // What HAProxy refused to delete is not asked again (see #execute).
     const plan = { ...planned, steps: planned.steps.filter((s) => !((s.op === 'del-cert' || s.op === 'del-ca') && this.#undeletable.has(s.name))) };
     const t1 = performance.now();
     if (plan.steps.length > 0) {
       const done = await this.#execute(plan.steps, applied);
       const t2 = performance.now();
-      touched = touchedBackends(plan);
-      live = full ? await this.#readLive(desired) : await this.#withBackends(afterSteps(live, done), touched);
+      live = full ? await this.#readLive(desired) : await this.#withBackends(afterSteps(live, done), touchedBackends(plan));
+      seen = view(live);
       const ops: Record<string, number> = {};
       for (const step of plan.steps) ops[step.op] = (ops[step.op] ?? 0) + 1;
       const ms = { readAndPlan: round(t1 - t0), execute: round(t2 - t1), readBack: round(performance.now() - t2) };
-      this.#log.debug({ full, steps: plan.steps.length, ops, done: done.length, draining: plan.draining.length, ms }, 'runtime changes applied');
+      this.#log.debug(
+        { full, backends: full ? undefined : scope.size, steps: plan.steps.length, ops, done: done.length, draining: plan.draining.length, ms },
+        'runtime changes applied',
+      );
     }
     const loaded = await this.#checkCertificates(applied);
-    const problems = convergenceProblems(desired, live, loaded);
+    const problems = convergenceProblems(seen.desired, seen.live, loaded);
     if (problems.length > 0) {
       throw new HaproxyError(
         'ERR_HAPROXY_NOT_CONVERGED',
         `HAProxy does not serve the manifest: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
       );
     }
-    this.#known = live;
+    this.#known = { live, desired, draining: new Set(plan.draining.map(backendOf)), leftover: leftoverStores(seen.desired, seen.live) };
     const now = Date.now();
     if (full) this.#fullDueAt = now + (this.#o.recheckMs ?? defaultRecheckMs);
     this.#draining = plan.draining.length > 0;

@@ -1,4 +1,4 @@
-import { serverArguments, storeName, systemTrustStore, type HaproxyServer } from '../render/haproxy.ts';
+import { backendName, serverArguments, storeName, systemTrustStore, type HaproxyServer } from '../render/haproxy.ts';
 import { forcedMaintenance, isEnabled, type LiveServer, type ServerConnections, type StoreList } from './haproxy-state.ts';
 
 // What the agent must tell a running HAProxy so that it serves a manifest, decided from
@@ -50,27 +50,93 @@ export function isManagedBackend(name: string): boolean {
   return /^p\d{1,5}$/.test(name);
 }
 
+/** A server's names as HAProxy knows them. */
+export interface StoreNames {
+  /** "backend/server". */
+  key: string;
+  certificate: string;
+  /** A CA file's name, or systemTrustStore. */
+  ca: string;
+}
+
+/**
+ * Kept by server object: the agent plans against ten thousand servers on every pass,
+ * mostly the same objects, and making each name again (a new string, hashed again by
+ * every Map it goes into) was most of a plan.
+ */
+const namesByServer = new WeakMap<HaproxyServer, StoreNames & { dir: string }>();
+
+export function storeNames(server: HaproxyServer, dir: string): StoreNames {
+  let names = namesByServer.get(server);
+  if (names?.dir !== dir) {
+    names = { dir, key: `${server.backend}/${server.server}`, certificate: storeName(dir, server.certificateFile), ca: storeName(dir, server.caFile) };
+    namesByServer.set(server, names);
+  }
+  return names;
+}
+
+/** What a plan looks up in the desired state, made once per desired state (a pass plans more than once against it). */
+interface DesiredIndex {
+  certificates: Map<string, string>;
+  caFiles: Map<string, string>;
+  servers: Set<string>;
+}
+
+const desiredIndexes = new WeakMap<DesiredHaproxy, DesiredIndex>();
+
+function desiredIndex(desired: DesiredHaproxy): DesiredIndex {
+  let index = desiredIndexes.get(desired);
+  if (!index) {
+    index = { certificates: new Map(), caFiles: new Map(), servers: new Set() };
+    for (const server of desired.servers) {
+      const names = storeNames(server, desired.storeDir);
+      index.certificates.set(names.certificate, server.certificateFile);
+      if (server.caFile !== systemTrustStore) index.caFiles.set(names.ca, server.caFile);
+      index.servers.add(names.key);
+    }
+    desiredIndexes.set(desired, index);
+  }
+  return index;
+}
+
+const liveKeys = new WeakMap<LiveServer, string>();
+
+/** "backend/server" of a server HAProxy listed, kept by the listed object (a delta pass keeps most of them). */
+function liveKey(server: LiveServer): string {
+  let key = liveKeys.get(server);
+  if (key === undefined) liveKeys.set(server, (key = `${server.backend}/${server.name}`));
+  return key;
+}
+
+const liveIndexes = new WeakMap<readonly LiveServer[], Map<string, LiveServer>>();
+
+function liveByKey(servers: readonly LiveServer[]): Map<string, LiveServer> {
+  let index = liveIndexes.get(servers);
+  if (!index) {
+    index = new Map(servers.map((s) => [liveKey(s), s]));
+    liveIndexes.set(servers, index);
+  }
+  return index;
+}
+
 export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   const steps: Step[] = [];
   const draining: string[] = [];
   const dir = desired.storeDir;
-  const ours = (name: string, folder: string): boolean => name.startsWith(`${dir}/${folder}/`);
+  const certsPrefix = `${dir}/certs/`;
+  const caPrefix = `${dir}/ca/`;
 
   // A transaction left open by an agent that stopped mid-change blocks every other one.
   for (const name of live.certificates.transactions) steps.push({ op: 'abort-cert', name });
   for (const name of live.caFiles.transactions) steps.push({ op: 'abort-ca', name });
 
-  const wantedCerts = new Map(desired.servers.map((s) => [storeName(dir, s.certificateFile), s.certificateFile]));
-  const wantedCas = new Map(desired.servers.filter((s) => s.caFile !== systemTrustStore).map((s) => [storeName(dir, s.caFile), s.caFile]));
-  for (const [name, file] of wantedCas) if (!live.caFiles.loaded.has(name)) steps.push({ op: 'load-ca', name, file });
-  for (const [name, file] of wantedCerts) if (!live.certificates.loaded.has(name)) steps.push({ op: 'load-cert', name, file });
+  const index = desiredIndex(desired);
+  for (const [name, file] of index.caFiles) if (!live.caFiles.loaded.has(name)) steps.push({ op: 'load-ca', name, file });
+  for (const [name, file] of index.certificates) if (!live.certificates.loaded.has(name)) steps.push({ op: 'load-cert', name, file });
 
-  const liveByKey = new Map(live.servers.map((s) => [`${s.backend}/${s.name}`, s]));
-  const wantedServers = new Set<string>();
+  const liveServers = liveByKey(live.servers);
   for (const server of desired.servers) {
-    const key = `${server.backend}/${server.server}`;
-    wantedServers.add(key);
-    const current = liveByKey.get(key);
+    const current = liveServers.get(storeNames(server, dir).key);
     if (!current) {
       steps.push({
         op: 'add-server',
@@ -106,8 +172,8 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   // Servers no binding wants: out of service first (after their replacement is in), and
   // deleted once they hold no connection; a request in flight finishes where it started.
   for (const server of live.servers) {
-    const key = `${server.backend}/${server.name}`;
-    if (!isManagedBackend(server.backend) || wantedServers.has(key)) continue;
+    const key = liveKey(server);
+    if (index.servers.has(key) || !isManagedBackend(server.backend)) continue;
     if (isEnabled(server)) steps.push({ op: 'disable-server', backend: server.backend, server: server.name });
     const conns = live.connections.get(key);
     if (conns && conns.used + conns.idle > 0) draining.push(key);
@@ -120,8 +186,8 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   // crashes the worker. So nothing is deleted while a server drains; the pass that
   // deletes the last one deletes them after it.
   if (draining.length === 0) {
-    for (const name of live.certificates.loaded) if (ours(name, 'certs') && !wantedCerts.has(name)) steps.push({ op: 'del-cert', name });
-    for (const name of live.caFiles.loaded) if (ours(name, 'ca') && !wantedCas.has(name)) steps.push({ op: 'del-ca', name });
+    for (const name of live.certificates.loaded) if (!index.certificates.has(name) && name.startsWith(certsPrefix)) steps.push({ op: 'del-cert', name });
+    for (const name of live.caFiles.loaded) if (!index.caFiles.has(name) && name.startsWith(caPrefix)) steps.push({ op: 'del-ca', name });
   }
   return { steps, draining };
 }
@@ -129,18 +195,18 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
 /** A mismatch between what HAProxy serves and the manifest, found by reading HAProxy back. */
 export function convergenceProblems(desired: DesiredHaproxy, live: LiveHaproxy, loaded: ReadonlyMap<string, boolean>): string[] {
   const problems: string[] = [];
-  const liveByKey = new Map(live.servers.map((s) => [`${s.backend}/${s.name}`, s]));
-  const wanted = new Set(desired.servers.map((s) => `${s.backend}/${s.server}`));
+  const liveServers = liveByKey(live.servers);
+  const wanted = desiredIndex(desired).servers;
   for (const server of desired.servers) {
-    const current = liveByKey.get(`${server.backend}/${server.server}`);
-    if (!current) problems.push(`${server.key}: server ${server.backend}/${server.server} is missing`);
-    else if (!isEnabled(current)) problems.push(`${server.key}: server ${server.backend}/${server.server} is out of service`);
-    const certificate = storeName(desired.storeDir, server.certificateFile);
-    if (loaded.get(certificate) !== true) problems.push(`${server.key}: HAProxy does not hold certificate ${server.certificateFile} as rendered`);
+    const names = storeNames(server, desired.storeDir);
+    const current = liveServers.get(names.key);
+    if (!current) problems.push(`${server.key}: server ${names.key} is missing`);
+    else if (!isEnabled(current)) problems.push(`${server.key}: server ${names.key} is out of service`);
+    if (loaded.get(names.certificate) !== true) problems.push(`${server.key}: HAProxy does not hold certificate ${server.certificateFile} as rendered`);
   }
   for (const server of live.servers) {
-    const key = `${server.backend}/${server.name}`;
-    if (isManagedBackend(server.backend) && isEnabled(server) && !wanted.has(key)) problems.push(`server ${key} still takes requests`);
+    const key = liveKey(server);
+    if (!wanted.has(key) && isManagedBackend(server.backend) && isEnabled(server)) problems.push(`server ${key} still takes requests`);
   }
   for (const [file, want] of desired.maps) {
     const have = live.maps.get(`${desired.storeDir}/${file}`);
@@ -148,7 +214,9 @@ export function convergenceProblems(desired: DesiredHaproxy, live: LiveHaproxy, 
       problems.push(`map ${file} is not loaded`);
       continue;
     }
-    if (have.size !== want.size || [...want].some(([k, v]) => have.get(k) !== v)) problems.push(`map ${file} differs from the manifest`);
+    let same = have.size === want.size;
+    for (const [key, value] of want) if (same && have.get(key) !== value) same = false;
+    if (!same) problems.push(`map ${file} differs from the manifest`);
   }
   return problems;
 }
@@ -168,7 +236,7 @@ export function touchedBackends(plan: Plan): Set<string> {
  * HAProxy for its backend (replaceBackends) rather than trusted from here.
  */
 export function afterSteps(live: LiveHaproxy, done: readonly Step[]): LiveHaproxy {
-  const servers = new Map(live.servers.map((s) => [`${s.backend}/${s.name}`, s]));
+  const servers = new Map(liveByKey(live.servers));
   const certificates = { loaded: new Set(live.certificates.loaded), transactions: [...live.certificates.transactions] };
   const caFiles = { loaded: new Set(live.caFiles.loaded), transactions: [...live.caFiles.transactions] };
   const maps = new Map(live.maps);
@@ -245,6 +313,87 @@ export function replaceBackends(
 }
 
 /** "backend/server" → backend. */
-function backendOf(serverKey: string): string {
+export function backendOf(serverKey: string): string {
   return serverKey.slice(0, serverKey.indexOf('/'));
+}
+
+/**
+ * The backends a change from `before` (what HAProxy was last found to serve) to `after`
+ * can touch: those whose servers or map entries differ, and those still draining. A
+ * server's name is a digest of everything its line holds, so two servers of one name in
+ * one backend are the same server. Undefined when nothing of `before` can be trusted for
+ * `after` (the store moved).
+ */
+export function changedBackends(before: DesiredHaproxy, after: DesiredHaproxy, draining: ReadonlySet<string>): Set<string> | undefined {
+  if (before.storeDir !== after.storeDir) return undefined;
+  const dir = after.storeDir;
+  const backends = new Set(draining);
+  const had = desiredIndex(before).servers;
+  const has = desiredIndex(after).servers;
+  for (const server of after.servers) if (!had.has(storeNames(server, dir).key)) backends.add(server.backend);
+  for (const server of before.servers) if (!has.has(storeNames(server, dir).key)) backends.add(server.backend);
+  for (const file of new Set([...before.maps.keys(), ...after.maps.keys()])) {
+    const was = before.maps.get(file) ?? new Map<string, string>();
+    const is = after.maps.get(file) ?? new Map<string, string>();
+    for (const [port, value] of is) if (was.get(port) !== value) backends.add(backendName(Number(port)));
+    for (const port of was.keys()) if (!is.has(port)) backends.add(backendName(Number(port)));
+  }
+  return backends;
+}
+
+/**
+ * `desired` and `live` narrowed to these backends: their servers, their ports' map
+ * entries, and the certificates and CA files their servers use now (`desired`) or used
+ * when HAProxy was last found serving `before`, and `leftover` (see leftoverStores).
+ * Planned and checked on this view, a change costs what it touches; what HAProxy holds
+ * outside it is left to the periodic full pass.
+ */
+export function narrowTo(
+  backends: ReadonlySet<string>,
+  before: DesiredHaproxy,
+  desired: DesiredHaproxy,
+  live: LiveHaproxy,
+  leftover: ReadonlySet<string>,
+): { desired: DesiredHaproxy; live: LiveHaproxy } {
+  const servers = desired.servers.filter((s) => backends.has(s.backend));
+  const stores = new Set(leftover);
+  for (const server of [...servers, ...before.servers.filter((s) => backends.has(s.backend))]) {
+    const names = storeNames(server, desired.storeDir);
+    stores.add(names.certificate).add(names.ca);
+  }
+  const ports = [...backends].filter(isManagedBackend).map((b) => b.slice(1));
+  const entries = (map: ReadonlyMap<string, string> | undefined): Map<string, string> => {
+    const narrowed = new Map<string, string>();
+    for (const port of ports) {
+      const value = map?.get(port);
+      if (value !== undefined) narrowed.set(port, value);
+    }
+    return narrowed;
+  };
+  const store = (list: StoreList): StoreList => ({ loaded: new Set([...stores].filter((name) => list.loaded.has(name))), transactions: list.transactions });
+  return {
+    desired: { ...desired, servers, maps: new Map([...desired.maps].map(([file, map]) => [file, entries(map)])) },
+    live: {
+      servers: live.servers.filter((s) => backends.has(s.backend)),
+      connections: live.connections,
+      certificates: store(live.certificates),
+      caFiles: store(live.caFiles),
+      maps: new Map([...live.maps].map(([name, map]) => [name, entries(map)])),
+    },
+  };
+}
+
+/**
+ * The agent's certificates and CA files HAProxy holds that `desired` does not use: kept
+ * while a server that used them drains (or HAProxy refuses to let them go), so that the
+ * pass that deletes the server, which may look at that backend alone, deletes them too.
+ */
+export function leftoverStores(desired: DesiredHaproxy, live: LiveHaproxy): Set<string> {
+  const index = desiredIndex(desired);
+  const certsPrefix = `${desired.storeDir}/certs/`;
+  const caPrefix = `${desired.storeDir}/ca/`;
+  const leftover = new Set<string>();
+  for (const name of live.certificates.loaded) if (!index.certificates.has(name) && name.startsWith(certsPrefix)) leftover.add(name);
+  for (const name of live.caFiles.loaded) if (!index.caFiles.has(name) && name.startsWith(caPrefix)) leftover.add(name);
+  return leftover;
 }

@@ -168,15 +168,28 @@ export function assembleHaproxy(
   options: HaproxyRenderOptions,
   parts: readonly HaproxyBindingPart[],
 ): Omit<RenderedHaproxy, 'hash'> {
+  const { servers, skeletonHash } = haproxyServers(options, parts);
+  return { dataPlane: 'haproxy', files: haproxyFiles(shared, options, parts, servers), servers, skeletonHash };
+}
+
+/** The servers, checked and sorted by key, and the skeleton's hash: what a runtime change needs, without a file. */
+export function haproxyServers(options: HaproxyRenderOptions, parts: readonly HaproxyBindingPart[]): { servers: HaproxyServer[]; skeletonHash: string } {
   checkOptions([], options);
   const servers = parts.map((p) => p.server).sort(byKey);
   checkServers(servers, options);
+  return { servers, skeletonHash: skeletonHash(options) };
+}
+
+/** Every file, sorted by path, for `servers` as haproxyServers returned them. */
+export function haproxyFiles(
+  shared: readonly RenderedFile[],
+  options: HaproxyRenderOptions,
+  parts: readonly HaproxyBindingPart[],
+  servers: readonly HaproxyServer[],
+): RenderedFile[] {
   const files: RenderedFile[] = [...shared, ...parts.flatMap((p) => p.files), { path: 'haproxy.cfg', content: haproxyConfig(servers, options), mode: 0o644 }];
-  files.push({ path: portsMap, content: mapFile(servers, (s) => s.backend), mode: 0o644 });
-  files.push({ path: hostsMap, content: mapFile(servers, (s) => s.hostHeader), mode: 0o644 });
-  files.push({ path: bindingsMap, content: mapFile(servers, (s) => s.key), mode: 0o644 });
-  files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
-  return { dataPlane: 'haproxy', files, servers, skeletonHash: skeletonHash(options) };
+  files.push(...mapFiles(servers));
+  return files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
 }
 
 let lastSkeleton: { options: string; hash: string } | undefined;
@@ -332,25 +345,71 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     `backend ${unboundBackend}`,
     '    http-request return status 503 content-type text/plain string "no ClientCertificateBinding serves this port\\n"',
   );
+  const text = [lines.join('\n')];
   for (let port = first; port <= last; port++) {
-    lines.push('', `backend ${backendName(port)}`, '    balance roundrobin');
+    text.push(`\n\nbackend ${backendName(port)}\n    balance roundrobin`);
     const server = byPort.get(port);
-    if (!server) continue;
-    lines.push(
+    if (server) text.push(serverText(server).block);
+  }
+  text.push('\n');
+  return text.join('');
+}
+
+/**
+ * Text made for one server, kept while the server object lives. The agent assembles
+ * haproxy.cfg and the maps from every binding on each change, and the servers of the
+ * bindings that did not change are the same objects (its cache keeps them), so at ten
+ * thousand bindings a change renders one server's text, not all. Servers are never
+ * modified once made.
+ */
+const serverTexts = new WeakMap<HaproxyServer, { block: string; port: string }>();
+
+function serverText(server: HaproxyServer): { block: string; port: string } {
+  let text = serverTexts.get(server);
+  if (!text) {
+    const dir = `\${${configDirVariable}}`;
+    const block = [
+      '',
       `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
       `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
       `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} init-addr libc,none`,
-    );
+    ].join('\n');
+    text = { block, port: String(server.listenerPort) };
+    serverTexts.set(server, text);
   }
-  lines.push('');
-  return lines.join('\n');
+  return text;
 }
 
-function mapFile(servers: readonly HaproxyServer[], value: (s: HaproxyServer) => string): string {
-  return servers
-    .map((s) => `${s.listenerPort} ${value(s)}\n`)
-    .sort()
-    .join('');
+/** What each map gives for a listener port. */
+const mapValues: ReadonlyArray<readonly [string, (s: HaproxyServer) => string]> = [
+  [portsMap, (s) => s.backend],
+  [hostsMap, (s) => s.hostHeader],
+  [bindingsMap, (s) => s.key],
+];
+
+/**
+ * Each map's entries (listener port → value): what the map files list, and what the
+ * agent sets through the runtime API.
+ */
+export function haproxyMaps(servers: readonly HaproxyServer[]): Map<string, Map<string, string>> {
+  const maps = new Map<string, Map<string, string>>();
+  for (const [file, value] of mapValues) {
+    const entries = new Map<string, string>();
+    for (const server of servers) entries.set(serverText(server).port, value(server));
+    maps.set(file, entries);
+  }
+  return maps;
+}
+
+/** A map file: one "port value" line per entry, sorted as text. */
+function mapFiles(servers: readonly HaproxyServer[]): RenderedFile[] {
+  const ordered = [...servers].sort((a, b) => {
+    // As sort() orders the lines: the ports are distinct, so "port " decides.
+    const x = `${serverText(a).port} `;
+    const y = `${serverText(b).port} `;
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  return mapValues.map(([path, value]) => ({ path, content: ordered.map((s) => `${serverText(s).port} ${value(s)}\n`).join(''), mode: 0o644 }));
 }
 
 function checkOptions(routes: readonly EgressRoute[], options: HaproxyRenderOptions): void {

@@ -4,7 +4,6 @@
 // product); the manifests are rendered exactly as the controller renders them.
 import { Agent } from 'node:http';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -19,7 +18,8 @@ import { generationName } from '../../src/proxy/generations.ts';
 import { HaproxyDataPlane } from '../../src/proxy/haproxy-data-plane.ts';
 import { ManagedHaproxy, testHaproxyConfig } from '../../src/proxy/haproxy-process.ts';
 import { parseServersState } from '../../src/proxy/haproxy-state.ts';
-import type { AssembledConfig } from '../../src/proxy/assemble.ts';
+import { assembleConfig } from '../../src/proxy/assemble.ts';
+import { parseManifest, proxyObjects, readBindingObject, readSharedFiles } from '../../src/proxy/proxy-objects.ts';
 import { renderHaproxy } from '../../src/render/haproxy.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { partnerRoute } from '../support/agent-process.ts';
@@ -72,22 +72,25 @@ class Rig {
     await this.dir.prepare();
     const { mkdir } = await import('node:fs/promises');
     await mkdir(this.runDir, { recursive: true, mode: 0o700 });
-    const rendered = renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' });
-    const files = rendered.files.map((f) => ({ ...f, sha256: createHash('sha256').update(f.content).digest('hex') }));
-    const config: AssembledConfig = {
-      hash: rendered.hash,
-      dataPlane: 'haproxy',
-      files,
-      servers: rendered.servers,
-      skeletonHash: rendered.skeletonHash,
-      bindings: routes.length,
-    };
-    const generation = generationName(rendered.hash);
-    await this.dir.write(generation, files);
+    // As the agent has it: the controller's objects, read back and assembled.
+    const objects = proxyObjects(renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' }), routes, 'mtls-egress');
+    const shared = readSharedFiles(parseManifest(objects.configMap)!, objects.configMap);
+    assert.ok(shared.ok);
+    const held = objects.secrets.map((secret) => {
+      const read = readBindingObject(secret);
+      assert.ok(read.ok, read.ok ? '' : read.problem);
+      return { contentHash: read.contentHash, part: read.part };
+    });
+    const assembly = assembleConfig('haproxy', shared.files, held);
+    assert.ok(assembly.ok, assembly.ok ? '' : assembly.problem);
+    assert.deepEqual(assembly.leftOut, []);
+    const { config } = assembly;
+    const generation = generationName(config.hash);
+    await this.dir.write(generation, config.files);
     const verdict = await this.plane.test(this.dir.generationPath(generation), config);
     assert.deepEqual(verdict, { ok: true });
     await this.dir.point(generation);
-    return this.plane.apply({ config, files, generation });
+    return this.plane.apply({ config, generation });
   }
 
   async workerPid(): Promise<number> {

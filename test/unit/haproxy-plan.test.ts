@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   afterSteps,
+  changedBackends,
   convergenceProblems,
+  leftoverStores,
+  narrowTo,
   planHaproxy,
   replaceBackends,
   touchedBackends,
@@ -273,5 +276,81 @@ describe('the picture between full read-backs: afterSteps, touchedBackends, repl
       ],
     );
     assert.equal(have.servers.length, 2, 'the picture it was made from is unchanged');
+  });
+});
+
+describe('a delta pass: changedBackends and narrowTo plan what a change touches, as a full plan would', () => {
+  const bravo2 = server('bravo', 10001, 2, 'new-ca');
+  const charlie = server('charlie', 10002);
+  const none = new Set<string>();
+  const cases: Array<{ name: string; from: HaproxyServer[]; to: HaproxyServer[]; backends: string[] }> = [
+    { name: 'a rotation', from: [alpha, bravo], to: [alpha, bravo2], backends: ['p10001'] },
+    { name: 'a binding added', from: [alpha], to: [alpha, charlie], backends: ['p10002'] },
+    { name: 'a binding removed', from: [alpha, charlie], to: [alpha], backends: ['p10002'] },
+    { name: 'a binding moved to another port', from: [alpha, bravo], to: [alpha, server('bravo', 10003)], backends: ['p10003', 'p10001'] },
+    { name: 'nothing changed', from: [alpha, bravo], to: [alpha, bravo], backends: [] },
+    // The agent's cache gives it the same objects; a server made again is the same server.
+    { name: 'the same servers, made again', from: [alpha, bravo], to: [server('alpha', 10000), server('bravo', 10001)], backends: [] },
+  ];
+  for (const c of cases) {
+    test(`${c.name}: the backends changed, and the narrowed plan is the full plan`, () => {
+      const backends = changedBackends(desired(c.from), desired(c.to), none)!;
+      assert.deepEqual([...backends], c.backends);
+      const full = planHaproxy(desired(c.to), live(c.from));
+      const narrowed = narrowTo(backends, desired(c.from), desired(c.to), live(c.from), none);
+      assert.deepEqual(ops(planHaproxy(narrowed.desired, narrowed.live).steps).sort(), ops(full.steps).sort());
+      const after = afterSteps(live(c.from), full.steps);
+      const checked = narrowTo(backends, desired(c.from), desired(c.to), after, none);
+      assert.deepEqual(
+        convergenceProblems(
+          checked.desired,
+          checked.live,
+          new Map([
+            [`${dir}/${bravo2.certificateFile}`, true],
+            [`${dir}/${charlie.certificateFile}`, true],
+            [`${dir}/${alpha.certificateFile}`, true],
+            [`${dir}/${server('bravo', 10003).certificateFile}`, true],
+          ]),
+        ),
+        [],
+      );
+    });
+  }
+
+  test("a map entry that differs is its port's backend; a store that moved trusts nothing", () => {
+    const changed = desired([alpha, bravo]);
+    const hosts = new Map(changed.maps.get('hosts.map'));
+    hosts.set('10000', 'elsewhere.example');
+    assert.deepEqual([...changedBackends(desired([alpha, bravo]), { ...changed, maps: new Map([...changed.maps, ['hosts.map', hosts]]) }, none)!], ['p10000']);
+    assert.equal(changedBackends(desired([alpha]), { ...desired([alpha]), storeDir: '/elsewhere' }, none), undefined);
+  });
+
+  test('a server left draining: its backend is looked at again, and the certificate and CA file it used go with it', () => {
+    const have = live([alpha, bravo], { connections: new Map([[`p10001/${bravo.server}`, { used: 1, idle: 0 }]]) });
+    const first = narrowTo(
+      changedBackends(desired([alpha, bravo]), desired([alpha, bravo2]), none)!,
+      desired([alpha, bravo]),
+      desired([alpha, bravo2]),
+      have,
+      none,
+    );
+    const plan = planHaproxy(first.desired, first.live);
+    assert.deepEqual(plan.draining, [`p10001/${bravo.server}`]);
+    const drained = afterSteps(have, plan.steps);
+    const checked = narrowTo(new Set(['p10001']), desired([alpha, bravo]), desired([alpha, bravo2]), drained, none);
+    const leftover = leftoverStores(checked.desired, checked.live);
+    assert.deepEqual([...leftover].sort(), [`${dir}/${bravo.caFile}`, `${dir}/${bravo.certificateFile}`]);
+    // The next pass: the manifest is the same, the request finished.
+    const idle = { ...drained, connections: new Map() };
+    const backends = changedBackends(desired([alpha, bravo2]), desired([alpha, bravo2]), new Set(['p10001']))!;
+    assert.deepEqual([...backends], ['p10001']);
+    const second = narrowTo(backends, desired([alpha, bravo2]), desired([alpha, bravo2]), idle, leftover);
+    assert.deepEqual(ops(planHaproxy(second.desired, second.live).steps), [
+      `del-server p10001/${bravo.server}`,
+      `del-cert ${bravo.certificateFile}`,
+      `del-ca ${bravo.caFile}`,
+    ]);
+    const without = narrowTo(backends, desired([alpha, bravo2]), desired([alpha, bravo2]), idle, none);
+    assert.deepEqual(ops(planHaproxy(without.desired, without.live).steps), [`del-server p10001/${bravo.server}`], 'without the leftovers, they would stay');
   });
 });

@@ -12,6 +12,7 @@ import {
   proxyObjects,
   readBindingObject,
   readSharedFiles,
+  type ProxyFile,
   type BindingObject,
   type ProxyObjects,
 } from '../../src/proxy/proxy-objects.ts';
@@ -169,11 +170,27 @@ describe('assembleConfig: bindings that cannot be served with the rest are left 
   });
   const a = held.find((h) => h.part.key === 'team-a/a')!;
   const b = held.find((h) => h.part.key === 'team-a/b')!;
+  const certificatePath = (h: HeldBinding): string => h.part.files.find((f) => f.path.startsWith('certs/'))!.path;
   const table: Array<[string, HeldBinding[], string[], RegExp | undefined]> = [
     ['both', [a, b], ['team-a/a', 'team-a/b'], undefined],
     ['two bindings on one port (a moment while ports move)', [a, { ...b, part: { ...b.part, listenerPort: 10000 } }], ['team-a/a'], /another binding's/],
     ['a second object for a binding', [a, b, { ...a, contentHash: 'ff' }], ['team-a/a', 'team-a/b'], /second object/],
     ['a port outside the range', [a, { ...b, part: { ...b.part, listenerPort: 30000 } }], ['team-a/a'], /outside 10000-19999/],
+    [
+      'a file another binding holds (a hand edit)',
+      [
+        a,
+        {
+          ...b,
+          part: {
+            ...b.part,
+            files: (b.part.files as ProxyFile[]).map((f) => (f.path.startsWith('certs/') ? { ...f, path: certificatePath(a) } : f)),
+          },
+        },
+      ],
+      ['team-a/a'],
+      /another binding's, or listed twice/,
+    ],
     [
       'a server that would inject a runtime command',
       [a, { ...b, part: { ...b.part, server: { ...b.part.server!, host: 'x;shutdown' } } }],
@@ -181,6 +198,16 @@ describe('assembleConfig: bindings that cannot be served with the rest are left 
       /host/,
     ],
   ];
+  test('the files assembled (rendered when first read) are the files a whole render makes', () => {
+    const assembly = assembleConfig('haproxy', shared.files, [b, a]);
+    assert.ok(assembly.ok);
+    const rendered = dataPlanes.haproxy(routes);
+    assert.deepEqual(
+      assembly.config.files.map((f) => [f.path, f.mode, f.content]),
+      rendered.files.map((f) => [f.path, f.mode, f.content]),
+    );
+    assert.equal(assembly.config.file(a.part.files[0]!.path), a.part.files[0]);
+  });
   for (const [name, bindings, served, leftOut] of table) {
     test(name, () => {
       const assembly = assembleConfig('haproxy', shared.files, bindings);
