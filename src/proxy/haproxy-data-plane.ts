@@ -219,10 +219,13 @@ export class HaproxyDataPlane implements DataPlane {
       if (ca !== systemTrustStore) files.set(ca, server.caFile);
     }
     this.#leafSha1 = known;
+    // Not the whole config: once written, its rendered files (a 4 MB haproxy.cfg at ten
+    // thousand bindings) need not live as long as this pass's picture.
+    const file = config.file;
     const contents = {
       get: (name: string): string | undefined => {
         const path = files.get(name);
-        const pem = path === undefined ? undefined : config.file(path)?.content;
+        const pem = path === undefined ? undefined : file(path)?.content;
         return pem === undefined ? undefined : withoutBlankLines(pem);
       },
     };
