@@ -18,8 +18,8 @@ export interface AssembledConfig {
    * change is applied, so a change to one binding at ten thousand waits for none of it.
    */
   readonly files: ProxyFile[];
-  /** A shared or binding file by path, without rendering the whole set. */
-  file(path: string): ProxyFile | undefined;
+  /** A shared or binding file by path, without rendering the whole set; holds nothing else of the config. */
+  file: (path: string) => ProxyFile | undefined;
   /** HAProxy: the servers the agent keeps HAProxy running through its runtime API. */
   servers?: HaproxyServer[];
   /** HAProxy: each map's entries (listener port → value), as the map files list them. */

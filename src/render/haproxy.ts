@@ -403,12 +403,11 @@ export function haproxyMaps(servers: readonly HaproxyServer[]): Map<string, Map<
 
 /** A map file: one "port value" line per entry, sorted as text. */
 function mapFiles(servers: readonly HaproxyServer[]): RenderedFile[] {
-  const ordered = [...servers].sort((a, b) => {
-    // As sort() orders the lines: the ports are distinct, so "port " decides.
-    const x = `${serverText(a).port} `;
-    const y = `${serverText(b).port} `;
-    return x < y ? -1 : x > y ? 1 : 0;
-  });
+  // As sort() orders the lines: the ports are distinct, so "port " decides.
+  const ordered = servers
+    .map((server) => ({ server, order: `${serverText(server).port} ` }))
+    .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
+    .map(({ server }) => server);
   return mapValues.map(([path, value]) => ({ path, content: ordered.map((s) => `${serverText(s).port} ${value(s)}\n`).join(''), mode: 0o644 }));
 }
 
