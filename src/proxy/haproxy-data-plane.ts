@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../log.ts';
 import { hostForUrl } from '../render/files.ts';
-import { systemTrustStore, type HaproxyServer } from '../render/haproxy.ts';
+import type { HaproxyServer } from '../render/haproxy.ts';
 import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from './data-plane.ts';
 import {
   afterSteps,
@@ -85,8 +85,8 @@ interface Known {
 
 interface Applied {
   desired: DesiredHaproxy;
-  /** Bytes of a certificate or CA file by its HAProxy name, as `set ssl cert` is given them: made when a step needs them, not for every file on every pass. */
-  contents: { get(name: string): string | undefined };
+  /** Bytes of a certificate or CA file by its path in the generation, as `set ssl cert` is given them: made when a step needs them, not for every file on every pass. */
+  contents: (file: string) => string | undefined;
   /** SHA-1 of each certificate's leaf, by HAProxy name, as `show ssl cert` prints it. */
   sha1: Map<string, string>;
 }
@@ -115,8 +115,6 @@ export class HaproxyDataPlane implements DataPlane {
   #known: Known | undefined;
   /** When the next full read-back is due. */
   #fullDueAt = 0;
-  /** The last pass left servers draining: the next recheck is about them. */
-  #draining = false;
   /** Certificates HAProxy refused to delete (see #execute); forgotten when it reads its config again. */
   readonly #undeletable = new Set<string>();
 
@@ -196,7 +194,7 @@ export class HaproxyDataPlane implements DataPlane {
   async recheck(): Promise<ApplyResult> {
     const applied = this.#applied;
     if (!applied || !this.#o.haproxy.running()) return {};
-    if (this.#draining && this.#known && Date.now() < this.#fullDueAt) return this.#converge(applied, this.#known);
+    if (this.#known && this.#known.draining.size > 0 && Date.now() < this.#fullDueAt) return this.#converge(applied, this.#known);
     await this.#readdress(applied.desired);
     return this.#converge(applied, undefined);
   }
@@ -205,9 +203,8 @@ export class HaproxyDataPlane implements DataPlane {
     const servers = config.servers ?? [];
     const sha1 = new Map<string, string>();
     const known = new Map<string, string>();
-    const files = new Map<string, string>();
     for (const server of servers) {
-      const { certificate, ca } = storeNames(server, this.#storeDir);
+      const { certificate } = storeNames(server, this.#storeDir);
       const file = config.file(server.certificateFile);
       // Parsing ten thousand certificates on every pass cost more than the pass: the
       // leaf's SHA-1 is kept by the file's digest for as long as the file is in use.
@@ -215,19 +212,14 @@ export class HaproxyDataPlane implements DataPlane {
       const leaf = this.#leafSha1.get(digest) ?? leafSha1(file?.content ?? '');
       known.set(digest, leaf);
       sha1.set(certificate, leaf);
-      files.set(certificate, server.certificateFile);
-      if (ca !== systemTrustStore) files.set(ca, server.caFile);
     }
     this.#leafSha1 = known;
     // Not the whole config: once written, its rendered files (a 4 MB haproxy.cfg at ten
     // thousand bindings) need not live as long as this pass's picture.
     const file = config.file;
-    const contents = {
-      get: (name: string): string | undefined => {
-        const path = files.get(name);
-        const pem = path === undefined ? undefined : file(path)?.content;
-        return pem === undefined ? undefined : withoutBlankLines(pem);
-      },
+    const contents = (path: string): string | undefined => {
+      const pem = file(path)?.content;
+      return pem === undefined ? undefined : withoutBlankLines(pem);
     };
     return { desired: { storeDir: this.#storeDir, servers, maps: config.maps ?? new Map() }, contents, sha1 };
   }
@@ -278,8 +270,7 @@ export class HaproxyDataPlane implements DataPlane {
     this.#known = { live, desired, draining: new Set(plan.draining.map(backendOf)), leftover: leftoverStores(seen.desired, seen.live) };
     const now = Date.now();
     if (full) this.#fullDueAt = now + (this.#o.recheckMs ?? defaultRecheckMs);
-    this.#draining = plan.draining.length > 0;
-    return { recheckAfterMs: this.#draining ? drainRecheckMs : Math.max(0, this.#fullDueAt - now) };
+    return { recheckAfterMs: plan.draining.length > 0 ? drainRecheckMs : Math.max(0, this.#fullDueAt - now) };
   }
 
   /** `live` with the servers of these backends as HAProxy prints them now. */
@@ -356,13 +347,13 @@ export class HaproxyDataPlane implements DataPlane {
           break;
         case 'load-ca':
           await r.expect(`new ssl ca-file ${step.name}`, /New CA file created|already exists/);
-          await r.expect(`set ssl ca-file ${step.name}`, /transaction created|transaction updated/i, applied.contents.get(step.name));
+          await r.expect(`set ssl ca-file ${step.name}`, /transaction created|transaction updated/i, applied.contents(step.file));
           await r.expect(`commit ssl ca-file ${step.name}`, /Success!/);
           break;
         case 'load-cert':
           this.#verified.delete(step.name);
           await r.expect(`new ssl cert ${step.name}`, /New empty certificate store|already exists/);
-          await r.expect(`set ssl cert ${step.name}`, /transaction created|transaction updated/i, applied.contents.get(step.name));
+          await r.expect(`set ssl cert ${step.name}`, /transaction created|transaction updated/i, applied.contents(step.file));
           await r.expect(`commit ssl cert ${step.name}`, /Success!/);
           break;
         case 'add-server': {

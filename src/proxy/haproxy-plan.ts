@@ -123,8 +123,6 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   const steps: Step[] = [];
   const draining: string[] = [];
   const dir = desired.storeDir;
-  const certsPrefix = `${dir}/certs/`;
-  const caPrefix = `${dir}/ca/`;
 
   // A transaction left open by an agent that stopped mid-change blocks every other one.
   for (const name of live.certificates.transactions) steps.push({ op: 'abort-cert', name });
@@ -186,8 +184,9 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   // crashes the worker. So nothing is deleted while a server drains; the pass that
   // deletes the last one deletes them after it.
   if (draining.length === 0) {
-    for (const name of live.certificates.loaded) if (!index.certificates.has(name) && name.startsWith(certsPrefix)) steps.push({ op: 'del-cert', name });
-    for (const name of live.caFiles.loaded) if (!index.caFiles.has(name) && name.startsWith(caPrefix)) steps.push({ op: 'del-ca', name });
+    const unused = unusedStores(desired, live);
+    for (const name of unused.certificates) steps.push({ op: 'del-cert', name });
+    for (const name of unused.caFiles) steps.push({ op: 'del-ca', name });
   }
   return { steps, draining };
 }
@@ -389,11 +388,16 @@ export function narrowTo(
  * pass that deletes the server, which may look at that backend alone, deletes them too.
  */
 export function leftoverStores(desired: DesiredHaproxy, live: LiveHaproxy): Set<string> {
+  const unused = unusedStores(desired, live);
+  return new Set([...unused.certificates, ...unused.caFiles]);
+}
+
+/** What HAProxy holds under the agent's certs/ and ca/ that no desired server uses. */
+function unusedStores(desired: DesiredHaproxy, live: LiveHaproxy): { certificates: string[]; caFiles: string[] } {
   const index = desiredIndex(desired);
-  const certsPrefix = `${desired.storeDir}/certs/`;
-  const caPrefix = `${desired.storeDir}/ca/`;
-  const leftover = new Set<string>();
-  for (const name of live.certificates.loaded) if (!index.certificates.has(name) && name.startsWith(certsPrefix)) leftover.add(name);
-  for (const name of live.caFiles.loaded) if (!index.caFiles.has(name) && name.startsWith(caPrefix)) leftover.add(name);
-  return leftover;
+  const unused = (list: StoreList, wanted: ReadonlyMap<string, string>, folder: string): string[] => {
+    const prefix = `${desired.storeDir}/${folder}/`;
+    return [...list.loaded].filter((name) => !wanted.has(name) && name.startsWith(prefix));
+  };
+  return { certificates: unused(live.certificates, index.certificates, 'certs'), caFiles: unused(live.caFiles, index.caFiles, 'ca') };
 }

@@ -401,14 +401,16 @@ export function haproxyMaps(servers: readonly HaproxyServer[]): Map<string, Map<
   return maps;
 }
 
-/** A map file: one "port value" line per entry, sorted as text. */
+/** The map files: one "port value" line per entry, sorted as text. */
 function mapFiles(servers: readonly HaproxyServer[]): RenderedFile[] {
-  // As sort() orders the lines: the ports are distinct, so "port " decides.
-  const ordered = servers
-    .map((server) => ({ server, order: `${serverText(server).port} ` }))
-    .sort((a, b) => (a.order < b.order ? -1 : a.order > b.order ? 1 : 0))
-    .map(({ server }) => server);
-  return mapValues.map(([path, value]) => ({ path, content: ordered.map((s) => `${serverText(s).port} ${value(s)}\n`).join(''), mode: 0o644 }));
+  return [...haproxyMaps(servers)].map(([path, entries]) => ({
+    path,
+    content: [...entries]
+      .map(([port, value]) => `${port} ${value}\n`)
+      .sort()
+      .join(''),
+    mode: 0o644,
+  }));
 }
 
 function checkOptions(routes: readonly EgressRoute[], options: HaproxyRenderOptions): void {
