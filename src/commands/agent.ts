@@ -2,7 +2,7 @@ import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ProxyAgent, readCredentialSecret, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
-import { agentUsage, parseAgentConfig } from '../proxy/agent-config.ts';
+import { agentUsage, parseAgentConfig, parseFlagsOrUsage, type AgentConfig } from '../config.ts';
 import { AgentMetrics } from '../proxy/agent-metrics.ts';
 import { ConfigDir } from '../proxy/config-dir.ts';
 import { NginxDataPlane, type DataPlane } from '../proxy/data-plane.ts';
@@ -13,12 +13,10 @@ import { parseDroppedLogs } from '../proxy/haproxy-state.ts';
 import { ExternalNginx, ManagedNginx, testNginxConfig } from '../proxy/nginx-control.ts';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentConfig } from '../proxy/agent-config.ts';
 import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
-import { parseFlagsOrUsage } from '../config.ts';
 import { aborted } from '../runner/backoff.ts';
 
 /**

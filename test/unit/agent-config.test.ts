@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseAgentConfig } from '../../src/proxy/agent-config.ts';
+import { parseAgentConfig } from '../../src/config.ts';
 
 describe('parseAgentConfig', () => {
   test('defaults: the prefix is the config dir, the pid file is where the rendered config puts it', () => {
