@@ -1,36 +1,26 @@
 import type { Logger } from 'pino';
 import { splitKey } from '../api/meta.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import type { Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, group, plural, version, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { EventRecorder } from '../k8s/events.ts';
 import type { Informer } from '../k8s/informer.ts';
-import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
-import { resolveCertificateInput } from '../model/certificate-input.ts';
-import type { DestinationPolicy } from '../model/destinations.ts';
 import type { PortRange } from '../model/listener-ports.ts';
-import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
 import { errorSummary, isTransient } from '../errors.ts';
 import { backoffDelay } from '../runner/backoff.ts';
-import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
+import { systemClock, type Clock } from '../runner/clock.ts';
 import { defaultBackoff } from '../runner/queue.ts';
 import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
 import { statusEqual } from '../status/evaluate.ts';
 import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
-import { PortAllocations } from '../translate/port-allocations.ts';
 import { translateBinding, type DataPlaneView } from '../translate/translate.ts';
-import type { HostResolver } from './host-resolution.ts';
-import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
+import type { BindingInputs } from '../inputs/binding-inputs.ts';
 import { StatusWriter, type StatusToWrite } from './status-writer.ts';
 
 /** The data plane as the status controller sees it: present unless --data-plane none. */
 export interface DataPlaneStatus {
-  hosts: HostResolver;
-  /** Where the proxy may connect; the same policy the proxy-config controller renders. */
-  destinations: () => DestinationPolicy;
   replicas: () => readonly ProxyReplica[];
   served: ServedCertificates;
 }
@@ -38,12 +28,11 @@ export interface DataPlaneStatus {
 export interface BindingControllerOptions {
   client: KubeClient;
   bindings: Informer<ClientCertificateBinding>;
-  secrets: SecretCache;
-  secretIndex: SecretIndex;
+  /** Secrets, decoded certificates, hosts' answers and listener ports, gathered with the proxy-config controller's. */
+  inputs: BindingInputs;
   recorder: EventRecorder;
   metrics: ControllerMetrics;
   logger: Logger;
-  identities: IdentityCache;
   /** Present when a data plane reports back: Ready then also requires Programmed. */
   dataPlane?: DataPlaneStatus;
   listenerPorts: PortRange;
@@ -55,10 +44,6 @@ export interface BindingControllerOptions {
 }
 
 const controllerName = 'binding-status';
-/** How long a reconcile lets a never-answered host's lookup run before status goes out without its verdict. */
-const hostPatienceMs = 2_000;
-/** When a decode stopped by the sandbox's clock is tried again. */
-const retryTransientDecodeMs = 30_000;
 
 /**
  * Reconciles one binding at a time into its status: reads the binding and its Secrets,
@@ -80,15 +65,7 @@ export class BindingController {
   readonly #writeFailures = new Map<string, number>();
   /** Bindings whose last verdict was a port conflict or no free port: a deletion wakes these, not all 10,000. */
   readonly #waitingForPort = new Set<string>();
-  /**
-   * Bindings whose host does not resolve or leads somewhere refused, by host. The host is
-   * looked at again every retryAfterMs and its bindings woken only if the answer changed:
-   * one lookup per host, not a reconcile per binding every few seconds.
-   */
-  readonly #hostWatch = new Map<string, { keys: Set<string>; timer: Timer | undefined }>();
-  readonly #watchedHost = new Map<string, string>();
   readonly #metricLabels = new Map<string, { namespace: string; name: string; host: string }>();
-  readonly #ports: PortAllocations;
 
   constructor(options: BindingControllerOptions) {
     this.#o = options;
@@ -118,12 +95,8 @@ export class BindingController {
     // Status first: while status writes wait, even for a free connection rather than a
     // token, the API server's time goes to them, not to Events or proxy objects.
     options.writeLimiter.holdLowWhile(() => this.#writer.waiting > 0);
-    this.#ports = new PortAllocations({
-      bindings: () => options.bindings.list(),
-      listenerPorts: options.listenerPorts,
-      // What we wrote holds the port even before the cache shows it.
-      previousStatus: (b) => this.#written.get(bindingKey(b))?.status ?? b.status,
-    });
+    // What we wrote holds the port even before the cache shows it.
+    options.inputs.useWrittenStatus((b) => this.#written.get(bindingKey(b))?.status);
     this.#wire();
   }
 
@@ -133,17 +106,11 @@ export class BindingController {
   }
 
   #wire(): void {
-    const { bindings, secrets, secretIndex } = this.#o;
+    const { bindings, inputs } = this.#o;
     const runner = this.#runner;
     bindings.addHandlers({
-      onAdd: (b) => {
-        secretIndex.set(bindingKey(b), b.metadata.namespace, b.spec);
-        this.#ports.added();
-        runner.add(bindingKey(b));
-      },
+      onAdd: (b) => runner.add(bindingKey(b)),
       onUpdate: (b, old) => {
-        secretIndex.set(bindingKey(b), b.metadata.namespace, b.spec);
-        this.#ports.updated(b, old);
         const key = bindingKey(b);
         if (b.metadata.generation !== old.metadata.generation) return runner.add(key);
         if (statusEqual(b.status, old.status ?? {})) return;
@@ -154,8 +121,6 @@ export class BindingController {
       },
       onDelete: (b) => {
         const key = bindingKey(b);
-        secretIndex.delete(key);
-        this.#ports.deleted();
         this.#written.delete(key);
         this.#writer.forget(key);
         this.#writeFailures.delete(key);
@@ -165,9 +130,8 @@ export class BindingController {
         for (const other of this.#waitingForPort) runner.add(other);
       },
     });
-    secrets.onChange((secretKey) => {
-      for (const key of secretIndex.bindingsFor(secretKey)) runner.add(key);
-    });
+    // A Secret, a decode, a host's answer or a moved port: the binding's inputs changed.
+    inputs.onChange((key) => runner.add(key));
   }
 
   /**
@@ -191,9 +155,6 @@ export class BindingController {
 
   shutDown(): void {
     this.#runner.shutDown();
-    for (const watch of this.#hostWatch.values()) watch.timer?.cancel();
-    this.#hostWatch.clear();
-    this.#watchedHost.clear();
   }
 
   /** Every binding, again: for changes that can move any binding's verdict (a proxy replica turned ready). */
@@ -214,34 +175,24 @@ export class BindingController {
       if (labels) this.#o.metrics.forgetBinding(labels);
       this.#metricLabels.delete(key);
       this.#waitingForPort.delete(key);
-      this.#watchHost(key, undefined);
       return {};
     }
     const { namespace } = splitKey(key);
-    const secrets = await this.#o.secrets.getAll(
-      namespace,
-      secretReferences(binding.spec).map((r) => r.name),
-    );
-    const input = resolveCertificateInput(binding.spec, (name) => secrets.get(name));
-    // Never wait on a decode: a hostile file may take the sandbox's whole time limit, and a
-    // worker waiting on it would hold up every other binding. The decode wakes this key.
-    if (input.ok && this.#o.identities.want(input, () => this.#runner.add(key)) === undefined) return {};
+    // Never waits on a decode or on DNS (see BindingInputs): a certificate still decoding
+    // writes no status yet, and a host never answered gets a moment for the usual quick
+    // answer before status goes out without it, so a refused host does not first announce Pending.
+    const gathered = await this.#o.inputs.gather(binding);
+    if (!gathered.ready) return { requeueAfterMs: gathered.requeueAfterMs };
+    const { inputs } = gathered;
     const dataPlane = this.#o.dataPlane;
-    // Nor on DNS: CertificateValid does not depend on it, and a resolver that drops queries
-    // would hold every worker for its timeout. An answer wakes this key; a host never
-    // answered gets a moment for the usual quick answer before status goes out without it,
-    // so a refused host does not first announce Pending.
-    const hosts = dataPlane?.hosts.problemsNow([binding.spec.host], dataPlane.destinations(), () => this.#runner.add(key));
-    if (hosts?.unansweredForMs !== undefined && hosts.unansweredForMs < hostPatienceMs) return { requeueAfterMs: hostPatienceMs - hosts.unansweredForMs };
-    const hostProblems = hosts?.problems ?? new Map<string, Problem>();
 
     const now = new Date(this.#clock.now());
     const previous = this.#previous(binding);
     const view: DataPlaneView | undefined = dataPlane && {
-      hostProblem: (host) => hostProblems.get(host),
+      hostProblem: inputs.hostProblem,
       programmed: (k, fingerprint) => programmedCheck(k, fingerprint, dataPlane.replicas(), dataPlane.served),
     };
-    const { status: evaluation, checks } = translateBinding(binding, (_, name) => secrets.get(name), this.#o.identities.peek, this.#ports.get(), {
+    const { status: evaluation, checks } = translateBinding(binding, inputs.secrets, inputs.identities, inputs.ports, {
       now,
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
@@ -260,45 +211,9 @@ export class BindingController {
     if (readyReason === reasons.ListenerPortConflict || readyReason === reasons.ListenerPortsExhausted) this.#waitingForPort.add(key);
     else this.#waitingForPort.delete(key);
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
-    // A host that does not resolve, or resolves somewhere refused, may change without any
-    // object changing; so may a decode the sandbox's clock stopped on a busy machine.
-    this.#watchHost(key, checks.dataPlane.ok || !dataPlane ? undefined : binding.spec.host);
-    const retryDecodeMs = isTransientOutcome(checks.certificate.ok ? undefined : checks.certificate) ? retryTransientDecodeMs : undefined;
-    return { requeueAfterMs: earliest(evaluation.requeueAfterMs, retryDecodeMs) };
-  }
-
-  /** Puts the binding among those waiting on `host` (undefined: on none). */
-  #watchHost(key: string, host: string | undefined): void {
-    const before = this.#watchedHost.get(key);
-    if (before === host) return;
-    if (before !== undefined) {
-      const watch = this.#hostWatch.get(before);
-      watch?.keys.delete(key);
-      if (watch?.keys.size === 0) {
-        watch.timer?.cancel();
-        this.#hostWatch.delete(before);
-      }
-      this.#watchedHost.delete(key);
-    }
-    const dataPlane = this.#o.dataPlane;
-    if (host === undefined || !dataPlane) return;
-    this.#watchedHost.set(key, host);
-    let watch = this.#hostWatch.get(host);
-    if (!watch) {
-      const created = { keys: new Set<string>(), timer: undefined as Timer | undefined };
-      const look = (): void => {
-        created.timer = this.#clock.setTimer(() => {
-          if (this.#hostWatch.get(host) !== created) return;
-          dataPlane.hosts.problemsNow([host], dataPlane.destinations(), () => {
-            for (const k of created.keys) this.#runner.add(k);
-          });
-          look();
-        }, dataPlane.hosts.retryAfterMs);
-      };
-      look();
-      this.#hostWatch.set(host, (watch = created));
-    }
-    watch.keys.add(key);
+    // Time alone changes the verdict (a certificate crosses a threshold), and so may a retry
+    // of a decode the sandbox's clock stopped; a host's new answer wakes the key itself.
+    return { requeueAfterMs: earliest(evaluation.requeueAfterMs, gathered.requeueAfterMs) };
   }
 
   /** The binding as the cache shows it carries the status we last wrote for its generation: our own write, come back. */

@@ -20,16 +20,16 @@ import { Informer } from '../k8s/informer.ts';
 import { SecretCache } from '../k8s/secret-cache.ts';
 import { ControllerMetrics } from '../metrics/metrics.ts';
 import { DestinationPolicy } from '../model/destinations.ts';
-import { SecretIndex } from '../model/secret-refs.ts';
 import { aborted } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { TokenBucket } from '../runner/token-bucket.ts';
 import { bindingsToRecheck, ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
+import { BindingInputs } from '../inputs/binding-inputs.ts';
+import { HostResolver } from '../inputs/host-resolution.ts';
+import type { IdentityDecoder } from '../inputs/identity-cache.ts';
+import { decodeCertificateInput } from '../inputs/identity-decoder.ts';
 import { BindingController } from './binding-controller.ts';
 import { ClusterNetworks } from './cluster-networks.ts';
-import { HostResolver } from './host-resolution.ts';
-import { IdentityCache, type IdentityDecoder } from './identity-cache.ts';
-import { decodeCertificateInput } from './identity-decoder.ts';
 import { LeaderElector } from './leader-election.ts';
 import { ProxyConfigController, type ProxyRenderer } from './proxy-config-controller.ts';
 import type { EgressRoute } from '../model/egress-routes.ts';
@@ -61,6 +61,8 @@ export class ControllerManager {
   readonly metrics = new ControllerMetrics();
   readonly bindingStatus: BindingController;
   readonly proxyConfig: ProxyConfigController | undefined;
+  /** What both controllers translate from: Secrets, decoded certificates, hosts' answers, listener ports. */
+  readonly inputs: BindingInputs;
   readonly #config: ControllerConfig;
   readonly #deps: ManagerDependencies;
   readonly #bindings: Informer<ClientCertificateBinding>;
@@ -68,7 +70,6 @@ export class ControllerManager {
   readonly #proxyPods: Informer<PodLike> | undefined;
   /** The proxy objects the proxy-config controller writes, metadata only: how it learns that someone else changed one. */
   readonly #owned: Informer<KubeObject>[] = [];
-  readonly #identities: IdentityCache;
   readonly #networks: ClusterNetworks | undefined;
   #synced = false;
 
@@ -78,7 +79,6 @@ export class ControllerManager {
     const { client, logger } = deps;
     const clock = deps.clock ?? systemClock;
     const metrics = this.metrics;
-    const secretIndex = new SecretIndex();
     const collections = (resource: (ns?: string) => string): string[] =>
       config.namespaces.length === 0 ? [resource()] : config.namespaces.map((ns) => resource(ns));
 
@@ -93,17 +93,14 @@ export class ControllerManager {
       client,
       logger,
       paths: collections((ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets')),
-      isReferenced: (key) => secretIndex.isReferenced(key),
+      isReferenced: (key) => this.inputs.isReferenced(key),
       onWatchError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
       onRead: (result) => metrics.secretReads.inc({ result }),
     });
-    const secrets = this.#secrets;
-    this.#identities = new IdentityCache(deps.decode ?? decodeCertificateInput);
     const endpointFor = (port: number): string => `http://${config.proxyService}.${config.namespace}.svc:${port}`;
 
     const withDataPlane = config.dataPlane !== 'none';
     const history = new ServedCertificateHistory();
-    const hosts = deps.hosts ?? new HostResolver();
     // Where the proxy may connect: refused ranges (fixed, and the cluster's own, read from
     // the API unless --cluster-cidrs names them) less what a platform team opened.
     this.#networks = withDataPlane && config.clusterCidrs === 'auto' ? new ClusterNetworks(client, logger) : undefined;
@@ -115,6 +112,14 @@ export class ControllerManager {
       });
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
+    this.inputs = new BindingInputs({
+      bindings: this.#bindings,
+      secrets: this.#secrets,
+      listenerPorts: config.listenerPorts,
+      decode: deps.decode ?? decodeCertificateInput,
+      ...(withDataPlane ? { hosts: { resolver: deps.hosts ?? new HostResolver({ clock }), destinations } } : {}),
+      clock,
+    });
     this.#proxyPods = withDataPlane
       ? new Informer<PodLike>({
           client,
@@ -174,8 +179,7 @@ export class ControllerManager {
     this.bindingStatus = new BindingController({
       client,
       bindings: this.#bindings,
-      secrets,
-      secretIndex,
+      inputs: this.inputs,
       recorder: new EventRecorder(client, {
         component: 'mtls-egress-controller',
         instance: config.identity,
@@ -186,8 +190,7 @@ export class ControllerManager {
       writeLimiter,
       metrics,
       logger,
-      identities: this.#identities,
-      ...(proxyPods ? { dataPlane: { hosts, destinations, replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
+      ...(proxyPods ? { dataPlane: { replicas: () => proxyPods.list().map(proxyReplica), served: history.served } } : {}),
       listenerPorts: config.listenerPorts,
       endpointFor,
       workers: config.workers,
@@ -197,15 +200,12 @@ export class ControllerManager {
       ? new ProxyConfigController({
           client,
           bindings: this.#bindings,
-          secrets,
-          identities: this.#identities,
+          inputs: this.inputs,
           history,
-          hosts,
           destinations,
           namespace: config.namespace,
           listenerPorts: config.listenerPorts,
           endpointFor,
-          secretIndex,
           renderer: proxyRenderer(config),
           limiter: writeLimiter,
           owned,
@@ -297,7 +297,7 @@ export class ControllerManager {
       this.bindingStatus.shutDown();
       this.proxyConfig?.shutDown();
       await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop(), this.#networks?.stop(), ...this.#owned.map((i) => i.stop())]);
-      this.#identities.close();
+      this.inputs.close();
     }
   }
 }

@@ -4,14 +4,11 @@ import type { KubeObject } from '../api/meta.ts';
 import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
 import { isNotFound, type KubeClient } from '../k8s/client.ts';
 import type { Informer } from '../k8s/informer.ts';
-import type { SecretCache } from '../k8s/secret-cache.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
-import { resolveCertificateInput, type CertificateInput } from '../model/certificate-input.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
 import type { EgressRoute, IdentityOutcome } from '../model/egress-routes.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import { networkPolicies, networkPolicyName, proxyEgressPolicy } from '../model/network-policies.ts';
-import { secretReferences, type SecretIndex } from '../model/secret-refs.ts';
 import {
   bindingObject,
   configDigest,
@@ -27,10 +24,9 @@ import { systemClock, type Clock } from '../runner/clock.ts';
 import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
 import type { ServedCertificateHistory } from '../status/programmed.ts';
-import { PortAllocations } from '../translate/port-allocations.ts';
 import { translateBinding } from '../translate/translate.ts';
-import type { HostResolver } from './host-resolution.ts';
-import { isTransientOutcome, type IdentityCache } from './identity-cache.ts';
+import type { BindingInputs } from '../inputs/binding-inputs.ts';
+import { isTransientOutcome } from '../inputs/identity-cache.ts';
 
 /** A data plane's renderer, split the way the proxy objects are: what no binding owns, and each binding's part. */
 export interface ProxyRenderer {
@@ -44,12 +40,9 @@ export interface ProxyRenderer {
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
   bindings: Informer<ClientCertificateBinding>;
-  secrets: SecretCache;
-  /** Which bindings read a Secret: a rotation wakes those alone. */
-  secretIndex: SecretIndex;
-  identities: IdentityCache;
+  /** Secrets, decoded certificates, hosts' answers and listener ports, gathered with the status controller's. */
+  inputs: BindingInputs;
   history: ServedCertificateHistory;
-  hosts: HostResolver;
   /** Where the proxy may connect: checked per binding, and rendered as the proxy pods' egress NetworkPolicy. */
   destinations: () => DestinationPolicy;
   /** The proxy's namespace: the ConfigMap, binding objects and NetworkPolicies live here. */
@@ -104,7 +97,6 @@ export class ProxyConfigController {
   readonly #o: ProxyConfigControllerOptions;
   readonly #runner: Runner;
   readonly #clock: Clock;
-  readonly #ports: PortAllocations;
   /** The identity each binding was last served with: what it keeps while a new one decodes. */
   readonly #served = new Map<string, IdentityOutcome>();
   /** Served bindings, as written. */
@@ -130,29 +122,16 @@ export class ProxyConfigController {
       clock: this.#clock,
       observer: options.metrics.runnerObserver(controllerName),
     });
-    this.#ports = new PortAllocations({
-      bindings: () => options.bindings.list(),
-      listenerPorts: options.listenerPorts,
-      onMoved: (keys) => keys.forEach((k) => this.#runner.add(k)),
-    });
     options.bindings.addHandlers({
-      onAdd: (b) => {
-        this.#ports.added();
-        this.#runner.add(bindingKey(b));
-      },
+      onAdd: (b) => this.#runner.add(bindingKey(b)),
       onUpdate: (b, old) => {
-        this.#ports.updated(b, old);
         if (b.metadata.generation !== old.metadata.generation || b.metadata.deletionTimestamp !== old.metadata.deletionTimestamp)
           this.#runner.add(bindingKey(b));
       },
-      onDelete: (b) => {
-        this.#ports.deleted();
-        this.#runner.add(bindingKey(b));
-      },
+      onDelete: (b) => this.#runner.add(bindingKey(b)),
     });
-    options.secrets.onChange((secretKey) => {
-      for (const key of options.secretIndex.bindingsFor(secretKey)) this.#runner.add(key);
-    });
+    // A Secret, a decode, a host's answer or a moved port: the binding's inputs changed.
+    options.inputs.onChange((key) => this.#runner.add(key));
     for (const [resource, informer] of Object.entries(options.owned) as Array<[OwnedResource, Informer<KubeObject>]>) {
       informer.addHandlers({
         onAdd: (o) => this.#observed(resource, o, false),
@@ -281,40 +260,26 @@ export class ProxyConfigController {
       this.#served.delete(key);
       return this.#unserve(key, signal);
     }
-    const { secrets, identities } = this.#o;
-    const found = await secrets.getAll(
-      binding.metadata.namespace,
-      secretReferences(binding.spec).map((r) => r.name),
-    );
-    const input = resolveCertificateInput(binding.spec, (name) => found.get(name));
     // No reconcile waits on a decode: a binding whose new certificate is still decoding
     // keeps the one it was served with, a new one waits out of the config, and the decode
-    // wakes this key.
-    const outcome = input.ok ? identities.want(input, () => this.#runner.add(key)) : undefined;
+    // wakes this key (see BindingInputs).
+    const gathered = await this.#o.inputs.gather(binding, { meanwhile: this.#served.get(key) });
+    if (!gathered.ready) return { requeueAfterMs: gathered.requeueAfterMs };
+    const { inputs } = gathered;
     // Nothing served yet to keep, and no verdict on the file: what exists stays as it is
     // (after a restart, the objects the last term wrote) until the decode says otherwise.
-    if (input.ok && (outcome === undefined || isTransientOutcome(outcome)) && !this.#served.has(key)) {
-      return outcome === undefined ? {} : { requeueAfterMs: identities.retryTransientMs };
-    }
-    const identityOf = (_input: CertificateInput): IdentityOutcome | undefined =>
-      outcome && !isTransientOutcome(outcome) ? outcome : (this.#served.get(key) ?? outcome);
-    const destinations = this.#o.destinations();
-    // Never wait on DNS: a resolver that drops queries would hold this worker for its
-    // timeout, and every binding queued behind it. A host answered before is judged by
-    // that answer while it is looked up again; one never answered is not served yet (the
-    // destination policy judges where it leads), and its answer wakes this key.
-    const hosts = this.#o.hosts.problemsNow([binding.spec.host], destinations, () => this.#runner.add(key));
-    if (hosts.unansweredForMs !== undefined) return {};
-    const hostProblems = hosts.problems;
-    const translated = translateBinding(binding, (_ns, name) => found.get(name), identityOf, this.#ports.get(), {
+    if (isTransientOutcome(inputs.identity)) return { requeueAfterMs: gathered.requeueAfterMs };
+    // A host never answered is not served yet: the destination policy must see where it
+    // leads. What exists stays as it is, and the answer wakes this key.
+    if (inputs.hostUnanswered) return {};
+    const translated = translateBinding(binding, inputs.secrets, inputs.identities, inputs.ports, {
       now: new Date(this.#clock.now()),
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
-      dataPlane: { hostProblem: (host) => hostProblems.get(host) },
+      dataPlane: { hostProblem: inputs.hostProblem },
     });
-    // Time alone changes what is served (a certificate expires), and a host that did not
-    // resolve may start to: look again then, without waiting for an object to change.
-    const requeueAfterMs = earliest(translated.status.requeueAfterMs, hostProblems.size > 0 ? this.#o.hosts.retryAfterMs : undefined);
+    // Time alone changes what is served (a certificate expires); a host's new answer wakes the key itself.
+    const requeueAfterMs = earliest(translated.status.requeueAfterMs, gathered.requeueAfterMs);
     const route = translated.route;
     if (!route || !translated.checks.certificate.ok) {
       const result = await this.#unserve(key, signal);

@@ -1,5 +1,5 @@
 import type { ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import { decodeCertificateInput } from '../controller/identity-decoder.ts';
+import { decodeCertificateInput } from '../inputs/identity-decoder.ts';
 import { resolveCertificateInput } from '../model/certificate-input.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
 import { translate, type SecretLookup, type TranslateOptions, type Translation } from '../translate/translate.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
-import { IdentityCache } from '../../src/controller/identity-cache.ts';
+import { IdentityCache } from '../../src/inputs/identity-cache.ts';
 import type { CertificateInput } from '../../src/model/certificate-input.ts';
 import type { IdentityOutcome } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { bindingsToRecheck, programmedCheck, ServedCertificateHistory, type ProxyReplica } from '../../src/status/programmed.ts';
 import { networkPolicies } from '../../src/model/network-policies.ts';
-import { HostResolver } from '../../src/controller/host-resolution.ts';
+import { HostResolver } from '../../src/inputs/host-resolution.ts';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
 

@@ -3,6 +3,8 @@ import { isIP } from 'node:net';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
+import { systemClock, type Clock } from '../runner/clock.ts';
+import { inputPolicy } from './input-policy.ts';
 
 /** Every address a host resolves to; none when it does not resolve. */
 export type Resolve = (host: string) => Promise<string[]>;
@@ -29,20 +31,22 @@ const systemResolve: Resolve = (host) =>
  */
 export class HostResolver {
   readonly #resolve: Resolve;
+  readonly #clock: Clock;
   readonly #cache = new Map<string, { addresses: string[]; until: number }>();
   /** One lookup per host at a time, whoever asks: 10,000 bindings over 500 hosts are 500 lookups. */
   readonly #looking = new Map<string, { answer: Promise<string[]>; since: number }>();
   readonly #okTtlMs: number;
   readonly retryAfterMs: number;
 
-  constructor(options: { resolve?: Resolve; okTtlMs?: number; failTtlMs?: number } = {}) {
+  constructor(options: { resolve?: Resolve; okTtlMs?: number; failTtlMs?: number; clock?: Clock } = {}) {
     this.#resolve = options.resolve ?? systemResolve;
-    this.#okTtlMs = options.okTtlMs ?? 60_000;
-    this.retryAfterMs = options.failTtlMs ?? 5_000;
+    this.#clock = options.clock ?? systemClock;
+    this.#okTtlMs = options.okTtlMs ?? inputPolicy.hostAnswerTtlMs;
+    this.retryAfterMs = options.failTtlMs ?? inputPolicy.hostRelookMs;
   }
 
   /** The host's addresses (an IP host is its own), cached; none when it does not resolve. */
-  async addresses(host: string, now = Date.now()): Promise<string[]> {
+  async addresses(host: string, now = this.#clock.now()): Promise<string[]> {
     if (isIP(host)) return [host];
     const cached = this.#cache.get(host);
     if (cached && cached.until > now) return cached.addresses;
@@ -77,7 +81,7 @@ export class HostResolver {
     hosts: Iterable<string>,
     policy: DestinationPolicy | undefined,
     wake: () => void,
-    now = Date.now(),
+    now = this.#clock.now(),
   ): { problems: Map<string, Problem>; unansweredForMs: number | undefined } {
     const answered: Array<[string, string[]]> = [];
     let unansweredForMs: number | undefined;

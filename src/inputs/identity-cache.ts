@@ -1,5 +1,7 @@
 import type { CertificateInput } from '../model/certificate-input.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
+import { systemClock, type Clock } from '../runner/clock.ts';
+import { inputPolicy } from './input-policy.ts';
 
 /** Turns Secret bytes into an identity or a stable reason; never rejects for bad input. */
 export type IdentityDecoder = (input: CertificateInput) => Promise<IdentityOutcome>;
@@ -26,15 +28,18 @@ interface Entry {
  */
 export class IdentityCache {
   readonly #decode: IdentityDecoder;
+  readonly #clock: Clock;
   readonly #idleMs: number;
   readonly #retryTransientMs: number;
   readonly #entries = new Map<string, Entry>();
   readonly #sweeper: NodeJS.Timeout;
 
-  constructor(decode: IdentityDecoder, options: { idleMs?: number; retryTransientMs?: number } = {}) {
+  constructor(decode: IdentityDecoder, options: { idleMs?: number; retryTransientMs?: number; clock?: Clock } = {}) {
     this.#decode = decode;
-    this.#idleMs = options.idleMs ?? 10 * 60 * 1000;
-    this.#retryTransientMs = options.retryTransientMs ?? 30_000;
+    this.#clock = options.clock ?? systemClock;
+    this.#idleMs = options.idleMs ?? inputPolicy.decodeIdleMs;
+    this.#retryTransientMs = options.retryTransientMs ?? inputPolicy.decodeRetryTransientMs;
+    // Real time, not `clock`: the sweep paces memory, whatever time the cache is shown.
     this.#sweeper = setInterval(() => this.sweep(), Math.min(this.#idleMs, 60_000));
     this.#sweeper.unref();
   }
@@ -52,15 +57,21 @@ export class IdentityCache {
   decode = (input: CertificateInput): Promise<IdentityOutcome> => {
     const entry = this.#entries.get(input.version);
     if (entry && !this.#due(entry)) {
-      entry.usedAt = Date.now();
+      entry.usedAt = this.#clock.now();
       return entry.outcome;
     }
     // A decode tried again keeps showing the outcome it replaces until it settles.
-    const created: Entry = { outcome: this.#decode(input), settled: entry?.settled, settledAt: entry?.settledAt ?? 0, usedAt: Date.now(), inFlight: true };
+    const created: Entry = {
+      outcome: this.#decode(input),
+      settled: entry?.settled,
+      settledAt: entry?.settledAt ?? 0,
+      usedAt: this.#clock.now(),
+      inFlight: true,
+    };
     created.outcome = created.outcome.then(
       (outcome) => {
         created.settled = outcome;
-        created.settledAt = Date.now();
+        created.settledAt = this.#clock.now();
         created.inFlight = false;
         return outcome;
       },
@@ -94,16 +105,16 @@ export class IdentityCache {
   /** The last outcome for this version, if a decode of it has finished. */
   peek = (input: CertificateInput): IdentityOutcome | undefined => {
     const entry = this.#entries.get(input.version);
-    if (entry) entry.usedAt = Date.now();
+    if (entry) entry.usedAt = this.#clock.now();
     return entry?.settled;
   };
 
   /** A settled transient failure old enough to try again. */
   #due(entry: Entry): boolean {
-    return !entry.inFlight && isTransientOutcome(entry.settled) && Date.now() - entry.settledAt >= this.#retryTransientMs;
+    return !entry.inFlight && isTransientOutcome(entry.settled) && this.#clock.now() - entry.settledAt >= this.#retryTransientMs;
   }
 
-  sweep(now = Date.now()): void {
+  sweep(now = this.#clock.now()): void {
     for (const [version, entry] of this.#entries) if (now - entry.usedAt > this.#idleMs) this.#entries.delete(version);
   }
 
