@@ -23,8 +23,9 @@ import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { startEgressStack } from '../support/egress-stack.ts';
 import { startMtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, startNginx, temporaryDirectory } from '../support/nginx-process.ts';
+import { callProxy, startNginx } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 const concurrency = 16;
 const requestsPerRound = Number(process.env.BENCH_REQUESTS ?? 20_000);

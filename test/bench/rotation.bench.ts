@@ -13,11 +13,13 @@ import { annotationAppliedHash } from '../../src/proxy/proxy-objects.ts';
 import { renderNginx } from '../../src/render/nginx.ts';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
-import { createAgentPod, freePort, partnerRoute, podAnnotations, ProxyConfigWriter, startAgent } from '../support/agent-process.ts';
+import { createAgentPod, partnerRoute, podAnnotations, ProxyConfigWriter, startAgent } from '../support/agent-process.ts';
 import { TestKube } from '../support/kube.ts';
 import { startMtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, temporaryDirectory } from '../support/nginx-process.ts';
+import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
+import { freePort } from '../harness/ports.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 const rotations = Number(process.env.BENCH_ROTATIONS ?? 10);
 const bindings = Number(process.env.BENCH_BINDINGS ?? 50);

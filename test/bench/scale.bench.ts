@@ -58,13 +58,15 @@ import { decodePfx } from '../../src/pki/pfx.ts';
 import { createAdminHttp, type AdminHttp } from '../harness/admin-http.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
-import { createAgentPod, freePort, startAgent, type AgentProcess } from '../support/agent-process.ts';
+import { createAgentPod, startAgent, type AgentProcess } from '../support/agent-process.ts';
 import { cachedPfxSet, type BulkIdentity, type BulkPfxSet } from '../support/bulk-pfx.ts';
 import { httpGet, safeJson, startController, type ControllerProcess } from '../support/controller-process.ts';
 import { TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, temporaryDirectory } from '../support/nginx-process.ts';
+import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
+import { freePort } from '../harness/ports.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 type Plane = 'haproxy' | 'nginx' | 'none';
 

@@ -14,12 +14,13 @@ import { annotationApplyError } from '../../src/proxy/proxy-objects.ts';
 import { readdirSync } from 'node:fs';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
-import { connectionRefused, podAnnotations, type AgentProcess } from '../support/agent-process.ts';
+import { podAnnotations, type AgentProcess } from '../support/agent-process.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
 import { hasReason, type TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
+import { connectionRefused } from '../harness/ports.ts';
 
 const password = 'e2e-password-never-printed-51be';
 const strangerPki = new PartnerPki('Some Other CA');

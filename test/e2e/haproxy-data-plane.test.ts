@@ -25,9 +25,11 @@ import { pollUntil } from '../harness/poll.ts';
 import { partnerRoute } from '../support/agent-process.ts';
 import { haproxyBinary } from '../support/haproxy-process.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, processGroupEmpty, temporaryDirectory } from '../support/nginx-process.ts';
+import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
 import { steadyLoad } from '../support/steady-load.ts';
+import { processGroupEmpty } from '../harness/processes.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 const pki = new PartnerPki('Data Plane Partner CA');
 const server = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });

@@ -7,8 +7,9 @@ import { after, before, describe, test } from 'node:test';
 import { pollUntil } from '../harness/poll.ts';
 import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { startHaproxy } from '../support/haproxy-process.ts';
-import { callProxy, renderManifests, startNginx, temporaryDirectory, type NginxProcess } from '../support/nginx-process.ts';
+import { callProxy, renderManifests, startNginx, type NginxProcess } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 // Identity isolation is the proxy's security property: a request arriving on binding A's
 // listener must reach the partner authenticated as A, always. Two bindings here point at

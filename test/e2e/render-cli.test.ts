@@ -8,8 +8,9 @@ import { after, before, describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { runRender } from '../../src/commands/render.ts';
 import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, renderManifests, startNginx, temporaryDirectory, type CliRun, type NginxProcess } from '../support/nginx-process.ts';
+import { callProxy, renderManifests, startNginx, type CliRun, type NginxProcess } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 // `mtls-egress render` end to end: manifests with real openssl-made PFX files → the
 // command → real nginx running its output as is → a real mTLS partner that reports what

@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -10,6 +9,7 @@ import { createAdminHttp, type AdminHttp } from './admin-http.ts';
 import { reapOrphanedControlPlanes, writeControlPlaneState, type ControlPlaneState } from './control-plane-state.ts';
 import { installCrds, readCrdDocuments, waitUntilCrdsServed } from './crds.ts';
 import { createControlPlanePki, issueCertificate, type ControlPlanePki } from './pki.ts';
+import { freePorts } from './ports.ts';
 import { removeDirectoryOnExit, spawnComponent, stopProcessGroup, waitUntilServing, type ComponentProcess } from './processes.ts';
 
 const execFileAsync = promisify(execFile);
@@ -80,26 +80,6 @@ interface ComponentSpec {
   logFile: string;
   /** How long SIGTERM may take before SIGKILL; 0 kills at once. */
   stopGraceMs: number;
-}
-
-function listenOnFreeLoopbackPort(): Promise<Server> {
-  return new Promise((resolveServer, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolveServer(server));
-  });
-}
-
-/**
- * Distinct ports that are free now. All are held open until all are known, so no two are
- * the same; a port could still be taken before its component binds it, and then that
- * component fails to start with the bind error in its log.
- */
-async function findFreeLoopbackPorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, listenOnFreeLoopbackPort));
-  const ports = servers.map((server) => (server.address() as AddressInfo).port);
-  await Promise.all(servers.map((server) => new Promise((closed) => server.close(closed))));
-  return ports;
 }
 
 /** Runs a build script's `--check`, which prints "name path" per artifact, or fails naming the command that builds it. */
@@ -337,7 +317,7 @@ interface ControlPlanePorts {
 }
 
 async function findControlPlanePorts(): Promise<ControlPlanePorts> {
-  const [client = 0, http = 0, peer = 0, apiServer = 0] = await findFreeLoopbackPorts(4);
+  const [client = 0, http = 0, peer = 0, apiServer = 0] = await freePorts(4);
   return { etcd: { client, http, peer }, apiServer };
 }
 

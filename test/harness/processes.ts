@@ -138,6 +138,35 @@ async function waitForExit(isGone: () => true | undefined, pid: number, signal: 
   );
 }
 
+/** Whether no process is left in the group `pgid` (a server's master and its workers, say). */
+export function processGroupEmpty(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * A server's graceful stop (`signal`), SIGKILL to its process group if that takes over
+ * 10 s; resolves once nothing of the group runs, workers included.
+ */
+export async function stopServer(child: ComponentProcess, signal: NodeJS.Signals, name: string): Promise<void> {
+  if (!child.hasExited()) {
+    process.kill(child.pid, signal);
+    const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: `${name} to stop`, timeoutMs: 10_000, intervalMs: 20 }).catch(
+      () => false,
+    );
+    if (!quit) await stopProcessGroup(child.pid, 0, child.exited);
+  }
+  await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), {
+    what: `${name}'s workers (group ${child.pid}) to exit`,
+    timeoutMs: 10_000,
+    intervalMs: 20,
+  });
+}
+
 const processGroupsToKillOnExit = new Set<number>();
 const directoriesToRemoveOnExit = new Set<string>();
 const interruptSignals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];

@@ -5,27 +5,20 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
-import { childProcesses, isProcessAlive } from '../../src/proxy/nginx-control.ts';
+import { childProcesses } from '../../src/proxy/nginx-control.ts';
 import { annotationApplyError, annotationAppliedHash, credentialSecretName } from '../../src/proxy/proxy-objects.ts';
 import { hashFiles, keyFile, renderNginx, type RenderedNginx } from '../../src/render/nginx.ts';
 import { pollUntil } from '../harness/poll.ts';
-import { spawnComponent, stopProcessGroup } from '../harness/processes.ts';
+import { isProcessAlive, processGroupEmpty, spawnComponent, stopProcessGroup } from '../harness/processes.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
-import {
-  connectionRefused,
-  createAgentPod,
-  freePort,
-  partnerRoute,
-  podAnnotations,
-  ProxyConfigWriter,
-  startAgent,
-  type AgentProcess,
-} from '../support/agent-process.ts';
+import { createAgentPod, partnerRoute, podAnnotations, ProxyConfigWriter, startAgent, type AgentProcess } from '../support/agent-process.ts';
 import { httpGet } from '../support/controller-process.ts';
 import { TestKube } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
-import { callProxy, nginxBinary, processGroupEmpty, temporaryDirectory } from '../support/nginx-process.ts';
+import { callProxy, nginxBinary } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
+import { connectionRefused, freePort } from '../harness/ports.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 // The test plays the proxy-config controller: it renders routes to a real mTLS partner,
 // writes the ConfigMap and credential Secrets through the real API server, and watches

@@ -1,6 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { contentTypes, isNotFound, type KubeClient } from '../../src/k8s/client.ts';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
@@ -218,28 +217,4 @@ export async function createAgentPod(client: KubeClient, namespace: string, name
 export async function podAnnotations(client: KubeClient, namespace: string, name: string): Promise<Record<string, string>> {
   const pod = await client.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${namespace}/pods/${name}`);
   return pod.metadata.annotations ?? {};
-}
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Whether a TCP connection to 127.0.0.1:port is refused. */
-export function connectionRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
 }

@@ -1,11 +1,12 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
-import { freePort, startAgent, type AgentProcess } from './agent-process.ts';
+import { startAgent, type AgentProcess } from './agent-process.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
 import { TestKube } from './kube.ts';
 import { startMtlsPartner, type MtlsPartner } from './mtls-partner.ts';
-import { temporaryDirectory } from './nginx-process.ts';
 import { PartnerPki, type Issued } from './partner-pki.ts';
+import { freePort } from '../harness/ports.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 export interface EgressStack {
   kube: TestKube;

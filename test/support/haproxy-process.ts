@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { configDirVariable, runDirVariable } from '../../src/render/haproxy.ts';
 import { HaproxyRuntime } from '../../src/proxy/haproxy-runtime.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
-import { spawnComponent } from '../harness/processes.ts';
-import { stopServer } from './nginx-process.ts';
+import { spawnComponent, stopServer } from '../harness/processes.ts';
 
 export const haproxyBinary = process.env.HAPROXY_BINARY ?? '/usr/sbin/haproxy';
 

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { request, type Agent } from 'node:http';
 import type { Socket } from 'node:net';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runRender } from '../../src/commands/render.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
-import { removeDirectoryOnExit, spawnComponent, stopProcessGroup, type ComponentProcess } from '../harness/processes.ts';
+import { spawnComponent, stopServer } from '../harness/processes.ts';
+import { temporaryDirectory } from '../harness/temporary-directories.ts';
 
 export const nginxBinary = process.env.NGINX_BINARY ?? '/usr/sbin/nginx';
 
@@ -77,34 +77,6 @@ export async function startNginx(prefix: string): Promise<NginxProcess> {
   };
 }
 
-/**
- * A server's graceful stop (`signal`), SIGKILL to its process group if that takes over
- * 10 s; resolves once nothing of the group runs, workers included.
- */
-export async function stopServer(child: ComponentProcess, signal: NodeJS.Signals, name: string): Promise<void> {
-  if (!child.hasExited()) {
-    process.kill(child.pid, signal);
-    const quit = await pollUntil(() => (child.hasExited() ? true : undefined), { what: `${name} to stop`, timeoutMs: 10_000, intervalMs: 20 }).catch(
-      () => false,
-    );
-    if (!quit) await stopProcessGroup(child.pid, 0, child.exited);
-  }
-  await pollUntil(() => (processGroupEmpty(child.pid) ? true : undefined), {
-    what: `${name}'s workers (group ${child.pid}) to exit`,
-    timeoutMs: 10_000,
-    intervalMs: 20,
-  });
-}
-
-export function processGroupEmpty(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return false;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ESRCH';
-  }
-}
-
 export interface CliRun {
   code: number;
   stdout: string;
@@ -125,13 +97,6 @@ export async function renderManifests(manifests: readonly object[], args: readon
   let stderr = '';
   const code = await runRender(['-f', input, '--out', target, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
   return { code, stdout, stderr, out: target };
-}
-
-/** A fresh directory, removed when the test process exits. */
-export function temporaryDirectory(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `mtls-egress-${label}-`));
-  removeDirectoryOnExit(dir);
-  return dir;
 }
 
 export interface ProxyResponse {
