@@ -3,19 +3,36 @@
 # Every README command runs through this, so "works on my machine" and "works in CI"
 # are the same path. Idempotent and quiet on the second run.
 #
-#   bash test/bootstrap.sh          what the unit, integration and e2e tests need
-#   bash test/bootstrap.sh --node   also a single-node cluster's: Debian packages, the node's
-#                                   binaries (test/harness/build-binaries.sh --node) and its
-#                                   images (test/harness/build-images.sh all)
+#   bash test/bootstrap.sh [PART...]
+#
+# Always: the data planes' Debian packages, Node 24 and the npm dependencies. Then the
+# parts asked for, each built once into a cache outside the repo:
+#
+#   control-plane   kube-apiserver and etcd (test/harness/build-binaries.sh control-plane):
+#                   every integration test, and `npm run demo`
+#   tools           helm and promtool (build-binaries.sh tools): the deploy/ tests
+#   node            a single-node cluster, its control plane included: Debian packages, the
+#                   node's binaries (build-binaries.sh node) and its images
+#                   (test/harness/build-images.sh all): `npm run demo -- --in-cluster`
+#
+#   no PART         control-plane tools: what the unit, integration and e2e tests need
+#   --node          control-plane tools node: everything `npm test` needs
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+parts=()
+for argument in "$@"; do
+  case $argument in
+    --node) parts+=(control-plane tools node) ;;
+    control-plane | tools | node) parts+=("$argument") ;;
+    *) echo "usage: $0 [--node | control-plane | tools | node ...]" >&2; exit 2 ;;
+  esac
+done
+[ ${#parts[@]} -gt 0 ] || parts=(control-plane tools)
 node=0
-case ${1:-} in
-  --node) node=1 ;;
-  '') ;;
-  *) echo "usage: $0 [--node]" >&2; exit 2 ;;
-esac
+for part in "${parts[@]}"; do
+  if [ "$part" = node ]; then node=1; fi
+done
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
@@ -63,10 +80,10 @@ if [ "$node_major" != 24 ]; then
   exit 1
 fi
 
-# --- The test control plane (kube-apiserver + etcd), built from the Go module proxy
-# into a cache outside the repo. Skipped for the product-only paths (MTLS_EGRESS_SKIP_CONTROL_PLANE=1).
+# --- The binaries of those parts, built from the Go module proxy into a cache outside the
+# repo. Skipped for the product-only paths (MTLS_EGRESS_SKIP_CONTROL_PLANE=1).
 if [ "${MTLS_EGRESS_SKIP_CONTROL_PLANE:-}" != 1 ] && [ -f test/harness/build-binaries.sh ]; then
-  if [ "$node" = 1 ]; then bash test/harness/build-binaries.sh --node; else bash test/harness/build-binaries.sh; fi
+  bash test/harness/build-binaries.sh "${parts[@]}"
 fi
 
 # --- The node's images, built here with buildah (no registry): its pause, CoreDNS and

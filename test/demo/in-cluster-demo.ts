@@ -12,8 +12,8 @@ export async function runInCluster(options: { keep: boolean; step: (text: string
   const { step } = options;
   let started: NodeCluster | undefined;
   try {
-    step('Building what the node runs, once (bash test/bootstrap.sh --node): Kubernetes, containerd, CoreDNS, the images');
-    execFileSync('bash', [resolve(repoRoot, 'test/bootstrap.sh'), '--node'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    step('Building what the node runs, once (bash test/bootstrap.sh node): Kubernetes, containerd, CoreDNS, the images');
+    execFileSync('bash', [resolve(repoRoot, 'test/bootstrap.sh'), 'node'], { stdio: ['ignore', 'inherit', 'inherit'] });
     const attached = await attachOrStartNodeCluster({ outliveProcess: options.keep, step });
     started = attached.started;
     const { cluster } = attached;

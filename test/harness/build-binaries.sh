@@ -5,16 +5,18 @@
 #
 # Versions live only in test/harness/go/*/go.mod; bump them with test/harness/go/pin.sh.
 #
-#   bash test/harness/build-binaries.sh                 the control plane: kube-apiserver, etcd; and the
-#                                                       tools the deploy/ tests run: helm, promtool
-#   bash test/harness/build-binaries.sh --node          also the node: kubelet, kube-proxy,
-#                                                       kube-controller-manager, kube-scheduler, kubectl,
-#                                                       containerd, runc, CNI plugins, CoreDNS,
-#                                                       kube-network-policies
-#   bash test/harness/build-binaries.sh [--node] --check
-#                                                       build nothing; print "name path" per binary
-#                                                       (a directory for containerd and cni-plugins),
-#                                                       or exit 3 if one is missing
+#   bash test/harness/build-binaries.sh [--check] [PART...]
+#
+#   control-plane   kube-apiserver, etcd: every integration test, and `npm run demo`
+#   tools           helm, promtool: the deploy/ tests (the chart, the alert rules, the dashboard)
+#   node            the node cluster, its control plane included: kube-apiserver, etcd, kubelet,
+#                   kube-proxy, kube-controller-manager, kube-scheduler, kubectl, containerd,
+#                   runc, CNI plugins, CoreDNS, kube-network-policies
+#
+#   no PART         control-plane tools: what the unit, integration and e2e tests need
+#   --node          control-plane tools node: everything (what `npm test` needs)
+#   --check         build nothing; print "name path" per binary of those parts (a directory
+#                   for containerd and cni-plugins), or exit 3 if one is missing
 #
 # Every build appends "name version seconds epoch" to $cache/build-times.tsv, which
 # `npm run bench:cluster` reports as the first-run cost.
@@ -22,14 +24,19 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
 mode=build
-scope=control-plane
+parts=()
 for argument in "$@"; do
   case $argument in
     --check) mode=check ;;
-    --node) scope=node ;;
-    *) echo "usage: $0 [--node] [--check]" >&2; exit 2 ;;
+    --node) parts+=(control-plane tools node) ;;
+    control-plane | tools | node) parts+=("$argument") ;;
+    *) echo "usage: $0 [--check] [--node | control-plane | tools | node ...]" >&2; exit 2 ;;
   esac
 done
+[ ${#parts[@]} -gt 0 ] || parts=(control-plane tools)
+wants_part() { local part; for part in "${parts[@]}"; do [ "$part" = "$1" ] && return 0; done; return 1; }
+# The node cluster runs the same control plane.
+wants_part node && parts+=(control-plane)
 
 log() { printf 'build-binaries: %s\n' "$*" >&2; }
 
@@ -77,13 +84,13 @@ kubernetes_version_ldflags() {
 missing=()
 report() { if [ "$mode" = check ]; then echo "$1 $2"; fi; }
 
-# Checks one artifact (a file, or a directory holding several binaries); in check mode a
-# missing one fails, in build mode it is added to the list to build.
+# Checks one artifact of a part (a file, or a directory holding several binaries); in check
+# mode a missing one fails, in build mode it is added to the list to build.
 want() {
-  local name=$1 path=$2
+  local part=$1 name=$2 path=$3
   if [ ! -e "$path" ]; then
     if [ "$mode" = check ]; then
-      log "$path is missing; build it with: bash test/harness/build-binaries.sh${node_flag}"
+      log "$path is missing; build it with: bash test/harness/build-binaries.sh $part"
       exit 3
     fi
     missing+=("$name")
@@ -103,13 +110,14 @@ is_missing() { local name=$1 entry; for entry in "${missing[@]}"; do [ "$entry" 
 
 # --- Kubernetes: every binary from one wrapper module in ONE `go build`, so the
 # packages they share (client-go, apimachinery, ...) compile once.
-kubernetes_commands=(kube-apiserver)
-[ "$scope" = node ] && kubernetes_commands+=(kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
+kubernetes_commands=()
+wants_part control-plane && kubernetes_commands+=(kube-apiserver)
+wants_part node && kubernetes_commands+=(kubelet kube-proxy kube-controller-manager kube-scheduler kubectl)
 kubernetes_version=$(require_version kubernetes k8s.io/kubernetes)
 
 build_kubernetes() {
   local commands=() command packages=() started out ldflags
-  for command in "${kubernetes_commands[@]}"; do is_missing "$command" && commands+=("$command"); done
+  for command in ${kubernetes_commands[@]+"${kubernetes_commands[@]}"}; do is_missing "$command" && commands+=("$command"); done
   [ ${#commands[@]} -gt 0 ] || return 0
   for command in "${commands[@]}"; do packages+=("k8s.io/kubernetes/cmd/$command"); done
   log "building ${commands[*]} $kubernetes_version (first time only; several minutes)"
@@ -266,19 +274,20 @@ build_kube_network_policies() {
   record_build kube-network-policies "$version" "$started" "$out"
 }
 
-node_flag=''
-[ "$scope" = node ] && node_flag=' --node'
-
 # The order is the output's order.
 check_all() {
-  want kube-apiserver "$bin_dir/kube-apiserver-$kubernetes_version"
-  want etcd "$bin_dir/etcd-$etcd_version"
-  want helm "$bin_dir/helm-$helm_version"
-  want promtool "$bin_dir/promtool-$promtool_version"
-  [ "$scope" = node ] || return 0
+  if wants_part control-plane; then
+    want control-plane kube-apiserver "$bin_dir/kube-apiserver-$kubernetes_version"
+    want control-plane etcd "$bin_dir/etcd-$etcd_version"
+  fi
+  if wants_part tools; then
+    want tools helm "$bin_dir/helm-$helm_version"
+    want tools promtool "$bin_dir/promtool-$promtool_version"
+  fi
+  wants_part node || return 0
   local command
   for command in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl; do
-    want "$command" "$bin_dir/$command-$kubernetes_version"
+    want node "$command" "$bin_dir/$command-$kubernetes_version"
   done
   containerd_version=$(require_version containerd "$containerd_module")
   runc_version=$(require_version runc github.com/opencontainers/runc)
@@ -287,11 +296,11 @@ check_all() {
   coredns_out=$bin_dir/coredns-$coredns_version-$(content_key "$here/go/coredns/main.go")
   knp_version=$(require_version kube-network-policies "$knp_module")
   knp_out=$bin_dir/kube-network-policies-$knp_version-$(content_key "$here/go/kube-network-policies/nfqueue-compat.patch")
-  want containerd "$bin_dir/containerd-$containerd_version"
-  want runc "$bin_dir/runc-$runc_version"
-  want cni-plugins "$bin_dir/cni-plugins-$cni_version"
-  want coredns "$coredns_out"
-  want kube-network-policies "$knp_out"
+  want node containerd "$bin_dir/containerd-$containerd_version"
+  want node runc "$bin_dir/runc-$runc_version"
+  want node cni-plugins "$bin_dir/cni-plugins-$cni_version"
+  want node coredns "$coredns_out"
+  want node kube-network-policies "$knp_out"
 }
 
 if [ "$mode" = check ]; then
@@ -312,7 +321,7 @@ build_kubernetes
 build_etcd
 build_helm
 build_promtool
-if [ "$scope" = node ]; then
+if wants_part node; then
   build_containerd "$containerd_version"
   build_runc "$runc_version"
   build_cni_plugins "$cni_version"

@@ -6,10 +6,10 @@
 #   bash test/harness/build-images.sh base      node:24-bookworm-slim, from Debian packages
 #                                               (debootstrap) and Node 24 from npm
 #   bash test/harness/build-images.sh cluster   pause, CoreDNS and kube-network-policies, from
-#                                               the binaries of build-binaries.sh --node
+#                                               the binaries of build-binaries.sh node
 #   bash test/harness/build-images.sh project   the repo's Dockerfile, unchanged, on that base,
 #                                               as deploy/ names it (docker.io/library/mtls-egress:0.1.0)
-#   bash test/harness/build-images.sh all       all three (what test/bootstrap.sh --node runs)
+#   bash test/harness/build-images.sh all       all three (what test/bootstrap.sh node runs)
 #   bash test/harness/build-images.sh --check   build nothing; print "name reference archive"
 #                                               per image, or exit 3 if one is missing or stale
 #
@@ -45,7 +45,7 @@ base_ref=docker.io/library/node:${node_major}-${debian_suite}-slim
 # Bump when the base image recipe below changes, so cached bases are rebuilt.
 base_recipe=1
 
-bins() { bash "$here/build-binaries.sh" --node --check 2>/dev/null || true; }
+bins() { bash "$here/build-binaries.sh" node --check 2>/dev/null || true; }
 bin_path() { bins | awk -v n="$1" '$1 == n { print $2 }'; }
 
 kubernetes_version=$(sed -nE 's#^[[:space:]]*(require[[:space:]]+)?k8s.io/kubernetes[[:space:]]+(v[^[:space:]]+).*#\2#p' "$here/go/kubernetes/go.mod" | head -n1)
@@ -181,7 +181,7 @@ build_pause() {
 # A static binary on scratch, named after the binary's cache entry (version and content key).
 build_binary_image() {
   local name=$1 binary=$2 user=$3 started container version ref archive
-  [ -x "$binary" ] || { log "$name binary missing; run: bash test/harness/build-binaries.sh --node"; exit 1; }
+  [ -x "$binary" ] || { log "$name binary missing; run: bash test/harness/build-binaries.sh node"; exit 1; }
   version=${binary##*/$name-}
   ref=localhost/mtls-egress-test/$name:$version
   archive=$image_dir/$name-$version.tar

@@ -100,10 +100,10 @@ export async function checkBuiltBinaries(script: string, args: readonly string[]
 export async function findPinnedBinaries(): Promise<ControlPlaneBinaries> {
   const script = join(repoRoot, 'test/harness/build-binaries.sh');
   try {
-    const binaries = await checkBuiltBinaries(script, []);
+    const binaries = await checkBuiltBinaries(script, ['control-plane']);
     const kubeApiServer = binaries.get('kube-apiserver');
     const etcd = binaries.get('etcd');
-    if (kubeApiServer === undefined || etcd === undefined) throw new Error(`build-binaries.sh --check did not name kube-apiserver and etcd`);
+    if (kubeApiServer === undefined || etcd === undefined) throw new Error(`build-binaries.sh control-plane --check did not name kube-apiserver and etcd`);
     return { kubeApiServer, etcd };
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();

@@ -90,14 +90,14 @@ export interface NodeBinaries {
   cniPluginDir: string;
 }
 
-/** The node's prebuilt binaries. Never builds: `bash test/harness/build-binaries.sh --node` does. */
+/** The node's prebuilt binaries. Never builds: `bash test/harness/build-binaries.sh node` does. */
 export async function findNodeBinaries(): Promise<NodeBinaries> {
-  const built = await checkBuiltBinaries(join(repoRoot, 'test/harness/build-binaries.sh'), ['--node']).catch((error: { stderr?: string }) => {
+  const built = await checkBuiltBinaries(join(repoRoot, 'test/harness/build-binaries.sh'), ['node']).catch((error: { stderr?: string }) => {
     throw new Error(error.stderr?.trim() || String(error), { cause: error });
   });
   const get = (name: string): string => {
     const path = built.get(name);
-    if (path === undefined) throw new Error(`build-binaries.sh --node --check did not name ${name}`);
+    if (path === undefined) throw new Error(`build-binaries.sh node --check did not name ${name}`);
     return path;
   };
   return {

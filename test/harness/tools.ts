@@ -9,7 +9,7 @@ const script = join(resolve(import.meta.dirname, '../..'), 'test/harness/build-b
 async function built(name: string, args: readonly string[]): Promise<string> {
   try {
     const path = (await checkBuiltBinaries(script, args)).get(name);
-    if (path === undefined) throw new Error(`build-binaries.sh --check did not name ${name}`);
+    if (path === undefined) throw new Error(`build-binaries.sh ${args.join(' ')} --check did not name ${name}`);
     return path;
   } catch (error) {
     const stderr = (error as { stderr?: string }).stderr?.trim();
@@ -20,15 +20,15 @@ async function built(name: string, args: readonly string[]): Promise<string> {
 
 /** helm, at the version test/harness/go/helm/go.mod pins. Never builds: `bash test/bootstrap.sh` does. */
 export function findHelm(): Promise<string> {
-  return built('helm', []);
+  return built('helm', ['tools']);
 }
 
 /** promtool, at the version test/harness/go/promtool/go.mod pins. */
 export function findPromtool(): Promise<string> {
-  return built('promtool', []);
+  return built('promtool', ['tools']);
 }
 
-/** The kubectl of the node cluster's release (built with `--node`), beside the machine's own. */
+/** The kubectl of the node cluster's release (built with the node), beside the machine's own. */
 export function findClusterKubectl(): Promise<string> {
-  return built('kubectl', ['--node']);
+  return built('kubectl', ['node']);
 }
