@@ -2,11 +2,12 @@ import type { Logger } from 'pino';
 import { annotationBinding, annotationContentHash, annotationFingerprint, componentNetworkPolicy, managedLabels } from '../api/labels.ts';
 import type { KubeObject } from '../api/meta.ts';
 import { bindingKey, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import { isNotFound, type KubeClient } from '../k8s/client.ts';
+import type { KubeClient } from '../k8s/client.ts';
 import type { Informer } from '../k8s/informer.ts';
+import { OwnedObjects, type OwnedObject } from '../k8s/owned-objects.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
-import type { EgressRoute, IdentityOutcome } from '../model/egress-routes.ts';
+import type { IdentityOutcome } from '../model/egress-routes.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import { networkPolicies, networkPolicyName, proxyEgressPolicy } from '../model/network-policies.ts';
 import {
@@ -17,9 +18,8 @@ import {
   proxyConfigMapName,
   sharedConfigMap,
   sharedHash,
-  type BindingPart,
 } from '../proxy/proxy-objects.ts';
-import type { RenderedFile } from '../render/files.ts';
+import type { ProxyRenderer } from '../dataplane/driver.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
@@ -27,15 +27,6 @@ import type { ServedCertificateHistory } from '../status/programmed.ts';
 import { translateBinding } from '../translate/translate.ts';
 import type { BindingInputs } from '../inputs/binding-inputs.ts';
 import { isTransientOutcome } from '../inputs/identity-cache.ts';
-
-/** A data plane's renderer, split the way the proxy objects are: what no binding owns, and each binding's part. */
-export interface ProxyRenderer {
-  dataPlane: 'nginx' | 'haproxy';
-  /** Depends on the controller's flags alone. */
-  shared(): RenderedFile[];
-  /** Depends on this one route alone, so a change to a binding rewrites only its object. */
-  binding(route: EgressRoute): BindingPart;
-}
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
@@ -72,11 +63,7 @@ type OwnedResource = 'secrets' | 'networkpolicies' | 'configmaps';
 
 const indexKey = '@index';
 const controllerName = 'proxy-config';
-const apiPrefix: Record<OwnedResource, string> = { secrets: '/api/v1', networkpolicies: '/apis/networking.k8s.io/v1', configmaps: '/api/v1' };
-
-interface Desired extends KubeObject {
-  metadata: KubeObject['metadata'] & { annotations?: Record<string, string> };
-}
+const apiPrefixes: Record<OwnedResource, string> = { secrets: '/api/v1', networkpolicies: '/apis/networking.k8s.io/v1', configmaps: '/api/v1' };
 
 /** What the controller wrote for a served binding: the index is computed from these. */
 interface Entry {
@@ -101,14 +88,8 @@ export class ProxyConfigController {
   readonly #served = new Map<string, IdentityOutcome>();
   /** Served bindings, as written. */
   readonly #entries = new Map<string, Entry>();
-  /**
-   * The objects this controller wrote or saw, per resource: name → content hash and
-   * resourceVersion. Seeded from the owned watches when a term starts; a write updates it;
-   * a watch event that is not an echo of our own write marks the object stale.
-   */
-  readonly #known = new Map<OwnedResource, Map<string, { hash: string | undefined; resourceVersion: string | undefined }>>();
-  /** "resource/name" of writes under way: their own watch events may arrive before the write returns. */
-  readonly #inFlight = new Set<string>();
+  /** The proxy objects, written when their content changed; an edit that is not ours wakes the key that owns the object. */
+  readonly #owned: OwnedObjects<OwnedResource>;
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
@@ -132,39 +113,21 @@ export class ProxyConfigController {
     });
     // A Secret, a decode, a host's answer or a moved port: the binding's inputs changed.
     options.inputs.onChange((key) => this.#runner.add(key));
-    for (const [resource, informer] of Object.entries(options.owned) as Array<[OwnedResource, Informer<KubeObject>]>) {
-      informer.addHandlers({
-        onAdd: (o) => this.#observed(resource, o, false),
-        onUpdate: (o) => this.#observed(resource, o, false),
-        onDelete: (o) => this.#observed(resource, o, true),
-      });
-    }
-  }
-
-  /**
-   * A watch event on an object this controller writes. Its own writes come back with the
-   * resourceVersion it stored (or while the write is still in flight); anything else is
-   * someone else's: the object is marked stale, and its owner written again (or removed).
-   */
-  #observed(resource: OwnedResource, o: KubeObject, deleted: boolean): void {
-    const name = o.metadata.name;
-    if (this.#inFlight.has(`${resource}/${name}`)) return;
-    const objects = this.#known.get(resource);
-    if (!objects) return;
-    const known = objects.get(name);
-    if (deleted) {
-      if (!known) return;
-      objects.delete(name);
-    } else {
-      if (known?.resourceVersion === o.metadata.resourceVersion) return;
-      objects.set(name, { hash: undefined, resourceVersion: o.metadata.resourceVersion });
-    }
-    this.#runner.add(this.#ownerOf(resource, o));
+    this.#owned = new OwnedObjects({
+      client: options.client,
+      namespace: options.namespace,
+      apiPrefixes,
+      informers: options.owned,
+      ...(options.limiter ? { limiter: options.limiter } : {}),
+      wrote: (resource, verb) => options.metrics.proxyObjectWrites.inc({ resource, verb }),
+      // Someone else's edit or deletion: the owner writes it again (or removes it).
+      changedElsewhere: (resource, o) => this.#runner.add(this.#ownerOf(resource, o)),
+    });
   }
 
   /** The key whose reconcile writes this object. */
-  #ownerOf(resource: OwnedResource, o: KubeObject): string {
-    const binding = (o.metadata as { annotations?: Record<string, string> }).annotations?.[annotationBinding];
+  #ownerOf(resource: OwnedResource, o: OwnedObject): string {
+    const binding = o.metadata.annotations?.[annotationBinding];
     return resource === 'configmaps' || binding === undefined ? indexKey : binding;
   }
 
@@ -196,17 +159,13 @@ export class ProxyConfigController {
    * have synced.
    */
   async loadHistory(): Promise<void> {
-    let manifest;
-    try {
-      manifest = parseManifest(await this.#o.client.get<{ binaryData?: Record<string, string> }>(this.#path('configmaps', proxyConfigMapName)));
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      return;
-    }
+    const configMap = await this.#owned.read<KubeObject & { binaryData?: Record<string, string> }>('configmaps', proxyConfigMapName);
+    if (!configMap) return;
+    const manifest = parseManifest(configMap);
     if (!manifest || manifest.dataPlane !== this.#o.renderer.dataPlane || !Array.isArray(manifest.files)) return;
     const entries = new Map<string, Entry>();
-    for (const o of this.#o.owned.secrets?.list() ?? []) {
-      const a = (o.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+    for (const o of this.#owned.list('secrets')) {
+      const a = o.metadata.annotations ?? {};
       const key = a[annotationBinding];
       const hash = a[annotationContentHash];
       if (key && hash && credentialSecretName(key) === o.metadata.name)
@@ -222,12 +181,14 @@ export class ProxyConfigController {
 
   /** Runs for one leadership term. */
   async run(signal: AbortSignal): Promise<void> {
-    this.#seedKnown();
+    // What exists, from the owned watches: a term starts from the cluster, not from what the last term wrote.
+    this.#owned.seed();
+    this.#entries.clear();
     this.wake();
     // Objects whose binding is gone (deleted while no controller led) are removed by that key's reconcile.
     const present = new Set(this.#o.bindings.list().map(bindingKey));
     for (const resource of ['secrets', 'networkpolicies'] as const) {
-      for (const o of this.#o.owned[resource]?.list() ?? []) {
+      for (const o of this.#owned.list(resource)) {
         const owner = this.#ownerOf(resource, o);
         if (!present.has(owner)) this.#runner.add(owner);
       }
@@ -237,20 +198,6 @@ export class ProxyConfigController {
 
   shutDown(): void {
     this.#runner.shutDown();
-  }
-
-  /** What exists, from the owned watches: a term starts from the cluster, not from what the last term wrote. */
-  #seedKnown(): void {
-    for (const resource of ['secrets', 'networkpolicies', 'configmaps'] as const) {
-      const informer = this.#o.owned[resource];
-      const objects = new Map<string, { hash: string | undefined; resourceVersion: string | undefined }>();
-      for (const o of informer?.list() ?? []) {
-        const annotations = (o.metadata as { annotations?: Record<string, string> }).annotations;
-        objects.set(o.metadata.name, { hash: annotations?.[annotationContentHash], resourceVersion: o.metadata.resourceVersion });
-      }
-      this.#known.set(resource, objects);
-    }
-    this.#entries.clear();
   }
 
   /** One binding: its route, rendered into its own objects, written when they changed. */
@@ -297,8 +244,7 @@ export class ProxyConfigController {
     if (signal?.aborted) return {};
     const contentHash = object.metadata.annotations[annotationContentHash]!;
     const entry = { contentHash, fingerprintSha256: route.clientCertificate.fingerprintSha256 };
-    let written = await this.#put('secrets', object);
-    written += await this.#put('networkpolicies', policy!);
+    const written = [await this.#owned.put('secrets', object), await this.#owned.put('networkpolicies', policy!)].filter(Boolean).length;
     const before = this.#entries.get(key);
     this.#entries.set(key, entry);
     if (before?.contentHash !== contentHash) this.#wakeIndex();
@@ -312,8 +258,8 @@ export class ProxyConfigController {
     const had = this.#entries.delete(key);
     // Out of the index first: the agent's digest then no longer counts it.
     if (had) this.#wakeIndex();
-    await this.#remove('secrets', credentialSecretName(key));
-    await this.#remove('networkpolicies', networkPolicyName(key));
+    await this.#owned.remove('secrets', credentialSecretName(key));
+    await this.#owned.remove('networkpolicies', networkPolicyName(key));
     return {};
   }
 
@@ -326,72 +272,9 @@ export class ProxyConfigController {
     this.#o.history.record(manifest.hash, fingerprints(this.#entries));
     if (signal?.aborted) return {};
     const policy = proxyEgressPolicy(this.#o.destinations(), namespace, this.#o.proxyPodLabels, managedLabels(componentNetworkPolicy));
-    const written = (await this.#put('networkpolicies', policy)) + (await this.#put('configmaps', configMap));
+    const written = [await this.#owned.put('networkpolicies', policy), await this.#owned.put('configmaps', configMap)].filter(Boolean).length;
     if (written > 0) this.#runner.logger.info({ hash: manifest.hash.slice(0, 16), bindings: manifest.bindings }, 'proxy index written');
     return {};
-  }
-
-  #path(resource: OwnedResource, name?: string): string {
-    const collection = `${apiPrefix[resource]}/namespaces/${this.#o.namespace}/${resource}`;
-    return name === undefined ? collection : `${collection}/${name}`;
-  }
-
-  #knownOf(resource: OwnedResource): Map<string, { hash: string | undefined; resourceVersion: string | undefined }> {
-    let objects = this.#known.get(resource);
-    if (!objects) this.#known.set(resource, (objects = new Map()));
-    return objects;
-  }
-
-  /** Creates or replaces an object whose content hash differs from what is known; returns 1 when it wrote. */
-  async #put(resource: OwnedResource, desired: Desired): Promise<number> {
-    const name = desired.metadata.name;
-    const objects = this.#knownOf(resource);
-    const current = objects.get(name);
-    const hash = desired.metadata.annotations?.[annotationContentHash];
-    if (current && current.hash === hash) return 0;
-    const stored = await this.#write(resource, name, () =>
-      current
-        ? this.#o.client.replace<Desired>(this.#path(resource, name), {
-            ...desired,
-            metadata: { ...desired.metadata, resourceVersion: current.resourceVersion },
-          })
-        : this.#o.client.create<Desired>(this.#path(resource), desired),
-    );
-    objects.set(name, { hash, resourceVersion: stored?.metadata?.resourceVersion });
-    this.#o.metrics.proxyObjectWrites.inc({ resource, verb: current ? 'replace' : 'create' });
-    return 1;
-  }
-
-  async #remove(resource: OwnedResource, name: string): Promise<void> {
-    const objects = this.#knownOf(resource);
-    if (!objects.has(name)) return;
-    await this.#write(resource, name, async () => {
-      try {
-        await this.#o.client.delete(this.#path(resource, name));
-        this.#o.metrics.proxyObjectWrites.inc({ resource, verb: 'delete' });
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    });
-    objects.delete(name);
-  }
-
-  /** A write that fails leaves this object unsure: read its state again from the watch, and the runner retries the key. */
-  async #write<T>(resource: OwnedResource, name: string, request: () => Promise<T>): Promise<T> {
-    await this.#o.limiter?.take('low');
-    const id = `${resource}/${name}`;
-    this.#inFlight.add(id);
-    try {
-      return await request();
-    } catch (err) {
-      const seen = this.#o.owned[resource]?.get(`${this.#o.namespace}/${name}`);
-      const objects = this.#knownOf(resource);
-      if (seen) objects.set(name, { hash: undefined, resourceVersion: seen.metadata.resourceVersion });
-      else objects.delete(name);
-      throw err;
-    } finally {
-      this.#inFlight.delete(id);
-    }
   }
 }
 
