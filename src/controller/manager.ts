@@ -31,12 +31,9 @@ import { decodeCertificateInput } from '../inputs/identity-decoder.ts';
 import { BindingController } from './binding-controller.ts';
 import { ClusterNetworks } from './cluster-networks.ts';
 import { LeaderElector } from './leader-election.ts';
-import { ProxyConfigController, type ProxyRenderer } from './proxy-config-controller.ts';
-import type { EgressRoute } from '../model/egress-routes.ts';
-import type { RenderedFile } from '../render/files.ts';
-import { haproxyBindingPart, haproxySharedFiles, type HaproxyServer } from '../render/haproxy.ts';
-import { nginxBindingFiles, nginxSharedFiles } from '../render/nginx.ts';
-import type { BindingPart } from '../proxy/proxy-objects.ts';
+import { ProxyConfigController } from './proxy-config-controller.ts';
+import type { ProxyRenderer } from '../dataplane/driver.ts';
+import { dataPlanes } from '../dataplane/registry.ts';
 
 export interface ManagerDependencies {
   client: KubeClient;
@@ -323,36 +320,12 @@ function ownAnnotations(annotations: Record<string, string> | undefined): Record
 
 /** The data plane's renderer with the proxy's options from the flags. */
 function proxyRenderer(config: ControllerConfig): ProxyRenderer {
-  const part = (route: EgressRoute, files: RenderedFile[], server?: HaproxyServer): BindingPart => ({
-    key: route.key,
-    listenerPort: route.listenerPort,
-    fingerprintSha256: route.clientCertificate.fingerprintSha256,
-    serialNumber: route.clientCertificate.serialNumber,
-    files,
-    ...(server ? { server } : {}),
-  });
-  if (config.dataPlane === 'haproxy') {
-    const options = {
-      listenAddress: config.proxyListenAddress,
-      listenerPorts: config.listenerPorts,
-      statusPort: config.proxyStatusPort,
-      logTarget: config.proxyAccessLog === 'off' ? ('off' as const) : config.proxyAccessLog === '/dev/stderr' ? ('stderr' as const) : ('stdout' as const),
-    };
-    return {
-      dataPlane: 'haproxy',
-      shared: () => haproxySharedFiles(options),
-      binding: (route) => {
-        const { server, files } = haproxyBindingPart(route);
-        return part(route, files, server);
-      },
-    };
-  }
-  const options = {
+  if (config.dataPlane === 'none') throw new Error('proxyRenderer: --data-plane none renders nothing');
+  return dataPlanes[config.dataPlane].renderer({
     listenAddress: config.proxyListenAddress,
+    listenerPorts: config.listenerPorts,
     statusPort: config.proxyStatusPort,
     accessLog: config.proxyAccessLog,
     errorLog: config.proxyErrorLog,
-    listenerPorts: config.listenerPorts,
-  };
-  return { dataPlane: 'nginx', shared: () => nginxSharedFiles(options), binding: (route) => part(route, nginxBindingFiles(route, options)) };
+  });
 }

@@ -7,7 +7,7 @@ import type { Informer } from '../k8s/informer.ts';
 import { OwnedObjects, type OwnedObject } from '../k8s/owned-objects.ts';
 import type { ControllerMetrics } from '../metrics/metrics.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
-import type { EgressRoute, IdentityOutcome } from '../model/egress-routes.ts';
+import type { IdentityOutcome } from '../model/egress-routes.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import { networkPolicies, networkPolicyName, proxyEgressPolicy } from '../model/network-policies.ts';
 import {
@@ -18,9 +18,8 @@ import {
   proxyConfigMapName,
   sharedConfigMap,
   sharedHash,
-  type BindingPart,
-} from '../proxy/proxy-objects.ts';
-import type { RenderedFile } from '../render/files.ts';
+} from '../contract/proxy-objects.ts';
+import type { ProxyRenderer } from '../dataplane/driver.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
@@ -28,15 +27,6 @@ import type { ServedCertificateHistory } from '../status/programmed.ts';
 import { translateBinding } from '../translate/translate.ts';
 import type { BindingInputs } from '../inputs/binding-inputs.ts';
 import { isTransientOutcome } from '../inputs/identity-cache.ts';
-
-/** A data plane's renderer, split the way the proxy objects are: what no binding owns, and each binding's part. */
-export interface ProxyRenderer {
-  dataPlane: 'nginx' | 'haproxy';
-  /** Depends on the controller's flags alone. */
-  shared(): RenderedFile[];
-  /** Depends on this one route alone, so a change to a binding rewrites only its object. */
-  binding(route: EgressRoute): BindingPart;
-}
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;

@@ -2,15 +2,23 @@ import { performance } from 'node:perf_hooks';
 import type { KubeObject } from '../k8s/client.ts';
 import { errorSummary } from '../errors.ts';
 import type { Informer } from '../k8s/informer.ts';
+import { systemClock, type Clock } from '../runner/clock.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
-import { assembleConfig, type AssembledConfig, type HeldBinding } from './assemble.ts';
 import type { ConfigDir } from './config-dir.ts';
 import { fileIdentity, generationName } from './generations.ts';
-import type { ApplyResult, DataPlane } from './data-plane.ts';
+import type { ApplyResult, AssembledConfig, Assembler, DataPlane, HeldBinding } from './data-plane.ts';
 import type { PodReport } from './pod-reporter.ts';
-import { manifestFormat, manifestKey, parseManifest, proxyConfigMapName, readBindingObject, readSharedFiles, type ReadBinding } from './proxy-objects.ts';
+import {
+  manifestFormat,
+  manifestKey,
+  parseManifest,
+  proxyConfigMapName,
+  readBindingObject,
+  readSharedFiles,
+  type ReadBinding,
+} from '../contract/proxy-objects.ts';
 
 /** The agent's one key: it applies the whole manifest, whichever object changed. */
 const applyKey = 'apply';
@@ -39,14 +47,18 @@ export interface ProxyAgentOptions {
   configMaps: Informer<ProxyConfigMap>;
   secrets: Informer<CredentialSecretLike>;
   dir: ConfigDir;
-  /** nginx or HAProxy: validates a generation and makes the server serve it. */
+  /** nginx or HAProxy (its driver's start(), src/dataplane/): validates a generation and makes the server serve it. */
   dataPlane: DataPlane;
+  /** The same plane's assembly (its driver's assembler()): the objects held → the config the data plane runs. */
+  assemble: Assembler;
   reporter: { set(report: PodReport): void };
   logger: Logger;
   metrics?: AgentMetrics;
   /** Quiet time after a change before applying, so a controller's burst of writes becomes one reload. */
   debounceMs?: number;
   retry?: { baseMs: number; maxMs: number };
+  /** When the data plane asked to be looked at again, and when a config was applied (default: the system clock). */
+  clock?: Clock;
 }
 
 interface Applied {
@@ -79,6 +91,7 @@ export class ProxyAgent {
   readonly #debounceMs: number;
   readonly #runner: Runner;
   readonly #stop = new AbortController();
+  readonly #clock: Clock;
   #started = false;
   #running: Promise<void> | undefined;
   #applied: Applied | undefined;
@@ -102,6 +115,7 @@ export class ProxyAgent {
     this.#options = options;
     this.#log = options.logger.child({ component: 'proxy-agent' });
     this.#debounceMs = options.debounceMs ?? 25;
+    this.#clock = options.clock ?? systemClock;
     this.#runner = new Runner({
       name: 'proxy-agent',
       reconcile: () => this.#reconcile(),
@@ -170,7 +184,7 @@ export class ProxyAgent {
     }
     const shared = readSharedFiles(manifest, configMap);
     if (!shared.ok) return 'waitingFor' in shared ? this.#wait(shared.waitingFor, manifest.hash) : this.#reject(input, shared.problem);
-    const assembly = assembleConfig(manifest.dataPlane, shared.files, this.#heldBindings());
+    const assembly = this.#options.assemble(shared.files, this.#heldBindings());
     if (!assembly.ok) return this.#reject(input, assembly.problem);
     const { config } = assembly;
     this.#noteLeftOut(assembly.leftOut);
@@ -196,7 +210,7 @@ export class ProxyAgent {
       // When it asked, not on every pass that finds the config unchanged: at ten thousand
       // bindings a full read-back is most of a second, and the index alone changes with
       // every binding.
-      const waitMs = this.#recheckAt - Date.now();
+      const waitMs = this.#recheckAt - this.#clock.now();
       if (waitMs > 0) return { recheckAfterMs: waitMs };
       return this.#checked(await this.#options.dataPlane.recheck?.());
     }
@@ -205,7 +219,7 @@ export class ProxyAgent {
 
   /** Remembers when the data plane wants its next look. */
   #checked(result: ApplyResult | undefined): ApplyResult | undefined {
-    if (result?.recheckAfterMs !== undefined) this.#recheckAt = Date.now() + result.recheckAfterMs;
+    if (result?.recheckAfterMs !== undefined) this.#recheckAt = this.#clock.now() + result.recheckAfterMs;
     return result;
   }
 
@@ -288,7 +302,7 @@ export class ProxyAgent {
     this.#applyError = undefined;
     this.#options.metrics?.applies.inc({ result: 'applied' });
     this.#options.metrics?.applyDuration.observe((t3 - t0) / 1000);
-    this.#options.metrics?.lastApplied.set(Date.now() / 1000);
+    this.#options.metrics?.lastApplied.set(this.#clock.now() / 1000);
     this.#log.info(
       {
         hash: config.hash,

@@ -42,9 +42,9 @@ export class ConfigDir {
     return join(this.root, generation);
   }
 
-  /** nginx.conf of a generation, or of whichever is current (through the symlink). */
-  nginxConf(generation: string = currentLink): string {
-    return join(this.root, generation, 'nginx.conf');
+  /** A file of a generation, or of whichever is current (through the symlink): nginx reads DIR/current/nginx.conf. */
+  configPath(file: string, generation: string = currentLink): string {
+    return join(this.root, generation, file);
   }
 
   /** The generation `current` points at, if any. */

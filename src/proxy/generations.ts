@@ -1,11 +1,14 @@
+import { isSafeRelativePath } from '../contract/proxy-objects.ts';
+
 // Pure decisions about the agent's config directory. The layout:
 //
 //   DIR/gen-<hash>/nginx.conf, certs/…, ca/…   one directory per config, never changed once written
-//   DIR/current -> gen-<hash>                   the one nginx runs (-c DIR/current/nginx.conf)
+//   DIR/current -> gen-<hash>                   the one the server runs (-c DIR/current/nginx.conf,
+//                                               -f DIR/current/haproxy.cfg)
 //
-// A new config is written into a generation directory nginx does not read, validated
-// there, and made current by renaming a fresh symlink over `current`, which is atomic:
-// nginx sees the old files or the new ones, never a mix.
+// A new config is written into a generation directory the server does not read,
+// validated there, and made current by renaming a fresh symlink over `current`, which is
+// atomic: the server sees the old files or the new ones, never a mix.
 
 export const currentLink = 'current';
 export const currentLinkTemp = 'current.tmp';
@@ -38,22 +41,13 @@ export function entriesToRemove(entries: readonly string[], keep: ReadonlyArray<
 }
 
 /**
- * A path the manifest may name: relative, below the generation directory, made of plain
- * segments. The manifest comes from the API, so a path such as "../current" or
- * "/etc/passwd" must never reach the file system.
- */
-export function isSafeRelativePath(path: string): boolean {
-  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(path)) return false;
-  return path.split('/').every((segment) => segment !== '.' && segment !== '..');
-}
-
-/**
  * Why an assembled file set cannot be applied, or undefined when it can: every path
  * safe and listed once, none both a file and a directory, and the data plane's config
- * file present. The files come from objects anyone with write access to the proxy
- * namespace could edit, so a path such as "../current" must never reach the file system.
+ * file (`configFile`) present. The files come from objects anyone with write access to
+ * the proxy namespace could edit, so a path such as "../current" must never reach the
+ * file system.
  */
-export function filesProblem(files: ReadonlyArray<{ path: unknown; mode: unknown }>, dataPlane: 'nginx' | 'haproxy'): string | undefined {
+export function filesProblem(files: ReadonlyArray<{ path: unknown; mode: unknown }>, configFile: string): string | undefined {
   const paths = new Set<string>();
   for (const { path, mode } of files) {
     if (typeof path !== 'string' || !isSafeRelativePath(path)) return `an unsafe path ${JSON.stringify(path)}`;
@@ -61,7 +55,6 @@ export function filesProblem(files: ReadonlyArray<{ path: unknown; mode: unknown
     if (paths.has(path)) return `${path} is listed twice`;
     paths.add(path);
   }
-  const configFile = dataPlane === 'haproxy' ? 'haproxy.cfg' : 'nginx.conf';
   if (!paths.has(configFile)) return `there is no ${configFile}`;
   for (const path of paths) {
     // A file where another file needs a directory ("certs" and "certs/a.crt").
@@ -71,33 +64,6 @@ export function filesProblem(files: ReadonlyArray<{ path: unknown; mode: unknown
       if (paths.has(parent)) return `${parent} is both a file and a directory`;
     }
   }
-  return undefined;
-}
-
-const dnsName = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
-const ipLiteral = /^(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
-
-/**
- * The agent turns a server into runtime API commands, where a space, a ";" or a newline
- * would start another argument or command: every value must be exactly what the renderer
- * makes, whoever wrote the object. `paths` are the binding's own files.
- */
-export function haproxyServerProblem(entry: unknown, key: string, paths: ReadonlySet<string>): string | undefined {
-  const s = (entry ?? {}) as Record<string, unknown>;
-  const port = (value: unknown): boolean => Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 65535;
-  if (typeof entry !== 'object' || entry === null) return 'no server';
-  if (s.key !== key) return 'the server belongs to another binding';
-  if (!port(s.listenerPort) || s.backend !== `p${String(s.listenerPort)}`) return 'the backend is not p<listenerPort>';
-  if (typeof s.server !== 'string' || !/^s[0-9a-f]{12}$/.test(s.server)) return 'the server name is not s<12 hex digits>';
-  if (typeof s.host !== 'string' || !(dnsName.test(s.host) || ipLiteral.test(s.host))) return 'the host is not a DNS name or an IP address';
-  if (!port(s.port)) return 'the port is not a port number';
-  if (typeof s.serverName !== 'string' || !dnsName.test(s.serverName)) return 'the serverName is not a DNS name';
-  if (typeof s.hostHeader !== 'string' || !/^[a-z0-9.:[\]-]+$/i.test(s.hostHeader)) return 'the Host header is not host[:port]';
-  if (typeof s.certificateFile !== 'string' || !/^certs\/[A-Za-z0-9._-]+\.pem$/.test(s.certificateFile) || !paths.has(s.certificateFile))
-    return "the certificate file is not one of the binding's certs/ files";
-  if (s.caFile !== '@system-ca' && (typeof s.caFile !== 'string' || !/^ca\/[A-Za-z0-9._-]+\.pem$/.test(s.caFile) || !paths.has(s.caFile)))
-    return "the CA file is neither @system-ca nor one of the binding's ca/ files";
-  if (typeof s.fingerprintSha256 !== 'string' || typeof s.serialNumber !== 'string') return 'no certificate fingerprint or serial';
   return undefined;
 }
 

@@ -1,20 +1,15 @@
 import { createHash } from 'node:crypto';
+import type { RenderedFile } from '../contract/proxy-objects.ts';
 
-// What every data plane's renderer produces, and the small text rules they share.
+// What every data plane's renderer (src/dataplane/<plane>/render.ts) produces, and the
+// small text rules they share. A file is the contract's: what the renderers make is what
+// the proxy objects carry.
 
-export interface RenderedFile {
-  /** Relative to the directory the data plane's config is in. */
-  path: string;
-  content: string;
-  /** 0o600 marks key material: it belongs in a Secret, never in a ConfigMap or a log. */
-  mode: 0o600 | 0o644;
-  /** The binding ("namespace/name") the file belongs to, for files that belong to one. */
-  binding?: string;
-}
+export type { RenderedFile } from '../contract/proxy-objects.ts';
 
 export interface RenderedConfig {
-  /** Which data plane runs the files; absent means nginx, the first one. */
-  dataPlane?: 'nginx' | 'haproxy';
+  /** Which data plane runs the files (a DataPlaneKind); absent means nginx, the first one. */
+  dataPlane?: string;
   /** Sorted by path. */
   files: RenderedFile[];
   /** sha256 over every file's path, mode and content: equal hashes mean equal configs. */

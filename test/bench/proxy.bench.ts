@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
-import { renderNginx } from '../../src/render/nginx.ts';
+import { renderNginx } from '../../src/dataplane/nginx/render.ts';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { startEgressStack } from '../support/egress-stack.ts';

@@ -9,8 +9,8 @@
 
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { annotationAppliedHash } from '../../src/proxy/proxy-objects.ts';
-import { renderNginx } from '../../src/render/nginx.ts';
+import { annotationAppliedHash } from '../../src/contract/proxy-objects.ts';
+import { renderNginx } from '../../src/dataplane/nginx/render.ts';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { createAgentPod, partnerRoute, podAnnotations, ProxyConfigWriter, startAgent } from '../support/agent-process.ts';

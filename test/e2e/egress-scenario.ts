@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
-import { annotationApplyError } from '../../src/proxy/proxy-objects.ts';
+import { annotationApplyError } from '../../src/contract/proxy-objects.ts';
 import { readdirSync } from 'node:fs';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';

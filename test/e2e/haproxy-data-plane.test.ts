@@ -15,12 +15,13 @@ import type { PortRange } from '../../src/model/listener-ports.ts';
 import { ConfigDir } from '../../src/proxy/config-dir.ts';
 import type { ApplyResult } from '../../src/proxy/data-plane.ts';
 import { generationName } from '../../src/proxy/generations.ts';
-import { HaproxyDataPlane } from '../../src/proxy/haproxy-data-plane.ts';
-import { ManagedHaproxy, testHaproxyConfig } from '../../src/proxy/haproxy-process.ts';
-import { parseServersState } from '../../src/proxy/haproxy-state.ts';
-import { assembleConfig } from '../../src/proxy/assemble.ts';
-import { parseManifest, proxyObjects, readBindingObject, readSharedFiles } from '../../src/proxy/proxy-objects.ts';
-import { renderHaproxy } from '../../src/render/haproxy.ts';
+import { HaproxyDataPlane } from '../../src/dataplane/haproxy/data-plane.ts';
+import { ManagedHaproxy, testHaproxyConfig } from '../../src/dataplane/haproxy/process.ts';
+import { parseServersState } from '../../src/dataplane/haproxy/state.ts';
+import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
+import { objectsOfRender } from '../../src/dataplane/registry.ts';
+import { parseManifest, readBindingObject, readSharedFiles } from '../../src/contract/proxy-objects.ts';
+import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { partnerRoute } from '../support/agent-process.ts';
 import { haproxyBinary } from '../support/haproxy-process.ts';
@@ -75,7 +76,7 @@ class Rig {
     const { mkdir } = await import('node:fs/promises');
     await mkdir(this.runDir, { recursive: true, mode: 0o700 });
     // As the agent has it: the controller's objects, read back and assembled.
-    const objects = proxyObjects(renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' }), routes, 'mtls-egress');
+    const objects = objectsOfRender(renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' }), routes, 'mtls-egress');
     const shared = readSharedFiles(parseManifest(objects.configMap)!, objects.configMap);
     assert.ok(shared.ok);
     const held = objects.secrets.map((secret) => {
@@ -83,7 +84,7 @@ class Rig {
       assert.ok(read.ok, read.ok ? '' : read.problem);
       return { contentHash: read.contentHash, part: read.part };
     });
-    const assembly = assembleConfig('haproxy', shared.files, held);
+    const assembly = assembleHaproxyConfig(shared.files, held);
     assert.ok(assembly.ok, assembly.ok ? '' : assembly.problem);
     assert.deepEqual(assembly.leftOut, []);
     const { config } = assembly;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
-import { backendName, renderHaproxy, serverArguments, type HaproxyRenderOptions } from '../../src/render/haproxy.ts';
+import { backendName, renderHaproxy, serverArguments, type HaproxyRenderOptions } from '../../src/dataplane/haproxy/render.ts';
 import { assertGolden, goldenCases, loadGoldenCase } from './golden-cases.ts';
 
 // Golden files: test/golden/haproxy/<case>.in.yaml and <case>.out.conf (see golden-cases.ts).

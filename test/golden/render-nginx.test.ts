@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import type { RenderedConfig } from '../../src/render/files.ts';
-import { bindingConfDir, renderNginx, type NginxRenderOptions } from '../../src/render/nginx.ts';
+import { bindingConfDir, renderNginx, type NginxRenderOptions } from '../../src/dataplane/nginx/render.ts';
 import { assertGolden, goldenCases, loadGoldenCase } from './golden-cases.ts';
 
 // Golden files: test/golden/nginx/<case>.in.yaml and <case>.out.conf (see golden-cases.ts).

@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
 import { loadAll } from 'js-yaml';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
-import { proxyConfigMapName } from '../../src/proxy/proxy-objects.ts';
+import { proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { startController } from '../support/controller-process.ts';

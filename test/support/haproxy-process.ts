@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { configDirVariable, runDirVariable } from '../../src/render/haproxy.ts';
-import { HaproxyRuntime } from '../../src/proxy/haproxy-runtime.ts';
+import { configDirVariable, runDirVariable } from '../../src/dataplane/haproxy/paths.ts';
+import { HaproxyRuntime } from '../../src/dataplane/haproxy/runtime.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { spawnComponent, stopServer } from '../harness/processes.ts';
 

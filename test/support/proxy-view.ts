@@ -1,5 +1,5 @@
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { configDigest, credentialsSelector, parseManifest, proxyConfigMapName, readBindingObject, sharedHash } from '../../src/proxy/proxy-objects.ts';
+import { configDigest, credentialsSelector, parseManifest, proxyConfigMapName, readBindingObject, sharedHash } from '../../src/contract/proxy-objects.ts';
 
 export interface ProxyView {
   cm: { binaryData?: Record<string, string> };

@@ -38,7 +38,7 @@ describe('ConfigDir on a real file system', () => {
     assert.equal(statSync(join(root, gen('a'), 'certs')).mode & 0o777, 0o700);
     assert.equal(statSync(join(root, gen('a'), 'certs/a.key')).mode & 0o777, 0o600);
     assert.equal(statSync(join(root, gen('a'), 'certs/a.crt')).mode & 0o777, 0o644);
-    assert.equal(readFileSync(dir.nginxConf(), 'utf8'), files('KEY 1\n')[0]!.content, 'nginx.conf reads through current');
+    assert.equal(readFileSync(dir.configPath('nginx.conf'), 'utf8'), files('KEY 1\n')[0]!.content, 'nginx.conf reads through current');
   });
 
   test('the next generation links unchanged files from the current one and writes the rest', async () => {

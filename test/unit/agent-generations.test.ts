@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import {
-  entriesToRemove,
-  fileIdentity,
-  filesProblem,
-  generationName,
-  haproxyServerProblem,
-  isSafeRelativePath,
-  planGeneration,
-} from '../../src/proxy/generations.ts';
+import { isSafeRelativePath } from '../../src/contract/proxy-objects.ts';
+import { haproxyServerProblem } from '../../src/dataplane/haproxy/server.ts';
+import { entriesToRemove, fileIdentity, filesProblem, generationName, planGeneration } from '../../src/proxy/generations.ts';
 
 const hash = (c: string): string => c.repeat(64);
 const gen = (c: string): string => `gen-${hash(c)}`;
@@ -64,12 +58,12 @@ describe('filesProblem: an assembled file set from objects anyone in the proxy n
   ];
   for (const { name, files, problem } of table) {
     test(name, () => {
-      const found = filesProblem(files, 'nginx');
+      const found = filesProblem(files, 'nginx.conf');
       if (problem) assert.match(found ?? '', problem);
       else assert.equal(found, undefined);
     });
   }
-  test('HAProxy needs haproxy.cfg', () => assert.match(filesProblem([file('nginx.conf')], 'haproxy') ?? '', /no haproxy\.cfg/));
+  test('HAProxy needs haproxy.cfg', () => assert.match(filesProblem([file('nginx.conf')], 'haproxy.cfg') ?? '', /no haproxy\.cfg/));
 });
 
 describe('planGeneration', () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { nginxErrorReason, redactKeyMaterial, reloadObserved, testNginxConfig } from '../../src/proxy/nginx-control.ts';
+import { nginxErrorReason, redactKeyMaterial, reloadObserved, testNginxConfig } from '../../src/dataplane/nginx/control.ts';
 import { nginxBinary } from '../support/nginx-process.ts';
 
 const keyPem =

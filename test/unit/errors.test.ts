@@ -9,7 +9,7 @@ import { InputError } from '../../src/manifests/read-manifests.ts';
 import { DerError } from '../../src/pki/der.ts';
 import { PkiError, pkiErrorCodes } from '../../src/pki/errors.ts';
 import { DecryptionFailed } from '../../src/pki/pbe.ts';
-import { NginxError } from '../../src/proxy/nginx-control.ts';
+import { NginxError } from '../../src/dataplane/nginx/control.ts';
 
 describe('the error registry', () => {
   it('gives every error class a registered code', () => {

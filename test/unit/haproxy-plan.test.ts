@@ -12,9 +12,9 @@ import {
   type DesiredHaproxy,
   type LiveHaproxy,
   type Step,
-} from '../../src/proxy/haproxy-plan.ts';
-import type { LiveServer } from '../../src/proxy/haproxy-state.ts';
-import type { HaproxyServer } from '../../src/render/haproxy.ts';
+} from '../../src/dataplane/haproxy/plan.ts';
+import type { LiveServer } from '../../src/dataplane/haproxy/state.ts';
+import type { HaproxyServer } from '../../src/dataplane/haproxy/render.ts';
 
 const dir = '/etc/mtls-egress/current';
 

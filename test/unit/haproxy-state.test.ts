@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { haproxyErrorReason } from '../../src/proxy/haproxy-process.ts';
+import { haproxyErrorReason } from '../../src/dataplane/haproxy/process.ts';
 import {
   isEnabled,
   parseCertificateDetail,
@@ -10,7 +10,7 @@ import {
   parseServersState,
   parseShowProc,
   parseStoreList,
-} from '../../src/proxy/haproxy-state.ts';
+} from '../../src/dataplane/haproxy/state.ts';
 
 // The runtime API's answers as Debian's HAProxy 2.6.12 prints them (copied from a real session).
 

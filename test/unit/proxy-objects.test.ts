@@ -2,22 +2,23 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { Sensitive } from '../../src/pki/sensitive.ts';
-import { assembleConfig, type HeldBinding } from '../../src/proxy/assemble.ts';
+import type { HeldBinding } from '../../src/proxy/data-plane.ts';
+import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
+import { dataPlanes as drivers, isDataPlaneKind, objectsOfRender } from '../../src/dataplane/registry.ts';
 import {
   annotationBinding,
   annotationFingerprint,
   bindingManifestKey,
   credentialSecretName,
   parseManifest,
-  proxyObjects,
   readBindingObject,
   readSharedFiles,
   type ProxyFile,
   type BindingObject,
   type ProxyObjects,
-} from '../../src/proxy/proxy-objects.ts';
-import { renderHaproxy } from '../../src/render/haproxy.ts';
-import { renderNginx } from '../../src/render/nginx.ts';
+} from '../../src/contract/proxy-objects.ts';
+import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
+import { renderNginx } from '../../src/dataplane/nginx/render.ts';
 
 const keyText = '-----BEGIN PRIVATE KEY-----\nS3CR3T-KEY-BYTES\n-----END PRIVATE KEY-----\n';
 const namespace = 'mtls-egress-system';
@@ -57,14 +58,15 @@ function agentView(objects: ProxyObjects, secrets: readonly BindingObject[] = ob
     assert.ok(read.ok, read.ok ? '' : read.problem);
     return { contentHash: read.contentHash, part: read.part };
   });
-  return { manifest, assembly: assembleConfig(manifest.dataPlane, shared.files, held) };
+  assert.ok(isDataPlaneKind(manifest.dataPlane));
+  return { manifest, assembly: drivers[manifest.dataPlane].assembler()(shared.files, held) };
 }
 
 for (const [dataPlane, render] of Object.entries(dataPlanes)) {
   describe(`proxy objects (${dataPlane}): one object per binding and a small index`, () => {
     const routes = [route('b', 10001, { withCA: true }), route('a', 10000)];
     const rendered = render(routes);
-    const objects = proxyObjects(rendered, routes, namespace);
+    const objects = objectsOfRender(rendered, routes, namespace);
 
     test('no key material in the ConfigMap; one Secret per binding, named and annotated for it', () => {
       assert.ok(!JSON.stringify(objects.configMap).includes('S3CR3T'));
@@ -92,7 +94,7 @@ for (const [dataPlane, render] of Object.entries(dataPlanes)) {
 
     test('a binding changed: only its Secret and the index change; the shared files do not', () => {
       const changed = [routes[0]!, route('a', 10000, { serial: '77' })];
-      const next = proxyObjects(render(changed), changed, namespace);
+      const next = objectsOfRender(render(changed), changed, namespace);
       const byName = (o: ProxyObjects) => new Map(o.secrets.map((s) => [s.metadata.name, JSON.stringify(s)]));
       const before = byName(objects);
       const after = byName(next);
@@ -106,7 +108,7 @@ for (const [dataPlane, render] of Object.entries(dataPlanes)) {
 
     test("the ConfigMap does not grow with the number of bindings (the index's count aside)", () => {
       const many = Array.from({ length: 1000 }, (_, i) => route(`b${i}`, 10000 + i));
-      const large = JSON.stringify(proxyObjects(render(many), many, namespace).configMap).length;
+      const large = JSON.stringify(objectsOfRender(render(many), many, namespace).configMap).length;
       const small = JSON.stringify(objects.configMap).length;
       assert.ok(Math.abs(large - small) < 16, `${large} bytes at 1,000 bindings, ${small} at 2`);
     });
@@ -120,14 +122,14 @@ for (const [dataPlane, render] of Object.entries(dataPlanes)) {
 
     test('deterministic: the same routes in any order give the same objects', () => {
       const reversed = [...routes].reverse();
-      assert.deepEqual(proxyObjects(render(reversed), reversed, namespace), objects);
+      assert.deepEqual(objectsOfRender(render(reversed), reversed, namespace), objects);
     });
   });
 }
 
 describe('readBindingObject: one hostile object costs one binding', () => {
   const routes = [route('a', 10000)];
-  const [good] = proxyObjects(dataPlanes.nginx(routes), routes, namespace).secrets;
+  const [good] = objectsOfRender(dataPlanes.nginx(routes), routes, namespace).secrets;
   const manifest = JSON.parse(Buffer.from(good!.data[bindingManifestKey]!, 'base64').toString()) as Record<string, unknown>;
   const files = manifest.files as Array<Record<string, unknown>>;
   const withManifest = (change: Record<string, unknown>): BindingObject => ({
@@ -157,9 +159,9 @@ describe('readBindingObject: one hostile object costs one binding', () => {
   }
 });
 
-describe('assembleConfig: bindings that cannot be served with the rest are left out, the rest served', () => {
+describe('assembleHaproxyConfig: bindings that cannot be served with the rest are left out, the rest served', () => {
   const routes = [route('a', 10000), route('b', 10001)];
-  const objects = proxyObjects(dataPlanes.haproxy(routes), routes, namespace);
+  const objects = objectsOfRender(dataPlanes.haproxy(routes), routes, namespace);
   const manifest = parseManifest(objects.configMap)!;
   const shared = readSharedFiles(manifest, objects.configMap);
   assert.ok(shared.ok);
@@ -193,13 +195,13 @@ describe('assembleConfig: bindings that cannot be served with the rest are left 
     ],
     [
       'a server that would inject a runtime command',
-      [a, { ...b, part: { ...b.part, server: { ...b.part.server!, host: 'x;shutdown' } } }],
+      [a, { ...b, part: { ...b.part, server: { ...(b.part.server as object), host: 'x;shutdown' } } }],
       ['team-a/a'],
       /host/,
     ],
   ];
   test('the files assembled (rendered when first read) are the files a whole render makes', () => {
-    const assembly = assembleConfig('haproxy', shared.files, [b, a]);
+    const assembly = assembleHaproxyConfig(shared.files, [b, a]);
     assert.ok(assembly.ok);
     const rendered = dataPlanes.haproxy(routes);
     assert.deepEqual(
@@ -210,7 +212,7 @@ describe('assembleConfig: bindings that cannot be served with the rest are left 
   });
   for (const [name, bindings, served, leftOut] of table) {
     test(name, () => {
-      const assembly = assembleConfig('haproxy', shared.files, bindings);
+      const assembly = assembleHaproxyConfig(shared.files, bindings);
       assert.ok(assembly.ok, assembly.ok ? '' : assembly.problem);
       assert.deepEqual(
         assembly.config.servers!.map((s) => s.key),

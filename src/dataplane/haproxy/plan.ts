@@ -1,5 +1,5 @@
-import { backendName, serverArguments, storeName, systemTrustStore, type HaproxyServer } from '../render/haproxy.ts';
-import { forcedMaintenance, isEnabled, type LiveServer, type ServerConnections, type StoreList } from './haproxy-state.ts';
+import { backendName, serverArguments, storeName, systemTrustStore, type HaproxyServer } from './render.ts';
+import { forcedMaintenance, isEnabled, type LiveServer, type ServerConnections, type StoreList } from './state.ts';
 
 // What the agent must tell a running HAProxy so that it serves a manifest, decided from
 // what HAProxy says it serves now. Pure and level-triggered: the same desired and live

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { Logger } from '../log.ts';
-import { sleep } from '../runner/backoff.ts';
-import { configDirVariable, runDirVariable } from '../render/haproxy.ts';
-import { HaproxyError, HaproxyRuntime } from './haproxy-runtime.ts';
-import { parseShowProc, type ProcessTable } from './haproxy-state.ts';
-import { redactKeyMaterial } from './redact.ts';
-import { SupervisedProcess } from './supervised-process.ts';
-import type { TestResult } from './data-plane.ts';
+import type { Logger } from '../../log.ts';
+import { sleep } from '../../runner/backoff.ts';
+import { configDirVariable, haproxyConfigFile, masterSocket, runDirVariable, runtimeSocket } from './paths.ts';
+import { HaproxyError, HaproxyRuntime } from './runtime.ts';
+import { parseShowProc, type ProcessTable } from './state.ts';
+import { redactKeyMaterial } from '../../proxy/redact.ts';
+import { SupervisedProcess } from '../../proxy/supervised-process.ts';
+import type { TestResult } from '../../proxy/data-plane.ts';
 
 // HAProxy in master-worker mode as the agent's child: started, reloaded through the
 // master CLI and confirmed from the master's own process table, stopped gracefully.
@@ -41,7 +41,7 @@ export function haproxyEnvironment(configDir: string, runDir: string): NodeJS.Pr
 export async function testHaproxyConfig(binary: string, generationDir: string, runDir: string, timeoutMs = 60_000): Promise<TestResult> {
   const exit = await new Promise<{ code: number | null; output: string; error?: Error; timedOut: boolean }>((resolve) => {
     const chunks: Buffer[] = [];
-    const child = spawn(binary, ['-c', '-q', '-f', join(generationDir, 'haproxy.cfg')], {
+    const child = spawn(binary, ['-c', '-q', '-f', join(generationDir, haproxyConfigFile)], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: haproxyEnvironment(generationDir, runDir),
     });
@@ -91,13 +91,13 @@ export class ManagedHaproxy {
   readonly #restartListeners: Array<() => void> = [];
 
   constructor(options: ManagedHaproxyOptions) {
-    this.runtime = new HaproxyRuntime(join(options.runDir, 'haproxy.sock'));
-    this.#master = new HaproxyRuntime(join(options.runDir, 'master.sock'));
+    this.runtime = new HaproxyRuntime(join(options.runDir, runtimeSocket));
+    this.#master = new HaproxyRuntime(join(options.runDir, masterSocket));
     this.#reloadTimeoutMs = options.reloadTimeoutMs;
     this.#process = new SupervisedProcess({
       name: 'haproxy',
       binary: options.binary,
-      args: ['-W', '-db', '-S', `${join(options.runDir, 'master.sock')},mode,600`, '-f', join(options.configDir, 'haproxy.cfg')],
+      args: ['-W', '-db', '-S', `${join(options.runDir, masterSocket)},mode,600`, '-f', join(options.configDir, haproxyConfigFile)],
       env: haproxyEnvironment(options.configDir, options.runDir),
       stdout: options.stdout ?? 'inherit',
       isReady: async () => (await this.#serving()) !== undefined,

@@ -3,13 +3,13 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { CodedError, type ErrorCode } from '../errors.ts';
-import { sleep } from '../runner/backoff.ts';
-import { redactKeyMaterial } from './redact.ts';
-import { SupervisedProcess } from './supervised-process.ts';
+import { CodedError, type ErrorCode } from '../../errors.ts';
+import { sleep } from '../../runner/backoff.ts';
+import { redactKeyMaterial } from '../../proxy/redact.ts';
+import { SupervisedProcess } from '../../proxy/supervised-process.ts';
 
-export { redactKeyMaterial } from './redact.ts';
-import type { Logger } from '../log.ts';
+export { redactKeyMaterial } from '../../proxy/redact.ts';
+import type { Logger } from '../../log.ts';
 
 // Everything the agent does to nginx: test a config, start it, reload it and confirm the
 // reload, stop it. The decisions (what an error line means, whether a reload happened)

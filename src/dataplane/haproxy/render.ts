@@ -1,7 +1,20 @@
 import { createHash } from 'node:crypto';
-import { byKey, isPortNumber, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
-import type { PortRange } from '../model/listener-ports.ts';
-import { commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, type RenderedFile } from './files.ts';
+import { byKey, isPortNumber, routeValueProblem, type EgressRoute } from '../../model/egress-routes.ts';
+import type { PortRange } from '../../model/listener-ports.ts';
+import { commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
+import {
+  badGatewayFile,
+  bindingsMap,
+  caDir,
+  certificateDir,
+  configDirVariable,
+  haproxyConfigFile,
+  hostsMap,
+  optionsFile,
+  portsMap,
+  runDirVariable,
+  runtimeSocket,
+} from './paths.ts';
 
 // Routes → the files HAProxy runs from, and the runtime state the agent keeps HAProxy in
 // without a reload. The shape:
@@ -20,9 +33,10 @@ import { commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, t
 // has parsed the file, but they are spelled through environment variables the agent sets
 // (MTLS_EGRESS_CONFIG_DIR: where this config lives; MTLS_EGRESS_RUN_DIR: sockets), so the
 // same bytes run from any directory and hash alike everywhere.
-
-export const configDirVariable = 'MTLS_EGRESS_CONFIG_DIR';
-export const runDirVariable = 'MTLS_EGRESS_RUN_DIR';
+//
+// The controller renders the shared files and each binding's part; the agent assembles
+// haproxy.cfg and the maps from them (assemble.ts). Pure: a caller that renders again and
+// again passes a HaproxyRenderCache it keeps.
 
 export interface HaproxyRenderOptions {
   /** The address the listener range binds: 127.0.0.1 on a workstation, 0.0.0.0 in the proxy pod. */
@@ -69,11 +83,6 @@ export interface RenderedHaproxy extends RenderedConfig {
   skeletonHash: string;
 }
 
-export const portsMap = 'ports.map';
-/** What a client gets when HAProxy cannot reach the partner or the partner fails verification. */
-export const badGatewayFile = 'bad-gateway.http';
-export const hostsMap = 'hosts.map';
-export const bindingsMap = 'bindings.map';
 /** The backend a port without a binding routes to: a plain 503 that says so. */
 export const unboundBackend = 'unbound';
 
@@ -115,17 +124,19 @@ const accessLogFormat =
 export function renderHaproxy(routes: readonly EgressRoute[], options: HaproxyRenderOptions): RenderedHaproxy {
   const sorted = [...routes].sort(byKey);
   checkOptions(sorted, options);
-  const assembled = assembleHaproxy(haproxySharedFiles(options), options, sorted.map(haproxyBindingPart));
-  return { ...assembled, hash: hashFiles(assembled.files) };
+  const shared = haproxySharedFiles(options);
+  const parts = sorted.map(haproxyBindingPart);
+  const cache = new HaproxyRenderCache();
+  const { servers, skeletonHash } = haproxyServers(options, parts, cache);
+  const files = haproxyFiles(shared, options, parts, servers, cache);
+  return { dataPlane: 'haproxy', files, servers, skeletonHash, hash: hashFiles(files) };
 }
-
-/** The options the agent renders haproxy.cfg with: travels as a shared file, so its hash covers them. */
-export const optionsFile = 'haproxy-options.json';
 
 /**
  * The files no binding owns: the 502 page and the options. haproxy.cfg itself holds a
- * server line per binding, so the agent assembles it (assembleHaproxy) from these and
- * the bindings' parts: a change to one binding never rewrites a shared object.
+ * server line per binding, so the agent assembles it (assembleHaproxyConfig, in
+ * assemble.ts) from these and the bindings' parts: a change to one binding never
+ * rewrites a shared object.
  */
 export function haproxySharedFiles(options: HaproxyRenderOptions): RenderedFile[] {
   checkOptions([], options);
@@ -156,61 +167,92 @@ export function haproxyBindingPart(route: EgressRoute): HaproxyBindingPart {
   return { server, files };
 }
 
-/**
- * The whole configuration from the shared files and every binding's part: haproxy.cfg and
- * the maps, which list every binding. Pure; the agent runs it on what it reads from the
- * API, so it checks the options and the servers as renderHaproxy checks routes. No hash
- * over the files: the agent identifies a config by its objects' digests, and hashing
- * every certificate again was a third of a pass at ten thousand bindings.
- */
-export function assembleHaproxy(
-  shared: readonly RenderedFile[],
-  options: HaproxyRenderOptions,
-  parts: readonly HaproxyBindingPart[],
-): Omit<RenderedHaproxy, 'hash'> {
-  const { servers, skeletonHash } = haproxyServers(options, parts);
-  return { dataPlane: 'haproxy', files: haproxyFiles(shared, options, parts, servers), servers, skeletonHash };
+/** A server's text in haproxy.cfg, and its listener port as the maps spell it. */
+interface ServerText {
+  block: string;
+  port: string;
 }
 
-/** The servers, checked and sorted by key, and the skeleton's hash: what a runtime change needs, without a file. */
-export function haproxyServers(options: HaproxyRenderOptions, parts: readonly HaproxyBindingPart[]): { servers: HaproxyServer[]; skeletonHash: string } {
+/**
+ * What rendering keeps between calls, for a caller that renders again and again: the
+ * agent assembles haproxy.cfg and the maps from every binding on each pass, and at ten
+ * thousand bindings making everything afresh was most of a pass (git log -S
+ * lastSkeleton, -S serverTexts). The caller owns it; a render without one starts empty.
+ */
+export class HaproxyRenderCache {
+  /** The hash of haproxy.cfg without servers (a backend per listener port), for the options it was made from. */
+  #skeleton: { options: string; hash: string } | undefined;
+  /**
+   * Text made for one server, kept while the server object lives: the servers of the
+   * bindings that did not change are the same objects (the agent's informer keeps them),
+   * so a change renders one server's text, not all. Servers are never modified once made.
+   */
+  readonly #serverTexts = new WeakMap<HaproxyServer, ServerText>();
+
+  skeletonHash(options: HaproxyRenderOptions): string {
+    const key = JSON.stringify(options);
+    if (this.#skeleton?.options !== key) this.#skeleton = { options: key, hash: sha256(haproxyConfig([], options, this)) };
+    return this.#skeleton.hash;
+  }
+
+  serverText(server: HaproxyServer): ServerText {
+    let text = this.#serverTexts.get(server);
+    if (!text) {
+      text = serverText(server);
+      this.#serverTexts.set(server, text);
+    }
+    return text;
+  }
+}
+
+/**
+ * The servers, checked and sorted by key, and the skeleton's hash: what a runtime change
+ * needs, without a file. The agent runs it on what it reads from the API, so it checks
+ * the options and the servers as renderHaproxy checks routes.
+ */
+export function haproxyServers(
+  options: HaproxyRenderOptions,
+  parts: readonly HaproxyBindingPart[],
+  cache = new HaproxyRenderCache(),
+): { servers: HaproxyServer[]; skeletonHash: string } {
   checkOptions([], options);
   const servers = parts.map((p) => p.server).sort(byKey);
   checkServers(servers, options);
-  return { servers, skeletonHash: skeletonHash(options) };
+  return { servers, skeletonHash: cache.skeletonHash(options) };
 }
 
-/** Every file, sorted by path, for `servers` as haproxyServers returned them. */
+/**
+ * Every file, sorted by path, for `servers` as haproxyServers returned them: haproxy.cfg
+ * and the maps list every binding. No hash over the files: the agent identifies a config
+ * by its objects' digests, and hashing every certificate again was a third of a pass at
+ * ten thousand bindings.
+ */
 export function haproxyFiles(
   shared: readonly RenderedFile[],
   options: HaproxyRenderOptions,
   parts: readonly HaproxyBindingPart[],
   servers: readonly HaproxyServer[],
+  cache = new HaproxyRenderCache(),
 ): RenderedFile[] {
-  const files: RenderedFile[] = [...shared, ...parts.flatMap((p) => p.files), { path: 'haproxy.cfg', content: haproxyConfig(servers, options), mode: 0o644 }];
-  files.push(...mapFiles(servers));
+  const files: RenderedFile[] = [
+    ...shared,
+    ...parts.flatMap((p) => p.files),
+    { path: haproxyConfigFile, content: haproxyConfig(servers, options, cache), mode: 0o644 },
+  ];
+  files.push(...mapFiles(servers, cache));
   return files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
-}
-
-let lastSkeleton: { options: string; hash: string } | undefined;
-
-/** The hash of haproxy.cfg without servers: a backend per listener port, so kept for the options it was made from. */
-function skeletonHash(options: HaproxyRenderOptions): string {
-  const key = JSON.stringify(options);
-  if (lastSkeleton?.options !== key) lastSkeleton = { options: key, hash: sha256(haproxyConfig([], options)) };
-  return lastSkeleton.hash;
 }
 
 function haproxyServer(route: EgressRoute): HaproxyServer {
   const stem = `${route.namespace}_${route.name}`;
   // Named by the chain it holds (which fixes the key too): a path never changes content,
   // so an intermediate the partner reissued under the same leaf is a new file, loaded.
-  const certificateFile = `certs/${stem}.${sha256(route.clientCertificate.chainPem).slice(0, 16)}.pem`;
+  const certificateFile = `${certificateDir}/${stem}.${sha256(route.clientCertificate.chainPem).slice(0, 16)}.pem`;
   // One CA entry per server, never shared by the old and the new server of a rotation:
   // HAProxy 2.6.12 frees a CA file's entry with a server deleted at run time even while
   // another server uses it, and the next commit of that name crashes it (bench:scale,
   // rotations at 300 bindings: a SIGSEGV in nearly every run).
-  const caFile = route.serverCA ? `ca/${stem}.${sha256(`${route.serverCA.pem}\n${certificateFile}`).slice(0, 16)}.pem` : systemTrustStore;
+  const caFile = route.serverCA ? `${caDir}/${stem}.${sha256(`${route.serverCA.pem}\n${certificateFile}`).slice(0, 16)}.pem` : systemTrustStore;
   const hostHeader = route.port === 443 ? hostForUrl(route.host) : `${hostForUrl(route.host)}:${route.port}`;
   const identity = [route.key, route.host, route.port, route.serverName, certificateFile, caFile].join('\n');
   return {
@@ -272,7 +314,7 @@ export function serverArguments(server: HaproxyServer, configDir: string, option
   ];
 }
 
-function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRenderOptions): string {
+function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRenderOptions, cache: HaproxyRenderCache): string {
   const dir = `\${${configDirVariable}}`;
   const byPort = new Map(servers.map((s) => [s.listenerPort, s]));
   const { first, last } = options.listenerPorts;
@@ -281,12 +323,12 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     '# Rendered by mtls-egress from ClientCertificateBindings; rewritten on every change, do not edit.',
     `# ${servers.length} binding${servers.length === 1 ? '' : 's'} on ports ${first}-${last}. Paths are spelled through ${configDirVariable}`,
     `# (this file's directory) and ${runDirVariable} (sockets), which the agent sets; run it by hand with`,
-    `#   ${configDirVariable}=DIR ${runDirVariable}=DIR haproxy -W -db -f DIR/haproxy.cfg`,
+    `#   ${configDirVariable}=DIR ${runDirVariable}=DIR haproxy -W -db -f DIR/${haproxyConfigFile}`,
     'global',
     ...(options.logTarget === 'off' ? [] : [`    log ${options.logTarget ?? 'stdout'} format raw local0 info`]),
     // The runtime API: admin level, and the listening sockets handed to the next process
     // on a reload, so a reload drops no connection.
-    `    stats socket "\${${runDirVariable}}/haproxy.sock" mode 600 level admin expose-fd listeners`,
+    `    stats socket "\${${runDirVariable}}/${runtimeSocket}" mode 600 level admin expose-fd listeners`,
     '    ssl-server-verify required',
     // One thread. Debian's HAProxy 2.6.12 crashes (SIGSEGV, in itself and in libcrypto)
     // when servers and certificates are added and removed at runtime while two threads
@@ -349,35 +391,21 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
   for (let port = first; port <= last; port++) {
     text.push(`\n\nbackend ${backendName(port)}\n    balance roundrobin`);
     const server = byPort.get(port);
-    if (server) text.push(serverText(server).block);
+    if (server) text.push(cache.serverText(server).block);
   }
   text.push('\n');
   return text.join('');
 }
 
-/**
- * Text made for one server, kept while the server object lives. The agent assembles
- * haproxy.cfg and the maps from every binding on each change, and the servers of the
- * bindings that did not change are the same objects (its cache keeps them), so at ten
- * thousand bindings a change renders one server's text, not all. Servers are never
- * modified once made.
- */
-const serverTexts = new WeakMap<HaproxyServer, { block: string; port: string }>();
-
-function serverText(server: HaproxyServer): { block: string; port: string } {
-  let text = serverTexts.get(server);
-  if (!text) {
-    const dir = `\${${configDirVariable}}`;
-    const block = [
-      '',
-      `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
-      `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
-      `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} init-addr libc,none`,
-    ].join('\n');
-    text = { block, port: String(server.listenerPort) };
-    serverTexts.set(server, text);
-  }
-  return text;
+function serverText(server: HaproxyServer): ServerText {
+  const dir = `\${${configDirVariable}}`;
+  const block = [
+    '',
+    `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
+    `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
+    `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} init-addr libc,none`,
+  ].join('\n');
+  return { block, port: String(server.listenerPort) };
 }
 
 /** What each map gives for a listener port. */
@@ -391,19 +419,19 @@ const mapValues: ReadonlyArray<readonly [string, (s: HaproxyServer) => string]> 
  * Each map's entries (listener port → value): what the map files list, and what the
  * agent sets through the runtime API.
  */
-export function haproxyMaps(servers: readonly HaproxyServer[]): Map<string, Map<string, string>> {
+export function haproxyMaps(servers: readonly HaproxyServer[], cache = new HaproxyRenderCache()): Map<string, Map<string, string>> {
   const maps = new Map<string, Map<string, string>>();
   for (const [file, value] of mapValues) {
     const entries = new Map<string, string>();
-    for (const server of servers) entries.set(serverText(server).port, value(server));
+    for (const server of servers) entries.set(cache.serverText(server).port, value(server));
     maps.set(file, entries);
   }
   return maps;
 }
 
 /** The map files: one "port value" line per entry, sorted as text. */
-function mapFiles(servers: readonly HaproxyServer[]): RenderedFile[] {
-  return [...haproxyMaps(servers)].map(([path, entries]) => ({
+function mapFiles(servers: readonly HaproxyServer[], cache: HaproxyRenderCache): RenderedFile[] {
+  return [...haproxyMaps(servers, cache)].map(([path, entries]) => ({
     path,
     content: [...entries]
       .map(([port, value]) => `${port} ${value}\n`)

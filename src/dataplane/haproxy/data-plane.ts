@@ -4,10 +4,13 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../log.ts';
-import { hostForUrl } from '../render/files.ts';
-import type { HaproxyServer } from '../render/haproxy.ts';
-import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from './data-plane.ts';
+import type { Logger } from '../../log.ts';
+import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from '../../proxy/data-plane.ts';
+import { currentLink } from '../../proxy/generations.ts';
+import { hostForUrl } from '../../render/files.ts';
+import { systemClock, type Clock } from '../../runner/clock.ts';
+import type { HaproxyConfig } from './assemble.ts';
+import { haproxyConfigFile } from './paths.ts';
 import {
   afterSteps,
   backendOf,
@@ -22,9 +25,9 @@ import {
   type DesiredHaproxy,
   type LiveHaproxy,
   type Step,
-} from './haproxy-plan.ts';
-import type { ManagedHaproxy } from './haproxy-process.ts';
-import { HaproxyError, type HaproxyRuntime } from './haproxy-runtime.ts';
+} from './plan.ts';
+import type { ManagedHaproxy } from './process.ts';
+import { HaproxyError, type HaproxyRuntime } from './runtime.ts';
 import {
   parseCertificateDetail,
   parseMapEntries,
@@ -34,13 +37,12 @@ import {
   type LiveServer,
   type ServerConnections,
   type StoreList,
-} from './haproxy-state.ts';
-import { currentLink } from './generations.ts';
-import type { AssembledConfig } from './assemble.ts';
+} from './state.ts';
+import type { HaproxyServer } from './render.ts';
 
 // The HAProxy data plane: a binding added, removed or rotated is a runtime API change,
 // never a reload. Each pass reads what HAProxy serves, plans the difference to the
-// manifest (haproxy-plan.ts, pure), applies it, and reads it back: only what HAProxy
+// manifest (plan.ts, pure), applies it, and reads it back: only what HAProxy
 // says it serves counts as applied. A reload happens only when the part of the config
 // that no runtime command reaches (the skeleton: listener range, addresses) changes.
 //
@@ -71,6 +73,8 @@ export interface HaproxyDataPlaneOptions {
   onReload?: () => void;
   /** Each runtime change that took effect, by step ("add-server", "load-cert", ...). */
   onChange?: (op: Step['op']) => void;
+  /** When the next full read-back is due (default: the system clock). */
+  clock?: Clock;
 }
 
 /** HAProxy as the last converged pass left it. */
@@ -91,10 +95,11 @@ interface Applied {
   sha1: Map<string, string>;
 }
 
-export class HaproxyDataPlane implements DataPlane {
+export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   readonly kind = 'haproxy';
-  readonly configFile = 'haproxy.cfg';
+  readonly configFile = haproxyConfigFile;
   readonly #o: HaproxyDataPlaneOptions;
+  readonly #clock: Clock;
   readonly #runtime: HaproxyRuntime;
   readonly #log: Logger;
   readonly #storeDir: string;
@@ -124,6 +129,7 @@ export class HaproxyDataPlane implements DataPlane {
     this.#log = options.logger.child({ component: 'haproxy-data-plane' });
     this.#storeDir = join(options.configRoot, currentLink);
     this.#resolveAll = options.resolve ?? resolveAll;
+    this.#clock = options.clock ?? systemClock;
     // A restarted HAProxy read the config on disk: what it holds must be read back.
     options.haproxy.onRestarted(() => this.#forget());
   }
@@ -136,7 +142,7 @@ export class HaproxyDataPlane implements DataPlane {
    * saves a full parse of every certificate on every change (a quarter of a second at 50
    * bindings on a busy 2-core machine, seconds at thousands).
    */
-  async test(generationDir: string, config: AssembledConfig): Promise<TestResult> {
+  async test(generationDir: string, config: HaproxyConfig): Promise<TestResult> {
     if (this.#o.haproxy.running() && config.skeletonHash !== undefined && config.skeletonHash === this.#skeleton) return { ok: true };
     return this.#o.test(generationDir);
   }
@@ -146,7 +152,7 @@ export class HaproxyDataPlane implements DataPlane {
   }
 
   /** Certificates and servers go in through the runtime API with their bytes: no file is read unless HAProxy starts or reloads. */
-  appliesWithoutFiles(config: AssembledConfig): boolean {
+  appliesWithoutFiles(config: HaproxyConfig): boolean {
     return this.#o.haproxy.running() && config.skeletonHash !== undefined && config.skeletonHash === this.#skeleton;
   }
 
@@ -159,7 +165,7 @@ export class HaproxyDataPlane implements DataPlane {
     return err instanceof HaproxyError && err.code === 'ERR_HAPROXY_RELOAD_FAILED';
   }
 
-  async apply(request: ApplyRequest): Promise<ApplyResult> {
+  async apply(request: ApplyRequest<HaproxyConfig>): Promise<ApplyResult> {
     const applied = this.#desired(request);
     const skeleton = request.config.skeletonHash;
     const haproxy = this.#o.haproxy;
@@ -194,13 +200,13 @@ export class HaproxyDataPlane implements DataPlane {
   async recheck(): Promise<ApplyResult> {
     const applied = this.#applied;
     if (!applied || !this.#o.haproxy.running()) return {};
-    if (this.#known && this.#known.draining.size > 0 && Date.now() < this.#fullDueAt) return this.#converge(applied, this.#known);
+    if (this.#known && this.#known.draining.size > 0 && this.#clock.now() < this.#fullDueAt) return this.#converge(applied, this.#known);
     await this.#readdress(applied.desired);
     return this.#converge(applied, undefined);
   }
 
-  #desired({ config }: ApplyRequest): Applied {
-    const servers = config.servers ?? [];
+  #desired({ config }: ApplyRequest<HaproxyConfig>): Applied {
+    const servers = config.servers;
     const sha1 = new Map<string, string>();
     const known = new Map<string, string>();
     for (const server of servers) {
@@ -221,7 +227,7 @@ export class HaproxyDataPlane implements DataPlane {
       const pem = file(path)?.content;
       return pem === undefined ? undefined : withoutBlankLines(pem);
     };
-    return { desired: { storeDir: this.#storeDir, servers, maps: config.maps ?? new Map() }, contents, sha1 };
+    return { desired: { storeDir: this.#storeDir, servers, maps: config.maps }, contents, sha1 };
   }
 
   /**
@@ -268,7 +274,7 @@ export class HaproxyDataPlane implements DataPlane {
       );
     }
     this.#known = { live, desired, draining: new Set(plan.draining.map(backendOf)), leftover: leftoverStores(seen.desired, seen.live) };
-    const now = Date.now();
+    const now = this.#clock.now();
     if (full) this.#fullDueAt = now + (this.#o.recheckMs ?? defaultRecheckMs);
     return { recheckAfterMs: plan.draining.length > 0 ? drainRecheckMs : Math.max(0, this.#fullDueAt - now) };
   }

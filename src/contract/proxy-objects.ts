@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { annotationBinding, annotationContentHash, annotationFingerprint, componentConfig, componentCredentials, managedLabels } from '../api/labels.ts';
-import type { RenderedFile } from '../render/files.ts';
-import type { HaproxyServer } from '../render/haproxy.ts';
-import { isSafeRelativePath } from './generations.ts';
 
 // The contract between the proxy-config controller (writes) and the proxy agent (reads).
-// Both directions are pure functions here, so the two sides cannot drift apart.
+// Both directions are pure functions here, so the two sides cannot drift apart. It knows
+// files, bindings and digests, and no data plane: what a plane adds to a binding beyond
+// its files (HAProxy's server) travels as an opaque JSON value the plane's driver makes
+// on the controller's side and checks on the agent's (src/dataplane/).
 //
 //   one Secret per binding     mtls-egress-cred-<hash of the key>: everything the binding
 //                              adds to the proxy (its config file or server, its
@@ -41,6 +41,27 @@ export {
   managedByValue,
 } from '../api/labels.ts';
 
+/** A file the proxy runs from, as a renderer makes it and the objects carry it. */
+export interface RenderedFile {
+  /** Relative to the directory the data plane's config is in. */
+  path: string;
+  content: string;
+  /** 0o600 marks key material: it belongs in a Secret, never in a ConfigMap or a log. */
+  mode: 0o600 | 0o644;
+  /** The binding ("namespace/name") the file belongs to, for files that belong to one. */
+  binding?: string;
+}
+
+/**
+ * A path the objects may name: relative, below the generation directory, made of plain
+ * segments. The objects come from the API, so a path such as "../current" or
+ * "/etc/passwd" must never reach the file system.
+ */
+export function isSafeRelativePath(path: string): boolean {
+  if (!/^[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*$/.test(path)) return false;
+  return path.split('/').every((segment) => segment !== '.' && segment !== '..');
+}
+
 /** A shared file, as the index lists it. */
 export interface ManifestFile {
   path: string;
@@ -55,7 +76,8 @@ export interface ProxyManifest {
   format: typeof manifestFormat;
   /** configDigest over the shared files and every binding object: the config hash replicas report. */
   hash: string;
-  dataPlane: 'nginx' | 'haproxy';
+  /** The kind of data plane the files are for (src/dataplane/registry.ts); an agent serves only its own. */
+  dataPlane: string;
   /** The files no binding owns. */
   files: ManifestFile[];
   /** How many binding objects the digest covers. */
@@ -70,8 +92,12 @@ export interface BindingPart {
   serialNumber: string;
   /** The binding's own files, each with `binding` set to its key. */
   files: RenderedFile[];
-  /** HAProxy: the server the agent adds at run time and renders into haproxy.cfg. */
-  server?: HaproxyServer;
+  /**
+   * What the data plane adds beyond the files, as JSON, carried unread (HAProxy: the
+   * server the agent adds at run time and renders into haproxy.cfg). On the agent's side
+   * it comes from the API: the plane's driver checks it before any use.
+   */
+  server?: unknown;
 }
 
 /** binding.json: the part without its files' bytes, which are the Secret's other keys. */
@@ -81,7 +107,7 @@ export interface BindingManifest {
   fingerprintSha256: string;
   serialNumber: string;
   files: Array<{ path: string; mode: 0o600 | 0o644; key: string }>;
-  server?: HaproxyServer;
+  server?: unknown;
 }
 
 export interface ConfigMapObject {
@@ -154,7 +180,7 @@ export function bindingObject(part: BindingPart, namespace: string): BindingObje
     fingerprintSha256: part.fingerprintSha256,
     serialNumber: part.serialNumber,
     files,
-    ...(part.server ? { server: part.server } : {}),
+    ...(part.server === undefined ? {} : { server: part.server }),
   };
   data[bindingManifestKey] = Buffer.from(JSON.stringify(manifest), 'utf8').toString('base64');
   return {
@@ -198,7 +224,7 @@ function gzipped(digest: string, content: string): string {
 
 /** The shared ConfigMap: the shared files and the index over `bindings` (binding key → content hash). */
 export function sharedConfigMap(
-  dataPlane: 'nginx' | 'haproxy',
+  dataPlane: string,
   shared: readonly RenderedFile[],
   bindings: ReadonlyMap<string, string>,
   namespace: string,
@@ -278,7 +304,7 @@ export function readSharedFiles(manifest: ProxyManifest, configMap: { binaryData
 export type ReadBinding = { ok: true; contentHash: string; part: BindingPart & { files: ProxyFile[] } } | { ok: false; problem: string };
 
 /** Where a binding's files may go: its own, under the directories renderers use. */
-const bindingDirectories = ['bindings', 'certs', 'ca'];
+export const bindingDirectories: readonly string[] = ['bindings', 'certs', 'ca'];
 
 /**
  * A binding object, checked: the content hash is computed here, never taken from the
@@ -330,39 +356,15 @@ export interface ProxyObjects {
   manifest: ProxyManifest;
 }
 
-/** Files an agent makes itself from the others (HAProxy's config and maps list every binding). */
-const assembledPaths = new Set(['haproxy.cfg', 'ports.map', 'hosts.map', 'bindings.map']);
-
 /**
- * A whole render as the objects the controller writes: each binding's files (and server)
- * in its Secret, the rest in the ConfigMap with the index. For tools and tests that
- * render every binding at once; the controller builds the same objects one binding at a
- * time.
+ * A whole render as the objects the controller writes: each binding's part in its
+ * Secret, the shared files in the ConfigMap with the index. For tools and tests that
+ * render every binding at once (a driver splits its render into these: see
+ * objectsOfRender in src/dataplane/registry.ts); the controller builds the same objects
+ * one binding at a time.
  */
-export function proxyObjects(
-  rendered: { dataPlane?: 'nginx' | 'haproxy'; files: readonly RenderedFile[]; servers?: readonly HaproxyServer[] },
-  routes: ReadonlyArray<{ key: string; listenerPort: number; clientCertificate: { fingerprintSha256: string; serialNumber: string } }>,
-  namespace: string,
-): ProxyObjects {
-  const dataPlane = rendered.dataPlane ?? 'nginx';
-  const servers = new Map((rendered.servers ?? []).map((s) => [s.key, s]));
-  const filesOf = new Map<string, RenderedFile[]>();
-  for (const file of rendered.files) if (file.binding !== undefined) filesOf.set(file.binding, [...(filesOf.get(file.binding) ?? []), file]);
-  const sorted = [...routes].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const secrets = sorted.map((route) =>
-    bindingObject(
-      {
-        key: route.key,
-        listenerPort: route.listenerPort,
-        fingerprintSha256: route.clientCertificate.fingerprintSha256,
-        serialNumber: route.clientCertificate.serialNumber,
-        files: filesOf.get(route.key) ?? [],
-        ...(servers.has(route.key) ? { server: servers.get(route.key)! } : {}),
-      },
-      namespace,
-    ),
-  );
-  const shared = rendered.files.filter((f) => f.binding === undefined && !(dataPlane === 'haproxy' && assembledPaths.has(f.path)));
+export function proxyObjects(dataPlane: string, shared: readonly RenderedFile[], parts: readonly BindingPart[], namespace: string): ProxyObjects {
+  const secrets = [...parts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((part) => bindingObject(part, namespace));
   const hashes = new Map(secrets.map((s) => [s.metadata.annotations[annotationBinding]!, s.metadata.annotations[annotationContentHash]!]));
   const { configMap, manifest } = sharedConfigMap(dataPlane, shared, hashes, namespace);
   return { configMap, secrets, manifest };

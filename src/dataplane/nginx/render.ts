@@ -1,8 +1,14 @@
-import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from './files.ts';
+import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
 
-export { hashFiles, hostForUrl, isPlainPath, type RenderedFile } from './files.ts';
-import type { PortRange } from '../model/listener-ports.ts';
-import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
+export { hashFiles, hostForUrl, isPlainPath, type RenderedFile } from '../../render/files.ts';
+import type { PortRange } from '../../model/listener-ports.ts';
+import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../../model/egress-routes.ts';
+import { bindingConfDir, caDir, certificateDir, nginxConfigFile, nginxPidFile } from './paths.ts';
+
+// Routes → the files nginx runs from: nginx.conf, which depends on the options alone, and
+// each binding's own files. Pure; golden-tested (test/golden/nginx/).
+
+export { bindingConfDir } from './paths.ts';
 
 export interface RenderedNginx extends RenderedConfig {
   dataPlane?: 'nginx';
@@ -23,9 +29,6 @@ export interface NginxRenderOptions {
   listenerPorts?: PortRange;
 }
 
-/** Where each binding's server and upstream blocks live, one file per binding: nginx.conf includes them all. */
-export const bindingConfDir = 'bindings';
-
 export const defaultSystemTrustBundle = '/etc/ssl/certs/ca-certificates.crt';
 
 /** Idle upstream connections each worker keeps per binding. */
@@ -40,17 +43,17 @@ const upstreamKeepaliveTimeout = '4s';
 const verifyDepth = 4;
 
 export function certificateFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
-  return `certs/${fileStem(route)}.crt`;
+  return `${certificateDir}/${fileStem(route)}.crt`;
 }
 
 export function keyFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
-  return `certs/${fileStem(route)}.key`;
+  return `${certificateDir}/${fileStem(route)}.key`;
 }
 
 export function serverCAFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
   // Its own directory: a name may contain dots, so a suffix such as ".ca.crt" could
   // collide with another binding's certificate file.
-  return `ca/${fileStem(route)}.crt`;
+  return `${caDir}/${fileStem(route)}.crt`;
 }
 
 /** Namespaces and names never contain "_", so "<ns>_<name>" is unique per binding. */
@@ -95,7 +98,7 @@ export function renderNginx(routes: readonly EgressRoute[], options: NginxRender
  */
 export function nginxSharedFiles(options: NginxRenderOptions): RenderedFile[] {
   checkOptions(options, []);
-  return [{ path: 'nginx.conf', content: nginxConf(options), mode: 0o644 }];
+  return [{ path: nginxConfigFile, content: nginxConf(options), mode: 0o644 }];
 }
 
 /** One binding's files: its server and upstream blocks, its certificate and key, its partner CA. */
@@ -159,7 +162,7 @@ function nginxConf(options: NginxRenderOptions): string {
     '# Rendered by mtls-egress from ClientCertificateBindings; do not edit. Each binding is one',
     `# file under ${bindingConfDir}/. Relative paths: pid, logs and temp files resolve against`,
     '# the -p prefix, certificates and includes against the directory of this file.',
-    `pid nginx.pid;`,
+    `pid ${nginxPidFile};`,
     `error_log ${options.errorLog ?? 'error.log'} notice;`,
     `worker_processes ${options.workerProcesses ?? 'auto'};`,
     `worker_rlimit_nofile ${2 * connections};`,

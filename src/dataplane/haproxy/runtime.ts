@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
-import { CodedError, type ErrorCode } from '../errors.ts';
-import { redactKeyMaterial } from './redact.ts';
+import { CodedError, type ErrorCode } from '../../errors.ts';
+import { redactKeyMaterial } from '../../proxy/redact.ts';
 
 // A client of HAProxy's runtime API (the stats socket, and the master CLI socket), one
 // connection per command: HAProxy answers a command that arrives without "prompt" and

@@ -1,0 +1,35 @@
+import { proxyObjects, type ProxyObjects } from '../contract/proxy-objects.ts';
+import type { EgressRoute } from '../model/egress-routes.ts';
+import type { RenderedConfig } from '../render/files.ts';
+import type { DataPlaneDriver } from './driver.ts';
+import { haproxyDriver } from './haproxy/driver.ts';
+import { nginxDriver } from './nginx/driver.ts';
+
+// The data planes, by the name flags and the proxy index use. The one place that knows
+// which planes exist: everything else takes a kind and looks its driver up here.
+
+export type DataPlaneKind = 'nginx' | 'haproxy';
+
+export const dataPlanes: Readonly<Record<DataPlaneKind, DataPlaneDriver>> = { nginx: nginxDriver, haproxy: haproxyDriver };
+
+/** The kinds, in the order usage texts list them. */
+export const dataPlaneKinds = Object.keys(dataPlanes) as DataPlaneKind[];
+
+/** The plane when none is named: nginx, the first one. */
+export const defaultDataPlane: DataPlaneKind = 'nginx';
+
+export function isDataPlaneKind(value: unknown): value is DataPlaneKind {
+  return typeof value === 'string' && Object.hasOwn(dataPlanes, value);
+}
+
+/**
+ * A whole render as the objects the controller writes, split by its plane's driver: for
+ * tools and tests that render every binding at once (the controller builds the same
+ * objects one binding at a time).
+ */
+export function objectsOfRender(rendered: RenderedConfig, routes: readonly EgressRoute[], namespace: string): ProxyObjects {
+  const kind = rendered.dataPlane ?? defaultDataPlane;
+  if (!isDataPlaneKind(kind)) throw new Error(`objectsOfRender: no data plane ${JSON.stringify(kind)}`);
+  const { shared, parts } = dataPlanes[kind].split(rendered, routes);
+  return proxyObjects(kind, shared, parts, namespace);
+}
