@@ -20,7 +20,7 @@ import {
   narrowTo,
   planHaproxy,
   replaceBackends,
-  storeNames,
+  PlanMemo,
   touchedBackends,
   type DesiredHaproxy,
   type LiveHaproxy,
@@ -122,6 +122,8 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   #fullDueAt = 0;
   /** Certificates HAProxy refused to delete (see #execute); forgotten when it reads its config again. */
   readonly #undeletable = new Set<string>();
+  /** Names and indexes planning makes, kept by the objects they were made from. */
+  readonly #memo = new PlanMemo();
 
   constructor(options: HaproxyDataPlaneOptions) {
     this.#o = options;
@@ -210,7 +212,7 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     const sha1 = new Map<string, string>();
     const known = new Map<string, string>();
     for (const server of servers) {
-      const { certificate } = storeNames(server, this.#storeDir);
+      const { certificate } = this.#memo.storeNames(server, this.#storeDir);
       const file = config.file(server.certificateFile);
       // Parsing ten thousand certificates on every pass cost more than the pass: the
       // leaf's SHA-1 is kept by the file's digest for as long as the file is in use.
@@ -241,21 +243,21 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     this.#known = undefined;
     const t0 = performance.now();
     const { desired } = applied;
-    const scope = known ? changedBackends(known.desired, desired, known.draining) : undefined;
+    const scope = known ? changedBackends(known.desired, desired, known.draining, this.#memo) : undefined;
     const full = !known || !scope || scope.size > maxDeltaBackends;
     // A server the change takes out may still hold a request: its backend is read fresh.
     let live = full ? await this.#readLive(desired) : await this.#withBackends(known.live, scope);
     const view = (state: LiveHaproxy): { desired: DesiredHaproxy; live: LiveHaproxy } =>
-      full ? { desired, live: state } : narrowTo(scope, known.desired, desired, state, known.leftover);
+      full ? { desired, live: state } : narrowTo(scope, known.desired, desired, state, known.leftover, this.#memo);
     let seen = view(live);
-    const planned = planHaproxy(seen.desired, seen.live);
+    const planned = planHaproxy(seen.desired, seen.live, this.#memo);
     // What HAProxy refused to delete is not asked again (see #execute).
     const plan = { ...planned, steps: planned.steps.filter((s) => !((s.op === 'del-cert' || s.op === 'del-ca') && this.#undeletable.has(s.name))) };
     const t1 = performance.now();
     if (plan.steps.length > 0) {
       const done = await this.#execute(plan.steps, applied);
       const t2 = performance.now();
-      live = full ? await this.#readLive(desired) : await this.#withBackends(afterSteps(live, done), touchedBackends(plan));
+      live = full ? await this.#readLive(desired) : await this.#withBackends(afterSteps(live, done, this.#memo), touchedBackends(plan));
       seen = view(live);
       const ops: Record<string, number> = {};
       for (const step of plan.steps) ops[step.op] = (ops[step.op] ?? 0) + 1;
@@ -266,14 +268,14 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
       );
     }
     const loaded = await this.#checkCertificates(applied);
-    const problems = convergenceProblems(seen.desired, seen.live, loaded);
+    const problems = convergenceProblems(seen.desired, seen.live, loaded, this.#memo);
     if (problems.length > 0) {
       throw new HaproxyError(
         'ERR_HAPROXY_NOT_CONVERGED',
         `HAProxy does not serve the manifest: ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? ` (and ${problems.length - 3} more)` : ''}`,
       );
     }
-    this.#known = { live, desired, draining: new Set(plan.draining.map(backendOf)), leftover: leftoverStores(seen.desired, seen.live) };
+    this.#known = { live, desired, draining: new Set(plan.draining.map(backendOf)), leftover: leftoverStores(seen.desired, seen.live, this.#memo) };
     const now = this.#clock.now();
     if (full) this.#fullDueAt = now + (this.#o.recheckMs ?? defaultRecheckMs);
     return { recheckAfterMs: plan.draining.length > 0 ? drainRecheckMs : Math.max(0, this.#fullDueAt - now) };

@@ -1,3 +1,4 @@
+import { bindingsMap, caDir, certificateDir, hostsMap, portsMap } from './paths.ts';
 import { backendName, serverArguments, storeName, systemTrustStore, type HaproxyServer } from './render.ts';
 import { forcedMaintenance, isEnabled, type LiveServer, type ServerConnections, type StoreList } from './state.ts';
 
@@ -5,7 +6,8 @@ import { forcedMaintenance, isEnabled, type LiveServer, type ServerConnections, 
 // what HAProxy says it serves now. Pure and level-triggered: the same desired and live
 // state always give the same steps, whatever happened before (an agent restart, a
 // HAProxy restart from the config on disk, a pass cut short), and a state that already
-// matches gives none.
+// matches gives none. What it keeps between passes (names, indexes) lives in a PlanMemo
+// its caller owns: the same answers with or without one, only faster.
 
 /** What the manifest asks of HAProxy, with names spelled as HAProxy knows them. */
 export interface DesiredHaproxy {
@@ -43,7 +45,7 @@ export interface Plan {
 }
 
 /** The order maps are written in: the port → backend map last, so a port routes only once its Host and name are set. */
-const mapOrder = ['hosts.map', 'bindings.map', 'ports.map'];
+const mapOrder = [hostsMap, bindingsMap, portsMap];
 
 /** Backends the agent manages: one per listener port. Others (unbound, a status frontend) are never touched. */
 export function isManagedBackend(name: string): boolean {
@@ -59,22 +61,6 @@ export interface StoreNames {
   ca: string;
 }
 
-/**
- * Kept by server object: the agent plans against ten thousand servers on every pass,
- * mostly the same objects, and making each name again (a new string, hashed again by
- * every Map it goes into) was most of a plan.
- */
-const namesByServer = new WeakMap<HaproxyServer, StoreNames & { dir: string }>();
-
-export function storeNames(server: HaproxyServer, dir: string): StoreNames {
-  let names = namesByServer.get(server);
-  if (names?.dir !== dir) {
-    names = { dir, key: `${server.backend}/${server.server}`, certificate: storeName(dir, server.certificateFile), ca: storeName(dir, server.caFile) };
-    namesByServer.set(server, names);
-  }
-  return names;
-}
-
 /** What a plan looks up in the desired state, made once per desired state (a pass plans more than once against it). */
 interface DesiredIndex {
   certificates: Map<string, string>;
@@ -82,44 +68,61 @@ interface DesiredIndex {
   servers: Set<string>;
 }
 
-const desiredIndexes = new WeakMap<DesiredHaproxy, DesiredIndex>();
+/**
+ * What planning keeps from one pass to the next, by object: the agent plans against ten
+ * thousand servers on every pass, mostly the same objects (its caches keep them), and
+ * making each name and index again (new strings, hashed again by every Map they go into)
+ * was most of a plan. The agent owns one; a call without one starts empty.
+ */
+export class PlanMemo {
+  readonly #names = new WeakMap<HaproxyServer, StoreNames & { dir: string }>();
+  readonly #desiredIndexes = new WeakMap<DesiredHaproxy, DesiredIndex>();
+  readonly #liveKeys = new WeakMap<LiveServer, string>();
+  readonly #liveIndexes = new WeakMap<readonly LiveServer[], Map<string, LiveServer>>();
 
-function desiredIndex(desired: DesiredHaproxy): DesiredIndex {
-  let index = desiredIndexes.get(desired);
-  if (!index) {
-    index = { certificates: new Map(), caFiles: new Map(), servers: new Set() };
-    for (const server of desired.servers) {
-      const names = storeNames(server, desired.storeDir);
-      index.certificates.set(names.certificate, server.certificateFile);
-      if (server.caFile !== systemTrustStore) index.caFiles.set(names.ca, server.caFile);
-      index.servers.add(names.key);
+  /** A server's names as HAProxy knows them, with the store in `dir`. */
+  storeNames(server: HaproxyServer, dir: string): StoreNames {
+    let names = this.#names.get(server);
+    if (names?.dir !== dir) {
+      names = { dir, key: `${server.backend}/${server.server}`, certificate: storeName(dir, server.certificateFile), ca: storeName(dir, server.caFile) };
+      this.#names.set(server, names);
     }
-    desiredIndexes.set(desired, index);
+    return names;
   }
-  return index;
-}
 
-const liveKeys = new WeakMap<LiveServer, string>();
-
-/** "backend/server" of a server HAProxy listed, kept by the listed object (a delta pass keeps most of them). */
-function liveKey(server: LiveServer): string {
-  let key = liveKeys.get(server);
-  if (key === undefined) liveKeys.set(server, (key = `${server.backend}/${server.name}`));
-  return key;
-}
-
-const liveIndexes = new WeakMap<readonly LiveServer[], Map<string, LiveServer>>();
-
-function liveByKey(servers: readonly LiveServer[]): Map<string, LiveServer> {
-  let index = liveIndexes.get(servers);
-  if (!index) {
-    index = new Map(servers.map((s) => [liveKey(s), s]));
-    liveIndexes.set(servers, index);
+  desiredIndex(desired: DesiredHaproxy): DesiredIndex {
+    let index = this.#desiredIndexes.get(desired);
+    if (!index) {
+      index = { certificates: new Map(), caFiles: new Map(), servers: new Set() };
+      for (const server of desired.servers) {
+        const names = this.storeNames(server, desired.storeDir);
+        index.certificates.set(names.certificate, server.certificateFile);
+        if (server.caFile !== systemTrustStore) index.caFiles.set(names.ca, server.caFile);
+        index.servers.add(names.key);
+      }
+      this.#desiredIndexes.set(desired, index);
+    }
+    return index;
   }
-  return index;
+
+  /** "backend/server" of a server HAProxy listed, kept by the listed object (a delta pass keeps most of them). */
+  liveKey(server: LiveServer): string {
+    let key = this.#liveKeys.get(server);
+    if (key === undefined) this.#liveKeys.set(server, (key = `${server.backend}/${server.name}`));
+    return key;
+  }
+
+  liveByKey(servers: readonly LiveServer[]): Map<string, LiveServer> {
+    let index = this.#liveIndexes.get(servers);
+    if (!index) {
+      index = new Map(servers.map((s) => [this.liveKey(s), s]));
+      this.#liveIndexes.set(servers, index);
+    }
+    return index;
+  }
 }
 
-export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
+export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy, memo = new PlanMemo()): Plan {
   const steps: Step[] = [];
   const draining: string[] = [];
   const dir = desired.storeDir;
@@ -128,13 +131,13 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   for (const name of live.certificates.transactions) steps.push({ op: 'abort-cert', name });
   for (const name of live.caFiles.transactions) steps.push({ op: 'abort-ca', name });
 
-  const index = desiredIndex(desired);
+  const index = memo.desiredIndex(desired);
   for (const [name, file] of index.caFiles) if (!live.caFiles.loaded.has(name)) steps.push({ op: 'load-ca', name, file });
   for (const [name, file] of index.certificates) if (!live.certificates.loaded.has(name)) steps.push({ op: 'load-cert', name, file });
 
-  const liveServers = liveByKey(live.servers);
+  const liveServers = memo.liveByKey(live.servers);
   for (const server of desired.servers) {
-    const current = liveServers.get(storeNames(server, dir).key);
+    const current = liveServers.get(memo.storeNames(server, dir).key);
     if (!current) {
       steps.push({
         op: 'add-server',
@@ -170,7 +173,7 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   // Servers no binding wants: out of service first (after their replacement is in), and
   // deleted once they hold no connection; a request in flight finishes where it started.
   for (const server of live.servers) {
-    const key = liveKey(server);
+    const key = memo.liveKey(server);
     if (index.servers.has(key) || !isManagedBackend(server.backend)) continue;
     if (isEnabled(server)) steps.push({ op: 'disable-server', backend: server.backend, server: server.name });
     const conns = live.connections.get(key);
@@ -184,7 +187,7 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
   // crashes the worker. So nothing is deleted while a server drains; the pass that
   // deletes the last one deletes them after it.
   if (draining.length === 0) {
-    const unused = unusedStores(desired, live);
+    const unused = unusedStores(desired, live, memo);
     for (const name of unused.certificates) steps.push({ op: 'del-cert', name });
     for (const name of unused.caFiles) steps.push({ op: 'del-ca', name });
   }
@@ -192,19 +195,19 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy): Plan {
 }
 
 /** A mismatch between what HAProxy serves and the manifest, found by reading HAProxy back. */
-export function convergenceProblems(desired: DesiredHaproxy, live: LiveHaproxy, loaded: ReadonlyMap<string, boolean>): string[] {
+export function convergenceProblems(desired: DesiredHaproxy, live: LiveHaproxy, loaded: ReadonlyMap<string, boolean>, memo = new PlanMemo()): string[] {
   const problems: string[] = [];
-  const liveServers = liveByKey(live.servers);
-  const wanted = desiredIndex(desired).servers;
+  const liveServers = memo.liveByKey(live.servers);
+  const wanted = memo.desiredIndex(desired).servers;
   for (const server of desired.servers) {
-    const names = storeNames(server, desired.storeDir);
+    const names = memo.storeNames(server, desired.storeDir);
     const current = liveServers.get(names.key);
     if (!current) problems.push(`${server.key}: server ${names.key} is missing`);
     else if (!isEnabled(current)) problems.push(`${server.key}: server ${names.key} is out of service`);
     if (loaded.get(names.certificate) !== true) problems.push(`${server.key}: HAProxy does not hold certificate ${server.certificateFile} as rendered`);
   }
   for (const server of live.servers) {
-    const key = liveKey(server);
+    const key = memo.liveKey(server);
     if (!wanted.has(key) && isManagedBackend(server.backend) && isEnabled(server)) problems.push(`server ${key} still takes requests`);
   }
   for (const [file, want] of desired.maps) {
@@ -234,8 +237,8 @@ export function touchedBackends(plan: Plan): Set<string> {
  * thousand reads back only what it touched. A server's own line is read back from
  * HAProxy for its backend (replaceBackends) rather than trusted from here.
  */
-export function afterSteps(live: LiveHaproxy, done: readonly Step[]): LiveHaproxy {
-  const servers = new Map(liveByKey(live.servers));
+export function afterSteps(live: LiveHaproxy, done: readonly Step[], memo = new PlanMemo()): LiveHaproxy {
+  const servers = new Map(memo.liveByKey(live.servers));
   const certificates = { loaded: new Set(live.certificates.loaded), transactions: [...live.certificates.transactions] };
   const caFiles = { loaded: new Set(live.caFiles.loaded), transactions: [...live.caFiles.transactions] };
   const maps = new Map(live.maps);
@@ -323,14 +326,14 @@ export function backendOf(serverKey: string): string {
  * one backend are the same server. Undefined when nothing of `before` can be trusted for
  * `after` (the store moved).
  */
-export function changedBackends(before: DesiredHaproxy, after: DesiredHaproxy, draining: ReadonlySet<string>): Set<string> | undefined {
+export function changedBackends(before: DesiredHaproxy, after: DesiredHaproxy, draining: ReadonlySet<string>, memo = new PlanMemo()): Set<string> | undefined {
   if (before.storeDir !== after.storeDir) return undefined;
   const dir = after.storeDir;
   const backends = new Set(draining);
-  const had = desiredIndex(before).servers;
-  const has = desiredIndex(after).servers;
-  for (const server of after.servers) if (!had.has(storeNames(server, dir).key)) backends.add(server.backend);
-  for (const server of before.servers) if (!has.has(storeNames(server, dir).key)) backends.add(server.backend);
+  const had = memo.desiredIndex(before).servers;
+  const has = memo.desiredIndex(after).servers;
+  for (const server of after.servers) if (!had.has(memo.storeNames(server, dir).key)) backends.add(server.backend);
+  for (const server of before.servers) if (!has.has(memo.storeNames(server, dir).key)) backends.add(server.backend);
   for (const file of new Set([...before.maps.keys(), ...after.maps.keys()])) {
     const was = before.maps.get(file) ?? new Map<string, string>();
     const is = after.maps.get(file) ?? new Map<string, string>();
@@ -353,11 +356,12 @@ export function narrowTo(
   desired: DesiredHaproxy,
   live: LiveHaproxy,
   leftover: ReadonlySet<string>,
+  memo = new PlanMemo(),
 ): { desired: DesiredHaproxy; live: LiveHaproxy } {
   const servers = desired.servers.filter((s) => backends.has(s.backend));
   const stores = new Set(leftover);
   for (const server of [...servers, ...before.servers.filter((s) => backends.has(s.backend))]) {
-    const names = storeNames(server, desired.storeDir);
+    const names = memo.storeNames(server, desired.storeDir);
     stores.add(names.certificate).add(names.ca);
   }
   const ports = [...backends].filter(isManagedBackend).map((b) => b.slice(1));
@@ -387,17 +391,17 @@ export function narrowTo(
  * while a server that used them drains (or HAProxy refuses to let them go), so that the
  * pass that deletes the server, which may look at that backend alone, deletes them too.
  */
-export function leftoverStores(desired: DesiredHaproxy, live: LiveHaproxy): Set<string> {
-  const unused = unusedStores(desired, live);
+export function leftoverStores(desired: DesiredHaproxy, live: LiveHaproxy, memo = new PlanMemo()): Set<string> {
+  const unused = unusedStores(desired, live, memo);
   return new Set([...unused.certificates, ...unused.caFiles]);
 }
 
 /** What HAProxy holds under the agent's certs/ and ca/ that no desired server uses. */
-function unusedStores(desired: DesiredHaproxy, live: LiveHaproxy): { certificates: string[]; caFiles: string[] } {
-  const index = desiredIndex(desired);
+function unusedStores(desired: DesiredHaproxy, live: LiveHaproxy, memo: PlanMemo): { certificates: string[]; caFiles: string[] } {
+  const index = memo.desiredIndex(desired);
   const unused = (list: StoreList, wanted: ReadonlyMap<string, string>, folder: string): string[] => {
     const prefix = `${desired.storeDir}/${folder}/`;
     return [...list.loaded].filter((name) => !wanted.has(name) && name.startsWith(prefix));
   };
-  return { certificates: unused(live.certificates, index.certificates, 'certs'), caFiles: unused(live.caFiles, index.caFiles, 'ca') };
+  return { certificates: unused(live.certificates, index.certificates, certificateDir), caFiles: unused(live.caFiles, index.caFiles, caDir) };
 }
