@@ -1,6 +1,9 @@
 // ESLint with typescript-eslint, and the import rules that keep the architecture honest:
-// the pure stages (api, pki, model, status, render, translate) import no I/O and nothing
-// above them, so decoding, translating and rendering stay testable with plain inputs.
+// the pure stages (api, pki, model, status, render, translate, the contract, and the pure
+// half of each data plane) import no I/O and nothing above them, and hold no module state,
+// so decoding, translating and rendering stay testable with plain inputs. The controller
+// reaches a data plane only through its driver (src/dataplane/registry.ts, driver.ts),
+// and the controller-to-agent contract (src/contract/) knows no renderer and no plane.
 // Formatting is Prettier's (eslint-config-prettier turns off the rules it owns).
 import js from '@eslint/js';
 import prettier from 'eslint-config-prettier';
@@ -23,36 +26,60 @@ const ioModules = [
 ];
 
 /** The layers, lowest first, and the folders each one may not import from. */
+const above = ['controller', 'proxy', 'dataplane', 'manifests', 'schema', 'commands', 'server', 'metrics', 'inputs'];
 const layers = {
-  api: ['pki', 'model', 'status', 'render', 'translate', 'runner', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  pki: ['model', 'status', 'render', 'translate', 'runner', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  model: ['status', 'render', 'translate', 'runner', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  status: ['model', 'render', 'translate', 'runner', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  render: ['status', 'translate', 'runner', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  translate: ['render', 'runner', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  runner: ['pki', 'model', 'status', 'render', 'translate', 'k8s', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
-  k8s: ['pki', 'model', 'status', 'render', 'translate', 'controller', 'proxy', 'manifests', 'schema', 'commands', 'server', 'metrics'],
+  api: ['pki', 'model', 'status', 'render', 'translate', 'runner', 'k8s', 'contract', ...above],
+  pki: ['model', 'status', 'render', 'translate', 'runner', 'k8s', 'contract', ...above],
+  model: ['status', 'render', 'translate', 'runner', 'k8s', 'contract', ...above],
+  status: ['model', 'render', 'translate', 'runner', 'k8s', 'contract', ...above],
+  // What the proxy objects carry: files, bindings and digests; it knows no renderer and no plane.
+  contract: ['pki', 'model', 'status', 'render', 'translate', 'runner', 'k8s', ...above],
+  // The renderers' shared vocabulary (render/files.ts); each plane's renderer lives in dataplane/.
+  render: ['status', 'translate', 'runner', 'k8s', ...above],
+  translate: ['render', 'runner', 'k8s', 'contract', ...above],
+  runner: ['pki', 'model', 'status', 'render', 'translate', 'k8s', 'contract', ...above],
+  k8s: ['pki', 'model', 'status', 'render', 'translate', 'contract', ...above],
+  // Each data plane: the agent's generic parts (proxy/) below it, the controller and commands above.
+  dataplane: ['pki', 'status', 'translate', 'k8s', 'controller', 'manifests', 'schema', 'commands', 'server', 'metrics', 'inputs'],
 };
-const pureLayers = ['api', 'pki', 'model', 'status', 'render', 'translate'];
+const pureLayers = ['api', 'pki', 'model', 'status', 'render', 'translate', 'contract'];
+/** The pure half of the data planes: what they reserve, render, assemble, plan and parse; their drivers, processes and runtime clients do I/O. */
+const pureDataPlaneFiles = ['src/dataplane/*.ts', 'src/dataplane/*/{paths,render,assemble,server,plan,state}.ts'];
 
-function layerRules(layer, forbidden) {
+function layerRules(layer, forbidden, { files = [`src/${layer}/**/*.ts`], pure = pureLayers.includes(layer) } = {}) {
   const patterns = forbidden.map((folder) => ({
     group: [`../${folder}/*`, `../../${folder}/*`],
     message: `src/${layer} may not import src/${folder}: move what both need down a layer (api/ or errors.ts) instead.`,
   }));
-  patterns.push({ group: ['../commands/*', '../cli.ts', '../config.ts', '../log.ts'], message: `src/${layer} must not import the command layer.` });
-  const paths = pureLayers.includes(layer)
+  patterns.push({
+    group: ['../commands/*', '../cli.ts', '../config.ts', '../../commands/*', '../../cli.ts', '../../config.ts'],
+    message: `src/${layer} must not import the command layer.`,
+  });
+  // The logger's type is the one thing a data plane's process driver takes from above.
+  if (layer !== 'dataplane') patterns.push({ group: ['../log.ts'], message: `src/${layer} must not import the logger.` });
+  const paths = pure
     ? [
         ...ioModules.map((name) => ({ name, message: `src/${layer} is pure: do I/O in a controller, a command or k8s/, and pass the result in.` })),
         // isIP and BlockList are pure data; sockets are not.
         { name: 'node:net', allowImportNames: ['isIP', 'BlockList'], message: `src/${layer} is pure: only isIP and BlockList from node:net.` },
       ]
     : [];
-  return {
-    files: [`src/${layer}/**/*.ts`],
-    rules: { 'no-restricted-imports': ['error', { paths, patterns }] },
-  };
+  return { files, rules: { 'no-restricted-imports': ['error', { paths, patterns }] } };
 }
+
+/**
+ * Module state in a pure module: a top-level `let`, or a top-level Map, Set, WeakMap or
+ * WeakSet not typed Readonly (a constant table is; a cache is not). A cache becomes an
+ * argument, or an object its caller owns (dataplane/haproxy/assemble.ts, HaproxyAssemblyCache).
+ */
+const stateMessage = 'A pure module holds no state: pass a cache in, or let its caller own one.';
+const moduleState = ['Program >', 'Program > ExportNamedDeclaration >'].flatMap((parent) => [
+  { selector: `${parent} VariableDeclaration[kind=/^(let|var)$/]`, message: stateMessage },
+  {
+    selector: `${parent} VariableDeclaration > VariableDeclarator:not([id.typeAnnotation.typeAnnotation.typeName.name=/^Readonly/]) > NewExpression.init[callee.name=/^(Map|Set|WeakMap|WeakSet)$/]`,
+    message: stateMessage,
+  },
+]);
 
 export default tseslint.config(
   { ignores: ['node_modules/', 'dist/', '.cluster/', '.bench/'] },
@@ -91,6 +118,41 @@ export default tseslint.config(
     },
   },
   ...Object.entries(layers).map(([layer, forbidden]) => layerRules(layer, forbidden)),
+  layerRules('dataplane', layers.dataplane, { files: pureDataPlaneFiles, pure: true }),
+  {
+    files: ['src/controller/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../dataplane/*', '!../dataplane/registry.ts', '!../dataplane/driver.ts'],
+              message: 'src/controller reaches a data plane through its driver: import src/dataplane/registry.ts or driver.ts, never a plane.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: [...pureLayers.map((layer) => `src/${layer}/**/*.ts`), ...pureDataPlaneFiles],
+    rules: { 'no-restricted-syntax': ['error', ...moduleState] },
+  },
+  {
+    // Module state that is there today, each for a reason; the list should only shrink.
+    files: [
+      // The decoding box: one worker pool per process, and its task ids.
+      'src/pki/sandbox/decode-pool.ts',
+      // A constant table, unpacked on first use.
+      'src/pki/cast5-sboxes.ts',
+      // A CA subject memo, bounded: belongs with the gatherer's identity cache (issue 21).
+      'src/model/certificate-input.ts',
+      // gzip at level 9 of the shared files, by digest: the controller writes the index on every change.
+      'src/contract/proxy-objects.ts',
+    ],
+    rules: { 'no-restricted-syntax': 'off' },
+  },
   {
     files: ['eslint.config.js'],
     languageOptions: { parserOptions: { projectService: false } },
