@@ -79,11 +79,14 @@ interface Applied {
  *
  * Applies run on the one reconcile runner, one at a time, and always read the newest
  * cached state, so a burst of changes ends in one apply of the latest. What cannot
- * succeed without new input (a manifest nginx rejects, a malformed one) is reported and
- * not retried until the input changes; what may succeed later (a reload that did not
- * take, an I/O error, nginx not running yet) is thrown, and the runner retries it with
- * backoff. Waiting for a Secret the manifest names is neither: the next watch event
- * brings it.
+ * succeed without new input (a config nginx -t or haproxy -c rejects, a malformed
+ * manifest) is reported and not retried until the input changes; what may succeed later
+ * (a reload that did not take, an I/O error, the server not running yet) is thrown, and
+ * the runner retries it with backoff. Waiting for a Secret the manifest names is neither:
+ * the next watch event brings it.
+ *
+ * Which plane it is, the agent does not ask: the plane's driver (src/dataplane/) gives it
+ * the assembler and the process driver.
  */
 export class ProxyAgent {
   readonly #options: ProxyAgentOptions;

@@ -23,7 +23,7 @@ export interface ReusableGeneration {
 
 /**
  * The agent's config directory on disk (see generations.ts for the layout). Every write
- * goes to a generation nginx does not read yet, and is on disk (fsync) before `point`
+ * goes to a generation the server does not read yet, and is on disk (fsync) before `point`
  * makes it current, so a crash or a power cut leaves `current` at a complete generation.
  */
 export class ConfigDir {

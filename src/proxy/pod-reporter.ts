@@ -5,7 +5,7 @@ import { annotationApplyError, annotationAppliedHash } from '../api/labels.ts';
 
 /** What the agent tells the controller through its Pod's annotations. */
 export interface PodReport {
-  /** The config hash nginx serves; absent until one was applied. */
+  /** The config hash the data plane serves; absent until one was applied. */
   appliedHash: string | undefined;
   /** Why the newest config is not served; absent when it is. */
   applyError: string | undefined;
