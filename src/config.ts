@@ -5,6 +5,7 @@ import { CodedError } from './errors.ts';
 import { parseCidrList, type Cidr } from './model/destinations.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
 import { parseDuration } from './api/time.ts';
+import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
 
 /** A flag or argument is wrong: the command prints its usage and exits 2. */
 export class UsageError extends CodedError<'ERR_USAGE'> {
@@ -35,7 +36,7 @@ export interface ControllerConfig {
   statusBurst: number;
   logLevel: string;
   /** nginx or haproxy: render the proxy config for that server and require Programmed; none: status only. */
-  dataPlane: 'nginx' | 'haproxy' | 'none';
+  dataPlane: DataPlaneKind | 'none';
   proxyPodLabels: Record<string, string>;
   proxyListenAddress: string;
   proxyStatusPort: number;
@@ -177,7 +178,7 @@ export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): C
   const leaderElect = values['leader-elect'];
   if (leaderElect !== 'true' && leaderElect !== 'false') throw new UsageError('--leader-elect: want true or false');
   const dataPlane = values['data-plane'];
-  if (dataPlane !== 'nginx' && dataPlane !== 'haproxy' && dataPlane !== 'none') throw new UsageError('--data-plane: want nginx, haproxy or none');
+  if (dataPlane !== 'none' && !isDataPlaneKind(dataPlane)) throw new UsageError(`--data-plane: want ${dataPlaneKinds.join(', ')} or none`);
   const proxyStatusPort = Number(values['proxy-status-port']);
   if (!Number.isInteger(proxyStatusPort) || proxyStatusPort < 1 || proxyStatusPort > 65535) throw new UsageError('--proxy-status-port: not a port');
   if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');
@@ -245,7 +246,7 @@ export interface AgentConfig {
   namespace: string;
   podName: string;
   configDir: string;
-  dataPlane: 'nginx' | 'haproxy';
+  dataPlane: DataPlaneKind;
   nginxPrefix: string;
   nginxBinary: string;
   nginxPidFile: string;
@@ -328,10 +329,9 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
   const configDir = resolve(values['config-dir']);
   const nginxPrefix = resolve(values['nginx-prefix'] ?? configDir);
   const dataPlane = values['data-plane'];
-  if (dataPlane !== 'nginx' && dataPlane !== 'haproxy') throw new UsageError('--data-plane: want nginx or haproxy');
-  // HAProxy's runtime API takes the paths it is given as names, unquoted: they must be plain.
-  if (dataPlane === 'haproxy' && !/^\/[A-Za-z0-9._/-]*$/.test(configDir))
-    throw new UsageError(`--config-dir ${configDir}: HAProxy needs a path of letters, digits, ".", "_", "-" and "/"`);
+  if (!isDataPlaneKind(dataPlane)) throw new UsageError(`--data-plane: want ${dataPlaneKinds.join(' or ')}`);
+  const configDirProblem = dataPlanes[dataPlane].directoryProblem(configDir);
+  if (configDirProblem) throw new UsageError(`--config-dir ${configDir}: ${configDirProblem}`);
   return {
     kubeconfig: values.kubeconfig,
     namespace,
@@ -341,7 +341,7 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
     nginxBinary: values['nginx-binary'],
     nginxPidFile: resolve(values['nginx-pid-file'] ?? join(nginxPrefix, 'nginx.pid')),
     dataPlane,
-    manage: values.manage || values['manage-nginx'] || dataPlane === 'haproxy',
+    manage: values.manage || values['manage-nginx'] || dataPlanes[dataPlane].alwaysManaged,
     haproxyBinary: values['haproxy-binary'],
     runDir: resolve(values['run-dir'] ?? join(configDir, 'run')),
     reloadTimeoutMs: positiveDuration('reload-timeout', values['reload-timeout']),

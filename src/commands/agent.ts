@@ -2,19 +2,12 @@ import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { Informer } from '../k8s/informer.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { ProxyAgent, readCredentialSecret, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
-import { agentUsage, parseAgentConfig, parseFlagsOrUsage, type AgentConfig } from '../config.ts';
+import { agentUsage, parseAgentConfig, parseFlagsOrUsage } from '../config.ts';
 import { AgentMetrics } from '../proxy/agent-metrics.ts';
 import { ConfigDir } from '../proxy/config-dir.ts';
-import { NginxDataPlane, type DataPlane } from '../proxy/data-plane.ts';
-import { HaproxyDataPlane } from '../proxy/haproxy-data-plane.ts';
-import { ManagedHaproxy, testHaproxyConfig } from '../proxy/haproxy-process.ts';
-import { HaproxyRuntime } from '../proxy/haproxy-runtime.ts';
-import { parseDroppedLogs } from '../proxy/haproxy-state.ts';
-import { ExternalNginx, ManagedNginx, testNginxConfig } from '../proxy/nginx-control.ts';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dataPlanes } from '../dataplane/registry.ts';
 import { PodReporter } from '../proxy/pod-reporter.ts';
-import { credentialsSelector, proxyConfigMapName } from '../proxy/proxy-objects.ts';
+import { credentialsSelector, proxyConfigMapName } from '../contract/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
 import { aborted } from '../runner/backoff.ts';
@@ -59,7 +52,8 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
   await dir.prepare();
   // The data plane's restart hook reaches the agent, which is built after it.
   const restarted = { then: (): void => undefined };
-  const dataPlane = await buildDataPlane(config, dir, logger, metrics, () => restarted.then());
+  const driver = dataPlanes[config.dataPlane];
+  const dataPlane = await driver.start({ ...config, dir, logger, metrics, onRestarted: () => restarted.then() });
   const reporter = new PodReporter({ client, namespace: config.namespace, podName: config.podName, logger });
   const agent = new ProxyAgent({
     namespace: config.namespace,
@@ -67,6 +61,7 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     secrets,
     dir,
     dataPlane,
+    assemble: driver.assembler(),
     reporter,
     logger,
     metrics,
@@ -105,39 +100,4 @@ export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.
     logger.info('agent stopped');
   }
   return 0;
-}
-
-/** nginx (managed, or one beside the agent) or HAProxy (always managed: the agent holds its sockets). */
-async function buildDataPlane(config: AgentConfig, dir: ConfigDir, logger: Logger, metrics: AgentMetrics, onRestarted: () => void): Promise<DataPlane> {
-  const onUnexpectedExit = (): void => metrics.dataPlaneExits.inc({ data_plane: config.dataPlane });
-  const timeouts = { reloadTimeoutMs: config.reloadTimeoutMs, stopTimeoutMs: config.stopTimeoutMs };
-  if (config.dataPlane === 'haproxy') {
-    await mkdir(config.runDir, { recursive: true, mode: 0o700 });
-    const haproxy = new ManagedHaproxy({
-      binary: config.haproxyBinary,
-      configDir: dir.generationPath(),
-      runDir: config.runDir,
-      startTimeoutMs: config.reloadTimeoutMs,
-      ...timeouts,
-      logger,
-      onUnexpectedExit,
-    });
-    haproxy.onRestarted(onRestarted);
-    // Its own connection with a short timeout: a scrape must not wait on a busy HAProxy.
-    const scrape = new HaproxyRuntime(join(config.runDir, 'haproxy.sock'), { timeoutMs: 2_000 });
-    metrics.haproxyDroppedLogsSource = async () => (haproxy.running() ? parseDroppedLogs(await scrape.run('show info')) : undefined);
-    return new HaproxyDataPlane({
-      haproxy,
-      configRoot: dir.root,
-      test: (generationDir) => testHaproxyConfig(config.haproxyBinary, generationDir, config.runDir),
-      logger,
-      onReload: () => metrics.reloads.inc({ data_plane: 'haproxy' }),
-      onChange: (op) => metrics.runtimeChanges.inc({ op }),
-    });
-  }
-  const paths = { binary: config.nginxBinary, prefix: config.nginxPrefix };
-  const nginx = config.manage
-    ? new ManagedNginx({ ...paths, confPath: dir.nginxConf(), pidFile: config.nginxPidFile, ...timeouts, logger, onUnexpectedExit })
-    : new ExternalNginx({ pidFile: config.nginxPidFile, reloadTimeoutMs: config.reloadTimeoutMs });
-  return new NginxDataPlane({ test: (confPath) => testNginxConfig(paths, confPath), nginx, onReload: () => metrics.reloads.inc({ data_plane: 'nginx' }) });
 }

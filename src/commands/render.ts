@@ -10,9 +10,10 @@ import { printable } from '../printable.ts';
 import { translateManifests } from '../manifests/translate-manifests.ts';
 import { byKey, isIpLiteral, type EgressRoute, type LeftOut } from '../model/egress-routes.ts';
 import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
-import type { RenderedConfig } from '../render/files.ts';
-import { configDirVariable, renderHaproxy, runDirVariable } from '../render/haproxy.ts';
-import { defaultSystemTrustBundle, hostForUrl, isPlainPath, renderNginx } from '../render/nginx.ts';
+import { bindingDirectories } from '../contract/proxy-objects.ts';
+import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from '../dataplane/registry.ts';
+import { defaultSystemTrustBundle } from '../dataplane/nginx/render.ts';
+import { hostForUrl, isPlainPath, type RenderedConfig } from '../render/files.ts';
 
 export const renderUsage = `Usage: mtls-egress render -f FILE|DIR [-f ...] --out DIR [options]
 
@@ -47,7 +48,7 @@ export interface RenderIo {
 interface RenderArgs {
   files: string[];
   out: string;
-  dataPlane: 'nginx' | 'haproxy';
+  dataPlane: DataPlaneKind;
   listenAddress: string;
   listenerPorts: PortRange;
   now: Date;
@@ -56,7 +57,8 @@ interface RenderArgs {
 
 /** The first line of every config a renderer writes: how --out recognises an earlier render. */
 const renderedMarker = '# Rendered by mtls-egress';
-const mainFiles = { nginx: 'nginx.conf', haproxy: 'haproxy.cfg' } as const;
+/** What each data plane runs from: a file the marker opens is an earlier render, whichever the plane. */
+const mainFiles = Object.values(dataPlanes).map((driver) => driver.configFile);
 
 function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help' {
   let values;
@@ -83,10 +85,9 @@ function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help'
   if (!values.filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
   if (!values.out) throw new UsageError('--out DIR is required');
   const dataPlane = values['data-plane'];
-  if (dataPlane !== 'nginx' && dataPlane !== 'haproxy') throw new UsageError(`--data-plane: want nginx or haproxy, got "${dataPlane}"`);
-  // The config names its files through an environment variable in double quotes.
-  if (dataPlane === 'haproxy' && !isPlainPath(resolve(values.out)))
-    throw new UsageError(`--out: HAProxy needs a directory whose path is letters, digits, ".", "_", "-" and "/"`);
+  if (!isDataPlaneKind(dataPlane)) throw new UsageError(`--data-plane: want ${dataPlaneKinds.join(' or ')}, got "${dataPlane}"`);
+  const outProblem = dataPlanes[dataPlane].directoryProblem(resolve(values.out));
+  if (outProblem) throw new UsageError(`--out: ${outProblem}`);
   const listenAddress = values['listen-address'];
   if (!isIpLiteral(listenAddress)) throw new UsageError(`--listen-address: "${listenAddress}" is not an IP address`);
   let listenerPorts: PortRange;
@@ -138,18 +139,13 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
     listenerPorts: args.listenerPorts,
     endpointFor: (port) => `http://${hostForUrl(args.listenAddress)}:${port}`,
   });
-  const rendered =
-    args.dataPlane === 'haproxy'
-      ? renderHaproxy(routes, { listenAddress: args.listenAddress, listenerPorts: args.listenerPorts, logTarget: 'stdout' })
-      : renderNginx(routes, { listenAddress: args.listenAddress, systemTrustBundle: args.systemTrustBundle, listenerPorts: args.listenerPorts });
-  await writeRendered(args.out, rendered, mainFiles[args.dataPlane]);
+  const driver = dataPlanes[args.dataPlane];
+  const rendered = driver.render(routes, { listenAddress: args.listenAddress, listenerPorts: args.listenerPorts, systemTrustBundle: args.systemTrustBundle });
+  await writeRendered(args.out, rendered, driver.configFile);
 
   for (const line of bindingLines(routes, [...manifests.unreadable, ...leftOut], args.listenAddress)) io.stdout(`${line}\n`);
   const out = resolve(args.out);
-  const run =
-    args.dataPlane === 'haproxy'
-      ? `${configDirVariable}=${out} ${runDirVariable}=${out} haproxy -W -db -f ${join(out, 'haproxy.cfg')}`
-      : `nginx -p ${out} -c nginx.conf -e ${join(out, 'error.log')} -g 'daemon off;'`;
+  const run = driver.runCommand(out);
   io.stderr(
     `rendered ${routes.length} of ${routes.length + leftOut.length + manifests.unreadable.length} bindings into ${out} (sha256 ${rendered.hash})\nrun it: ${run}\n`,
   );
@@ -167,8 +163,8 @@ function bindingLines(routes: readonly EgressRoute[], leftOut: readonly LeftOut[
   return rows.map((r) => `${printable(r.key).padEnd(width)}  ${printable(r.text)}`);
 }
 
-/** The directories below --out that render writes into; nginx.conf names nothing else. */
-const outSubdirectories = ['certs', 'ca', 'bindings'];
+/** The directories below --out that render writes into: where binding files live; the main config names nothing else. */
+const outSubdirectories = bindingDirectories;
 
 /**
  * --out must be new, empty, or an earlier render: never someone's directory that happens
@@ -186,7 +182,7 @@ async function checkOutDir(out: string): Promise<void> {
   });
   if (entries.length === 0) return;
   let earlier = false;
-  for (const main of Object.values(mainFiles)) {
+  for (const main of mainFiles) {
     const conf = join(out, main);
     const confInfo = await lstatOrUndefined(conf, '--out');
     if (confInfo?.isFile() && (await startsWith(conf, renderedMarker))) earlier = true;
