@@ -1,13 +1,14 @@
-import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
-
-export { hashFiles, hostForUrl, isPlainPath, type RenderedFile } from '../../render/files.ts';
-import type { PortRange } from '../../model/listener-ports.ts';
 import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../../model/egress-routes.ts';
+import type { PortRange } from '../../model/listener-ports.ts';
+import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
 import { bindingConfDir, caDir, certificateDir, nginxConfigFile, nginxPidFile } from './paths.ts';
 
 // Routes → the files nginx runs from: nginx.conf, which depends on the options alone, and
-// each binding's own files. Pure; golden-tested (test/golden/nginx/).
+// each binding's own files, which nginx.conf includes. Pure; golden-tested
+// (test/golden/nginx/). The controller renders both halves, and the agent serves them as
+// they are (driver.ts).
 
+export { hashFiles, hostForUrl, isPlainPath, type RenderedFile } from '../../render/files.ts';
 export { bindingConfDir } from './paths.ts';
 
 export interface RenderedNginx extends RenderedConfig {
