@@ -4,18 +4,7 @@
 // add a row to `commands`.
 
 import { readFile } from 'node:fs/promises';
-
-/** Everything a command touches outside itself, so tests can run it in-process. */
-export interface CommandIo {
-  readonly env: Readonly<Record<string, string | undefined>>;
-  readonly stdout: { write(text: string): unknown };
-  readonly stderr: { write(text: string): unknown };
-  readonly readFile: (path: string) => Promise<Uint8Array>;
-  readonly now: () => Date;
-}
-
-/** Runs with the arguments after the command name; resolves with the exit code. */
-export type Command = (argv: readonly string[], io: CommandIo) => Promise<number>;
+import type { Command, CommandIo } from './commands/command.ts';
 
 interface CommandEntry {
   readonly summary: string;
@@ -25,17 +14,11 @@ interface CommandEntry {
 const commands: Readonly<Record<string, CommandEntry>> = {
   controller: {
     summary: 'run the operator: watch bindings and their Secrets, keep status and proxy configuration current',
-    load: async () => {
-      const { runController } = await import('./commands/controller.ts');
-      return (argv, io) => runController([...argv], { ...io.env });
-    },
+    load: async () => (await import('./commands/controller.ts')).runController,
   },
   agent: {
     summary: 'run beside nginx in a proxy pod: write each proxy config atomically, validate it, reload nginx, report the hash',
-    load: async () => {
-      const { runAgent } = await import('./commands/agent.ts');
-      return (argv, io) => runAgent([...argv], { ...io.env });
-    },
+    load: async () => (await import('./commands/agent.ts')).runAgent,
   },
   inspect: {
     summary: 'decode a PFX or a PEM certificate and key, and print the certificate facts (never the key)',
@@ -47,12 +30,12 @@ const commands: Readonly<Record<string, CommandEntry>> = {
   },
   render: {
     summary: "render the egress proxy's nginx config from binding and Secret manifests, offline",
-    load: async () => {
-      const { runRender } = await import('./commands/render.ts');
-      return (argv, io) => runRender([...argv], { stdout: (s) => io.stdout.write(s), stderr: (s) => io.stderr.write(s), now: io.now });
-    },
+    load: async () => (await import('./commands/render.ts')).runRender,
   },
 };
+
+/** The table's commands, in the order the usage lists them. */
+export const commandNames: readonly string[] = Object.keys(commands);
 
 function usage(): string {
   const width = Math.max(...Object.keys(commands).map((name) => name.length));

@@ -1,10 +1,13 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { Environment, Output } from './commands/command.ts';
 import { CodedError } from './errors.ts';
 import { parseCidrList, type Cidr } from './model/destinations.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
-import { parseDuration } from './api/time.ts';
+import { parseDuration, parseRfc3339 } from './api/time.ts';
+import { isIpLiteral } from './model/egress-routes.ts';
+import { defaultSystemTrustBundle, isPlainPath } from './dataplane/nginx/render.ts';
 import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
 
 /** A flag or argument is wrong: the command prints its usage and exits 2. */
@@ -105,36 +108,50 @@ export function hostPort(name: string, text: string): { host: string; port: numb
   return { host: text.slice(0, i) || '0.0.0.0', port };
 }
 
+/** What a parser returns when the usage was asked for. */
+export type HelpWanted = 'help';
+
 /**
- * The prologue every long-running command shares: --help prints the usage, a flag
- * error prints it with the reason and means exit code 2, anything else is a bug.
+ * The long-running commands' rule: --help or -h anywhere asks for the usage, even beside
+ * a flag that is wrong or missing. (The offline commands parse -h like any other flag.)
+ */
+export function asksForHelp(argv: readonly string[]): boolean {
+  return argv.includes('--help') || argv.includes('-h');
+}
+
+/**
+ * The prologue every command shares: when the parser says 'help' the usage goes to
+ * stdout (exit code 0), a flag error goes to stderr with the reason and the usage (exit
+ * code 2), anything else is a bug.
  */
 export function parseFlagsOrUsage<T>(
   command: string,
   usage: string,
-  argv: readonly string[],
-  parse: () => T,
+  io: { readonly stdout: Output; readonly stderr: Output },
+  parse: () => T | HelpWanted,
 ): { ok: true; config: T } | { ok: false; exitCode: number } {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(usage);
-    return { ok: false, exitCode: 0 };
-  }
+  let parsed: T | HelpWanted;
   try {
-    return { ok: true, config: parse() };
+    parsed = parse();
   } catch (err) {
     // parseArgs throws TypeErrors with ERR_PARSE_ARGS_* codes for unknown or malformed flags.
     if (err instanceof UsageError || String((err as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`mtls-egress ${command}: ${(err as Error).message}\n\n${usage}`);
+      io.stderr.write(`mtls-egress ${command}: ${(err as Error).message}\n\n${usage}`);
       return { ok: false, exitCode: 2 };
     }
     throw err;
   }
+  if (parsed === 'help') {
+    io.stdout.write(usage);
+    return { ok: false, exitCode: 0 };
+  }
+  return { ok: true, config: parsed };
 }
 
 /** Flags and environment → settings, validated once at start-up. */
-export function parseControllerConfig(argv: string[], env: NodeJS.ProcessEnv): ControllerConfig {
+export function parseControllerConfig(argv: readonly string[], env: Environment): ControllerConfig {
   const { values } = parseArgs({
-    args: argv,
+    args: [...argv],
     strict: true,
     options: {
       kubeconfig: { type: 'string' },
@@ -297,9 +314,9 @@ Options:
 `;
 
 /** Flags and environment → settings, validated once at start-up. */
-export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentConfig {
+export function parseAgentConfig(argv: readonly string[], env: Environment): AgentConfig {
   const { values } = parseArgs({
-    args: argv,
+    args: [...argv],
     strict: true,
     options: {
       kubeconfig: { type: 'string' },
@@ -349,4 +366,217 @@ export function parseAgentConfig(argv: string[], env: NodeJS.ProcessEnv): AgentC
     healthAddress: hostPort('health-addr', values['health-addr']),
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
   };
+}
+
+/** The flags render and validate share: the manifests to read, and the time to judge certificates at. */
+const manifestFlags = {
+  filename: { type: 'string', short: 'f', multiple: true },
+  now: { type: 'string' },
+} as const;
+
+function manifestFiles(filename: string[] | undefined): string[] {
+  if (!filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
+  return filename;
+}
+
+function nowFlag(text: string | undefined, clock: () => Date): Date {
+  const now = text === undefined ? clock() : parseRfc3339(text);
+  if (now === undefined) throw new UsageError(`--now: "${text}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
+  return now;
+}
+
+export const renderUsage = `Usage: mtls-egress render -f FILE|DIR [-f ...] --out DIR [options]
+
+Renders the egress proxy's config from ClientCertificateBinding and Secret manifests,
+offline, exactly as the proxy would get it. It prints the command that runs the result:
+  nginx -p DIR -c nginx.conf -g 'daemon off;'
+  MTLS_EGRESS_CONFIG_DIR=DIR MTLS_EGRESS_RUN_DIR=DIR haproxy -W -db -f DIR/haproxy.cfg
+
+Options:
+  -f, --filename PATH      a YAML file (multi-document, kind: List too) or a directory of them; repeatable
+  --out DIR                where to write the config and certificates (created; may hold an earlier render)
+  --data-plane nginx|haproxy
+                           the server to render for (default: nginx)
+  --listen-address IP      the address listeners bind (default: 127.0.0.1)
+  --listener-ports A-B     range for bindings without a listener port (default: 10000-10999)
+  --now RFC3339            the time certificates are checked against (default: now)
+  --system-trust-bundle F  nginx: CA bundle for partners whose binding names no serverCA
+                           (default: ${defaultSystemTrustBundle}; HAProxy uses the system's store)
+  -h, --help
+
+Exit status: 0 every binding rendered, 1 some were left out, 2 usage or input errors.
+`;
+
+export interface RenderArgs {
+  files: string[];
+  out: string;
+  dataPlane: DataPlaneKind;
+  listenAddress: string;
+  listenerPorts: PortRange;
+  now: Date;
+  systemTrustBundle: string;
+}
+
+/** render's flags → what to render, where, and against which time. */
+export function parseRenderArgs(argv: readonly string[], clock: () => Date): RenderArgs | HelpWanted {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      ...manifestFlags,
+      out: { type: 'string' },
+      'data-plane': { type: 'string', default: 'nginx' },
+      'listen-address': { type: 'string', default: '127.0.0.1' },
+      'listener-ports': { type: 'string', default: '10000-10999' },
+      'system-trust-bundle': { type: 'string', default: defaultSystemTrustBundle },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) return 'help';
+  const files = manifestFiles(values.filename);
+  if (!values.out) throw new UsageError('--out DIR is required');
+  const dataPlane = values['data-plane'];
+  if (!isDataPlaneKind(dataPlane)) throw new UsageError(`--data-plane: want ${dataPlaneKinds.join(' or ')}, got "${dataPlane}"`);
+  const outProblem = dataPlanes[dataPlane].directoryProblem(resolve(values.out));
+  if (outProblem) throw new UsageError(`--out: ${outProblem}`);
+  const listenAddress = values['listen-address'];
+  if (!isIpLiteral(listenAddress)) throw new UsageError(`--listen-address: "${listenAddress}" is not an IP address`);
+  let listenerPorts: PortRange;
+  try {
+    listenerPorts = parsePortRange(values['listener-ports']);
+  } catch (err) {
+    throw new UsageError(`--listener-ports: ${(err as Error).message}`);
+  }
+  const now = nowFlag(values.now, clock);
+  const systemTrustBundle = values['system-trust-bundle'];
+  if (!isPlainPath(systemTrustBundle)) throw new UsageError(`--system-trust-bundle: "${systemTrustBundle}" is not a plain path`);
+  return { files, out: values.out, dataPlane, listenAddress, listenerPorts, now, systemTrustBundle };
+}
+
+export const validateUsage = `Usage: mtls-egress validate -f FILE|DIR [-f ...] [options]
+
+Checks ClientCertificateBinding and Secret manifests offline, before they are applied:
+each binding against the CRD's schema and validation rules, as the API server would with
+strict field validation, and the certificates in the Secrets of the same set, as the
+controller would.
+
+Options:
+  -f, --filename PATH  a YAML file (multi-document, kind: List too) or a directory of them; repeatable
+  --warn-days N        report certificates that expire within N days (default: 30)
+  --now RFC3339        the time certificates are checked against (default: now)
+  --strict             also fail when a binding's Secret is not in the set
+  --json               print {"findings": [...], "summary": {...}} on stdout
+  -h, --help
+
+A Secret that a binding names but the set does not hold is a warning that does not fail
+the run: Secrets often come from External Secrets or Sealed Secrets, and the controller
+reads them from the cluster. --strict makes it fail.
+
+Exit status: 0 no findings (or only Secrets not in the set), 1 findings, 2 usage or input
+errors (bad flags, unreadable files, invalid YAML) or a broken installation (no CRDs).
+`;
+
+export interface ValidateArgs {
+  files: string[];
+  warnDays: number;
+  now: Date;
+  json: boolean;
+  strict: boolean;
+}
+
+/** validate's flags → the files to check, and how. */
+export function parseValidateArgs(argv: readonly string[], clock: () => Date): ValidateArgs | HelpWanted {
+  const { values } = parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      ...manifestFlags,
+      'warn-days': { type: 'string', default: '30' },
+      strict: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const files = manifestFiles(values.filename);
+  const warnDays = Number(values['warn-days']);
+  if (!/^\d+$/.test(values['warn-days']) || !Number.isSafeInteger(warnDays)) {
+    throw new UsageError(`--warn-days: "${values['warn-days']}" is not a whole number of days`);
+  }
+  const now = nowFlag(values.now, clock);
+  return { files, warnDays, now, json: values.json, strict: values.strict };
+}
+
+export const inspectUsage = `Usage: mtls-egress inspect FILE [--password-file F | --password-env VAR] [--json] [--now RFC3339]
+       mtls-egress inspect --cert CERT.pem --key KEY.pem [--password-file F | --password-env VAR] [--json] [--now RFC3339]
+
+Decodes a PFX/PKCS#12 file (DER, or base64 text of one as Azure Key Vault delivers it), or a
+PEM certificate chain and private key as in a kubernetes.io/tls Secret, and prints the leaf
+certificate's facts. Never prints the private key or the password.
+
+Options:
+  --password-file F    read the password from file F. The file's content is the password,
+                       minus one trailing newline ("\\n" or "\\r\\n"), so \`echo pw > F\` works.
+  --password-env VAR   read the password from environment variable VAR
+                       (there is no --password: arguments end up in shell history and ps)
+  --cert F --key F     a PEM certificate (chain) and private key, instead of FILE; the
+                       password is only needed for an encrypted key
+  --json               print JSON on stdout
+  --now RFC3339        judge validity at this time (e.g. 2030-01-01T00:00:00Z), not the clock
+
+Exit status:
+  0  the identity decodes and is valid now
+  1  it is not usable: "Reason: message" on stderr, or {"reason", "message"} on stdout with
+     --json; the reasons are those a ClientCertificateBinding's status shows
+  2  usage error
+`;
+
+export interface InspectArgs {
+  readonly source: { readonly kind: 'pfx'; readonly file: string } | { readonly kind: 'pem'; readonly cert: string; readonly key: string };
+  readonly passwordFile: string | undefined;
+  readonly passwordEnv: string | undefined;
+  readonly json: boolean;
+  readonly now: Date | undefined;
+}
+
+/** inspect's FILE or --cert/--key, and where the password comes from. */
+export function parseInspectArgs(argv: readonly string[]): InspectArgs | HelpWanted {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'password-file': { type: 'string' },
+      'password-env': { type: 'string' },
+      cert: { type: 'string' },
+      key: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      now: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  if (positionals.length > 1) throw new UsageError(`one FILE at a time (got ${positionals.length})`);
+  const [file] = positionals;
+  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (file !== undefined && values.cert !== undefined) throw new UsageError('give either FILE or --cert/--key, not both');
+  if (file === undefined && values.cert === undefined) throw new UsageError('missing FILE (or --cert and --key)');
+  if (values['password-file'] !== undefined && values['password-env'] !== undefined) {
+    throw new UsageError('give either --password-file or --password-env, not both');
+  }
+  return {
+    source: file !== undefined ? { kind: 'pfx', file } : { kind: 'pem', cert: values.cert!, key: values.key! },
+    passwordFile: values['password-file'],
+    passwordEnv: values['password-env'],
+    json: values.json,
+    now: values.now === undefined ? undefined : parseNow(values.now),
+  };
+}
+
+function parseNow(text: string): Date {
+  const date = parseRfc3339(text);
+  if (date === undefined) throw new UsageError(`--now wants an RFC 3339 time such as 2030-01-01T00:00:00Z, got "${text}"`);
+  return date;
 }

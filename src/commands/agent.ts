@@ -1,8 +1,9 @@
 import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
 import { Informer } from '../k8s/informer.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger } from '../log.ts';
 import { ProxyAgent, readCredentialSecret, type CredentialSecretLike, type ProxyConfigMap } from '../proxy/agent.ts';
-import { agentUsage, parseAgentConfig, parseFlagsOrUsage } from '../config.ts';
+import { agentUsage, asksForHelp, parseAgentConfig, parseFlagsOrUsage } from '../config.ts';
+import type { CommandIo } from './command.ts';
 import { AgentMetrics } from '../proxy/agent-metrics.ts';
 import { ConfigDir } from '../proxy/config-dir.ts';
 import { dataPlanes } from '../dataplane/registry.ts';
@@ -17,11 +18,11 @@ import { aborted } from '../runner/backoff.ts';
  * namespace and, on the server, to the objects it reads), nginx, the agent loop, health
  * server and signals. Resolves with the process exit code.
  */
-export async function runAgent(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { logger?: Logger } = {}): Promise<number> {
-  const parsed = parseFlagsOrUsage('agent', agentUsage, argv, () => parseAgentConfig(argv, env));
+export async function runAgent(argv: readonly string[], io: CommandIo): Promise<number> {
+  const parsed = parseFlagsOrUsage('agent', agentUsage, io, () => (asksForHelp(argv) ? 'help' : parseAgentConfig(argv, io.env)));
   if (!parsed.ok) return parsed.exitCode;
   const config = parsed.config;
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel });
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const metrics = new AgentMetrics();
   const { stop, dispose } = shutdownOnSignals(logger);

@@ -1,9 +1,10 @@
 import { setFlagsFromString } from 'node:v8';
-import { controllerUsage, parseControllerConfig, parseFlagsOrUsage } from '../config.ts';
+import { asksForHelp, controllerUsage, parseControllerConfig, parseFlagsOrUsage } from '../config.ts';
+import type { CommandIo } from './command.ts';
 import { NamespaceNotFoundError } from '../controller/leader-election.ts';
 import { ControllerManager } from '../controller/manager.ts';
 import { KubeClient, loadKubeConfig } from '../k8s/client.ts';
-import { createLogger, type Logger } from '../log.ts';
+import { createLogger } from '../log.ts';
 import { closeDecodeSandbox } from '../pki/index.ts';
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
@@ -13,8 +14,8 @@ import { shutdownOnSignals } from '../server/signals.ts';
  * election), health server and signals. Resolves with the process exit code: 0 after a
  * signal, 1 when it cannot campaign because its namespace does not exist, 2 for usage.
  */
-export async function runController(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { logger?: Logger } = {}): Promise<number> {
-  const parsed = parseFlagsOrUsage('controller', controllerUsage, argv, () => parseControllerConfig(argv, env));
+export async function runController(argv: readonly string[], io: CommandIo): Promise<number> {
+  const parsed = parseFlagsOrUsage('controller', controllerUsage, io, () => (asksForHelp(argv) ? 'help' : parseControllerConfig(argv, io.env)));
   if (!parsed.ok) return parsed.exitCode;
   const config = parsed.config;
   // The controller waits on the API server and holds every binding: on a machine with
@@ -23,7 +24,7 @@ export async function runController(argv: string[], env: NodeJS.ProcessEnv = pro
   // 200 MB), at no throughput we could measure. Read by V8 at each collection, so it
   // takes effect when set here; deploy/'s NODE_OPTIONS cap the heap besides.
   setFlagsFromString('--optimize-for-size');
-  const logger = options.logger ?? createLogger({ level: config.logLevel });
+  const logger = createLogger({ level: config.logLevel });
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const manager = new ControllerManager(config, { client, logger });
   const { stop, dispose } = shutdownOnSignals(logger);

@@ -1,9 +1,7 @@
 import { X509Certificate } from 'node:crypto';
-import { parseArgs } from 'node:util';
-import { parseRfc3339 } from '../api/time.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
-import type { CommandIo } from '../cli.ts';
-import { UsageError } from '../config.ts';
+import { inspectUsage, parseFlagsOrUsage, parseInspectArgs, UsageError, type InspectArgs } from '../config.ts';
+import type { CommandIo } from './command.ts';
 import { passwordFromBytes } from '../model/certificate-input.ts';
 import { printable } from '../printable.ts';
 import { PkiError, decodeIdentity, evaluateValidity, rfc3339, rfc4514Name, type CertificateFacts, type DecodedIdentity } from '../pki/index.ts';
@@ -12,52 +10,16 @@ import { PkiError, decodeIdentity, evaluateValidity, rfc3339, rfc4514Name, type 
 // into a Secret. Prints the certificate facts, never the key or the password; exits 1 with
 // the same reason a binding's status would show.
 
-const USAGE = `Usage: mtls-egress inspect FILE [--password-file F | --password-env VAR] [--json] [--now RFC3339]
-       mtls-egress inspect --cert CERT.pem --key KEY.pem [--password-file F | --password-env VAR] [--json] [--now RFC3339]
-
-Decodes a PFX/PKCS#12 file (DER, or base64 text of one as Azure Key Vault delivers it), or a
-PEM certificate chain and private key as in a kubernetes.io/tls Secret, and prints the leaf
-certificate's facts. Never prints the private key or the password.
-
-Options:
-  --password-file F    read the password from file F. The file's content is the password,
-                       minus one trailing newline ("\\n" or "\\r\\n"), so \`echo pw > F\` works.
-  --password-env VAR   read the password from environment variable VAR
-                       (there is no --password: arguments end up in shell history and ps)
-  --cert F --key F     a PEM certificate (chain) and private key, instead of FILE; the
-                       password is only needed for an encrypted key
-  --json               print JSON on stdout
-  --now RFC3339        judge validity at this time (e.g. 2030-01-01T00:00:00Z), not the clock
-
-Exit status:
-  0  the identity decodes and is valid now
-  1  it is not usable: "Reason: message" on stderr, or {"reason", "message"} on stdout with
-     --json; the reasons are those a ClientCertificateBinding's status shows
-  2  usage error
-`;
-
-interface InspectRequest {
-  readonly source: { readonly kind: 'pfx'; readonly file: string } | { readonly kind: 'pem'; readonly cert: string; readonly key: string };
-  readonly passwordFile: string | undefined;
-  readonly passwordEnv: string | undefined;
-  readonly json: boolean;
-  readonly now: Date | undefined;
-}
-
 export async function runInspect(argv: readonly string[], io: CommandIo): Promise<number> {
-  let request: InspectRequest;
+  const parsed = parseFlagsOrUsage('inspect', inspectUsage, io, () => parseInspectArgs(argv));
+  if (!parsed.ok) return parsed.exitCode;
+  const request = parsed.config;
   let password: string | Uint8Array | undefined;
   try {
-    const parsed = parseInspectArgs(argv);
-    if (parsed === 'help') {
-      io.stdout.write(USAGE);
-      return 0;
-    }
-    request = parsed;
     password = await readPassword(request, io);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    io.stderr.write(`mtls-egress inspect: ${error.message}\n\n${USAGE}`);
+    io.stderr.write(`mtls-egress inspect: ${error.message}\n\n${inspectUsage}`);
     return 2;
   }
 
@@ -80,52 +42,7 @@ export async function runInspect(argv: readonly string[], io: CommandIo): Promis
   return 0;
 }
 
-function parseInspectArgs(argv: readonly string[]): InspectRequest | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        'password-file': { type: 'string' },
-        'password-env': { type: 'string' },
-        cert: { type: 'string' },
-        key: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        now: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError(error instanceof Error ? error.message : String(error));
-  }
-  const { values, positionals } = parsed;
-  if (values.help) return 'help';
-  if (positionals.length > 1) throw new UsageError(`one FILE at a time (got ${positionals.length})`);
-  const [file] = positionals;
-  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
-  if (file !== undefined && values.cert !== undefined) throw new UsageError('give either FILE or --cert/--key, not both');
-  if (file === undefined && values.cert === undefined) throw new UsageError('missing FILE (or --cert and --key)');
-  if (values['password-file'] !== undefined && values['password-env'] !== undefined) {
-    throw new UsageError('give either --password-file or --password-env, not both');
-  }
-  return {
-    source: file !== undefined ? { kind: 'pfx', file } : { kind: 'pem', cert: values.cert!, key: values.key! },
-    passwordFile: values['password-file'],
-    passwordEnv: values['password-env'],
-    json: values.json,
-    now: values.now === undefined ? undefined : parseNow(values.now),
-  };
-}
-
-function parseNow(text: string): Date {
-  const date = parseRfc3339(text);
-  if (date === undefined) throw new UsageError(`--now wants an RFC 3339 time such as 2030-01-01T00:00:00Z, got "${text}"`);
-  return date;
-}
-
-async function readPassword(request: InspectRequest, io: CommandIo): Promise<string | Uint8Array | undefined> {
+async function readPassword(request: InspectArgs, io: CommandIo): Promise<string | Uint8Array | undefined> {
   if (request.passwordEnv !== undefined) {
     const value = io.env[request.passwordEnv];
     if (value === undefined) throw new UsageError(`environment variable ${request.passwordEnv} is not set`);
@@ -145,7 +62,7 @@ async function readInput(path: string, what: string, io: CommandIo): Promise<Uin
   }
 }
 
-async function decode(request: InspectRequest, password: string | Uint8Array | undefined, io: CommandIo): Promise<DecodedIdentity> {
+async function decode(request: InspectArgs, password: string | Uint8Array | undefined, io: CommandIo): Promise<DecodedIdentity> {
   if (request.source.kind === 'pfx') return decodeIdentity({ kind: 'pfx', pfx: await readInput(request.source.file, 'file', io), password });
   const [cert, key] = await Promise.all([readInput(request.source.cert, 'certificate', io), readInput(request.source.key, 'key', io)]);
   return decodeIdentity({ kind: 'pem', cert, key, password });

@@ -2,106 +2,20 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { parseRfc3339 } from '../api/time.ts';
-import { UsageError } from '../config.ts';
+import { parseFlagsOrUsage, parseRenderArgs, renderUsage } from '../config.ts';
+import type { CommandIo } from './command.ts';
 import { collectManifests, InputError, readManifestDocuments, type Manifests } from '../manifests/read-manifests.ts';
 import { printable } from '../printable.ts';
 import { translateManifests } from '../manifests/translate-manifests.ts';
-import { byKey, isIpLiteral, type EgressRoute, type LeftOut } from '../model/egress-routes.ts';
-import { parsePortRange, type PortRange } from '../model/listener-ports.ts';
+import { byKey, type EgressRoute, type LeftOut } from '../model/egress-routes.ts';
 import { bindingDirectories } from '../contract/proxy-objects.ts';
-import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from '../dataplane/registry.ts';
-import { defaultSystemTrustBundle } from '../dataplane/nginx/render.ts';
-import { hostForUrl, isPlainPath, type RenderedConfig } from '../render/files.ts';
-
-export const renderUsage = `Usage: mtls-egress render -f FILE|DIR [-f ...] --out DIR [options]
-
-Renders the egress proxy's config from ClientCertificateBinding and Secret manifests,
-offline, exactly as the proxy would get it. It prints the command that runs the result:
-  nginx -p DIR -c nginx.conf -g 'daemon off;'
-  MTLS_EGRESS_CONFIG_DIR=DIR MTLS_EGRESS_RUN_DIR=DIR haproxy -W -db -f DIR/haproxy.cfg
-
-Options:
-  -f, --filename PATH      a YAML file (multi-document, kind: List too) or a directory of them; repeatable
-  --out DIR                where to write the config and certificates (created; may hold an earlier render)
-  --data-plane nginx|haproxy
-                           the server to render for (default: nginx)
-  --listen-address IP      the address listeners bind (default: 127.0.0.1)
-  --listener-ports A-B     range for bindings without a listener port (default: 10000-10999)
-  --now RFC3339            the time certificates are checked against (default: now)
-  --system-trust-bundle F  nginx: CA bundle for partners whose binding names no serverCA
-                           (default: ${defaultSystemTrustBundle}; HAProxy uses the system's store)
-  -h, --help
-
-Exit status: 0 every binding rendered, 1 some were left out, 2 usage or input errors.
-`;
-
-export interface RenderIo {
-  /** Receives whole lines, each ending in a newline. */
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  /** The clock when --now is not given (default: the system clock). */
-  now?: () => Date;
-}
-
-interface RenderArgs {
-  files: string[];
-  out: string;
-  dataPlane: DataPlaneKind;
-  listenAddress: string;
-  listenerPorts: PortRange;
-  now: Date;
-  systemTrustBundle: string;
-}
+import { dataPlanes } from '../dataplane/registry.ts';
+import { hostForUrl, type RenderedConfig } from '../render/files.ts';
 
 /** The first line of every config a renderer writes: how --out recognises an earlier render. */
 const renderedMarker = '# Rendered by mtls-egress';
 /** What each data plane runs from: a file the marker opens is an earlier render, whichever the plane. */
 const mainFiles = Object.values(dataPlanes).map((driver) => driver.configFile);
-
-function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        filename: { type: 'string', short: 'f', multiple: true },
-        out: { type: 'string' },
-        'data-plane': { type: 'string', default: 'nginx' },
-        'listen-address': { type: 'string', default: '127.0.0.1' },
-        'listener-ports': { type: 'string', default: '10000-10999' },
-        now: { type: 'string' },
-        'system-trust-bundle': { type: 'string', default: defaultSystemTrustBundle },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help) return 'help';
-  if (!values.filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
-  if (!values.out) throw new UsageError('--out DIR is required');
-  const dataPlane = values['data-plane'];
-  if (!isDataPlaneKind(dataPlane)) throw new UsageError(`--data-plane: want ${dataPlaneKinds.join(' or ')}, got "${dataPlane}"`);
-  const outProblem = dataPlanes[dataPlane].directoryProblem(resolve(values.out));
-  if (outProblem) throw new UsageError(`--out: ${outProblem}`);
-  const listenAddress = values['listen-address'];
-  if (!isIpLiteral(listenAddress)) throw new UsageError(`--listen-address: "${listenAddress}" is not an IP address`);
-  let listenerPorts: PortRange;
-  try {
-    listenerPorts = parsePortRange(values['listener-ports']);
-  } catch (err) {
-    throw new UsageError(`--listener-ports: ${(err as Error).message}`);
-  }
-  const now = values.now === undefined ? clock() : parseRfc3339(values.now);
-  if (now === undefined) throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
-  const systemTrustBundle = values['system-trust-bundle'];
-  if (!isPlainPath(systemTrustBundle)) throw new UsageError(`--system-trust-bundle: "${systemTrustBundle}" is not a plain path`);
-  return { files: values.filename, out: values.out, dataPlane, listenAddress, listenerPorts, now, systemTrustBundle };
-}
 
 /**
  * `mtls-egress render`: manifests on disk → the files the proxy would run, written to
@@ -109,28 +23,18 @@ function parseRenderArgs(argv: string[], clock: () => Date): RenderArgs | 'help'
  * it prints and writes outside the key files never holds key material or passwords: the
  * lines carry reasons and the identity core's messages, which are written not to.
  */
-export async function runRender(argv: string[], io: RenderIo): Promise<number> {
-  let args: RenderArgs;
-  try {
-    const parsed = parseRenderArgs(argv, io.now ?? (() => new Date()));
-    if (parsed === 'help') {
-      io.stdout(renderUsage);
-      return 0;
-    }
-    args = parsed;
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr(`mtls-egress render: ${err.message}\n\n${renderUsage}`);
-    return 2;
-  }
+export async function runRender(argv: readonly string[], io: CommandIo): Promise<number> {
+  const parsed = parseFlagsOrUsage('render', renderUsage, io, () => parseRenderArgs(argv, io.now));
+  if (!parsed.ok) return parsed.exitCode;
+  const args = parsed.config;
 
   let manifests: Manifests;
   try {
-    manifests = collectManifests(await readManifestDocuments(args.files), io.stderr);
+    manifests = collectManifests(await readManifestDocuments(args.files), (text) => io.stderr.write(text));
     await checkOutDir(args.out);
   } catch (err) {
     if (!(err instanceof InputError)) throw err;
-    io.stderr(`mtls-egress render: ${err.message}\n`);
+    io.stderr.write(`mtls-egress render: ${err.message}\n`);
     return 2;
   }
 
@@ -143,10 +47,10 @@ export async function runRender(argv: string[], io: RenderIo): Promise<number> {
   const rendered = driver.render(routes, { listenAddress: args.listenAddress, listenerPorts: args.listenerPorts, systemTrustBundle: args.systemTrustBundle });
   await writeRendered(args.out, rendered, driver.configFile);
 
-  for (const line of bindingLines(routes, [...manifests.unreadable, ...leftOut], args.listenAddress)) io.stdout(`${line}\n`);
+  for (const line of bindingLines(routes, [...manifests.unreadable, ...leftOut], args.listenAddress)) io.stdout.write(`${line}\n`);
   const out = resolve(args.out);
   const run = driver.runCommand(out);
-  io.stderr(
+  io.stderr.write(
     `rendered ${routes.length} of ${routes.length + leftOut.length + manifests.unreadable.length} bindings into ${out} (sha256 ${rendered.hash})\nrun it: ${run}\n`,
   );
   return leftOut.length + manifests.unreadable.length === 0 ? 0 : 1;

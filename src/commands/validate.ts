@@ -1,10 +1,8 @@
-import { parseArgs } from 'node:util';
-import { parseRfc3339 } from '../api/time.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, ConditionCertificateValid, type ClientCertificateBinding } from '../api/v1alpha1/types.ts';
-import type { CommandIo } from '../cli.ts';
-import { UsageError } from '../config.ts';
+import { parseFlagsOrUsage, parseValidateArgs, validateUsage } from '../config.ts';
+import type { CommandIo } from './command.ts';
 import {
   bindingFrom,
   InputError,
@@ -33,29 +31,6 @@ import type { BindingTranslation } from '../translate/translate.ts';
 // would, and the certificates in the Secrets of the same set, as the controller would.
 // What it prints never holds key material or passwords: schema findings quote bindings
 // only, and certificate findings carry the identity core's messages, written not to.
-
-export const validateUsage = `Usage: mtls-egress validate -f FILE|DIR [-f ...] [options]
-
-Checks ClientCertificateBinding and Secret manifests offline, before they are applied:
-each binding against the CRD's schema and validation rules, as the API server would with
-strict field validation, and the certificates in the Secrets of the same set, as the
-controller would.
-
-Options:
-  -f, --filename PATH  a YAML file (multi-document, kind: List too) or a directory of them; repeatable
-  --warn-days N        report certificates that expire within N days (default: 30)
-  --now RFC3339        the time certificates are checked against (default: now)
-  --strict             also fail when a binding's Secret is not in the set
-  --json               print {"findings": [...], "summary": {...}} on stdout
-  -h, --help
-
-A Secret that a binding names but the set does not hold is a warning that does not fail
-the run: Secrets often come from External Secrets or Sealed Secrets, and the controller
-reads them from the cluster. --strict makes it fail.
-
-Exit status: 0 no findings (or only Secrets not in the set), 1 findings, 2 usage or input
-errors (bad flags, unreadable files, invalid YAML) or a broken installation (no CRDs).
-`;
 
 /** Reasons only `validate` reports; the rest are condition reasons and field error types. */
 export const SecretNotInSet = 'SecretNotInSet';
@@ -92,62 +67,16 @@ export interface ValidateOptions {
   warnDays: number;
 }
 
-interface ValidateArgs extends ValidateOptions {
-  files: string[];
-  json: boolean;
-  strict: boolean;
-}
-
 const dayMs = 86_400_000;
 const refusedEverywhere = new DestinationPolicy({ clusterCidrs: [], allowed: [] });
 /** Every port the CRD admits: the controller's actual range is not known offline. */
 const anyListenerPort: PortRange = { first: 1024, last: 65535 };
 
-function parseValidateArgs(argv: readonly string[], clock: () => Date): ValidateArgs | 'help' {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        filename: { type: 'string', short: 'f', multiple: true },
-        'warn-days': { type: 'string', default: '30' },
-        now: { type: 'string' },
-        strict: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }));
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (values.help) return 'help';
-  if (!values.filename?.length) throw new UsageError('at least one -f FILE|DIR is required');
-  const warnDays = Number(values['warn-days']);
-  if (!/^\d+$/.test(values['warn-days']) || !Number.isSafeInteger(warnDays)) {
-    throw new UsageError(`--warn-days: "${values['warn-days']}" is not a whole number of days`);
-  }
-  const now = values.now === undefined ? clock() : parseRfc3339(values.now);
-  if (now === undefined) throw new UsageError(`--now: "${values.now}" is not an RFC 3339 time such as 2026-06-01T00:00:00Z`);
-  return { files: values.filename, warnDays, now, json: values.json, strict: values.strict };
-}
-
 export async function runValidate(argv: readonly string[], io: CommandIo): Promise<number> {
-  let args: ValidateArgs;
+  const parsed = parseFlagsOrUsage('validate', validateUsage, io, () => parseValidateArgs(argv, io.now));
+  if (!parsed.ok) return parsed.exitCode;
+  const args = parsed.config;
   let documents: ManifestDocument[];
-  try {
-    const parsed = parseValidateArgs(argv, io.now);
-    if (parsed === 'help') {
-      io.stdout.write(validateUsage);
-      return 0;
-    }
-    args = parsed;
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err;
-    io.stderr.write(`mtls-egress validate: ${err.message}\n\n${validateUsage}`);
-    return 2;
-  }
   try {
     documents = await readManifestDocuments(args.files);
   } catch (err) {

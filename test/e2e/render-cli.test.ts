@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { runRender } from '../../src/commands/render.ts';
+import { captureIo } from '../support/captured-io.ts';
 import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy, renderManifests, startNginx, type CliRun, type NginxProcess } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
@@ -317,8 +318,8 @@ describe('mtls-egress render is deterministic', () => {
 
 describe('mtls-egress render usage errors exit 2', () => {
   const io = () => {
-    const out = { stdout: '', stderr: '' };
-    return { out, io: { stdout: (s: string) => (out.stdout += s), stderr: (s: string) => (out.stderr += s) } };
+    const out = captureIo();
+    return { out, io: out.io };
   };
   const inputDir = temporaryDirectory('render-usage');
   writeFileSync(join(inputDir, 'empty.yaml'), '');

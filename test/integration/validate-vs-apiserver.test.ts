@@ -6,10 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import { dump } from 'js-yaml';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import * as types from '../../src/api/v1alpha1/types.ts';
-import type { CommandIo } from '../../src/cli.ts';
 import { runValidate, type ValidationReport } from '../../src/commands/validate.ts';
 import { KubeApiError } from '../../src/k8s/client.ts';
 import { CustomResourceValidators } from '../../src/schema/custom-resource.ts';
+import { captureIo } from '../support/captured-io.ts';
 import { caseName, caseObject, schemaCases, type ExpectedFieldError, type SchemaCase } from '../fixtures/binding-schema-cases.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { TestKube } from '../support/kube.ts';
@@ -62,16 +62,9 @@ async function serverVerdict(namespace: string, object: Record<string, unknown>)
 
 /** Runs the command in-process on one manifest file, as a pipeline would. */
 async function validateFile(file: string): Promise<{ code: number; report: ValidationReport }> {
-  let stdout = '';
-  const io: CommandIo = {
-    env: {},
-    stdout: { write: (text: string) => (stdout += text) },
-    stderr: { write: () => true },
-    readFile: async () => new Uint8Array(),
-    now: () => new Date(),
-  };
-  const code = await runValidate(['-f', file, '--json'], io);
-  return { code, report: JSON.parse(stdout) as ValidationReport };
+  const run = captureIo();
+  const code = await runValidate(['-f', file, '--json'], run.io);
+  return { code, report: JSON.parse(run.stdout) as ValidationReport };
 }
 
 describe('validate agrees with the real API server', () => {

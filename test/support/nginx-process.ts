@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runRender } from '../../src/commands/render.ts';
+import { captureIo } from './captured-io.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { spawnComponent, stopServer } from '../harness/processes.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
@@ -93,10 +94,9 @@ export async function renderManifests(manifests: readonly object[], args: readon
   const input = temporaryDirectory('render-in');
   writeFileSync(join(input, 'bindings.yaml'), `${manifests.map((m) => JSON.stringify(m, null, 2)).join('\n---\n')}\n---\n`);
   const target = out ?? join(temporaryDirectory('render-out'), 'proxy');
-  let stdout = '';
-  let stderr = '';
-  const code = await runRender(['-f', input, '--out', target, ...args], { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s) });
-  return { code, stdout, stderr, out: target };
+  const run = captureIo();
+  const code = await runRender(['-f', input, '--out', target, ...args], run.io);
+  return { code, stdout: run.stdout, stderr: run.stderr, out: target };
 }
 
 export interface ProxyResponse {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +16,10 @@ import {
   UnsupportedAlgorithm,
   type IdentityReason,
 } from '../../src/api/v1alpha1/reasons.ts';
-import { runCli, type CommandIo } from '../../src/cli.ts';
+import { runCli } from '../../src/cli.ts';
 import { runInspect } from '../../src/commands/inspect.ts';
 import { FIXTURE_PASSWORD, fixtureDirectory, forgePfx, opensslPfx, pemPair } from '../fixtures/pfx.ts';
+import { captureIo } from '../support/captured-io.ts';
 
 const execFileAsync = promisify(execFile);
 const node = fileURLToPath(new URL('../../node_modules/.bin/node', import.meta.url));
@@ -201,17 +202,9 @@ interface Captured {
 }
 
 async function inProcess(argv: readonly string[], env: Record<string, string> = {}): Promise<Captured> {
-  let stdout = '';
-  let stderr = '';
-  const io: CommandIo = {
-    env,
-    stdout: { write: (text: string) => (stdout += text) },
-    stderr: { write: (text: string) => (stderr += text) },
-    readFile: (path) => readFile(path),
-    now: clock,
-  };
-  const code = await runInspect(argv, io);
-  return { code, stdout, stderr };
+  const run = captureIo({ env, now: clock });
+  const code = await runInspect(argv, run.io);
+  return { code, stdout: run.stdout, stderr: run.stderr };
 }
 
 describe('mtls-egress inspect, arguments', () => {
@@ -254,15 +247,9 @@ describe('mtls-egress inspect, arguments', () => {
   });
 
   test('the dispatcher rejects an unknown command with exit 2', async () => {
-    let stderr = '';
-    const code = await runCli(['nonsense'], {
-      env: {},
-      stdout: { write: () => true },
-      stderr: { write: (text: string) => (stderr += text) },
-      readFile,
-      now: clock,
-    });
+    const run = captureIo({ now: clock });
+    const code = await runCli(['nonsense'], run.io);
     assert.equal(code, 2);
-    assert.match(stderr, /unknown command "nonsense"/);
+    assert.match(run.stderr, /unknown command "nonsense"/);
   });
 });
