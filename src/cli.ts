@@ -17,7 +17,7 @@ const commands: Readonly<Record<string, CommandEntry>> = {
     load: async () => (await import('./commands/controller.ts')).runController,
   },
   agent: {
-    summary: 'run beside nginx in a proxy pod: write each proxy config atomically, validate it, reload nginx, report the hash',
+    summary: 'run beside nginx or HAProxy in a proxy pod: write each proxy config atomically, validate it, have the data plane serve it, report the hash',
     load: async () => (await import('./commands/agent.ts')).runAgent,
   },
   inspect: {
@@ -29,7 +29,7 @@ const commands: Readonly<Record<string, CommandEntry>> = {
     load: async () => (await import('./commands/validate.ts')).runValidate,
   },
   render: {
-    summary: "render the egress proxy's nginx config from binding and Secret manifests, offline",
+    summary: "render the egress proxy's nginx or HAProxy config from binding and Secret manifests, offline",
     load: async () => (await import('./commands/render.ts')).runRender,
   },
 };

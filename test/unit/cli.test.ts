@@ -66,4 +66,10 @@ describe('mtls-egress: the command table', () => {
     });
   }
 
+  test('the overview names both data planes where a command serves either', async () => {
+    const run = captureIo();
+    assert.equal(await runCli(['--help'], run.io), 0);
+    const line = (name: string): string => run.stdout.split('\n').find((l) => l.trimStart().startsWith(`${name} `)) ?? '';
+    for (const name of ['agent', 'render']) assert.match(line(name), /nginx or HAProxy/, line(name));
+  });
 });
