@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { Environment, Output } from './commands/command.ts';
 import { CodedError } from './errors.ts';
 import { parseCidrList, type Cidr } from './model/destinations.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
@@ -9,6 +8,14 @@ import { parseDuration, parseRfc3339 } from './api/time.ts';
 import { isIpLiteral } from './model/egress-routes.ts';
 import { defaultSystemTrustBundle, isPlainPath } from './dataplane/nginx/render.ts';
 import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
+
+/** The environment a command reads: process.env when run, a plain object in a test. */
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+/** Where a command writes: process.stdout or process.stderr when run, a string in a test. */
+export interface Output {
+  write(text: string): unknown;
+}
 
 /** A flag or argument is wrong: the command prints its usage and exits 2. */
 export class UsageError extends CodedError<'ERR_USAGE'> {

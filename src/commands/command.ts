@@ -1,13 +1,8 @@
 // The one shape of an `mtls-egress` command. Its own module, so that cli.ts can load the
-// commands and the commands can name their io without importing cli.ts back.
+// commands and the commands can name their io without importing cli.ts back. Its parts
+// come from config.ts, which imports nothing of the command layer.
 
-/** The environment a command reads: process.env when run, a plain object in a test. */
-export type Environment = Readonly<Record<string, string | undefined>>;
-
-/** Where a command writes: process.stdout and process.stderr when run, a string in a test. */
-export interface Output {
-  write(text: string): unknown;
-}
+import type { Environment, Output } from '../config.ts';
 
 /**
  * Everything a command touches outside itself, so tests can run it in-process. The

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { CommandIo, Environment } from '../../src/commands/command.ts';
+import type { CommandIo } from '../../src/commands/command.ts';
+import type { Environment } from '../../src/config.ts';
 
 /** A command's io for a test: what it writes is kept in strings; files and the clock are real unless given. */
 export interface CapturedIo {
