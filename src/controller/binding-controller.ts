@@ -46,9 +46,9 @@ export interface BindingControllerOptions {
 const controllerName = 'binding-status';
 
 /**
- * Reconciles one binding at a time into its status: reads the binding and its Secrets,
- * decodes the certificate (cached per Secret version), takes the binding's verdicts from
- * the one translation, writes status only when it changed, sends one Event per
+ * Reconciles one binding at a time into its status: takes the binding's inputs from the
+ * manager's BindingInputs (its Secrets, its decoded certificate, its host's answer, the
+ * listener ports), takes the binding's verdicts from the one translation, writes status only when it changed, sends one Event per
  * transition, and looks again when time alone will change the verdict.
  */
 export class BindingController {

@@ -74,9 +74,9 @@ interface Entry {
 /**
  * Turns each binding into its own proxy objects (a Secret with everything the binding
  * adds to the proxy, and the NetworkPolicy that opens its port), and keeps one small
- * index over them. Envoy Gateway's translator stages per binding: read and decode the
- * inputs (cached), translate and render this binding (pure), hash, and write only when
- * the hash changed. A change to one binding costs that binding's objects and the index,
+ * index over them. Envoy Gateway's translator stages per binding: the inputs, gathered
+ * once for both controllers (BindingInputs), translate and render this binding (pure),
+ * hash, and write only when the hash changed (OwnedObjects). A change to one binding costs that binding's objects and the index,
  * whatever the number of bindings; a cold start writes each object once. Leader only,
  * like every writer.
  */
