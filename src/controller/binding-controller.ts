@@ -48,8 +48,9 @@ const controllerName = 'binding-status';
 /**
  * Reconciles one binding at a time into its status: takes the binding's inputs from the
  * manager's BindingInputs (its Secrets, its decoded certificate, its host's answer, the
- * listener ports), takes the binding's verdicts from the one translation, writes status only when it changed, sends one Event per
- * transition, and looks again when time alone will change the verdict.
+ * listener ports) and its verdicts from the one translation, writes status only when it
+ * changed, sends one Event per transition, and looks again when time alone will change
+ * the verdict.
  */
 export class BindingController {
   readonly #o: BindingControllerOptions;

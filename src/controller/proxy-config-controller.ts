@@ -76,9 +76,9 @@ interface Entry {
  * adds to the proxy, and the NetworkPolicy that opens its port), and keeps one small
  * index over them. Envoy Gateway's translator stages per binding: the inputs, gathered
  * once for both controllers (BindingInputs), translate and render this binding (pure),
- * hash, and write only when the hash changed (OwnedObjects). A change to one binding costs that binding's objects and the index,
- * whatever the number of bindings; a cold start writes each object once. Leader only,
- * like every writer.
+ * hash, and write only when the hash changed (OwnedObjects). A change to one binding
+ * costs that binding's objects and the index, whatever the number of bindings; a cold
+ * start writes each object once. Leader only, like every writer.
  */
 export class ProxyConfigController {
   readonly #o: ProxyConfigControllerOptions;
