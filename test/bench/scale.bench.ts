@@ -45,12 +45,11 @@
 // Prints a table per data plane, then one JSON line:
 //   {"bench":"scale","bindings":N,"secrets":N,"namespaces":N,...,"dataPlanes":{"haproxy":{...},"nginx":{...}}}
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as types from '../../src/api/v1alpha1/types.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
@@ -60,7 +59,7 @@ import { startControlPlane, type ControlPlane } from '../harness/control-plane.t
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { createAgentPod, startAgent, type AgentProcess } from '../support/agent-process.ts';
 import { cachedPfxSet, type BulkIdentity, type BulkPfxSet } from '../support/bulk-pfx.ts';
-import { httpGet, safeJson, startController, type ControllerProcess } from '../support/controller-process.ts';
+import { httpGet, safeJson, startController, startControllerProcess, type ControllerProcess } from '../support/controller-process.ts';
 import { TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy } from '../support/nginx-process.ts';
@@ -384,45 +383,13 @@ class BindingTracker {
 
 /** The controller as the external check runs it: exactly `controller --kubeconfig F --listener-ports 10000-29999`. */
 async function startExternalShapeController(cli: string, kubeConfigPath: string, nodeOptions: string[], extra: string[]): Promise<ControllerProcess> {
-  const child = spawn(
-    process.execPath,
-    [...nodeOptions, cli, 'controller', '--kubeconfig', kubeConfigPath, '--listener-ports', externalListenerPorts, ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
-    },
-  );
-  const logs: string[] = [];
-  for (const input of [child.stdout!, child.stderr!]) createInterface({ input }).on('line', (line) => logs.push(line));
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  let running = true;
-  void exited.then(() => (running = false));
-  const killOnExit = (): void => void (running && child.kill('SIGKILL'));
-  process.once('exit', killOnExit);
-  void exited.then(() => process.off('exit', killOnExit));
-  const healthPort = await pollUntil(
-    () => {
-      if (!running) throw new StopPolling(`the controller exited at start:\n${logs.join('\n')}`);
-      const port = logs.map(safeJson).find((line) => line?.msg === 'controller starting')?.port;
-      return typeof port === 'number' ? port : undefined;
-    },
-    { what: 'the controller to start', timeoutMs: 30_000, intervalMs: 50 },
-  );
-  return {
-    child,
+  return startControllerProcess({
     id: 'external-shape',
-    logs,
-    healthPort,
-    exited,
-    async stop() {
-      if (running) child.kill('SIGTERM');
-      return exited;
-    },
-    async kill() {
-      if (running) child.kill('SIGKILL');
-      await exited;
-    },
-  };
+    cli,
+    nodeOptions,
+    args: ['--kubeconfig', kubeConfigPath, '--listener-ports', externalListenerPorts, ...extra],
+    logLevel: 'info',
+  });
 }
 
 /** Whether nothing listens on 0.0.0.0:8080, the controller's default health address. */

@@ -1,39 +1,54 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
 import { pollUntil, StopPolling } from './poll.ts';
 
 /**
- * A control-plane binary running in its own process group. Process groups let one
- * signal reach the binary and anything it forks, and a pid written to the state file
- * is enough for another process (`cluster-cli down`, the orphan reaper) to stop it.
+ * A component (a control-plane binary, nginx, the controller, the agent) running in its
+ * own process group. Process groups let one signal reach the component and anything it
+ * forks, and a pid written to the state file is enough for another process
+ * (`cluster-cli down`, the orphan reaper) to stop it.
  */
 export interface ComponentProcess {
   name: string;
   pid: number;
+  /** Node's handle, for signals to the component itself rather than its group. */
+  child: ChildProcess;
   /** Settles when the process exits, with a description such as "exit code 1". */
   exited: Promise<string>;
+  /** Settles when the process exits, with its exit code (null when a signal ended it, or it never started). */
+  exitCode: Promise<number | null>;
   hasExited(): boolean;
 }
 
-export interface SpawnComponentOptions {
+/**
+ * Where a component's stdout and stderr go: a file (`logFile`), or each line as it comes
+ * (`onOutputLine`), through pipes that keep this process alive until the component exits.
+ */
+export type ComponentOutput = { logFile: string; onOutputLine?: never } | { onOutputLine: (line: string) => void; logFile?: never };
+
+export type SpawnComponentOptions = ComponentOutput & {
   name: string;
   binary: string;
   args: string[];
-  logFile: string;
-  /** Kill the process when this Node process exits or is interrupted (false for `cluster-cli up`). */
+  /** Kill the process group when this Node process exits or is interrupted (false for `cluster-cli up`). */
   killOnExit: boolean;
   /** Default: this process's environment. */
   env?: NodeJS.ProcessEnv;
-}
+};
 
+/** The one way tests start a component: in a process group of its own, its output captured. */
 export function spawnComponent(options: SpawnComponentOptions): ComponentProcess {
-  // A file, not a pipe: a pipe would keep this process's event loop alive, and would
-  // break (SIGPIPE) when a detached cluster outlives the CLI that started it.
-  const logFd = openSync(options.logFile, 'a');
+  // A file, not a pipe, when the caller does not read the lines: a pipe would keep this
+  // process's event loop alive, and would break (SIGPIPE) when a detached cluster outlives
+  // the CLI that started it.
+  const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a');
   let exitDescription: string | undefined;
+  let code: number | null = null;
   try {
-    const child = spawn(options.binary, options.args, { detached: true, stdio: ['ignore', logFd, logFd], env: options.env ?? process.env });
+    const output = logFd ?? 'pipe';
+    const child = spawn(options.binary, options.args, { detached: true, stdio: ['ignore', output, output], env: options.env ?? process.env });
     // Listen before anything can throw: an 'error' event without a listener crashes the process.
     const exited = new Promise<string>((resolve) => {
       const settle = (description: string): void => {
@@ -41,19 +56,40 @@ export function spawnComponent(options: SpawnComponentOptions): ComponentProcess
         if (child.pid !== undefined) processGroupsToKillOnExit.delete(child.pid);
         resolve(description);
       };
-      child.once('exit', (code, signal) => settle(signal === null ? `exit code ${code}` : `signal ${signal}`));
+      child.once('exit', (exitCode, signal) => {
+        code = exitCode;
+        settle(signal === null ? `exit code ${exitCode}` : `signal ${signal}`);
+      });
       child.once('error', (error) => settle(`spawn error: ${error.message}`));
     });
     const pid = child.pid;
     if (pid === undefined) throw new Error(`could not start ${options.name} (${options.binary})`);
+    if (options.onOutputLine !== undefined) {
+      for (const stream of [child.stdout!, child.stderr!]) splitLines(stream, options.onOutputLine);
+    }
     // Stopping is explicit (stop(), the exit handlers), so the child must not keep a test
     // file's process alive after its last test.
     child.unref();
     if (options.killOnExit) killProcessGroupOnExit(pid);
-    return { name: options.name, pid, exited, hasExited: () => exitDescription !== undefined };
+    return { name: options.name, pid, child, exited, exitCode: exited.then(() => code), hasExited: () => exitDescription !== undefined };
   } finally {
-    closeSync(logFd);
+    if (logFd !== undefined) closeSync(logFd);
   }
+}
+
+/** Calls `onLine` with each complete line of `stream`, and with the last one when it ends without a newline. */
+function splitLines(stream: Readable, onLine: (line: string) => void): void {
+  let partial = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    const lines = (partial + chunk).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (line) onLine(line);
+  });
+  stream.once('end', () => {
+    if (partial) onLine(partial);
+    partial = '';
+  });
 }
 
 export async function lastLogLines(logFile: string, count = 30): Promise<string> {

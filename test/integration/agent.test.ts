@@ -17,8 +17,8 @@ import { TestKube } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy, nginxBinary } from '../support/nginx-process.ts';
 import { PartnerPki, type Issued } from '../support/partner-pki.ts';
-import { connectionRefused, freePort } from '../harness/ports.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
+import { connectionRefused, freePort } from '../harness/ports.ts';
 
 // The test plays the proxy-config controller: it renders routes to a real mTLS partner,
 // writes the ConfigMap and credential Secrets through the real API server, and watches

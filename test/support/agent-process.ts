@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { contentTypes, isNotFound, type KubeClient } from '../../src/k8s/client.ts';
@@ -7,7 +7,8 @@ import { Sensitive } from '../../src/pki/sensitive.ts';
 import { annotationContentHash, credentialSecretName, type ProxyObjects } from '../../src/contract/proxy-objects.ts';
 import { objectsOfRender as proxyObjects } from '../../src/dataplane/registry.ts';
 import type { RenderedNginx } from '../../src/dataplane/nginx/render.ts';
-import { pollUntil } from '../harness/poll.ts';
+import { pollUntil, StopPolling } from '../harness/poll.ts';
+import { killProcessGroupOnExit, spawnComponent } from '../harness/processes.ts';
 import { safeJson } from './controller-process.ts';
 import type { Issued } from './partner-pki.ts';
 
@@ -67,61 +68,51 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
     '127.0.0.1:0',
     ...(options.args ?? []),
   ];
-  const child = spawn(process.execPath, args, {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
+  const logs: string[] = [];
+  const logged = (msg: string): Array<Record<string, unknown>> => logs.map(safeJson).filter((line): line is Record<string, unknown> => line?.msg === msg);
+  const component = spawnComponent({
+    name: `agent ${options.podName}`,
+    binary: process.execPath,
+    args,
+    onOutputLine: (line) => {
+      logs.push(line);
+      // nginx and HAProxy run in a process group of their own (their master's pid), which
+      // the agent kills on its way out; a SIGKILLed agent cannot, so this process does.
+      const parsed = safeJson(line);
+      if ((parsed?.msg === 'nginx started' || parsed?.msg === 'haproxy started') && typeof parsed.pid === 'number') killProcessGroupOnExit(parsed.pid);
+    },
+    killOnExit: true,
     env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' },
   });
-  const pid = child.pid!;
-  const logs: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let partial = '';
-    stream.on('data', (chunk: Buffer) => {
-      const lines = (partial + chunk.toString('utf8')).split('\n');
-      partial = lines.pop()!;
-      for (const line of lines) if (line) logs.push(line);
-    });
-  }
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let done = false;
-  void exited.then(() => (done = true));
-  const logged = (msg: string): Array<Record<string, unknown>> => logs.map(safeJson).filter((line): line is Record<string, unknown> => line?.msg === msg);
-  // nginx and HAProxy run in a process group of their own (their master's pid), which
-  // the agent kills on its way out; a SIGKILLed agent cannot, so this does.
-  const killGroup = (): void => {
-    const serverGroups = [...logged('nginx started'), ...logged('haproxy started')].map((line) => line.pid as number);
-    for (const group of [pid, ...serverGroups]) {
-      try {
-        process.kill(-group, 'SIGKILL');
-      } catch {
-        // the group is empty
-      }
-    }
-  };
-  process.once('exit', killGroup);
   const healthPort = await pollUntil(
     () => {
-      if (done) throw new Error(`agent exited early:\n${logs.join('\n')}`);
+      if (component.hasExited()) throw new StopPolling(`agent exited early:\n${logs.join('\n')}`);
       const port = logged('agent starting')[0]?.port;
       return typeof port === 'number' ? port : undefined;
     },
     { what: 'the agent to start', timeoutMs: 30_000, intervalMs: 50 },
   );
   return {
-    child,
-    pid,
+    child: component.child,
+    pid: component.pid,
     logs,
     healthPort,
-    exited,
+    exited: component.exitCode,
     logged,
     async stop() {
-      if (!done) child.kill('SIGTERM');
-      return exited;
+      if (!component.hasExited()) component.child.kill('SIGTERM');
+      return component.exitCode;
     },
     async kill() {
-      killGroup();
-      await exited;
-      process.off('exit', killGroup);
+      const serverGroups = [...logged('nginx started'), ...logged('haproxy started')].map((line) => line.pid as number);
+      for (const group of [component.pid, ...serverGroups]) {
+        try {
+          process.kill(-group, 'SIGKILL');
+        } catch {
+          // the group is empty
+        }
+      }
+      await component.exitCode;
     },
   };
 }

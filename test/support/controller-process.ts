@@ -1,6 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { pollUntil } from '../harness/poll.ts';
+import { pollUntil, StopPolling } from '../harness/poll.ts';
+import { spawnComponent, stopProcessGroup } from '../harness/processes.ts';
 
 const cli = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
@@ -30,51 +31,65 @@ export async function startController(options: {
   /** The CLI to run: src/cli.ts by default; benches run the compiled dist/cli.js, as the image does. */
   cli?: string;
 }): Promise<ControllerProcess> {
-  const args = [
-    ...(options.nodeOptions ?? []),
-    options.cli ?? cli,
-    'controller',
-    '--kubeconfig',
-    options.kubeConfigPath,
-    '--namespaces',
-    options.namespaces.join(','),
-    '--namespace',
-    options.namespaces[0]!,
-    '--health-addr',
-    '127.0.0.1:0',
-    '--id',
-    options.id,
-    '--lease-name',
-    options.leaseName ?? `lease-${options.id}`,
-    '--lease-duration',
-    '4s',
-    '--renew-deadline',
-    '3s',
-    '--retry-period',
-    '500ms',
-    // Status-only unless a test brings a data plane; a later --data-plane wins.
-    '--data-plane',
-    'none',
-    // The tests' partners listen on this machine's loopback, which the proxy may not reach
-    // by default; a platform team opens a partner's network the same way. A later flag wins.
-    '--allowed-destinations',
-    '127.0.0.0/8,::1/128',
-    ...(options.args ?? []),
-  ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'debug' } });
-  const logs: string[] = [];
-  const collect = (chunk: Buffer): void => {
-    for (const line of chunk.toString('utf8').split('\n')) if (line) logs.push(line);
-  };
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let done = false;
-  void exited.then(() => (done = true));
+  return startControllerProcess({
+    id: options.id,
+    nodeOptions: options.nodeOptions,
+    cli: options.cli,
+    args: [
+      '--kubeconfig',
+      options.kubeConfigPath,
+      '--namespaces',
+      options.namespaces.join(','),
+      '--namespace',
+      options.namespaces[0]!,
+      '--health-addr',
+      '127.0.0.1:0',
+      '--id',
+      options.id,
+      '--lease-name',
+      options.leaseName ?? `lease-${options.id}`,
+      '--lease-duration',
+      '4s',
+      '--renew-deadline',
+      '3s',
+      '--retry-period',
+      '500ms',
+      // Status-only unless a test brings a data plane; a later --data-plane wins.
+      '--data-plane',
+      'none',
+      // The tests' partners listen on this machine's loopback, which the proxy may not reach
+      // by default; a platform team opens a partner's network the same way. A later flag wins.
+      '--allowed-destinations',
+      '127.0.0.0/8,::1/128',
+      ...(options.args ?? []),
+    ],
+  });
+}
 
+/**
+ * `mtls-egress controller` with exactly `args`, through the harness's spawner (its own
+ * process group, killed if this process exits first), once it logs its health port.
+ */
+export async function startControllerProcess(options: {
+  id: string;
+  args: string[];
+  nodeOptions?: string[];
+  cli?: string;
+  /** LOG_LEVEL when the environment sets none; default debug. */
+  logLevel?: string;
+}): Promise<ControllerProcess> {
+  const logs: string[] = [];
+  const component = spawnComponent({
+    name: `controller ${options.id}`,
+    binary: process.execPath,
+    args: [...(options.nodeOptions ?? []), options.cli ?? cli, 'controller', ...options.args],
+    onOutputLine: (line) => logs.push(line),
+    killOnExit: true,
+    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? options.logLevel ?? 'debug' },
+  });
   const healthPort = await pollUntil(
     () => {
-      if (done) throw new Error(`controller ${options.id} exited early:\n${logs.join('\n')}`);
+      if (component.hasExited()) throw new StopPolling(`controller ${options.id} exited early:\n${logs.join('\n')}`);
       for (const line of logs) {
         const parsed = safeJson(line);
         if (parsed?.msg === 'controller starting' && typeof parsed.port === 'number') return parsed.port;
@@ -83,29 +98,20 @@ export async function startController(options: {
     },
     { what: `controller ${options.id} to start`, timeoutMs: 30_000, intervalMs: 50 },
   );
-  const proc: ControllerProcess = {
-    child,
+  return {
+    child: component.child,
     id: options.id,
     logs,
     healthPort,
-    exited,
+    exited: component.exitCode,
     async stop() {
-      if (!done) child.kill('SIGTERM');
-      return exited;
+      if (!component.hasExited()) component.child.kill('SIGTERM');
+      return component.exitCode;
     },
     async kill() {
-      if (!done) child.kill('SIGKILL');
-      await exited;
+      await stopProcessGroup(component.pid, 0, component.exited);
     },
   };
-  // Never outlive the test file, however it ends. (node:test's after() would bind to
-  // whichever hook or test called us, and kill a controller started in before() at once.)
-  const killOnExit = (): void => {
-    if (!done) child.kill('SIGKILL');
-  };
-  process.once('exit', killOnExit);
-  void exited.then(() => process.off('exit', killOnExit));
-  return proc;
 }
 
 export function safeJson(line: string): Record<string, unknown> | undefined {
