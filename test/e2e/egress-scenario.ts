@@ -233,11 +233,14 @@ export function egressScenario(dataPlane: 'nginx' | 'haproxy'): void {
       } else {
         await pollUntil(async () => ((await call(port)).status === 503 ? true : undefined), { what: `port ${port} to answer 503`, timeoutMs: 30_000 });
       }
-      const keyFiles = readdirSync(join(configDir, 'current', 'certs'));
-      assert.equal(
-        keyFiles.some((f) => f.startsWith(`${ns}_charlie.`)),
-        false,
-        keyFiles.join(', '),
+      // HAProxy takes the change through its runtime API before the agent writes the
+      // generation without the key, so the 503 can come first: wait for the files too.
+      const keyFiles = await pollUntil(
+        () => {
+          const files = readdirSync(join(configDir, 'current', 'certs'));
+          return files.some((f) => f.startsWith(`${ns}_charlie.`)) ? undefined : files;
+        },
+        { what: `the deleted binding's key file to leave ${configDir}/current/certs`, timeoutMs: 30_000 },
       );
       assert.equal(
         keyFiles.some((f) => f.startsWith(`${ns}_alpha.`)),
