@@ -39,12 +39,24 @@ const layers = {
   translate: ['render', 'runner', 'k8s', 'contract', ...above],
   runner: ['pki', 'model', 'status', 'render', 'translate', 'k8s', 'contract', ...above],
   k8s: ['pki', 'model', 'status', 'render', 'translate', 'contract', ...above],
+  // The gatherer: Secrets, decoded identities, DNS answers and ports; below every controller and command.
+  inputs: ['render', 'contract', 'controller', 'proxy', 'dataplane', 'manifests', 'schema', 'commands', 'server', 'metrics'],
+  // The agent's generic parts: each plane's driver sits above them and is handed in.
+  proxy: ['pki', 'model', 'status', 'translate', 'controller', 'dataplane', 'manifests', 'schema', 'commands', 'server', 'inputs'],
   // Each data plane: the agent's generic parts (proxy/) below it, the controller and commands above.
   dataplane: ['pki', 'status', 'translate', 'k8s', 'controller', 'manifests', 'schema', 'commands', 'server', 'metrics', 'inputs'],
 };
 const pureLayers = ['api', 'pki', 'model', 'status', 'render', 'translate', 'contract'];
 /** The pure half of the data planes: what they reserve, render, assemble, plan and parse; their drivers, processes and runtime clients do I/O. */
 const pureDataPlaneFiles = ['src/dataplane/*.ts', 'src/dataplane/*/{paths,render,assemble,server,plan,state}.ts'];
+
+/** A plane's own folder (src/dataplane/<plane>/) is its driver's business: everything outside src/dataplane asks the registry. */
+function planInternals(who) {
+  return {
+    group: ['../dataplane/*/*', '../../dataplane/*/*', './dataplane/*/*'],
+    message: `${who} reaches a data plane through its driver: import src/dataplane/registry.ts or driver.ts, never a plane's own files.`,
+  };
+}
 
 function layerRules(layer, forbidden, { files = [`src/${layer}/**/*.ts`], pure = pureLayers.includes(layer) } = {}) {
   const patterns = forbidden.map((folder) => ({
@@ -55,8 +67,9 @@ function layerRules(layer, forbidden, { files = [`src/${layer}/**/*.ts`], pure =
     group: ['../commands/*', '../cli.ts', '../config.ts', '../../commands/*', '../../cli.ts', '../../config.ts'],
     message: `src/${layer} must not import the command layer.`,
   });
-  // The logger's type is the one thing a data plane's process driver takes from above.
-  if (layer !== 'dataplane') patterns.push({ group: ['../log.ts'], message: `src/${layer} must not import the logger.` });
+  if (layer !== 'dataplane') patterns.push(planInternals(`src/${layer}`));
+  // The logger's type is the one thing the agent's parts and a plane's process driver take from above.
+  if (layer !== 'dataplane' && layer !== 'proxy') patterns.push({ group: ['../log.ts'], message: `src/${layer} must not import the logger.` });
   const paths = pure
     ? [
         ...ioModules.map((name) => ({ name, message: `src/${layer} is pure: do I/O in a controller, a command or k8s/, and pass the result in.` })),
@@ -120,20 +133,17 @@ export default tseslint.config(
   ...Object.entries(layers).map(([layer, forbidden]) => layerRules(layer, forbidden)),
   layerRules('dataplane', layers.dataplane, { files: pureDataPlaneFiles, pure: true }),
   {
-    files: ['src/controller/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['../dataplane/*', '!../dataplane/registry.ts', '!../dataplane/driver.ts'],
-              message: 'src/controller reaches a data plane through its driver: import src/dataplane/registry.ts or driver.ts, never a plane.',
-            },
-          ],
-        },
-      ],
-    },
+    // The folders that are no layer above: each reaches a data plane through the registry alone.
+    files: [
+      'src/controller/**/*.ts',
+      'src/commands/**/*.ts',
+      'src/manifests/**/*.ts',
+      'src/server/**/*.ts',
+      'src/metrics/**/*.ts',
+      'src/schema/**/*.ts',
+      'src/*.ts',
+    ],
+    rules: { 'no-restricted-imports': ['error', { patterns: [planInternals('code outside src/dataplane')] }] },
   },
   {
     files: [...pureLayers.map((layer) => `src/${layer}/**/*.ts`), ...pureDataPlaneFiles],

@@ -6,7 +6,7 @@ import { parseCidrList, type Cidr } from './model/destinations.ts';
 import { parsePortRange, type PortRange } from './model/listener-ports.ts';
 import { parseDuration, parseRfc3339 } from './api/time.ts';
 import { isIpLiteral } from './model/egress-routes.ts';
-import { defaultSystemTrustBundle, isPlainPath } from './dataplane/nginx/render.ts';
+import { defaultSystemTrustBundle, isPlainPath } from './render/files.ts';
 import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
 
 /** The environment a command reads: process.env when run, a plain object in a test. */

@@ -7,6 +7,9 @@ import type { RenderedFile } from '../contract/proxy-objects.ts';
 
 export type { RenderedFile } from '../contract/proxy-objects.ts';
 
+/** Debian's CA bundle: the partners' trust when a binding names no serverCA, for a plane that reads it from a file. */
+export const defaultSystemTrustBundle = '/etc/ssl/certs/ca-certificates.crt';
+
 export interface RenderedConfig {
   /** Which data plane runs the files (a DataPlaneKind); absent means nginx, the first one. */
   dataPlane?: string;

@@ -1,6 +1,15 @@
 import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../../model/egress-routes.ts';
 import type { PortRange } from '../../model/listener-ports.ts';
-import { commentSafe, hashFiles, hostForUrl, isPlainPath, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
+import {
+  commentSafe,
+  defaultSystemTrustBundle,
+  hashFiles,
+  hostForUrl,
+  isPlainPath,
+  withNewline,
+  type RenderedConfig,
+  type RenderedFile,
+} from '../../render/files.ts';
 import { bindingConfDir, caDir, certificateDir, nginxConfigFile, nginxPidFile } from './paths.ts';
 
 // Routes → the files nginx runs from: nginx.conf, which depends on the options alone, and
@@ -29,8 +38,6 @@ export interface NginxRenderOptions {
   /** The range bindings' listeners come from: each takes a connection slot in every worker. */
   listenerPorts?: PortRange;
 }
-
-export const defaultSystemTrustBundle = '/etc/ssl/certs/ca-certificates.crt';
 
 /** Idle upstream connections each worker keeps per binding. */
 const upstreamKeepalive = 32;
