@@ -3,7 +3,13 @@ import { after, before, describe, test } from 'node:test';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
 import { networkPolicyName } from '../../src/model/network-policies.ts';
-import { annotationAppliedHash, annotationApplyError, credentialSecretName, credentialsSelector, proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
+import {
+  annotationAppliedHash,
+  annotationApplyError,
+  credentialSecretName,
+  credentialsSelector,
+  proxyConfigMapName,
+} from '../../src/contract/proxy-objects.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { httpGet, startController, type ControllerProcess } from '../support/controller-process.ts';
