@@ -156,10 +156,6 @@ export default tseslint.config(
       'src/pki/sandbox/decode-pool.ts',
       // A constant table, unpacked on first use.
       'src/pki/cast5-sboxes.ts',
-      // A CA subject memo, bounded: belongs with the gatherer's identity cache (issue 21).
-      'src/model/certificate-input.ts',
-      // gzip at level 9 of the shared files, by digest: the controller writes the index on every change.
-      'src/contract/proxy-objects.ts',
     ],
     rules: { 'no-restricted-syntax': 'off' },
   },

@@ -208,18 +208,21 @@ export function sharedHash(files: ReadonlyArray<Pick<ManifestFile, 'path' | 'mod
 
 /**
  * gzip at level 9 costs a millisecond or more per file: the shared files change only with
- * the controller's flags, so the compressed form of each content is kept by its sha256.
+ * the controller's flags, so a writer that builds the index again and again keeps the
+ * compressed form of each content by its sha256 (the proxy-config controller owns one).
  */
-const compressed = new Map<string, string>();
+export class CompressedFiles {
+  readonly #packed = new Map<string, string>();
 
-function gzipped(digest: string, content: string): string {
-  let packed = compressed.get(digest);
-  if (packed === undefined) {
-    if (compressed.size > 64) compressed.clear();
-    packed = gzipSync(content, { level: 9 }).toString('base64');
-    compressed.set(digest, packed);
+  gzipped(digest: string, content: string): string {
+    let packed = this.#packed.get(digest);
+    if (packed === undefined) {
+      if (this.#packed.size > 64) this.#packed.clear();
+      packed = gzipSync(content, { level: 9 }).toString('base64');
+      this.#packed.set(digest, packed);
+    }
+    return packed;
   }
-  return packed;
 }
 
 /** The shared ConfigMap: the shared files and the index over `bindings` (binding key → content hash). */
@@ -228,6 +231,7 @@ export function sharedConfigMap(
   shared: readonly RenderedFile[],
   bindings: ReadonlyMap<string, string>,
   namespace: string,
+  compressed: CompressedFiles = new CompressedFiles(),
 ): { configMap: ConfigMapObject; manifest: ProxyManifest } {
   const binaryData: Record<string, string> = {};
   const files: ManifestFile[] = [];
@@ -235,7 +239,7 @@ export function sharedConfigMap(
     if (file.mode === 0o600 || file.binding !== undefined) throw new Error(`sharedConfigMap: ${file.path} belongs in a binding object`);
     const digest = sha256(file.content);
     const key = configMapKey(file.path);
-    binaryData[key] = gzipped(digest, file.content);
+    binaryData[key] = compressed.gzipped(digest, file.content);
     files.push({ path: file.path, mode: file.mode, sha256: digest, configMapKey: key });
   }
   const manifest: ProxyManifest = {

@@ -197,6 +197,7 @@ export class BindingController {
       now,
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
+      caSubjects: this.#o.inputs.caSubjects,
       previousStatus: () => previous,
       ...(view ? { dataPlane: view } : {}),
     });

@@ -17,6 +17,7 @@ import {
   parseManifest,
   proxyConfigMapName,
   sharedConfigMap,
+  CompressedFiles,
   sharedHash,
 } from '../contract/proxy-objects.ts';
 import type { ProxyRenderer } from '../dataplane/driver.ts';
@@ -88,6 +89,8 @@ export class ProxyConfigController {
   readonly #served = new Map<string, IdentityOutcome>();
   /** Served bindings, as written. */
   readonly #entries = new Map<string, Entry>();
+  /** The shared files' gzip, by digest: they change only with the flags, the index with every binding. */
+  readonly #compressed = new CompressedFiles();
   /** The proxy objects, written when their content changed; an edit that is not ours wakes the key that owns the object. */
   readonly #owned: OwnedObjects<OwnedResource>;
 
@@ -223,6 +226,7 @@ export class ProxyConfigController {
       now: new Date(this.#clock.now()),
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
+      caSubjects: this.#o.inputs.caSubjects,
       dataPlane: { hostProblem: inputs.hostProblem },
     });
     // Time alone changes what is served (a certificate expires); a host's new answer wakes the key itself.
@@ -267,7 +271,7 @@ export class ProxyConfigController {
   async #reconcileIndex(signal?: AbortSignal): Promise<ReconcileResult> {
     const { namespace, renderer } = this.#o;
     const hashes = new Map([...this.#entries].map(([k, e]) => [k, e.contentHash]));
-    const { configMap, manifest } = sharedConfigMap(renderer.dataPlane, renderer.shared(), hashes, namespace);
+    const { configMap, manifest } = sharedConfigMap(renderer.dataPlane, renderer.shared(), hashes, namespace, this.#compressed);
     // Recorded before writing: an agent may apply it before our write call returns.
     this.#o.history.record(manifest.hash, fingerprints(this.#entries));
     if (signal?.aborted) return {};

@@ -2,7 +2,7 @@ import type { SecretLike } from '../api/meta.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import type { InformerHandlers } from '../k8s/informer.ts';
-import { resolveCertificateInput } from '../model/certificate-input.ts';
+import { CaSubjects, resolveCertificateInput } from '../model/certificate-input.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
 import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
@@ -82,6 +82,8 @@ const noProblems: ReadonlyMap<string, Problem> = new Map();
  */
 export class BindingInputs {
   readonly identities: IdentityCache;
+  /** CA subjects parsed before: every translation reads every binding's CA bundle again. */
+  readonly caSubjects = new CaSubjects();
   readonly #o: BindingInputsOptions;
   readonly #clock: Clock;
   readonly #index = new SecretIndex();

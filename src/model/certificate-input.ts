@@ -71,20 +71,27 @@ export function resolveCertificateInput(spec: ClientCertificateBindingSpec, look
 }
 
 /**
- * A CA certificate's subject, remembered by its PEM block: every render reads every
+ * CA certificates' subjects, remembered by their PEM block: every render reads every
  * binding's CA bundle, and parsing the same certificates again was a tenth of the
- * controller's time under churn. Bounded; a parse that throws is not remembered.
+ * controller's time under churn. Bounded; a parse that throws is not remembered. Owned by
+ * whoever translates again and again (the gatherer); a one-off translation takes a fresh one.
  */
-const subjects = new Map<string, string>();
-const maxRememberedSubjects = 4096;
+export class CaSubjects {
+  readonly #subjects = new Map<string, string>();
+  readonly #max: number;
 
-function certificateSubject(block: string): string {
-  const known = subjects.get(block);
-  if (known !== undefined) return known;
-  const subject = new X509Certificate(block).subject.replace(/\n/g, ',');
-  if (subjects.size >= maxRememberedSubjects) subjects.delete(subjects.keys().next().value!);
-  subjects.set(block, subject);
-  return subject;
+  constructor(max = 4096) {
+    this.#max = max;
+  }
+
+  subjectOf(block: string): string {
+    const known = this.#subjects.get(block);
+    if (known !== undefined) return known;
+    const subject = new X509Certificate(block).subject.replace(/\n/g, ',');
+    if (this.#subjects.size >= this.#max) this.#subjects.delete(this.#subjects.keys().next().value!);
+    this.#subjects.set(block, subject);
+    return subject;
+  }
 }
 
 export interface ServerCA {
@@ -93,7 +100,11 @@ export interface ServerCA {
 }
 
 /** The partner's CA bundle, or why it is unusable. Absent serverCA means the system trust store. */
-export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: SecretLookup): { ok: true; ca: ServerCA | undefined } | InputProblem {
+export function resolveServerCA(
+  spec: ClientCertificateBindingSpec,
+  lookup: SecretLookup,
+  caSubjects: CaSubjects = new CaSubjects(),
+): { ok: true; ca: ServerCA | undefined } | InputProblem {
   const ref = secretReferences(spec).find((r) => r.role === 'serverCA');
   if (!ref) return { ok: true, ca: undefined };
   const value = read(ref, lookup);
@@ -109,7 +120,7 @@ export function resolveServerCA(spec: ClientCertificateBindingSpec, lookup: Secr
   }
   const subjects: string[] = [];
   try {
-    for (const block of blocks) subjects.push(certificateSubject(block));
+    for (const block of blocks) subjects.push(caSubjects.subjectOf(block));
   } catch {
     return {
       ok: false,

@@ -3,7 +3,7 @@ import { parseDuration } from '../api/time.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, defaultExpiryWarning, defaultPort, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
-import { resolveCertificateInput, resolveServerCA, type CertificateInput, type InputProblem, type ServerCA } from '../model/certificate-input.ts';
+import { CaSubjects, resolveCertificateInput, resolveServerCA, type CertificateInput, type InputProblem, type ServerCA } from '../model/certificate-input.ts';
 import {
   byKey,
   isIpLiteral,
@@ -49,6 +49,8 @@ export interface TranslateOptions {
   /** The status last written, when the caller knows a newer one than the binding carries; default binding.status. */
   previousStatus?: (binding: ClientCertificateBinding) => ClientCertificateBindingStatus | undefined;
   dataPlane?: DataPlaneView;
+  /** CA subjects parsed before, for a caller that translates again and again; a fresh memo per call without it. */
+  caSubjects?: CaSubjects;
 }
 
 /** Every check of one binding, in the order Ready names the first failure. */
@@ -93,7 +95,9 @@ export function translate(
   options: TranslateOptions,
 ): Translation {
   const ports = allocatePorts(bindings, options);
-  const translated = bindings.map((binding) => translateBinding(binding, secrets, identities, ports, options)).sort(byKey);
+  // Bindings share CA bundles: one memo for the whole set.
+  const each = options.caSubjects ? options : { ...options, caSubjects: new CaSubjects() };
+  const translated = bindings.map((binding) => translateBinding(binding, secrets, identities, ports, each)).sort(byKey);
   const routes: EgressRoute[] = [];
   const leftOut: LeftOut[] = [];
   let requeueAfterMs: number | undefined;
@@ -147,7 +151,7 @@ export function translateBinding(
   const checks: BindingChecks = {
     spec: specCheck(binding, specExpiryWarningMs, options.listenerPorts),
     certificate: certificateCheck(binding, lookup, identities),
-    serverCA: resolveServerCA(binding.spec, lookup),
+    serverCA: resolveServerCA(binding.spec, lookup, options.caSubjects),
     port: ports.get(key) ?? { ok: false, reason: reasons.ListenerPortsExhausted, message: 'no listener port allocated yet' },
     dataPlane: { ok: true },
   };
