@@ -68,8 +68,11 @@ export function spawnComponent(options: SpawnComponentOptions): ComponentProcess
       for (const stream of [child.stdout!, child.stderr!]) splitLines(stream, options.onOutputLine);
     }
     // Stopping is explicit (stop(), the exit handlers), so the child must not keep a test
-    // file's process alive after its last test.
-    child.unref();
+    // file's process alive after its last test. Its output pipes do that already while it
+    // runs; with them, an unref'd child would let this process end between the pipes'
+    // close and the exit event, and a caller awaiting `exited` (a bench's top-level
+    // await) would never see it.
+    if (options.onOutputLine === undefined) child.unref();
     if (options.killOnExit) killProcessGroupOnExit(pid);
     return { name: options.name, pid, child, exited, exitCode: exited.then(() => code), hasExited: () => exitDescription !== undefined };
   } finally {
