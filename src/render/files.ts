@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RenderedFile } from '../contract/proxy-objects.ts';
+import { routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
 
 // What every data plane's renderer (src/dataplane/<plane>/render.ts) produces, and the
 // small text rules they share. A file is the contract's: what the renderers make is what
@@ -50,4 +51,20 @@ export function commentSafe(text: string): string {
 
 export function withNewline(text: string): string {
   return text.endsWith('\n') ? text : `${text}\n`;
+}
+
+/**
+ * What every renderer asks of its routes as a list, before it writes a line: each key is
+ * its namespace/name, no route comes twice (routes come sorted by key), and no value could
+ * break out of the config's syntax. A renderer adds its own checks after this one.
+ */
+export function checkRoutes(routes: readonly EgressRoute[], fail: (message: string) => never): void {
+  let previous: string | undefined;
+  for (const route of routes) {
+    if (route.key !== `${route.namespace}/${route.name}`) fail(`route key ${JSON.stringify(route.key)} does not match its namespace and name`);
+    if (route.key === previous) fail(`route ${route.key} appears twice`);
+    previous = route.key;
+    const problem = routeValueProblem(route);
+    if (problem) fail(`route ${route.key}: ${problem}`);
+  }
 }

@@ -68,6 +68,19 @@ for (const kind of dataPlaneKinds) {
       );
     });
 
+    // The translator never hands these over; a renderer refuses them all the same, since a
+    // route's values end up inside the config's syntax.
+    const [first, second] = [...routes].sort((a, b) => (a.key < b.key ? -1 : 1));
+    for (const [what, bad, refusal] of [
+      ['a route twice', [first!, first!], /appears twice/],
+      ['a key that is not its namespace/name', [{ ...first!, key: 'team-a/other' }], /does not match its namespace and name/],
+      ['a host that would break out of the config', [{ ...second!, host: 'partner.example;\n' }], /route .*:/],
+    ] as const) {
+      test(`a whole render refuses ${what}`, () => {
+        assert.throws(() => driver.render(bad, settings), refusal);
+      });
+    }
+
     test('no shared file takes a name the agent makes itself', () => {
       for (const file of objects.manifest.files) assert.ok(!driver.reservedSharedPaths.has(file.path), file.path);
     });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { byKey, isPortNumber, routeValueProblem, type EgressRoute } from '../../model/egress-routes.ts';
+import { byKey, isPortNumber, type EgressRoute } from '../../model/egress-routes.ts';
 import type { PortRange } from '../../model/listener-ports.ts';
-import { commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
+import { checkRoutes, commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
 import {
   badGatewayFile,
   bindingsMap,
@@ -451,13 +451,8 @@ function checkOptions(routes: readonly EgressRoute[], options: HaproxyRenderOpti
   if (options.statusPort !== undefined && (!isPortNumber(options.statusPort) || (options.statusPort >= first && options.statusPort <= last))) {
     fail(`statusPort ${options.statusPort} is not a port outside the listener range`);
   }
-  let previous: string | undefined;
+  checkRoutes(routes, fail);
   for (const route of routes) {
-    if (route.key !== `${route.namespace}/${route.name}`) fail(`route key ${JSON.stringify(route.key)} does not match its namespace and name`);
-    if (route.key === previous) fail(`route ${route.key} appears twice`);
-    previous = route.key;
-    const problem = routeValueProblem(route);
-    if (problem) fail(`route ${route.key}: ${problem}`);
     if (!/^[0-9a-f]+$/.test(hex(route.clientCertificate.fingerprintSha256))) fail(`route ${route.key}: a fingerprint that is not hex`);
   }
   checkServers(

@@ -1,6 +1,7 @@
-import { byKey, isIpLiteral, isPortNumber, routeValueProblem, type EgressRoute } from '../../model/egress-routes.ts';
+import { byKey, isIpLiteral, isPortNumber, type EgressRoute } from '../../model/egress-routes.ts';
 import type { PortRange } from '../../model/listener-ports.ts';
 import {
+  checkRoutes,
   commentSafe,
   defaultSystemTrustBundle,
   hashFiles,
@@ -147,13 +148,8 @@ function checkOptions(options: NginxRenderOptions, routes: readonly EgressRoute[
     if (!isPortNumber(options.statusPort)) fail(`statusPort ${JSON.stringify(options.statusPort)} is not a port number`);
     ports.set(options.statusPort, 'the status listener');
   }
-  let previous: string | undefined;
+  checkRoutes(routes, fail);
   for (const route of routes) {
-    if (route.key !== `${route.namespace}/${route.name}`) fail(`route key ${JSON.stringify(route.key)} does not match its namespace and name`);
-    if (route.key === previous) fail(`route ${route.key} appears twice`);
-    previous = route.key;
-    const problem = routeValueProblem(route);
-    if (problem) fail(`route ${route.key}: ${problem}`);
     const holder = ports.get(route.listenerPort);
     if (holder) fail(`route ${route.key}: listener port ${route.listenerPort} is already used by ${holder}`);
     ports.set(route.listenerPort, `route ${route.key}`);
