@@ -7,7 +7,7 @@ import { parsePortRange, type PortRange } from './model/listener-ports.ts';
 import { parseDuration, parseRfc3339 } from './api/time.ts';
 import { isIpLiteral } from './model/egress-routes.ts';
 import { defaultSystemTrustBundle, isPlainPath } from './render/files.ts';
-import { dataPlaneKinds, dataPlanes, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
+import { dataPlaneKinds, dataPlanes, defaultDataPlane, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
 
 /** The environment a command reads: process.env when run, a plain object in a test. */
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -82,9 +82,9 @@ Options:
                            10,000 bindings' first status takes at least 10,000 / N seconds
   --status-burst N         writes that may go at once before --status-qps paces them (default: 400)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
-  --data-plane nginx|haproxy|none
+  --data-plane ${dataPlaneKinds.join('|')}|none
                            render the egress proxy's config for that server and require
-                           Programmed (default: nginx); the agent runs with the same value.
+                           Programmed (default: ${defaultDataPlane}); the agent runs with the same value.
                            haproxy changes bindings through its runtime API without reloads;
                            none reports certificate status only
   --proxy-selector k=v,... labels of the proxy pods (default: app.kubernetes.io/name=mtls-egress-proxy)
@@ -177,7 +177,7 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
       'status-qps': { type: 'string', default: '200' },
       'status-burst': { type: 'string', default: '400' },
       'log-level': { type: 'string' },
-      'data-plane': { type: 'string', default: 'nginx' },
+      'data-plane': { type: 'string', default: defaultDataPlane },
       'proxy-selector': { type: 'string', default: 'app.kubernetes.io/name=mtls-egress-proxy' },
       'proxy-listen-address': { type: 'string', default: '0.0.0.0' },
       'proxy-status-port': { type: 'string', default: '8081' },
@@ -300,8 +300,8 @@ Options:
   --namespace NS           the proxy's namespace (default: $POD_NAMESPACE)
   --pod-name NAME          this Pod, to annotate (default: $POD_NAME)
   --config-dir DIR         where generations and the current symlink live, e.g. /etc/mtls-egress
-  --data-plane nginx|haproxy
-                           the server the controller renders for (default: nginx); the same
+  --data-plane ${dataPlaneKinds.join('|')}
+                           the server the controller renders for (default: ${defaultDataPlane}); the same
                            value as the controller's --data-plane
   --manage                 run the data plane as a child: start it once a config is applied,
                            restart it when it dies, stop it gracefully on SIGTERM; what deploy/
@@ -333,7 +333,7 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
       'nginx-prefix': { type: 'string' },
       'nginx-binary': { type: 'string', default: '/usr/sbin/nginx' },
       'nginx-pid-file': { type: 'string' },
-      'data-plane': { type: 'string', default: 'nginx' },
+      'data-plane': { type: 'string', default: defaultDataPlane },
       manage: { type: 'boolean', default: false },
       'manage-nginx': { type: 'boolean', default: false },
       'haproxy-binary': { type: 'string', default: '/usr/sbin/haproxy' },
@@ -402,8 +402,8 @@ offline, exactly as the proxy would get it. It prints the command that runs the 
 Options:
   -f, --filename PATH      a YAML file (multi-document, kind: List too) or a directory of them; repeatable
   --out DIR                where to write the config and certificates (created; may hold an earlier render)
-  --data-plane nginx|haproxy
-                           the server to render for (default: nginx)
+  --data-plane ${dataPlaneKinds.join('|')}
+                           the server to render for (default: ${defaultDataPlane})
   --listen-address IP      the address listeners bind (default: 127.0.0.1)
   --listener-ports A-B     range for bindings without a listener port (default: 10000-10999)
   --now RFC3339            the time certificates are checked against (default: now)
@@ -433,7 +433,7 @@ export function parseRenderArgs(argv: readonly string[], clock: () => Date): Ren
     options: {
       ...manifestFlags,
       out: { type: 'string' },
-      'data-plane': { type: 'string', default: 'nginx' },
+      'data-plane': { type: 'string', default: defaultDataPlane },
       'listen-address': { type: 'string', default: '127.0.0.1' },
       'listener-ports': { type: 'string', default: '10000-10999' },
       'system-trust-bundle': { type: 'string', default: defaultSystemTrustBundle },
