@@ -51,10 +51,11 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
 
   const dir = new ConfigDir(config.configDir);
   await dir.prepare();
-  // The data plane's restart hook reaches the agent, which is built after it.
-  const restarted = { then: (): void => undefined };
+  // The data plane's restart hook reaches the agent, which is built after it. (A plain
+  // variable, not an object with a `then`: that would be a thenable, awaited by mistake.)
+  let restarted = (): void => undefined;
   const driver = dataPlanes[config.dataPlane];
-  const dataPlane = await driver.start({ ...config, dir, logger, metrics, onRestarted: () => restarted.then() });
+  const dataPlane = await driver.start({ ...config, dir, logger, metrics, onRestarted: () => restarted() });
   const reporter = new PodReporter({ client, namespace: config.namespace, podName: config.podName, logger });
   const agent = new ProxyAgent({
     namespace: config.namespace,
@@ -68,7 +69,7 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
     metrics,
   });
 
-  restarted.then = () => agent.recheckSoon();
+  restarted = () => agent.recheckSoon();
   const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => agent.ready() }, metrics.registry);
   logger.info(
     {
