@@ -1,3 +1,3 @@
 import { egressScenario } from './egress-scenario.ts';
 
-egressScenario('haproxy');
+await egressScenario('haproxy');

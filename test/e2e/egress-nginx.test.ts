@@ -1,3 +1,3 @@
 import { egressScenario } from './egress-scenario.ts';
 
-egressScenario('nginx');
+await egressScenario('nginx');

@@ -14,6 +14,7 @@ import { annotationApplyError } from '../../src/contract/proxy-objects.ts';
 import { readdirSync } from 'node:fs';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
+import type { DataPlaneKind } from '../../src/dataplane/registry.ts';
 import { podAnnotations, type AgentProcess } from '../support/agent-process.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
 import { hasReason, type TestKube, type Binding } from '../support/kube.ts';
@@ -25,7 +26,13 @@ import { connectionRefused } from '../harness/ports.ts';
 const password = 'e2e-password-never-printed-51be';
 const strangerPki = new PartnerPki('Some Other CA');
 
-export function egressScenario(dataPlane: 'nginx' | 'haproxy'): void {
+/**
+ * Awaited at the top of a test file: the control plane comes first, as useControlPlane
+ * wants. Asked for inside a hook, a private one (a run without the global setup, such as
+ * `npm run test:e2e`) was stopped by its own `after` before the first test.
+ */
+export async function egressScenario(dataPlane: DataPlaneKind): Promise<void> {
+  const cluster = await useControlPlane();
   let stack: EgressStack;
   let kube: TestKube;
   let ns: string;
@@ -79,7 +86,6 @@ export function egressScenario(dataPlane: 'nginx' | 'haproxy'): void {
   }
 
   before(async () => {
-    const cluster = await useControlPlane();
     // A reload nginx cannot carry out (test 5) is judged after this long without new workers.
     stack = await startEgressStack({
       kubeconfig: cluster.kubeconfig,
