@@ -70,13 +70,22 @@ function layerRules(layer, forbidden, { files = [`src/${layer}/**/*.ts`], pure =
   if (layer !== 'dataplane') patterns.push(planInternals(`src/${layer}`));
   // The logger's type is the one thing the agent's parts and a plane's process driver take from above.
   if (layer !== 'dataplane' && layer !== 'proxy') patterns.push({ group: ['../log.ts'], message: `src/${layer} must not import the logger.` });
+  // Where the proxy connects is decided in the controller, which resolves and checks every
+  // address: the agent and its data planes are handed addresses and never resolve a name.
+  const unresolving =
+    (layer === 'dataplane' || layer === 'proxy') && !pure
+      ? ['node:dns', 'node:dns/promises', 'dns', 'dns/promises'].map((name) => ({
+          name,
+          message: `src/${layer} resolves no name: the controller resolves hosts, checks every address against the destination policy, and hands the proxy addresses.`,
+        }))
+      : [];
   const paths = pure
     ? [
         ...ioModules.map((name) => ({ name, message: `src/${layer} is pure: do I/O in a controller, a command or k8s/, and pass the result in.` })),
         // isIP and BlockList are pure data; sockets are not.
         { name: 'node:net', allowImportNames: ['isIP', 'BlockList'], message: `src/${layer} is pure: only isIP and BlockList from node:net.` },
       ]
-    : [];
+    : unresolving;
   return { files, rules: { 'no-restricted-imports': ['error', { paths, patterns }] } };
 }
 

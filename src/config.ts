@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CodedError } from './errors.ts';
@@ -56,6 +57,8 @@ export interface ControllerConfig {
   allowedDestinations: Cidr[];
   /** The cluster's pod and Service ranges, or auto: read from Nodes and ServiceCIDRs. */
   clusterCidrs: 'auto' | Cidr[];
+  /** DNS servers asked for partners' addresses ("IP" or "IP:PORT", "[IPv6]:PORT"); empty: /etc/resolv.conf's. */
+  dnsServers: string[];
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -100,6 +103,9 @@ Options:
   --cluster-cidrs auto|CIDR,...
                            the cluster's pod and Service ranges, refused as destinations
                            (default: auto, read from Nodes' podCIDRs and ServiceCIDRs)
+  --dns-server IP[:PORT],...
+                           ask these DNS servers for partners' addresses instead of
+                           /etc/resolv.conf's; repeatable (default: none)
 `;
 
 export function positiveDuration(name: string, text: string): number {
@@ -185,6 +191,7 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
       'proxy-error-log': { type: 'string', default: 'stderr' },
       'allowed-destinations': { type: 'string', default: '' },
       'cluster-cidrs': { type: 'string', default: 'auto' },
+      'dns-server': { type: 'string', multiple: true, default: [] },
     },
   });
   let listenerPorts: PortRange;
@@ -236,9 +243,32 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
     proxyErrorLog: values['proxy-error-log'],
     allowedDestinations: cidrFlag('allowed-destinations', values['allowed-destinations']),
     clusterCidrs: values['cluster-cidrs'] === 'auto' ? 'auto' : cidrFlag('cluster-cidrs', values['cluster-cidrs']),
+    dnsServers: values['dns-server']
+      .flatMap((text) => text.split(','))
+      .map((t) => t.trim())
+      .filter(Boolean)
+      .map(dnsServerFlag),
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;
+}
+
+/**
+ * "IP", "IP:PORT" or "[IPv6]:PORT", as the resolver takes it: an address, never a name,
+ * since the name of a DNS server would itself need resolving.
+ */
+export function dnsServerFlag(text: string): string {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  const [address, port] = bracketed
+    ? [bracketed[1]!, bracketed[2]]
+    : isIP(text) === 6
+      ? [text, undefined]
+      : [text.replace(/:\d+$/, ''), /:(\d+)$/.exec(text)?.[1]];
+  const family = isIP(address);
+  if (family === 0 || (port !== undefined && (Number(port) < 1 || Number(port) > 65535)))
+    throw new UsageError(`--dns-server: "${text}" is not IP[:PORT] (an IPv6 address with a port is [IP]:PORT)`);
+  if (port === undefined) return address;
+  return family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
 }
 
 function cidrFlag(name: string, text: string): Cidr[] {

@@ -11,6 +11,7 @@ import { byKey, type EgressRoute, type LeftOut } from '../model/egress-routes.ts
 import { bindingDirectories } from '../contract/proxy-objects.ts';
 import { dataPlanes } from '../dataplane/registry.ts';
 import { hostForUrl, type RenderedConfig } from '../render/files.ts';
+import { dnsResolve } from '../inputs/host-resolution.ts';
 
 /** The first line of every config a renderer writes: how --out recognises an earlier render. */
 const renderedMarker = '# Rendered by mtls-egress';
@@ -42,6 +43,7 @@ export async function runRender(argv: readonly string[], io: CommandIo): Promise
     now: args.now,
     listenerPorts: args.listenerPorts,
     endpointFor: (port) => `http://${hostForUrl(args.listenAddress)}:${port}`,
+    resolveHosts: dnsResolve(),
   });
   const driver = dataPlanes[args.dataPlane];
   const rendered = driver.render(routes, { listenAddress: args.listenAddress, listenerPorts: args.listenerPorts, systemTrustBundle: args.systemTrustBundle });

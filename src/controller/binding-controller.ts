@@ -191,6 +191,7 @@ export class BindingController {
     const previous = this.#previous(binding);
     const view: DataPlaneView | undefined = dataPlane && {
       hostProblem: inputs.hostProblem,
+      ...(inputs.destinationPolicyGap ? { destinationPolicyGap: inputs.destinationPolicyGap } : {}),
       programmed: (k, fingerprint) => programmedCheck(k, fingerprint, dataPlane.replicas(), dataPlane.served),
     };
     const { status: evaluation, checks } = translateBinding(binding, inputs.secrets, inputs.identities, inputs.ports, {

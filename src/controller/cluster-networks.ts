@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { KubeObject } from '../api/meta.ts';
 import { KubeApiError, type KubeClient } from '../k8s/client.ts';
@@ -6,6 +7,7 @@ import { parseCidr, type Cidr } from '../model/destinations.ts';
 
 interface NodeLike extends KubeObject {
   spec?: { podCIDR?: string; podCIDRs?: string[] };
+  status?: { addresses?: Array<{ type?: string; address?: string }> };
 }
 
 interface ServiceCidrLike extends KubeObject {
@@ -13,12 +15,13 @@ interface ServiceCidrLike extends KubeObject {
 }
 
 /**
- * The cluster's pod and Service ranges, as the API shows them: every Node's
- * spec.podCIDRs (set where the cluster allocates pod ranges per node) and every
+ * The cluster's pod and Service ranges and its nodes' addresses, as the API shows them:
+ * every Node's spec.podCIDRs (set where the cluster allocates pod ranges per node) and
+ * status.addresses (every one that is an IP: InternalIP, ExternalIP, ...), and every
  * ServiceCIDR (networking.k8s.io/v1, Kubernetes 1.33+). Both are watched, so a new node
  * or Service range is refused as soon as it exists. Where the API does not tell (a CNI
  * with its own IPAM, an older cluster, RBAC that forbids the read), the controller says
- * so once and refuses what --cluster-cidrs names.
+ * so and refuses what --cluster-cidrs names (see podRangeKnown).
  */
 export class ClusterNetworks {
   readonly #nodes: Informer<NodeLike>;
@@ -40,6 +43,8 @@ export class ClusterNetworks {
       transform: (n) => ({
         metadata: { name: n.metadata.name, resourceVersion: n.metadata.resourceVersion },
         spec: { podCIDRs: n.spec?.podCIDRs ?? (n.spec?.podCIDR ? [n.spec.podCIDR] : []) },
+        // The addresses alone (no hostnames, no conditions): a node's heartbeat changes nothing here.
+        status: { addresses: (n.status?.addresses ?? []).filter((a) => isIP(a.address ?? '') !== 0).map((a) => ({ address: a.address })) },
       }),
       onError: (err) => this.#giveUpOnRefusal('nodes', this.#nodes, err),
     });
@@ -64,6 +69,18 @@ export class ClusterNetworks {
 
   async stop(): Promise<void> {
     await Promise.all([this.#nodes.stop(), this.#serviceCidrs.stop()]);
+  }
+
+  /** Every node's IP addresses, each as a /32 or /128, sorted. */
+  nodeAddresses(): Cidr[] {
+    const texts = new Set<string>();
+    for (const node of this.#nodes.list()) for (const { address } of node.status?.addresses ?? []) if (address) texts.add(address);
+    return [...texts].sort().flatMap((text) => parseCidr(text) ?? []);
+  }
+
+  /** Whether the API shows a pod range: some node has podCIDRs, and the nodes could be read. */
+  podRangeKnown(): boolean {
+    return this.#nodes.list().some((node) => (node.spec?.podCIDRs ?? []).length > 0);
   }
 
   cidrs(): Cidr[] {

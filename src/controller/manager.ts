@@ -25,7 +25,7 @@ import { systemClock, type Clock } from '../runner/clock.ts';
 import { TokenBucket } from '../runner/token-bucket.ts';
 import { bindingsToRecheck, ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
 import { BindingInputs } from '../inputs/binding-inputs.ts';
-import { HostResolver } from '../inputs/host-resolution.ts';
+import { dnsResolve, HostResolver } from '../inputs/host-resolution.ts';
 import type { IdentityDecoder } from '../inputs/identity-cache.ts';
 import { decodeCertificateInput } from '../inputs/identity-decoder.ts';
 import { BindingController } from './binding-controller.ts';
@@ -68,6 +68,8 @@ export class ControllerManager {
   /** The proxy objects the proxy-config controller writes, metadata only: how it learns that someone else changed one. */
   readonly #owned: Informer<KubeObject>[] = [];
   readonly #networks: ClusterNetworks | undefined;
+  /** Where the proxy may connect, as it stands: rebuilt when the cluster's networks change. */
+  readonly #destinations: () => DestinationPolicy;
   #synced = false;
 
   constructor(config: ControllerConfig, deps: ManagerDependencies) {
@@ -100,21 +102,25 @@ export class ControllerManager {
     const history = new ServedCertificateHistory();
     // Where the proxy may connect: refused ranges (fixed, and the cluster's own, read from
     // the API unless --cluster-cidrs names them) less what a platform team opened.
-    this.#networks = withDataPlane && config.clusterCidrs === 'auto' ? new ClusterNetworks(client, logger) : undefined;
+    // The nodes' own addresses are read whatever --cluster-cidrs says.
+    this.#networks = withDataPlane ? new ClusterNetworks(client, logger) : undefined;
     const networks = this.#networks;
     const buildPolicy = (): DestinationPolicy =>
       new DestinationPolicy({
         clusterCidrs: config.clusterCidrs === 'auto' ? (networks?.cidrs() ?? []) : config.clusterCidrs,
+        nodeAddresses: networks?.nodeAddresses() ?? [],
         allowed: config.allowedDestinations,
+        podRangeKnown: config.clusterCidrs !== 'auto' || (networks?.podRangeKnown() ?? false),
       });
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
+    this.#destinations = destinations;
     this.inputs = new BindingInputs({
       bindings: this.#bindings,
       secrets: this.#secrets,
       listenerPorts: config.listenerPorts,
       decode: deps.decode ?? decodeCertificateInput,
-      ...(withDataPlane ? { hosts: { resolver: deps.hosts ?? new HostResolver({ clock }), destinations } } : {}),
+      ...(withDataPlane ? { hosts: { resolver: deps.hosts ?? new HostResolver({ clock, resolve: dnsResolve(config.dnsServers) }), destinations } } : {}),
       clock,
     });
     this.#proxyPods = withDataPlane
@@ -227,7 +233,9 @@ export class ControllerManager {
     // A new pod or Service range can refuse any binding's destination.
     networks?.onChange(() => {
       const next = buildPolicy();
-      if (next.denied.length === policy.denied.length && next.denied.every((d, i) => d.cidr.text === policy.denied[i]?.cidr.text)) return;
+      const same = next.denied.length === policy.denied.length && next.denied.every((d, i) => d.cidr.text === policy.denied[i]?.cidr.text);
+      if (same && next.gap?.reason === policy.gap?.reason) return;
+      if (next.gap === undefined && policy.gap !== undefined) logger.info("the cluster's pod range is known now: pod addresses are refused as destinations");
       policy = next;
       this.bindingStatus.enqueueAll();
       this.proxyConfig?.wake();
@@ -260,6 +268,9 @@ export class ControllerManager {
       ]);
       this.#synced = !signal.aborted;
       if (this.#synced) logger.info({ bindings: this.#bindings.size, secrets: this.#secrets.size }, 'caches synced');
+      // Said once, at start, and on every binding's status (DestinationPolicyComplete) until it is known.
+      const gap = this.#networks && this.#destinations().gap;
+      if (this.#synced && gap) logger.warn({ reason: gap.reason }, gap.message);
 
       const lead = (leading: AbortSignal): void => {
         this.metrics.isLeader.set(1);

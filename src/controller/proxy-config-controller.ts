@@ -227,7 +227,7 @@ export class ProxyConfigController {
       listenerPorts: this.#o.listenerPorts,
       endpointFor: this.#o.endpointFor,
       caSubjects: this.#o.inputs.caSubjects,
-      dataPlane: { hostProblem: inputs.hostProblem },
+      dataPlane: { hostProblem: inputs.hostProblem, hostAddresses: inputs.hostAddresses },
     });
     // Time alone changes what is served (a certificate expires); a host's new answer wakes the key itself.
     const requeueAfterMs = earliest(translated.status.requeueAfterMs, gathered.requeueAfterMs);

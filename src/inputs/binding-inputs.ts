@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { SecretLike } from '../api/meta.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
@@ -49,14 +50,19 @@ export interface GatheredInputs {
   ports: ReadonlyMap<string, PortOutcome>;
   /** Why the proxy may not be given this host (it does not resolve, or leads somewhere refused); none without a data plane. */
   hostProblem(host: string): Problem | undefined;
+  /** The host's addresses, each checked against the destination policy: what the proxy connects to. Undefined without a verdict. */
+  hostAddresses(host: string): readonly string[] | undefined;
   /** The binding's host was never answered, and its patience ran out: there is no verdict on it yet. */
   hostUnanswered: boolean;
+  /** What the destination policy cannot refuse (the pod range unknown); none without a data plane. */
+  destinationPolicyGap: Problem | undefined;
 }
 
 /** Ready: translate now, and look again after requeueAfterMs if set. Pending: nothing to translate yet; a wake, or requeueAfterMs, brings the key back. */
 export type Gathered = { ready: true; inputs: GatheredInputs; requeueAfterMs: number | undefined } | { ready: false; requeueAfterMs: number | undefined };
 
 const noProblems: ReadonlyMap<string, Problem> = new Map();
+const noAddresses: ReadonlyMap<string, readonly string[]> = new Map();
 
 /**
  * Everything a binding's translation needs, gathered in one place with one policy for
@@ -74,8 +80,12 @@ const noProblems: ReadonlyMap<string, Problem> = new Map();
  *     without that host's verdict (status goes out; the proxy does not serve it); the
  *     answer wakes it whenever it comes. An answered host is judged by its last answer
  *     while it is looked up again;
- *   - a host with a problem is looked up again every hostRelookMs, once per host whatever
- *     the number of bindings on it, and its bindings are woken only when the answer changed.
+ *   - every host a binding names is looked up again when its answer runs out (the
+ *     record's TTL within bounds; hostRelookMs for a host that does not resolve), once
+ *     per host whatever the number of bindings on it, and its bindings are woken only when
+ *     the answer changed: a name that moves, or turns to a refused address, reaches the
+ *     proxy as checked addresses (or the binding's removal) within one TTL;
+ *   - a host no binding names any more is forgotten by the resolver.
  *
  * A wake goes to every reader (`onChange`): a Secret, a decode, a host's answer or a moved
  * port changes the binding for both controllers.
@@ -90,7 +100,7 @@ export class BindingInputs {
   readonly #ports: PortAllocations;
   readonly #readers: Array<(key: string) => void> = [];
   #written: ((b: ClientCertificateBinding) => ClientCertificateBindingStatus | undefined) | undefined;
-  /** Bindings whose host has a problem, by host, each host with its one re-look timer. */
+  /** Bindings by the host they name (IP hosts aside), each host with its one re-look timer. */
   readonly #hostWatch = new Map<string, { keys: Set<string>; timer: Timer | undefined }>();
   readonly #watchedHost = new Map<string, string>();
 
@@ -161,19 +171,24 @@ export class BindingInputs {
       if (isTransientOutcome(outcome)) requeueAfterMs = this.identities.retryTransientMs;
     }
     let hostProblems = noProblems;
+    let hostAddresses = noAddresses;
     let hostUnanswered = false;
+    let destinationPolicyGap: Problem | undefined;
     const hosts = this.#o.hosts;
     if (hosts) {
       // A resolver that drops queries would hold a waiting worker for its timeout, and
       // every binding queued behind it: the answer wakes this key instead.
       const host = binding.spec.host;
-      const answer = hosts.resolver.problemsNow([host], hosts.destinations(), () => this.#wake(key));
+      const policy = hosts.destinations();
+      destinationPolicyGap = policy.gap;
+      const answer = hosts.resolver.problemsNow([host], policy, () => this.#wake(key));
       if (answer.unansweredForMs !== undefined) {
         if (answer.unansweredForMs < inputPolicy.hostPatienceMs) return { ready: false, requeueAfterMs: inputPolicy.hostPatienceMs - answer.unansweredForMs };
         hostUnanswered = true;
       }
       hostProblems = answer.problems;
-      this.#watchHost(key, hostProblems.has(host) ? host : undefined);
+      hostAddresses = answer.addresses;
+      this.#watchHost(key, isIP(host) ? undefined : host);
     }
     return {
       ready: true,
@@ -184,7 +199,9 @@ export class BindingInputs {
         identity,
         ports: this.#ports.get(),
         hostProblem: (h) => hostProblems.get(h),
+        hostAddresses: (h) => hostAddresses.get(h),
         hostUnanswered,
+        destinationPolicyGap,
       },
     };
   }
@@ -203,7 +220,9 @@ export class BindingInputs {
       identity,
       ports: this.#ports.get(),
       hostProblem: () => undefined,
+      hostAddresses: () => undefined,
       hostUnanswered: false,
+      destinationPolicyGap: undefined,
     };
   }
 
@@ -225,7 +244,7 @@ export class BindingInputs {
     for (const wake of this.#readers) wake(key);
   }
 
-  /** Puts the binding among those waiting on `host` to answer otherwise (undefined: on none). */
+  /** Puts the binding among those woken when `host` answers otherwise (undefined: none). */
   #watchHost(key: string, host: string | undefined): void {
     const before = this.#watchedHost.get(key);
     if (before === host) return;
@@ -235,6 +254,7 @@ export class BindingInputs {
       if (watch?.keys.size === 0) {
         watch.timer?.cancel();
         this.#hostWatch.delete(before);
+        this.#o.hosts?.resolver.forget(before);
       }
       this.#watchedHost.delete(key);
     }
@@ -244,14 +264,18 @@ export class BindingInputs {
     let watch = this.#hostWatch.get(host);
     if (!watch) {
       const created = { keys: new Set<string>(), timer: undefined as Timer | undefined };
+      // Armed for when the answer runs out; re-armed once the new answer is in, so a
+      // lookup that takes a while is never asked again while it runs.
       const look = (): void => {
         created.timer = this.#clock.setTimer(() => {
           if (this.#hostWatch.get(host) !== created) return;
           hosts.resolver.problemsNow([host], hosts.destinations(), () => {
             for (const k of created.keys) this.#wake(k);
           });
-          look();
-        }, hosts.resolver.retryAfterMs);
+          void hosts.resolver.settled(host).then(() => {
+            if (this.#hostWatch.get(host) === created) look();
+          });
+        }, hosts.resolver.refreshInMs(host));
       };
       look();
       this.#hostWatch.set(host, (watch = created));

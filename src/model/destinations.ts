@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { quoteValue } from '../api/meta.ts';
-import { DestinationNotAllowed, type Problem } from '../api/v1alpha1/reasons.ts';
+import { DestinationNotAllowed, PodRangeUnknown, type Problem } from '../api/v1alpha1/reasons.ts';
 
 // Where the egress proxy may connect. A binding names its partner, and whoever can write
 // a binding would otherwise send the proxy, with the proxy's network identity, anywhere
@@ -55,13 +55,23 @@ export const alwaysDenied: ReadonlyArray<{ cidr: string; why: string }> = [
 export interface DestinationPolicyOptions {
   /** The cluster's pod and Service ranges, refused like the fixed ones. */
   clusterCidrs: readonly Cidr[];
+  /**
+   * Every address of every Node (status.addresses: InternalIP, ExternalIP, any that is an
+   * IP), each a /32 or /128: a binding aimed at a node reaches its kubelet (:10250) and
+   * every NodePort and hostPort with the proxy's network identity.
+   */
+  nodeAddresses?: readonly Cidr[];
   /** What a platform team opened: these win over every refusal. */
   allowed: readonly Cidr[];
+  /** Whether clusterCidrs holds the pod range (from Nodes or the flag); default true. */
+  podRangeKnown?: boolean;
 }
 
 export class DestinationPolicy {
   readonly denied: ReadonlyArray<{ cidr: Cidr; why: string }>;
   readonly allowed: readonly Cidr[];
+  /** What this policy cannot refuse, said on every binding's status; undefined when it is complete. */
+  readonly gap: Problem | undefined;
   readonly #deny = new BlockList();
   readonly #allow = new BlockList();
 
@@ -69,8 +79,18 @@ export class DestinationPolicy {
     this.denied = [
       ...alwaysDenied.map(({ cidr, why }) => ({ cidr: parseCidr(cidr)!, why })),
       ...options.clusterCidrs.map((cidr) => ({ cidr, why: "the cluster's pod or Service range" })),
+      ...(options.nodeAddresses ?? []).map((cidr) => ({ cidr, why: "a node's address: the kubelet and node ports" })),
     ];
     this.allowed = [...options.allowed];
+    this.gap =
+      options.podRangeKnown === false
+        ? {
+            reason: PodRangeUnknown,
+            message:
+              "the cluster's pod range is unknown (no Node has spec.podCIDRs, and --cluster-cidrs does not name it), so pod addresses are not refused as destinations; " +
+              "set the controller's --cluster-cidrs to the pod and Service ranges",
+          }
+        : undefined;
     for (const { cidr } of this.denied) this.#deny.addSubnet(cidr.address, cidr.prefix, cidr.family === 4 ? 'ipv4' : 'ipv6');
     for (const cidr of this.allowed) this.#allow.addSubnet(cidr.address, cidr.prefix, cidr.family === 4 ? 'ipv4' : 'ipv6');
   }

@@ -12,6 +12,13 @@ export interface EgressRoute {
   name: string;
   listenerPort: number;
   host: string;
+  /**
+   * Where the proxy connects: the host's addresses as the controller resolved them, each
+   * checked against the destination policy, sorted (an IP host is its own). The proxy is
+   * never given the name to resolve, so what it connects to is what was checked. Empty
+   * only where nothing is rendered (validate).
+   */
+  addresses: readonly string[];
   port: number;
   /**
    * The name sent as SNI and verified in the partner's certificate; always a DNS name,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { RenderedFile } from '../contract/proxy-objects.ts';
-import { routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
+import { isIpLiteral, routeValueProblem, type EgressRoute } from '../model/egress-routes.ts';
 
 // What every data plane's renderer (src/dataplane/<plane>/render.ts) produces, and the
 // small text rules they share. A file is the contract's: what the renderers make is what
@@ -66,5 +66,8 @@ export function checkRoutes(routes: readonly EgressRoute[], fail: (message: stri
     previous = route.key;
     const problem = routeValueProblem(route);
     if (problem) fail(`route ${route.key}: ${problem}`);
+    // The proxy connects to addresses alone: a name here would be resolved by the proxy, unchecked.
+    if (!Array.isArray(route.addresses) || route.addresses.length === 0) fail(`route ${route.key}: no checked address to connect to`);
+    for (const address of route.addresses) if (!isIpLiteral(address)) fail(`route ${route.key}: address ${JSON.stringify(address)} is not an IP address`);
   }
 }

@@ -1,13 +1,14 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
   ConditionCertificateValid,
+  ConditionDestinationPolicyComplete,
   ConditionProgrammed,
   ConditionReady,
   type CertificateStatus,
   type ClientCertificateBindingStatus,
 } from '../api/v1alpha1/types.ts';
 import * as reasons from '../api/v1alpha1/reasons.ts';
-import type { Outcome } from '../api/v1alpha1/reasons.ts';
+import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
 import type { IdentityFacts } from '../pki/certificate-facts.ts';
 import { certificateValidity, nextValidityChange } from '../pki/validity.ts';
 import { metaV1Time } from '../api/time.ts';
@@ -29,6 +30,8 @@ export interface EvaluationInput {
   port: PortOutcome;
   /** Absent until a data plane reports back; then Ready also requires it. */
   programmed?: CheckOutcome;
+  /** A gap in the destination policy (the pod range unknown): a condition of its own, which never gates Ready. */
+  destinationPolicyGap?: Problem;
   expiryWarningMs: number;
   endpointFor: (port: number) => string;
   now: Date;
@@ -48,7 +51,7 @@ export interface Evaluation {
   requeueAfterMs?: number;
 }
 
-const conditionOrder = [ConditionReady, ConditionCertificateValid, ConditionProgrammed];
+const conditionOrder = [ConditionReady, ConditionCertificateValid, ConditionProgrammed, ConditionDestinationPolicyComplete];
 /** setTimeout overflows past 2^31-1 ms; a periodic re-check is harmless, so cap the wait. */
 export const maxRequeueMs = 12 * 60 * 60 * 1000;
 /** Land just after a threshold, never just before it. */
@@ -104,7 +107,11 @@ export function evaluateBinding(input: EvaluationInput): Evaluation {
     );
   }
 
-  let conditions = input.previous?.conditions?.filter((c) => conditionOrder.includes(c.type)) ?? [];
+  const gap = input.destinationPolicyGap;
+  if (gap) desired.push({ type: ConditionDestinationPolicyComplete, status: 'False', reason: gap.reason, message: gap.message });
+
+  // Shown only while there is a gap: a complete policy is the normal state, not news.
+  let conditions = input.previous?.conditions?.filter((c) => conditionOrder.includes(c.type) && (gap || c.type !== ConditionDestinationPolicyComplete)) ?? [];
   for (const d of desired) conditions = setCondition(conditions, d, input.generation, input.now);
   conditions = sortConditions(conditions, conditionOrder);
 

@@ -34,8 +34,16 @@ export type IdentityLookup = (input: CertificateInput, binding: ClientCertificat
 
 /** What a data plane adds to the verdicts; absent when the controller only reports status (--data-plane none) and offline. */
 export interface DataPlaneView {
-  /** Why the proxy cannot load this host (it does not resolve), from lookups made before translating. */
+  /** Why the proxy cannot load this host (it does not resolve, or leads somewhere refused), from lookups made before translating. */
   hostProblem(host: string): Problem | undefined;
+  /**
+   * The host's addresses, each checked against the destination policy: the route carries
+   * them, and the proxy connects to these alone, never resolving the name itself. Absent
+   * where nothing is rendered (validate); an IP host is its own address.
+   */
+  hostAddresses?(host: string): readonly string[] | undefined;
+  /** What the destination policy cannot refuse (the pod range unknown), said on the binding's status. */
+  destinationPolicyGap?: Problem;
   /** Whether every ready proxy replica serves this certificate for this binding; absent when the caller writes no status. */
   programmed?(key: string, fingerprintSha256: string | undefined): CheckOutcome;
 }
@@ -167,13 +175,14 @@ export function translateBinding(
     certificate,
     serverCA: checks.serverCA,
     port: checks.port,
+    ...(options.dataPlane?.destinationPolicyGap ? { destinationPolicyGap: options.dataPlane.destinationPolicyGap } : {}),
     ...(options.dataPlane?.programmed ? { programmed: checks.dataPlane.ok ? options.dataPlane.programmed(key, fingerprint) : checks.dataPlane } : {}),
     expiryWarningMs: expiryWarningMs ?? 0,
     endpointFor: options.endpointFor,
     now: options.now,
   });
 
-  const served = servedRoute(binding, checks, options.now);
+  const served = servedRoute(binding, checks, options.now, options.dataPlane);
   return {
     key,
     binding,
@@ -190,15 +199,25 @@ export function translateBinding(
  * served; an expired or not yet valid one only makes the partner refuse every handshake,
  * so it is not.
  */
-function servedRoute(binding: ClientCertificateBinding, checks: BindingChecks, now: Date): Outcome<{ route: EgressRoute }> {
-  const { spec, certificate, serverCA, port, dataPlane } = checks;
+function servedRoute(
+  binding: ClientCertificateBinding,
+  checks: BindingChecks,
+  now: Date,
+  dataPlane: DataPlaneView | undefined,
+): Outcome<{ route: EgressRoute }> {
+  const { spec, certificate, serverCA, port } = checks;
   if (!spec.ok) return spec;
   if (!certificate.ok) return certificate;
   const validity = certificateCondition({ certificate: { ok: true, facts: certificate.identity.facts }, expiryWarningMs: 0, now });
   if (validity.status !== 'True') return { ok: false, reason: validity.reason, message: validity.message };
   if (!serverCA.ok) return serverCA;
   if (!port.ok) return port;
-  if (!dataPlane.ok) return dataPlane;
+  if (!checks.dataPlane.ok) return checks.dataPlane;
+  const addresses = isIpLiteral(spec.host) ? [spec.host] : (dataPlane?.hostAddresses?.(spec.host) ?? []);
+  // A data plane that renders is never handed a name to resolve: no checked address, no route.
+  if (dataPlane?.hostAddresses && addresses.length === 0) {
+    return { ok: false, reason: reasons.HostUnresolvable, message: `host ${spec.host} has no checked address yet; the proxy leaves this binding out` };
+  }
   const { identity } = certificate;
   return {
     ok: true,
@@ -208,6 +227,7 @@ function servedRoute(binding: ClientCertificateBinding, checks: BindingChecks, n
       name: binding.metadata.name,
       listenerPort: port.port,
       host: spec.host,
+      addresses: [...addresses],
       port: spec.port,
       serverName: spec.serverName,
       clientCertificate: {

@@ -101,6 +101,7 @@ function route(client: Issued, ca: string, port: number): EgressRoute {
     name: 'partner',
     listenerPort,
     host: 'localhost',
+    addresses: ['127.0.0.1'],
     port,
     serverName: 'localhost',
     clientCertificate: { chainPem: client.certPem, privateKey: new Sensitive(client.keyPem), serialNumber: client.serial, fingerprintSha256: '00' },
@@ -119,6 +120,7 @@ function syntheticRoutes(count: number): EgressRoute[] {
     name: `binding-${i}`,
     listenerPort: 10000 + i,
     host: `partner-${i % 500}.example.com`,
+    addresses: [`198.51.100.${i % 250}`],
     port: i % 7 === 0 ? 8443 : 443,
     serverName: `partner-${i % 500}.example.com`,
     clientCertificate: {

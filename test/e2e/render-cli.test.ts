@@ -284,10 +284,19 @@ describe('mtls-egress render --data-plane haproxy, run by the command it prints'
 
 describe('mtls-egress render is deterministic', () => {
   test('the same manifests render to byte-identical files, twice, and again in place', async () => {
-    // Ports and certificates fixed by the manifests, so two runs can be compared.
+    // Ports and certificates fixed by the manifests, so two runs can be compared; hosts that
+    // resolve anywhere (an IP, and /etc/hosts' localhost), since the render is given addresses.
     const input = [
-      ...partnerBindingManifests({ name: 'one', client: direct, password: passwords[0]!, host: 'one.partner.example', port: 443 }),
-      ...partnerBindingManifests({ name: 'two', client: byIp, password: passwords[1]!, host: 'two.partner.example', port: 8443, serverCA: pki.ca.certPem }),
+      ...partnerBindingManifests({ name: 'one', client: direct, password: passwords[0]!, host: 'localhost', port: 443 }),
+      ...partnerBindingManifests({
+        name: 'two',
+        client: byIp,
+        password: passwords[1]!,
+        host: '192.0.2.2',
+        serverName: 'two.partner.example',
+        port: 8443,
+        serverCA: pki.ca.certPem,
+      }),
     ];
     const first = await renderManifests(input, portArgs);
     const second = await renderManifests(input, portArgs);
@@ -307,12 +316,28 @@ describe('mtls-egress render is deterministic', () => {
   });
 
   test('--now is the clock certificates are checked against', async () => {
-    const input = partnerBindingManifests({ name: 'expired', client: expired, password: passwords[3]!, host: 'x.partner.example', port: 443 });
+    const input = partnerBindingManifests({ name: 'expired', client: expired, password: passwords[3]!, host: 'localhost', port: 443 });
     const before = await renderManifests(input, [...portArgs, '--now', new Date(Date.now() - 2 * day).toISOString()]);
     assert.equal(before.code, 0, before.stdout);
     const now = await renderManifests(input, portArgs);
     assert.equal(now.code, 1);
     assert.match(now.stdout, /left out: CertificateExpired: /);
+  });
+});
+
+describe('mtls-egress render gives the proxy addresses, never a name', () => {
+  test('a host is rendered as its addresses; one that does not resolve is left out, not handed to nginx to resolve', async () => {
+    const input = [
+      ...partnerBindingManifests({ name: 'near', client: direct, password: passwords[0]!, host: 'localhost', port: 443 }),
+      ...partnerBindingManifests({ name: 'nowhere', client: byIp, password: passwords[1]!, host: 'nowhere.invalid', port: 443 }),
+    ];
+    const run = await renderManifests(input, portArgs);
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /team-a\/nowhere +left out: HostUnresolvable: /);
+    const conf = filesUnder(run.out).get('bindings/team-a_near.conf')?.content ?? '';
+    assert.match(conf, /server 127\.0\.0\.1:443;/);
+    assert.doesNotMatch(conf, /server localhost/);
+    assert.equal(filesUnder(run.out).has('bindings/team-a_nowhere.conf'), false);
   });
 });
 

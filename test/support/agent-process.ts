@@ -132,6 +132,7 @@ export function partnerRoute(options: {
     name: options.name,
     listenerPort: options.listenerPort,
     host: 'localhost',
+    addresses: ['127.0.0.1'],
     port: options.partnerPort,
     serverName: 'localhost',
     clientCertificate: {

@@ -63,3 +63,32 @@ describe('one driver per data plane', () => {
     assert.deepEqual(findOutsideDataPlanes(spelledUnion), [], "write DataPlaneKind (src/dataplane/registry.ts), not 'nginx' | 'haproxy'");
   });
 });
+
+describe('the proxy never resolves a name', () => {
+  /** An import or require of node's resolver, in any spelling. */
+  const dnsImport = /(?:from\s+|import\s*\(\s*|require\s*\(\s*)(['"`])(?:node:)?dns(?:\/promises)?\1/;
+
+  test('the pattern finds what it is for', () => {
+    for (const line of ["import { lookup } from 'node:dns/promises';", 'import dns from "dns";', "const dns = await import('node:dns');", "require('dns')"])
+      assert.match(line, dnsImport, line);
+    assert.doesNotMatch("import { isIP } from 'node:net';", dnsImport);
+  });
+
+  test('nothing under src/dataplane/ or src/proxy/ imports node:dns: the controller hands the proxy checked addresses', () => {
+    const found: string[] = [];
+    for (const file of sourceFiles(src)) {
+      const path = relative(src, file);
+      if (!path.startsWith('dataplane/') && !path.startsWith('proxy/')) continue;
+      readFileSync(file, 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (dnsImport.test(line)) found.push(`src/${path}:${i + 1}: ${line.trim()}`);
+        });
+    }
+    assert.deepEqual(
+      found,
+      [],
+      'a name resolved in the proxy is connected to unchecked (DNS rebinding): resolve in the controller (src/inputs/host-resolution.ts)',
+    );
+  });
+});

@@ -5,7 +5,7 @@ import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { bindingKey, objectKey, type ClientCertificateBinding } from '../../src/api/v1alpha1/types.ts';
 import type { InformerHandlers } from '../../src/k8s/informer.ts';
 import { BindingInputs, type BindingSource, type Gathered, type SecretSource } from '../../src/inputs/binding-inputs.ts';
-import { HostResolver } from '../../src/inputs/host-resolution.ts';
+import { HostResolver, type HostAnswer } from '../../src/inputs/host-resolution.ts';
 import { inputPolicy } from '../../src/inputs/input-policy.ts';
 import type { CertificateInput } from '../../src/model/certificate-input.ts';
 import { DestinationPolicy } from '../../src/model/destinations.ts';
@@ -86,8 +86,8 @@ function scriptedDecoder() {
 
 /** A resolver whose answers the test hands out, one lookup at a time. */
 function scriptedResolver() {
-  const lookups: Array<{ host: string; answer: (addresses: string[]) => void }> = [];
-  const resolve = (host: string): Promise<string[]> => new Promise((answer) => lookups.push({ host, answer }));
+  const lookups: Array<{ host: string; answer: (addresses: string[] | HostAnswer) => void }> = [];
+  const resolve = (host: string): Promise<string[] | HostAnswer> => new Promise((answer) => lookups.push({ host, answer }));
   return { resolve, lookups };
 }
 
@@ -100,12 +100,13 @@ function rig(options: { dataPlane?: boolean } = {}) {
   const decoder = scriptedDecoder();
   const resolver = scriptedResolver();
   const policy = new DestinationPolicy({ clusterCidrs: [], allowed: [] });
+  const hostResolver = new HostResolver({ resolve: resolver.resolve, clock });
   const inputs = new BindingInputs({
     bindings,
     secrets,
     listenerPorts,
     decode: decoder.decode,
-    ...(options.dataPlane === false ? {} : { hosts: { resolver: new HostResolver({ resolve: resolver.resolve, clock }), destinations: () => policy } }),
+    ...(options.dataPlane === false ? {} : { hosts: { resolver: hostResolver, destinations: () => policy } }),
     clock,
   });
   // Two readers, as the manager has: every wake goes to both.
@@ -119,7 +120,7 @@ function rig(options: { dataPlane?: boolean } = {}) {
     bindings.put(b);
     return b;
   };
-  return { clock, secrets, bindings, decoder, resolver, inputs, woken, add, withPfx };
+  return { clock, secrets, bindings, decoder, resolver, hostResolver, inputs, woken, add, withPfx };
 }
 
 function ready(g: Gathered) {
@@ -333,9 +334,54 @@ describe('BindingInputs: hosts', () => {
     assert.equal(new Set(r.woken.filter(([reader]) => reader === 'proxy').map(([, key]) => key)).size, 1000, 'a new answer wakes every binding on the host');
     assert.deepEqual(new Set(r.woken.map(([, key]) => key)), new Set(keys));
 
-    // Fixed: no binding has a problem with it, so nobody looks at it on a timer any more.
+    // Fixed: still looked at, but on its answer's lifetime (no TTL here: hostAnswerTtlMs),
+    // not every hostRelookMs: a name that later turns to a refused address is caught.
     for (const b of all) await r.inputs.gather(b);
-    assert.equal(r.clock.pending, 0, 'no re-look timer once the host is fine');
+    assert.equal(r.clock.pending, 1, 'one re-look timer for the host, whatever the bindings');
+    r.clock.advance(inputPolicy.hostRelookMs);
+    assert.equal(r.resolver.lookups.length, 3, 'not looked up again before its answer runs out');
+    r.clock.advance(inputPolicy.hostAnswerTtlMs - inputPolicy.hostRelookMs);
+    assert.equal(r.resolver.lookups.length, 4, 'looked up again when its answer runs out');
+    r.inputs.close();
+  });
+
+  test('DNS rebinding: a served host whose answer turns refused is looked at again on its TTL, and the proxy gets no address for it', async () => {
+    const r = rig();
+    const b = r.add('a', 'rebind.partner.example');
+    await decoded(r, b);
+    r.resolver.lookups[0]!.answer({ addresses: ['203.0.113.7'], ttlSeconds: 1 });
+    await settle();
+    const served = ready(await r.inputs.gather(b));
+    assert.equal(served.inputs.hostProblem('rebind.partner.example'), undefined);
+    assert.deepEqual(served.inputs.hostAddresses('rebind.partner.example'), ['203.0.113.7']);
+    r.woken.length = 0;
+    r.clock.advance(inputPolicy.hostTtlFloorMs - 1);
+    assert.equal(r.resolver.lookups.length, 1, 'TTL 1 is held to the floor');
+    r.clock.advance(1);
+    assert.equal(r.resolver.lookups.length, 2, 'looked up again when the floor runs out');
+    r.resolver.lookups[1]!.answer({ addresses: ['127.0.0.1'], ttlSeconds: 1 });
+    await settle();
+    assert.ok(
+      r.woken.some(([reader, key]) => reader === 'proxy' && key === bindingKey(b)),
+      'the proxy side is woken',
+    );
+    const refused = ready(await r.inputs.gather(b));
+    assert.equal(refused.inputs.hostProblem('rebind.partner.example')?.reason, reasons.DestinationNotAllowed);
+    assert.equal(refused.inputs.hostAddresses('rebind.partner.example'), undefined);
+    r.inputs.close();
+  });
+
+  test('a host no binding names any more is forgotten', async () => {
+    const r = rig();
+    const b = r.add('a', 'once.partner.example');
+    await decoded(r, b);
+    r.resolver.lookups[0]!.answer(['203.0.113.7']);
+    await settle();
+    await r.inputs.gather(b);
+    assert.equal(r.hostResolver.size, 1);
+    r.bindings.delete(b);
+    assert.equal(r.hostResolver.size, 0);
+    assert.equal(r.clock.pending, 0);
     r.inputs.close();
   });
 

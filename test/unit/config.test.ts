@@ -76,6 +76,24 @@ describe('parseControllerConfig', () => {
   });
 });
 
+describe('--dns-server', () => {
+  const cases: Array<{ argv: string[]; expect: string[] | 'usage' }> = [
+    { argv: [], expect: [] },
+    { argv: ['--dns-server', '10.96.0.10'], expect: ['10.96.0.10'] },
+    { argv: ['--dns-server', '127.0.0.1:5353,10.96.0.10'], expect: ['127.0.0.1:5353', '10.96.0.10'] },
+    { argv: ['--dns-server', '127.0.0.1:5353', '--dns-server', 'fd00::a'], expect: ['127.0.0.1:5353', 'fd00::a'] },
+    { argv: ['--dns-server', '[fd00::a]:53'], expect: ['[fd00::a]:53'] },
+    { argv: ['--dns-server', 'kube-dns.kube-system'], expect: 'usage' },
+    { argv: ['--dns-server', '127.0.0.1:99999'], expect: 'usage' },
+  ];
+  for (const c of cases) {
+    test(`${c.argv.join(' ') || '(none)'} → ${JSON.stringify(c.expect)}`, () => {
+      if (c.expect === 'usage') assert.throws(() => parseControllerConfig(c.argv, {}), /--dns-server/);
+      else assert.deepEqual(parseControllerConfig(c.argv, {}).dnsServers, c.expect);
+    });
+  }
+});
+
 describe('parseRenderArgs', () => {
   test('defaults; the clock is the time when there is no --now', () => {
     assert.deepEqual(parseRenderArgs(['-f', 'a.yaml', '-f', 'dir', '--out', 'out'], clock), {

@@ -86,3 +86,52 @@ describe('the egress destination policy', () => {
     assert.deepEqual(opened?.to, [{ ipBlock: { cidr: '10.96.7.7/32' } }, { ipBlock: { cidr: '192.0.2.0/24' } }]);
   });
 });
+
+describe("the nodes' own addresses", () => {
+  // A node's InternalIP outside every pod and Service range, and an ExternalIP: `host: <node IP>`, `port: 10250` is the kubelet.
+  const nodes = parseCidrList('172.18.0.2, 203.0.113.50, 2001:db8:1::2');
+  const withNodes = new DestinationPolicy({ clusterCidrs: cluster, nodeAddresses: nodes, allowed: parseCidrList('203.0.113.50/32') });
+
+  const table: Array<{ address: string; refused: boolean; why?: RegExp }> = [
+    { address: '172.18.0.2', refused: true, why: /172\.18\.0\.2\/32: a node's address: the kubelet and node ports/ },
+    { address: '::ffff:172.18.0.2', refused: true, why: /a node's address/ },
+    { address: '::ffff:ac12:2', refused: true, why: /a node's address/ },
+    { address: '2001:db8:1::2', refused: true, why: /2001:db8:1::2\/128: a node's address/ },
+    { address: '172.18.0.3', refused: false },
+    { address: '203.0.113.50', refused: false },
+  ];
+  for (const c of table) {
+    test(`${c.address} → ${c.refused ? 'refused' : 'allowed'}`, () => {
+      const refusal = withNodes.refusal(c.address);
+      assert.equal(refusal !== undefined, c.refused, refusal);
+      if (c.why) assert.match(refusal!, c.why);
+    });
+  }
+
+  test('a binding aimed at a node is DestinationNotAllowed, whether by IP or by a name that resolves there', () => {
+    assert.equal(withNodes.problem('172.18.0.2', ['172.18.0.2'])?.reason, reasons.DestinationNotAllowed);
+    assert.equal(withNodes.problem('kubelet.attacker.example', ['198.51.100.1', '172.18.0.2'])?.reason, reasons.DestinationNotAllowed);
+  });
+
+  test("the proxy's egress NetworkPolicy excepts each node address as a /32 or /128", () => {
+    const np = proxyEgressPolicy(withNodes, 'mtls-egress-system', { app: 'proxy' }, {});
+    const [, everywhere] = np.spec.egress;
+    const v4 = everywhere?.to[0] as { ipBlock: { cidr: string; except: string[] } };
+    const v6 = everywhere?.to[1] as { ipBlock: { cidr: string; except: string[] } };
+    assert.ok(v4.ipBlock.except.includes('172.18.0.2/32'));
+    assert.ok(v4.ipBlock.except.includes('203.0.113.50/32'), 'excepted like every refusal; the opened address comes back in its own rule');
+    assert.ok(v6.ipBlock.except.includes('2001:db8:1::2/128'));
+  });
+});
+
+describe('a destination policy that does not know the pod range says so', () => {
+  test('podRangeKnown false: a gap with reason PodRangeUnknown, naming the flag that closes it', () => {
+    const gap = new DestinationPolicy({ clusterCidrs: [], allowed: [], podRangeKnown: false }).gap;
+    assert.equal(gap?.reason, reasons.PodRangeUnknown);
+    assert.match(gap!.message, /--cluster-cidrs/);
+  });
+
+  test('known (the default): no gap', () => {
+    assert.equal(new DestinationPolicy({ clusterCidrs: cluster, allowed: [] }).gap, undefined);
+  });
+});

@@ -26,6 +26,7 @@ function server(name: string, port: number, version = 1, ca: boolean | string = 
     backend: `p${port}`,
     server: `s${name.padEnd(11, '0').slice(0, 11)}${version}`,
     host: 'partner.example',
+    address: '203.0.113.10',
     port: 443,
     serverName: 'partner.example',
     hostHeader: 'partner.example',

@@ -107,6 +107,7 @@ describe('networkPolicies', () => {
     name,
     listenerPort: port,
     host: 'h.example',
+    addresses: ['203.0.113.10'],
     port: 443,
     serverName: 'h.example',
     clientCertificate: { chainPem: 'C', privateKey: new Sensitive('K'), serialNumber: '1', fingerprintSha256: 'F' },

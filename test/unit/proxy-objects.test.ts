@@ -31,6 +31,7 @@ function route(name: string, port: number, options: { withCA?: boolean; serial?:
     name,
     listenerPort: port,
     host: 'api.partner.example',
+    addresses: ['203.0.113.10'],
     port: 443,
     serverName: 'api.partner.example',
     clientCertificate: {

@@ -254,3 +254,30 @@ describe('setCondition', () => {
     );
   });
 });
+
+describe('evaluateBinding: DestinationPolicyComplete', () => {
+  const gap = { reason: reasons.PodRangeUnknown, message: "the cluster's pod range is unknown" };
+
+  test('a gap in the destination policy shows as its own condition, last, and does not gate Ready', () => {
+    const { status } = evaluateBinding(input({ programmed: { ok: true }, destinationPolicyGap: gap }));
+    assert.deepEqual(
+      status.conditions?.map((c) => [c.type, c.status, c.reason]),
+      [
+        ['Ready', 'True', reasons.BindingReady],
+        ['CertificateValid', 'True', reasons.CertificateReady],
+        ['Programmed', 'True', reasons.Programmed],
+        ['DestinationPolicyComplete', 'False', reasons.PodRangeUnknown],
+      ],
+    );
+  });
+
+  test('once the gap closes the condition goes; a new binding gets one Event, for Ready', () => {
+    const first = evaluateBinding(input({ destinationPolicyGap: gap }));
+    assert.deepEqual(
+      first.events.map((e) => e.reason),
+      [reasons.BindingReady],
+    );
+    const closed = evaluateBinding(input({ previous: first.status })).status;
+    assert.equal(condition(closed, 'DestinationPolicyComplete'), undefined);
+  });
+});

@@ -96,3 +96,11 @@ export const HostUnresolvable = 'HostUnresolvable';
  * the controller's --allowed-destinations opens it. The binding is left out.
  */
 export const DestinationNotAllowed = 'DestinationNotAllowed';
+
+/**
+ * DestinationPolicyComplete=False (never gates Ready): the controller does not know the
+ * cluster's pod range (no Node has spec.podCIDRs, as with AWS VPC CNI or Calico IPAM, and
+ * --cluster-cidrs does not name it), so a binding aimed at a pod address is not refused.
+ * Shown on every binding until the range is known.
+ */
+export const PodRangeUnknown = 'PodRangeUnknown';

@@ -12,6 +12,8 @@ export const plural = 'clientcertificatebindings';
 export const ConditionReady = 'Ready';
 export const ConditionCertificateValid = 'CertificateValid';
 export const ConditionProgrammed = 'Programmed';
+/** Present only while False: the destination policy cannot refuse everything it should (reasons.PodRangeUnknown). */
+export const ConditionDestinationPolicyComplete = 'DestinationPolicyComplete';
 
 export const defaultPfxKey = 'keystore.p12';
 export const defaultPasswordKey = 'password';

@@ -1,6 +1,4 @@
 import { X509Certificate } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,7 +36,6 @@ import {
   type ServerConnections,
   type StoreList,
 } from './state.ts';
-import type { HaproxyServer } from './render.ts';
 
 // The HAProxy data plane: a binding added, removed or rotated is a runtime API change,
 // never a reload. Each pass reads what HAProxy serves, plans the difference to the
@@ -51,7 +48,7 @@ import type { HaproxyServer } from './render.ts';
 // picture the last pass left; the full read-back runs on the periodic recheck, and after
 // anything that may have changed HAProxy behind the agent's back.
 
-/** How often an applied config is compared with what HAProxy serves, and names resolved again. */
+/** How often an applied config is compared with what HAProxy serves. */
 const defaultRecheckMs = 30_000;
 /** How soon to look again at servers draining their last requests. */
 const drainRecheckMs = 1_000;
@@ -66,8 +63,6 @@ export interface HaproxyDataPlaneOptions {
   /** The agent's config directory; HAProxy reads DIR/current. */
   configRoot: string;
   test: (generationDir: string) => Promise<TestResult>;
-  /** A partner name → its addresses (getaddrinfo, as HAProxy resolves the names in its config); none when it does not resolve. */
-  resolve?: (host: string) => Promise<string[]>;
   recheckMs?: number;
   logger: Logger;
   onReload?: () => void;
@@ -103,7 +98,6 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   readonly #runtime: HaproxyRuntime;
   readonly #log: Logger;
   readonly #storeDir: string;
-  readonly #resolveAll: (host: string) => Promise<string[]>;
   /** The skeleton the running HAProxy loaded; undefined until this agent started or reloaded it. */
   #skeleton: string | undefined;
   #applied: Applied | undefined;
@@ -130,7 +124,6 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     this.#runtime = options.haproxy.runtime;
     this.#log = options.logger.child({ component: 'haproxy-data-plane' });
     this.#storeDir = join(options.configRoot, currentLink);
-    this.#resolveAll = options.resolve ?? resolveAll;
     this.#clock = options.clock ?? systemClock;
     // A restarted HAProxy read the config on disk: what it holds must be read back.
     options.haproxy.onRestarted(() => this.#forget());
@@ -195,15 +188,15 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   }
 
   /**
-   * A full read-back and correction of whatever drifted, and partner names resolved
-   * again; only a look at the servers still draining when that is all the last pass
-   * asked for and the full one is not due yet.
+   * A full read-back and correction of whatever drifted; only a look at the servers still
+   * draining when that is all the last pass asked for and the full one is not due yet.
+   * Nothing is resolved here: a partner that moves arrives as a new config with its new,
+   * checked address (the controller resolves and checks), and the plan replaces the server.
    */
   async recheck(): Promise<ApplyResult> {
     const applied = this.#applied;
     if (!applied || !this.#o.haproxy.running()) return {};
     if (this.#known && this.#known.draining.size > 0 && this.#clock.now() < this.#fullDueAt) return this.#converge(applied, this.#known);
-    await this.#readdress(applied.desired);
     return this.#converge(applied, undefined);
   }
 
@@ -364,11 +357,9 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
           await r.expect(`set ssl cert ${step.name}`, /transaction created|transaction updated/i, applied.contents(step.file));
           await r.expect(`commit ssl cert ${step.name}`, /Success!/);
           break;
-        case 'add-server': {
-          const address = await this.#address(step.host);
-          await r.expect(`add server ${step.backend}/${step.server} ${address}:${step.port} ${step.args.join(' ')}`, /New server registered/);
+        case 'add-server':
+          await r.expect(`add server ${step.backend}/${step.server} ${hostForUrl(step.address)}:${step.port} ${step.args.join(' ')}`, /New server registered/);
           break;
-        }
         case 'enable-server':
         case 'disable-server':
           await r.expect(`${step.op === 'enable-server' ? 'enable' : 'disable'} server ${step.backend}/${step.server}`, /^\s*$/);
@@ -406,51 +397,6 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     }
     return done;
   }
-
-  /** What `add server` is given: an address when the name resolves, else the name, which HAProxy keeps without an address. */
-  async #address(host: string): Promise<string> {
-    if (isIP(host)) return hostForUrl(host);
-    const [address] = await this.#resolveAll(host);
-    return hostForUrl(address ?? host);
-  }
-
-  /**
-   * HAProxy resolves a partner's name once: at start (servers in the config, through
-   * libc) or when the agent adds a server (the agent resolves it). A name that moves is
-   * followed here, every recheck: a server whose address is no longer among the name's
-   * addresses gets the new one; a server that has none (the name did not resolve then)
-   * is taken out, and the pass that follows adds it again, resolved.
-   */
-  async #readdress(desired: DesiredHaproxy): Promise<void> {
-    const byKey = new Map<string, HaproxyServer>(desired.servers.map((s) => [`${s.backend}/${s.server}`, s]));
-    const live = parseServersState(await this.#runtime.run('show servers state'));
-    // One lookup per name, not per server: thousands of bindings call a few partners, and
-    // each lookup waits for the thread pool the generation's file writes use too.
-    const lookups = new Map<string, Promise<string[]>>();
-    const resolveOnce = (host: string): Promise<string[]> => {
-      let found = lookups.get(host);
-      if (!found) lookups.set(host, (found = this.#resolveAll(host)));
-      return found;
-    };
-    for (const server of live) {
-      const want = byKey.get(`${server.backend}/${server.name}`);
-      if (!want || isIP(want.host)) continue;
-      const addresses = await resolveOnce(want.host);
-      if (addresses.length === 0 || addresses.includes(server.address)) continue;
-      const target = `${server.backend}/${server.name}`;
-      if (server.address === '-') {
-        await this.#runtime.run(`disable server ${target}`);
-        await this.#runtime.run(`del server ${target}`);
-        this.#log.info({ binding: want.key, host: want.host }, 'the partner name resolves now: its server is added again with an address');
-        continue;
-      }
-      const answer = await this.#runtime.run(`set server ${target} addr ${addresses[0]} port ${want.port}`);
-      this.#log.info(
-        { binding: want.key, host: want.host, from: server.address, to: addresses[0], answer: answer.trim().slice(0, 120) },
-        'the partner name moved',
-      );
-    }
-  }
 }
 
 /**
@@ -462,14 +408,6 @@ function withoutBlankLines(pem: string): string {
     .split(/\r?\n|\r/)
     .filter((line) => line.trim() !== '')
     .join('\n');
-}
-
-async function resolveAll(host: string): Promise<string[]> {
-  try {
-    return (await lookup(host, { all: true })).map((a) => a.address);
-  } catch {
-    return [];
-  }
 }
 
 /** SHA-1 of the first certificate in a PEM file, as HAProxy prints it (upper-case hex, no colons). */

@@ -32,7 +32,8 @@ export type Step =
   | { op: 'abort-cert' | 'abort-ca'; name: string }
   /** `file` is relative to the generation: the agent reads the bytes from the manifest's files. */
   | { op: 'load-cert' | 'load-ca'; name: string; file: string }
-  | { op: 'add-server'; backend: string; server: string; host: string; port: number; args: string[] }
+  /** `address` is the controller's checked address: the agent resolves nothing. */
+  | { op: 'add-server'; backend: string; server: string; address: string; port: number; args: string[] }
   | { op: 'enable-server' | 'disable-server' | 'del-server'; backend: string; server: string }
   | { op: 'map-add' | 'map-set'; map: string; key: string; value: string }
   | { op: 'map-del'; map: string; key: string }
@@ -143,7 +144,7 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy, memo = n
         op: 'add-server',
         backend: server.backend,
         server: server.server,
-        host: server.host,
+        address: server.address,
         port: server.port,
         args: serverArguments(server, dir, { quote: false }),
       });

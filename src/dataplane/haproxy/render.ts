@@ -61,6 +61,8 @@ export interface HaproxyServer {
   /** s + 12 hex digits of everything the server line holds: any change is a new server, never an edit. */
   server: string;
   host: string;
+  /** Where HAProxy connects: the first of the route's checked addresses (IPv4 first). Never a name. */
+  address: string;
   port: number;
   serverName: string;
   hostHeader: string;
@@ -254,13 +256,17 @@ function haproxyServer(route: EgressRoute): HaproxyServer {
   // rotations at 300 bindings: a SIGSEGV in nearly every run).
   const caFile = route.serverCA ? `${caDir}/${stem}.${sha256(`${route.serverCA.pem}\n${certificateFile}`).slice(0, 16)}.pem` : systemTrustStore;
   const hostHeader = route.port === 443 ? hostForUrl(route.host) : `${hostForUrl(route.host)}:${route.port}`;
-  const identity = [route.key, route.host, route.port, route.serverName, certificateFile, caFile].join('\n');
+  // The address is part of the server: a host that moves is a new server, added beside
+  // the old one, which is taken out and deleted once idle (as any changed server is).
+  const address = route.addresses[0]!;
+  const identity = [route.key, route.host, address, route.port, route.serverName, certificateFile, caFile].join('\n');
   return {
     key: route.key,
     listenerPort: route.listenerPort,
     backend: backendName(route.listenerPort),
     server: `s${sha256(identity).slice(0, 12)}`,
     host: route.host,
+    address,
     port: route.port,
     serverName: route.serverName,
     hostHeader,
@@ -277,15 +283,14 @@ export function storeName(configDir: string, file: string): string {
 }
 
 /**
- * The arguments of a server line, as the config file and the runtime API's `add server`
- * both take them, with paths resolved against `configDir`. The config quotes paths (the
- * directory is spelled through an environment variable, which HAProxy expands only in
- * double quotes); the runtime API takes no quotes, so the agent passes a plain absolute
- * directory. A server in the config resolves its name once, at start, through libc (as
- * nginx does at a reload), and starts without an address rather than not at all when it
- * does not resolve; the agent resolves names for the servers it adds, and again every
- * 30 s for all of them (HAProxy's own resolvers would need a DNS server that answers for
- * every name libc does, /etc/hosts included, and would take a server down on a NXDOMAIN).
+ * The arguments of a server line after its address, as the config file and the runtime
+ * API's `add server` both take them, with paths resolved against `configDir`. The config
+ * quotes paths (the directory is spelled through an environment variable, which HAProxy
+ * expands only in double quotes); the runtime API takes no quotes, so the agent passes a
+ * plain absolute directory. The address is the controller's, checked against the
+ * destination policy: neither HAProxy nor the agent resolves a name (no `init-addr libc`,
+ * no resolvers), so a name that answers otherwise later reaches HAProxy only as a new,
+ * checked address in a new config.
  */
 export function serverArguments(server: HaproxyServer, configDir: string, options: { quote: boolean }): string[] {
   const path = (file: string): string => (file === systemTrustStore || !options.quote ? storeName(configDir, file) : `"${storeName(configDir, file)}"`);
@@ -403,7 +408,7 @@ function serverText(server: HaproxyServer): ServerText {
     '',
     `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
     `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
-    `    server ${server.server} ${hostForUrl(server.host)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')} init-addr libc,none`,
+    `    server ${server.server} ${hostForUrl(server.address)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')}`,
   ].join('\n');
   return { block, port: String(server.listenerPort) };
 }

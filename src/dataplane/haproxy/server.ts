@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { caDir, certificateDir } from './paths.ts';
 import { systemTrustStore } from './render.ts';
 
@@ -23,6 +24,8 @@ export function haproxyServerProblem(entry: unknown, key: string, paths: Readonl
   if (!port(s.listenerPort) || s.backend !== `p${String(s.listenerPort)}`) return 'the backend is not p<listenerPort>';
   if (typeof s.server !== 'string' || !/^s[0-9a-f]{12}$/.test(s.server)) return 'the server name is not s<12 hex digits>';
   if (typeof s.host !== 'string' || !(dnsName.test(s.host) || ipLiteral.test(s.host))) return 'the host is not a DNS name or an IP address';
+  // Connected to as it is: an IP literal only, never a name HAProxy would resolve unchecked.
+  if (typeof s.address !== 'string' || !ipLiteral.test(s.address) || isIP(s.address) === 0) return 'the address is not an IP address';
   if (!port(s.port)) return 'the port is not a port number';
   if (typeof s.serverName !== 'string' || !dnsName.test(s.serverName)) return 'the serverName is not a DNS name';
   if (typeof s.hostHeader !== 'string' || !/^[a-z0-9.:[\]-]+$/i.test(s.hostHeader)) return 'the Host header is not host[:port]';

@@ -238,7 +238,8 @@ function routeBlock(route: EgressRoute, listen: string, trustBundle: string): st
     `    # ${route.key} → https://${target}, SNI ${route.serverName}`,
     `    # client certificate serial ${commentSafe(serialNumber)}, SHA-256 ${commentSafe(fingerprintSha256)}`,
     `    upstream ${upstream} {`,
-    `        server ${target};`,
+    // Addresses, never the name: nginx would resolve a name at every reload, unchecked.
+    ...route.addresses.map((address) => `        server ${hostForUrl(address)}:${route.port};`),
     `        keepalive ${upstreamKeepalive};`,
     `        keepalive_timeout ${upstreamKeepaliveTimeout};`,
     '    }',
