@@ -115,3 +115,96 @@ describe('egress destination policy', () => {
     }
   });
 });
+
+describe("the nodes' own addresses are refused by default", () => {
+  // Addresses no other test uses: Nodes are cluster-wide, and every controller on this API server reads them.
+  const nodeName = `dest-node-${Math.random().toString(36).slice(2, 8)}`;
+  const internalIp = '198.18.77.1';
+  const externalIp = '198.18.77.2';
+
+  before(async () => {
+    await kube.client.create('/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name: nodeName } });
+    await kube.client.mergePatch(`/api/v1/nodes/${nodeName}/status`, {
+      status: {
+        addresses: [
+          { type: 'InternalIP', address: internalIp },
+          { type: 'ExternalIP', address: externalIp },
+          { type: 'Hostname', address: nodeName },
+        ],
+      },
+    });
+  });
+  after(() => kube.client.delete(`/api/v1/nodes/${nodeName}`).catch(() => undefined));
+
+  for (const [what, address] of [
+    ["a node's InternalIP", internalIp],
+    ["a node's ExternalIP", externalIp],
+  ] as const) {
+    test(`${what}, at the kubelet's port, is DestinationNotAllowed`, async () => {
+      const name = `node-${address.replace(/\./g, '-')}`;
+      await kube.createBinding(ns, name, spec(address, { serverName: 'kubelet.example', port: 10250 }));
+      const b = await kube.waitForBinding(ns, name, 'DestinationNotAllowed', hasReason(reasons.DestinationNotAllowed));
+      assert.match(
+        b.status?.conditions?.find((c) => c.type === 'Programmed')?.message ?? '',
+        new RegExp(`${address.replace(/\./g, '\\.')}/32: a node's address: the kubelet and node ports`),
+      );
+    });
+  }
+
+  test("the proxy's egress NetworkPolicy excepts every node address", async () => {
+    const except = await pollUntil(
+      async () => {
+        const np = await kube.client
+          .get<{ spec: { egress: Array<{ to: Array<{ ipBlock?: { except?: string[] } }> }> } }>(
+            `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${proxyEgressPolicyName}`,
+          )
+          .catch(() => undefined);
+        const list = np?.spec.egress.flatMap((rule) => rule.to.flatMap((peer) => peer.ipBlock?.except ?? [])) ?? [];
+        return list.includes(`${internalIp}/32`) && list.includes(`${externalIp}/32`) ? list : undefined;
+      },
+      { what: "the node's addresses in the proxy egress NetworkPolicy's except list", timeoutMs: 15_000 },
+    );
+    assert.ok(except.includes('127.0.0.0/8'));
+  });
+});
+
+describe('where no pod range is known, every binding says so', () => {
+  test('no Node podCIDRs and no --cluster-cidrs: DestinationPolicyComplete=False (PodRangeUnknown) on the binding, Ready not gated, and a log line', async () => {
+    await kube.createBinding(ns, 'no-pod-range', spec('192.0.2.11', { serverName: 'api.partner.example' }));
+    const b = await kube.waitForBinding(ns, 'no-pod-range', 'the pod-range condition', (x) =>
+      Boolean(x.status?.conditions?.some((c) => c.type === 'DestinationPolicyComplete')),
+    );
+    const condition = b.status?.conditions?.find((c) => c.type === 'DestinationPolicyComplete');
+    assert.equal(condition?.status, 'False');
+    assert.equal(condition?.reason, reasons.PodRangeUnknown);
+    assert.match(condition?.message ?? '', /--cluster-cidrs/);
+    // No proxy replica runs here: Pending is the most it gets, and the gap does not make it worse.
+    await kube.waitForBinding(ns, 'no-pod-range', 'Pending', hasReason(reasons.ProgrammingPending));
+    assert.ok(
+      controller.logs.some((line) => line.includes(reasons.PodRangeUnknown) && line.includes('"level":40')),
+      'one warn line at start names the gap',
+    );
+  });
+
+  test('--cluster-cidrs names the ranges: no condition', async () => {
+    const named = await kube.namespace('destinations-named');
+    await kube.putPfxSecret(named, 'pfx', pki.issueClient({ cn: 'named.client' }), 'pw');
+    const c = await startController({
+      kubeConfigPath: cluster.kubeConfigPath,
+      namespaces: [named],
+      id: 'dest-named',
+      args: ['--data-plane', 'nginx', '--cluster-cidrs', '10.244.0.0/16,10.96.0.0/12'],
+    });
+    try {
+      await kube.createBinding(named, 'partner', spec('192.0.2.12', { serverName: 'api.partner.example' }));
+      const b = await kube.waitForBinding(named, 'partner', 'Pending', hasReason(reasons.ProgrammingPending));
+      assert.equal(
+        b.status?.conditions?.find((x) => x.type === 'DestinationPolicyComplete'),
+        undefined,
+      );
+      assert.ok(!c.logs.some((line) => line.includes(reasons.PodRangeUnknown)));
+    } finally {
+      await c.stop();
+    }
+  });
+});

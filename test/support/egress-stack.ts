@@ -53,6 +53,10 @@ export async function startEgressStack(options: {
   recordPartner?: boolean;
   /** Fixed namespace names (the demo); default: fresh random ones. */
   namespaces?: { bindings: string; proxy: string };
+  /** More controller flags, after the stack's own (a later flag wins). */
+  controllerArgs?: string[];
+  /** The partner's server certificate names (default: localhost) and address (default: 127.0.0.1). */
+  partner?: { dnsNames: string[]; host: string };
 }): Promise<EgressStack> {
   const kube = new TestKube(options.kubeconfig);
   const password = options.password ?? 'egress-stack-password';
@@ -60,8 +64,14 @@ export async function startEgressStack(options: {
   const proxyNamespace = await kube.namespace(options.namespaces?.proxy ?? 'mtls-egress', { exact: Boolean(options.namespaces) });
   const proxyPod = 'mtls-egress-proxy-0';
   const partnerPki = options.partnerPki ?? new PartnerPki('Partner CA');
-  const server = partnerPki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
-  const partner = await startMtlsPartner({ cert: server.certPem, key: server.keyPem, clientCA: partnerPki.ca.certPem, record: options.recordPartner ?? true });
+  const server = partnerPki.issueServer({ cn: 'localhost', dnsNames: options.partner?.dnsNames ?? ['localhost'] });
+  const partner = await startMtlsPartner({
+    cert: server.certPem,
+    key: server.keyPem,
+    clientCA: partnerPki.ca.certPem,
+    record: options.recordPartner ?? true,
+    ...(options.partner ? { host: options.partner.host } : {}),
+  });
   await kube.putSecret(namespace, 'partner-ca', { 'ca.crt': partnerPki.ca.certPem });
 
   await kube.client.create(`/api/v1/namespaces/${proxyNamespace}/pods`, {
@@ -97,6 +107,7 @@ export async function startEgressStack(options: {
       options.accessLog ?? 'access.log',
       '--proxy-error-log',
       'error.log',
+      ...(options.controllerArgs ?? []),
     ],
   });
   const configDir = temporaryDirectory('egress-proxy');
