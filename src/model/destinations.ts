@@ -132,18 +132,38 @@ function contains(cidr: Cidr, address: string): boolean {
   return list.check(address, cidr.family === 4 ? 'ipv4' : 'ipv6');
 }
 
-/** "::ffff:127.0.0.1" and "::ffff:7f00:1" are 127.0.0.1: an IPv4-mapped address must not slip past an IPv4 rule. */
+/**
+ * The IPv4 address an IPv6 address carries to an IPv4 host, judged as that IPv4 address:
+ * IPv4-mapped ("::ffff:127.0.0.1", "::ffff:7f00:1", "0:0:0:0:0:ffff:7f00:1") must not slip
+ * past an IPv4 rule, nor must the NAT64 well-known prefix (RFC 6052, 64:ff9b::/96), which
+ * a cluster with DNS64/NAT64 translates to the embedded IPv4 address:
+ * 64:ff9b::169.254.169.254 is the metadata service there. Anything else is returned as is.
+ */
 export function unmapIpv4(address: string): string {
-  const lower = address.toLowerCase();
-  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower) ?? /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted && isIP(dotted[1]!) === 4) return dotted[1]!;
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hex) {
-    const high = parseInt(hex[1]!, 16);
-    const low = parseInt(hex[2]!, 16);
-    return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+  const words = ipv6Words(address);
+  if (!words) return address;
+  const mapped = words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff;
+  const nat64 = words[0] === 0x64 && words[1] === 0xff9b && words.slice(2, 6).every((w) => w === 0);
+  if (!mapped && !nat64) return address;
+  const [high = 0, low = 0] = words.slice(6);
+  return `${high >> 8}.${high & 0xff}.${low >> 8}.${low & 0xff}`;
+}
+
+/** An IPv6 address as its eight 16-bit words (a dotted IPv4 tail counts as two); undefined when it is not one. */
+function ipv6Words(address: string): number[] | undefined {
+  if (isIP(address) !== 6) return undefined;
+  let text = address.toLowerCase();
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
-  return address;
+  const [head = '', tail] = text.split('::');
+  const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((w) => parseInt(w, 16)));
+  const first = parse(head);
+  const last = tail === undefined ? [] : parse(tail);
+  const words = tail === undefined ? first : [...first, ...Array<number>(8 - first.length - last.length).fill(0), ...last];
+  return words.length === 8 ? words : undefined;
 }
 
 function throwError(message: string): never {

@@ -64,6 +64,9 @@ describe('the egress destination policy', () => {
     assert.equal(unmapIpv4('::FFFF:10.1.2.3'), '10.1.2.3');
     assert.equal(unmapIpv4('::ffff:a01:203'), '10.1.2.3');
     assert.equal(unmapIpv4('2001:db8::1'), '2001:db8::1');
+    assert.equal(unmapIpv4('0:0:0:0:0:ffff:7f00:1'), '127.0.0.1');
+    assert.equal(unmapIpv4('::ffff:0:7f00:1'), '::ffff:0:7f00:1', 'IPv4-translated (SIIT) is not mapped: left to the IPv6 rules');
+    assert.equal(unmapIpv4('::1'), '::1');
   });
 
   test('the proxy pods’ egress NetworkPolicy carries the same rule: DNS, everything but the refused ranges, and what was opened', () => {
@@ -85,6 +88,19 @@ describe('the egress destination policy', () => {
     );
     assert.deepEqual(opened?.to, [{ ipBlock: { cidr: '10.96.7.7/32' } }, { ipBlock: { cidr: '192.0.2.0/24' } }]);
   });
+});
+
+describe('NAT64 (64:ff9b::/96): the embedded IPv4 address is judged', () => {
+  const table: Array<[string, boolean]> = [
+    ['64:ff9b::169.254.169.254', true],
+    ['64:ff9b::a9fe:a9fe', true],
+    ['64:ff9b:0:0:0:0:7f00:1', true],
+    ['64:ff9b::10.244.1.5', true],
+    ['64:ff9b::203.0.113.9', false],
+  ];
+  for (const [address, refused] of table) {
+    test(`${address} → ${refused ? 'refused' : 'allowed'}`, () => assert.equal(policy.refusal(address) !== undefined, refused, policy.refusal(address)));
+  }
 });
 
 describe("the nodes' own addresses", () => {
