@@ -181,7 +181,7 @@ describe('where no pod range is known, every binding says so', () => {
     // No proxy replica runs here: Pending is the most it gets, and the gap does not make it worse.
     await kube.waitForBinding(ns, 'no-pod-range', 'Pending', hasReason(reasons.ProgrammingPending));
     assert.ok(
-      controller.logs.some((line) => line.includes(reasons.PodRangeUnknown) && line.includes('"level":40')),
+      controller.logs.some((line) => line.includes(reasons.PodRangeUnknown) && line.includes('"level":"warn"')),
       'one warn line at start names the gap',
     );
   });
