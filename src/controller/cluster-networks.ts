@@ -107,7 +107,9 @@ export class ClusterNetworks {
     this.#log.warn(
       { resource, status: err.status },
       `cannot read ${resource} (${err.status === 403 ? 'forbidden' : 'not served'}); ` +
-        "the cluster's ranges it would show are not refused unless --cluster-cidrs names them",
+        (resource === 'nodes'
+          ? "the nodes' own addresses are not refused, and the pod range only where --cluster-cidrs names it; give the controller list and watch on nodes"
+          : "the cluster's ranges it would show are not refused unless --cluster-cidrs names them"),
     );
   }
 }
