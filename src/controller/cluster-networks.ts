@@ -14,18 +14,25 @@ interface ServiceCidrLike extends KubeObject {
   spec?: { cidrs?: string[] };
 }
 
+/** Calico's IP pool (crd.projectcalico.org/v1): where Calico IPAM takes pod addresses from, which Node.spec.podCIDRs then does not show. */
+interface IpPoolLike extends KubeObject {
+  spec?: { cidr?: string };
+}
+
 /**
  * The cluster's pod and Service ranges and its nodes' addresses, as the API shows them:
  * every Node's spec.podCIDRs (set where the cluster allocates pod ranges per node) and
  * status.addresses (every one that is an IP: InternalIP, ExternalIP, ...), and every
- * ServiceCIDR (networking.k8s.io/v1, Kubernetes 1.33+). Both are watched, so a new node
- * or Service range is refused as soon as it exists. Where the API does not tell (a CNI
+ * ServiceCIDR (networking.k8s.io/v1, Kubernetes 1.33+), and where Calico runs, its IP
+ * pools (the pod ranges Calico IPAM uses instead of podCIDRs). All are watched, so a new
+ * node, pool or Service range is refused as soon as it exists. Where the API does not tell (a CNI
  * with its own IPAM, an older cluster, RBAC that forbids the read), the controller says
  * so and refuses what --cluster-cidrs names (see podRangeKnown).
  */
 export class ClusterNetworks {
   readonly #nodes: Informer<NodeLike>;
   readonly #serviceCidrs: Informer<ServiceCidrLike>;
+  readonly #ipPools: Informer<IpPoolLike>;
   readonly #log: Logger;
   readonly #handlers: Array<() => void> = [];
   readonly #unavailable = new Set<string>();
@@ -55,20 +62,32 @@ export class ClusterNetworks {
       transform: (s) => ({ metadata: { name: s.metadata.name, resourceVersion: s.metadata.resourceVersion }, spec: { cidrs: s.spec?.cidrs ?? [] } }),
       onError: (err) => this.#giveUpOnRefusal('servicecidrs', this.#serviceCidrs, err),
     });
-    for (const informer of [this.#nodes, this.#serviceCidrs]) informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
+    this.#ipPools = new Informer<IpPoolLike>({
+      client,
+      logger,
+      paths: ['/apis/crd.projectcalico.org/v1/ippools'],
+      transform: (p) => ({ metadata: { name: p.metadata.name, resourceVersion: p.metadata.resourceVersion }, spec: { cidr: p.spec?.cidr ?? '' } }),
+      // Most clusters run no Calico: its absence is no news.
+      onError: (err) => this.#giveUpOnRefusal('ippools', this.#ipPools, err, { quiet: true }),
+    });
+    for (const informer of [this.#nodes, this.#serviceCidrs, this.#ipPools]) informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
   }
 
   onChange(handler: () => void): void {
     this.#handlers.push(handler);
   }
 
-  /** Resolves once both lists are read, or known unreadable. */
+  /** Resolves once every list is read, or known unreadable. */
   async start(): Promise<void> {
-    await Promise.all([this.#startOrGiveUp('nodes', this.#nodes), this.#startOrGiveUp('servicecidrs', this.#serviceCidrs)]);
+    await Promise.all([
+      this.#startOrGiveUp('nodes', this.#nodes),
+      this.#startOrGiveUp('servicecidrs', this.#serviceCidrs),
+      this.#startOrGiveUp('ippools', this.#ipPools),
+    ]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.#nodes.stop(), this.#serviceCidrs.stop()]);
+    await Promise.all([this.#nodes.stop(), this.#serviceCidrs.stop(), this.#ipPools.stop()]);
   }
 
   /** Every node's IP addresses, each as a /32 or /128, sorted. */
@@ -78,15 +97,19 @@ export class ClusterNetworks {
     return [...texts].sort().flatMap((text) => parseCidr(text) ?? []);
   }
 
-  /** Whether the API shows a pod range: some node has podCIDRs, and the nodes could be read. */
+  /** Whether the API shows a pod range: some node has podCIDRs, or Calico has an IP pool. */
   podRangeKnown(): boolean {
-    return this.#nodes.list().some((node) => (node.spec?.podCIDRs ?? []).length > 0);
+    return (
+      this.#nodes.list().some((node) => (node.spec?.podCIDRs ?? []).length > 0) ||
+      this.#ipPools.list().some((pool) => parseCidr(pool.spec?.cidr ?? '') !== undefined)
+    );
   }
 
   cidrs(): Cidr[] {
     const texts = new Set<string>();
     for (const node of this.#nodes.list()) for (const cidr of node.spec?.podCIDRs ?? []) texts.add(cidr);
     for (const range of this.#serviceCidrs.list()) for (const cidr of range.spec?.cidrs ?? []) texts.add(cidr);
+    for (const pool of this.#ipPools.list()) if (pool.spec?.cidr) texts.add(pool.spec.cidr);
     return [...texts].sort().flatMap((text) => parseCidr(text) ?? []);
   }
 
@@ -99,12 +122,12 @@ export class ClusterNetworks {
   }
 
   /** A 403 or 404 will not change by retrying: stop asking, and say once what to do instead. */
-  #giveUpOnRefusal(resource: string, informer: Informer<KubeObject>, err: unknown): void {
+  #giveUpOnRefusal(resource: string, informer: Informer<KubeObject>, err: unknown, options: { quiet?: boolean } = {}): void {
     if (!(err instanceof KubeApiError) || (err.status !== 403 && err.status !== 404) || this.#unavailable.has(resource)) return;
     this.#unavailable.add(resource);
     void informer.stop();
     this.#settle.get(resource)?.();
-    this.#log.warn(
+    this.#log[options.quiet ? 'debug' : 'warn'](
       { resource, status: err.status },
       `cannot read ${resource} (${err.status === 403 ? 'forbidden' : 'not served'}); ` +
         (resource === 'nodes'

@@ -208,3 +208,64 @@ describe('where no pod range is known, every binding says so', () => {
     }
   });
 });
+
+describe("where Calico's IPAM hands out pod addresses, its IP pools are the pod range", () => {
+  // Calico IPAM leaves Node.spec.podCIDRs empty: its IPPool objects say where pods live.
+  const crdName = 'ippools.crd.projectcalico.org';
+  const poolName = `dest-pool-${Math.random().toString(36).slice(2, 8)}`;
+
+  before(async () => {
+    await kube.client
+      .create('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
+        apiVersion: 'apiextensions.k8s.io/v1',
+        kind: 'CustomResourceDefinition',
+        metadata: { name: crdName },
+        spec: {
+          group: 'crd.projectcalico.org',
+          scope: 'Cluster',
+          names: { kind: 'IPPool', listKind: 'IPPoolList', plural: 'ippools', singular: 'ippool' },
+          versions: [
+            { name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } },
+          ],
+        },
+      })
+      .catch((err: { status?: number }) => {
+        if (err.status !== 409) throw err;
+      });
+    await pollUntil(() => kube.client.list('/apis/crd.projectcalico.org/v1/ippools').catch(() => undefined), {
+      what: 'the IPPool CRD to be served',
+      timeoutMs: 20_000,
+    });
+    await kube.client.create('/apis/crd.projectcalico.org/v1/ippools', {
+      apiVersion: 'crd.projectcalico.org/v1',
+      kind: 'IPPool',
+      metadata: { name: poolName },
+      spec: { cidr: '10.123.0.0/16' },
+    });
+  });
+  after(async () => {
+    await kube.client.delete(`/apis/crd.projectcalico.org/v1/ippools/${poolName}`).catch(() => undefined);
+  });
+
+  test('a pod address from the pool is DestinationNotAllowed, and no binding says the pod range is unknown', async () => {
+    const calico = await kube.namespace('destinations-calico');
+    await kube.putPfxSecret(calico, 'pfx', pki.issueClient({ cn: 'calico.client' }), 'pw');
+    const c = await startController({
+      kubeConfigPath: cluster.kubeConfigPath,
+      namespaces: [calico],
+      id: 'dest-calico',
+      args: ['--data-plane', 'nginx', '--allowed-destinations', ''],
+    });
+    try {
+      await kube.createBinding(calico, 'pod', spec('10.123.4.5', { serverName: 'pod.partner.example' }));
+      const b = await kube.waitForBinding(calico, 'pod', 'DestinationNotAllowed', hasReason(reasons.DestinationNotAllowed));
+      assert.match(b.status?.conditions?.[0]?.message ?? '', /10\.123\.0\.0\/16: the cluster's pod or Service range/);
+      assert.equal(
+        b.status?.conditions?.find((x) => x.type === 'DestinationPolicyComplete'),
+        undefined,
+      );
+    } finally {
+      await c.stop();
+    }
+  });
+});
