@@ -187,9 +187,9 @@ describe('the Helm chart', () => {
     assert.equal(find(objects, 'ClusterRoleBinding', 'mtls-egress-controller'), undefined);
     const watch = objects.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'mtls-egress-controller-watch');
     assert.deepEqual(watch.map((o) => o.metadata.namespace).sort(), ['team-a', 'team-b']);
-    // Nodes and ServiceCIDRs are cluster-scoped: bound apart, and nothing else with them.
+    // Nodes, ServiceCIDRs and Calico's IP pools are cluster-scoped: bound apart, and nothing else with them.
     const networks = find(objects, 'ClusterRole', 'mtls-egress-controller-cluster-networks') as Manifest & { rules: Array<{ resources: string[] }> };
-    assert.deepEqual(networks.rules.flatMap((r) => r.resources).sort(), ['nodes', 'servicecidrs']);
+    assert.deepEqual(networks.rules.flatMap((r) => r.resources).sort(), ['ippools', 'nodes', 'servicecidrs']);
     assert.ok(find(objects, 'ClusterRoleBinding', 'mtls-egress-controller-cluster-networks'));
   });
 
@@ -211,9 +211,9 @@ describe('the Helm chart', () => {
     for (const flag of ['--listener-ports=20000-20099', '--allowed-destinations=10.96.0.93/32', '--cluster-cidrs=10.244.0.0/16']) {
       assert.ok(controller.args.includes(flag), `${flag} in ${controller.args.join(' ')}`);
     }
-    // With the ranges given, the controller reads no Nodes or ServiceCIDRs.
+    // With the ranges given, the controller still lists Nodes: their own addresses are refused whatever the ranges.
     const clusterRole = find(objects, 'ClusterRole', 'mtls-egress-controller') as Manifest & { rules: Array<{ resources: string[] }> };
-    assert.ok(!clusterRole.rules.some((r) => r.resources.includes('nodes')));
+    assert.ok(clusterRole.rules.some((r) => r.resources.includes('nodes')));
     const digest = `sha256:${'a'.repeat(64)}`;
     const pinned = await rendered(['--set', `image.digest=${digest}`]);
     assert.equal(containerOf(pinned, 'mtls-egress-controller').image, `mtls-egress@${digest}`);

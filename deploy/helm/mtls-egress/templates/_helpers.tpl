@@ -27,9 +27,9 @@ app.kubernetes.io/part-of: mtls-egress
 {{- if ne .Values.dataPlane "none" }}true{{ end -}}
 {{- end }}
 
-{{/* Whether the controller reads the cluster's networks from Nodes and ServiceCIDRs (--cluster-cidrs auto). */}}
+{{/* Whether the controller reads the cluster's networks: with any proxy, since the nodes' own addresses are refused whatever clusterCidrs says. */}}
 {{- define "mtls-egress.readsClusterNetworks" -}}
-{{- if and (include "mtls-egress.proxyEnabled" .) (not .Values.clusterCidrs) }}true{{ end -}}
+{{- if include "mtls-egress.proxyEnabled" . }}true{{ end -}}
 {{- end }}
 
 {{/* Pod-level settings a platform team places: pull secrets, node selection, priority. */}}
@@ -76,15 +76,19 @@ affinity:
 {{- end }}
 {{- end }}
 
-{{/* The cluster's pod and Service ranges, refused as egress destinations (--cluster-cidrs auto). */}}
+{{/* The cluster's pod and Service ranges and the nodes' addresses, refused as egress destinations. */}}
 {{- define "mtls-egress.clusterNetworksRules" }}
-  # The cluster's pod and Service ranges, refused as egress destinations (--cluster-cidrs
-  # auto): Nodes' spec.podCIDRs and ServiceCIDRs. List and watch only: no single Node is
-  # read, and nothing is written.
+  # What is refused as egress destinations: the nodes' own addresses (always), and the
+  # cluster's pod and Service ranges (--cluster-cidrs auto): Nodes' spec.podCIDRs and
+  # status.addresses, ServiceCIDRs, and Calico's IP pools where Calico runs. List and
+  # watch only: no single object is read, and nothing is written.
   - apiGroups: [""]
     resources: [nodes]
     verbs: [list, watch]
   - apiGroups: [networking.k8s.io]
     resources: [servicecidrs]
+    verbs: [list, watch]
+  - apiGroups: [crd.projectcalico.org]
+    resources: [ippools]
     verbs: [list, watch]
 {{- end }}
