@@ -14,6 +14,11 @@ interface ServiceCidrLike extends KubeObject {
   spec?: { cidrs?: string[] };
 }
 
+/** The `kubernetes` Service's Endpoints in `default`: where the API server itself listens. */
+interface EndpointsLike extends KubeObject {
+  subsets?: Array<{ addresses?: Array<{ ip?: string }>; ports?: Array<{ port?: number; protocol?: string }> }>;
+}
+
 /** Calico's IP pool (crd.projectcalico.org/v1): where Calico IPAM takes pod addresses from, which Node.spec.podCIDRs then does not show. */
 interface IpPoolLike extends KubeObject {
   spec?: { cidr?: string };
@@ -33,6 +38,7 @@ export class ClusterNetworks {
   readonly #nodes: Informer<NodeLike>;
   readonly #serviceCidrs: Informer<ServiceCidrLike>;
   readonly #ipPools: Informer<IpPoolLike>;
+  readonly #apiServer: Informer<EndpointsLike>;
   readonly #log: Logger;
   readonly #handlers: Array<() => void> = [];
   readonly #unavailable = new Set<string>();
@@ -70,7 +76,23 @@ export class ClusterNetworks {
       // Most clusters run no Calico: its absence is no news.
       onError: (err) => this.#giveUpOnRefusal('ippools', this.#ipPools, err, { quiet: true }),
     });
-    for (const informer of [this.#nodes, this.#serviceCidrs, this.#ipPools]) informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
+    // One object, by name: the RBAC rule names it too.
+    this.#apiServer = new Informer<EndpointsLike>({
+      client,
+      logger,
+      paths: ['/api/v1/namespaces/default/endpoints'],
+      query: { fieldSelector: 'metadata.name=kubernetes' },
+      transform: (e) => ({
+        metadata: { name: e.metadata.name, resourceVersion: e.metadata.resourceVersion },
+        subsets: (e.subsets ?? []).map((s) => ({
+          addresses: (s.addresses ?? []).map((a) => ({ ip: a.ip })),
+          ports: (s.ports ?? []).map((p) => ({ port: p.port, protocol: p.protocol })),
+        })),
+      }),
+      onError: (err) => this.#giveUpOnRefusal('endpoints', this.#apiServer, err),
+    });
+    for (const informer of [this.#nodes, this.#serviceCidrs, this.#ipPools, this.#apiServer])
+      informer.addHandlers({ onAdd: changed, onUpdate: changed, onDelete: changed });
   }
 
   onChange(handler: () => void): void {
@@ -83,11 +105,27 @@ export class ClusterNetworks {
       this.#startOrGiveUp('nodes', this.#nodes),
       this.#startOrGiveUp('servicecidrs', this.#serviceCidrs),
       this.#startOrGiveUp('ippools', this.#ipPools),
+      this.#startOrGiveUp('endpoints', this.#apiServer),
     ]);
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.#nodes.stop(), this.#serviceCidrs.stop(), this.#ipPools.stop()]);
+    await Promise.all([this.#nodes.stop(), this.#serviceCidrs.stop(), this.#ipPools.stop(), this.#apiServer.stop()]);
+  }
+
+  /** Where the API server listens (the `kubernetes` Service's endpoints, TCP), sorted; undefined when they cannot be read or none is listed. */
+  apiServerEndpoints(): Array<{ address: string; port: number }> | undefined {
+    const found = new Map<string, { address: string; port: number }>();
+    for (const endpoints of this.#apiServer.list()) {
+      for (const subset of endpoints.subsets ?? []) {
+        for (const { ip } of subset.addresses ?? []) {
+          for (const { port, protocol } of subset.ports ?? []) {
+            if (ip && isIP(ip) !== 0 && Number.isInteger(port) && (protocol ?? 'TCP') === 'TCP') found.set(`${ip} ${port}`, { address: ip, port: port! });
+          }
+        }
+      }
+    }
+    return found.size === 0 ? undefined : [...found.values()].sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port));
   }
 
   /** Every node's IP addresses, each as a /32 or /128, sorted. */
@@ -132,7 +170,9 @@ export class ClusterNetworks {
       `cannot read ${resource} (${err.status === 403 ? 'forbidden' : 'not served'}); ` +
         (resource === 'nodes'
           ? "the nodes' own addresses are not refused, and the pod range only where --cluster-cidrs names it; give the controller list and watch on nodes"
-          : "the cluster's ranges it would show are not refused unless --cluster-cidrs names them"),
+          : resource === 'endpoints'
+            ? "the API server's own address is unknown, so the proxy's egress NetworkPolicy does not except the nodes' addresses (the controller still refuses them); give the controller get, list and watch on the kubernetes Endpoints in default"
+            : "the cluster's ranges it would show are not refused unless --cluster-cidrs names them"),
     );
   }
 }

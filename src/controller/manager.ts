@@ -111,6 +111,7 @@ export class ControllerManager {
         nodeAddresses: networks?.nodeAddresses() ?? [],
         allowed: config.allowedDestinations,
         podRangeKnown: config.clusterCidrs !== 'auto' || (networks?.podRangeKnown() ?? false),
+        ...(networks?.apiServerEndpoints() ? { apiServer: networks.apiServerEndpoints() } : {}),
       });
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
@@ -233,7 +234,11 @@ export class ControllerManager {
     // A new pod or Service range can refuse any binding's destination.
     networks?.onChange(() => {
       const next = buildPolicy();
-      const same = next.denied.length === policy.denied.length && next.denied.every((d, i) => d.cidr.text === policy.denied[i]?.cidr.text);
+      const same =
+        next.denied.length === policy.denied.length &&
+        next.denied.every((d, i) => d.cidr.text === policy.denied[i]?.cidr.text) &&
+        JSON.stringify(next.apiServer) === JSON.stringify(policy.apiServer) &&
+        next.networkPolicyDenied.length === policy.networkPolicyDenied.length;
       if (same && next.gap?.reason === policy.gap?.reason) return;
       if (next.gap === undefined && policy.gap !== undefined) logger.info("the cluster's pod range is known now: pod addresses are refused as destinations");
       policy = next;

@@ -65,6 +65,14 @@ export interface DestinationPolicyOptions {
   allowed: readonly Cidr[];
   /** Whether clusterCidrs holds the pod range (from Nodes or the flag); default true. */
   podRangeKnown?: boolean;
+  /**
+   * The API server's own endpoints (the `kubernetes` Service's), which the proxy's agent
+   * watches: where they are node addresses (kubeadm, kind, k3s), the egress
+   * NetworkPolicy must open them, address and port, or excepting the nodes would cut the
+   * agent off. Undefined when unknown: then the nodes' addresses stay out of the
+   * NetworkPolicy's except lists (the controller's check still refuses them).
+   */
+  apiServer?: ReadonlyArray<{ address: string; port: number }>;
 }
 
 export class DestinationPolicy {
@@ -72,6 +80,10 @@ export class DestinationPolicy {
   readonly allowed: readonly Cidr[];
   /** What this policy cannot refuse, said on every binding's status; undefined when it is complete. */
   readonly gap: Problem | undefined;
+  /** The refused ranges the egress NetworkPolicy excepts: all of them, but the nodes' addresses while the API server's endpoints are unknown. */
+  readonly networkPolicyDenied: ReadonlyArray<{ cidr: Cidr; why: string }>;
+  /** What the egress NetworkPolicy opens whatever it excepts: the API server's endpoints. */
+  readonly apiServer: ReadonlyArray<{ address: string; port: number }>;
   readonly #deny = new BlockList();
   readonly #allow = new BlockList();
 
@@ -82,6 +94,9 @@ export class DestinationPolicy {
       ...(options.nodeAddresses ?? []).map((cidr) => ({ cidr, why: "a node's address: the kubelet and node ports" })),
     ];
     this.allowed = [...options.allowed];
+    const nodes = new Set((options.nodeAddresses ?? []).map((cidr) => cidr.text));
+    this.apiServer = [...(options.apiServer ?? [])];
+    this.networkPolicyDenied = options.apiServer === undefined ? this.denied.filter(({ cidr }) => !nodes.has(cidr.text)) : this.denied;
     this.gap =
       options.podRangeKnown === false
         ? {

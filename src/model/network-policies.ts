@@ -82,7 +82,7 @@ export const proxyEgressPolicyName = 'mtls-egress-proxy-egress';
  * opened. NetworkPolicies only add, so this one object carries the whole rule; the
  * translation refuses the same bindings by name, and this holds even if a name resolves
  * somewhere else later. The Kubernetes API server (the agent's watch) is reached at its
- * endpoint address, outside the pod and Service ranges.
+ * endpoint address and port, opened by a rule of its own where it is a node's address.
  */
 export function proxyEgressPolicy(
   policy: DestinationPolicy,
@@ -90,7 +90,7 @@ export function proxyEgressPolicy(
   proxyPodLabels: Record<string, string>,
   labels: Record<string, string>,
 ): EgressPolicyObject {
-  const except = (family: 4 | 6): string[] => policy.denied.filter(({ cidr }) => cidr.family === family).map(({ cidr }) => cidr.text);
+  const except = (family: 4 | 6): string[] => policy.networkPolicyDenied.filter(({ cidr }) => cidr.family === family).map(({ cidr }) => cidr.text);
   const egress: EgressPolicyObject['spec']['egress'] = [
     // The cluster's DNS pods (the label every distribution gives them), on whatever port
     // they listen: a policy sees the port after the Service's translation, and a hardened
@@ -99,6 +99,15 @@ export function proxyEgressPolicy(
     { to: [{ ipBlock: { cidr: '0.0.0.0/0', except: except(4) } }, { ipBlock: { cidr: '::/0', except: except(6) } }] },
   ];
   if (policy.allowed.length > 0) egress.push({ to: policy.allowed.map((cidr) => ({ ipBlock: { cidr: cidr.text } })) });
+  // The agent's watch: the API server often listens on a node's address, which is excepted above.
+  if (policy.apiServer.length > 0) {
+    egress.push({
+      to: [...new Set(policy.apiServer.map((e) => e.address))]
+        .sort()
+        .map((address) => ({ ipBlock: { cidr: `${address}/${address.includes(':') ? 128 : 32}` } })),
+      ports: [...new Set(policy.apiServer.map((e) => e.port))].sort((a, b) => a - b).map((port) => ({ protocol: 'TCP' as const, port })),
+    });
+  }
   const spec: EgressPolicyObject['spec'] = { podSelector: { matchLabels: { ...proxyPodLabels } }, policyTypes: ['Egress'], egress };
   return {
     apiVersion: 'networking.k8s.io/v1',

@@ -134,6 +134,9 @@ describe('deploy/ against a real API server', () => {
     [controllerSA, 'update', 'nodes', undefined, false],
     [controllerSA, 'list', 'servicecidrs.networking.k8s.io', undefined, true],
     [controllerSA, 'create', 'servicecidrs.networking.k8s.io', undefined, false],
+    // The API server's own Endpoints, by name, for the proxy's egress NetworkPolicy; no other Endpoints.
+    [controllerSA, 'watch', 'endpoints/kubernetes', 'default', true],
+    [controllerSA, 'get', 'endpoints/someone-else', 'default', false],
     [proxySA, 'get', 'secrets', system, true],
     [proxySA, 'get', 'secrets', 'team-a', false],
     [proxySA, 'create', 'secrets', system, false],

@@ -133,8 +133,19 @@ describe("the nodes' own addresses are refused by default", () => {
         ],
       },
     });
+    // As on kubeadm, kind or k3s: the API server listens on that node. (This API server keeps
+    // no endpoints of its own: nothing routes to it here.)
+    await kube.client.create('/api/v1/namespaces/default/endpoints', {
+      apiVersion: 'v1',
+      kind: 'Endpoints',
+      metadata: { name: 'kubernetes', namespace: 'default' },
+      subsets: [{ addresses: [{ ip: internalIp }], ports: [{ name: 'https', port: 6443, protocol: 'TCP' }] }],
+    });
   });
-  after(() => kube.client.delete(`/api/v1/nodes/${nodeName}`).catch(() => undefined));
+  after(async () => {
+    await kube.client.delete(`/api/v1/nodes/${nodeName}`).catch(() => undefined);
+    await kube.client.delete('/api/v1/namespaces/default/endpoints/kubernetes').catch(() => undefined);
+  });
 
   for (const [what, address] of [
     ["a node's InternalIP", internalIp],
@@ -165,6 +176,14 @@ describe("the nodes' own addresses are refused by default", () => {
       { what: "the node's addresses in the proxy egress NetworkPolicy's except list", timeoutMs: 15_000 },
     );
     assert.ok(except.includes('127.0.0.0/8'));
+    // Excepting the nodes must not cut the agent off from the API server, which listens on one here.
+    const np = await kube.client.get<{ spec: { egress: Array<{ to: Array<{ ipBlock?: { cidr: string } }>; ports?: Array<{ port: number }> }> } }>(
+      `/apis/networking.k8s.io/v1/namespaces/${ns}/networkpolicies/${proxyEgressPolicyName}`,
+    );
+    assert.ok(
+      np.spec.egress.some((rule) => rule.to.some((peer) => peer.ipBlock?.cidr === `${internalIp}/32`) && rule.ports?.some((p) => p.port === 6443)),
+      `a rule opens the API server at ${internalIp}:6443: ${JSON.stringify(np.spec.egress)}`,
+    );
   });
 });
 

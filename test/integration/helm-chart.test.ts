@@ -189,7 +189,7 @@ describe('the Helm chart', () => {
     assert.deepEqual(watch.map((o) => o.metadata.namespace).sort(), ['team-a', 'team-b']);
     // Nodes, ServiceCIDRs and Calico's IP pools are cluster-scoped: bound apart, and nothing else with them.
     const networks = find(objects, 'ClusterRole', 'mtls-egress-controller-cluster-networks') as Manifest & { rules: Array<{ resources: string[] }> };
-    assert.deepEqual(networks.rules.flatMap((r) => r.resources).sort(), ['ippools', 'nodes', 'servicecidrs']);
+    assert.deepEqual(networks.rules.flatMap((r) => r.resources).sort(), ['endpoints', 'ippools', 'nodes', 'servicecidrs']);
     assert.ok(find(objects, 'ClusterRoleBinding', 'mtls-egress-controller-cluster-networks'));
   });
 

@@ -129,14 +129,32 @@ describe("the nodes' own addresses", () => {
     assert.equal(withNodes.problem('kubelet.attacker.example', ['198.51.100.1', '172.18.0.2'])?.reason, reasons.DestinationNotAllowed);
   });
 
-  test("the proxy's egress NetworkPolicy excepts each node address as a /32 or /128", () => {
-    const np = proxyEgressPolicy(withNodes, 'mtls-egress-system', { app: 'proxy' }, {});
-    const [, everywhere] = np.spec.egress;
+  test("the proxy's egress NetworkPolicy excepts each node address as a /32 or /128, and opens the API server's own address and port", () => {
+    const known = new DestinationPolicy({
+      clusterCidrs: cluster,
+      nodeAddresses: nodes,
+      allowed: parseCidrList('203.0.113.50/32'),
+      apiServer: [{ address: '172.18.0.2', port: 6443 }],
+    });
+    const np = proxyEgressPolicy(known, 'mtls-egress-system', { app: 'proxy' }, {});
+    const [, everywhere, opened, apiServer] = np.spec.egress;
     const v4 = everywhere?.to[0] as { ipBlock: { cidr: string; except: string[] } };
     const v6 = everywhere?.to[1] as { ipBlock: { cidr: string; except: string[] } };
     assert.ok(v4.ipBlock.except.includes('172.18.0.2/32'));
     assert.ok(v4.ipBlock.except.includes('203.0.113.50/32'), 'excepted like every refusal; the opened address comes back in its own rule');
     assert.ok(v6.ipBlock.except.includes('2001:db8:1::2/128'));
+    assert.deepEqual(opened?.to, [{ ipBlock: { cidr: '203.0.113.50/32' } }]);
+    // The agent's watch: the API server on a node (kubeadm, kind, k3s), its port alone.
+    assert.deepEqual(apiServer, { to: [{ ipBlock: { cidr: '172.18.0.2/32' } }], ports: [{ protocol: 'TCP', port: 6443 }] });
+  });
+
+  test("where the API server's endpoints are unknown, the nodes stay out of the NetworkPolicy's except lists (the controller still refuses them)", () => {
+    const np = proxyEgressPolicy(withNodes, 'mtls-egress-system', { app: 'proxy' }, {});
+    const [, everywhere] = np.spec.egress;
+    const v4 = everywhere?.to[0] as { ipBlock: { cidr: string; except: string[] } };
+    assert.ok(!v4.ipBlock.except.includes('172.18.0.2/32'), 'the agent keeps its watch');
+    assert.ok(v4.ipBlock.except.includes('10.244.0.0/16'));
+    assert.equal(withNodes.refusal('172.18.0.2') !== undefined, true);
   });
 });
 

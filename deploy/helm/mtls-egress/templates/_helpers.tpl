@@ -91,4 +91,10 @@ affinity:
   - apiGroups: [crd.projectcalico.org]
     resources: [ippools]
     verbs: [list, watch]
+  # Where the API server itself listens (the kubernetes Service's Endpoints, by name): the
+  # proxy's egress NetworkPolicy opens it, since it is often a node's address.
+  - apiGroups: [""]
+    resources: [endpoints]
+    resourceNames: [kubernetes]
+    verbs: [get, list, watch]
 {{- end }}
