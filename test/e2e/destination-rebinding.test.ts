@@ -93,7 +93,7 @@ for (const dataPlane of ['haproxy', 'nginx'] as const) {
       // applications keep calling the endpoint.
       dns.set(rebinding, { addresses: [refused], ttlSeconds: 1 });
       const switchedAt = Date.now();
-      let refusedAfterMs = 0;
+      let refusedAfterMs: number | undefined;
       let stop = false;
       let calls = 0;
       const hammer = (async () => {
