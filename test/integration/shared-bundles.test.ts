@@ -1,0 +1,159 @@
+// A CA bundle several bindings trust is stored once in the proxy namespace, against a real
+// API server: before, each binding's Secret carried its own copy (50 bindings sharing a
+// 900 KiB bundle put 45 MB into etcd). Bundles are content-addressed Secrets that the
+// binding objects reference by digest; one goes once no binding object references it,
+// and one someone else deletes or edits is put back.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
+import {
+  annotationBundles,
+  bundleDataKey,
+  bundleObjectName,
+  credentialSecretName,
+  credentialsSelector,
+  isBundleObjectName,
+} from '../../src/contract/proxy-objects.ts';
+import { pollUntil } from '../harness/poll.ts';
+import { useControlPlane } from '../harness/use-control-plane.ts';
+import { caBundle } from '../support/ca-bundle.ts';
+import { startController, type ControllerProcess } from '../support/controller-process.ts';
+import { TestKube } from '../support/kube.ts';
+import { PartnerPki } from '../support/partner-pki.ts';
+import { readProxyView } from '../support/proxy-view.ts';
+
+const password = 'shared-bundles-test-password';
+const cluster = await useControlPlane();
+const kube = new TestKube(cluster.kubeconfig);
+const pki = new PartnerPki('Shared Bundle Partner CA');
+const bundle = caBundle(64 * 1024, pki.ca.certPem);
+const otherBundle = caBundle(0, pki.ca.certPem);
+const perNamespace = 25;
+let proxyNs: string;
+let teams: string[];
+let controller: ControllerProcess;
+
+interface StoredSecret {
+  metadata: { name: string; annotations?: Record<string, string> };
+  data?: Record<string, string>;
+}
+
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+const spec = (): ClientCertificateBindingSpec => ({
+  host: 'localhost',
+  certificate: { secretRef: { name: 'client-pfx' }, passwordSecretRef: { name: 'client-pfx' } },
+  serverCA: { secretRef: { name: 'partner-ca' } },
+});
+
+async function proxySecrets(): Promise<StoredSecret[]> {
+  return (await kube.client.list<StoredSecret>(`/api/v1/namespaces/${proxyNs}/secrets`, { labelSelector: credentialsSelector })).items;
+}
+
+const bundleObjects = (secrets: StoredSecret[]): StoredSecret[] => secrets.filter((s) => isBundleObjectName(s.metadata.name));
+
+/** The proxy objects once every binding is in the index and the bundle objects are `names`, as the agent would read them. */
+async function settled(names: string[], bindings = perNamespace * 2): Promise<StoredSecret[]> {
+  return pollUntil(
+    async () => {
+      const view = await readProxyView(kube.client, proxyNs);
+      if (!view?.complete || Object.keys(view.bindings).length !== bindings) return undefined;
+      const secrets = await proxySecrets();
+      const have = bundleObjects(secrets).map((s) => s.metadata.name);
+      return have.length === names.length && names.every((n) => have.includes(n)) ? secrets : undefined;
+    },
+    { what: `${bindings} bindings served, bundle objects ${names.join(', ') || 'none'}`, timeoutMs: 60_000, intervalMs: 250 },
+  ).catch(async (err: unknown) => {
+    const view = await readProxyView(kube.client, proxyNs);
+    const b = await kube.getBinding(teams[0]!, 'b-0').catch(() => undefined);
+    const have = bundleObjects(await proxySecrets()).map((s) => s.metadata.name);
+    throw new Error(
+      `${(err as Error).message}; index complete ${String(view?.complete)}, ${Object.keys(view?.bindings ?? {}).length} bindings, bundles ${have.join(', ')}; b-0: ${JSON.stringify(b?.status?.conditions)}; controller: ${controller.logs
+        .filter((l) => /"level":(40|50)/.test(l))
+        .slice(-5)
+        .join('\n')}`,
+      { cause: err },
+    );
+  });
+}
+
+before(async () => {
+  proxyNs = await kube.namespace('bundles-proxy');
+  teams = [await kube.namespace('bundles-a'), await kube.namespace('bundles-b')];
+  const client = pki.issueClient({ cn: 'shared.client' });
+  for (const ns of teams) {
+    await kube.putSecret(ns, 'partner-ca', { 'ca.crt': bundle });
+    await kube.putPfxSecret(ns, 'client-pfx', client, password);
+  }
+  controller = await startController({
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespaces: [proxyNs, ...teams],
+    id: 'bundles',
+    args: ['--data-plane', 'haproxy'],
+  });
+  for (const ns of teams) for (let i = 0; i < perNamespace; i++) await kube.createBinding(ns, `b-${i}`, spec());
+});
+after(() => controller?.kill());
+
+describe('shared CA bundles, against a real API server', () => {
+  const shared = bundleObjectName(sha256(bundle));
+
+  test('50 bindings in two namespaces trusting one 64 KiB bundle: exactly one bundle object, referenced by every binding object', async () => {
+    const secrets = await settled([shared]);
+    const [object] = bundleObjects(secrets);
+    assert.equal(Buffer.from(object!.data![bundleDataKey]!, 'base64').toString('utf8'), bundle);
+    const bindingObjects = secrets.filter((s) => !isBundleObjectName(s.metadata.name));
+    assert.equal(bindingObjects.length, 50);
+    for (const s of bindingObjects) {
+      assert.equal(s.metadata.annotations?.[annotationBundles], sha256(bundle), s.metadata.name);
+      const bytes = Object.values(s.data ?? {}).reduce((sum, v) => sum + v.length, 0);
+      assert.ok(bytes < 16 * 1024, `${s.metadata.name} holds ${bytes} bytes: no copy of the bundle`);
+    }
+    // The bundle's bytes are in the namespace once: 50 copies were 50 × its size before.
+    const copies = secrets.reduce(
+      (n, s) => n + Object.values(s.data ?? {}).filter((v) => Buffer.from(v, 'base64').toString('utf8').includes(bundle)).length,
+      0,
+    );
+    assert.equal(copies, 1);
+  });
+
+  test('one namespace moves to another bundle: a second object; back again: the unreferenced one is removed', async () => {
+    const other = bundleObjectName(sha256(otherBundle));
+    await kube.putSecret(teams[1]!, 'partner-ca', { 'ca.crt': otherBundle });
+    const moved = await settled([shared, other]);
+    const refs = moved.filter((s) => !isBundleObjectName(s.metadata.name)).map((s) => s.metadata.annotations?.[annotationBundles]);
+    assert.equal(refs.filter((r) => r === sha256(otherBundle)).length, perNamespace);
+    await kube.putSecret(teams[1]!, 'partner-ca', { 'ca.crt': bundle });
+    await settled([shared]);
+  });
+
+  test('a bundle object deleted or edited by someone else is put back, and its bindings stay served', async () => {
+    await kube.client.delete(`/api/v1/namespaces/${proxyNs}/secrets/${shared}`);
+    await settled([shared]);
+    await kube.client.mergePatch(`/api/v1/namespaces/${proxyNs}/secrets/${shared}`, {
+      data: { [bundleDataKey]: Buffer.from(otherBundle).toString('base64') },
+    });
+    await pollUntil(
+      async () => {
+        const object = bundleObjects(await proxySecrets())[0];
+        return object && sha256(Buffer.from(object.data![bundleDataKey]!, 'base64').toString('utf8')) === sha256(bundle) ? true : undefined;
+      },
+      { what: 'the bundle written back', timeoutMs: 30_000 },
+    );
+    await settled([shared]);
+  });
+
+  test('every binding deleted: the binding objects go, then the bundle', async () => {
+    for (const ns of teams) for (let i = 0; i < perNamespace; i++) await kube.deleteBinding(ns, `b-${i}`);
+    await pollUntil(async () => ((await proxySecrets()).length === 0 ? true : undefined), {
+      what: 'no binding or bundle object left',
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    });
+    assert.equal(
+      (await proxySecrets()).some((s) => s.metadata.name === credentialSecretName(`${teams[0]}/b-0`)),
+      false,
+    );
+  });
+});
