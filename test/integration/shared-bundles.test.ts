@@ -15,6 +15,9 @@ import {
   credentialsSelector,
   isBundleObjectName,
 } from '../../src/contract/proxy-objects.ts';
+import type { KubeObject } from '../../src/api/meta.ts';
+import { Informer } from '../../src/k8s/informer.ts';
+import { createLogger } from '../../src/log.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { caBundle } from '../support/ca-bundle.ts';
@@ -33,6 +36,9 @@ const perNamespace = 25;
 let proxyNs: string;
 let teams: string[];
 let controller: ControllerProcess;
+/** The proxy namespace's credential Secrets as one watch delivers them, which is how the agent sees them. */
+let watch: Informer<KubeObject>;
+const events: Array<{ type: 'set' | 'delete'; name: string; bundles: string[] }> = [];
 
 interface StoredSecret {
   metadata: { name: string; annotations?: Record<string, string> };
@@ -86,6 +92,16 @@ before(async () => {
     await kube.putSecret(ns, 'partner-ca', { 'ca.crt': bundle });
     await kube.putPfxSecret(ns, 'client-pfx', client, password);
   }
+  watch = new Informer<KubeObject>({
+    client: kube.client,
+    logger: createLogger({ level: 'warn' }),
+    paths: [`/api/v1/namespaces/${proxyNs}/secrets`],
+    query: { labelSelector: credentialsSelector },
+  });
+  const record = (type: 'set' | 'delete') => (o: KubeObject) =>
+    events.push({ type, name: o.metadata.name, bundles: (o.metadata.annotations?.[annotationBundles] ?? '').split(',').filter(Boolean).map(bundleObjectName) });
+  watch.addHandlers({ onAdd: record('set'), onUpdate: record('set'), onDelete: record('delete') });
+  await watch.start();
   controller = await startController({
     kubeConfigPath: cluster.kubeConfigPath,
     namespaces: [proxyNs, ...teams],
@@ -94,7 +110,33 @@ before(async () => {
   });
   for (const ns of teams) for (let i = 0; i < perNamespace; i++) await kube.createBinding(ns, `b-${i}`, spec());
 });
-after(() => controller?.kill());
+after(async () => {
+  await controller?.kill();
+  await watch?.stop();
+});
+
+/**
+ * Replays the watch's events up to `to`, checking from `from` on: after each event, every
+ * binding object the watch holds references only bundle objects it holds too, which is
+ * what the agent needs. Returns the bundles held at `to`.
+ */
+function replayReferences(from: number, to: number): Set<string> {
+  const bundles = new Set<string>();
+  const references = new Map<string, string[]>();
+  for (const [i, event] of events.slice(0, to).entries()) {
+    if (isBundleObjectName(event.name)) {
+      if (event.type === 'set') bundles.add(event.name);
+      else bundles.delete(event.name);
+    } else if (event.type === 'set') references.set(event.name, event.bundles);
+    else references.delete(event.name);
+    if (i < from) continue;
+    for (const [binding, names] of references) {
+      for (const name of names)
+        assert.ok(bundles.has(name), `after event ${i} (${event.type} ${event.name}): ${binding} references ${name}, which the watch does not hold`);
+    }
+  }
+  return bundles;
+}
 
 describe('shared CA bundles, against a real API server', () => {
   const shared = bundleObjectName(sha256(bundle));
@@ -128,6 +170,16 @@ describe('shared CA bundles, against a real API server', () => {
     await settled([shared]);
   });
 
+  test('in the order one watch delivers them (as the agent reads them), every reference is to a bundle already there, and a bundle goes after its last reference', async () => {
+    await pollUntil(() => (events.length > 0 ? true : undefined), { what: 'the watch to deliver', timeoutMs: 10_000 });
+    const existing = replayReferences(0, events.length);
+    assert.deepEqual([...existing], [shared], 'the bundle the bindings moved away from, and back, was removed');
+    assert.ok(
+      events.some((e) => e.type === 'delete' && isBundleObjectName(e.name)),
+      'a bundle object was removed on the way',
+    );
+  });
+
   test('a bundle object deleted or edited by someone else is put back, and its bindings stay served', async () => {
     await kube.client.delete(`/api/v1/namespaces/${proxyNs}/secrets/${shared}`);
     await settled([shared]);
@@ -145,6 +197,7 @@ describe('shared CA bundles, against a real API server', () => {
   });
 
   test('every binding deleted: the binding objects go, then the bundle', async () => {
+    const from = events.length;
     for (const ns of teams) for (let i = 0; i < perNamespace; i++) await kube.deleteBinding(ns, `b-${i}`);
     await pollUntil(async () => ((await proxySecrets()).length === 0 ? true : undefined), {
       what: 'no binding or bundle object left',
@@ -155,5 +208,10 @@ describe('shared CA bundles, against a real API server', () => {
       (await proxySecrets()).some((s) => s.metadata.name === credentialSecretName(`${teams[0]}/b-0`)),
       false,
     );
+    await pollUntil(() => (events.some((e, k) => k >= from && e.type === 'delete' && isBundleObjectName(e.name)) ? true : undefined), {
+      what: "the watch to deliver the bundle's deletion",
+      timeoutMs: 10_000,
+    });
+    assert.deepEqual([...replayReferences(from, events.length)], [], 'no bundle is left, and none went before its last reference');
   });
 });
