@@ -101,6 +101,8 @@ export class ProxyConfigController {
   readonly #bundles = new BundleReferences();
   /** Bundle objects being removed: a binding that references one again waits, then writes it anew. */
   readonly #bundleRemovals = new Map<string, Promise<void>>();
+  /** Bundle objects being written, so the bindings that share one write it once. */
+  readonly #bundleWrites = new Map<string, Promise<boolean>>();
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
@@ -293,10 +295,22 @@ export class ProxyConfigController {
     return { requeueAfterMs };
   }
 
-  /** A bundle object, written anew if a removal of it is under way (the removal finishes first). */
+  /**
+   * A bundle object, written anew if a removal of it is under way (the removal finishes
+   * first). Bindings that share a bundle reconcile side by side: one writes it, and the
+   * others wait for that write rather than race it to a conflict and a backoff.
+   */
   async #putBundle(bundle: OwnedObject): Promise<boolean> {
-    await this.#bundleRemovals.get(bundle.metadata.name);
-    return this.#owned.put('secrets', bundle);
+    const name = bundle.metadata.name;
+    // Checked again after every wait, and set with no wait in between: two reconciles must
+    // not both find the way clear.
+    let busy: Promise<unknown> | undefined;
+    while ((busy = this.#bundleRemovals.get(name) ?? this.#bundleWrites.get(name))) await busy.catch(() => undefined);
+    const write = this.#owned.put('secrets', bundle).finally(() => {
+      if (this.#bundleWrites.get(name) === write) this.#bundleWrites.delete(name);
+    });
+    this.#bundleWrites.set(name, write);
+    return write;
   }
 
   /**
