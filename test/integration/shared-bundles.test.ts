@@ -60,16 +60,38 @@ async function proxySecrets(): Promise<StoredSecret[]> {
 const bundleObjects = (secrets: StoredSecret[]): StoredSecret[] => secrets.filter((s) => isBundleObjectName(s.metadata.name));
 
 /** The proxy objects once every binding is in the index and the bundle objects are `names`, as the agent would read them. */
-async function settled(names: string[], bindings = perNamespace * 2): Promise<StoredSecret[]> {
+/** How many binding objects reference each bundle, by digest. */
+function referenceCounts(secrets: StoredSecret[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const s of secrets) {
+    const digest = s.metadata.annotations?.[annotationBundles];
+    if (!isBundleObjectName(s.metadata.name) && digest) counts.set(digest, (counts.get(digest) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * The proxy objects once every binding is in the index, the bundle objects are `names`,
+ * and `references` (digest → binding objects) holds: the index may be complete while a
+ * change is halfway through the bindings it touches.
+ */
+async function settled(names: string[], references: Record<string, number>): Promise<StoredSecret[]> {
+  const bindings = perNamespace * 2;
   return pollUntil(
     async () => {
       const view = await readProxyView(kube.client, proxyNs);
       if (!view?.complete || Object.keys(view.bindings).length !== bindings) return undefined;
       const secrets = await proxySecrets();
       const have = bundleObjects(secrets).map((s) => s.metadata.name);
-      return have.length === names.length && names.every((n) => have.includes(n)) ? secrets : undefined;
+      const counts = referenceCounts(secrets);
+      const referenced = Object.entries(references).every(([digest, n]) => counts.get(digest) === n);
+      return referenced && have.length === names.length && names.every((n) => have.includes(n)) ? secrets : undefined;
     },
-    { what: `${bindings} bindings served, bundle objects ${names.join(', ') || 'none'}`, timeoutMs: 60_000, intervalMs: 250 },
+    {
+      what: `${bindings} bindings served, bundle objects ${names.join(', ') || 'none'}, references ${JSON.stringify(references)}`,
+      timeoutMs: 60_000,
+      intervalMs: 250,
+    },
   ).catch(async (err: unknown) => {
     const view = await readProxyView(kube.client, proxyNs);
     const b = await kube.getBinding(teams[0]!, 'b-0').catch(() => undefined);
@@ -140,9 +162,10 @@ function replayReferences(from: number, to: number): Set<string> {
 
 describe('shared CA bundles, against a real API server', () => {
   const shared = bundleObjectName(sha256(bundle));
+  const allShare = { [sha256(bundle)]: perNamespace * 2 };
 
   test('50 bindings in two namespaces trusting one 64 KiB bundle: exactly one bundle object, referenced by every binding object', async () => {
-    const secrets = await settled([shared]);
+    const secrets = await settled([shared], allShare);
     const [object] = bundleObjects(secrets);
     assert.equal(Buffer.from(object!.data![bundleDataKey]!, 'base64').toString('utf8'), bundle);
     const bindingObjects = secrets.filter((s) => !isBundleObjectName(s.metadata.name));
@@ -163,11 +186,10 @@ describe('shared CA bundles, against a real API server', () => {
   test('one namespace moves to another bundle: a second object; back again: the unreferenced one is removed', async () => {
     const other = bundleObjectName(sha256(otherBundle));
     await kube.putSecret(teams[1]!, 'partner-ca', { 'ca.crt': otherBundle });
-    const moved = await settled([shared, other]);
-    const refs = moved.filter((s) => !isBundleObjectName(s.metadata.name)).map((s) => s.metadata.annotations?.[annotationBundles]);
-    assert.equal(refs.filter((r) => r === sha256(otherBundle)).length, perNamespace);
+    // Each namespace's bindings reference their own namespace's bundle.
+    await settled([shared, other], { [sha256(bundle)]: perNamespace, [sha256(otherBundle)]: perNamespace });
     await kube.putSecret(teams[1]!, 'partner-ca', { 'ca.crt': bundle });
-    await settled([shared]);
+    await settled([shared], allShare);
   });
 
   test('in the order one watch delivers them (as the agent reads them), every reference is to a bundle already there, and a bundle goes after its last reference', async () => {
@@ -182,7 +204,7 @@ describe('shared CA bundles, against a real API server', () => {
 
   test('a bundle object deleted or edited by someone else is put back, and its bindings stay served', async () => {
     await kube.client.delete(`/api/v1/namespaces/${proxyNs}/secrets/${shared}`);
-    await settled([shared]);
+    await settled([shared], allShare);
     await kube.client.mergePatch(`/api/v1/namespaces/${proxyNs}/secrets/${shared}`, {
       data: { [bundleDataKey]: Buffer.from(otherBundle).toString('base64') },
     });
@@ -193,7 +215,7 @@ describe('shared CA bundles, against a real API server', () => {
       },
       { what: 'the bundle written back', timeoutMs: 30_000 },
     );
-    await settled([shared]);
+    await settled([shared], allShare);
   });
 
   test('every binding deleted: the binding objects go, then the bundle', async () => {
