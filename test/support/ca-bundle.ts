@@ -19,6 +19,7 @@ export function caBundle(bytes: number, first: string): string {
 }
 
 function filler(bytes: number): string {
+  if (bytes <= 0) return '';
   const cached = join(tmpdir(), `mtls-egress-ca-filler-${bytes}.pem`);
   if (existsSync(cached)) return readFileSync(cached, 'utf8');
   const dir = mkdtempSync(join(tmpdir(), 'ca-bundle-'));
