@@ -18,6 +18,8 @@ export const annotationBinding = 'mtls-egress.io/binding';
 export const annotationContentHash = 'mtls-egress.io/content-hash';
 /** On binding objects: the SHA-256 fingerprint of the client certificate they hold, so a restarted controller knows what a replica serves without reading key material. */
 export const annotationFingerprint = 'mtls-egress.io/fingerprint-sha256';
+/** On binding objects: the sha256 of each CA bundle they reference (comma-separated), so a new leadership term knows which bundle objects are in use without reading data. */
+export const annotationBundles = 'mtls-egress.io/ca-bundles';
 /** On a proxy Pod: the config hash its data plane serves now, set by the agent after a successful apply. */
 export const annotationAppliedHash = 'mtls-egress.io/applied-config-hash';
 /** On a proxy Pod: why the newest config was not applied (empty when it was). */

@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { annotationBinding, annotationContentHash, annotationFingerprint, componentConfig, componentCredentials, managedLabels } from '../api/labels.ts';
+import {
+  annotationBinding,
+  annotationBundles,
+  annotationContentHash,
+  annotationFingerprint,
+  componentConfig,
+  componentCredentials,
+  managedLabels,
+} from '../api/labels.ts';
 
 // The contract between the proxy-config controller (writes) and the proxy agent (reads).
 // Both directions are pure functions here, so the two sides cannot drift apart. It knows
@@ -13,6 +21,12 @@ import { annotationBinding, annotationContentHash, annotationFingerprint, compon
 //                              certificate and key, its partner CA) and binding.json,
 //                              which says where each goes. A change to a binding writes
 //                              this object alone.
+//   one Secret per CA bundle   mtls-egress-ca-<sha256 of the bundle>: a file several bindings
+//                              may share (a partner's serverCA), stored once and named by its
+//                              content; a binding object references it by that digest. Written
+//                              before the first binding object that references it, removed
+//                              after the last one stops: the agent reads both kinds through one
+//                              watch, so it never sees a reference to a bundle it cannot read.
 //   one ConfigMap              mtls-egress-proxy-config: the files no binding owns
 //                              (nginx.conf; HAProxy's options and 502 page), and the index:
 //                              the digest over every binding object's content hash, so an
@@ -25,12 +39,13 @@ export const manifestKey = 'manifest.json.gz';
 /** The data key of a binding object that describes the rest. */
 export const bindingManifestKey = 'binding.json';
 /** Bumped when the objects change shape: an agent refuses a format it does not know rather than misread it. */
-export const manifestFormat = 2;
+export const manifestFormat = 3;
 
 export {
   annotationAppliedHash,
   annotationApplyError,
   annotationBinding,
+  annotationBundles,
   annotationContentHash,
   annotationFingerprint,
   componentConfig,
@@ -50,6 +65,12 @@ export interface RenderedFile {
   mode: 0o600 | 0o644;
   /** The binding ("namespace/name") the file belongs to, for files that belong to one. */
   binding?: string;
+  /**
+   * A file several bindings may share (a partner's CA bundle): its path is bundlePath of
+   * its content's sha256, and the objects carry it once, in a bundle object, whichever
+   * bindings reference it.
+   */
+  bundle?: true;
 }
 
 /**
@@ -106,7 +127,8 @@ export interface BindingManifest {
   listenerPort: number;
   fingerprintSha256: string;
   serialNumber: string;
-  files: Array<{ path: string; mode: 0o600 | 0o644; key: string }>;
+  /** Each file is a data key of this object, or a bundle object named by `bundle`, the file's sha256. */
+  files: Array<{ path: string; mode: 0o600 | 0o644; key: string } | { path: string; mode: 0o644; bundle: string }>;
   server?: unknown;
 }
 
@@ -128,6 +150,31 @@ export interface BindingObject {
 }
 
 const sha256 = (text: string | Buffer): string => createHash('sha256').update(text).digest('hex');
+
+/** Where a bundle's file goes, named by its content: one file per distinct bundle, whichever bindings use it. */
+export function bundlePath(digest: string): string {
+  return `ca/${digest}.pem`;
+}
+
+const bundleObjectPrefix = 'mtls-egress-ca-';
+/** The data key of a bundle object. */
+export const bundleDataKey = 'bundle.pem';
+/**
+ * A bundle is at most what a serverCA may be (512 certificates, about 900 KiB of PEM);
+ * the API server refuses a Secret over 1 MiB anyway, and an agent refuses more than that.
+ */
+export const maxBundleBytes = 1 << 20;
+
+/** The object that holds one bundle, named by the sha256 of its content. */
+export function bundleObjectName(digest: string): string {
+  return `${bundleObjectPrefix}${digest}`;
+}
+
+export function isBundleObjectName(name: string): boolean {
+  return name.startsWith(bundleObjectPrefix);
+}
+
+const isDigest = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f]{64}$/.test(value);
 
 /** Deterministic, DNS-safe and collision-resistant; the full key is in an annotation. */
 export function credentialSecretName(bindingKey: string): string {
@@ -164,11 +211,22 @@ export function configDigest(dataPlane: string, sharedHash: string, bindings: It
   return hash.digest('hex');
 }
 
-/** One binding's Secret. Throws on a part whose files cannot be told apart by data key (a renderer's bug). */
+/**
+ * One binding's Secret. Its bundles are referenced by digest, never copied (bundleObjects
+ * makes the objects that hold them). Throws on a part whose files cannot be told apart by
+ * data key, or a bundle not named by its content (a renderer's bug).
+ */
 export function bindingObject(part: BindingPart, namespace: string): BindingObject {
   const data: Record<string, string> = {};
   const files: BindingManifest['files'] = [];
+  const bundles: string[] = [];
   for (const file of [...part.files].sort((a, b) => (a.path < b.path ? -1 : 1))) {
+    if (file.bundle) {
+      const digest = bundleDigest(file);
+      files.push({ path: file.path, mode: 0o644, bundle: digest });
+      bundles.push(digest);
+      continue;
+    }
     const key = dataKey(file.path);
     if (key === bindingManifestKey || key in data) throw new Error(`bindingObject: ${part.key} has two files for data key ${key}`);
     data[key] = Buffer.from(file.content, 'utf8').toString('base64');
@@ -195,10 +253,45 @@ export function bindingObject(part: BindingPart, namespace: string): BindingObje
         [annotationBinding]: part.key,
         [annotationContentHash]: contentHash(data),
         [annotationFingerprint]: part.fingerprintSha256,
+        // So a new leadership term knows which bundles are in use from the watch's metadata alone.
+        ...(bundles.length > 0 ? { [annotationBundles]: [...new Set(bundles)].sort().join(',') } : {}),
       },
     },
     data,
   };
+}
+
+/** A bundle file's digest, checked against its path: a renderer names a bundle by its content. */
+function bundleDigest(file: RenderedFile): string {
+  const digest = sha256(file.content);
+  if (file.path !== bundlePath(digest) || file.mode !== 0o644) throw new Error(`bindingObject: bundle ${file.path} is not ${bundlePath(digest)} at 0644`);
+  return digest;
+}
+
+/** The bundles a binding object references (its annotation), as object names. */
+export function bundleNamesOf(object: { metadata: { annotations?: Record<string, string> } }): string[] {
+  const listed = object.metadata.annotations?.[annotationBundles];
+  return listed ? listed.split(',').filter(isDigest).map(bundleObjectName) : [];
+}
+
+/** The objects that hold a part's bundles, one per distinct content. */
+export function bundleObjects(part: Pick<BindingPart, 'files'>, namespace: string): BindingObject[] {
+  const objects = new Map<string, BindingObject>();
+  for (const file of part.files) {
+    if (!file.bundle) continue;
+    const digest = bundleDigest(file);
+    const name = bundleObjectName(digest);
+    if (objects.has(name)) continue;
+    const data = { [bundleDataKey]: Buffer.from(file.content, 'utf8').toString('base64') };
+    objects.set(name, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: { name, namespace, labels: managedLabels(componentCredentials), annotations: { [annotationContentHash]: contentHash(data) } },
+      data,
+    });
+  }
+  return [...objects.values()];
 }
 
 /** The shared files' hash, as configDigest takes it. */
@@ -236,7 +329,8 @@ export function sharedConfigMap(
   const binaryData: Record<string, string> = {};
   const files: ManifestFile[] = [];
   for (const file of [...shared].sort((a, b) => (a.path < b.path ? -1 : 1))) {
-    if (file.mode === 0o600 || file.binding !== undefined) throw new Error(`sharedConfigMap: ${file.path} belongs in a binding object`);
+    if (file.mode === 0o600 || file.binding !== undefined || file.bundle)
+      throw new Error(`sharedConfigMap: ${file.path} belongs in a binding or bundle object`);
     const digest = sha256(file.content);
     const key = configMapKey(file.path);
     binaryData[key] = compressed.gzipped(digest, file.content);
@@ -304,17 +398,27 @@ export function readSharedFiles(manifest: ProxyManifest, configMap: { binaryData
   return { ok: true, files };
 }
 
-/** One binding object as the agent read it: its part, or why it cannot be used. */
-export type ReadBinding = { ok: true; contentHash: string; part: BindingPart & { files: ProxyFile[] } } | { ok: false; problem: string };
+/** A bundle a binding object references: its file's path and the digest that names its object. */
+export interface BundleRef {
+  path: string;
+  sha256: string;
+}
+
+/**
+ * One binding object as the agent read it: its part with its own files, and the bundles
+ * it references (resolveBundles adds their files); or why it cannot be used.
+ */
+export type ReadBinding = { ok: true; contentHash: string; part: BindingPart & { files: ProxyFile[] }; bundles: BundleRef[] } | { ok: false; problem: string };
 
 /** Where a binding's files may go: its own, under the directories renderers use. */
 export const bindingDirectories: readonly string[] = ['bindings', 'certs', 'ca'];
 
 /**
  * A binding object, checked: the content hash is computed here, never taken from the
- * annotation; binding.json must name only files the object holds, under the binding
- * directories, with safe paths. Anyone who can write Secrets in the proxy namespace
- * could write one, and one bad object must cost only that binding.
+ * annotation; binding.json must name only files the object holds (or bundles named by
+ * their content), under the binding directories, with safe paths. Anyone who can write
+ * Secrets in the proxy namespace could write one, and one bad object must cost only that
+ * binding.
  */
 export function readBindingObject(secret: { metadata: { name: string }; data?: Record<string, string> }): ReadBinding {
   const data = secret.data ?? {};
@@ -336,11 +440,19 @@ export function readBindingObject(secret: { metadata: { name: string }; data?: R
   if (!Array.isArray(manifest.files)) return fail('binding.json lists no files');
   if (credentialSecretName(key) !== secret.metadata.name) return fail(`it is named for another binding than ${key}`);
   const files: ProxyFile[] = [];
+  const bundles: BundleRef[] = [];
   for (const file of manifest.files as unknown[]) {
-    const { path, mode, key: source } = (file ?? {}) as Partial<BindingManifest['files'][number]>;
+    const { path, mode, key: source, bundle } = (file ?? {}) as { path?: unknown; mode?: unknown; key?: unknown; bundle?: unknown };
     if (typeof path !== 'string' || !isSafeRelativePath(path) || !bindingDirectories.includes(path.split('/')[0]!) || path.split('/').length !== 2)
       return fail(`an unsafe path ${JSON.stringify(path)}`);
     if (mode !== 0o600 && mode !== 0o644) return fail(`${path}: mode ${String(mode)} is neither 0600 nor 0644`);
+    if (bundle !== undefined) {
+      // Content-addressed: the path is fixed by the digest, so two bindings that name one
+      // path name the same bytes.
+      if (!isDigest(bundle) || path !== bundlePath(bundle) || mode !== 0o644) return fail(`${path}: a bundle is ${bundlePath('<sha256>')} at 0644`);
+      bundles.push({ path, sha256: bundle });
+      continue;
+    }
     const value = typeof source === 'string' && source !== bindingManifestKey ? data[source] : undefined;
     if (typeof value !== 'string') return fail(`${path}: the data key ${JSON.stringify(source)} is missing`);
     const content = Buffer.from(value, 'base64').toString('utf8');
@@ -350,26 +462,113 @@ export function readBindingObject(secret: { metadata: { name: string }; data?: R
     ok: true,
     contentHash: contentHash(data),
     part: { key, listenerPort, fingerprintSha256, serialNumber, files, ...(server === undefined ? {} : { server }) },
+    bundles,
   };
+}
+
+/** One bundle object as the agent read it: its file, or why it cannot be used. */
+export type ReadBundle = { ok: true; file: ProxyFile } | { ok: false; problem: string };
+
+/**
+ * A bundle object, checked: its content must hash to the digest its name carries, so a
+ * hand edit cannot put other bytes under a name the bindings trust, and it is bounded
+ * like any bundle. A bad one costs the bindings that reference it, which wait.
+ */
+export function readBundleObject(secret: { metadata: { name: string }; data?: Record<string, string> }): ReadBundle {
+  const name = secret.metadata.name;
+  const digest = name.slice(bundleObjectPrefix.length);
+  const fail = (problem: string): ReadBundle => ({ ok: false, problem: `Secret ${name}: ${problem}` });
+  if (!isBundleObjectName(name) || !isDigest(digest)) return fail('not named mtls-egress-ca-<sha256>');
+  const value = secret.data?.[bundleDataKey];
+  if (typeof value !== 'string') return fail(`no ${bundleDataKey}`);
+  if (Buffer.byteLength(value, 'base64') > maxBundleBytes) return fail(`the bundle is over ${maxBundleBytes} bytes`);
+  const content = Buffer.from(value, 'base64').toString('utf8');
+  if (sha256(content) !== digest) return fail('its content does not hash to its name');
+  return { ok: true, file: { path: bundlePath(digest), mode: 0o644, content, sha256: digest, bundle: true } };
+}
+
+/** A binding's part with every file it serves from, its bundles' included. */
+export type HeldPart = BindingPart & { files: ProxyFile[] };
+
+/**
+ * A binding's part with its bundles' files, the very objects `bundles` holds, so each
+ * bundle's bytes are in memory once however many bindings use it. Kept by the read part:
+ * a pass over ten thousand bindings gets the same part objects as the last (the caches of
+ * assembly are kept by part), and makes a new one only where a bundle changed.
+ */
+export class BundleResolver {
+  readonly #resolved = new WeakMap<object, { files: readonly ProxyFile[]; part: HeldPart }>();
+
+  resolve(read: Extract<ReadBinding, { ok: true }>, bundles: ReadonlyMap<string, ProxyFile>): { ok: true; part: HeldPart } | { ok: false; waitingFor: string } {
+    if (read.bundles.length === 0) return { ok: true, part: read.part };
+    const files: ProxyFile[] = [];
+    for (const ref of read.bundles) {
+      const file = bundles.get(ref.sha256);
+      if (!file) return { ok: false, waitingFor: `bundle ${bundleObjectName(ref.sha256)}` };
+      files.push(file);
+    }
+    const known = this.#resolved.get(read.part);
+    if (known && known.files.length === files.length && known.files.every((f, i) => f === files[i])) return { ok: true, part: known.part };
+    const part = { ...read.part, files: [...read.part.files, ...files] };
+    this.#resolved.set(read.part, { files, part });
+    return { ok: true, part };
+  }
+}
+
+/**
+ * Binding and bundle objects (as a list or watch gives them) → the bindings they serve,
+ * each with its bundles' files: for tools and tests that read the objects at once.
+ * Unusable objects, and bindings waiting for a bundle, are named in `problems`.
+ */
+export function readProxySecrets(secrets: ReadonlyArray<{ metadata: { name: string }; data?: Record<string, string> }>): {
+  held: Array<{ contentHash: string; part: HeldPart }>;
+  problems: string[];
+} {
+  const bundles = new Map<string, ProxyFile>();
+  const problems: string[] = [];
+  const reads: Array<Extract<ReadBinding, { ok: true }>> = [];
+  for (const secret of secrets) {
+    if (isBundleObjectName(secret.metadata.name)) {
+      const read = readBundleObject(secret);
+      if (read.ok) bundles.set(read.file.sha256, read.file);
+      else problems.push(read.problem);
+      continue;
+    }
+    const read = readBindingObject(secret);
+    if (read.ok) reads.push(read);
+    else problems.push(read.problem);
+  }
+  const resolver = new BundleResolver();
+  const held: Array<{ contentHash: string; part: HeldPart }> = [];
+  for (const read of reads) {
+    const resolved = resolver.resolve(read, bundles);
+    if (resolved.ok) held.push({ contentHash: read.contentHash, part: resolved.part });
+    else problems.push(`${read.part.key}: waiting for ${resolved.waitingFor}`);
+  }
+  return { held, problems };
 }
 
 export interface ProxyObjects {
   configMap: ConfigMapObject;
   /** One per served binding. */
   secrets: BindingObject[];
+  /** One per distinct bundle the bindings reference, sorted by name: written before `secrets`. */
+  bundles: BindingObject[];
   manifest: ProxyManifest;
 }
 
 /**
  * A whole render as the objects the controller writes: each binding's part in its
- * Secret, the shared files in the ConfigMap with the index. For tools and tests that
- * render every binding at once (a driver splits its render into these: see
- * objectsOfRender in src/dataplane/registry.ts); the controller builds the same objects
- * one binding at a time.
+ * Secret, each distinct bundle once, the shared files in the ConfigMap with the index.
+ * For tools and tests that render every binding at once (a driver splits its render into
+ * these: see objectsOfRender in src/dataplane/registry.ts); the controller builds the
+ * same objects one binding at a time.
  */
 export function proxyObjects(dataPlane: string, shared: readonly RenderedFile[], parts: readonly BindingPart[], namespace: string): ProxyObjects {
-  const secrets = [...parts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((part) => bindingObject(part, namespace));
+  const sorted = [...parts].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const secrets = sorted.map((part) => bindingObject(part, namespace));
+  const bundles = new Map(sorted.flatMap((part) => bundleObjects(part, namespace)).map((o) => [o.metadata.name, o]));
   const hashes = new Map(secrets.map((s) => [s.metadata.annotations[annotationBinding]!, s.metadata.annotations[annotationContentHash]!]));
   const { configMap, manifest } = sharedConfigMap(dataPlane, shared, hashes, namespace);
-  return { configMap, secrets, manifest };
+  return { configMap, secrets, bundles: [...bundles.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1)), manifest };
 }

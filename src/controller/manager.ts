@@ -3,6 +3,7 @@ import {
   annotationApplyError,
   annotationAppliedHash,
   annotationBinding,
+  annotationBundles,
   annotationContentHash,
   annotationFingerprint,
   componentConfig,
@@ -327,7 +328,7 @@ function proxyReplica(pod: PodLike): ProxyReplica {
 /** Our annotations on an owned object, and only those. */
 function ownAnnotations(annotations: Record<string, string> | undefined): Record<string, string> {
   const own: Record<string, string> = {};
-  for (const key of [annotationBinding, annotationContentHash, annotationFingerprint]) {
+  for (const key of [annotationBinding, annotationBundles, annotationContentHash, annotationFingerprint]) {
     const value = annotations?.[key];
     if (value !== undefined) own[key] = value;
   }

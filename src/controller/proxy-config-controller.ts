@@ -12,7 +12,10 @@ import type { PortRange } from '../model/listener-ports.ts';
 import { networkPolicies, networkPolicyName, proxyEgressPolicy } from '../model/network-policies.ts';
 import {
   bindingObject,
+  bundleNamesOf,
+  bundleObjects,
   configDigest,
+  isBundleObjectName,
   credentialSecretName,
   parseManifest,
   proxyConfigMapName,
@@ -28,6 +31,7 @@ import type { ServedCertificateHistory } from '../status/programmed.ts';
 import { translateBinding } from '../translate/translate.ts';
 import type { BindingInputs } from '../inputs/binding-inputs.ts';
 import { isTransientOutcome } from '../inputs/identity-cache.ts';
+import { BundleReferences } from './bundle-references.ts';
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
@@ -93,6 +97,12 @@ export class ProxyConfigController {
   readonly #compressed = new CompressedFiles();
   /** The proxy objects, written when their content changed; an edit that is not ours wakes the key that owns the object. */
   readonly #owned: OwnedObjects<OwnedResource>;
+  /** Which binding objects reference which bundle objects: a bundle goes once none does. */
+  readonly #bundles = new BundleReferences();
+  /** Bundle objects being removed: a binding that references one again waits, then writes it anew. */
+  readonly #bundleRemovals = new Map<string, Promise<void>>();
+  /** Bundle objects being written, so the bindings that share one write it once. */
+  readonly #bundleWrites = new Map<string, Promise<boolean>>();
 
   constructor(options: ProxyConfigControllerOptions) {
     this.#o = options;
@@ -124,7 +134,9 @@ export class ProxyConfigController {
       ...(options.limiter ? { limiter: options.limiter } : {}),
       wrote: (resource, verb) => options.metrics.proxyObjectWrites.inc({ resource, verb }),
       // Someone else's edit or deletion: the owner writes it again (or removes it).
-      changedElsewhere: (resource, o) => this.#runner.add(this.#ownerOf(resource, o)),
+      changedElsewhere: (resource, o) => {
+        for (const key of this.#ownersOf(resource, o)) this.#runner.add(key);
+      },
     });
   }
 
@@ -132,6 +144,15 @@ export class ProxyConfigController {
   #ownerOf(resource: OwnedResource, o: OwnedObject): string {
     const binding = o.metadata.annotations?.[annotationBinding];
     return resource === 'configmaps' || binding === undefined ? indexKey : binding;
+  }
+
+  /** The keys to wake for an object: a bundle's are the bindings that reference it (they write it), or the index (which removes it). */
+  #ownersOf(resource: OwnedResource, o: OwnedObject): string[] {
+    if (resource === 'secrets' && isBundleObjectName(o.metadata.name)) {
+      const users = [...this.#bundles.users(o.metadata.name)];
+      return users.length > 0 ? users : [indexKey];
+    }
+    return [this.#ownerOf(resource, o)];
   }
 
   /** Something every binding depends on changed (where the proxy may connect): look at all of them. */
@@ -187,6 +208,13 @@ export class ProxyConfigController {
     // What exists, from the owned watches: a term starts from the cluster, not from what the last term wrote.
     this.#owned.seed();
     this.#entries.clear();
+    // The bundles the binding objects in the cluster reference, from their annotations:
+    // none is removed before every binding has had its say.
+    this.#bundles.clear();
+    for (const o of this.#owned.list('secrets')) {
+      const key = o.metadata.annotations?.[annotationBinding];
+      if (key !== undefined && credentialSecretName(key) === o.metadata.name) this.#bundles.settle(key, bundleNamesOf(o));
+    }
     this.wake();
     // Objects whose binding is gone (deleted while no controller led) are removed by that key's reconcile.
     const present = new Set(this.#o.bindings.list().map(bindingKey));
@@ -237,7 +265,10 @@ export class ProxyConfigController {
       return { ...result, requeueAfterMs };
     }
     this.#served.set(key, translated.checks.certificate);
-    const object = bindingObject(this.#o.renderer.binding(route), this.#o.namespace);
+    const part = this.#o.renderer.binding(route);
+    const object = bindingObject(part, this.#o.namespace);
+    const bundles = bundleObjects(part, this.#o.namespace);
+    const bundleNames = bundles.map((b) => b.metadata.name);
     const [policy] = networkPolicies(
       [route],
       () => binding.spec.allowedNamespaces,
@@ -248,12 +279,59 @@ export class ProxyConfigController {
     if (signal?.aborted) return {};
     const contentHash = object.metadata.annotations[annotationContentHash]!;
     const entry = { contentHash, fingerprintSha256: route.clientCertificate.fingerprintSha256 };
-    const written = [await this.#owned.put('secrets', object), await this.#owned.put('networkpolicies', policy!)].filter(Boolean).length;
+    // Bundles first: the agent reads them through the same watch as the binding object, so
+    // it sees a bundle before any reference to it.
+    this.#bundles.use(key, bundleNames);
+    const written: boolean[] = [];
+    for (const bundle of bundles) written.push(await this.#putBundle(bundle));
+    written.push(await this.#owned.put('secrets', object), await this.#owned.put('networkpolicies', policy!));
+    // Bundles this binding no longer references go after the object that stopped referencing them.
+    const released = this.#bundles.settle(key, bundleNames);
     const before = this.#entries.get(key);
     this.#entries.set(key, entry);
-    if (before?.contentHash !== contentHash) this.#wakeIndex();
-    if (written > 0) this.#runner.logger.debug({ binding: key, written }, 'binding proxy objects written');
+    if (before?.contentHash !== contentHash || released.length > 0) this.#wakeIndex();
+    const count = written.filter(Boolean).length;
+    if (count > 0) this.#runner.logger.debug({ binding: key, written: count }, 'binding proxy objects written');
     return { requeueAfterMs };
+  }
+
+  /**
+   * A bundle object, written anew if a removal of it is under way (the removal finishes
+   * first). Bindings that share a bundle reconcile side by side: one writes it, and the
+   * others wait for that write rather than race it to a conflict and a backoff.
+   */
+  async #putBundle(bundle: OwnedObject): Promise<boolean> {
+    const name = bundle.metadata.name;
+    // Checked again after every wait, and set with no wait in between: two reconciles must
+    // not both find the way clear.
+    let busy: Promise<unknown> | undefined;
+    while ((busy = this.#bundleRemovals.get(name) ?? this.#bundleWrites.get(name))) await busy.catch(() => undefined);
+    const write = this.#owned.put('secrets', bundle).finally(() => {
+      if (this.#bundleWrites.get(name) === write) this.#bundleWrites.delete(name);
+    });
+    this.#bundleWrites.set(name, write);
+    return write;
+  }
+
+  /**
+   * Bundle objects no binding object references, removed after the objects that stopped
+   * referencing them were written (the index's reconcile runs after the bindings'): the
+   * agent sees the reference go before the bundle. Owned objects the last term wrote are
+   * among them, once every binding was looked at.
+   */
+  async #removeUnreferencedBundles(): Promise<number> {
+    let removed = 0;
+    for (const name of this.#owned.known('secrets')) {
+      if (!isBundleObjectName(name) || this.#bundles.isReferenced(name) || this.#bundleRemovals.has(name)) continue;
+      const removal = this.#owned.remove('secrets', name).finally(() => this.#bundleRemovals.delete(name));
+      this.#bundleRemovals.set(
+        name,
+        removal.catch(() => undefined),
+      );
+      await removal;
+      removed++;
+    }
+    return removed;
   }
 
   /** A binding the proxy does not serve (any more): its objects go, and the index without it. */
@@ -264,6 +342,8 @@ export class ProxyConfigController {
     if (had) this.#wakeIndex();
     await this.#owned.remove('secrets', credentialSecretName(key));
     await this.#owned.remove('networkpolicies', networkPolicyName(key));
+    // Its bundles go with the index's next reconcile, after the object that referenced them.
+    if (this.#bundles.settle(key, []).length > 0) this.#wakeIndex();
     return {};
   }
 
@@ -278,6 +358,8 @@ export class ProxyConfigController {
     const policy = proxyEgressPolicy(this.#o.destinations(), namespace, this.#o.proxyPodLabels, managedLabels(componentNetworkPolicy));
     const written = [await this.#owned.put('networkpolicies', policy), await this.#owned.put('configmaps', configMap)].filter(Boolean).length;
     if (written > 0) this.#runner.logger.info({ hash: manifest.hash.slice(0, 16), bindings: manifest.bindings }, 'proxy index written');
+    const removed = await this.#removeUnreferencedBundles();
+    if (removed > 0) this.#runner.logger.info({ removed }, 'bundle objects no binding references removed');
     return {};
   }
 }

@@ -29,12 +29,18 @@ export interface BindingSelection {
   byPath: ReadonlyMap<string, ProxyFile>;
 }
 
-/** A path of `files` that `byPath` or an earlier one of `files` already names. */
+/**
+ * A path of `files` that `byPath` or an earlier one of `files` already names. A bundle is
+ * the exception: it is named by its content, so the bindings that trust one bundle all
+ * name its one file.
+ */
 function takenPath(files: readonly ProxyFile[], byPath: ReadonlyMap<string, ProxyFile>): string | undefined {
   const own = new Set<string>();
-  for (const { path } of files) {
-    if (byPath.has(path) || own.has(path)) return path;
-    own.add(path);
+  for (const file of files) {
+    const held = byPath.get(file.path);
+    const sameBundle = held !== undefined && held.bundle === true && file.bundle === true && held.sha256 === file.sha256;
+    if ((held && !sameBundle) || own.has(file.path)) return file.path;
+    own.add(file.path);
   }
   return undefined;
 }

@@ -78,6 +78,11 @@ export class OwnedObjects<R extends string> {
     return this.#o.informers[resource]?.list() ?? [];
   }
 
+  /** The names of a resource's objects known to exist: seeded from the watch, kept from our writes (which the watch may not show yet). */
+  known(resource: R): string[] {
+    return [...this.#knownOf(resource).keys()];
+  }
+
   /** One object, whole, from the API server; undefined when it does not exist. */
   async read<T extends KubeObject>(resource: R, name: string): Promise<T | undefined> {
     try {

@@ -11,13 +11,18 @@ import { fileIdentity, generationName } from './generations.ts';
 import type { ApplyResult, AssembledConfig, Assembler, DataPlane, HeldBinding } from './data-plane.ts';
 import type { PodReport } from './pod-reporter.ts';
 import {
+  BundleResolver,
+  isBundleObjectName,
   manifestFormat,
   manifestKey,
   parseManifest,
   proxyConfigMapName,
   readBindingObject,
+  readBundleObject,
   readSharedFiles,
+  type ProxyFile,
   type ReadBinding,
+  type ReadBundle,
 } from '../contract/proxy-objects.ts';
 
 /** The agent's one key: it applies the whole manifest, whichever object changed. */
@@ -29,17 +34,20 @@ export interface ProxyConfigMap extends KubeObject {
 }
 
 /**
- * A binding object as the agent's cache keeps it: read and checked once, when the watch
- * delivers it (readBindingObject), and without its base64 data, which at ten thousand
- * bindings would be a second copy of every certificate and key.
+ * A binding or bundle object as the agent's cache keeps it: read and checked once, when
+ * the watch delivers it (readBindingObject, readBundleObject), and without its base64
+ * data, which at ten thousand bindings would be a second copy of every certificate and
+ * key. A bundle is held once, whatever the number of bindings that reference it.
  */
 export interface CredentialSecretLike extends KubeObject {
-  read: ReadBinding;
+  read: ({ kind: 'binding' } & ReadBinding) | ({ kind: 'bundle' } & ReadBundle);
 }
 
 /** The informer transform that makes a CredentialSecretLike of a Secret from the API. */
 export function readCredentialSecret(s: KubeObject & { data?: Record<string, string> }): CredentialSecretLike {
-  return { metadata: { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion }, read: readBindingObject(s) };
+  const metadata = { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion };
+  if (isBundleObjectName(s.metadata.name)) return { metadata, read: { kind: 'bundle', ...readBundleObject(s) } };
+  return { metadata, read: { kind: 'binding', ...readBindingObject(s) } };
 }
 
 export interface ProxyAgentOptions {
@@ -111,6 +119,8 @@ export class ProxyAgent {
   #trashAgain = false;
   /** Binding objects found unusable, by name@resourceVersion: each is logged once. */
   #unusable = new Set<string>();
+  /** Each binding's part with its bundles' files, kept by part so a pass hands assembly the same objects. */
+  readonly #bundles = new BundleResolver();
   /** When the data plane asked to be looked at again (a periodic check, servers draining); 0: now. */
   #recheckAt = 0;
 
@@ -226,20 +236,35 @@ export class ProxyAgent {
     return result;
   }
 
-  /** Every usable binding object the cache holds (each was read and checked when it arrived). */
+  /**
+   * Every usable binding object the cache holds (each was read and checked when it
+   * arrived), with its bundles' files. A binding whose bundle has not arrived waits out of
+   * the config: the controller writes a bundle before the first reference to it and the
+   * watch delivers them in that order, so that happens only when a bundle was edited or
+   * deleted by hand.
+   */
   #heldBindings(): HeldBinding[] {
+    const secrets = this.#options.secrets.list();
+    const bundles = new Map<string, ProxyFile>();
+    for (const { read } of secrets) if (read.kind === 'bundle' && read.ok) bundles.set(read.file.sha256, read.file);
     const held: HeldBinding[] = [];
     const unusable = new Set<string>();
-    for (const secret of this.#options.secrets.list()) {
+    for (const secret of secrets) {
       const { read } = secret;
-      if (read.ok) {
-        held.push({ contentHash: read.contentHash, part: read.part });
+      const resolved = read.kind === 'binding' && read.ok ? this.#bundles.resolve(read, bundles) : undefined;
+      if (read.kind === 'binding' && read.ok && resolved?.ok) {
+        held.push({ contentHash: read.contentHash, part: resolved.part });
         continue;
       }
+      if (read.ok && !resolved) continue;
       const id = `${secret.metadata.name}@${secret.metadata.resourceVersion ?? ''}`;
       unusable.add(id);
-      if (!this.#unusable.has(id))
-        this.#log.warn({ secret: secret.metadata.name, reason: read.problem }, 'a binding object is unusable; that binding is left out');
+      if (this.#unusable.has(id)) continue;
+      const reason = !read.ok ? read.problem : resolved && !resolved.ok ? `waiting for ${resolved.waitingFor}` : '';
+      this.#log.warn(
+        { secret: secret.metadata.name, reason },
+        read.kind === 'bundle' ? 'a bundle object is unusable; the bindings that use it wait' : 'a binding object is unusable; that binding is left out',
+      );
     }
     this.#unusable = unusable;
     return held;

@@ -20,7 +20,7 @@ import { ManagedHaproxy, testHaproxyConfig } from '../../src/dataplane/haproxy/p
 import { parseServersState } from '../../src/dataplane/haproxy/state.ts';
 import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
 import { objectsOfRender } from '../../src/dataplane/registry.ts';
-import { parseManifest, readBindingObject, readSharedFiles } from '../../src/contract/proxy-objects.ts';
+import { parseManifest, readProxySecrets, readSharedFiles } from '../../src/contract/proxy-objects.ts';
 import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { partnerRoute } from '../support/agent-process.ts';
@@ -79,11 +79,8 @@ class Rig {
     const objects = objectsOfRender(renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' }), routes, 'mtls-egress');
     const shared = readSharedFiles(parseManifest(objects.configMap)!, objects.configMap);
     assert.ok(shared.ok);
-    const held = objects.secrets.map((secret) => {
-      const read = readBindingObject(secret);
-      assert.ok(read.ok, read.ok ? '' : read.problem);
-      return { contentHash: read.contentHash, part: read.part };
-    });
+    const { held, problems } = readProxySecrets([...objects.bundles, ...objects.secrets]);
+    assert.deepEqual(problems, []);
     const assembly = assembleHaproxyConfig(shared.files, held);
     assert.ok(assembly.ok, assembly.ok ? '' : assembly.problem);
     assert.deepEqual(assembly.leftOut, []);
@@ -158,7 +155,8 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     assert.equal((await seen(range.first)).cn, 'alpha.client');
     assert.equal(await rig.workerPid(), worker, 'the same worker serves');
     assert.equal(rig.reloads, 0);
-    assert.deepEqual([...rig.changes].sort(), ['add-server', 'enable-server', 'load-cert', 'load-ca', 'map-add', 'map-add', 'map-add'].sort());
+    // No load-ca: bravo trusts the bundle alpha's server already holds, and shares its entry.
+    assert.deepEqual([...rig.changes].sort(), ['add-server', 'enable-server', 'load-cert', 'map-add', 'map-add', 'map-add'].sort());
   });
 
   test('a server added at run time keeps its connection to the partner: 20 keep-alive requests, one TLS connection', async () => {
@@ -320,6 +318,31 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     assert.match(gone.body, /no ClientCertificateBinding serves this port/);
     assert.deepEqual(await rig.servers(`p${range.first + 1}`), []);
     assert.equal((await rig.haproxy.runtime.run('show ssl cert')).includes('team-a_bravo'), false);
+    assert.equal(rig.reloads, 0);
+  });
+
+  test('one bundle, one CA entry: a binding that trusts it comes and goes, and the others keep verifying the partner with it', async () => {
+    // alpha trusts the partner's CA, as bravo did until the test before removed it.
+    const caEntries = async (): Promise<string[]> => (await rig.haproxy.runtime.run('show ssl ca-file')).split('\n').filter((l) => l.includes('/ca/'));
+    assert.equal((await caEntries()).length, 1, 'bravo gone, its bundle stays for alpha');
+    assert.equal((await seen(range.first)).cn, 'alpha.client');
+    const restarts = rig.restarts;
+    for (let i = 0; i < 2; i++) {
+      rig.changes.length = 0;
+      await rig.apply([...routes, route('delta', range.first + 7, pki.issueClient({ cn: `delta-${i}.client` }))]);
+      assert.equal((await seen(range.first + 7)).cn, `delta-${i}.client`);
+      assert.ok(!rig.changes.includes('load-ca'), `the bundle is loaded once: ${rig.changes.join(', ')}`);
+      await rig.apply(routes);
+      await pollUntil(async () => ((await rig.plane.recheck(), await rig.servers(`p${range.first + 7}`)).length === 0 ? true : undefined), {
+        what: "delta's server to be deleted",
+        timeoutMs: 20_000,
+        intervalMs: 500,
+      });
+      await rig.plane.recheck();
+      assert.deepEqual(await caEntries().then((e) => e.length), 1, 'the shared entry outlives the server deleted');
+      assert.equal((await seen(range.first)).cn, 'alpha.client', 'alpha still verifies the partner with the shared bundle');
+    }
+    assert.equal(rig.restarts, restarts, 'HAProxy never exited');
     assert.equal(rig.reloads, 0);
   });
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -178,6 +179,8 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     assert.equal((await partnerSaw(proxy.ports.b!)).serialNumber, proxy.identities.b!.serial);
     assert.equal((await httpGet(agent.healthPort, '/readyz')).status, 200);
     assert.equal(proxy.currentGeneration(), `gen-${goodHash}`);
+    // Both trust the partner's CA: one bundle object, one file, named by its content.
+    assert.deepEqual(readdirSync(join(proxy.configDir, 'current', 'ca')), [`${createHash('sha256').update(pki.ca.certPem).digest('hex')}.pem`]);
   });
 
   test('rotation: the partner sees the new certificate, no request fails, the Pod shows the new hash', async () => {

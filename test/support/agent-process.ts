@@ -165,9 +165,16 @@ export class ProxyConfigWriter {
     return proxyObjects(rendered, routes, this.namespace);
   }
 
-  /** Every credential Secret but those of `withhold` (binding keys), then the ConfigMap. */
+  /** Every bundle, then every credential Secret but those of `withhold` (binding keys), then the ConfigMap. */
   async publish(objects: ProxyObjects, options: { withhold?: string[] } = {}): Promise<void> {
     const withheld = new Set((options.withhold ?? []).map(credentialSecretName));
+    for (const bundle of objects.bundles) {
+      const name = bundle.metadata.name;
+      if (this.#written.get(name) !== bundle.metadata.annotations[annotationContentHash]) {
+        await this.#apply(`/api/v1/namespaces/${this.namespace}/secrets/${name}`, bundle);
+        this.#written.set(name, bundle.metadata.annotations[annotationContentHash]!);
+      }
+    }
     for (const secret of objects.secrets) {
       const name = secret.metadata.name;
       if (!withheld.has(name) && this.#written.get(name) !== secret.metadata.annotations[annotationContentHash]) await this.applySecret(objects, name);

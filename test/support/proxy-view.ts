@@ -1,5 +1,5 @@
 import type { KubeClient } from '../../src/k8s/client.ts';
-import { configDigest, credentialsSelector, parseManifest, proxyConfigMapName, readBindingObject, sharedHash } from '../../src/contract/proxy-objects.ts';
+import { configDigest, credentialsSelector, parseManifest, proxyConfigMapName, readProxySecrets, sharedHash } from '../../src/contract/proxy-objects.ts';
 
 export interface ProxyView {
   cm: { binaryData?: Record<string, string> };
@@ -23,12 +23,11 @@ export async function readProxyView(client: KubeClient, namespace: string): Prom
   });
   const bindings: ProxyView['bindings'] = {};
   const hashes: Array<[string, string]> = [];
-  for (const object of objects.items) {
-    const read = readBindingObject(object);
-    if (!read.ok) continue;
-    const { key, serialNumber, fingerprintSha256, listenerPort } = read.part;
+  // As the agent reads them: a binding whose bundle is missing is not served.
+  for (const { part, contentHash } of readProxySecrets(objects.items).held) {
+    const { key, serialNumber, fingerprintSha256, listenerPort } = part;
     bindings[key] = { serialNumber, fingerprintSha256, listenerPort };
-    hashes.push([key, read.contentHash]);
+    hashes.push([key, contentHash]);
   }
   const complete = configDigest(index.dataPlane, sharedHash(index.files), hashes) === index.hash;
   return { cm, hash: index.hash, bindings: complete ? bindings : {}, complete };

@@ -318,6 +318,47 @@ describe('a delta pass: changedBackends and narrowTo plan what a change touches,
     });
   }
 
+  // One bundle, one CA entry: the servers of every binding that trusts it name the same file.
+  const sharing = (s: HaproxyServer): HaproxyServer => ({ ...s, caFile: `ca/${'ab'.repeat(32)}.pem` });
+  const sharedCases: Array<{ name: string; from: HaproxyServer[]; to: HaproxyServer[]; steps: string[] }> = [
+    {
+      name: 'a binding that shares its bundle with another backend is removed: the bundle stays',
+      from: [sharing(alpha), sharing(charlie)],
+      to: [sharing(alpha)],
+      steps: [
+        'map-del ports.map 10002',
+        'map-del bindings.map 10002',
+        'map-del hosts.map 10002',
+        `disable-server p10002/${charlie.server}`,
+        `del-server p10002/${charlie.server}`,
+        `del-cert ${charlie.certificateFile}`,
+      ],
+    },
+    {
+      name: 'a binding that moves to a bundle another backend uses: the bundle is not loaded again, the old one goes',
+      from: [sharing(alpha), bravo],
+      to: [sharing(alpha), sharing(server('bravo', 10001, 2))],
+      steps: [
+        `load-cert ${server('bravo', 10001, 2).certificateFile}`,
+        `add-server p10001/${server('bravo', 10001, 2).server}`,
+        `enable-server p10001/${server('bravo', 10001, 2).server}`,
+        `disable-server p10001/${bravo.server}`,
+        `del-server p10001/${bravo.server}`,
+        `del-cert ${bravo.certificateFile}`,
+        `del-ca ${bravo.caFile}`,
+      ],
+    },
+  ];
+  for (const c of sharedCases) {
+    test(`${c.name}, in the narrowed plan as in the full one`, () => {
+      const backends = changedBackends(desired(c.from), desired(c.to), none)!;
+      const full = planHaproxy(desired(c.to), live(c.from));
+      const narrowed = narrowTo(backends, desired(c.from), desired(c.to), live(c.from), none);
+      assert.deepEqual(ops(full.steps), c.steps);
+      assert.deepEqual(ops(planHaproxy(narrowed.desired, narrowed.live).steps).sort(), [...c.steps].sort());
+    });
+  }
+
   test("a map entry that differs is its port's backend; a store that moved trusts nothing", () => {
     const changed = desired([alpha, bravo]);
     const hosts = new Map(changed.maps.get('hosts.map'));

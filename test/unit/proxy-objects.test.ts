@@ -7,11 +7,19 @@ import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
 import { dataPlanes as drivers, isDataPlaneKind, objectsOfRender } from '../../src/dataplane/registry.ts';
 import {
   annotationBinding,
+  annotationBundles,
   annotationFingerprint,
   bindingManifestKey,
+  bundleDataKey,
+  bundleObjectName,
+  bundlePath,
   credentialSecretName,
+  manifestFormat,
+  manifestKey,
   parseManifest,
   readBindingObject,
+  readBundleObject,
+  readProxySecrets,
   readSharedFiles,
   type ProxyFile,
   type BindingObject,
@@ -19,12 +27,16 @@ import {
 } from '../../src/contract/proxy-objects.ts';
 import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
 import { renderNginx } from '../../src/dataplane/nginx/render.ts';
+import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 
 const keyText = '-----BEGIN PRIVATE KEY-----\nS3CR3T-KEY-BYTES\n-----END PRIVATE KEY-----\n';
 const namespace = 'mtls-egress-system';
 const listenerPorts = { first: 10000, last: 19999 };
 
-function route(name: string, port: number, options: { withCA?: boolean; serial?: string } = {}): EgressRoute {
+const partnerCA = '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n';
+
+function route(name: string, port: number, options: { withCA?: boolean | string; serial?: string } = {}): EgressRoute {
   return {
     key: `team-a/${name}`,
     namespace: 'team-a',
@@ -40,7 +52,7 @@ function route(name: string, port: number, options: { withCA?: boolean; serial?:
       serialNumber: options.serial ?? `5e${port}`,
       fingerprintSha256: `${(options.serial ?? name).padStart(2, '0').slice(0, 2).toUpperCase()}:AB`,
     },
-    ...(options.withCA ? { serverCA: { pem: '-----BEGIN CERTIFICATE-----\nCA\n-----END CERTIFICATE-----\n' } } : {}),
+    ...(options.withCA ? { serverCA: { pem: typeof options.withCA === 'string' ? options.withCA : partnerCA } } : {}),
   };
 }
 
@@ -54,11 +66,8 @@ function agentView(objects: ProxyObjects, secrets: readonly BindingObject[] = ob
   const manifest = parseManifest(objects.configMap)!;
   const shared = readSharedFiles(manifest, objects.configMap);
   assert.ok(shared.ok);
-  const held: HeldBinding[] = secrets.map((s) => {
-    const read = readBindingObject(s);
-    assert.ok(read.ok, read.ok ? '' : read.problem);
-    return { contentHash: read.contentHash, part: read.part };
-  });
+  const { held, problems } = readProxySecrets([...objects.bundles, ...secrets]);
+  assert.deepEqual(problems, []);
   assert.ok(isDataPlaneKind(manifest.dataPlane));
   return { manifest, assembly: drivers[manifest.dataPlane].assembler()(shared.files, held) };
 }
@@ -87,9 +96,10 @@ for (const [dataPlane, render] of Object.entries(dataPlanes)) {
       assert.deepEqual(assembly.leftOut, []);
       assert.equal(assembly.config.hash, manifest.hash);
       assert.equal(manifest.bindings, 2);
+      // A bundle is the objects' once, whichever binding the render listed it under.
       assert.deepEqual(
         assembly.config.files.map(({ sha256: _digest, ...f }) => f),
-        rendered.files,
+        rendered.files.map(({ binding, ...f }) => (f.bundle || binding === undefined ? f : { ...f, binding })),
       );
     });
 
@@ -223,4 +233,117 @@ describe('assembleHaproxyConfig: bindings that cannot be served with the rest ar
       else assert.deepEqual(assembly.leftOut, []);
     });
   }
+});
+
+const digestOf = (text: string): string => createHash('sha256').update(text).digest('hex');
+const decoded = (value: string): string => Buffer.from(value, 'base64').toString('utf8');
+
+for (const [dataPlane, render] of Object.entries(dataPlanes)) {
+  describe(`CA bundles (${dataPlane}): one object per distinct bundle, referenced by its digest`, () => {
+    const otherCA = '-----BEGIN CERTIFICATE-----\nOTHER\n-----END CERTIFICATE-----\n';
+    const sharing = Array.from({ length: 50 }, (_, i) => route(`b${i}`, 10000 + i, { withCA: true }));
+    const routes = [...sharing, route('ca', 10100, { withCA: otherCA }), route('db', 10101)];
+    const objects = objectsOfRender(render(routes), routes, namespace);
+    const bundleName = bundleObjectName(digestOf(partnerCA));
+
+    test('50 bindings that trust one bundle and one that trusts another: two bundle objects, each named by its content', () => {
+      assert.deepEqual(objects.bundles.map((b) => b.metadata.name).sort(), [bundleName, bundleObjectName(digestOf(otherCA))].sort());
+      for (const bundle of objects.bundles) {
+        assert.equal(bundle.metadata.name, bundleObjectName(digestOf(decoded(bundle.data[bundleDataKey]!))));
+        assert.deepEqual(Object.keys(bundle.data), [bundleDataKey]);
+        assert.ok(readBundleObject(bundle).ok);
+      }
+    });
+
+    test("a binding object references its bundle by digest and holds none of the bundle's bytes", () => {
+      for (const secret of objects.secrets) {
+        const key = secret.metadata.annotations[annotationBinding]!;
+        const ca = routes.find((r) => r.key === key)!.serverCA?.pem;
+        assert.equal(secret.metadata.annotations[annotationBundles], ca ? digestOf(ca) : undefined, key);
+        for (const value of Object.values(secret.data)) if (ca) assert.ok(!decoded(value).includes(ca), `${key} holds its CA's bytes`);
+        const read = readBindingObject(secret);
+        assert.ok(read.ok);
+        assert.deepEqual(read.bundles, ca ? [{ path: bundlePath(digestOf(ca)), sha256: digestOf(ca) }] : []);
+      }
+    });
+
+    test('the objects hold the bundle once: their bytes do not grow with the bindings that share it', () => {
+      const bytes = (o: ProxyObjects): number => [...o.secrets, ...o.bundles].reduce((sum, s) => sum + JSON.stringify(s.data).length, 0);
+      const big = `-----BEGIN CERTIFICATE-----\n${'A'.repeat(64 * 1024)}\n-----END CERTIFICATE-----\n`;
+      const few = Array.from({ length: 2 }, (_, i) => route(`f${i}`, 10000 + i, { withCA: big }));
+      const many = Array.from({ length: 50 }, (_, i) => route(`f${i}`, 10000 + i, { withCA: big }));
+      const perBinding = (bytes(objectsOfRender(render(many), many, namespace)) - bytes(objectsOfRender(render(few), few, namespace))) / 48;
+      assert.ok(perBinding < 4096, `${Math.round(perBinding)} bytes per binding beyond the first two`);
+    });
+
+    test('the agent assembles one file per bundle, one object in memory shared by every binding that uses it', () => {
+      const { held, problems } = readProxySecrets([...objects.bundles, ...objects.secrets]);
+      assert.deepEqual(problems, []);
+      const files = held.flatMap((h) => h.part.files.filter((f) => f.path === bundlePath(digestOf(partnerCA))));
+      assert.equal(files.length, 50);
+      assert.ok(
+        files.every((f) => f === files[0]),
+        'the same object',
+      );
+      const { assembly } = agentView(objects);
+      assert.ok(assembly.ok);
+      assert.deepEqual(assembly.leftOut, []);
+      assert.deepEqual(
+        assembly.config.files.filter((f) => f.path.startsWith('ca/')).map((f) => f.path),
+        [bundlePath(digestOf(partnerCA)), bundlePath(digestOf(otherCA))].sort(),
+      );
+    });
+
+    test('a binding whose bundle the agent does not hold waits, and the others are served', () => {
+      const withoutOther = objects.bundles.filter((b) => b.metadata.name !== bundleObjectName(digestOf(otherCA)));
+      const { held, problems } = readProxySecrets([...withoutOther, ...objects.secrets]);
+      assert.equal(held.length, routes.length - 1);
+      assert.deepEqual(problems, [`team-a/ca: waiting for bundle ${bundleObjectName(digestOf(otherCA))}`]);
+    });
+  });
+}
+
+describe('readBundleObject: a bundle is what its name says, and bounded', () => {
+  const [good] = objectsOfRender(dataPlanes.haproxy([route('a', 10000, { withCA: true })]), [route('a', 10000, { withCA: true })], namespace).bundles;
+  const other = Buffer.from('-----BEGIN CERTIFICATE-----\nEVIL\n-----END CERTIFICATE-----\n').toString('base64');
+  const huge = Buffer.from('A'.repeat((1 << 20) + 1)).toString('base64');
+  const table: Array<[string, BindingObject, RegExp | undefined]> = [
+    ['the object as written', good!, undefined],
+    ['other bytes under the name (a hand edit)', { ...good!, data: { [bundleDataKey]: other } }, /does not hash to its name/],
+    ['no bundle key', { ...good!, data: {} }, /no bundle\.pem/],
+    ['a name that is no digest', { ...good!, metadata: { ...good!.metadata, name: 'mtls-egress-ca-nope' } }, /not named/],
+    ['more than a bundle may be', { ...good!, data: { [bundleDataKey]: huge } }, /over 1048576 bytes/],
+  ];
+  for (const [name, object, problem] of table) {
+    test(name, () => {
+      const read = readBundleObject(object);
+      if (problem) assert.ok(!read.ok && problem.test(read.problem), read.ok ? 'accepted' : read.problem);
+      else assert.ok(read.ok);
+    });
+  }
+
+  test('a binding object whose bundle path is not its digest is refused', () => {
+    const routes = [route('a', 10000, { withCA: true })];
+    const [secret] = objectsOfRender(dataPlanes.nginx(routes), routes, namespace).secrets;
+    const manifest = JSON.parse(decoded(secret!.data[bindingManifestKey]!)) as { files: Array<Record<string, unknown>> };
+    const files = manifest.files.map((f) => (f.bundle ? { ...f, path: 'ca/elsewhere.pem' } : f));
+    const read = readBindingObject({
+      ...secret!,
+      data: { ...secret!.data, [bindingManifestKey]: Buffer.from(JSON.stringify({ ...manifest, files })).toString('base64') },
+    });
+    assert.ok(!read.ok && /a bundle is ca\/<sha256>\.pem/.test(read.problem), read.ok ? 'accepted' : read.problem);
+  });
+});
+
+describe('the manifest format', () => {
+  test(`an agent reads format ${manifestFormat} only: an index of another format is refused, never misread`, () => {
+    const routes = [route('a', 10000, { withCA: true })];
+    const { configMap, manifest } = objectsOfRender(dataPlanes.haproxy(routes), routes, namespace);
+    assert.equal(manifestFormat, 3);
+    assert.ok(parseManifest(configMap));
+    for (const format of [2, 4]) {
+      const packed = gzipSync(JSON.stringify({ ...manifest, format })).toString('base64');
+      assert.equal(parseManifest({ binaryData: { ...configMap.binaryData, [manifestKey]: packed } }), undefined, `format ${format}`);
+    }
+  });
 });

@@ -347,7 +347,8 @@ export function changedBackends(before: DesiredHaproxy, after: DesiredHaproxy, d
 /**
  * `desired` and `live` narrowed to these backends: their servers, their ports' map
  * entries, and the certificates and CA files their servers use now (`desired`) or used
- * when HAProxy was last found serving `before`, and `leftover` (see leftoverStores).
+ * when HAProxy was last found serving `before` and no server uses now, and `leftover`
+ * (see leftoverStores).
  * Planned and checked on this view, a change costs what it touches; what HAProxy holds
  * outside it is left to the periodic full pass.
  */
@@ -361,9 +362,18 @@ export function narrowTo(
 ): { desired: DesiredHaproxy; live: LiveHaproxy } {
   const servers = desired.servers.filter((s) => backends.has(s.backend));
   const stores = new Set(leftover);
-  for (const server of [...servers, ...before.servers.filter((s) => backends.has(s.backend))]) {
+  for (const server of servers) {
     const names = memo.storeNames(server, desired.storeDir);
     stores.add(names.certificate).add(names.ca);
+  }
+  // What a server of these backends used before is in view only if no server wants it
+  // now: a CA bundle is shared by servers of other backends, which this view does not
+  // see, and would otherwise look unused to it and be deleted under them.
+  const wanted = memo.desiredIndex(desired);
+  for (const server of before.servers.filter((s) => backends.has(s.backend))) {
+    const names = memo.storeNames(server, desired.storeDir);
+    if (!wanted.certificates.has(names.certificate)) stores.add(names.certificate);
+    if (!wanted.caFiles.has(names.ca)) stores.add(names.ca);
   }
   const ports = [...backends].filter(isManagedBackend).map((b) => b.slice(1));
   const entries = (map: ReadonlyMap<string, string> | undefined): Map<string, string> => {

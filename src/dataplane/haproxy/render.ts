@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
 import { byKey, isPortNumber, type EgressRoute } from '../../model/egress-routes.ts';
 import type { PortRange } from '../../model/listener-ports.ts';
-import { checkRoutes, commentSafe, hashFiles, hostForUrl, withNewline, type RenderedConfig, type RenderedFile } from '../../render/files.ts';
+import {
+  checkRoutes,
+  commentSafe,
+  hashFiles,
+  hostForUrl,
+  routeBundles,
+  withNewline,
+  withoutRepeatedBundles,
+  type RenderedConfig,
+  type RenderedFile,
+} from '../../render/files.ts';
 import {
   badGatewayFile,
   bindingsMap,
-  caDir,
   certificateDir,
   configDirVariable,
   haproxyConfigFile,
@@ -67,7 +76,7 @@ export interface HaproxyServer {
   serverName: string;
   hostHeader: string;
   certificateFile: string;
-  /** A file under ca/, or "@system-ca" for the system trust store. */
+  /** The bundle's file under ca/ (named by its content, shared by every server that trusts it), or "@system-ca" for the system trust store. */
   caFile: string;
   fingerprintSha256: string;
   serialNumber: string;
@@ -155,7 +164,10 @@ export interface HaproxyBindingPart {
 }
 
 export function haproxyBindingPart(route: EgressRoute): HaproxyBindingPart {
-  const server = haproxyServer(route);
+  // Named by its content: the servers of every binding that trusts this bundle share one
+  // file and one CA entry in HAProxy.
+  const [serverCA] = routeBundles(route);
+  const server = haproxyServer(route, serverCA?.path ?? systemTrustStore);
   // HAProxy reads a client certificate and its key from one PEM file: key material, 0600.
   const files: RenderedFile[] = [
     {
@@ -165,7 +177,7 @@ export function haproxyBindingPart(route: EgressRoute): HaproxyBindingPart {
       binding: route.key,
     },
   ];
-  if (route.serverCA) files.push({ path: server.caFile, content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
+  if (serverCA) files.push(serverCA);
   return { server, files };
 }
 
@@ -238,23 +250,18 @@ export function haproxyFiles(
 ): RenderedFile[] {
   const files: RenderedFile[] = [
     ...shared,
-    ...parts.flatMap((p) => p.files),
+    ...withoutRepeatedBundles(parts.flatMap((p) => p.files)),
     { path: haproxyConfigFile, content: haproxyConfig(servers, options, cache), mode: 0o644 },
   ];
   files.push(...mapFiles(servers, cache));
   return files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
 }
 
-function haproxyServer(route: EgressRoute): HaproxyServer {
+function haproxyServer(route: EgressRoute, caFile: string): HaproxyServer {
   const stem = `${route.namespace}_${route.name}`;
   // Named by the chain it holds (which fixes the key too): a path never changes content,
   // so an intermediate the partner reissued under the same leaf is a new file, loaded.
   const certificateFile = `${certificateDir}/${stem}.${sha256(route.clientCertificate.chainPem).slice(0, 16)}.pem`;
-  // One CA entry per server, never shared by the old and the new server of a rotation:
-  // HAProxy 2.6.12 frees a CA file's entry with a server deleted at run time even while
-  // another server uses it, and the next commit of that name crashes it (bench:scale,
-  // rotations at 300 bindings: a SIGSEGV in nearly every run).
-  const caFile = route.serverCA ? `${caDir}/${stem}.${sha256(`${route.serverCA.pem}\n${certificateFile}`).slice(0, 16)}.pem` : systemTrustStore;
   const hostHeader = route.port === 443 ? hostForUrl(route.host) : `${hostForUrl(route.host)}:${route.port}`;
   // The address is part of the server: a host that moves is a new server, added beside
   // the old one, which is taken out and deleted once idle (as any changed server is).

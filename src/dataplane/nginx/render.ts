@@ -7,11 +7,13 @@ import {
   hashFiles,
   hostForUrl,
   isPlainPath,
+  routeBundles,
   withNewline,
+  withoutRepeatedBundles,
   type RenderedConfig,
   type RenderedFile,
 } from '../../render/files.ts';
-import { bindingConfDir, caDir, certificateDir, nginxConfigFile, nginxPidFile } from './paths.ts';
+import { bindingConfDir, certificateDir, nginxConfigFile, nginxPidFile } from './paths.ts';
 
 // Routes → the files nginx runs from: nginx.conf, which depends on the options alone, and
 // each binding's own files, which nginx.conf includes. Pure; golden-tested
@@ -59,12 +61,6 @@ export function keyFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string 
   return `${certificateDir}/${fileStem(route)}.key`;
 }
 
-export function serverCAFile(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
-  // Its own directory: a name may contain dots, so a suffix such as ".ca.crt" could
-  // collide with another binding's certificate file.
-  return `${caDir}/${fileStem(route)}.crt`;
-}
-
 /** Namespaces and names never contain "_", so "<ns>_<name>" is unique per binding. */
 function fileStem(route: Pick<EgressRoute, 'namespace' | 'name'>): string {
   return `${route.namespace}_${route.name}`;
@@ -95,7 +91,7 @@ export function upstreamName(route: Pick<EgressRoute, 'namespace' | 'name'>): st
 export function renderNginx(routes: readonly EgressRoute[], options: NginxRenderOptions): RenderedNginx {
   const sorted = [...routes].sort(byKey);
   checkOptions(options, sorted);
-  const files = [...nginxSharedFiles(options), ...sorted.flatMap((route) => nginxBindingFiles(route, options))];
+  const files = withoutRepeatedBundles([...nginxSharedFiles(options), ...sorted.flatMap((route) => nginxBindingFiles(route, options))]);
   files.sort((a, b) => byKey({ key: a.path }, { key: b.path }));
   return { dataPlane: 'nginx', files, hash: hashFiles(files) };
 }
@@ -114,13 +110,15 @@ export function nginxSharedFiles(options: NginxRenderOptions): RenderedFile[] {
 export function nginxBindingFiles(route: EgressRoute, options: NginxRenderOptions): RenderedFile[] {
   checkOptions(options, [route]);
   const listen = hostForUrl(options.listenAddress);
-  const trustBundle = options.systemTrustBundle ?? defaultSystemTrustBundle;
+  // A partner's CA is named by its content, so the bindings that trust one bundle share its file.
+  const [serverCA] = routeBundles(route);
+  const trusted = serverCA?.path ?? options.systemTrustBundle ?? defaultSystemTrustBundle;
   const files: RenderedFile[] = [
-    { path: bindingConfFile(route), content: `${routeBlock(route, listen, trustBundle).join('\n')}\n`, mode: 0o644, binding: route.key },
+    { path: bindingConfFile(route), content: `${routeBlock(route, listen, trusted).join('\n')}\n`, mode: 0o644, binding: route.key },
     { path: certificateFile(route), content: withNewline(route.clientCertificate.chainPem), mode: 0o644, binding: route.key },
     { path: keyFile(route), content: withNewline(route.clientCertificate.privateKey.reveal()), mode: 0o600, binding: route.key },
   ];
-  if (route.serverCA) files.push({ path: serverCAFile(route), content: withNewline(route.serverCA.pem), mode: 0o644, binding: route.key });
+  if (serverCA) files.push(serverCA);
   return files;
 }
 
@@ -228,7 +226,8 @@ function nginxConf(options: NginxRenderOptions): string {
   return lines.join('\n');
 }
 
-function routeBlock(route: EgressRoute, listen: string, trustBundle: string): string[] {
+/** `trusted`: the file of the partner's CA bundle, or the system trust bundle. */
+function routeBlock(route: EgressRoute, listen: string, trusted: string): string[] {
   const upstream = upstreamName(route);
   const target = `${hostForUrl(route.host)}:${route.port}`;
   // What a browser would send for https://host:port: the port only when it is not 443.
@@ -258,7 +257,7 @@ function routeBlock(route: EgressRoute, listen: string, trustBundle: string): st
     `            proxy_ssl_name ${route.serverName};`,
     '            proxy_ssl_verify on;',
     `            proxy_ssl_verify_depth ${verifyDepth};`,
-    `            proxy_ssl_trusted_certificate ${route.serverCA ? serverCAFile(route) : trustBundle};`,
+    `            proxy_ssl_trusted_certificate ${trusted};`,
     // Safe only because the session cache lives in this binding's own upstream peer.
     '            proxy_ssl_session_reuse on;',
     '        }',
