@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
+  ConditionAllowedNamespaces,
   ConditionCertificateValid,
   ConditionProgrammed,
   ConditionReady,
@@ -29,6 +30,11 @@ export interface EvaluationInput {
   port: PortOutcome;
   /** Absent until a data plane reports back; then Ready also requires it. */
   programmed?: CheckOutcome;
+  /**
+   * Whether the namespaces spec.allowedNamespaces selects consent; absent without
+   * spec.allowedNamespaces. Its own condition: Ready is about the binding's own namespace.
+   */
+  consent?: CheckOutcome;
   expiryWarningMs: number;
   endpointFor: (port: number) => string;
   now: Date;
@@ -48,7 +54,7 @@ export interface Evaluation {
   requeueAfterMs?: number;
 }
 
-const conditionOrder = [ConditionReady, ConditionCertificateValid, ConditionProgrammed];
+const conditionOrder = [ConditionReady, ConditionCertificateValid, ConditionProgrammed, ConditionAllowedNamespaces];
 /** setTimeout overflows past 2^31-1 ms; a periodic re-check is harmless, so cap the wait. */
 export const maxRequeueMs = 12 * 60 * 60 * 1000;
 /** Land just after a threshold, never just before it. */
@@ -104,7 +110,9 @@ export function evaluateBinding(input: EvaluationInput): Evaluation {
     );
   }
 
-  let conditions = input.previous?.conditions?.filter((c) => conditionOrder.includes(c.type)) ?? [];
+  if (input.consent) desired.push(consentCondition(input.consent));
+
+  let conditions = input.previous?.conditions?.filter((c) => conditionOrder.includes(c.type) && (c.type !== ConditionAllowedNamespaces || input.consent)) ?? [];
   for (const d of desired) conditions = setCondition(conditions, d, input.generation, input.now);
   conditions = sortConditions(conditions, conditionOrder);
 
@@ -117,6 +125,20 @@ export function evaluateBinding(input: EvaluationInput): Evaluation {
 
   const requeueAfterMs = nextThresholdMs(input);
   return { status, events: transitionEvents(input.previous, desired), ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+}
+
+function consentCondition(consent: CheckOutcome): DesiredCondition {
+  if (consent.ok) {
+    return {
+      type: ConditionAllowedNamespaces,
+      status: 'True',
+      reason: reasons.NamespacesConsent,
+      message: 'every namespace spec.allowedNamespaces selects consents',
+    };
+  }
+  // Unverified is not a refusal: the controller could not look, and the NetworkPolicy still holds.
+  const status = consent.reason === reasons.NamespaceConsentUnverified ? 'Unknown' : 'False';
+  return { type: ConditionAllowedNamespaces, status, reason: consent.reason, message: consent.message };
 }
 
 /**

@@ -14,7 +14,7 @@ import {
   type IdentityOutcome,
   type LeftOut,
 } from '../model/egress-routes.ts';
-import { allocateListenerPorts, type PortOutcome, type PortRange } from '../model/listener-ports.ts';
+import { allocateListenerPorts, type AllocationPolicy, type PortOutcome, type PortRange } from '../model/listener-ports.ts';
 import { certificateCondition, evaluateBinding, type CheckOutcome, type Evaluation } from '../status/evaluate.ts';
 
 // The one translation, as in Envoy Gateway's Translate: bindings, their Secrets and the
@@ -51,6 +51,8 @@ export interface TranslateOptions {
   dataPlane?: DataPlaneView;
   /** CA subjects parsed before, for a caller that translates again and again; a fresh memo per call without it. */
   caSubjects?: CaSubjects;
+  /** Whether the namespaces spec.allowedNamespaces selects consent (model/namespace-consent.ts); absent offline, where no Namespace is known. */
+  consent?: (binding: ClientCertificateBinding) => Outcome | undefined;
 }
 
 /** Every check of one binding, in the order Ready names the first failure. */
@@ -111,26 +113,38 @@ export function translate(
 }
 
 /**
- * Listener ports for every binding: the ports held in status stay, fixed requests are
- * honoured oldest first, the rest get the lowest free ones (see allocateListenerPorts).
+ * Listener ports for every binding: the ports held stay, fixed requests are honoured
+ * oldest first, the rest get the lowest free ones (see allocateListenerPorts). A port read
+ * from status is only reported, never held: anyone who may write status can write it.
  * A caller translating one binding at a time computes this once per change of the set.
  */
 export function allocatePorts(
   bindings: readonly ClientCertificateBinding[],
-  options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'>,
+  options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'> & {
+    /** The port the controller itself gave the binding (its record, or a status it wrote and has not seen come back). */
+    held?: (binding: ClientCertificateBinding) => number | undefined;
+    /** Whether the binding may take a port it does not hold yet; default yes. */
+    mayTakeNew?: (binding: ClientCertificateBinding) => boolean;
+    policy?: AllocationPolicy;
+  },
 ): Map<string, PortOutcome> {
   return allocateListenerPorts(
     bindings.map((binding) => {
-      const held = (options.previousStatus?.(binding) ?? binding.status)?.listenerPort;
+      const held = options.held?.(binding);
+      const reported = (options.previousStatus?.(binding) ?? binding.status)?.listenerPort;
       return {
         key: bindingKey(binding),
+        namespace: binding.metadata.namespace,
         creationTimestamp: binding.metadata.creationTimestamp ?? '',
         // Offline YAML can hold anything here; a value that is not a port claims nothing.
         ...(isPortNumber(binding.spec.listenerPort) ? { requested: binding.spec.listenerPort } : {}),
         ...(isPortNumber(held) ? { held } : {}),
+        ...(isPortNumber(reported) ? { reported } : {}),
+        ...(options.mayTakeNew && !options.mayTakeNew(binding) ? { mayTakeNew: false } : {}),
       };
     }),
     options.listenerPorts,
+    options.policy,
   );
 }
 
@@ -168,6 +182,7 @@ export function translateBinding(
     serverCA: checks.serverCA,
     port: checks.port,
     ...(options.dataPlane?.programmed ? { programmed: checks.dataPlane.ok ? options.dataPlane.programmed(key, fingerprint) : checks.dataPlane } : {}),
+    ...consentOf(binding, options),
     expiryWarningMs: expiryWarningMs ?? 0,
     endpointFor: options.endpointFor,
     now: options.now,
@@ -182,6 +197,11 @@ export function translateBinding(
     leftOut: served.ok ? undefined : { reason: served.reason, message: served.message },
     status,
   };
+}
+
+function consentOf(binding: ClientCertificateBinding, options: TranslateOptions): { consent?: CheckOutcome } {
+  const consent = options.consent?.(binding);
+  return consent ? { consent } : {};
 }
 
 /**

@@ -12,6 +12,8 @@ export const plural = 'clientcertificatebindings';
 export const ConditionReady = 'Ready';
 export const ConditionCertificateValid = 'CertificateValid';
 export const ConditionProgrammed = 'Programmed';
+/** Whether every namespace spec.allowedNamespaces selects consents; present only with spec.allowedNamespaces. */
+export const ConditionAllowedNamespaces = 'AllowedNamespaces';
 
 export const defaultPfxKey = 'keystore.p12';
 export const defaultPasswordKey = 'password';
