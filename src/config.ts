@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CodedError } from './errors.ts';
 import { parseCidrList, type Cidr } from './model/destinations.ts';
-import { parsePortRange, type PortRange } from './model/listener-ports.ts';
+import { defaultPortShare, parsePortRange, parsePortShare, type PortRange } from './model/listener-ports.ts';
 import { parseDuration, parseRfc3339 } from './api/time.ts';
 import { isIpLiteral } from './model/egress-routes.ts';
 import { defaultSystemTrustBundle, isPlainPath } from './render/files.ts';
@@ -56,6 +56,10 @@ export interface ControllerConfig {
   allowedDestinations: Cidr[];
   /** The cluster's pod and Service ranges, or auto: read from Nodes and ServiceCIDRs. */
   clusterCidrs: 'auto' | Cidr[];
+  /** How long a freed listener port is kept from other namespaces; 0: not at all. */
+  portQuarantineMs: number;
+  /** How many listener ports one namespace may hold, unless its Namespace's mtls-egress.io/max-listener-ports says otherwise. */
+  namespacePortShare: number;
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -100,6 +104,13 @@ Options:
   --cluster-cidrs auto|CIDR,...
                            the cluster's pod and Service ranges, refused as destinations
                            (default: auto, read from Nodes' podCIDRs and ServiceCIDRs)
+  --port-quarantine D      a listener port freed by a binding is not given to a binding in
+                           another namespace for D: callers there may still use it (default: 10m;
+                           0: off). Within its namespace it may be reused at once
+  --namespace-port-share N%|N
+                           listener ports one namespace may hold: a share of --listener-ports or a
+                           count (default: 10% of the range, at least 10 ports); a Namespace's
+                           mtls-egress.io/max-listener-ports annotation overrides it
 `;
 
 export function positiveDuration(name: string, text: string): number {
@@ -185,6 +196,8 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
       'proxy-error-log': { type: 'string', default: 'stderr' },
       'allowed-destinations': { type: 'string', default: '' },
       'cluster-cidrs': { type: 'string', default: 'auto' },
+      'port-quarantine': { type: 'string', default: '10m' },
+      'namespace-port-share': { type: 'string' },
     },
   });
   let listenerPorts: PortRange;
@@ -206,6 +219,14 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
   const proxyStatusPort = Number(values['proxy-status-port']);
   if (!Number.isInteger(proxyStatusPort) || proxyStatusPort < 1 || proxyStatusPort > 65535) throw new UsageError('--proxy-status-port: not a port');
   if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');
+  const portQuarantineMs = values['port-quarantine'].trim() === '0' ? 0 : positiveDuration('port-quarantine', values['port-quarantine']);
+  let namespacePortShare: number;
+  try {
+    const share = values['namespace-port-share'];
+    namespacePortShare = share === undefined ? defaultPortShare(listenerPorts) : parsePortShare(share, listenerPorts);
+  } catch (err) {
+    throw new UsageError(`--namespace-port-share: ${(err as Error).message}`);
+  }
   const config: ControllerConfig = {
     kubeconfig: values.kubeconfig,
     namespaces: values.namespaces
@@ -236,6 +257,8 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
     proxyErrorLog: values['proxy-error-log'],
     allowedDestinations: cidrFlag('allowed-destinations', values['allowed-destinations']),
     clusterCidrs: values['cluster-cidrs'] === 'auto' ? 'auto' : cidrFlag('cluster-cidrs', values['cluster-cidrs']),
+    portQuarantineMs,
+    namespacePortShare,
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;

@@ -20,7 +20,7 @@ import { Informer } from '../k8s/informer.ts';
 import { SecretCache } from '../k8s/secret-cache.ts';
 import { ControllerMetrics } from '../metrics/metrics.ts';
 import { DestinationPolicy } from '../model/destinations.ts';
-import { aborted } from '../runner/backoff.ts';
+import { aborted, sleep } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { TokenBucket } from '../runner/token-bucket.ts';
 import { bindingsToRecheck, ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
@@ -32,6 +32,9 @@ import { BindingController } from './binding-controller.ts';
 import { ClusterNetworks } from './cluster-networks.ts';
 import { LeaderElector } from './leader-election.ts';
 import { ProxyConfigController } from './proxy-config-controller.ts';
+import { ClusterNamespaces } from './cluster-namespaces.ts';
+import { componentPortReleases, PortReleaseStore } from './port-releases.ts';
+import { OwnedObjects } from '../k8s/owned-objects.ts';
 import type { ProxyRenderer } from '../dataplane/driver.ts';
 import { dataPlanes } from '../dataplane/registry.ts';
 
@@ -68,6 +71,10 @@ export class ControllerManager {
   /** The proxy objects the proxy-config controller writes, metadata only: how it learns that someone else changed one. */
   readonly #owned: Informer<KubeObject>[] = [];
   readonly #networks: ClusterNetworks | undefined;
+  readonly #namespaces: ClusterNamespaces;
+  /** The port releases' ConfigMap, metadata only: OwnedObjects reads what exists from it. */
+  readonly #releasesWatch: Informer<KubeObject>;
+  readonly #releases: PortReleaseStore;
   #synced = false;
 
   constructor(config: ControllerConfig, deps: ManagerDependencies) {
@@ -96,6 +103,11 @@ export class ControllerManager {
     });
     const endpointFor = (port: number): string => `http://${config.proxyService}.${config.namespace}.svc:${port}`;
 
+    // One budget for status writes, Events and proxy objects, status first: a cold start of
+    // 10,000 bindings writes at --status-qps rather than as fast as the API server answers,
+    // and each binding's status does not wait behind another's Secret and NetworkPolicy.
+    // Real time, not `clock`: it paces I/O, whatever time the controllers are shown.
+    const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     const withDataPlane = config.dataPlane !== 'none';
     const history = new ServedCertificateHistory();
     // Where the proxy may connect: refused ranges (fixed, and the cluster's own, read from
@@ -109,10 +121,47 @@ export class ControllerManager {
       });
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
+    this.#namespaces = new ClusterNamespaces(client, logger, () => metrics.watchErrors.inc({ resource: 'namespaces' }));
+    this.#releasesWatch = new Informer<KubeObject>({
+      client,
+      logger,
+      paths: [`/api/v1/namespaces/${config.namespace}/configmaps`],
+      query: { labelSelector: managedSelector(componentPortReleases) },
+      transform: (o) => ({
+        metadata: {
+          name: o.metadata.name,
+          namespace: o.metadata.namespace,
+          resourceVersion: o.metadata.resourceVersion,
+          annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
+        },
+      }),
+      onError: () => metrics.watchErrors.inc({ resource: 'configmaps' }),
+    });
+    this.#releases = new PortReleaseStore({
+      owned: new OwnedObjects<'configmaps'>({
+        client,
+        namespace: config.namespace,
+        apiPrefixes: { configmaps: '/api/v1' },
+        informers: { configmaps: this.#releasesWatch },
+        limiter: writeLimiter,
+        // Someone else changed the releases: ours are written again.
+        changedElsewhere: () => this.#releases.save(this.inputs.portReleases),
+      }),
+      namespace: config.namespace,
+      logger,
+    });
     this.inputs = new BindingInputs({
       bindings: this.#bindings,
       secrets: this.#secrets,
       listenerPorts: config.listenerPorts,
+      portPolicy: {
+        quarantineMs: config.portQuarantineMs,
+        share: config.namespacePortShare,
+        // The proxy's own listener: a status naming it must never reach the renderer.
+        reserved: new Set([config.proxyStatusPort]),
+        onReleased: (releases) => this.#releases.save(releases),
+      },
+      namespaces: this.#namespaces,
       decode: deps.decode ?? decodeCertificateInput,
       ...(withDataPlane ? { hosts: { resolver: deps.hosts ?? new HostResolver({ clock }), destinations } } : {}),
       clock,
@@ -168,11 +217,6 @@ export class ControllerManager {
         )
       : {};
 
-    // One budget for status writes, Events and proxy objects, status first: a cold start of
-    // 10,000 bindings writes at --status-qps rather than as fast as the API server answers,
-    // and each binding's status does not wait behind another's Secret and NetworkPolicy.
-    // Real time, not `clock`: it paces I/O, whatever time the controllers are shown.
-    const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     this.bindingStatus = new BindingController({
       client,
       bindings: this.#bindings,
@@ -254,6 +298,10 @@ export class ControllerManager {
           this.#secrets.start(),
           this.#proxyPods?.start(),
           this.#networks?.start(),
+          this.#releasesWatch.start(),
+          // A controller that may not list Namespaces still runs (consent is then Unknown and
+          // the NetworkPolicy fails closed): their list is waited for a moment, not forever.
+          Promise.race([this.#namespaces.start().catch(() => undefined), sleep(namespacesPatienceMs, signal).catch(() => undefined)]),
           Promise.all(this.#owned.map((i) => i.start())).then(() => this.proxyConfig?.loadHistory()),
         ]),
         aborted(signal),
@@ -264,8 +312,14 @@ export class ControllerManager {
       const lead = (leading: AbortSignal): void => {
         this.metrics.isLeader.set(1);
         leading.addEventListener('abort', () => this.metrics.isLeader.set(0), { once: true });
-        this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
-        this.proxyConfig?.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'proxy-config controller stopped'));
+        // The quarantine first: no port is handed out before the releases the last term kept are known.
+        void this.#releases.load(leading).then((releases) => {
+          if (leading.aborted) return;
+          this.inputs.startTerm(releases);
+          if (releases.length > 0) logger.info({ releases: releases.length }, 'port releases loaded');
+          this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
+          this.proxyConfig?.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'proxy-config controller stopped'));
+        });
       };
       if (signal.aborted) return;
       if (!config.leaderElect) {
@@ -293,11 +347,22 @@ export class ControllerManager {
     } finally {
       this.bindingStatus.shutDown();
       this.proxyConfig?.shutDown();
-      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop(), this.#networks?.stop(), ...this.#owned.map((i) => i.stop())]);
+      await Promise.all([
+        this.#bindings.stop(),
+        this.#secrets.stop(),
+        this.#proxyPods?.stop(),
+        this.#networks?.stop(),
+        this.#namespaces.stop(),
+        this.#releasesWatch.stop(),
+        ...this.#owned.map((i) => i.stop()),
+      ]);
       this.inputs.close();
     }
   }
 }
+
+/** How long the first list of Namespaces is waited for before the controllers start without it. */
+const namespacesPatienceMs = 10_000;
 
 function proxyReplica(pod: PodLike): ProxyReplica {
   return {

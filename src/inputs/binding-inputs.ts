@@ -1,11 +1,12 @@
 import type { SecretLike } from '../api/meta.ts';
-import type { Problem } from '../api/v1alpha1/reasons.ts';
+import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import type { InformerHandlers } from '../k8s/informer.ts';
 import { CaSubjects, resolveCertificateInput } from '../model/certificate-input.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
-import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
+import { parsePortCount, type PortOutcome, type PortRange, type PortRelease } from '../model/listener-ports.ts';
+import { annotationMaxListenerPorts, consentCheck, type NamespaceMeta } from '../model/namespace-consent.ts';
 import { SecretIndex, secretReferences } from '../model/secret-refs.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
@@ -24,14 +25,39 @@ export interface BindingSource {
 /** The Secrets the bindings read: the Secret cache, or a manifest set's Secrets. */
 export interface SecretSource {
   getAll(namespace: string, names: Iterable<string>): Promise<Map<string, SecretLike>>;
+  /** Whether a referenced Secret exists, without a request; absent offline, where every binding may take a port. */
+  exists?(namespace: string, name: string): boolean;
   /** Absent offline, where the set does not change. */
   onChange?(handler: (secretKey: string) => void): void;
+}
+
+/** The cluster's Namespaces, labels and annotations: consent to allowedNamespaces, and each namespace's share of ports. */
+export interface NamespaceSource {
+  /** Every Namespace; undefined while they cannot be read (not listed yet, or RBAC forbids it). */
+  list(): readonly NamespaceMeta[] | undefined;
+  get(name: string): NamespaceMeta | undefined;
+  onChange(handler: (now: NamespaceMeta | undefined, before: NamespaceMeta | undefined) => void): void;
+}
+
+/** How listener ports are shared out between namespaces. */
+export interface PortPolicy {
+  /** How long a freed port is kept from other namespaces (--port-quarantine). */
+  quarantineMs: number;
+  /** How many ports a namespace may hold unless its Namespace says otherwise (--namespace-port-share); default no limit. */
+  share?: number;
+  /** The proxy's own ports: never a binding's, whatever its status says. */
+  reserved?: ReadonlySet<number>;
+  /** The releases in force changed: the caller keeps them across restarts. */
+  onReleased?: (releases: readonly PortRelease[]) => void;
 }
 
 export interface BindingInputsOptions {
   bindings: BindingSource;
   secrets: SecretSource;
   listenerPorts: PortRange;
+  portPolicy?: PortPolicy;
+  /** Present in the cluster; absent offline, where no namespace has a share and consent is not judged. */
+  namespaces?: NamespaceSource;
   decode: IdentityDecoder;
   /** Present when a data plane serves the bindings: their hosts are resolved, and judged by where they lead. */
   hosts?: { resolver: HostResolver; destinations: () => DestinationPolicy };
@@ -51,6 +77,8 @@ export interface GatheredInputs {
   hostProblem(host: string): Problem | undefined;
   /** The binding's host was never answered, and its patience ran out: there is no verdict on it yet. */
   hostUnanswered: boolean;
+  /** Whether the namespaces spec.allowedNamespaces selects consent; undefined without it, or offline. */
+  consent: Outcome | undefined;
 }
 
 /** Ready: translate now, and look again after requeueAfterMs if set. Pending: nothing to translate yet; a wake, or requeueAfterMs, brings the key back. */
@@ -98,12 +126,23 @@ export class BindingInputs {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.identities = new IdentityCache(options.decode, { clock: this.#clock });
+    const policy = options.portPolicy;
+    const secrets = options.secrets;
     this.#ports = new PortAllocations({
       bindings: () => options.bindings.list(),
       listenerPorts: options.listenerPorts,
-      // What the status controller wrote holds the port even before the cache shows it.
-      previousStatus: (b) => this.#written?.(b) ?? b.status,
+      // What the status controller wrote holds the port even before the cache shows it;
+      // what the cache's status says is only reported, and checked (see allocateListenerPorts).
+      previousStatus: (b) => this.#written?.(b),
       onMoved: (keys) => keys.forEach((key) => this.#wake(key)),
+      now: () => this.#clock.now(),
+      ...(policy ? { quarantineMs: policy.quarantineMs } : {}),
+      ...(policy?.reserved ? { reserved: policy.reserved } : {}),
+      ...(policy?.onReleased ? { onReleased: policy.onReleased } : {}),
+      ...(policy?.share !== undefined || options.namespaces ? { shareOf: (ns: string) => this.#shareOf(ns) } : {}),
+      // A binding whose certificate Secret does not exist gets no port until it does: a
+      // thousand bindings naming a missing Secret hold nothing.
+      ...(secrets.exists ? { mayTakeNew: (b: ClientCertificateBinding) => certificateSecretExists(b, secrets.exists!.bind(secrets)) } : {}),
     });
     options.bindings.addHandlers?.({
       onAdd: (b) => {
@@ -122,7 +161,17 @@ export class BindingInputs {
       },
     });
     options.secrets.onChange?.((secretKey) => {
-      for (const key of this.#index.bindingsFor(secretKey)) this.#wake(key);
+      const keys = this.#index.bindingsFor(secretKey);
+      // A Secret that now exists may let a waiting binding take a port; one that holds a port keeps it.
+      if (keys.some((key) => this.#ports.peek(key)?.ok !== true)) this.#ports.changed();
+      for (const key of keys) this.#wake(key);
+    });
+    options.namespaces?.onChange((now, before) => {
+      if (now?.annotations[annotationMaxListenerPorts] !== before?.annotations[annotationMaxListenerPorts]) this.#ports.changed();
+      // Consent is read per binding: a namespace's labels can move any allowedNamespaces verdict.
+      if (!sameLabels(now?.labels, before?.labels)) {
+        for (const b of options.bindings.list()) if (b.spec.allowedNamespaces) this.#wake(bindingKey(b));
+      }
     });
   }
 
@@ -134,6 +183,20 @@ export class BindingInputs {
   /** Status written but not yet seen in the cache, which holds its port all the same: the status controller's. */
   useWrittenStatus(written: (b: ClientCertificateBinding) => ClientCertificateBindingStatus | undefined): void {
     this.#written = written;
+  }
+
+  /**
+   * A leadership term starts with the releases kept in the cluster: the last term's record
+   * of who holds what is dropped (another replica may have led since), so status is read
+   * again, checked.
+   */
+  startTerm(releases: readonly PortRelease[]): void {
+    this.#ports.reset(releases);
+  }
+
+  /** The releases in force. */
+  get portReleases(): readonly PortRelease[] {
+    return this.#ports.releases;
   }
 
   /** Whether some binding reads this Secret ("namespace/name"): the Secret cache keeps the data of these alone. */
@@ -175,6 +238,10 @@ export class BindingInputs {
       hostProblems = answer.problems;
       this.#watchHost(key, hostProblems.has(host) ? host : undefined);
     }
+    const ports = this.#ports.get();
+    // A port waiting out another namespace's quarantine: time alone frees it.
+    const retryAtMs = ports.get(key)?.retryAtMs;
+    if (retryAtMs !== undefined) requeueAfterMs = earliestOf(requeueAfterMs, Math.max(0, retryAtMs - this.#clock.now()) + 1);
     return {
       ready: true,
       requeueAfterMs,
@@ -182,9 +249,10 @@ export class BindingInputs {
         secrets: (_namespace, name) => found.get(name),
         identities: () => identity,
         identity,
-        ports: this.#ports.get(),
+        ports,
         hostProblem: (h) => hostProblems.get(h),
         hostUnanswered,
+        consent: this.#consent(binding),
       },
     };
   }
@@ -204,6 +272,7 @@ export class BindingInputs {
       ports: this.#ports.get(),
       hostProblem: () => undefined,
       hostUnanswered: false,
+      consent: this.#consent(binding),
     };
   }
 
@@ -219,6 +288,18 @@ export class BindingInputs {
       binding.metadata.namespace,
       secretReferences(binding.spec).map((r) => r.name),
     );
+  }
+
+  #consent(binding: ClientCertificateBinding): Outcome | undefined {
+    const namespaces = this.#o.namespaces;
+    if (!namespaces) return undefined;
+    return consentCheck(binding.metadata.namespace, binding.spec.allowedNamespaces, namespaces.list());
+  }
+
+  /** A namespace's share: its own annotation (set by the platform), else the flag's. */
+  #shareOf(namespace: string): number {
+    const own = parsePortCount(this.#o.namespaces?.get(namespace)?.annotations[annotationMaxListenerPorts]);
+    return own ?? this.#o.portPolicy?.share ?? Number.POSITIVE_INFINITY;
   }
 
   #wake(key: string): void {
@@ -258,4 +339,19 @@ export class BindingInputs {
     }
     watch.keys.add(key);
   }
+}
+
+/** Whether the Secret holding the binding's certificate (PFX or TLS pair) exists; a spec naming none is judged elsewhere. */
+function certificateSecretExists(b: ClientCertificateBinding, exists: (namespace: string, name: string) => boolean): boolean {
+  const name = b.spec.certificate?.secretRef?.name ?? b.spec.certificate?.tlsSecretRef?.name;
+  return name === undefined || exists(b.metadata.namespace, name);
+}
+
+function sameLabels(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  return ka.length === Object.keys(b ?? {}).length && ka.every((k) => a?.[k] === b?.[k]);
+}
+
+function earliestOf(a: number | undefined, b: number): number {
+  return a === undefined ? b : Math.min(a, b);
 }
