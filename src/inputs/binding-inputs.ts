@@ -156,7 +156,7 @@ export class BindingInputs {
       },
       onDelete: (b) => {
         this.#index.delete(bindingKey(b));
-        this.#ports.deleted();
+        this.#ports.deleted(b);
         this.#watchHost(bindingKey(b), undefined);
       },
     });
@@ -167,7 +167,14 @@ export class BindingInputs {
       for (const key of keys) this.#wake(key);
     });
     options.namespaces?.onChange((now, before) => {
-      if (now?.annotations[annotationMaxListenerPorts] !== before?.annotations[annotationMaxListenerPorts]) this.#ports.changed();
+      if (now?.annotations[annotationMaxListenerPorts] !== before?.annotations[annotationMaxListenerPorts]) {
+        // A new share: the namespace's bindings waiting for a port look again.
+        this.#ports.changed();
+        const name = now?.name ?? before?.name;
+        for (const b of options.bindings.list()) {
+          if (b.metadata.namespace === name && this.#ports.peek(bindingKey(b))?.ok !== true) this.#wake(bindingKey(b));
+        }
+      }
       // Consent is read per binding: a namespace's labels can move any allowedNamespaces verdict.
       if (!sameLabels(now?.labels, before?.labels)) {
         for (const b of options.bindings.list()) if (b.spec.allowedNamespaces) this.#wake(bindingKey(b));

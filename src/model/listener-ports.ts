@@ -62,8 +62,9 @@ export interface AllocationPolicy {
  * so two reconciles that read the cache at different moments agree.
  *
  * Ports belong to namespaces: a port freed in one namespace is not given to another while
- * its release is in force, a namespace past its share gets no new port, and a binding that
- * cannot be served gets none either. None of these moves a port a binding already holds.
+ * its release is in force, a namespace past its share gets no new port (what it freed and
+ * is still quarantined counts, and comes back to it first), and a binding that cannot be
+ * served gets none either. None of these moves a port a binding already holds.
  *
  * Order: held ports first (oldest holder wins a duplicate), then ports reported in status
  * and checked, then fixed requests (oldest first; a port already taken is a conflict), then
@@ -78,10 +79,13 @@ export function allocateListenerPorts(claimants: readonly PortClaimant[], range:
   const held = new Map<string, number>();
   const quarantine = quarantineOf(policy);
   const inRange = (port: number): boolean => port >= range.first && port <= range.last && !policy.reserved?.has(port);
+  /** Per namespace, the ports it freed that are still quarantined and that nobody holds: charged to its share. */
+  const freedBy = new Map<string, Set<number>>();
   const give = (c: PortClaimant, port: number): void => {
     owner.set(port, c.key);
     const ns = namespaceOf(c);
-    held.set(ns, (held.get(ns) ?? 0) + 1);
+    // Taking back a port it freed costs a namespace nothing: that port was charged already.
+    if (freedBy.get(ns)?.delete(port) !== true) held.set(ns, (held.get(ns) ?? 0) + 1);
     result.set(c.key, { ok: true, port });
   };
   const wants = (c: PortClaimant, port: number): boolean => c.requested === undefined || c.requested === port;
@@ -96,19 +100,32 @@ export function allocateListenerPorts(claimants: readonly PortClaimant[], range:
     if (quarantine.blocks(port, namespaceOf(c))) continue;
     give(c, port);
   }
+  // A namespace's quarantined ports count against its share until they run out, or else
+  // creating and deleting bindings on fixed ports would quarantine the whole range.
+  for (const r of quarantine.releases) {
+    if (owner.has(r.port) || !inRange(r.port)) continue;
+    let freed = freedBy.get(r.namespace);
+    if (!freed) freedBy.set(r.namespace, (freed = new Set()));
+    freed.add(r.port);
+  }
+  const charged = (ns: string): number => (held.get(ns) ?? 0) + (freedBy.get(ns)?.size ?? 0);
   // Only what no binding holds is handed out below: a namespace's share and a broken
   // binding's wait never take a port from anyone.
-  const refusal = (c: PortClaimant): PortOutcome | undefined => {
+  const refusal = (c: PortClaimant, port?: number): PortOutcome | undefined => {
     if (c.mayTakeNew === false) {
       return { ok: false, reason: reasons.SecretNotFound, message: "a listener port is given once the binding's certificate Secret exists" };
     }
     const ns = namespaceOf(c);
     const share = policy.shareOf?.(ns);
-    if (share !== undefined && (held.get(ns) ?? 0) >= share) {
+    if (share !== undefined && charged(ns) >= share && (port === undefined || !freedBy.get(ns)?.has(port))) {
+      const freed = freedBy.get(ns)?.size ?? 0;
       return {
         ok: false,
         reason: reasons.NamespacePortQuotaExceeded,
-        message: `namespace ${ns} holds ${held.get(ns) ?? 0} listener ports, its share is ${share}; delete a binding there, or ask the platform team to raise the namespace's mtls-egress.io/max-listener-ports`,
+        message:
+          `namespace ${ns} holds ${held.get(ns) ?? 0} listener ports` +
+          (freed > 0 ? ` and freed ${freed} still quarantined` : '') +
+          `, its share is ${share}; delete a binding there, or ask the platform team to raise the namespace's mtls-egress.io/max-listener-ports`,
       };
     }
     return undefined;
@@ -129,16 +146,22 @@ export function allocateListenerPorts(claimants: readonly PortClaimant[], range:
       result.set(c.key, quarantined(`listener port ${c.requested} was freed in namespace ${release.namespace}`, release.untilMs));
       continue;
     }
-    const refused = refusal(c);
+    const refused = refusal(c, c.requested);
     if (refused) result.set(c.key, refused);
     else give(c, c.requested);
   }
   let next = range.first;
   for (const c of sorted) {
     if (result.has(c.key)) continue;
-    const refused = refusal(c);
+    // A port the namespace freed itself comes back first: its callers are the same.
+    const own = lowest(freedBy.get(namespaceOf(c)));
+    const refused = refusal(c, own);
     if (refused) {
       result.set(c.key, refused);
+      continue;
+    }
+    if (own !== undefined) {
+      give(c, own);
       continue;
     }
     while (next <= range.last && (owner.has(next) || policy.reserved?.has(next))) next++;
@@ -179,8 +202,14 @@ function quarantined(why: string, untilMs: number): PortOutcome {
   };
 }
 
+function lowest(ports: ReadonlySet<number> | undefined): number | undefined {
+  let min: number | undefined;
+  for (const p of ports ?? []) if (min === undefined || p < min) min = p;
+  return min;
+}
+
 /** The releases in force, by port: a port freed twice is kept for the later release's namespace. */
-function quarantineOf(policy: AllocationPolicy): { blocks(port: number, namespace: string): PortRelease | undefined } {
+function quarantineOf(policy: AllocationPolicy): { releases: Iterable<PortRelease>; blocks(port: number, namespace: string): PortRelease | undefined } {
   const byPort = new Map<number, PortRelease>();
   const now = policy.nowMs ?? 0;
   for (const r of policy.releases ?? []) {
@@ -189,6 +218,7 @@ function quarantineOf(policy: AllocationPolicy): { blocks(port: number, namespac
     if (!before || before.untilMs < r.untilMs) byPort.set(r.port, r);
   }
   return {
+    releases: [...byPort.values()],
     blocks: (port, namespace) => {
       const release = byPort.get(port);
       return release && release.namespace !== namespace ? release : undefined;

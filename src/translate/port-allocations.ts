@@ -53,8 +53,21 @@ export class PortAllocations {
     this.#version++;
   }
 
-  deleted(): void {
+  /**
+   * A binding is gone: its port is released now, not at the next allocation, which may be
+   * far off when nobody waits for a port (and a restart meanwhile would forget it).
+   */
+  deleted(b?: ClientCertificateBinding): void {
     this.#version++;
+    const key = b && bindingKey(b);
+    const held = key === undefined ? undefined : this.#granted.get(key);
+    if (key === undefined || !held) return;
+    this.#granted.delete(key);
+    const now = this.#now();
+    const releases = releasedPorts(new Map([[key, held]]), new Map(), this.#releases, now, this.#o.quarantineMs ?? 0);
+    if (sameReleases(releases, this.#releases)) return;
+    this.#releases = releases;
+    this.#o.onReleased?.(releases);
   }
 
   updated(b: ClientCertificateBinding, old: ClientCertificateBinding): void {

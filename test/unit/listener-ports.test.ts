@@ -170,6 +170,22 @@ describe('allocateListenerPorts: a namespace holds at most its share', () => {
     assert.deepEqual(allocate(claimants, { shareOf }), { 'a/auto': reasons.NamespacePortQuotaExceeded, 'a/fixed': 10004 });
   });
 
+  test('ports a namespace freed count against its share while quarantined: creating and deleting on fixed ports cannot quarantine the range', () => {
+    const releases: PortRelease[] = [
+      { port: 10001, namespace: 'a', untilMs: now + minute },
+      { port: 10003, namespace: 'a', untilMs: now + minute },
+    ];
+    const claimants = [claimant('a/again', 1, { requested: 10004 }), claimant('b/other', 2)];
+    const twoEach = (): number => 2;
+    assert.deepEqual(allocate(claimants, { shareOf: twoEach, releases }), { 'a/again': reasons.NamespacePortQuotaExceeded, 'b/other': 10000 });
+  });
+
+  test('a port the namespace freed comes back to it first, at no cost to its share', () => {
+    const releases: PortRelease[] = [{ port: 10003, namespace: 'a', untilMs: now + minute }];
+    const claimants = [claimant('a/held', 1, { held: 10000 }), claimant('a/renamed', 2)];
+    assert.deepEqual(allocate(claimants, { shareOf: () => 2, releases }), { 'a/held': 10000, 'a/renamed': 10003 });
+  });
+
   test('a per-namespace share overrides the default', () => {
     const claimants = [1, 2, 3, 4].map((age) => claimant(`big/b${age}`, age));
     assert.deepEqual(allocate(claimants, { shareOf }), { 'big/b1': 10000, 'big/b2': 10001, 'big/b3': 10002, 'big/b4': reasons.NamespacePortQuotaExceeded });

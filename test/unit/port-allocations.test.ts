@@ -110,7 +110,7 @@ describe('PortAllocations: ports belong to namespaces', () => {
     assert.equal(r.portOf('team-b/holder'), 10000);
     assert.equal(r.portOf('team-a/taker'), reasons.ListenerPortConflict);
     r.set([taker]);
-    r.ports.deleted();
+    r.ports.deleted(holder);
     assert.equal(r.portOf('team-a/taker'), reasons.ListenerPortQuarantined, 'team-b callers may still call :10000');
     assert.deepEqual(r.saved.at(-1), [{ port: 10000, namespace: 'team-b', untilMs: r.now() + quarantineMs }], 'the release is handed on to be kept');
     r.advance(quarantineMs - 1);
@@ -119,6 +119,14 @@ describe('PortAllocations: ports belong to namespaces', () => {
     assert.equal(r.portOf('team-a/taker'), 10000);
     assert.deepEqual(r.moved.at(-1), ['team-a/taker']);
     assert.deepEqual(r.saved.at(-1), [], 'the run-out release is dropped from what is kept');
+  });
+
+  test('a deletion is released at once, before any allocation: nobody need be waiting, and a restart must find it', () => {
+    const r = tenantRig([withStatusPort(holder, 10000)]);
+    assert.equal(r.portOf('team-b/holder'), 10000);
+    r.set([]);
+    r.ports.deleted(holder);
+    assert.deepEqual(r.saved.at(-1), [{ port: 10000, namespace: 'team-b', untilMs: r.now() + quarantineMs }]);
   });
 
   test('within its namespace, a freed port is reused at once', () => {
