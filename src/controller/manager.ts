@@ -5,6 +5,7 @@ import {
   annotationBinding,
   annotationContentHash,
   annotationFingerprint,
+  annotationListenerPort,
   componentConfig,
   componentCredentials,
   componentNetworkPolicy,
@@ -33,7 +34,7 @@ import { ClusterNetworks } from './cluster-networks.ts';
 import { LeaderElector } from './leader-election.ts';
 import { ProxyConfigController } from './proxy-config-controller.ts';
 import { ClusterNamespaces } from './cluster-namespaces.ts';
-import { componentPortReleases, PortReleaseStore } from './port-releases.ts';
+import { componentPortReleases, PortReleaseStore, releasesOfVanished } from './port-releases.ts';
 import { OwnedObjects } from '../k8s/owned-objects.ts';
 import type { ProxyRenderer } from '../dataplane/driver.ts';
 import { dataPlanes } from '../dataplane/registry.ts';
@@ -75,6 +76,8 @@ export class ControllerManager {
   /** The port releases' ConfigMap, metadata only: OwnedObjects reads what exists from it. */
   readonly #releasesWatch: Informer<KubeObject>;
   readonly #releases: PortReleaseStore;
+  /** The bindings' NetworkPolicies, metadata only: each names the port its binding held. */
+  #bindingPolicies: Informer<KubeObject> | undefined;
   #synced = false;
 
   constructor(config: ControllerConfig, deps: ManagerDependencies) {
@@ -212,6 +215,7 @@ export class ControllerManager {
               onError: () => metrics.watchErrors.inc({ resource }),
             });
             this.#owned.push(informer);
+            if (resource === 'networkpolicies') this.#bindingPolicies = informer;
             return [resource, informer];
           }),
         )
@@ -278,6 +282,18 @@ export class ControllerManager {
     });
   }
 
+  /** Ports named by the bindings' NetworkPolicies whose binding no longer exists. */
+  #vanishedPorts(): Array<{ key: string; port: number }> {
+    const vanished: Array<{ key: string; port: number }> = [];
+    for (const np of this.#bindingPolicies?.list() ?? []) {
+      const annotations = (np.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+      const key = annotations[annotationBinding];
+      const port = Number(annotations[annotationListenerPort]);
+      if (key !== undefined && Number.isInteger(port) && !this.#bindings.get(key)) vanished.push({ key, port });
+    }
+    return vanished;
+  }
+
   /** The caches have synced: what /readyz reports. */
   get synced(): boolean {
     return this.#synced;
@@ -313,8 +329,12 @@ export class ControllerManager {
         this.metrics.isLeader.set(1);
         leading.addEventListener('abort', () => this.metrics.isLeader.set(0), { once: true });
         // The quarantine first: no port is handed out before the releases the last term kept are known.
-        void this.#releases.load(leading).then((releases) => {
+        void this.#releases.load(leading).then((kept) => {
           if (leading.aborted) return;
+          // Bindings deleted while no controller led left their NetworkPolicy behind: their
+          // ports are released now, as if the deletion had just been seen.
+          const releases = releasesOfVanished(kept, this.#vanishedPorts(), (this.#deps.clock ?? systemClock).now(), config.portQuarantineMs);
+          if (releases.length > kept.length) this.#releases.save(releases);
           this.inputs.startTerm(releases);
           if (releases.length > 0) logger.info({ releases: releases.length }, 'port releases loaded');
           this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
@@ -376,7 +396,7 @@ function proxyReplica(pod: PodLike): ProxyReplica {
 /** Our annotations on an owned object, and only those. */
 function ownAnnotations(annotations: Record<string, string> | undefined): Record<string, string> {
   const own: Record<string, string> = {};
-  for (const key of [annotationBinding, annotationContentHash, annotationFingerprint]) {
+  for (const key of [annotationBinding, annotationContentHash, annotationFingerprint, annotationListenerPort]) {
     const value = annotations?.[key];
     if (value !== undefined) own[key] = value;
   }

@@ -122,3 +122,21 @@ export function parseReleases(text: string | undefined): PortRelease[] {
   }
   return releases;
 }
+
+/**
+ * The releases kept, plus one for each port a binding held when it vanished unseen (deleted
+ * while no controller led), from now; a port already released keeps its release.
+ */
+export function releasesOfVanished(
+  kept: readonly PortRelease[],
+  vanished: ReadonlyArray<{ key: string; port: number }>,
+  nowMs: number,
+  quarantineMs: number,
+): PortRelease[] {
+  if (quarantineMs <= 0 || vanished.length === 0) return [...kept];
+  const byPort = new Map(kept.map((r) => [r.port, r]));
+  for (const { key, port } of vanished) {
+    if (!byPort.has(port)) byPort.set(port, { port, namespace: key.slice(0, key.indexOf('/')), untilMs: nowMs + quarantineMs });
+  }
+  return [...byPort.values()].sort((a, b) => a.port - b.port);
+}

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { LabelSelector } from '../api/v1alpha1/types.ts';
-import { annotationBinding, annotationContentHash } from '../api/labels.ts';
+import { annotationBinding, annotationContentHash, annotationListenerPort } from '../api/labels.ts';
 import type { DestinationPolicy } from './destinations.ts';
 import type { EgressRoute } from './egress-routes.ts';
 import { consentingSelector } from './namespace-consent.ts';
@@ -58,7 +58,7 @@ export function networkPolicies(
         name: networkPolicyName(route.key),
         namespace,
         labels,
-        annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash },
+        annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash, [annotationListenerPort]: String(route.listenerPort) },
       },
       spec,
     };

@@ -138,6 +138,37 @@ describe('the quarantine survives a controller restart', () => {
   });
 });
 
+describe('a binding deleted while no controller runs', () => {
+  test('its port is still kept from other namespaces: its NetworkPolicy says which port it held', async () => {
+    const [system, teamA, teamB] = await Promise.all([kube.namespace('tv-sys'), kube.namespace('tv-a'), kube.namespace('tv-b')]);
+    const args = ['--listener-ports', '10000-10019', '--port-quarantine', '2m', '--data-plane', 'nginx'];
+    const first = await controllerFor([system, teamA, teamB], 'tv-first', args);
+    let second: ControllerProcess | undefined;
+    try {
+      await putPfx(teamB, 'victim-pfx');
+      await kube.createBinding(teamB, 'victim', spec('victim-pfx'));
+      const port = (await kube.waitForBinding(teamB, 'victim', 'a port', (b) => b.status?.listenerPort !== undefined)).status!.listenerPort!;
+      await pollUntil(
+        () => kube.client.get(`/apis/networking.k8s.io/v1/namespaces/${system}/networkpolicies/${networkPolicyName(`${teamB}/victim`)}`).catch(() => undefined),
+        { what: "the victim's NetworkPolicy", timeoutMs: 15_000 },
+      );
+      await first.kill();
+      await kube.deleteBinding(teamB, 'victim');
+      await putPfx(teamA, 'taker-pfx');
+      await kube.createBinding(teamA, 'taker', spec('taker-pfx', { listenerPort: port }));
+
+      second = await controllerFor([system, teamA, teamB], 'tv-second', args);
+      const waiting = await kube.waitForBinding(teamA, 'taker', 'ListenerPortQuarantined', hasReason(reasons.ListenerPortQuarantined));
+      assert.equal(waiting.status?.listenerPort, undefined);
+      const kept = await pollUntil(async () => (await releasesKept(system)).find((r) => r.port === port), { what: 'the release kept', timeoutMs: 10_000 });
+      assert.equal(kept.namespace, teamB);
+    } finally {
+      await first.kill();
+      await second?.kill();
+    }
+  });
+});
+
 describe('one namespace cannot starve the others', () => {
   let system: string;
   let hog: string;

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { ClientCertificateBinding } from '../../src/api/v1alpha1/types.ts';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { PortAllocations } from '../../src/translate/port-allocations.ts';
+import { parseReleases, releasesConfigMap, releasesOfVanished } from '../../src/controller/port-releases.ts';
 import { binding } from '../fixtures/bindings.ts';
 
 const listenerPorts = { first: 10000, last: 10002 };
@@ -167,5 +168,32 @@ describe('PortAllocations: ports belong to namespaces', () => {
     const a = binding({ name: 'a' });
     const ports = new PortAllocations({ bindings: () => [withStatusPort(a, 8081)], listenerPorts, reserved: new Set([8081]) });
     assert.deepEqual(ports.get().get('team-a/a'), { ok: true, port: 10000 });
+  });
+});
+
+describe('the releases kept across restarts', () => {
+  const now = Date.parse('2026-02-01T00:00:00Z');
+  test('a binding that vanished while no controller led is released now; a port already released keeps its release', () => {
+    const kept = [{ port: 10003, namespace: 'team-c', untilMs: now + 1000 }];
+    const vanished = [
+      { key: 'team-b/gone', port: 10001 },
+      { key: 'team-x/late', port: 10003 },
+    ];
+    assert.deepEqual(releasesOfVanished(kept, vanished, now, 60_000), [
+      { port: 10001, namespace: 'team-b', untilMs: now + 60_000 },
+      { port: 10003, namespace: 'team-c', untilMs: now + 1000 },
+    ]);
+    assert.deepEqual(releasesOfVanished(kept, vanished, now, 0), kept);
+  });
+
+  test('what the ConfigMap holds reads back as it was written; anything else in it is dropped', () => {
+    const releases = [{ port: 10001, namespace: 'team-b', untilMs: now }];
+    const cm = releasesConfigMap(releases, 'mtls-egress-system');
+    assert.deepEqual(parseReleases(cm.data?.['releases.json']), releases);
+    assert.deepEqual(parseReleases('not json'), []);
+    assert.deepEqual(
+      parseReleases('[{"port":"10001","namespace":"x","until":"2026-02-01T00:00:00Z"},{"port":10002,"namespace":"y","until":"2026-02-01T00:00:00Z"}]'),
+      [{ port: 10002, namespace: 'y', untilMs: now }],
+    );
   });
 });
