@@ -125,21 +125,9 @@ export class ControllerManager {
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
     this.#namespaces = new ClusterNamespaces(client, logger, () => metrics.watchErrors.inc({ resource: 'namespaces' }));
-    this.#releasesWatch = new Informer<KubeObject>({
-      client,
-      logger,
-      paths: [`/api/v1/namespaces/${config.namespace}/configmaps`],
-      query: { labelSelector: managedSelector(componentPortReleases) },
-      transform: (o) => ({
-        metadata: {
-          name: o.metadata.name,
-          namespace: o.metadata.namespace,
-          resourceVersion: o.metadata.resourceVersion,
-          annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
-        },
-      }),
-      onError: () => metrics.watchErrors.inc({ resource: 'configmaps' }),
-    });
+    this.#releasesWatch = ownedWatch(client, logger, `/api/v1/namespaces/${config.namespace}/configmaps`, componentPortReleases, () =>
+      metrics.watchErrors.inc({ resource: 'configmaps' }),
+    );
     this.#releases = new PortReleaseStore({
       owned: new OwnedObjects<'configmaps'>({
         client,
@@ -198,22 +186,9 @@ export class ControllerManager {
               ['configmaps', '/api/v1', componentConfig],
             ] as const
           ).map(([resource, prefix, component]) => {
-            const informer = new Informer<KubeObject>({
-              client,
-              logger,
-              paths: [`${prefix}/namespaces/${config.namespace}/${resource}`],
-              query: { labelSelector: managedSelector(component) },
-              // Name, version and our own annotations: what exists and what it holds, never key material.
-              transform: (o) => ({
-                metadata: {
-                  name: o.metadata.name,
-                  namespace: o.metadata.namespace,
-                  resourceVersion: o.metadata.resourceVersion,
-                  annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
-                },
-              }),
-              onError: () => metrics.watchErrors.inc({ resource }),
-            });
+            const informer = ownedWatch(client, logger, `${prefix}/namespaces/${config.namespace}/${resource}`, component, () =>
+              metrics.watchErrors.inc({ resource }),
+            );
             this.#owned.push(informer);
             if (resource === 'networkpolicies') this.#bindingPolicies = informer;
             return [resource, informer];
@@ -391,6 +366,26 @@ function proxyReplica(pod: PodLike): ProxyReplica {
     appliedHash: pod.metadata.annotations?.[annotationAppliedHash] || undefined,
     applyError: pod.metadata.annotations?.[annotationApplyError] || undefined,
   };
+}
+
+/** A watch of the objects of one component we own, in one collection. */
+function ownedWatch(client: KubeClient, logger: Logger, path: string, component: string, onError: () => void): Informer<KubeObject> {
+  return new Informer<KubeObject>({
+    client,
+    logger,
+    paths: [path],
+    query: { labelSelector: managedSelector(component) },
+    // Name, version and our own annotations: what exists and what it holds, never key material.
+    transform: (o) => ({
+      metadata: {
+        name: o.metadata.name,
+        namespace: o.metadata.namespace,
+        resourceVersion: o.metadata.resourceVersion,
+        annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
+      },
+    }),
+    onError,
+  });
 }
 
 /** Our annotations on an owned object, and only those. */
