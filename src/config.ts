@@ -60,6 +60,8 @@ export interface ControllerConfig {
   portQuarantineMs: number;
   /** How many listener ports one namespace may hold, unless its Namespace's mtls-egress.io/max-listener-ports says otherwise. */
   namespacePortShare: number;
+  /** How long a binding whose certificate Secret is missing keeps its listener port; 0: for ever. */
+  brokenPortGraceMs: number;
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -111,6 +113,9 @@ Options:
                            listener ports one namespace may hold: a share of --listener-ports or a
                            count (default: 10% of the range, at least 10 ports); a Namespace's
                            mtls-egress.io/max-listener-ports annotation overrides it
+  --broken-port-grace D    a binding whose certificate Secret has been missing for D gives up its
+                           listener port (default: 24h; 0: never). A binding gets its first port
+                           only once its Secret exists
 `;
 
 export function positiveDuration(name: string, text: string): number {
@@ -198,6 +203,7 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
       'cluster-cidrs': { type: 'string', default: 'auto' },
       'port-quarantine': { type: 'string', default: '10m' },
       'namespace-port-share': { type: 'string' },
+      'broken-port-grace': { type: 'string', default: '24h' },
     },
   });
   let listenerPorts: PortRange;
@@ -219,7 +225,8 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
   const proxyStatusPort = Number(values['proxy-status-port']);
   if (!Number.isInteger(proxyStatusPort) || proxyStatusPort < 1 || proxyStatusPort > 65535) throw new UsageError('--proxy-status-port: not a port');
   if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');
-  const portQuarantineMs = values['port-quarantine'].trim() === '0' ? 0 : positiveDuration('port-quarantine', values['port-quarantine']);
+  const portQuarantineMs = durationOrZero('port-quarantine', values['port-quarantine']);
+  const brokenPortGraceMs = durationOrZero('broken-port-grace', values['broken-port-grace']);
   let namespacePortShare: number;
   try {
     const share = values['namespace-port-share'];
@@ -259,9 +266,15 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
     clusterCidrs: values['cluster-cidrs'] === 'auto' ? 'auto' : cidrFlag('cluster-cidrs', values['cluster-cidrs']),
     portQuarantineMs,
     namespacePortShare,
+    brokenPortGraceMs,
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;
+}
+
+/** A positive duration, or 0 for "off". */
+function durationOrZero(name: string, text: string): number {
+  return text.trim() === '0' ? 0 : positiveDuration(name, text);
 }
 
 function cidrFlag(name: string, text: string): Cidr[] {

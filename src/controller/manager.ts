@@ -148,6 +148,7 @@ export class ControllerManager {
       portPolicy: {
         quarantineMs: config.portQuarantineMs,
         share: config.namespacePortShare,
+        brokenGraceMs: config.brokenPortGraceMs,
         // The proxy's own listener: a status naming it must never reach the renderer.
         reserved: new Set([config.proxyStatusPort]),
         onReleased: (releases) => this.#releases.save(releases),

@@ -10,7 +10,7 @@ import { annotationMaxListenerPorts, consentCheck, type NamespaceMeta } from '..
 import { SecretIndex, secretReferences } from '../model/secret-refs.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
-import type { IdentityLookup, SecretLookup } from '../translate/translate.ts';
+import type { IdentityLookup, PortEligibility, SecretLookup } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
 import { IdentityCache, isTransientOutcome, type IdentityDecoder } from './identity-cache.ts';
 import { inputPolicy } from './input-policy.ts';
@@ -47,6 +47,8 @@ export interface PortPolicy {
   share?: number;
   /** The proxy's own ports: never a binding's, whatever its status says. */
   reserved?: ReadonlySet<number>;
+  /** How long a binding whose certificate Secret is missing keeps the port it holds (--broken-port-grace); 0: for ever. */
+  brokenGraceMs?: number;
   /** The releases in force changed: the caller keeps them across restarts. */
   onReleased?: (releases: readonly PortRelease[]) => void;
 }
@@ -121,6 +123,8 @@ export class BindingInputs {
   /** Bindings whose host has a problem, by host, each host with its one re-look timer. */
   readonly #hostWatch = new Map<string, { keys: Set<string>; timer: Timer | undefined }>();
   readonly #watchedHost = new Map<string, string>();
+  /** Since when each binding's certificate Secret has been missing, as this process saw it. */
+  readonly #missingSince = new Map<string, number>();
 
   constructor(options: BindingInputsOptions) {
     this.#o = options;
@@ -140,9 +144,10 @@ export class BindingInputs {
       ...(policy?.reserved ? { reserved: policy.reserved } : {}),
       ...(policy?.onReleased ? { onReleased: policy.onReleased } : {}),
       ...(policy?.share !== undefined || options.namespaces ? { shareOf: (ns: string) => this.#shareOf(ns) } : {}),
-      // A binding whose certificate Secret does not exist gets no port until it does: a
-      // thousand bindings naming a missing Secret hold nothing.
-      ...(secrets.exists ? { mayTakeNew: (b: ClientCertificateBinding) => certificateSecretExists(b, secrets.exists!.bind(secrets)) } : {}),
+      // A binding whose certificate Secret does not exist gets no port until it does (a
+      // thousand bindings naming a missing Secret hold nothing), and one that held a port
+      // gives it up once the Secret has been missing past the grace.
+      ...(secrets.exists ? { eligibility: (b: ClientCertificateBinding) => this.#eligibility(b) } : {}),
     });
     options.bindings.addHandlers?.({
       onAdd: (b) => {
@@ -156,6 +161,7 @@ export class BindingInputs {
       },
       onDelete: (b) => {
         this.#index.delete(bindingKey(b));
+        this.#missingSince.delete(bindingKey(b));
         this.#ports.deleted(b);
         this.#watchHost(bindingKey(b), undefined);
       },
@@ -245,6 +251,8 @@ export class BindingInputs {
       hostProblems = answer.problems;
       this.#watchHost(key, hostProblems.has(host) ? host : undefined);
     }
+    const graceLeftMs = this.#graceLeftMs(binding);
+    if (graceLeftMs !== undefined) requeueAfterMs = earliestOf(requeueAfterMs, graceLeftMs + 1);
     const ports = this.#ports.get();
     // A port waiting out another namespace's quarantine: time alone frees it.
     const retryAtMs = ports.get(key)?.retryAtMs;
@@ -295,6 +303,38 @@ export class BindingInputs {
       binding.metadata.namespace,
       secretReferences(binding.spec).map((r) => r.name),
     );
+  }
+
+  /** Whether the binding may take a port, keep only its own, or hold none (its certificate Secret missing past the grace). */
+  #eligibility(b: ClientCertificateBinding): PortEligibility {
+    const exists = this.#o.secrets.exists?.bind(this.#o.secrets);
+    const key = bindingKey(b);
+    if (!exists || certificateSecretExists(b, exists)) {
+      this.#missingSince.delete(key);
+      return 'any';
+    }
+    const now = this.#clock.now();
+    let since = this.#missingSince.get(key);
+    if (since === undefined) this.#missingSince.set(key, (since = now));
+    const grace = this.#o.portPolicy?.brokenGraceMs ?? 0;
+    return grace > 0 && now - since >= grace ? 'none' : 'keep';
+  }
+
+  /**
+   * For a binding that holds a port while its certificate Secret is missing: how long until
+   * the grace runs out (time alone changes its port then). Past it, the allocation is
+   * made again so the port goes.
+   */
+  #graceLeftMs(binding: ClientCertificateBinding): number | undefined {
+    const grace = this.#o.portPolicy?.brokenGraceMs ?? 0;
+    if (grace <= 0 || this.#ports.peek(bindingKey(binding))?.ok !== true) return undefined;
+    const eligibility = this.#eligibility(binding);
+    if (eligibility === 'any') return undefined;
+    if (eligibility === 'none') {
+      this.#ports.changed();
+      return undefined;
+    }
+    return Math.max(0, (this.#missingSince.get(bindingKey(binding)) ?? this.#clock.now()) + grace - this.#clock.now());
   }
 
   #consent(binding: ClientCertificateBinding): Outcome | undefined {

@@ -34,6 +34,11 @@ export interface PortClaimant {
    * be served (its certificate Secret does not exist). A port it holds stays.
    */
   mayTakeNew?: boolean;
+  /**
+   * False once the binding has been unservable past the grace period (its certificate
+   * Secret long gone): it gives up the port it holds, which its namespace keeps quarantined.
+   */
+  mayHold?: boolean;
 }
 
 /** A port a binding gave up, kept from every other namespace until `untilMs`. */
@@ -91,12 +96,12 @@ export function allocateListenerPorts(claimants: readonly PortClaimant[], range:
   const wants = (c: PortClaimant, port: number): boolean => c.requested === undefined || c.requested === port;
 
   for (const c of sorted) {
-    if (c.held === undefined || !wants(c, c.held) || !inRange(c.held) || owner.has(c.held)) continue;
+    if (c.held === undefined || c.mayHold === false || !wants(c, c.held) || !inRange(c.held) || owner.has(c.held)) continue;
     give(c, c.held);
   }
   for (const c of sorted) {
     const port = c.reported;
-    if (result.has(c.key) || port === undefined || !wants(c, port) || !inRange(port) || owner.has(port)) continue;
+    if (result.has(c.key) || c.mayHold === false || port === undefined || !wants(c, port) || !inRange(port) || owner.has(port)) continue;
     if (quarantine.blocks(port, namespaceOf(c))) continue;
     give(c, port);
   }
@@ -112,6 +117,14 @@ export function allocateListenerPorts(claimants: readonly PortClaimant[], range:
   // Only what no binding holds is handed out below: a namespace's share and a broken
   // binding's wait never take a port from anyone.
   const refusal = (c: PortClaimant, port?: number): PortOutcome | undefined => {
+    if (c.mayHold === false) {
+      return {
+        ok: false,
+        reason: reasons.SecretNotFound,
+        message:
+          "the binding's certificate Secret has been missing past --broken-port-grace, so its listener port was given up; it gets one again once the Secret exists",
+      };
+    }
     if (c.mayTakeNew === false) {
       return { ok: false, reason: reasons.SecretNotFound, message: "a listener port is given once the binding's certificate Secret exists" };
     }

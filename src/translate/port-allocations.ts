@@ -1,6 +1,6 @@
 import { bindingKey, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import { grantedPorts, releasedPorts, type PortOutcome, type PortRange, type PortRelease } from '../model/listener-ports.ts';
-import { allocatePorts } from './translate.ts';
+import { allocatePorts, type PortEligibility } from './translate.ts';
 
 export interface PortAllocationsOptions {
   bindings: () => readonly ClientCertificateBinding[];
@@ -17,8 +17,8 @@ export interface PortAllocationsOptions {
   onReleased?: (releases: readonly PortRelease[]) => void;
   /** How many ports a namespace may hold; default no limit. */
   shareOf?: (namespace: string) => number;
-  /** Whether a binding may take a port it does not hold yet (its certificate Secret exists); default yes. */
-  mayTakeNew?: (b: ClientCertificateBinding) => boolean;
+  /** Whether a binding may take a new port, only keep its own, or hold none (see PortEligibility); default any. */
+  eligibility?: (b: ClientCertificateBinding) => PortEligibility;
   /** Milliseconds since the epoch, as the caller's clock says (default the system's): which releases are in force. */
   now?: () => number;
 }
@@ -112,7 +112,7 @@ export class PortAllocations {
         allocatePorts(bindings, {
           listenerPorts: this.#o.listenerPorts,
           held: (b) => written?.(b)?.listenerPort ?? this.#granted.get(bindingKey(b))?.port,
-          ...(this.#o.mayTakeNew ? { mayTakeNew: this.#o.mayTakeNew } : {}),
+          ...(this.#o.eligibility ? { eligibility: this.#o.eligibility } : {}),
           policy: {
             ...(this.#o.reserved ? { reserved: this.#o.reserved } : {}),
             releases,

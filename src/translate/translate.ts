@@ -123,8 +123,8 @@ export function allocatePorts(
   options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'> & {
     /** The port the controller itself gave the binding (its record, or a status it wrote and has not seen come back). */
     held?: (binding: ClientCertificateBinding) => number | undefined;
-    /** Whether the binding may take a port it does not hold yet; default yes. */
-    mayTakeNew?: (binding: ClientCertificateBinding) => boolean;
+    /** Whether the binding may take a new port ('any'), only keep the one it holds ('keep'), or hold none ('none'); default 'any'. */
+    eligibility?: (binding: ClientCertificateBinding) => PortEligibility;
     policy?: AllocationPolicy;
   },
 ): Map<string, PortOutcome> {
@@ -140,12 +140,19 @@ export function allocatePorts(
         ...(isPortNumber(binding.spec.listenerPort) ? { requested: binding.spec.listenerPort } : {}),
         ...(isPortNumber(held) ? { held } : {}),
         ...(isPortNumber(reported) ? { reported } : {}),
-        ...(options.mayTakeNew && !options.mayTakeNew(binding) ? { mayTakeNew: false } : {}),
+        ...eligibilityOf(options.eligibility?.(binding) ?? 'any'),
       };
     }),
     options.listenerPorts,
     options.policy,
   );
+}
+
+/** Whether a binding may take a port: any, keep only what it holds (it cannot be served), or none (broken past the grace). */
+export type PortEligibility = 'any' | 'keep' | 'none';
+
+function eligibilityOf(e: PortEligibility): { mayTakeNew?: false; mayHold?: false } {
+  return e === 'any' ? {} : e === 'keep' ? { mayTakeNew: false } : { mayTakeNew: false, mayHold: false };
 }
 
 /** One binding's verdicts, given the ports allocated over all bindings. */

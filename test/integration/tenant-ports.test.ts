@@ -214,6 +214,30 @@ describe('one namespace cannot starve the others', () => {
   });
 });
 
+describe('a binding whose Secret is gone gives its port up after the grace', () => {
+  test('it keeps the port through the grace, then holds none, and gets it back with its Secret', async () => {
+    const [system, teamA, teamB] = await Promise.all([kube.namespace('tg-sys'), kube.namespace('tg-a'), kube.namespace('tg-b')]);
+    const controller = await controllerFor([system, teamA, teamB], 'tg-grace', ['--listener-ports', '10000-10019', '--broken-port-grace', '3s']);
+    try {
+      const port = await readyBinding(teamA, 'rotting');
+      await kube.deleteSecret(teamA, 'rotting-pfx');
+      const within = await kube.waitForBinding(teamA, 'rotting', 'SecretNotFound', hasReason(reasons.SecretNotFound));
+      assert.equal(within.status?.listenerPort, port, 'a Secret missing for a moment moves nothing');
+      // Time alone ends the grace: no event wakes the binding.
+      await kube.waitForBinding(teamA, 'rotting', 'its port given up', (b) => b.status?.listenerPort === undefined, 15_000);
+      // Given up, but still its namespace's: another namespace does not get it.
+      await putPfx(teamB, 'taker-pfx');
+      await kube.createBinding(teamB, 'taker', spec('taker-pfx', { listenerPort: port }));
+      await kube.waitForBinding(teamB, 'taker', 'ListenerPortQuarantined', hasReason(reasons.ListenerPortQuarantined));
+      await putPfx(teamA, 'rotting-pfx');
+      const back = await kube.waitForBinding(teamA, 'rotting', 'Ready', hasReason(reasons.BindingReady));
+      assert.equal(back.status?.listenerPort, port);
+    } finally {
+      await controller.kill();
+    }
+  });
+});
+
 describe('status is output, never input', () => {
   let system: string;
   let teamA: string;

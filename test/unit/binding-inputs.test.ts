@@ -408,6 +408,10 @@ describe('BindingInputs: listener ports belong to namespaces', () => {
       this.#present.add(objectKey(s.metadata.namespace ?? '', s.metadata.name));
       super.put(s);
     }
+    /** Gone from the watch; what was read stays, as a cache's last read would until the next. */
+    remove(namespace: string, name: string): void {
+      this.#present.delete(objectKey(namespace, name));
+    }
     exists(namespace: string, name: string): boolean {
       return this.#present.has(objectKey(namespace, name));
     }
@@ -435,6 +439,7 @@ describe('BindingInputs: listener ports belong to namespaces', () => {
   }
 
   const quarantineMs = 10 * 60_000;
+  const brokenGraceMs = 60 * 60_000;
 
   function tenantRig(share = 2) {
     const clock = new ManualClock(t0.getTime());
@@ -448,7 +453,7 @@ describe('BindingInputs: listener ports belong to namespaces', () => {
       secrets,
       listenerPorts,
       decode: async () => good,
-      portPolicy: { quarantineMs, share, onReleased: (r) => released.push(r) },
+      portPolicy: { quarantineMs, share, brokenGraceMs, onReleased: (r) => released.push(r) },
       namespaces,
       clock,
     });
@@ -487,6 +492,20 @@ describe('BindingInputs: listener ports belong to namespaces', () => {
     r.pfx('team-a', 'early');
     assert.ok(r.woken.includes('team-a/early'));
     assert.equal((await r.portOf(b)).port, 10000);
+  });
+
+  test('a binding whose Secret goes keeps its port through the grace, then gives it up to its namespace', async () => {
+    const r = tenantRig();
+    r.pfx('team-a', 'rotting');
+    const b = r.put('team-a', 'rotting');
+    assert.equal((await r.portOf(b)).port, 10000);
+    r.secrets.remove('team-a', 'rotting-pfx');
+    const within = await r.portOf(b);
+    assert.equal(within.port, 10000, 'a Secret deleted and recreated (a rotation) moves nothing');
+    assert.equal(within.requeueAfterMs, brokenGraceMs + 1, 'looked at again when the grace runs out');
+    r.clock.advance(brokenGraceMs);
+    assert.equal((await r.portOf(b)).port, reasons.SecretNotFound);
+    assert.deepEqual(r.released.at(-1), [{ port: 10000, namespace: 'team-a', untilMs: r.clock.now() + quarantineMs }]);
   });
 
   test("a deleted binding's port waits out the quarantine for another namespace, which is looked at again then", async () => {

@@ -81,6 +81,8 @@ describe('parseControllerConfig: listener ports belong to namespaces', () => {
     const config = parseControllerConfig([], {});
     assert.equal(config.portQuarantineMs, 10 * 60_000);
     assert.equal(config.namespacePortShare, 100);
+    assert.equal(config.brokenPortGraceMs, 24 * 60 * 60_000);
+    assert.equal(parseControllerConfig(['--broken-port-grace', '0'], {}).brokenPortGraceMs, 0);
   });
 
   test('--port-quarantine 0 turns it off; --namespace-port-share takes a share or a count', () => {

@@ -220,6 +220,15 @@ describe('allocateListenerPorts: a binding that cannot be served takes no new po
     assert.deepEqual(allocate([claimant('a/rotating', 1, { mayTakeNew: false, held: 10003 })]), { 'a/rotating': 10003 });
   });
 
+  test('broken past the grace, a binding gives up the port it holds, and its namespace keeps it quarantined', () => {
+    const claimants = [claimant('a/long-broken', 1, { mayTakeNew: false, mayHold: false, held: 10000, reported: 10000 }), claimant('b/new', 2)];
+    const result = allocateListenerPorts(claimants, range, { nowMs: now });
+    assert.deepEqual(ports(result), { 'a/long-broken': reasons.SecretNotFound, 'b/new': 10000 });
+    assert.match((result.get('a/long-broken') as { message: string }).message, /--broken-port-grace/);
+    const released = releasedPorts(new Map([['a/long-broken', { port: 10000, namespace: 'a' }]]), result, [], now, tenMinutes);
+    assert.deepEqual(released, [{ port: 10000, namespace: 'a', untilMs: now + tenMinutes }]);
+  });
+
   test('broken bindings do not count against the namespace share', () => {
     const claimants = [...[1, 2, 3].map((age) => claimant(`a/broken${age}`, age, { mayTakeNew: false })), claimant('a/good', 4)];
     assert.deepEqual(allocate(claimants, { shareOf: () => 1 }), {
