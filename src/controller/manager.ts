@@ -74,8 +74,13 @@ export class ControllerManager {
   readonly #networks: ClusterNetworks | undefined;
   readonly #namespaces: ClusterNamespaces;
   /** The port releases' ConfigMap, metadata only: OwnedObjects reads what exists from it. */
-  readonly #releasesWatch: Informer<KubeObject>;
-  readonly #releases: PortReleaseStore;
+  /**
+   * Where the port releases are kept across restarts; absent with --data-plane none, where
+   * no proxy listens on the ports (and the controller may write no ConfigMap): the
+   * quarantine is then kept in memory only.
+   */
+  readonly #releasesWatch: Informer<KubeObject> | undefined;
+  readonly #releases: PortReleaseStore | undefined;
   /** The bindings' NetworkPolicies, metadata only: each names the port its binding held. */
   #bindingPolicies: Informer<KubeObject> | undefined;
   #synced = false;
@@ -125,22 +130,27 @@ export class ControllerManager {
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
     this.#namespaces = new ClusterNamespaces(client, logger, () => metrics.watchErrors.inc({ resource: 'namespaces' }));
-    this.#releasesWatch = ownedWatch(client, logger, `/api/v1/namespaces/${config.namespace}/configmaps`, componentPortReleases, () =>
-      metrics.watchErrors.inc({ resource: 'configmaps' }),
-    );
-    this.#releases = new PortReleaseStore({
-      owned: new OwnedObjects<'configmaps'>({
-        client,
+    const releasesWatch = withDataPlane
+      ? ownedWatch(client, logger, `/api/v1/namespaces/${config.namespace}/configmaps`, componentPortReleases, () =>
+          metrics.watchErrors.inc({ resource: 'configmaps' }),
+        )
+      : undefined;
+    this.#releasesWatch = releasesWatch;
+    this.#releases =
+      releasesWatch &&
+      new PortReleaseStore({
+        owned: new OwnedObjects<'configmaps'>({
+          client,
+          namespace: config.namespace,
+          apiPrefixes: { configmaps: '/api/v1' },
+          informers: { configmaps: releasesWatch },
+          limiter: writeLimiter,
+          // Someone else changed the releases: ours are written again.
+          changedElsewhere: () => this.#releases?.save(this.inputs.portReleases),
+        }),
         namespace: config.namespace,
-        apiPrefixes: { configmaps: '/api/v1' },
-        informers: { configmaps: this.#releasesWatch },
-        limiter: writeLimiter,
-        // Someone else changed the releases: ours are written again.
-        changedElsewhere: () => this.#releases.save(this.inputs.portReleases),
-      }),
-      namespace: config.namespace,
-      logger,
-    });
+        logger,
+      });
     this.inputs = new BindingInputs({
       bindings: this.#bindings,
       secrets: this.#secrets,
@@ -151,7 +161,7 @@ export class ControllerManager {
         brokenGraceMs: config.brokenPortGraceMs,
         // The proxy's own listener: a status naming it must never reach the renderer.
         reserved: new Set([config.proxyStatusPort]),
-        onReleased: (releases) => this.#releases.save(releases),
+        onReleased: (releases) => this.#releases?.save(releases),
       },
       namespaces: this.#namespaces,
       decode: deps.decode ?? decodeCertificateInput,
@@ -290,7 +300,7 @@ export class ControllerManager {
           this.#secrets.start(),
           this.#proxyPods?.start(),
           this.#networks?.start(),
-          this.#releasesWatch.start(),
+          this.#releasesWatch?.start(),
           // A controller that may not list Namespaces still runs (consent is then Unknown and
           // the NetworkPolicy fails closed): their list is waited for a moment, not forever.
           Promise.race([this.#namespaces.start().catch(() => undefined), sleep(namespacesPatienceMs, signal).catch(() => undefined)]),
@@ -305,12 +315,12 @@ export class ControllerManager {
         this.metrics.isLeader.set(1);
         leading.addEventListener('abort', () => this.metrics.isLeader.set(0), { once: true });
         // The quarantine first: no port is handed out before the releases the last term kept are known.
-        void this.#releases.load(leading).then((kept) => {
+        void (this.#releases?.load(leading) ?? Promise.resolve([])).then((kept) => {
           if (leading.aborted) return;
           // Bindings deleted while no controller led left their NetworkPolicy behind: their
           // ports are released now, as if the deletion had just been seen.
           const releases = releasesOfVanished(kept, this.#vanishedPorts(), (this.#deps.clock ?? systemClock).now(), config.portQuarantineMs);
-          if (releases.length > kept.length) this.#releases.save(releases);
+          if (releases.length > kept.length) this.#releases?.save(releases);
           this.inputs.startTerm(releases);
           if (releases.length > 0) logger.info({ releases: releases.length }, 'port releases loaded');
           this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
@@ -349,7 +359,7 @@ export class ControllerManager {
         this.#proxyPods?.stop(),
         this.#networks?.stop(),
         this.#namespaces.stop(),
-        this.#releasesWatch.stop(),
+        this.#releasesWatch?.stop(),
         ...this.#owned.map((i) => i.stop()),
       ]);
       this.inputs.close();

@@ -40,6 +40,17 @@ async function readyBinding(namespace: string, name: string, extra: Partial<Clie
   return b.status!.listenerPort!;
 }
 
+/**
+ * A binding whose certificate Secret exists, and the port it was given. With a data plane,
+ * Ready also waits for a proxy replica, which these tests do not run: the port is what they look at.
+ */
+async function boundBinding(namespace: string, name: string, extra: Partial<ClientCertificateBindingSpec> = {}): Promise<number> {
+  await putPfx(namespace, `${name}-pfx`);
+  await kube.createBinding(namespace, name, spec(`${name}-pfx`, extra));
+  const b = await kube.waitForBinding(namespace, name, 'a port', (x) => x.status?.listenerPort !== undefined);
+  return b.status!.listenerPort!;
+}
+
 const readyOrWaiting = (b: Binding) => b.status?.conditions?.find((c) => c.type === 'Ready');
 
 /** What anyone who may write status (a '*' rule) can do. */
@@ -65,12 +76,19 @@ describe('a freed port is not taken over by another namespace', () => {
 
   before(async () => {
     [system, teamA, teamB] = await Promise.all([kube.namespace('tp-sys'), kube.namespace('tp-a'), kube.namespace('tp-b')]);
-    controller = await controllerFor([system!, teamA!, teamB!], 'tp-takeover', ['--listener-ports', '10000-10019', '--port-quarantine', quarantine]);
+    controller = await controllerFor([system!, teamA!, teamB!], 'tp-takeover', [
+      '--listener-ports',
+      '10000-10019',
+      '--port-quarantine',
+      quarantine,
+      '--data-plane',
+      'nginx',
+    ]);
   });
   after(() => controller?.kill());
 
   test("B's binding deleted: A, waiting for B's port in another namespace, gets it only after the quarantine", async () => {
-    const port = await readyBinding(teamB, 'victim');
+    const port = await boundBinding(teamB, 'victim');
     await putPfx(teamA, 'taker-pfx');
     await kube.createBinding(
       teamA,
@@ -87,20 +105,20 @@ describe('a freed port is not taken over by another namespace', () => {
     assert.equal(kept.namespace, teamB);
 
     // Time alone frees it: no event wakes the binding.
-    const taken = await kube.waitForBinding(teamA, 'taker', 'Ready after the quarantine', hasReason(reasons.BindingReady), 20_000);
-    assert.equal(taken.status?.listenerPort, port);
+    const taken = await kube.waitForBinding(teamA, 'taker', 'the port, after the quarantine', (b) => b.status?.listenerPort === port, 20_000);
+    assert.equal(readyOrWaiting(taken)?.reason, reasons.ProgrammingPending, 'served by the proxy now, waiting only for a replica');
   });
 
   test('within its own namespace, a freed port is reused at once (a rename)', async () => {
-    const port = await readyBinding(teamB, 'old-name');
+    const port = await boundBinding(teamB, 'old-name');
     await kube.deleteBinding(teamB, 'old-name');
-    const renamed = await readyBinding(teamB, 'new-name', { listenerPort: port });
+    const renamed = await boundBinding(teamB, 'new-name', { listenerPort: port });
     assert.equal(renamed, port);
   });
 
   test('a status naming a quarantined port does not hold it', async () => {
-    const port = await readyBinding(teamB, 'going');
-    const other = await readyBinding(teamA, 'forger');
+    const port = await boundBinding(teamB, 'going');
+    const other = await boundBinding(teamA, 'forger');
     await kube.deleteBinding(teamB, 'going');
     await pollUntil(async () => (await releasesKept(system)).find((r) => r.port === port), { what: 'the release kept', timeoutMs: 10_000 });
     await forgeStatusPort(teamA, 'forger', port);
@@ -112,11 +130,11 @@ describe('a freed port is not taken over by another namespace', () => {
 describe('the quarantine survives a controller restart', () => {
   test("a new controller, with no memory, still keeps B's freed port from A", async () => {
     const [system, teamA, teamB] = await Promise.all([kube.namespace('tq-sys'), kube.namespace('tq-a'), kube.namespace('tq-b')]);
-    const args = ['--listener-ports', '10000-10019', '--port-quarantine', '2m'];
+    const args = ['--listener-ports', '10000-10019', '--port-quarantine', '2m', '--data-plane', 'nginx'];
     const first = await controllerFor([system, teamA, teamB], 'tq-first', args);
     let second: ControllerProcess | undefined;
     try {
-      const port = await readyBinding(teamB, 'victim');
+      const port = await boundBinding(teamB, 'victim');
       await kube.deleteBinding(teamB, 'victim');
       const kept = await pollUntil(async () => (await releasesKept(system)).find((r) => r.port === port), { what: 'the release kept', timeoutMs: 10_000 });
       await first.kill();
@@ -129,7 +147,7 @@ describe('the quarantine survives a controller restart', () => {
       // The same release, not a new one started at the restart.
       assert.match(readyOrWaiting(waiting)?.message ?? '', new RegExp(new Date(kept.untilMs).toISOString().replace(/\.\d{3}Z$/, 'Z')));
       // And a binding there gets another port meanwhile: only the freed one is kept.
-      const elsewhere = await readyBinding(teamA, 'elsewhere');
+      const elsewhere = await boundBinding(teamA, 'elsewhere');
       assert.notEqual(elsewhere, port);
     } finally {
       await first.kill();
@@ -145,9 +163,7 @@ describe('a binding deleted while no controller runs', () => {
     const first = await controllerFor([system, teamA, teamB], 'tv-first', args);
     let second: ControllerProcess | undefined;
     try {
-      await putPfx(teamB, 'victim-pfx');
-      await kube.createBinding(teamB, 'victim', spec('victim-pfx'));
-      const port = (await kube.waitForBinding(teamB, 'victim', 'a port', (b) => b.status?.listenerPort !== undefined)).status!.listenerPort!;
+      const port = await boundBinding(teamB, 'victim');
       await pollUntil(
         () => kube.client.get(`/apis/networking.k8s.io/v1/namespaces/${system}/networkpolicies/${networkPolicyName(`${teamB}/victim`)}`).catch(() => undefined),
         { what: "the victim's NetworkPolicy", timeoutMs: 15_000 },
@@ -319,10 +335,7 @@ describe('with a data plane: consent to allowedNamespaces, and a forged status d
   });
 
   test("a status write of 8081 is written back, the proxy keeps the true port, and other bindings' changes keep flowing", async () => {
-    await putPfx(teamA, 'x-pfx');
-    await kube.createBinding(teamA, 'x', spec('x-pfx'));
-    const x = await kube.waitForBinding(teamA, 'x', 'a port', (b) => b.status?.listenerPort !== undefined);
-    const port = x.status!.listenerPort!;
+    const port = await boundBinding(teamA, 'x');
     await forgeStatusPort(teamA, 'x', 8081);
     await kube.waitForBinding(teamA, 'x', 'the true port written back', (b) => b.status?.listenerPort === port);
 
