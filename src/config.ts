@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CodedError } from './errors.ts';
 import { parseCidrList, type Cidr } from './model/destinations.ts';
-import { parsePortRange, type PortRange } from './model/listener-ports.ts';
+import { defaultPortShare, parsePortRange, parsePortShare, type PortRange } from './model/listener-ports.ts';
 import { parseDuration, parseRfc3339 } from './api/time.ts';
 import { isIpLiteral } from './model/egress-routes.ts';
 import { defaultSystemTrustBundle, isPlainPath } from './render/files.ts';
@@ -59,6 +59,12 @@ export interface ControllerConfig {
   clusterCidrs: 'auto' | Cidr[];
   /** DNS servers asked for partners' addresses ("IP" or "IP:PORT", "[IPv6]:PORT"); empty: /etc/resolv.conf's. */
   dnsServers: string[];
+  /** How long a freed listener port is kept from other namespaces; 0: not at all. */
+  portQuarantineMs: number;
+  /** How many listener ports one namespace may hold, unless its Namespace's mtls-egress.io/max-listener-ports says otherwise. */
+  namespacePortShare: number;
+  /** How long a binding whose certificate Secret is missing keeps its listener port; 0: for ever. */
+  brokenPortGraceMs: number;
 }
 
 export const controllerUsage = `Usage: mtls-egress controller [options]
@@ -106,6 +112,16 @@ Options:
   --dns-server IP[:PORT],...
                            ask these DNS servers for partners' addresses instead of
                            /etc/resolv.conf's; repeatable (default: none)
+  --port-quarantine D      a listener port freed by a binding is not given to a binding in
+                           another namespace for D: callers there may still use it (default: 10m;
+                           0: off). Within its namespace it may be reused at once
+  --namespace-port-share N%|N
+                           listener ports one namespace may hold: a share of --listener-ports or a
+                           count (default: 10% of the range, at least 10 ports); a Namespace's
+                           mtls-egress.io/max-listener-ports annotation overrides it
+  --broken-port-grace D    a binding whose certificate Secret has been missing for D gives up its
+                           listener port (default: 24h; 0: never). A binding gets its first port
+                           only once its Secret exists
 `;
 
 export function positiveDuration(name: string, text: string): number {
@@ -192,6 +208,9 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
       'allowed-destinations': { type: 'string', default: '' },
       'cluster-cidrs': { type: 'string', default: 'auto' },
       'dns-server': { type: 'string', multiple: true, default: [] },
+      'port-quarantine': { type: 'string', default: '10m' },
+      'namespace-port-share': { type: 'string' },
+      'broken-port-grace': { type: 'string', default: '24h' },
     },
   });
   let listenerPorts: PortRange;
@@ -213,6 +232,15 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
   const proxyStatusPort = Number(values['proxy-status-port']);
   if (!Number.isInteger(proxyStatusPort) || proxyStatusPort < 1 || proxyStatusPort > 65535) throw new UsageError('--proxy-status-port: not a port');
   if (proxyStatusPort >= listenerPorts.first && proxyStatusPort <= listenerPorts.last) throw new UsageError('--proxy-status-port lies inside --listener-ports');
+  const portQuarantineMs = durationOrZero('port-quarantine', values['port-quarantine']);
+  const brokenPortGraceMs = durationOrZero('broken-port-grace', values['broken-port-grace']);
+  let namespacePortShare: number;
+  try {
+    const share = values['namespace-port-share'];
+    namespacePortShare = share === undefined ? defaultPortShare(listenerPorts) : parsePortShare(share, listenerPorts);
+  } catch (err) {
+    throw new UsageError(`--namespace-port-share: ${(err as Error).message}`);
+  }
   const config: ControllerConfig = {
     kubeconfig: values.kubeconfig,
     namespaces: values.namespaces
@@ -248,6 +276,9 @@ export function parseControllerConfig(argv: readonly string[], env: Environment)
       .map((t) => t.trim())
       .filter(Boolean)
       .map(dnsServerFlag),
+    portQuarantineMs,
+    namespacePortShare,
+    brokenPortGraceMs,
   };
   if (config.renewDeadlineMs >= config.leaseDurationMs) throw new UsageError('--renew-deadline must be shorter than --lease-duration');
   return config;
@@ -269,6 +300,11 @@ export function dnsServerFlag(text: string): string {
     throw new UsageError(`--dns-server: "${text}" is not IP[:PORT] (an IPv6 address with a port is [IP]:PORT)`);
   if (port === undefined) return address;
   return family === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** A positive duration, or 0 for "off". */
+function durationOrZero(name: string, text: string): number {
+  return text.trim() === '0' ? 0 : positiveDuration(name, text);
 }
 
 function cidrFlag(name: string, text: string): Cidr[] {

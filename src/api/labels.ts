@@ -14,6 +14,8 @@ export const credentialsSelector = `${labelManagedBy}=${managedByValue},${labelC
 
 /** On credential Secrets and NetworkPolicies: which binding they serve ("namespace/name"; too long for a label value). */
 export const annotationBinding = 'mtls-egress.io/binding';
+/** On a binding's NetworkPolicy: the listener port it opens, so a restarted controller knows which ports bindings deleted meanwhile held. */
+export const annotationListenerPort = 'mtls-egress.io/listener-port';
 /** On the proxy objects: sha256 of their content, so the controller writes only on change. */
 export const annotationContentHash = 'mtls-egress.io/content-hash';
 /** On binding objects: the SHA-256 fingerprint of the client certificate they hold, so a restarted controller knows what a replica serves without reading key material. */

@@ -45,6 +45,14 @@ export interface BindingControllerOptions {
 
 const controllerName = 'binding-status';
 
+/** Ready reasons a freed port (a deletion anywhere) may settle. */
+const waitingForPort = new Set<string | undefined>([
+  reasons.ListenerPortConflict,
+  reasons.ListenerPortsExhausted,
+  reasons.ListenerPortQuarantined,
+  reasons.NamespacePortQuotaExceeded,
+]);
+
 /**
  * Reconciles one binding at a time into its status: takes the binding's inputs from the
  * manager's BindingInputs (its Secrets, its decoded certificate, its host's answer, the
@@ -64,7 +72,7 @@ export class BindingController {
   readonly #writer: StatusWriter;
   /** Consecutive failed status writes per binding: the backoff before it is reconciled again. */
   readonly #writeFailures = new Map<string, number>();
-  /** Bindings whose last verdict was a port conflict or no free port: a deletion wakes these, not all 10,000. */
+  /** Bindings whose last verdict was waiting for a port (a conflict, none free, a quarantine, the namespace's share): a deletion wakes these, not all 10,000. */
   readonly #waitingForPort = new Set<string>();
   readonly #metricLabels = new Map<string, { namespace: string; name: string; host: string }>();
 
@@ -200,6 +208,7 @@ export class BindingController {
       endpointFor: this.#o.endpointFor,
       caSubjects: this.#o.inputs.caSubjects,
       previousStatus: () => previous,
+      consent: () => inputs.consent,
       ...(view ? { dataPlane: view } : {}),
     });
 
@@ -211,7 +220,7 @@ export class BindingController {
       this.#writer.enqueue(key, { binding, status: evaluation.status, events: evaluation.events, now });
     }
     const readyReason = evaluation.status.conditions?.find((c) => c.type === 'Ready')?.reason;
-    if (readyReason === reasons.ListenerPortConflict || readyReason === reasons.ListenerPortsExhausted) this.#waitingForPort.add(key);
+    if (waitingForPort.has(readyReason)) this.#waitingForPort.add(key);
     else this.#waitingForPort.delete(key);
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
     // Time alone changes the verdict (a certificate crosses a threshold), and so may a retry

@@ -6,6 +6,7 @@ import {
   annotationBundles,
   annotationContentHash,
   annotationFingerprint,
+  annotationListenerPort,
   componentConfig,
   componentCredentials,
   componentNetworkPolicy,
@@ -21,7 +22,7 @@ import { Informer } from '../k8s/informer.ts';
 import { SecretCache } from '../k8s/secret-cache.ts';
 import { ControllerMetrics } from '../metrics/metrics.ts';
 import { DestinationPolicy } from '../model/destinations.ts';
-import { aborted } from '../runner/backoff.ts';
+import { aborted, sleep } from '../runner/backoff.ts';
 import { systemClock, type Clock } from '../runner/clock.ts';
 import { TokenBucket } from '../runner/token-bucket.ts';
 import { bindingsToRecheck, ServedCertificateHistory, type ProxyReplica } from '../status/programmed.ts';
@@ -33,6 +34,9 @@ import { BindingController } from './binding-controller.ts';
 import { ClusterNetworks } from './cluster-networks.ts';
 import { LeaderElector } from './leader-election.ts';
 import { ProxyConfigController } from './proxy-config-controller.ts';
+import { ClusterNamespaces } from './cluster-namespaces.ts';
+import { componentPortReleases, PortReleaseStore, releasesOfVanished } from './port-releases.ts';
+import { OwnedObjects } from '../k8s/owned-objects.ts';
 import type { ProxyRenderer } from '../dataplane/driver.ts';
 import { dataPlanes } from '../dataplane/registry.ts';
 
@@ -71,6 +75,16 @@ export class ControllerManager {
   readonly #networks: ClusterNetworks | undefined;
   /** Where the proxy may connect, as it stands: rebuilt when the cluster's networks change. */
   readonly #destinations: () => DestinationPolicy;
+  readonly #namespaces: ClusterNamespaces;
+  /**
+   * Where the port releases are kept across restarts; absent with --data-plane none, where
+   * no proxy listens on the ports (and the controller may write no ConfigMap): the
+   * quarantine is then kept in memory only.
+   */
+  readonly #releasesWatch: Informer<KubeObject> | undefined;
+  readonly #releases: PortReleaseStore | undefined;
+  /** The bindings' NetworkPolicies, metadata only: each names the port its binding held. */
+  #bindingPolicies: Informer<KubeObject> | undefined;
   #synced = false;
 
   constructor(config: ControllerConfig, deps: ManagerDependencies) {
@@ -99,6 +113,11 @@ export class ControllerManager {
     });
     const endpointFor = (port: number): string => `http://${config.proxyService}.${config.namespace}.svc:${port}`;
 
+    // One budget for status writes, Events and proxy objects, status first: a cold start of
+    // 10,000 bindings writes at --status-qps rather than as fast as the API server answers,
+    // and each binding's status does not wait behind another's Secret and NetworkPolicy.
+    // Real time, not `clock`: it paces I/O, whatever time the controllers are shown.
+    const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     const withDataPlane = config.dataPlane !== 'none';
     const history = new ServedCertificateHistory();
     // Where the proxy may connect: refused ranges (fixed, and the cluster's own, read from
@@ -117,10 +136,41 @@ export class ControllerManager {
     let policy = buildPolicy();
     const destinations = (): DestinationPolicy => policy;
     this.#destinations = destinations;
+    this.#namespaces = new ClusterNamespaces(client, logger, () => metrics.watchErrors.inc({ resource: 'namespaces' }));
+    const releasesWatch = withDataPlane
+      ? ownedWatch(client, logger, `/api/v1/namespaces/${config.namespace}/configmaps`, componentPortReleases, () =>
+          metrics.watchErrors.inc({ resource: 'configmaps' }),
+        )
+      : undefined;
+    this.#releasesWatch = releasesWatch;
+    this.#releases =
+      releasesWatch &&
+      new PortReleaseStore({
+        owned: new OwnedObjects<'configmaps'>({
+          client,
+          namespace: config.namespace,
+          apiPrefixes: { configmaps: '/api/v1' },
+          informers: { configmaps: releasesWatch },
+          limiter: writeLimiter,
+          // Someone else changed the releases: ours are written again.
+          changedElsewhere: () => this.#releases?.save(this.inputs.portReleases),
+        }),
+        namespace: config.namespace,
+        logger,
+      });
     this.inputs = new BindingInputs({
       bindings: this.#bindings,
       secrets: this.#secrets,
       listenerPorts: config.listenerPorts,
+      portPolicy: {
+        quarantineMs: config.portQuarantineMs,
+        share: config.namespacePortShare,
+        brokenGraceMs: config.brokenPortGraceMs,
+        // The proxy's own listener: a status naming it must never reach the renderer.
+        reserved: new Set([config.proxyStatusPort]),
+        onReleased: (releases) => this.#releases?.save(releases),
+      },
+      namespaces: this.#namespaces,
       decode: deps.decode ?? decodeCertificateInput,
       ...(withDataPlane ? { hosts: { resolver: deps.hosts ?? new HostResolver({ clock, resolve: dnsResolve(config.dnsServers) }), destinations } } : {}),
       clock,
@@ -154,33 +204,16 @@ export class ControllerManager {
               ['configmaps', '/api/v1', componentConfig],
             ] as const
           ).map(([resource, prefix, component]) => {
-            const informer = new Informer<KubeObject>({
-              client,
-              logger,
-              paths: [`${prefix}/namespaces/${config.namespace}/${resource}`],
-              query: { labelSelector: managedSelector(component) },
-              // Name, version and our own annotations: what exists and what it holds, never key material.
-              transform: (o) => ({
-                metadata: {
-                  name: o.metadata.name,
-                  namespace: o.metadata.namespace,
-                  resourceVersion: o.metadata.resourceVersion,
-                  annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
-                },
-              }),
-              onError: () => metrics.watchErrors.inc({ resource }),
-            });
+            const informer = ownedWatch(client, logger, `${prefix}/namespaces/${config.namespace}/${resource}`, component, () =>
+              metrics.watchErrors.inc({ resource }),
+            );
             this.#owned.push(informer);
+            if (resource === 'networkpolicies') this.#bindingPolicies = informer;
             return [resource, informer];
           }),
         )
       : {};
 
-    // One budget for status writes, Events and proxy objects, status first: a cold start of
-    // 10,000 bindings writes at --status-qps rather than as fast as the API server answers,
-    // and each binding's status does not wait behind another's Secret and NetworkPolicy.
-    // Real time, not `clock`: it paces I/O, whatever time the controllers are shown.
-    const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     this.bindingStatus = new BindingController({
       client,
       bindings: this.#bindings,
@@ -248,6 +281,18 @@ export class ControllerManager {
     });
   }
 
+  /** Ports named by the bindings' NetworkPolicies whose binding no longer exists. */
+  #vanishedPorts(): Array<{ key: string; port: number }> {
+    const vanished: Array<{ key: string; port: number }> = [];
+    for (const np of this.#bindingPolicies?.list() ?? []) {
+      const annotations = (np.metadata as { annotations?: Record<string, string> }).annotations ?? {};
+      const key = annotations[annotationBinding];
+      const port = Number(annotations[annotationListenerPort]);
+      if (key !== undefined && Number.isInteger(port) && !this.#bindings.get(key)) vanished.push({ key, port });
+    }
+    return vanished;
+  }
+
   /** The caches have synced: what /readyz reports. */
   get synced(): boolean {
     return this.#synced;
@@ -268,6 +313,10 @@ export class ControllerManager {
           this.#secrets.start(),
           this.#proxyPods?.start(),
           this.#networks?.start(),
+          this.#releasesWatch?.start(),
+          // A controller that may not list Namespaces still runs (consent is then Unknown and
+          // the NetworkPolicy fails closed): their list is waited for a moment, not forever.
+          Promise.race([this.#namespaces.start().catch(() => undefined), sleep(namespacesPatienceMs, signal).catch(() => undefined)]),
           Promise.all(this.#owned.map((i) => i.start())).then(() => this.proxyConfig?.loadHistory()),
         ]),
         aborted(signal),
@@ -281,8 +330,18 @@ export class ControllerManager {
       const lead = (leading: AbortSignal): void => {
         this.metrics.isLeader.set(1);
         leading.addEventListener('abort', () => this.metrics.isLeader.set(0), { once: true });
-        this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
-        this.proxyConfig?.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'proxy-config controller stopped'));
+        // The quarantine first: no port is handed out before the releases the last term kept are known.
+        void (this.#releases?.load(leading) ?? Promise.resolve([])).then((kept) => {
+          if (leading.aborted) return;
+          // Bindings deleted while no controller led left their NetworkPolicy behind: their
+          // ports are released now, as if the deletion had just been seen.
+          const releases = releasesOfVanished(kept, this.#vanishedPorts(), (this.#deps.clock ?? systemClock).now(), config.portQuarantineMs);
+          if (releases.length > kept.length) this.#releases?.save(releases);
+          this.inputs.startTerm(releases);
+          if (releases.length > 0) logger.info({ releases: releases.length }, 'port releases loaded');
+          this.bindingStatus.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'binding-status controller stopped'));
+          this.proxyConfig?.run(leading).catch((err: unknown) => logger.error({ err: errorSummary(err) }, 'proxy-config controller stopped'));
+        });
       };
       if (signal.aborted) return;
       if (!config.leaderElect) {
@@ -310,11 +369,22 @@ export class ControllerManager {
     } finally {
       this.bindingStatus.shutDown();
       this.proxyConfig?.shutDown();
-      await Promise.all([this.#bindings.stop(), this.#secrets.stop(), this.#proxyPods?.stop(), this.#networks?.stop(), ...this.#owned.map((i) => i.stop())]);
+      await Promise.all([
+        this.#bindings.stop(),
+        this.#secrets.stop(),
+        this.#proxyPods?.stop(),
+        this.#networks?.stop(),
+        this.#namespaces.stop(),
+        this.#releasesWatch?.stop(),
+        ...this.#owned.map((i) => i.stop()),
+      ]);
       this.inputs.close();
     }
   }
 }
+
+/** How long the first list of Namespaces is waited for before the controllers start without it. */
+const namespacesPatienceMs = 10_000;
 
 function proxyReplica(pod: PodLike): ProxyReplica {
   return {
@@ -325,10 +395,30 @@ function proxyReplica(pod: PodLike): ProxyReplica {
   };
 }
 
+/** A watch of the objects of one component we own, in one collection. */
+function ownedWatch(client: KubeClient, logger: Logger, path: string, component: string, onError: () => void): Informer<KubeObject> {
+  return new Informer<KubeObject>({
+    client,
+    logger,
+    paths: [path],
+    query: { labelSelector: managedSelector(component) },
+    // Name, version and our own annotations: what exists and what it holds, never key material.
+    transform: (o) => ({
+      metadata: {
+        name: o.metadata.name,
+        namespace: o.metadata.namespace,
+        resourceVersion: o.metadata.resourceVersion,
+        annotations: ownAnnotations((o.metadata as { annotations?: Record<string, string> }).annotations),
+      },
+    }),
+    onError,
+  });
+}
+
 /** Our annotations on an owned object, and only those. */
 function ownAnnotations(annotations: Record<string, string> | undefined): Record<string, string> {
   const own: Record<string, string> = {};
-  for (const key of [annotationBinding, annotationBundles, annotationContentHash, annotationFingerprint]) {
+  for (const key of [annotationBinding, annotationBundles, annotationContentHash, annotationFingerprint, annotationListenerPort]) {
     const value = annotations?.[key];
     if (value !== undefined) own[key] = value;
   }

@@ -1,16 +1,17 @@
 import { isIP } from 'node:net';
 import type { SecretLike } from '../api/meta.ts';
-import type { Problem } from '../api/v1alpha1/reasons.ts';
+import type { Outcome, Problem } from '../api/v1alpha1/reasons.ts';
 import { bindingKey, type ClientCertificateBinding, type ClientCertificateBindingStatus } from '../api/v1alpha1/types.ts';
 import type { InformerHandlers } from '../k8s/informer.ts';
 import { CaSubjects, resolveCertificateInput } from '../model/certificate-input.ts';
 import type { DestinationPolicy } from '../model/destinations.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
-import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
+import { parsePortCount, type PortOutcome, type PortRange, type PortRelease } from '../model/listener-ports.ts';
+import { annotationMaxListenerPorts, consentCheck, type NamespaceMeta } from '../model/namespace-consent.ts';
 import { SecretIndex, secretReferences } from '../model/secret-refs.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
-import type { IdentityLookup, SecretLookup } from '../translate/translate.ts';
+import type { IdentityLookup, PortEligibility, SecretLookup } from '../translate/translate.ts';
 import type { HostResolver } from './host-resolution.ts';
 import { IdentityCache, isTransientOutcome, type IdentityDecoder } from './identity-cache.ts';
 import { inputPolicy } from './input-policy.ts';
@@ -25,14 +26,41 @@ export interface BindingSource {
 /** The Secrets the bindings read: the Secret cache, or a manifest set's Secrets. */
 export interface SecretSource {
   getAll(namespace: string, names: Iterable<string>): Promise<Map<string, SecretLike>>;
+  /** Whether a referenced Secret exists, without a request; absent offline, where every binding may take a port. */
+  exists?(namespace: string, name: string): boolean;
   /** Absent offline, where the set does not change. */
   onChange?(handler: (secretKey: string) => void): void;
+}
+
+/** The cluster's Namespaces, labels and annotations: consent to allowedNamespaces, and each namespace's share of ports. */
+export interface NamespaceSource {
+  /** Every Namespace; undefined while they cannot be read (not listed yet, or RBAC forbids it). */
+  list(): readonly NamespaceMeta[] | undefined;
+  get(name: string): NamespaceMeta | undefined;
+  onChange(handler: (now: NamespaceMeta | undefined, before: NamespaceMeta | undefined) => void): void;
+}
+
+/** How listener ports are shared out between namespaces. */
+export interface PortPolicy {
+  /** How long a freed port is kept from other namespaces (--port-quarantine). */
+  quarantineMs: number;
+  /** How many ports a namespace may hold unless its Namespace says otherwise (--namespace-port-share); default no limit. */
+  share?: number;
+  /** The proxy's own ports: never a binding's, whatever its status says. */
+  reserved?: ReadonlySet<number>;
+  /** How long a binding whose certificate Secret is missing keeps the port it holds (--broken-port-grace); 0: for ever. */
+  brokenGraceMs?: number;
+  /** The releases in force changed: the caller keeps them across restarts. */
+  onReleased?: (releases: readonly PortRelease[]) => void;
 }
 
 export interface BindingInputsOptions {
   bindings: BindingSource;
   secrets: SecretSource;
   listenerPorts: PortRange;
+  portPolicy?: PortPolicy;
+  /** Present in the cluster; absent offline, where no namespace has a share and consent is not judged. */
+  namespaces?: NamespaceSource;
   decode: IdentityDecoder;
   /** Present when a data plane serves the bindings: their hosts are resolved, and judged by where they lead. */
   hosts?: { resolver: HostResolver; destinations: () => DestinationPolicy };
@@ -56,6 +84,8 @@ export interface GatheredInputs {
   hostUnanswered: boolean;
   /** What the destination policy cannot refuse (the pod range unknown); none without a data plane. */
   destinationPolicyGap: Problem | undefined;
+  /** Whether the namespaces spec.allowedNamespaces selects consent; undefined without it, or offline. */
+  consent: Outcome | undefined;
 }
 
 /** Ready: translate now, and look again after requeueAfterMs if set. Pending: nothing to translate yet; a wake, or requeueAfterMs, brings the key back. */
@@ -103,17 +133,31 @@ export class BindingInputs {
   /** Bindings by the host they name (IP hosts aside), each host with its one re-look timer. */
   readonly #hostWatch = new Map<string, { keys: Set<string>; timer: Timer | undefined }>();
   readonly #watchedHost = new Map<string, string>();
+  /** Since when each binding's certificate Secret has been missing, as this process saw it. */
+  readonly #missingSince = new Map<string, number>();
 
   constructor(options: BindingInputsOptions) {
     this.#o = options;
     this.#clock = options.clock ?? systemClock;
     this.identities = new IdentityCache(options.decode, { clock: this.#clock });
+    const policy = options.portPolicy;
+    const secrets = options.secrets;
     this.#ports = new PortAllocations({
       bindings: () => options.bindings.list(),
       listenerPorts: options.listenerPorts,
-      // What the status controller wrote holds the port even before the cache shows it.
-      previousStatus: (b) => this.#written?.(b) ?? b.status,
+      // What the status controller wrote holds the port even before the cache shows it;
+      // what the cache's status says is only reported, and checked (see allocateListenerPorts).
+      previousStatus: (b) => this.#written?.(b),
       onMoved: (keys) => keys.forEach((key) => this.#wake(key)),
+      now: () => this.#clock.now(),
+      ...(policy ? { quarantineMs: policy.quarantineMs } : {}),
+      ...(policy?.reserved ? { reserved: policy.reserved } : {}),
+      ...(policy?.onReleased ? { onReleased: policy.onReleased } : {}),
+      ...(policy?.share !== undefined || options.namespaces ? { shareOf: (ns: string) => this.#shareOf(ns) } : {}),
+      // A binding whose certificate Secret does not exist gets no port until it does (a
+      // thousand bindings naming a missing Secret hold nothing), and one that held a port
+      // gives it up once the Secret has been missing past the grace.
+      ...(secrets.exists ? { eligibility: (b: ClientCertificateBinding) => this.#eligibility(b) } : {}),
     });
     options.bindings.addHandlers?.({
       onAdd: (b) => {
@@ -127,12 +171,30 @@ export class BindingInputs {
       },
       onDelete: (b) => {
         this.#index.delete(bindingKey(b));
-        this.#ports.deleted();
+        this.#missingSince.delete(bindingKey(b));
+        this.#ports.deleted(b);
         this.#watchHost(bindingKey(b), undefined);
       },
     });
     options.secrets.onChange?.((secretKey) => {
-      for (const key of this.#index.bindingsFor(secretKey)) this.#wake(key);
+      const keys = this.#index.bindingsFor(secretKey);
+      // A Secret that now exists may let a waiting binding take a port; one that holds a port keeps it.
+      if (keys.some((key) => this.#ports.peek(key)?.ok !== true)) this.#ports.changed();
+      for (const key of keys) this.#wake(key);
+    });
+    options.namespaces?.onChange((now, before) => {
+      if (now?.annotations[annotationMaxListenerPorts] !== before?.annotations[annotationMaxListenerPorts]) {
+        // A new share: the namespace's bindings waiting for a port look again.
+        this.#ports.changed();
+        const name = now?.name ?? before?.name;
+        for (const b of options.bindings.list()) {
+          if (b.metadata.namespace === name && this.#ports.peek(bindingKey(b))?.ok !== true) this.#wake(bindingKey(b));
+        }
+      }
+      // Consent is read per binding: a namespace's labels can move any allowedNamespaces verdict.
+      if (!sameLabels(now?.labels, before?.labels)) {
+        for (const b of options.bindings.list()) if (b.spec.allowedNamespaces) this.#wake(bindingKey(b));
+      }
     });
   }
 
@@ -144,6 +206,20 @@ export class BindingInputs {
   /** Status written but not yet seen in the cache, which holds its port all the same: the status controller's. */
   useWrittenStatus(written: (b: ClientCertificateBinding) => ClientCertificateBindingStatus | undefined): void {
     this.#written = written;
+  }
+
+  /**
+   * A leadership term starts with the releases kept in the cluster: the last term's record
+   * of who holds what is dropped (another replica may have led since), so status is read
+   * again, checked.
+   */
+  startTerm(releases: readonly PortRelease[]): void {
+    this.#ports.reset(releases);
+  }
+
+  /** The releases in force. */
+  get portReleases(): readonly PortRelease[] {
+    return this.#ports.releases;
   }
 
   /** Whether some binding reads this Secret ("namespace/name"): the Secret cache keeps the data of these alone. */
@@ -190,6 +266,12 @@ export class BindingInputs {
       hostAddresses = answer.addresses;
       this.#watchHost(key, isIP(host) ? undefined : host);
     }
+    const graceLeftMs = this.#graceLeftMs(binding);
+    if (graceLeftMs !== undefined) requeueAfterMs = earliestOf(requeueAfterMs, graceLeftMs + 1);
+    const ports = this.#ports.get();
+    // A port waiting out another namespace's quarantine: time alone frees it.
+    const retryAtMs = ports.get(key)?.retryAtMs;
+    if (retryAtMs !== undefined) requeueAfterMs = earliestOf(requeueAfterMs, Math.max(0, retryAtMs - this.#clock.now()) + 1);
     return {
       ready: true,
       requeueAfterMs,
@@ -197,11 +279,12 @@ export class BindingInputs {
         secrets: (_namespace, name) => found.get(name),
         identities: () => identity,
         identity,
-        ports: this.#ports.get(),
+        ports,
         hostProblem: (h) => hostProblems.get(h),
         hostAddresses: (h) => hostAddresses.get(h),
         hostUnanswered,
         destinationPolicyGap,
+        consent: this.#consent(binding),
       },
     };
   }
@@ -223,6 +306,7 @@ export class BindingInputs {
       hostAddresses: () => undefined,
       hostUnanswered: false,
       destinationPolicyGap: undefined,
+      consent: this.#consent(binding),
     };
   }
 
@@ -238,6 +322,50 @@ export class BindingInputs {
       binding.metadata.namespace,
       secretReferences(binding.spec).map((r) => r.name),
     );
+  }
+
+  /** Whether the binding may take a port, keep only its own, or hold none (its certificate Secret missing past the grace). */
+  #eligibility(b: ClientCertificateBinding): PortEligibility {
+    const exists = this.#o.secrets.exists?.bind(this.#o.secrets);
+    const key = bindingKey(b);
+    if (!exists || certificateSecretExists(b, exists)) {
+      this.#missingSince.delete(key);
+      return 'any';
+    }
+    const now = this.#clock.now();
+    let since = this.#missingSince.get(key);
+    if (since === undefined) this.#missingSince.set(key, (since = now));
+    const grace = this.#o.portPolicy?.brokenGraceMs ?? 0;
+    return grace > 0 && now - since >= grace ? 'none' : 'keep';
+  }
+
+  /**
+   * For a binding that holds a port while its certificate Secret is missing: how long until
+   * the grace runs out (time alone changes its port then). Past it, the allocation is
+   * made again so the port goes.
+   */
+  #graceLeftMs(binding: ClientCertificateBinding): number | undefined {
+    const grace = this.#o.portPolicy?.brokenGraceMs ?? 0;
+    if (grace <= 0 || this.#ports.peek(bindingKey(binding))?.ok !== true) return undefined;
+    const eligibility = this.#eligibility(binding);
+    if (eligibility === 'any') return undefined;
+    if (eligibility === 'none') {
+      this.#ports.changed();
+      return undefined;
+    }
+    return Math.max(0, (this.#missingSince.get(bindingKey(binding)) ?? this.#clock.now()) + grace - this.#clock.now());
+  }
+
+  #consent(binding: ClientCertificateBinding): Outcome | undefined {
+    const namespaces = this.#o.namespaces;
+    if (!namespaces) return undefined;
+    return consentCheck(binding.metadata.namespace, binding.spec.allowedNamespaces, namespaces.list());
+  }
+
+  /** A namespace's share: its own annotation (set by the platform), else the flag's. */
+  #shareOf(namespace: string): number {
+    const own = parsePortCount(this.#o.namespaces?.get(namespace)?.annotations[annotationMaxListenerPorts]);
+    return own ?? this.#o.portPolicy?.share ?? Number.POSITIVE_INFINITY;
   }
 
   #wake(key: string): void {
@@ -282,4 +410,19 @@ export class BindingInputs {
     }
     watch.keys.add(key);
   }
+}
+
+/** Whether the Secret holding the binding's certificate (PFX or TLS pair) exists; a spec naming none is judged elsewhere. */
+function certificateSecretExists(b: ClientCertificateBinding, exists: (namespace: string, name: string) => boolean): boolean {
+  const name = b.spec.certificate?.secretRef?.name ?? b.spec.certificate?.tlsSecretRef?.name;
+  return name === undefined || exists(b.metadata.namespace, name);
+}
+
+function sameLabels(a: Readonly<Record<string, string>> | undefined, b: Readonly<Record<string, string>> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  return ka.length === Object.keys(b ?? {}).length && ka.every((k) => a?.[k] === b?.[k]);
+}
+
+function earliestOf(a: number | undefined, b: number): number {
+  return a === undefined ? b : Math.min(a, b);
 }

@@ -209,6 +209,11 @@ export class SecretCache {
     return found;
   }
 
+  /** Whether a referenced Secret exists, as the watch (and the reads, which seed it) last said: no request. */
+  exists(namespace: string, name: string): boolean {
+    return this.#watch.get(objectKey(namespace, name)) !== undefined;
+  }
+
   /** The cached Secret only, with no request: for a translation over every binding. */
   peek(namespace: string, name: string): SecretLike | undefined {
     return this.#versions.secret(objectKey(namespace, name));

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { LabelSelector } from '../api/v1alpha1/types.ts';
-import { annotationBinding, annotationContentHash } from '../api/labels.ts';
+import { annotationBinding, annotationContentHash, annotationListenerPort } from '../api/labels.ts';
 import type { DestinationPolicy } from './destinations.ts';
 import type { EgressRoute } from './egress-routes.ts';
+import { consentingSelector } from './namespace-consent.ts';
 
 export interface NetworkPolicyObject {
   apiVersion: 'networking.k8s.io/v1';
@@ -21,8 +22,8 @@ export function networkPolicyName(bindingKey: string): string {
 
 /**
  * One NetworkPolicy per served binding, in the proxy namespace: only pods in the
- * binding's own namespace (and those its allowedNamespaces selector adds) may reach its
- * listener port. A binding is an identity; without this, any pod in the cluster could
+ * binding's own namespace (and those its allowedNamespaces selector adds, if they consent)
+ * may reach its listener port. A binding is an identity; without this, any pod in the cluster could
  * call a partner as any team. NetworkPolicies add up, so these open exactly one port each
  * on top of the default-deny the deployment installs for the proxy pods.
  */
@@ -42,7 +43,8 @@ export function networkPolicies(
         {
           from: [
             { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': route.namespace } } },
-            ...(allowed ? [{ namespaceSelector: allowed }] : []),
+            // Only namespaces that consent: allowedNamespaces alone is one side's wish (see namespace-consent.ts).
+            ...(allowed ? [{ namespaceSelector: consentingSelector(allowed, route.namespace) }] : []),
           ],
           ports: [{ protocol: 'TCP', port: route.listenerPort }],
         },
@@ -56,7 +58,7 @@ export function networkPolicies(
         name: networkPolicyName(route.key),
         namespace,
         labels,
-        annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash },
+        annotations: { [annotationBinding]: route.key, [annotationContentHash]: contentHash, [annotationListenerPort]: String(route.listenerPort) },
       },
       spec,
     };

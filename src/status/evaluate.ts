@@ -1,5 +1,6 @@
 import { isDeepStrictEqual } from 'node:util';
 import {
+  ConditionAllowedNamespaces,
   ConditionCertificateValid,
   ConditionDestinationPolicyComplete,
   ConditionProgrammed,
@@ -32,6 +33,11 @@ export interface EvaluationInput {
   programmed?: CheckOutcome;
   /** A gap in the destination policy (the pod range unknown): a condition of its own, which never gates Ready. */
   destinationPolicyGap?: Problem;
+  /**
+   * Whether the namespaces spec.allowedNamespaces selects consent; absent without
+   * spec.allowedNamespaces. Its own condition: Ready is about the binding's own namespace.
+   */
+  consent?: CheckOutcome;
   expiryWarningMs: number;
   endpointFor: (port: number) => string;
   now: Date;
@@ -51,7 +57,7 @@ export interface Evaluation {
   requeueAfterMs?: number;
 }
 
-const conditionOrder = [ConditionReady, ConditionCertificateValid, ConditionProgrammed, ConditionDestinationPolicyComplete];
+const conditionOrder = [ConditionReady, ConditionCertificateValid, ConditionProgrammed, ConditionAllowedNamespaces, ConditionDestinationPolicyComplete];
 /** setTimeout overflows past 2^31-1 ms; a periodic re-check is harmless, so cap the wait. */
 export const maxRequeueMs = 12 * 60 * 60 * 1000;
 /** Land just after a threshold, never just before it. */
@@ -107,11 +113,17 @@ export function evaluateBinding(input: EvaluationInput): Evaluation {
     );
   }
 
+  if (input.consent) desired.push(consentCondition(input.consent));
   const gap = input.destinationPolicyGap;
   if (gap) desired.push({ type: ConditionDestinationPolicyComplete, status: 'False', reason: gap.reason, message: gap.message });
 
-  // Shown only while there is a gap: a complete policy is the normal state, not news.
-  let conditions = input.previous?.conditions?.filter((c) => conditionOrder.includes(c.type) && (gap || c.type !== ConditionDestinationPolicyComplete)) ?? [];
+  // Each shown only while it has something to say: a complete policy is the normal state,
+  // and consent is a question only with spec.allowedNamespaces.
+  let conditions =
+    input.previous?.conditions?.filter(
+      (c) =>
+        conditionOrder.includes(c.type) && (gap || c.type !== ConditionDestinationPolicyComplete) && (input.consent || c.type !== ConditionAllowedNamespaces),
+    ) ?? [];
   for (const d of desired) conditions = setCondition(conditions, d, input.generation, input.now);
   conditions = sortConditions(conditions, conditionOrder);
 
@@ -124,6 +136,20 @@ export function evaluateBinding(input: EvaluationInput): Evaluation {
 
   const requeueAfterMs = nextThresholdMs(input);
   return { status, events: transitionEvents(input.previous, desired), ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+}
+
+function consentCondition(consent: CheckOutcome): DesiredCondition {
+  if (consent.ok) {
+    return {
+      type: ConditionAllowedNamespaces,
+      status: 'True',
+      reason: reasons.NamespacesConsent,
+      message: 'every namespace spec.allowedNamespaces selects consents',
+    };
+  }
+  // Unverified is not a refusal: the controller could not look, and the NetworkPolicy still holds.
+  const status = consent.reason === reasons.NamespaceConsentUnverified ? 'Unknown' : 'False';
+  return { type: ConditionAllowedNamespaces, status, reason: consent.reason, message: consent.message };
 }
 
 /**

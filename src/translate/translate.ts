@@ -14,7 +14,7 @@ import {
   type IdentityOutcome,
   type LeftOut,
 } from '../model/egress-routes.ts';
-import { allocateListenerPorts, type PortOutcome, type PortRange } from '../model/listener-ports.ts';
+import { allocateListenerPorts, type AllocationPolicy, type PortOutcome, type PortRange } from '../model/listener-ports.ts';
 import { certificateCondition, evaluateBinding, type CheckOutcome, type Evaluation } from '../status/evaluate.ts';
 
 // The one translation, as in Envoy Gateway's Translate: bindings, their Secrets and the
@@ -59,6 +59,8 @@ export interface TranslateOptions {
   dataPlane?: DataPlaneView;
   /** CA subjects parsed before, for a caller that translates again and again; a fresh memo per call without it. */
   caSubjects?: CaSubjects;
+  /** Whether the namespaces spec.allowedNamespaces selects consent (model/namespace-consent.ts); absent offline, where no Namespace is known. */
+  consent?: (binding: ClientCertificateBinding) => Outcome | undefined;
 }
 
 /** Every check of one binding, in the order Ready names the first failure. */
@@ -119,27 +121,46 @@ export function translate(
 }
 
 /**
- * Listener ports for every binding: the ports held in status stay, fixed requests are
- * honoured oldest first, the rest get the lowest free ones (see allocateListenerPorts).
+ * Listener ports for every binding: the ports held stay, fixed requests are honoured
+ * oldest first, the rest get the lowest free ones (see allocateListenerPorts). A port read
+ * from status is only reported, never held: anyone who may write status can write it.
  * A caller translating one binding at a time computes this once per change of the set.
  */
 export function allocatePorts(
   bindings: readonly ClientCertificateBinding[],
-  options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'>,
+  options: Pick<TranslateOptions, 'listenerPorts' | 'previousStatus'> & {
+    /** The port the controller itself gave the binding (its record, or a status it wrote and has not seen come back). */
+    held?: (binding: ClientCertificateBinding) => number | undefined;
+    /** Whether the binding may take a new port ('any'), only keep the one it holds ('keep'), or hold none ('none'); default 'any'. */
+    eligibility?: (binding: ClientCertificateBinding) => PortEligibility;
+    policy?: AllocationPolicy;
+  },
 ): Map<string, PortOutcome> {
   return allocateListenerPorts(
     bindings.map((binding) => {
-      const held = (options.previousStatus?.(binding) ?? binding.status)?.listenerPort;
+      const held = options.held?.(binding);
+      const reported = (options.previousStatus?.(binding) ?? binding.status)?.listenerPort;
       return {
         key: bindingKey(binding),
+        namespace: binding.metadata.namespace,
         creationTimestamp: binding.metadata.creationTimestamp ?? '',
         // Offline YAML can hold anything here; a value that is not a port claims nothing.
         ...(isPortNumber(binding.spec.listenerPort) ? { requested: binding.spec.listenerPort } : {}),
         ...(isPortNumber(held) ? { held } : {}),
+        ...(isPortNumber(reported) ? { reported } : {}),
+        ...eligibilityOf(options.eligibility?.(binding) ?? 'any'),
       };
     }),
     options.listenerPorts,
+    options.policy,
   );
+}
+
+/** Whether a binding may take a port: any, keep only what it holds (it cannot be served), or none (broken past the grace). */
+export type PortEligibility = 'any' | 'keep' | 'none';
+
+function eligibilityOf(e: PortEligibility): { mayTakeNew?: false; mayHold?: false } {
+  return e === 'any' ? {} : e === 'keep' ? { mayTakeNew: false } : { mayTakeNew: false, mayHold: false };
 }
 
 /** One binding's verdicts, given the ports allocated over all bindings. */
@@ -177,6 +198,7 @@ export function translateBinding(
     port: checks.port,
     ...(options.dataPlane?.destinationPolicyGap ? { destinationPolicyGap: options.dataPlane.destinationPolicyGap } : {}),
     ...(options.dataPlane?.programmed ? { programmed: checks.dataPlane.ok ? options.dataPlane.programmed(key, fingerprint) : checks.dataPlane } : {}),
+    ...consentOf(binding, options),
     expiryWarningMs: expiryWarningMs ?? 0,
     endpointFor: options.endpointFor,
     now: options.now,
@@ -191,6 +213,11 @@ export function translateBinding(
     leftOut: served.ok ? undefined : { reason: served.reason, message: served.message },
     status,
   };
+}
+
+function consentOf(binding: ClientCertificateBinding, options: TranslateOptions): { consent?: CheckOutcome } {
+  const consent = options.consent?.(binding);
+  return consent ? { consent } : {};
 }
 
 /**

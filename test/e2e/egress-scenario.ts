@@ -278,6 +278,18 @@ export async function egressScenario(dataPlane: DataPlaneKind): Promise<void> {
       }
     });
 
+    test("8. a status write of 8081 (a '*' rule lets a tenant write status): written back, and the proxy keeps serving every binding", async () => {
+      const alpha = await readyBinding('alpha');
+      const port = alpha.status!.listenerPort!;
+      await kube.client.mergePatch(`/apis/mtls-egress.io/v1alpha1/namespaces/${ns}/clientcertificatebindings/alpha/status`, { status: { listenerPort: 8081 } });
+      await kube.waitForBinding(ns, 'alpha', 'its true port written back', (b) => b.status?.listenerPort === port);
+      // The next change still reaches the proxy: one binding's status cannot freeze the config.
+      await stack.putBinding('foxtrot', partnerPki.issueClient({ cn: 'foxtrot.client' }));
+      const foxtrot = await readyBinding('foxtrot');
+      assert.equal((await call(foxtrot.status!.listenerPort!)).cn, 'foxtrot.client');
+      assert.equal((await call(port)).cn, 'alpha.client');
+    });
+
     test('no password or key material in any log, status, Event or proxy ConfigMap', async () => {
       const everything = [
         ...stack.controller.logs,

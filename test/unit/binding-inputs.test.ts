@@ -4,7 +4,9 @@ import type { SecretLike } from '../../src/api/meta.ts';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { bindingKey, objectKey, type ClientCertificateBinding } from '../../src/api/v1alpha1/types.ts';
 import type { InformerHandlers } from '../../src/k8s/informer.ts';
-import { BindingInputs, type BindingSource, type Gathered, type SecretSource } from '../../src/inputs/binding-inputs.ts';
+import { BindingInputs, type BindingSource, type Gathered, type NamespaceSource, type SecretSource } from '../../src/inputs/binding-inputs.ts';
+import type { PortRelease } from '../../src/model/listener-ports.ts';
+import { annotationMaxListenerPorts, consentLabel, type NamespaceMeta } from '../../src/model/namespace-consent.ts';
 import { HostResolver, type HostAnswer } from '../../src/inputs/host-resolution.ts';
 import { inputPolicy } from '../../src/inputs/input-policy.ts';
 import type { CertificateInput } from '../../src/model/certificate-input.ts';
@@ -441,5 +443,162 @@ describe('BindingInputs: ports', () => {
       ['proxy', 'team-a/late'],
     ]);
     r.inputs.close();
+  });
+});
+
+describe('BindingInputs: listener ports belong to namespaces', () => {
+  /** Secrets that also say whether one exists, as the Secret cache's watch does. */
+  class WatchedSecrets extends MemorySecrets {
+    readonly #present = new Set<string>();
+    override put(s: SecretLike): void {
+      this.#present.add(objectKey(s.metadata.namespace ?? '', s.metadata.name));
+      super.put(s);
+    }
+    /** Gone from the watch; what was read stays, as a cache's last read would until the next. */
+    remove(namespace: string, name: string): void {
+      this.#present.delete(objectKey(namespace, name));
+    }
+    exists(namespace: string, name: string): boolean {
+      return this.#present.has(objectKey(namespace, name));
+    }
+  }
+
+  /** Namespaces in memory, with the events a watch would send. */
+  class MemoryNamespaces implements NamespaceSource {
+    readonly #namespaces = new Map<string, NamespaceMeta>();
+    readonly #handlers: Array<(now: NamespaceMeta | undefined, before: NamespaceMeta | undefined) => void> = [];
+    readable = true;
+    list(): readonly NamespaceMeta[] | undefined {
+      return this.readable ? [...this.#namespaces.values()] : undefined;
+    }
+    get(name: string): NamespaceMeta | undefined {
+      return this.#namespaces.get(name);
+    }
+    onChange(handler: (now: NamespaceMeta | undefined, before: NamespaceMeta | undefined) => void): void {
+      this.#handlers.push(handler);
+    }
+    put(ns: NamespaceMeta): void {
+      const before = this.#namespaces.get(ns.name);
+      this.#namespaces.set(ns.name, ns);
+      for (const h of this.#handlers) h(ns, before);
+    }
+  }
+
+  const quarantineMs = 10 * 60_000;
+  const brokenGraceMs = 60 * 60_000;
+
+  function tenantRig(share = 2) {
+    const clock = new ManualClock(t0.getTime());
+    const secrets = new WatchedSecrets();
+    const bindings = new MemoryBindings();
+    const namespaces = new MemoryNamespaces();
+    for (const name of ['team-a', 'team-b']) namespaces.put({ name, labels: { 'kubernetes.io/metadata.name': name }, annotations: {} });
+    const released: Array<readonly PortRelease[]> = [];
+    const inputs = new BindingInputs({
+      bindings,
+      secrets,
+      listenerPorts,
+      decode: async () => good,
+      portPolicy: { quarantineMs, share, brokenGraceMs, onReleased: (r) => released.push(r) },
+      namespaces,
+      clock,
+    });
+    const woken: string[] = [];
+    inputs.onChange((key) => woken.push(key));
+    const pfx = (namespace: string, name: string): void =>
+      secrets.put({ ...secret(`${name}-pfx`, { 'keystore.p12': 'PFX', password: 'pw' }), metadata: { name: `${name}-pfx`, namespace, resourceVersion: '1' } });
+    const put = (namespace: string, name: string, spec: Partial<ClientCertificateBinding['spec']> = {}, created = '2026-01-01T00:00:00Z') => {
+      const b = binding({
+        name,
+        namespace,
+        creationTimestamp: created,
+        spec: { certificate: { secretRef: { name: `${name}-pfx` }, passwordSecretRef: { name: `${name}-pfx` } }, ...spec },
+      });
+      bindings.put(b);
+      return b;
+    };
+    const portOf = async (b: ClientCertificateBinding) => {
+      // The first gather starts the decode, which settles at once here.
+      let gathered = await inputs.gather(b);
+      if (!gathered.ready) {
+        await settle();
+        gathered = await inputs.gather(b);
+      }
+      const g = ready(gathered);
+      const outcome = g.inputs.ports.get(bindingKey(b));
+      return { port: outcome?.ok ? outcome.port : outcome?.reason, requeueAfterMs: g.requeueAfterMs, consent: g.inputs.consent };
+    };
+    return { clock, secrets, bindings, namespaces, inputs, woken, released, pfx, put, portOf };
+  }
+
+  test('a binding whose certificate Secret does not exist holds no port, and takes one when the Secret arrives', async () => {
+    const r = tenantRig();
+    const b = r.put('team-a', 'early');
+    assert.equal((await r.portOf(b)).port, reasons.SecretNotFound);
+    r.pfx('team-a', 'early');
+    assert.ok(r.woken.includes('team-a/early'));
+    assert.equal((await r.portOf(b)).port, 10000);
+  });
+
+  test('a binding whose Secret goes keeps its port through the grace, then gives it up to its namespace', async () => {
+    const r = tenantRig();
+    r.pfx('team-a', 'rotting');
+    const b = r.put('team-a', 'rotting');
+    assert.equal((await r.portOf(b)).port, 10000);
+    r.secrets.remove('team-a', 'rotting-pfx');
+    const within = await r.portOf(b);
+    assert.equal(within.port, 10000, 'a Secret deleted and recreated (a rotation) moves nothing');
+    assert.equal(within.requeueAfterMs, brokenGraceMs + 1, 'looked at again when the grace runs out');
+    r.clock.advance(brokenGraceMs);
+    assert.equal((await r.portOf(b)).port, reasons.SecretNotFound);
+    assert.deepEqual(r.released.at(-1), [{ port: 10000, namespace: 'team-a', untilMs: r.clock.now() + quarantineMs }]);
+  });
+
+  test("a deleted binding's port waits out the quarantine for another namespace, which is looked at again then", async () => {
+    const r = tenantRig();
+    r.pfx('team-b', 'victim');
+    const victim = r.put('team-b', 'victim');
+    assert.equal((await r.portOf(victim)).port, 10000);
+    r.pfx('team-a', 'taker');
+    const taker = r.put('team-a', 'taker', { listenerPort: 10000 });
+    assert.equal((await r.portOf(taker)).port, reasons.ListenerPortConflict);
+    r.bindings.delete(victim);
+    const waiting = await r.portOf(taker);
+    assert.equal(waiting.port, reasons.ListenerPortQuarantined);
+    assert.equal(waiting.requeueAfterMs, quarantineMs + 1, 'time alone frees it: the gatherer says when to look again');
+    assert.deepEqual(r.released.at(-1), [{ port: 10000, namespace: 'team-b', untilMs: t0.getTime() + quarantineMs }]);
+    r.clock.advance(quarantineMs);
+    assert.equal((await r.portOf(taker)).port, 10000);
+  });
+
+  test("a namespace past its share waits, another is not affected, and the platform's annotation raises the share", async () => {
+    const r = tenantRig(1);
+    for (const name of ['first', 'second']) r.pfx('team-a', name);
+    const first = r.put('team-a', 'first', {}, '2026-01-01T00:00:00Z');
+    const second = r.put('team-a', 'second', {}, '2026-01-02T00:00:00Z');
+    r.pfx('team-b', 'other');
+    const other = r.put('team-b', 'other', {}, '2026-01-03T00:00:00Z');
+    assert.equal((await r.portOf(first)).port, 10000);
+    assert.equal((await r.portOf(second)).port, reasons.NamespacePortQuotaExceeded);
+    assert.equal((await r.portOf(other)).port, 10001);
+    r.namespaces.put({ name: 'team-a', labels: {}, annotations: { [annotationMaxListenerPorts]: '2' } });
+    assert.equal((await r.portOf(second)).port, 10002);
+  });
+
+  test('consent: the gathered verdict names the selected namespaces that do not consent, and a label change wakes the binding', async () => {
+    const r = tenantRig();
+    r.pfx('team-a', 'shared');
+    const b = r.put('team-a', 'shared', { allowedNamespaces: { matchLabels: { 'kubernetes.io/metadata.name': 'team-b' } } });
+    const before = await r.portOf(b);
+    assert.equal(before.consent?.ok, false);
+    assert.equal(before.consent?.ok === false && before.consent.reason, reasons.NamespaceConsentMissing);
+    r.woken.length = 0;
+    r.namespaces.put({ name: 'team-b', labels: { 'kubernetes.io/metadata.name': 'team-b', [consentLabel('team-a')]: 'true' }, annotations: {} });
+    assert.deepEqual(r.woken, ['team-a/shared']);
+    assert.deepEqual((await r.portOf(b)).consent, { ok: true });
+    // A controller that may not list Namespaces says so rather than guess.
+    r.namespaces.readable = false;
+    const unread = (await r.portOf(b)).consent;
+    assert.equal(unread?.ok === false ? unread.reason : undefined, reasons.NamespaceConsentUnverified);
   });
 });

@@ -94,6 +94,31 @@ describe('--dns-server', () => {
   }
 });
 
+describe('parseControllerConfig: listener ports belong to namespaces', () => {
+  test('defaults: a 10m quarantine, a tenth of the range per namespace', () => {
+    const config = parseControllerConfig([], {});
+    assert.equal(config.portQuarantineMs, 10 * 60_000);
+    assert.equal(config.namespacePortShare, 100);
+    assert.equal(config.brokenPortGraceMs, 24 * 60 * 60_000);
+    assert.equal(parseControllerConfig(['--broken-port-grace', '0'], {}).brokenPortGraceMs, 0);
+  });
+
+  test('--port-quarantine 0 turns it off; --namespace-port-share takes a share or a count', () => {
+    const config = parseControllerConfig(['--port-quarantine', '0', '--namespace-port-share', '25%'], {});
+    assert.equal(config.portQuarantineMs, 0);
+    assert.equal(config.namespacePortShare, 250);
+    assert.equal(parseControllerConfig(['--namespace-port-share', '7'], {}).namespacePortShare, 7);
+  });
+
+  for (const [argv, message] of [
+    [['--port-quarantine', 'soon'], /--port-quarantine/],
+    [['--namespace-port-share', '0%'], /--namespace-port-share/],
+    [['--namespace-port-share', 'half'], /--namespace-port-share/],
+  ] as const) {
+    test(`usage error: ${argv.join(' ')}`, () => assert.throws(() => parseControllerConfig(argv, {}), message));
+  }
+});
+
 describe('parseRenderArgs', () => {
   test('defaults; the clock is the time when there is no --now', () => {
     assert.deepEqual(parseRenderArgs(['-f', 'a.yaml', '-f', 'dir', '--out', 'out'], clock), {

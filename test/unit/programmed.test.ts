@@ -113,7 +113,7 @@ describe('networkPolicies', () => {
     clientCertificate: { chainPem: 'C', privateKey: new Sensitive('K'), serialNumber: '1', fingerprintSha256: 'F' },
   });
 
-  test('only the binding namespace reaches its port, plus allowedNamespaces', () => {
+  test('only the binding namespace reaches its port, plus the allowedNamespaces that consent', () => {
     const [a, b] = networkPolicies(
       [route('team-a', 'x', 10001), route('team-b', 'y', 10002)],
       (k) => (k === 'team-b/y' ? { matchLabels: { partner: 'bank' } } : undefined),
@@ -126,7 +126,8 @@ describe('networkPolicies', () => {
     ]);
     assert.deepEqual(b!.spec.ingress[0]!.from, [
       { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'team-b' } } },
-      { namespaceSelector: { matchLabels: { partner: 'bank' } } },
+      // The CNI admits a selected namespace only if it carries team-b's consent label.
+      { namespaceSelector: { matchLabels: { partner: 'bank', 'caller-of.mtls-egress.io/team-b': 'true' } } },
     ]);
     assert.deepEqual(a!.spec.podSelector, { matchLabels: { app: 'proxy' } });
     assert.equal(a!.metadata.namespace, 'mtls-egress-system');

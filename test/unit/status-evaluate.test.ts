@@ -281,3 +281,34 @@ describe('evaluateBinding: DestinationPolicyComplete', () => {
     assert.equal(condition(closed, 'DestinationPolicyComplete'), undefined);
   });
 });
+
+describe('evaluateBinding: AllowedNamespaces says whether the selected namespaces consent', () => {
+  const missing = { ok: false as const, reason: reasons.NamespaceConsentMissing, message: 'team-c does not consent' };
+  const cases: Array<{ name: string; consent: EvaluationInput['consent']; status: string | undefined; reason?: string }> = [
+    { name: 'no allowedNamespaces: no condition', consent: undefined, status: undefined },
+    { name: 'every namespace consents', consent: { ok: true }, status: 'True', reason: reasons.NamespacesConsent },
+    { name: 'some do not: False, naming them', consent: missing, status: 'False', reason: reasons.NamespaceConsentMissing },
+    {
+      name: 'Namespaces unreadable: Unknown',
+      consent: { ok: false, reason: reasons.NamespaceConsentUnverified, message: 'cannot read' },
+      status: 'Unknown',
+      reason: reasons.NamespaceConsentUnverified,
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      const { status } = evaluateBinding(input(c.consent ? { consent: c.consent } : {}));
+      const allowed = condition(status, 'AllowedNamespaces');
+      assert.equal(allowed?.status, c.status);
+      if (c.reason) assert.equal(allowed?.reason, c.reason);
+      // Ready is about the binding's own namespace: consent never gates it.
+      assert.equal(condition(status, 'Ready')?.status, 'True');
+    });
+  }
+
+  test('the condition goes when allowedNamespaces goes', () => {
+    const before = evaluateBinding(input({ consent: missing })).status;
+    const after = evaluateBinding(input({ previous: before })).status;
+    assert.equal(condition(after, 'AllowedNamespaces'), undefined);
+  });
+});

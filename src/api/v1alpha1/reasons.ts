@@ -55,6 +55,30 @@ export const ListenerPortConflict = 'ListenerPortConflict';
 export const InvalidSpec = 'InvalidSpec';
 /** No listener port is free in the configured range. */
 export const ListenerPortsExhausted = 'ListenerPortsExhausted';
+/**
+ * The port the binding asks for (or every free one) was freed by a binding in another
+ * namespace less than --port-quarantine ago: that namespace's callers may still call it.
+ * The message says when it frees; the binding is looked at again then.
+ */
+export const ListenerPortQuarantined = 'ListenerPortQuarantined';
+/**
+ * The binding's namespace already holds its share of the listener range
+ * (--namespace-port-share, or the Namespace's mtls-egress.io/max-listener-ports). No
+ * other namespace is affected, and no port held is taken away.
+ */
+export const NamespacePortQuotaExceeded = 'NamespacePortQuotaExceeded';
+/**
+ * AllowedNamespaces=False: spec.allowedNamespaces selects namespaces that do not consent
+ * (they lack the label caller-of.mtls-egress.io/<binding namespace>: "true"); the message
+ * names them. The NetworkPolicy admits only consenting namespaces; Ready is not affected.
+ */
+export const NamespaceConsentMissing = 'NamespaceConsentMissing';
+/**
+ * AllowedNamespaces=Unknown: the controller cannot read Namespaces (RBAC), so it cannot
+ * say which selected namespaces consent. The NetworkPolicy still admits only those with
+ * the consent label: it fails closed.
+ */
+export const NamespaceConsentUnverified = 'NamespaceConsentUnverified';
 
 // --- Positive and progress reasons.
 
@@ -66,6 +90,8 @@ export const BindingReady = 'Ready';
 export const Programmed = 'Programmed';
 /** Programmed=False: the proxy has not yet applied a config with this certificate. */
 export const ProgrammingPending = 'Pending';
+/** AllowedNamespaces=True: every namespace spec.allowedNamespaces selects consents to calls from the binding's namespace. */
+export const NamespacesConsent = 'NamespacesConsent';
 
 /** The reasons a certificate decode can fail with, in the order the identity core checks them. */
 export const identityReasons = [

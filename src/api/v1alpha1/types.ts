@@ -14,6 +14,8 @@ export const ConditionCertificateValid = 'CertificateValid';
 export const ConditionProgrammed = 'Programmed';
 /** Present only while False: the destination policy cannot refuse everything it should (reasons.PodRangeUnknown). */
 export const ConditionDestinationPolicyComplete = 'DestinationPolicyComplete';
+/** Whether every namespace spec.allowedNamespaces selects consents; present only with spec.allowedNamespaces. */
+export const ConditionAllowedNamespaces = 'AllowedNamespaces';
 
 export const defaultPfxKey = 'keystore.p12';
 export const defaultPasswordKey = 'password';
