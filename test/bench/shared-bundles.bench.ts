@@ -6,7 +6,7 @@
 // namespace is listed, and the bytes of their data (Secret data, ConfigMap data and
 // binaryData, as the API returns them: base64) are summed.
 //
-//   npm run bench:bundles
+//   npm run bench:bundles    (also the second half of npm run bench:tenants)
 //   BENCH_BINDINGS=50 BENCH_CA_KIB=900 npm run bench:bundles
 //
 // Uses nothing but the API and the controller's command line, so the same file runs
