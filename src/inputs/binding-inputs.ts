@@ -6,7 +6,7 @@ import { CaSubjects, resolveCertificateInput } from '../model/certificate-input.
 import type { DestinationPolicy } from '../model/destinations.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
 import type { PortOutcome, PortRange } from '../model/listener-ports.ts';
-import { SecretIndex, secretReferences } from '../model/secret-refs.ts';
+import { readableSecretNames, SecretIndex } from '../model/secret-refs.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
 import type { IdentityLookup, SecretLookup } from '../translate/translate.ts';
@@ -215,10 +215,7 @@ export class BindingInputs {
   }
 
   #secretsOf(binding: ClientCertificateBinding): Promise<Map<string, SecretLike>> {
-    return this.#o.secrets.getAll(
-      binding.metadata.namespace,
-      secretReferences(binding.spec).map((r) => r.name),
-    );
+    return this.#o.secrets.getAll(binding.metadata.namespace, readableSecretNames(binding.spec));
   }
 
   #wake(key: string): void {
