@@ -179,8 +179,9 @@ describe('on a real node: deploy/, the image, a partner, applications', () => {
   });
 });
 
-async function podNames(app: string): Promise<string[]> {
-  const names = await story.workloads.kubectlOk([
+/** One field of every system Pod of `app` (app.kubernetes.io/name), as kubectl's jsonpath gives it. */
+async function podField(app: string, field: 'metadata.name' | 'status.podIP'): Promise<string[]> {
+  const out = await story.workloads.kubectlOk([
     'get',
     'pods',
     '--namespace',
@@ -188,24 +189,13 @@ async function podNames(app: string): Promise<string[]> {
     '-l',
     `app.kubernetes.io/name=${app}`,
     '-o',
-    'jsonpath={.items[*].metadata.name}',
+    `jsonpath={.items[*].${field}}`,
   ]);
-  return names.trim().split(/\s+/).filter(Boolean);
+  return out.trim().split(/\s+/).filter(Boolean);
 }
 
-async function podIps(app: string): Promise<string[]> {
-  const ips = await story.workloads.kubectlOk([
-    'get',
-    'pods',
-    '--namespace',
-    systemNamespace,
-    '-l',
-    `app.kubernetes.io/name=${app}`,
-    '-o',
-    'jsonpath={.items[*].status.podIP}',
-  ]);
-  return ips.trim().split(/\s+/).filter(Boolean);
-}
+const podNames = (app: string): Promise<string[]> => podField(app, 'metadata.name');
+const podIps = (app: string): Promise<string[]> => podField(app, 'status.podIP');
 
 // Run in the container by `kubectl exec`: the config directory's mount, and every process's
 // command and RLIMIT_CORE (soft, hard). The exec'd node itself is left out: kubectl exec
