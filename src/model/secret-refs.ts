@@ -35,8 +35,9 @@ export const secretRefField: Readonly<Record<SecretRole, string>> = {
  * refused here, before any request: "." or ".." in the path of a GET makes it a LIST.
  */
 export function secretReferenceProblem(ref: SecretReference): string | undefined {
-  if (!isObjectName(ref.name))
+  if (!isObjectName(ref.name)) {
     return `${secretRefField[ref.role]}.name ${quoteValue(ref.name)} is not a Secret name (a lowercase RFC 1123 subdomain of at most 253 characters)`;
+  }
   if (!isSecretDataKey(ref.key)) {
     return `${secretRefField[ref.role]}.key ${quoteValue(ref.key)} is not a Secret data key (letters, digits, '-', '_' and '.', at most 253, neither "." nor starting with "..")`;
   }
