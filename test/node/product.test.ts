@@ -116,17 +116,18 @@ describe('on a real node: deploy/, the image, a partner, applications', () => {
       assert.equal(seen.mount?.type, 'tmpfs', `${pod}: /etc/mtls-egress is ${JSON.stringify(seen.mount)}`);
       // The kubelet sizes a memory-backed emptyDir's tmpfs by its sizeLimit (128Mi).
       assert.match(seen.mount?.options ?? '', /(^|,)size=131072k(,|$)/, pod);
-      // PID 1 is node itself: prlimit set the limit and exec'd it.
+      // PID 1 is node itself (its main thread is named MainThread): prlimit set the limit and exec'd it.
       const agent = seen.processes.find((p) => p.pid === 1);
-      assert.equal(agent?.comm, 'node', pod);
+      assert.match(agent?.command ?? '', /^node \/app\/dist\/cli\.js agent /, pod);
       assert.deepEqual(agent?.core, ['0', '0'], `${pod}: the agent`);
       const haproxy = seen.processes.filter((p) => p.comm === 'haproxy');
       assert.ok(haproxy.length >= 1, `${pod}: HAProxy runs`);
       for (const p of haproxy) assert.deepEqual(p.core, ['0', '0'], `${pod}: haproxy pid ${p.pid}`);
     }
     for (const pod of await podNames('mtls-egress-controller')) {
-      const seen = await processView(pod);
-      assert.deepEqual(seen.processes.find((p) => p.pid === 1)?.core, ['0', '0'], `${pod}: the controller`);
+      const controller = (await processView(pod)).processes.find((p) => p.pid === 1);
+      assert.match(controller?.command ?? '', /^node \/app\/dist\/cli\.js controller /, pod);
+      assert.deepEqual(controller?.core, ['0', '0'], `${pod}: the controller`);
     }
   });
 
@@ -207,7 +208,8 @@ const processes = [];
 for (const pid of fs.readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d) && Number(d) !== process.pid)) {
   try {
     const core = /^Max core file size\\s+(\\S+)\\s+(\\S+)/m.exec(fs.readFileSync('/proc/' + pid + '/limits', 'utf8'));
-    processes.push({ pid: Number(pid), comm: fs.readFileSync('/proc/' + pid + '/comm', 'utf8').trim(), core: core && [core[1], core[2]] });
+    const command = fs.readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\\0').join(' ').trim();
+    processes.push({ pid: Number(pid), comm: fs.readFileSync('/proc/' + pid + '/comm', 'utf8').trim(), command, core: core && [core[1], core[2]] });
   } catch {}
 }
 console.log(JSON.stringify({ mount: mount && { type: mount[2], options: mount[3] }, processes }));
@@ -215,7 +217,7 @@ console.log(JSON.stringify({ mount: mount && { type: mount[2], options: mount[3]
 
 async function processView(pod: string): Promise<{
   mount: { type: string; options: string } | undefined;
-  processes: Array<{ pid: number; comm: string; core: [string, string] | null }>;
+  processes: Array<{ pid: number; comm: string; command: string; core: [string, string] | null }>;
 }> {
   const r = await story.workloads.exec(systemNamespace, pod, ['node', '-e', processViewScript]);
   assert.equal(r.code, 0, r.stderr);
