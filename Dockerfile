@@ -45,5 +45,9 @@ COPY package.json ./
 COPY crds ./crds
 # A numeric non-root user, so runAsNonRoot can verify it without a passwd lookup.
 USER 65532:65532
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+# No core dumps: the controller and the agent hold every binding's decoded private key,
+# and a crash would write them to the node's disk. prlimit (util-linux, Essential in
+# Debian) sets RLIMIT_CORE to 0, soft and hard, so nothing in the container can raise it,
+# and execs node; HAProxy and nginx, the agent's children, inherit it.
+ENTRYPOINT ["prlimit", "--core=0", "--", "node", "/app/dist/cli.js"]
 CMD ["--help"]

@@ -11,6 +11,7 @@ import { PodReporter } from '../proxy/pod-reporter.ts';
 import { credentialsSelector, proxyConfigMapName } from '../contract/proxy-objects.ts';
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
+import { turnOffCoreDumps } from '../server/core-dumps.ts';
 import { aborted } from '../runner/backoff.ts';
 
 /**
@@ -49,6 +50,8 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
     onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
   });
 
+  // Before the data plane starts: HAProxy and nginx inherit the limit.
+  await turnOffCoreDumps(logger);
   const dir = new ConfigDir(config.configDir);
   await dir.prepare();
   // The data plane's restart hook reaches the agent, which is built after it. (A plain

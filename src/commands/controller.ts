@@ -8,6 +8,7 @@ import { createLogger } from '../log.ts';
 import { closeDecodeSandbox } from '../pki/index.ts';
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
+import { turnOffCoreDumps } from '../server/core-dumps.ts';
 
 /**
  * Wiring only: settings, logger, client, the manager (caches, controllers, leader
@@ -25,6 +26,8 @@ export async function runController(argv: readonly string[], io: CommandIo): Pro
   // takes effect when set here; deploy/'s NODE_OPTIONS cap the heap besides.
   setFlagsFromString('--optimize-for-size');
   const logger = createLogger({ level: config.logLevel });
+  // Before the decode sandbox starts: it holds the keys it decodes.
+  await turnOffCoreDumps(logger);
   const client = new KubeClient(loadKubeConfig(config.kubeconfig));
   const manager = new ControllerManager(config, { client, logger });
   const { stop, dispose } = shutdownOnSignals(logger);

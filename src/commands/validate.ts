@@ -21,7 +21,7 @@ import type { SecretLike } from '../api/meta.ts';
 import { DestinationPolicy } from '../model/destinations.ts';
 import { isIpLiteral } from '../model/egress-routes.ts';
 import type { PortRange } from '../model/listener-ports.ts';
-import { secretReferences, type SecretReference } from '../model/secret-refs.ts';
+import { secretReferenceProblem, secretReferences, secretRefField, type SecretReference } from '../model/secret-refs.ts';
 import { bundledCrdDirectory, CustomResourceValidators } from '../schema/custom-resource.ts';
 import { findCondition } from '../status/conditions.ts';
 import type { BindingTranslation } from '../translate/translate.ts';
@@ -217,7 +217,8 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
     const { binding, checks } = t;
     const reported = new Set<string>();
     for (const ref of secretReferences(binding.spec)) {
-      if (secrets(binding.metadata.namespace, ref.name) || reported.has(ref.name)) continue;
+      // A name no Secret can have is the certificate check's error, not a Secret to look for.
+      if (secretReferenceProblem(ref) !== undefined || secrets(binding.metadata.namespace, ref.name) || reported.has(ref.name)) continue;
       reported.add(ref.name);
       add(t.key, 'warning', `${refPath(ref)}.name`, {
         reason: SecretNotInSet,
@@ -254,15 +255,8 @@ async function setFindings(checked: readonly CheckedBinding[], secretList: reado
   return findings;
 }
 
-const refPaths: Record<SecretReference['role'], string> = {
-  pfx: 'spec.certificate.secretRef',
-  password: 'spec.certificate.passwordSecretRef',
-  tls: 'spec.certificate.tlsSecretRef',
-  serverCA: 'spec.serverCA.secretRef',
-};
-
 function refPath(ref: SecretReference): string {
-  return refPaths[ref.role];
+  return secretRefField[ref.role];
 }
 
 /** The field a missing Secret key is named in. */

@@ -8,7 +8,7 @@ import type { DestinationPolicy } from '../model/destinations.ts';
 import type { IdentityOutcome } from '../model/egress-routes.ts';
 import { parsePortCount, type PortOutcome, type PortRange, type PortRelease } from '../model/listener-ports.ts';
 import { annotationMaxListenerPorts, consentCheck, type NamespaceMeta } from '../model/namespace-consent.ts';
-import { SecretIndex, secretReferences } from '../model/secret-refs.ts';
+import { readableSecretNames, SecretIndex } from '../model/secret-refs.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { PortAllocations } from '../translate/port-allocations.ts';
 import type { IdentityLookup, PortEligibility, SecretLookup } from '../translate/translate.ts';
@@ -318,10 +318,7 @@ export class BindingInputs {
   }
 
   #secretsOf(binding: ClientCertificateBinding): Promise<Map<string, SecretLike>> {
-    return this.#o.secrets.getAll(
-      binding.metadata.namespace,
-      secretReferences(binding.spec).map((r) => r.name),
-    );
+    return this.#o.secrets.getAll(binding.metadata.namespace, readableSecretNames(binding.spec));
   }
 
   /** Whether the binding may take a port, keep only its own, or hold none (its certificate Secret missing past the grace). */

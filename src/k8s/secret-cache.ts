@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { objectKey, splitKey, type SecretLike } from '../api/meta.ts';
+import { isObjectName, objectKey, splitKey, type SecretLike } from '../api/meta.ts';
 import { errorSummary } from '../errors.ts';
 import { backoffDelay, type BackoffOptions } from '../runner/backoff.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
@@ -192,6 +192,8 @@ export class SecretCache {
 
   /** The cached Secret if it is current; else what one GET finds (joined with any GET already in flight). */
   async get(namespace: string, name: string): Promise<SecretLike | undefined> {
+    // No Secret has such a name, and "." or ".." in the GET's path would make it a LIST.
+    if (!isObjectName(name) || !isObjectName(namespace)) return undefined;
     const key = objectKey(namespace, name);
     const reading = this.#reading.get(key);
     if (reading) return reading;

@@ -4,7 +4,7 @@ import * as reasons from '../api/v1alpha1/reasons.ts';
 import type { Problem } from '../api/v1alpha1/reasons.ts';
 import type { ClientCertificateBindingSpec } from '../api/v1alpha1/types.ts';
 import { Sensitive } from '../pki/sensitive.ts';
-import { secretReferences, type SecretReference } from './secret-refs.ts';
+import { secretReferenceProblem, secretReferences, type SecretReference } from './secret-refs.ts';
 
 export type { SecretLike } from '../api/meta.ts';
 
@@ -18,6 +18,8 @@ export type CertificateInput =
 export type SecretLookup = (name: string) => SecretLike | undefined;
 
 function read(ref: SecretReference, lookup: SecretLookup): { ok: true; value: Buffer; secret: SecretLike } | InputProblem {
+  const problem = secretReferenceProblem(ref);
+  if (problem !== undefined) return { ok: false, ref, reason: reasons.InvalidSpec, message: problem };
   const secret = lookup(ref.name);
   if (!secret) return { ok: false, ref, reason: reasons.SecretNotFound, message: `Secret ${ref.name} (${ref.role}) not found in the binding's namespace` };
   const b64 = secret.data?.[ref.key];

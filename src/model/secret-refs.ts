@@ -1,3 +1,4 @@
+import { isObjectName, isSecretDataKey, quoteValue } from '../api/meta.ts';
 import { defaultCAKey, defaultPasswordKey, defaultPfxKey, objectKey, type ClientCertificateBindingSpec } from '../api/v1alpha1/types.ts';
 
 export type SecretRole = 'pfx' | 'password' | 'tls' | 'serverCA';
@@ -20,6 +21,36 @@ export function secretReferences(spec: ClientCertificateBindingSpec): SecretRefe
   return refs;
 }
 
+/** The spec field that names each role's Secret, as messages and findings name it. */
+export const secretRefField: Readonly<Record<SecretRole, string>> = {
+  pfx: 'spec.certificate.secretRef',
+  password: 'spec.certificate.passwordSecretRef',
+  tls: 'spec.certificate.tlsSecretRef',
+  serverCA: 'spec.serverCA.secretRef',
+};
+
+/**
+ * Why a reference names no Secret the API server could hold, or undefined. The CRD refuses
+ * these at admission; a binding stored before it did, or a manifest read offline, is
+ * refused here, before any request: "." or ".." in the path of a GET makes it a LIST.
+ */
+export function secretReferenceProblem(ref: SecretReference): string | undefined {
+  if (!isObjectName(ref.name)) {
+    return `${secretRefField[ref.role]}.name ${quoteValue(ref.name)} is not a Secret name (a lowercase RFC 1123 subdomain of at most 253 characters)`;
+  }
+  if (!isSecretDataKey(ref.key)) {
+    return `${secretRefField[ref.role]}.key ${quoteValue(ref.key)} is not a Secret data key (letters, digits, '-', '_' and '.', at most 253, neither "." nor starting with "..")`;
+  }
+  return undefined;
+}
+
+/** The names of the Secrets a binding may read: those its spec names validly, the only ones ever requested. */
+export function readableSecretNames(spec: ClientCertificateBindingSpec): string[] {
+  return secretReferences(spec)
+    .filter((r) => secretReferenceProblem(r) === undefined)
+    .map((r) => r.name);
+}
+
 /**
  * Secret "namespace/name" → binding keys, kept in step with the binding cache, so a
  * rotated Secret wakes exactly the bindings that read it (cert-manager's
@@ -31,7 +62,7 @@ export class SecretIndex {
 
   set(bindingKey: string, namespace: string, spec: ClientCertificateBindingSpec): void {
     this.delete(bindingKey);
-    const secrets = [...new Set(secretReferences(spec).map((r) => objectKey(namespace, r.name)))];
+    const secrets = [...new Set(readableSecretNames(spec).map((name) => objectKey(namespace, name)))];
     this.#byBinding.set(bindingKey, secrets);
     for (const s of secrets) {
       let set = this.#bySecret.get(s);

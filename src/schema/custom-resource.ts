@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { loadAll } from 'js-yaml';
+import { objectNamePattern } from '../api/meta.ts';
 import { evaluateRules, re2Pattern } from './cel-rules.ts';
 import { hasBlockingError, invalid, required, RulesNotChecked, rulesNotCheckedMessage, type FieldError } from './field-errors.ts';
 import { pruneAndDefault, unknownFields, validateValues, type SchemaNode } from './structural-schema.ts';
@@ -54,7 +55,7 @@ const objectMetaSchema: SchemaNode = {
   },
 };
 
-const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const dnsSubdomain = new RegExp(objectNamePattern);
 // The API server's own words, so offline findings read as kubectl prints them.
 const dnsSubdomainMessage =
   "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', " +

@@ -60,6 +60,20 @@ function containerOf(objects: Manifest[], deployment: string): { name: string; i
   return d.spec.template.spec.containers[0]!;
 }
 
+/**
+ * kustomize's built-in schema predates ValidatingAdmissionPolicy (Kubernetes 1.30), so its
+ * `namespace:` gives the two cluster-scoped policy objects a namespace; the API server
+ * clears it (EnsureObjectNamespaceMatchesRequestNamespace), and deploy.test.ts applies
+ * deploy/ for real. Everything else is compared as kustomize renders it.
+ */
+function withoutPolicyNamespace(objects: Manifest[]): Manifest[] {
+  return objects.map((o) => {
+    if (o.kind !== 'ValidatingAdmissionPolicy' && o.kind !== 'ValidatingAdmissionPolicyBinding') return o;
+    const { namespace: _, ...metadata } = o.metadata;
+    return { ...o, metadata };
+  });
+}
+
 /** Value sets the chart supports, each linted, dry-run applied and admitted under restricted. */
 const valueSets: Array<[string, string[]]> = [
   ['the defaults', []],
@@ -84,6 +98,15 @@ const valueSets: Array<[string, string[]]> = [
       'image.repository=registry.example/mtls-egress,image.tag=0.1.1,image.pullSecrets={regcred}',
     ],
   ],
+  [
+    'metricsAccess by name and pod, and a larger config volume',
+    [
+      '--set-json',
+      'metricsAccess={"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"observability"}},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}',
+      '--set',
+      'proxy.configVolumeSizeLimit=256Mi,proxy.resources.limits.memory=1536Mi',
+    ],
+  ],
 ];
 
 describe('the Helm chart', () => {
@@ -103,7 +126,7 @@ describe('the Helm chart', () => {
     const fromHelm = await rendered();
     const fromKustomize = parseManifests((await run('kubectl', ['kustomize', 'deploy/'], { cwd: repoRoot, encoding: 'utf8' })).stdout);
     // The namespace is Helm's to make (--create-namespace): only the kustomize base has it.
-    const kustomized = fromKustomize.filter((o) => o.kind !== 'Namespace');
+    const kustomized = withoutPolicyNamespace(fromKustomize.filter((o) => o.kind !== 'Namespace'));
     assert.deepEqual(fromHelm.map(objectId).sort(), kustomized.map(objectId).sort());
     // Helm keeps the CRD on uninstall (crds.keep); kubectl has no such notion.
     const crd = find(fromHelm, 'CustomResourceDefinition', crdName)!;
@@ -117,7 +140,9 @@ describe('the Helm chart', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mtls-egress-overlay-'));
     const deploy = relative(dir, join(repoRoot, 'deploy'));
     writeFileSync(join(dir, 'kustomization.yaml'), `resources: [${deploy}]\ncomponents: [${deploy}/data-plane-nginx]\n`);
-    const fromKustomize = parseManifests((await run('kubectl', ['kustomize', dir], { encoding: 'utf8' })).stdout).filter((o) => o.kind !== 'Namespace');
+    const fromKustomize = withoutPolicyNamespace(
+      parseManifests((await run('kubectl', ['kustomize', dir], { encoding: 'utf8' })).stdout).filter((o) => o.kind !== 'Namespace'),
+    );
     const fromHelm = await rendered(['--set', 'dataPlane=nginx']);
     const crd = find(fromHelm, 'CustomResourceDefinition', crdName)!;
     delete crd.metadata.annotations;
@@ -144,6 +169,7 @@ describe('the Helm chart', () => {
     ['a listener range over the status port', ['--set', 'listenerPorts.first=8000,listenerPorts.last=8999'], /holds 8081/],
     ['a PodDisruptionBudget no drain could meet', ['--set', 'proxy.replicas=2'], /minAvailable \(2\) must be below proxy\.replicas \(2\)/],
     ['an image digest that is not one', ['--set', 'image.digest=latest'], /digest/],
+    ['a config volume size that is not a quantity', ['--set', 'proxy.configVolumeSizeLimit=lots'], /configVolumeSizeLimit/],
   ];
   for (const [name, args, message] of refused) {
     test(`refuses ${name}, at helm time`, async () => {
@@ -244,6 +270,51 @@ describe('the Helm chart', () => {
     });
   }
 
+  test('the metrics and status ports admit the monitoring namespaces alone; the listener ports are left to the per-binding policies', async () => {
+    interface Policy {
+      spec: { podSelector: { matchLabels: Record<string, string> }; ingress: Array<{ from?: unknown[]; ports: Array<{ port: number }> }> };
+    }
+    const ingressOf = (objects: Manifest[], name: string): Policy['spec']['ingress'] =>
+      (find(objects, 'NetworkPolicy', name) as unknown as Policy).spec.ingress;
+    const defaults = await rendered();
+    const monitoring = [{ namespaceSelector: { matchLabels: { 'mtls-egress.io/monitoring': 'true' } } }];
+    assert.deepEqual(ingressOf(defaults, 'mtls-egress-controller'), [{ from: monitoring, ports: [{ protocol: 'TCP', port: 8080 }] }]);
+    assert.deepEqual(ingressOf(defaults, 'mtls-egress-proxy-default-deny'), [
+      {
+        from: monitoring,
+        ports: [
+          { protocol: 'TCP', port: 8081 },
+          { protocol: 'TCP', port: 8082 },
+        ],
+      },
+    ]);
+    // Every rule of every shipped policy names its peers: none is open to every pod.
+    for (const policy of defaults.filter((o) => o.kind === 'NetworkPolicy') as unknown as Policy[]) {
+      for (const rule of policy.spec.ingress) assert.ok(rule.from && rule.from.length > 0, JSON.stringify(rule));
+    }
+    const narrowed = await rendered([
+      '--set-json',
+      'metricsAccess={"namespaceSelector":{"matchExpressions":[{"key":"kubernetes.io/metadata.name","operator":"In","values":["monitoring","observability"]}]},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}',
+    ]);
+    // A selector of one's own replaces the default label; it is not merged with it.
+    assert.deepEqual(ingressOf(narrowed, 'mtls-egress-controller')[0]!.from, [
+      {
+        namespaceSelector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['monitoring', 'observability'] }] },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+      },
+    ]);
+  });
+
+  test('the proxy’s config volume, which holds every key, is memory-backed with a size limit', async () => {
+    interface Volumes {
+      spec: { template: { spec: { volumes: Array<{ name: string; emptyDir?: { medium?: string; sizeLimit?: string } }> } } };
+    }
+    const configVolume = (objects: Manifest[]) =>
+      (find(objects, 'Deployment', 'mtls-egress-proxy') as unknown as Volumes).spec.template.spec.volumes.find((v) => v.name === 'config');
+    assert.deepEqual(configVolume(await rendered())?.emptyDir, { medium: 'Memory', sizeLimit: '128Mi' });
+    assert.deepEqual(configVolume(await rendered(['--set', 'proxy.configVolumeSizeLimit=256Mi']))?.emptyDir, { medium: 'Memory', sizeLimit: '256Mi' });
+  });
+
   test('NOTES.txt tells how to create the first binding, in a watched namespace', async () => {
     const r = await runHelm(['install', releaseName, chartDir, '--namespace', releaseNamespace, '--dry-run=client', '--set', 'watchNamespaces={payments}']);
     assert.equal(r.code, 0, r.stderr);
@@ -252,6 +323,7 @@ describe('the Helm chart', () => {
     assert.match(notes, /kind: ClientCertificateBinding/);
     assert.match(notes, /kubectl get ccb -n payments -o wide/);
     assert.match(notes, /status\.endpoint/);
+    assert.match(notes, /kubectl label namespace monitoring mtls-egress\.io\/monitoring=true/);
   });
 
   describe('against the API server', () => {

@@ -76,6 +76,8 @@ describe('on a real node: helm install of the chart, a partner, an application',
 
   test('Prometheus can scrape both: the controller’s metrics Service and each agent’s port, through the NetworkPolicies', async () => {
     const monitoring = await story.workloads.namespace('monitoring');
+    // The chart admits scrapes only from namespaces labelled so (metricsAccess).
+    await story.workloads.kubectlOk(['label', 'namespace', monitoring, 'mtls-egress.io/monitoring=true']);
     await story.workloads.client(monitoring, 'prometheus');
     // Either replica answers through the Service; only the leader exports per-binding series.
     const metrics = `http://mtls-egress-controller-metrics.${systemNamespace}.svc:8080/metrics`;

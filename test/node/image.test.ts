@@ -33,7 +33,8 @@ test('the image is named as deploy/ names it, and runs as uid 65532', () => {
   assert.match(image.reference, /^docker\.io\/library\/mtls-egress:\d+\.\d+\.\d+$/);
   const config = JSON.parse(archiveFile(manifest?.Config ?? '')) as { config: { User: string; Entrypoint: string[] } };
   assert.equal(config.config.User, '65532:65532');
-  assert.deepEqual(config.config.Entrypoint, ['node', '/app/dist/cli.js']);
+  // prlimit turns core dumps off (RLIMIT_CORE 0, soft and hard) and execs node.
+  assert.deepEqual(config.config.Entrypoint, ['prlimit', '--core=0', '--', 'node', '/app/dist/cli.js']);
 });
 
 test("no certificate of the build machine's own CA bundle is in the image, nor the secret's file", () => {

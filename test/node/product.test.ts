@@ -75,6 +75,62 @@ describe('on a real node: deploy/, the image, a partner, applications', () => {
     assert.match(denied, /^failed: /);
   });
 
+  test('the metrics and status ports: refused to a pod in an unlabelled namespace, admitted from the monitoring-labelled one; probes still pass', async () => {
+    const [monitoring, stranger] = await Promise.all([story.workloads.namespace('monitoring'), story.workloads.namespace('stranger')]);
+    await story.workloads.kubectlOk(['label', 'namespace', monitoring, 'mtls-egress.io/monitoring=true']);
+    await Promise.all([story.workloads.client(monitoring, 'prometheus'), story.workloads.client(stranger, 'scraper')]);
+    const urls = [
+      // The per-binding series: every team's bindings, namespaces and partners.
+      `http://mtls-egress-controller-metrics.${systemNamespace}.svc:8080/metrics`,
+      ...(await podIps('mtls-egress-controller')).map((ip) => `http://${ip}:8080/metrics`),
+      ...(await podIps('mtls-egress-proxy')).flatMap((ip) => [`http://${ip}:8081/healthz`, `http://${ip}:8082/metrics`]),
+    ];
+    for (const url of urls) {
+      await story.workloads.waitForFetch(monitoring, 'prometheus', url, true);
+      const denied = await story.workloads.waitForFetch(stranger, 'scraper', url, false);
+      assert.match(denied, /^failed: /, url);
+      // Admitted from the monitoring namespace at the same moment: the refusal is the policy.
+      assert.equal((await story.workloads.fetchFrom(monitoring, 'prometheus', url)).ok, true, url);
+    }
+    // The kubelet probes these ports from the node, which NetworkPolicy always admits
+    // (kube-network-policies too): every pod stays Ready under the policies.
+    await story.waitAvailable();
+    for (const name of ['mtls-egress-controller', 'mtls-egress-proxy']) {
+      const ready = await story.workloads.kubectlOk([
+        'get',
+        'pods',
+        '--namespace',
+        systemNamespace,
+        '-l',
+        `app.kubernetes.io/name=${name}`,
+        '-o',
+        'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}',
+      ]);
+      assert.match(ready.trim(), /^True( True)*$/, name);
+    }
+  });
+
+  test('keys in memory, no core dumps: the config directory is a tmpfs; core size 0 for the agent, HAProxy and the controller', async () => {
+    for (const pod of await podNames('mtls-egress-proxy')) {
+      const seen = await processView(pod);
+      assert.equal(seen.mount?.type, 'tmpfs', `${pod}: /etc/mtls-egress is ${JSON.stringify(seen.mount)}`);
+      // The kubelet sizes a memory-backed emptyDir's tmpfs by its sizeLimit (128Mi).
+      assert.match(seen.mount?.options ?? '', /(^|,)size=131072k(,|$)/, pod);
+      // PID 1 is node itself (its main thread is named MainThread): prlimit set the limit and exec'd it.
+      const agent = seen.processes.find((p) => p.pid === 1);
+      assert.match(agent?.command ?? '', /^node \/app\/dist\/cli\.js agent /, pod);
+      assert.deepEqual(agent?.core, ['0', '0'], `${pod}: the agent`);
+      const haproxy = seen.processes.filter((p) => p.comm === 'haproxy');
+      assert.ok(haproxy.length >= 1, `${pod}: HAProxy runs`);
+      for (const p of haproxy) assert.deepEqual(p.core, ['0', '0'], `${pod}: haproxy pid ${p.pid}`);
+    }
+    for (const pod of await podNames('mtls-egress-controller')) {
+      const controller = (await processView(pod)).processes.find((p) => p.pid === 1);
+      assert.match(controller?.command ?? '', /^node \/app\/dist\/cli\.js controller /, pod);
+      assert.deepEqual(controller?.core, ['0', '0'], `${pod}: the controller`);
+    }
+  });
+
   test('a new PFX in the Secret: Programmed follows, and the partner sees the new serial from the application Pod', async () => {
     const rotated = first();
     await story.putPfx(teamA, 'partner-api-pfx', rotated);
@@ -123,3 +179,47 @@ describe('on a real node: deploy/, the image, a partner, applications', () => {
     await story.kube.waitForBinding(teamA, 'kube-api', 'DestinationNotAllowed', hasReason(reasons.DestinationNotAllowed), 60_000);
   });
 });
+
+/** One field of every system Pod of `app` (app.kubernetes.io/name), as kubectl's jsonpath gives it. */
+async function podField(app: string, field: 'metadata.name' | 'status.podIP'): Promise<string[]> {
+  const out = await story.workloads.kubectlOk([
+    'get',
+    'pods',
+    '--namespace',
+    systemNamespace,
+    '-l',
+    `app.kubernetes.io/name=${app}`,
+    '-o',
+    `jsonpath={.items[*].${field}}`,
+  ]);
+  return out.trim().split(/\s+/).filter(Boolean);
+}
+
+const podNames = (app: string): Promise<string[]> => podField(app, 'metadata.name');
+const podIps = (app: string): Promise<string[]> => podField(app, 'status.podIP');
+
+// Run in the container by `kubectl exec`: the config directory's mount, and every process's
+// command and RLIMIT_CORE (soft, hard). The exec'd node itself is left out: kubectl exec
+// starts it from the runtime, not under the entrypoint's prlimit.
+const processViewScript = `
+const fs = require('node:fs');
+const mount = fs.readFileSync('/proc/self/mounts', 'utf8').split('\\n').map((l) => l.split(' ')).find((f) => f[1] === '/etc/mtls-egress');
+const processes = [];
+for (const pid of fs.readdirSync('/proc').filter((d) => /^[0-9]+$/.test(d) && Number(d) !== process.pid)) {
+  try {
+    const core = /^Max core file size\\s+(\\S+)\\s+(\\S+)/m.exec(fs.readFileSync('/proc/' + pid + '/limits', 'utf8'));
+    const command = fs.readFileSync('/proc/' + pid + '/cmdline', 'utf8').split('\\0').join(' ').trim();
+    processes.push({ pid: Number(pid), comm: fs.readFileSync('/proc/' + pid + '/comm', 'utf8').trim(), command, core: core && [core[1], core[2]] });
+  } catch {}
+}
+console.log(JSON.stringify({ mount: mount && { type: mount[2], options: mount[3] }, processes }));
+`;
+
+async function processView(pod: string): Promise<{
+  mount: { type: string; options: string } | undefined;
+  processes: Array<{ pid: number; comm: string; command: string; core: [string, string] | null }>;
+}> {
+  const r = await story.workloads.exec(systemNamespace, pod, ['node', '-e', processViewScript]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Awaited<ReturnType<typeof processView>>;
+}

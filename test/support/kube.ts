@@ -24,11 +24,14 @@ export class TestKube {
    * A kubeconfig file that authenticates as exactly this ServiceAccount (a token from the
    * TokenRequest API): to run a component with the RBAC an install gives it, nothing more.
    */
-  async serviceAccountKubeconfig(namespace: string, name: string): Promise<string> {
+  async serviceAccountKubeconfig(namespace: string, name: string, options: { boundToPod?: { name: string; uid: string } } = {}): Promise<string> {
+    // Bound to a Pod, the token is what the kubelet mounts in that Pod: the API server
+    // puts the Pod's name and uid in the user's extra (authentication.kubernetes.io/pod-name, pod-uid).
+    const bound = options.boundToPod ? { boundObjectRef: { apiVersion: 'v1', kind: 'Pod', ...options.boundToPod } } : {};
     const token = await this.client.create<{ status: { token: string } }>(`/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
       apiVersion: 'authentication.k8s.io/v1',
       kind: 'TokenRequest',
-      spec: { expirationSeconds: 3600 },
+      spec: { expirationSeconds: 3600, ...bound },
     });
     const path = join(mkdtempSync(join(tmpdir(), 'mtls-egress-sa-')), 'kubeconfig');
     const cluster = this.#kubeconfig.getCurrentCluster()!;

@@ -216,6 +216,27 @@ describe('BindingInputs: decodes', () => {
     r.inputs.close();
   });
 
+  test('a stored binding naming Secret "." or "..": never asked for, never indexed, never decoded', async () => {
+    const r = rig({ dataPlane: false });
+    const asked: string[] = [];
+    const getAll = r.secrets.getAll.bind(r.secrets);
+    r.secrets.getAll = (namespace, names) => {
+      asked.push(...names);
+      return getAll(namespace, names);
+    };
+    const b = binding({
+      name: 'dots',
+      spec: { certificate: { secretRef: { name: '.' }, passwordSecretRef: { name: '..' } }, serverCA: { secretRef: { name: 'ca' } } },
+    });
+    r.bindings.put(b);
+    ready(await r.inputs.gather(b));
+    assert.deepEqual(asked, ['ca']);
+    assert.equal(r.inputs.isReferenced('team-a/.'), false);
+    assert.equal(r.inputs.isReferenced('team-a/..'), false);
+    assert.equal(r.decoder.calls.length, 0);
+    r.inputs.close();
+  });
+
   test('a rotated Secret wakes the bindings that read it, for every reader, and no others', async () => {
     const r = rig({ dataPlane: false });
     r.add('a');

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { before, describe, test } from 'node:test';
 import { load } from 'js-yaml';
+import { maxObjectNameLength, objectNamePattern, secretDataKeyPattern } from '../../src/api/meta.ts';
 import { bundledCrdDirectory, CustomResourceValidators, type CustomResourceValidator } from '../../src/schema/custom-resource.ts';
 import * as fieldErrors from '../../src/schema/field-errors.ts';
 import type { SchemaNode, ValidationRule } from '../../src/schema/structural-schema.ts';
@@ -69,6 +70,32 @@ describe('the ClientCertificateBinding CRD, offline', () => {
         expected.some((m) => m.endsWith(rule.message!)),
         `no case of the table breaks: ${rule.rule}`,
       );
+  });
+
+  test('every Secret name and data key in the CRD carries the API server’s own rule, as the controller checks it', () => {
+    const crd = load(readFileSync(resolve(repoCrds, 'mtls-egress.io_clientcertificatebindings.yaml'), 'utf8')) as {
+      spec: { versions: Array<{ schema: { openAPIV3Schema: SchemaNode } }> };
+    };
+    const refs: Array<[string, SchemaNode]> = [];
+    const walk = (node: SchemaNode, path: string): void => {
+      for (const [field, child] of Object.entries(node.properties ?? {})) {
+        if (/SecretRef$|^secretRef$/.test(field)) refs.push([`${path}.${field}`, child]);
+        walk(child, `${path}.${field}`);
+      }
+    };
+    walk(crd.spec.versions[0]!.schema.openAPIV3Schema, '');
+    assert.deepEqual(
+      refs.map(([path]) => path),
+      ['.spec.certificate.secretRef', '.spec.certificate.passwordSecretRef', '.spec.certificate.tlsSecretRef', '.spec.serverCA.secretRef'],
+    );
+    for (const [path, ref] of refs) {
+      const { name, key } = ref.properties!;
+      assert.equal(name!.pattern, objectNamePattern, `${path}.name`);
+      assert.equal(name!.maxLength, maxObjectNameLength, `${path}.name`);
+      if (key === undefined) continue;
+      assert.equal(key.pattern, secretDataKeyPattern, `${path}.key`);
+      assert.equal(key.maxLength, maxObjectNameLength, `${path}.key`);
+    }
   });
 
   test('CEL rules are skipped after a blocking error, as the API server skips them, and the output says so', () => {

@@ -207,6 +207,46 @@ describe('translate: routes', () => {
     });
   }
 
+  // A binding stored before the CRD checked these names (or read offline) is refused
+  // before any Secret is looked up: "." or ".." in a GET's path makes it a LIST.
+  const badRefs: Array<[string, ClientCertificateBindingSpec['certificate'], ClientCertificateBindingSpec['serverCA']?]> = [
+    ['secretRef.name "."', { secretRef: { name: '.' } }],
+    ['secretRef.name ".."', { secretRef: { name: '..' } }],
+    ['passwordSecretRef.name ".."', { secretRef: { name: 'p' }, passwordSecretRef: { name: '..' } }],
+    ['tlsSecretRef.name "."', { tlsSecretRef: { name: '.' } }],
+    ['an upper-case secretRef.name', { secretRef: { name: 'Partner' } }],
+    ['a secretRef.name with a slash', { secretRef: { name: 'a/b' } }],
+    ['a secretRef.name of 254 characters', { secretRef: { name: 'a'.repeat(254) } }],
+    ['serverCA.secretRef.name ".."', { secretRef: { name: 'p' } }, { secretRef: { name: '..' } }],
+    ['secretRef.key ".."', { secretRef: { name: 'p', key: '..' } }],
+    ['passwordSecretRef.key "."', { secretRef: { name: 'p' }, passwordSecretRef: { name: 'p', key: '.' } }],
+    ['serverCA.secretRef.key "..ca"', { secretRef: { name: 'p' } }, { secretRef: { name: 'ca', key: '..ca' } }],
+  ];
+  for (const [what, certificate, serverCA] of badRefs) {
+    test(`refuses ${what} with InvalidSpec, and never looks that Secret up`, () => {
+      const looked: string[] = [];
+      // Every name finds a Secret holding every key: only the name rules can refuse.
+      const anySecret = (namespace: string, name: string): SecretLike => {
+        looked.push(name);
+        const data = { 'keystore.p12': 'cGZ4', password: 'cHc=', 'tls.crt': 'Yw==', 'tls.key': 'aw==', 'ca.crt': Buffer.from(caPem).toString('base64') };
+        return { metadata: { name, namespace, uid: name, resourceVersion: '1' }, data: { ...data, '..': 'eA==', '.': 'eA==', '..ca': 'eA==' } };
+      };
+      const b = named('stored', { certificate, ...(serverCA ? { serverCA } : {}) });
+      const t = translate([b], anySecret, () => identity(), options);
+      assert.deepEqual(t.routes, []);
+      assert.deepEqual(
+        t.leftOut.map((l) => l.reason),
+        [reasons.InvalidSpec],
+      );
+      assert.equal(ready(t, 'team-a/stored')?.reason, reasons.InvalidSpec);
+      assert.match(ready(t, 'team-a/stored')!.message, /is not a Secret (name|data key)/);
+      assert.deepEqual(
+        looked.filter((name) => !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)),
+        [],
+      );
+    });
+  }
+
   test('refuses a hostile name or namespace with InvalidSpec', () => {
     const { leftOut } = run([[binding({ name: 'x;y' })], [binding({ name: 'ok', namespace: 'a b' })]]);
     assert.deepEqual(

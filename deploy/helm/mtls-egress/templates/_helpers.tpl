@@ -59,6 +59,16 @@ affinity:
 {{- end }}
 {{- end }}
 
+{{/* Who may reach the metrics and status ports: pods matching metricsAccess, as one NetworkPolicy peer. */}}
+{{- define "mtls-egress.metricsPeers" -}}
+- namespaceSelector:
+    {{- toYaml (.Values.metricsAccess.namespaceSelector | default (dict "matchLabels" (dict "mtls-egress.io/monitoring" "true"))) | nindent 4 }}
+  {{- with .Values.metricsAccess.podSelector }}
+  podSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- end }}
+
 {{/* Settings no value can make invalid for the controller fail here, at install, not in a crash loop. */}}
 {{- define "mtls-egress.validate" -}}
 {{- $ports := .Values.listenerPorts -}}
