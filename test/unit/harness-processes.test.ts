@@ -15,7 +15,8 @@ const lines = [];
 const component = spawnComponent({
   name: 'component',
   binary: process.execPath,
-  args: ['-e', "console.log('serving'); process.on('SIGTERM', () => setTimeout(() => process.exit(0), 50)); setInterval(() => {}, 1000)"],
+  // The handler first, then the line: a SIGTERM sent on 'serving' must find it installed.
+  args: ['-e', "process.on('SIGTERM', () => setTimeout(() => process.exit(0), 50)); console.log('serving'); setInterval(() => {}, 1000)"],
   onOutputLine: (line) => lines.push(line),
   killOnExit: true,
 });
