@@ -274,22 +274,55 @@ export function bundleNamesOf(object: { metadata: { annotations?: Record<string,
   return listed ? listed.split(',').filter(isDigest).map(bundleObjectName) : [];
 }
 
+/**
+ * Bundle objects already made, by bundle path (which names the content's digest): every
+ * binding that trusts one 900 KiB bundle would otherwise hash and base64 it again on each
+ * reconcile. For one namespace; bounded by bytes, so a few huge bundles cannot hold the
+ * controller's memory (a miss only costs the work again).
+ */
+export class BundleObjectMemo {
+  static readonly maxBytes = 16 * 1024 * 1024;
+  readonly #made = new Map<string, BindingObject>();
+  #bytes = 0;
+
+  get(path: string): BindingObject | undefined {
+    return this.#made.get(path);
+  }
+
+  set(path: string, object: BindingObject): void {
+    const size = object.data[bundleDataKey]!.length;
+    if (this.#bytes + size > BundleObjectMemo.maxBytes) {
+      this.#made.clear();
+      this.#bytes = 0;
+    }
+    this.#made.set(path, object);
+    this.#bytes += size;
+  }
+}
+
 /** The objects that hold a part's bundles, one per distinct content. */
-export function bundleObjects(part: Pick<BindingPart, 'files'>, namespace: string): BindingObject[] {
+export function bundleObjects(part: Pick<BindingPart, 'files'>, namespace: string, memo?: BundleObjectMemo): BindingObject[] {
   const objects = new Map<string, BindingObject>();
   for (const file of part.files) {
     if (!file.bundle) continue;
+    const made = memo?.get(file.path);
+    if (made) {
+      objects.set(made.metadata.name, made);
+      continue;
+    }
     const digest = bundleDigest(file);
     const name = bundleObjectName(digest);
     if (objects.has(name)) continue;
     const data = { [bundleDataKey]: Buffer.from(file.content, 'utf8').toString('base64') };
-    objects.set(name, {
+    const object: BindingObject = {
       apiVersion: 'v1',
       kind: 'Secret',
       type: 'Opaque',
       metadata: { name, namespace, labels: managedLabels(componentCredentials), annotations: { [annotationContentHash]: contentHash(data) } },
       data,
-    });
+    };
+    memo?.set(file.path, object);
+    objects.set(name, object);
   }
   return [...objects.values()];
 }

@@ -20,6 +20,7 @@ import {
   parseManifest,
   proxyConfigMapName,
   sharedConfigMap,
+  BundleObjectMemo,
   CompressedFiles,
   sharedHash,
 } from '../contract/proxy-objects.ts';
@@ -95,6 +96,7 @@ export class ProxyConfigController {
   readonly #entries = new Map<string, Entry>();
   /** The shared files' gzip, by digest: they change only with the flags, the index with every binding. */
   readonly #compressed = new CompressedFiles();
+  readonly #bundleObjects = new BundleObjectMemo();
   /** The proxy objects, written when their content changed; an edit that is not ours wakes the key that owns the object. */
   readonly #owned: OwnedObjects<OwnedResource>;
   /** Which binding objects reference which bundle objects: a bundle goes once none does. */
@@ -267,7 +269,7 @@ export class ProxyConfigController {
     this.#served.set(key, translated.checks.certificate);
     const part = this.#o.renderer.binding(route);
     const object = bindingObject(part, this.#o.namespace);
-    const bundles = bundleObjects(part, this.#o.namespace);
+    const bundles = bundleObjects(part, this.#o.namespace, this.#bundleObjects);
     const bundleNames = bundles.map((b) => b.metadata.name);
     const [policy] = networkPolicies(
       [route],

@@ -17,6 +17,8 @@ import {
   manifestFormat,
   manifestKey,
   parseManifest,
+  BundleObjectMemo,
+  bundleObjects,
   readBindingObject,
   readBundleObject,
   readProxySecrets,
@@ -27,6 +29,7 @@ import {
 } from '../../src/contract/proxy-objects.ts';
 import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
 import { renderNginx } from '../../src/dataplane/nginx/render.ts';
+import { routeBundles } from '../../src/render/files.ts';
 import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 
@@ -345,5 +348,29 @@ describe('the manifest format', () => {
       const packed = gzipSync(JSON.stringify({ ...manifest, format })).toString('base64');
       assert.equal(parseManifest({ binaryData: { ...configMap.binaryData, [manifestKey]: packed } }), undefined, `format ${format}`);
     }
+  });
+});
+
+describe('BundleObjectMemo: a shared bundle is made into an object once', () => {
+  const bundleOf = (pem: string) => routeBundles({ key: 'team-a/x', serverCA: { pem } as EgressRoute['serverCA'] })[0]!;
+
+  test('bindings that share a bundle get the very object the first one made; another bundle gets its own', () => {
+    const memo = new BundleObjectMemo();
+    const [first] = bundleObjects({ files: [bundleOf(partnerCA)] }, namespace, memo);
+    const [again] = bundleObjects({ files: [bundleOf(partnerCA)] }, namespace, memo);
+    const [other] = bundleObjects({ files: [bundleOf(partnerCA.replace('CA', 'CB'))] }, namespace, memo);
+    assert.equal(again, first);
+    assert.notEqual(other!.metadata.name, first!.metadata.name);
+    assert.deepEqual(first, bundleObjects({ files: [bundleOf(partnerCA)] }, namespace)[0]);
+  });
+
+  test('past its byte bound it forgets, and makes the object again', () => {
+    const memo = new BundleObjectMemo();
+    const big = (n: number) => `-----BEGIN CERTIFICATE-----\n${String(n).repeat(7 * 1024 * 1024)}\n-----END CERTIFICATE-----\n`;
+    const [first] = bundleObjects({ files: [bundleOf(big(1))] }, namespace, memo);
+    bundleObjects({ files: [bundleOf(big(2))] }, namespace, memo);
+    const [again] = bundleObjects({ files: [bundleOf(big(1))] }, namespace, memo);
+    assert.notEqual(again, first);
+    assert.deepEqual(again, first);
   });
 });
