@@ -22,6 +22,10 @@ export const annotationContentHash = 'mtls-egress.io/content-hash';
 export const annotationFingerprint = 'mtls-egress.io/fingerprint-sha256';
 /** On binding objects: the sha256 of each CA bundle they reference (comma-separated), so a new leadership term knows which bundle objects are in use without reading data. */
 export const annotationBundles = 'mtls-egress.io/ca-bundles';
+/** On binding objects: the certificate Secret they were rendered from, uid@resourceVersion (src/contract/rotation-stamps.ts). Not in the content hash. */
+export const annotationSourceSecret = 'mtls-egress.io/source-secret';
+/** On binding objects: when the controller's stages saw that Secret version, epoch ms ("seen=…,read=…,decoded=…,written=…"). Not in the content hash. */
+export const annotationStageTimes = 'mtls-egress.io/stage-times';
 /** On a proxy Pod: the config hash its data plane serves now, set by the agent after a successful apply. */
 export const annotationAppliedHash = 'mtls-egress.io/applied-config-hash';
 /** On a proxy Pod: why the newest config was not applied (empty when it was). */

@@ -46,7 +46,8 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
     logger,
     paths: [`/api/v1/namespaces/${ns}/secrets`],
     query: { labelSelector: credentialsSelector },
-    transform: (s) => readCredentialSecret(s as unknown as Parameters<typeof readCredentialSecret>[0]),
+    // Read when the watch delivers it: that time is the rotation's `watch` stage's end.
+    transform: (s) => readCredentialSecret(s as unknown as Parameters<typeof readCredentialSecret>[0], Date.now()),
     onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
   });
 

@@ -33,6 +33,7 @@ import { translateBinding } from '../translate/translate.ts';
 import type { BindingInputs } from '../inputs/binding-inputs.ts';
 import { isTransientOutcome } from '../inputs/identity-cache.ts';
 import { BundleReferences } from './bundle-references.ts';
+import { stampAnnotations } from '../contract/rotation-stamps.ts';
 
 export interface ProxyConfigControllerOptions {
   client: KubeClient;
@@ -286,7 +287,14 @@ export class ProxyConfigController {
     this.#bundles.use(key, bundleNames);
     const written: boolean[] = [];
     for (const bundle of bundles) written.push(await this.#putBundle(bundle));
-    written.push(await this.#owned.put('secrets', object), await this.#owned.put('networkpolicies', policy!));
+    // Stamped with the Secret version it was rendered from and when each stage saw it; the
+    // send time is taken once the write has its turn in the budget.
+    const source = inputs.source;
+    const stamp =
+      source &&
+      ((): Record<string, string> =>
+        stampAnnotations({ source: source.source, times: { seen: source.seen, read: source.read, decoded: source.decoded, written: Date.now() } }));
+    written.push(await this.#owned.put('secrets', object, stamp), await this.#owned.put('networkpolicies', policy!));
     // Bundles this binding no longer references go after the object that stopped referencing them.
     const released = this.#bundles.settle(key, bundleNames);
     const before = this.#entries.get(key);

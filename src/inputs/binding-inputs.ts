@@ -30,6 +30,8 @@ export interface SecretSource {
   exists?(namespace: string, name: string): boolean;
   /** Absent offline, where the set does not change. */
   onChange?(handler: (secretKey: string) => void): void;
+  /** When this version of a Secret was seen and read, wall-clock ms (the rotation stamps); absent offline. */
+  stageTimes?(namespace: string, name: string, resourceVersion: string): { seenAt: number; readAt: number } | undefined;
 }
 
 /** The cluster's Namespaces, labels and annotations: consent to allowedNamespaces, and each namespace's share of ports. */
@@ -86,6 +88,13 @@ export interface GatheredInputs {
   destinationPolicyGap: Problem | undefined;
   /** Whether the namespaces spec.allowedNamespaces selects consent; undefined without it, or offline. */
   consent: Outcome | undefined;
+  /**
+   * The certificate Secret version the identity was decoded from, and when it was seen,
+   * read and decoded: what the proxy-config controller stamps on the binding object. Only
+   * when `identity` is that version's own verdict (not what the caller keeps meanwhile)
+   * and the cache timed it.
+   */
+  source?: { source: string; seen: number; read: number; decoded: number };
 }
 
 /** Ready: translate now, and look again after requeueAfterMs if set. Pending: nothing to translate yet; a wake, or requeueAfterMs, brings the key back. */
@@ -238,6 +247,7 @@ export class BindingInputs {
     const input = resolveCertificateInput(binding.spec, (name) => found.get(name));
     let identity: IdentityOutcome | undefined;
     let requeueAfterMs: number | undefined;
+    let source: GatheredInputs['source'];
     if (input.ok) {
       // A hostile file may take the sandbox's whole time limit, and a worker waiting on it
       // would hold up every other binding: the decode wakes this key instead.
@@ -245,6 +255,7 @@ export class BindingInputs {
       identity = outcome !== undefined && !isTransientOutcome(outcome) ? outcome : (options.meanwhile ?? outcome);
       if (identity === undefined) return { ready: false, requeueAfterMs: undefined };
       if (isTransientOutcome(outcome)) requeueAfterMs = this.identities.retryTransientMs;
+      if (identity === outcome) source = this.#source(binding, found, this.identities.decodedAt(input));
     }
     let hostProblems = noProblems;
     let hostAddresses = noAddresses;
@@ -285,8 +296,22 @@ export class BindingInputs {
         hostUnanswered,
         destinationPolicyGap,
         consent: this.#consent(binding),
+        ...(source ? { source } : {}),
       },
     };
+  }
+
+  /** The certificate Secret's version and its stage times, when the cache timed that version. */
+  #source(binding: ClientCertificateBinding, found: ReadonlyMap<string, SecretLike>, decoded: number | undefined): GatheredInputs['source'] {
+    const name = binding.spec.certificate?.secretRef?.name ?? binding.spec.certificate?.tlsSecretRef?.name;
+    const secret = name === undefined ? undefined : found.get(name);
+    const { uid, resourceVersion } = secret?.metadata ?? {};
+    if (decoded === undefined || uid === undefined || resourceVersion === undefined || name === undefined) return undefined;
+    const times = this.#o.secrets.stageTimes?.(binding.metadata.namespace, name, resourceVersion);
+    // A decode may have settled before this version's read was timed (the same bytes under an
+    // earlier version are another cache entry, so only clock steps do this): such a stamp is dropped.
+    if (!times || decoded < times.readAt) return undefined;
+    return { source: `${uid}@${resourceVersion}`, seen: times.seenAt, read: times.readAt, decoded };
   }
 
   /**

@@ -10,6 +10,8 @@ interface Entry {
   outcome: Promise<IdentityOutcome>;
   settled: IdentityOutcome | undefined;
   settledAt: number;
+  /** Wall-clock ms of the settling, whatever clock the cache is shown: for the rotation stamps. */
+  decodedAt: number | undefined;
   usedAt: number;
   inFlight: boolean;
 }
@@ -65,6 +67,7 @@ export class IdentityCache {
       outcome: this.#decode(input),
       settled: entry?.settled,
       settledAt: entry?.settledAt ?? 0,
+      decodedAt: entry?.decodedAt,
       usedAt: this.#clock.now(),
       inFlight: true,
     };
@@ -72,6 +75,7 @@ export class IdentityCache {
       (outcome) => {
         created.settled = outcome;
         created.settledAt = this.#clock.now();
+        created.decodedAt = Date.now();
         created.inFlight = false;
         return outcome;
       },
@@ -108,6 +112,11 @@ export class IdentityCache {
     if (entry) entry.usedAt = this.#clock.now();
     return entry?.settled;
   };
+
+  /** When the decode of this version settled, in wall-clock ms; undefined while none has. */
+  decodedAt(input: CertificateInput): number | undefined {
+    return this.#entries.get(input.version)?.decodedAt;
+  }
 
   /** A settled transient failure old enough to try again. */
   #due(entry: Entry): boolean {

@@ -93,21 +93,23 @@ export class OwnedObjects<R extends string> {
     }
   }
 
-  /** Creates the object, or replaces it when its content hash differs from what is known; true when it wrote. */
-  async put(resource: R, desired: OwnedObject): Promise<boolean> {
+  /**
+   * Creates the object, or replaces it when its content hash differs from what is known;
+   * true when it wrote. `atSend` adds annotations made once the write has its turn (the
+   * rotation stamps' send time); they are outside the hash, so they never cause a write.
+   */
+  async put(resource: R, desired: OwnedObject, atSend?: () => Record<string, string>): Promise<boolean> {
     const name = desired.metadata.name;
     const objects = this.#knownOf(resource);
     const current = objects.get(name);
     const hash = desired.metadata.annotations?.[annotationContentHash];
     if (current && current.hash === hash) return false;
-    const stored = await this.#write(resource, name, () =>
-      current
-        ? this.#o.client.replace<OwnedObject>(this.#path(resource, name), {
-            ...desired,
-            metadata: { ...desired.metadata, resourceVersion: current.resourceVersion },
-          })
-        : this.#o.client.create<OwnedObject>(this.#path(resource), desired),
-    );
+    const stored = await this.#write(resource, name, () => {
+      const metadata = atSend ? { ...desired.metadata, annotations: { ...desired.metadata.annotations, ...atSend() } } : desired.metadata;
+      return current
+        ? this.#o.client.replace<OwnedObject>(this.#path(resource, name), { ...desired, metadata: { ...metadata, resourceVersion: current.resourceVersion } })
+        : this.#o.client.create<OwnedObject>(this.#path(resource), { ...desired, metadata });
+    });
     objects.set(name, { hash, resourceVersion: stored?.metadata?.resourceVersion });
     this.#o.wrote?.(resource, current ? 'replace' : 'create');
     return true;

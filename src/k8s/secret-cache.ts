@@ -32,6 +32,14 @@ interface Read {
   asOf: number;
 }
 
+/** When the cache met one version of a Secret. */
+interface SecretStageTimes {
+  resourceVersion: string;
+  seenAt: number;
+  /** undefined until a GET returned this version. */
+  readAt: number | undefined;
+}
+
 /** What the watch last said of a key. */
 interface Seen {
   events: number;
@@ -133,6 +141,8 @@ export class SecretCache {
   readonly #retries = new Map<string, { failures: number; timer: Timer | undefined }>();
   readonly #handlers: Array<(secretKey: string) => void> = [];
   readonly #slotWaiters: Array<() => void> = [];
+  /** When the watch showed, and a GET returned, each key's newest version: wall-clock ms, for the rotation stamps. */
+  readonly #times = new Map<string, SecretStageTimes>();
   #activeReads = 0;
   #closed = false;
 
@@ -154,6 +164,9 @@ export class SecretCache {
     const changed = (s: KubeObject): void => {
       const key = keyOf(s);
       this.#versions.changed(key, s.metadata.resourceVersion);
+      // A GET sent for an earlier event may have returned this version already.
+      if (s.metadata.resourceVersion !== undefined && this.#times.get(key)?.resourceVersion !== s.metadata.resourceVersion)
+        this.#times.set(key, { resourceVersion: s.metadata.resourceVersion, seenAt: Date.now(), readAt: undefined });
       if (!this.#versions.current(key)) void this.#refresh(key);
     };
     this.#watch.addHandlers({
@@ -162,6 +175,7 @@ export class SecretCache {
       onDelete: (s) => {
         const key = keyOf(s);
         this.#versions.deleted(key, this.#reading.has(key));
+        this.#times.delete(key);
         this.#emit(key);
       },
     });
@@ -216,6 +230,18 @@ export class SecretCache {
     return this.#watch.get(objectKey(namespace, name)) !== undefined;
   }
 
+  /**
+   * When the watch showed this version of a Secret, and when its data was read: wall-clock
+   * ms, whatever clock the controllers are shown (they time real work). A version read
+   * before any watch event showed it (the first read of a newly referenced Secret) counts
+   * as seen when read.
+   */
+  stageTimes(namespace: string, name: string, resourceVersion: string): { seenAt: number; readAt: number } | undefined {
+    const times = this.#times.get(objectKey(namespace, name));
+    if (times?.resourceVersion !== resourceVersion || times.readAt === undefined) return undefined;
+    return { seenAt: times.seenAt, readAt: times.readAt };
+  }
+
   /** The cached Secret only, with no request: for a translation over every binding. */
   peek(namespace: string, name: string): SecretLike | undefined {
     return this.#versions.secret(objectKey(namespace, name));
@@ -236,6 +262,12 @@ export class SecretCache {
       const secret = await this.#fetch(key);
       const outcome = this.#versions.finished(key, asOf, secret);
       if (outcome === 'stale') continue;
+      if (secret?.metadata.resourceVersion !== undefined && outcome === 'changed') {
+        const readAt = Date.now();
+        const seen = this.#times.get(key);
+        const seenAt = seen?.resourceVersion === secret.metadata.resourceVersion ? seen.seenAt : readAt;
+        this.#times.set(key, { resourceVersion: secret.metadata.resourceVersion, seenAt, readAt });
+      }
       // Held by the watch from now on, even if its list dropped it: so its deletion is reported.
       if (secret) this.#watch.seed(secret);
       if (outcome === 'changed') this.#emit(key);

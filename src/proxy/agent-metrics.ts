@@ -16,6 +16,15 @@ export class AgentMetrics {
     buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
+  readonly rotationStage = new Histogram({
+    name: 'mtls_egress_agent_rotation_stage_seconds',
+    help:
+      "A rotation served, by stage: read (the controller's Secret watch saw the version → its data read), decode, write (decoded → the binding object sent, " +
+      "its turn in the write budget taken), watch (sent → this agent's watch delivered it; spans two clocks), apply (delivered → the data plane serves it), total.",
+    labelNames: ['stage'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
   readonly lastApplied = new Gauge({
     name: 'mtls_egress_agent_last_applied_timestamp_seconds',
     help: 'When the data plane last took a new config, as Unix seconds.',

@@ -24,6 +24,7 @@ import {
   type ReadBinding,
   type ReadBundle,
 } from '../contract/proxy-objects.ts';
+import { parseStamps, rotationSplit, rotationStages, type RotationStage, type RotationStamps } from '../contract/rotation-stamps.ts';
 
 /** The agent's one key: it applies the whole manifest, whichever object changed. */
 const applyKey = 'apply';
@@ -41,14 +42,32 @@ export interface ProxyConfigMap extends KubeObject {
  */
 export interface CredentialSecretLike extends KubeObject {
   read: ({ kind: 'binding' } & ReadBinding) | ({ kind: 'bundle' } & ReadBundle);
+  /** A binding object's rotation stamps (src/contract/rotation-stamps.ts), and when the watch delivered it (wall-clock ms). */
+  rotation?: { stamps: RotationStamps; watchedAt: number };
 }
 
-/** The informer transform that makes a CredentialSecretLike of a Secret from the API. */
-export function readCredentialSecret(s: KubeObject & { data?: Record<string, string> }): CredentialSecretLike {
+/** The informer transform that makes a CredentialSecretLike of a Secret from the API; `now` is when the watch delivered it. */
+export function readCredentialSecret(
+  s: KubeObject & { data?: Record<string, string>; metadata: { annotations?: Record<string, string> } },
+  now?: number,
+): CredentialSecretLike {
   const metadata = { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion };
   if (isBundleObjectName(s.metadata.name)) return { metadata, read: { kind: 'bundle', ...readBundleObject(s) } };
-  return { metadata, read: { kind: 'binding', ...readBindingObject(s) } };
+  const stamps = now === undefined ? undefined : parseStamps(s.metadata.annotations);
+  return { metadata, read: { kind: 'binding', ...readBindingObject(s) }, ...(stamps ? { rotation: { stamps, watchedAt: now! } } : {}) };
 }
+
+/** One rotation as the agent reports it: its stages in ms, and the stamps' ends in wall-clock ms (the churn bench joins on `source`). */
+export interface RotationReport {
+  binding: string;
+  source: string;
+  ms: Record<RotationStage, number>;
+  seenAt: number;
+  servedAt: number;
+}
+
+/** Rotations listed in one log line at most; the histograms count every one. */
+const maxRotationsLogged = 32;
 
 export interface ProxyAgentOptions {
   namespace: string;
@@ -123,6 +142,10 @@ export class ProxyAgent {
   readonly #bundles = new BundleResolver();
   /** When the data plane asked to be looked at again (a periodic check, servers draining); 0: now. */
   #recheckAt = 0;
+  /** The stamped bindings of the pass being applied: binding key → its stamps and watch time. */
+  #stamped = new Map<string, NonNullable<CredentialSecretLike['rotation']>>();
+  /** Per binding, the source Secret version last reported: each rotation is reported once, when it is served. */
+  readonly #reportedSource = new Map<string, string>();
 
   constructor(options: ProxyAgentOptions) {
     this.#options = options;
@@ -227,7 +250,7 @@ export class ProxyAgent {
       if (waitMs > 0) return { recheckAfterMs: waitMs };
       return this.#checked(await this.#options.dataPlane.recheck?.());
     }
-    return this.#checked(await this.#apply(config));
+    return this.#checked(await this.#apply(config, assembly.leftOut));
   }
 
   /** Remembers when the data plane wants its next look. */
@@ -249,11 +272,14 @@ export class ProxyAgent {
     for (const { read } of secrets) if (read.kind === 'bundle' && read.ok) bundles.set(read.file.sha256, read.file);
     const held: HeldBinding[] = [];
     const unusable = new Set<string>();
+    const stamped = new Map<string, NonNullable<CredentialSecretLike['rotation']>>();
+    this.#stamped = stamped;
     for (const secret of secrets) {
       const { read } = secret;
       const resolved = read.kind === 'binding' && read.ok ? this.#bundles.resolve(read, bundles) : undefined;
       if (read.kind === 'binding' && read.ok && resolved?.ok) {
         held.push({ contentHash: read.contentHash, part: resolved.part });
+        if (secret.rotation) stamped.set(read.part.key, secret.rotation);
         continue;
       }
       if (read.ok && !resolved) continue;
@@ -277,7 +303,7 @@ export class ProxyAgent {
     if (leftOut.length > 0) this.#log.warn({ leftOut: leftOut.slice(0, 10), count: leftOut.length }, 'bindings left out of the config');
   }
 
-  async #apply(config: AssembledConfig): Promise<ApplyResult> {
+  async #apply(config: AssembledConfig, leftOut: readonly string[]): Promise<ApplyResult> {
     const { dir, dataPlane } = this.#options;
     const t0 = performance.now();
     const generation = generationName(config.hash);
@@ -297,12 +323,14 @@ export class ProxyAgent {
     let current: string | undefined;
     let t1: number;
     let t2: number;
+    let servedAt: number;
     if (dataPlane.appliesWithoutFiles?.(config)) {
       // The running server takes the change in memory: serve it now, then write the files
       // a restart would read. A restart in between reads the generation before, and the
       // next pass converges it again. Nothing here waits on the file system first.
       t1 = t2 = performance.now();
       result = await dataPlane.apply({ config, generation });
+      servedAt = Date.now();
       current = await dir.current();
       counts = await writeGeneration(current);
       await dir.point(generation);
@@ -320,12 +348,15 @@ export class ProxyAgent {
       await dir.point(generation);
       try {
         result = await dataPlane.apply({ config, generation });
+        servedAt = Date.now();
       } catch (err) {
         if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
         throw err;
       }
     }
     const t3 = performance.now();
+    // Before #applied is set: the first apply of a process only learns what is served.
+    this.#reportRotations(leftOut, servedAt, this.#applied === undefined);
     this.#applied = { hash: config.hash, generation, identities: new Map(config.files.map((file) => [file.path, fileIdentity(file)])) };
     this.#applyError = undefined;
     this.#options.metrics?.applies.inc({ result: 'applied' });
@@ -351,6 +382,27 @@ export class ProxyAgent {
     });
     if (retired.length > 0) this.#emptyTrash();
     return result;
+  }
+
+  /**
+   * The rotations this apply served: each stamped binding whose source Secret version is
+   * new to this agent, split into stages (rotationSplit), into the histogram and one log
+   * line. The first apply of a process reports none: what it serves then was rotated
+   * before it watched, and would count the agent's start as rotation time.
+   */
+  #reportRotations(leftOut: readonly string[], servedAt: number, first: boolean): void {
+    const out = new Set(leftOut.map((l) => l.slice(0, l.indexOf(': '))));
+    const reports: RotationReport[] = [];
+    for (const [key, { stamps, watchedAt }] of this.#stamped) {
+      if (out.has(key) || this.#reportedSource.get(key) === stamps.source) continue;
+      this.#reportedSource.set(key, stamps.source);
+      if (first) continue;
+      const ms = rotationSplit(stamps, watchedAt, servedAt);
+      for (const stage of rotationStages) this.#options.metrics?.rotationStage.observe({ stage }, ms[stage] / 1000);
+      reports.push({ binding: key, source: stamps.source, ms, seenAt: stamps.times.seen, servedAt });
+    }
+    for (const key of this.#reportedSource.keys()) if (!this.#stamped.has(key)) this.#reportedSource.delete(key);
+    if (reports.length > 0) this.#log.info({ count: reports.length, rotations: reports.slice(0, maxRotationsLogged) }, 'rotations served');
   }
 
   /** One removal at a time; one asked for meanwhile runs after it. */

@@ -8,7 +8,11 @@
 //   BENCH_SECONDS=20 BENCH_PLANES=haproxy npm run bench:churn
 //
 // Prints a table per data plane, then one JSON line:
-//   {"bench":"churn","dataPlanes":{"haproxy":{"requests":N,"failed":N,"rotationP50Ms":N,"rotationP99Ms":N,"reqPerSec":N},"nginx":{...}},...}
+//   {"bench":"churn","dataPlanes":{"haproxy":{"requests":N,"failed":N,"rotationP50Ms":N,"rotationP99Ms":N,"reqPerSec":N,
+//     "rotationStages":{"<stage>":{"p50":N,"p99":N},...}},"nginx":{...}},...}
+// The rotation split joins the bench's Secret writes with the agent's 'rotations served'
+// lines by Secret resourceVersion: write → controller watch → data read → decoded →
+// binding object sent → agent watch → served → a client's answer carries the new serial.
 
 import { Agent, request } from 'node:https';
 import { performance } from 'node:perf_hooks';
@@ -37,6 +41,55 @@ interface PlaneFigures {
   rotationP50Ms: number;
   rotationP99Ms: number;
   reqPerSec: number;
+  /** Each stage of a rotation, p50 and p99 ms (see rotationSplit below). */
+  rotationStages: Record<string, { p50: number; p99: number }>;
+}
+
+/** A rotation the bench made: when it wrote the Secret, the version stored, and when the partner first saw the new serial. */
+interface Rotation {
+  port: number;
+  serial: string;
+  at: number;
+  resourceVersion?: string;
+  seenAt?: number;
+}
+
+/**
+ * The stages of each rotation, joined on the Secret version: the bench's own write time,
+ * the agent's 'rotations served' lines (the controller's stamps on the binding object and
+ * the agent's own times; src/contract/rotation-stamps.ts), and when a client first got an
+ * answer with the new serial. One machine, one clock.
+ */
+function rotationSplit(made: readonly Rotation[], served: ReadonlyArray<Record<string, unknown>>): Record<string, number[]> {
+  const bySource = new Map<string, { ms: Record<string, number>; seenAt: number; servedAt: number }>();
+  for (const line of served) {
+    for (const r of (line.rotations as Array<{ source: string; ms: Record<string, number>; seenAt: number; servedAt: number }>) ?? []) {
+      bySource.set(r.source.slice(r.source.indexOf('@') + 1), r);
+    }
+  }
+  const stages: Record<string, number[]> = {
+    'secret write → controller watch': [],
+    'watch → data read': [],
+    'read → decoded': [],
+    'decoded → object sent': [],
+    'sent → agent watch': [],
+    'agent watch → served': [],
+    'served → partner sees it': [],
+    total: [],
+  };
+  for (const r of made) {
+    const report = r.resourceVersion === undefined ? undefined : bySource.get(r.resourceVersion);
+    if (!report || r.seenAt === undefined) continue;
+    stages['secret write → controller watch']!.push(report.seenAt - r.at);
+    stages['watch → data read']!.push(report.ms.read!);
+    stages['read → decoded']!.push(report.ms.decode!);
+    stages['decoded → object sent']!.push(report.ms.write!);
+    stages['sent → agent watch']!.push(report.ms.watch!);
+    stages['agent watch → served']!.push(report.ms.apply!);
+    stages['served → partner sees it']!.push(r.seenAt - report.servedAt);
+    stages.total!.push(r.seenAt - r.at);
+  }
+  return stages;
 }
 
 function percentile(values: number[], p: number): number {
@@ -76,7 +129,7 @@ async function runPlane(
   });
   const { kube, namespace: ns } = stack;
   try {
-    const putPfx = (name: string, pfx: Buffer) => kube.putSecret(ns, `${name}-pfx`, { 'keystore.p12': pfx, password });
+    const putPfx = (name: string, pfx: Buffer): Promise<string> => kube.putSecret(ns, `${name}-pfx`, { 'keystore.p12': pfx, password });
     const createBinding = async (name: string, pfx: Buffer): Promise<void> => {
       await putPfx(name, pfx);
       await kube.createBinding(ns, name, {
@@ -98,12 +151,14 @@ async function runPlane(
 
     const load = steadyLoad({ ports: () => ports, clients });
     const rotations: number[] = [];
-    const pending = new Map<number, { serial: string; at: number }>();
+    const made: Rotation[] = [];
+    const pending = new Map<number, Rotation>();
     const watcher = setInterval(() => {
       for (const [port, want] of pending) {
         const seen = load.lastSerial.get(port);
         if (seen?.serial === want.serial && seen.since >= want.at) {
           rotations.push(seen.since - want.at);
+          want.seenAt = seen.since;
           pending.delete(port);
         }
       }
@@ -138,9 +193,11 @@ async function runPlane(
       if (!pending.has(port) && churnKinds.has('rotate')) {
         version[i] = 1 - version[i]!;
         const [issued, pfx] = certs.stable[i]![version[i]!]!;
-        pending.set(port, { serial: issued.serial, at: Date.now() });
+        const rotation: Rotation = { port, serial: issued.serial, at: Date.now() };
+        pending.set(port, rotation);
+        made.push(rotation);
         rotated++;
-        await putPfx(`stable-${i}`, pfx);
+        rotation.resourceVersion = await putPfx(`stable-${i}`, pfx);
       }
       await Promise.all([adding, removing]);
     }
@@ -164,6 +221,13 @@ async function runPlane(
     console.log(
       `[${dataPlane}] ${applies.length} applies, p50 ms: write ${part('write')}, test ${part('test')}, serve ${part('reload')}, total ${part('total')}`,
     );
+    const split = rotationSplit(made, stack.agent.logged('rotations served'));
+    const rotationStages = Object.fromEntries(
+      Object.entries(split).map(([stage, values]) => [stage, { p50: Math.round(percentile(values, 50)), p99: Math.round(percentile(values, 99)) }]),
+    );
+    console.log(`[${dataPlane}] rotation split, ${split.total!.length} of ${made.length} rotations joined (ms):`);
+    for (const [stage, { p50, p99 }] of Object.entries(rotationStages))
+      console.log(`[${dataPlane}]   ${stage.padEnd(32)} p50 ${String(p50).padStart(5)}  p99 ${String(p99).padStart(5)}`);
     // What went wrong on the agent's side, counted by message: a failed request is explained
     // here (the server restarted, a change was refused, a reload timed out) or nowhere.
     const troubles = new Map<string, number>();
@@ -194,6 +258,7 @@ async function runPlane(
       rotationP50Ms: Math.round(percentile(rotations, 50)),
       rotationP99Ms: Math.round(percentile(rotations, 99)),
       reqPerSec: Math.round(requests / elapsed),
+      rotationStages,
       reloads,
       failures: load.failures,
       rotations: rotated,
@@ -251,7 +316,14 @@ try {
   const figures: Record<string, PlaneFigures> = {};
   for (const plane of planes) {
     const r = await runPlane(plane, cluster, certs, pki);
-    figures[plane] = { requests: r.requests, failed: r.failed, rotationP50Ms: r.rotationP50Ms, rotationP99Ms: r.rotationP99Ms, reqPerSec: r.reqPerSec };
+    figures[plane] = {
+      requests: r.requests,
+      failed: r.failed,
+      rotationP50Ms: r.rotationP50Ms,
+      rotationP99Ms: r.rotationP99Ms,
+      reqPerSec: r.reqPerSec,
+      rotationStages: r.rotationStages,
+    };
     const kinds = new Map<string, number>();
     for (const f of r.failures) kinds.set(`${f.method} ${f.what}`, (kinds.get(`${f.method} ${f.what}`) ?? 0) + 1);
     console.log(

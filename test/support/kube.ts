@@ -63,7 +63,8 @@ export class TestKube {
     return name;
   }
 
-  async putSecret(namespace: string, name: string, data: Record<string, string | Uint8Array>, type = 'Opaque'): Promise<void> {
+  /** Creates or replaces a Secret; resolves with the resourceVersion the write stored. */
+  async putSecret(namespace: string, name: string, data: Record<string, string | Uint8Array>, type = 'Opaque'): Promise<string> {
     const body = {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -73,13 +74,15 @@ export class TestKube {
     };
     try {
       const existing = await this.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
-      await this.client.replace(`/api/v1/namespaces/${namespace}/secrets/${name}`, {
+      const stored = await this.client.replace<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets/${name}`, {
         ...body,
         metadata: { ...body.metadata, resourceVersion: existing.metadata.resourceVersion },
       });
+      return stored.metadata.resourceVersion;
     } catch (err) {
       if (!isNotFound(err)) throw err;
-      await this.client.create(`/api/v1/namespaces/${namespace}/secrets`, body);
+      const stored = await this.client.create<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets`, body);
+      return stored.metadata.resourceVersion;
     }
   }
 
@@ -88,8 +91,8 @@ export class TestKube {
    * -export`) and the password beside it. `storedPassword` stores a different one, for
    * wrong-password cases.
    */
-  putPfxSecret(namespace: string, name: string, client: Issued, password: string, options: { storedPassword?: string } = {}): Promise<void> {
-    return this.putSecret(namespace, name, { 'keystore.p12': toPfx(client, { password }), password: options.storedPassword ?? password });
+  async putPfxSecret(namespace: string, name: string, client: Issued, password: string, options: { storedPassword?: string } = {}): Promise<void> {
+    await this.putSecret(namespace, name, { 'keystore.p12': toPfx(client, { password }), password: options.storedPassword ?? password });
   }
 
   deleteSecret(namespace: string, name: string): Promise<unknown> {
