@@ -48,7 +48,7 @@ export interface ProxyConfigControllerOptions {
   listenerPorts: PortRange;
   endpointFor: (port: number) => string;
   renderer: ProxyRenderer;
-  /** Paces every write; proxy objects take their turn after status writes ('low'). */
+  /** Paces every write; proxy objects take their turn after status writes ('low'), but a served binding's new object goes first ('urgent'). */
   limiter?: TokenBucket;
   proxyPodLabels: Record<string, string>;
   metrics: ControllerMetrics;
@@ -294,7 +294,14 @@ export class ProxyConfigController {
       source &&
       ((): Record<string, string> =>
         stampAnnotations({ source: source.source, times: { seen: source.seen, read: source.read, decoded: source.decoded, written: Date.now() } }));
-    written.push(await this.#owned.put('secrets', object, stamp), await this.#owned.put('networkpolicies', policy!));
+    // A binding the proxy serves already waits on this write to serve its new certificate
+    // (a rotation): it goes before status writes in the budget. A new binding's objects
+    // keep their place after status, so a cold start still writes status first.
+    const priority = this.#entries.has(key) ? 'urgent' : 'low';
+    written.push(
+      await this.#owned.put('secrets', object, { ...(stamp ? { atSend: stamp } : {}), priority }),
+      await this.#owned.put('networkpolicies', policy!),
+    );
     // Bundles this binding no longer references go after the object that stopped referencing them.
     const released = this.#bundles.settle(key, bundleNames);
     const before = this.#entries.get(key);

@@ -1,6 +1,6 @@
 import { annotationContentHash } from '../api/labels.ts';
 import type { KubeObject } from '../api/meta.ts';
-import type { TokenBucket } from '../runner/token-bucket.ts';
+import type { Priority, TokenBucket } from '../runner/token-bucket.ts';
 import { isNotFound, type KubeClient } from './client.ts';
 import type { Informer } from './informer.ts';
 
@@ -21,7 +21,7 @@ export interface OwnedObjectsOptions<R extends string> {
    * listed with its data, and an edit that is not ours shows up here.
    */
   informers: Partial<Record<R, Informer<KubeObject>>>;
-  /** Paces every write, after the writes that go first ('low'). */
+  /** Paces every write, after the writes that go first ('low', unless a put says otherwise). */
   limiter?: TokenBucket;
   /** After each write that reached the API server. */
   wrote?: (resource: R, verb: 'create' | 'replace' | 'delete') => void;
@@ -97,14 +97,16 @@ export class OwnedObjects<R extends string> {
    * Creates the object, or replaces it when its content hash differs from what is known;
    * true when it wrote. `atSend` adds annotations made once the write has its turn (the
    * rotation stamps' send time); they are outside the hash, so they never cause a write.
+   * `priority` is its place in the write budget (default 'low').
    */
-  async put(resource: R, desired: OwnedObject, atSend?: () => Record<string, string>): Promise<boolean> {
+  async put(resource: R, desired: OwnedObject, options: { atSend?: () => Record<string, string>; priority?: Priority } = {}): Promise<boolean> {
+    const { atSend } = options;
     const name = desired.metadata.name;
     const objects = this.#knownOf(resource);
     const current = objects.get(name);
     const hash = desired.metadata.annotations?.[annotationContentHash];
     if (current && current.hash === hash) return false;
-    const stored = await this.#write(resource, name, () => {
+    const stored = await this.#write(resource, name, options.priority ?? 'low', () => {
       const metadata = atSend ? { ...desired.metadata, annotations: { ...desired.metadata.annotations, ...atSend() } } : desired.metadata;
       return current
         ? this.#o.client.replace<OwnedObject>(this.#path(resource, name), { ...desired, metadata: { ...metadata, resourceVersion: current.resourceVersion } })
@@ -119,7 +121,7 @@ export class OwnedObjects<R extends string> {
   async remove(resource: R, name: string): Promise<void> {
     const objects = this.#knownOf(resource);
     if (!objects.has(name)) return;
-    await this.#write(resource, name, async () => {
+    await this.#write(resource, name, 'low', async () => {
       try {
         await this.#o.client.delete(this.#path(resource, name));
         this.#o.wrote?.(resource, 'delete');
@@ -163,8 +165,8 @@ export class OwnedObjects<R extends string> {
   }
 
   /** A write that fails leaves this object unsure: its state is read again from the watch, and the caller's runner retries. */
-  async #write<T>(resource: R, name: string, request: () => Promise<T>): Promise<T> {
-    await this.#o.limiter?.take('low');
+  async #write<T>(resource: R, name: string, priority: Priority, request: () => Promise<T>): Promise<T> {
+    await this.#o.limiter?.take(priority);
     const id = `${resource}/${name}`;
     this.#inFlight.add(id);
     try {

@@ -73,6 +73,26 @@ describe('TokenBucket', () => {
     assert.deepEqual(order, ['status', 'proxy object']);
   });
 
+  test('an urgent waiter (a rotated binding’s object) goes before every status write, and is never held', async () => {
+    const clock = new ManualClock();
+    const bucket = new TokenBucket({ qps: 1, burst: 1, clock });
+    await bucket.take();
+    const statusWaiting = true;
+    bucket.holdLowWhile(() => statusWaiting);
+    const order: string[] = [];
+    void bucket.take('low').then(() => order.push('new object'));
+    void bucket.take('high').then(() => order.push('status-1'));
+    void bucket.take('urgent').then(() => order.push('rotation-1'));
+    void bucket.take('high').then(() => order.push('status-2'));
+    void bucket.take('urgent').then(() => order.push('rotation-2'));
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1000);
+      await settle();
+    }
+    assert.deepEqual(order, ['rotation-1', 'rotation-2', 'status-1', 'status-2'], 'the low caller is held while status waits');
+    assert.equal(bucket.waiting, 1);
+  });
+
   test('qps 0 is no limit, and still holds low-priority callers when told', async () => {
     const bucket = new TokenBucket({ qps: 0, burst: 1, clock: new ManualClock() });
     let held = true;
@@ -80,6 +100,7 @@ describe('TokenBucket', () => {
     let low = 0;
     void bucket.take('low').then(() => low++);
     await Promise.all(Array.from({ length: 100 }, () => bucket.take()));
+    await bucket.take('urgent');
     await settle();
     assert.equal(low, 0);
     held = false;
