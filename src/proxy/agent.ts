@@ -81,7 +81,7 @@ export interface ProxyAgentOptions {
   reporter: { set(report: PodReport): void };
   logger: Logger;
   metrics?: AgentMetrics;
-  /** Quiet time after a change before applying, so a controller's burst of writes becomes one reload. */
+  /** At most one pass starts per this window, so a controller's burst of writes becomes one reload; a change after a quiet window applies at once. */
   debounceMs?: number;
   retry?: { baseMs: number; maxMs: number };
   /** When the data plane asked to be looked at again, and when a config was applied (default: the system clock). */
@@ -100,7 +100,7 @@ interface Applied {
  * the data plane serve what the manifest describes, without ever serving less than a
  * whole, valid config.
  *
- *   change → (debounce) → materialize → write gen-<hash> → nginx -t / haproxy -c →
+ *   change → (at most one pass per debounce window) → materialize → write gen-<hash> → nginx -t / haproxy -c →
  *   swap `current` → reload (nginx) or runtime API changes (HAProxy), confirmed →
  *   prune old generations → annotate the Pod
  *
@@ -142,6 +142,8 @@ export class ProxyAgent {
   readonly #bundles = new BundleResolver();
   /** When the data plane asked to be looked at again (a periodic check, servers draining); 0: now. */
   #recheckAt = 0;
+  /** When the last pass started: changes within debounceMs of it wait for the window's end. */
+  #lastPassAt = Number.NEGATIVE_INFINITY;
   /** The stamped bindings of the pass being applied: binding key → its stamps and watch time. */
   #stamped = new Map<string, NonNullable<CredentialSecretLike['rotation']>>();
   /** Per binding, the source Secret version last reported: each rotation is reported once, when it is served. */
@@ -189,12 +191,18 @@ export class ProxyAgent {
     this.#kick();
   }
 
-  /** A change: apply once the burst it belongs to is over (a controller writes several objects per change). */
+  /**
+   * A change: applied at once when no pass started within the last debounceMs, else when
+   * that window ends. A lone change (a rotation) waits for nothing; a burst (a cold
+   * start, a controller writing a bundle and then its binding object) still costs at most
+   * one pass per window, and changes that arrive during a pass make one more after it.
+   */
   #kick(): void {
-    if (this.#started) this.#runner.addAfter(applyKey, this.#debounceMs);
+    if (this.#started) this.#runner.addAfter(applyKey, this.#lastPassAt + this.#debounceMs - this.#clock.now());
   }
 
   async #reconcile(): Promise<ReconcileResult> {
+    this.#lastPassAt = this.#clock.now();
     try {
       const result = await this.#sync();
       return result?.recheckAfterMs === undefined ? {} : { requeueAfterMs: result.recheckAfterMs };
