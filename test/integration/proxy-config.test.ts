@@ -14,7 +14,8 @@ import { pollUntil } from '../harness/poll.ts';
 import { useControlPlane } from '../harness/use-control-plane.ts';
 import { httpGet, startController, type ControllerProcess } from '../support/controller-process.ts';
 import { hasReason, TestKube, type Binding } from '../support/kube.ts';
-import { PartnerPki } from '../support/partner-pki.ts';
+import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+import { parseStamps } from '../../src/contract/rotation-stamps.ts';
 import { readProxyView } from '../support/proxy-view.ts';
 
 const password = 'proxy-config-test-password';
@@ -137,6 +138,22 @@ describe('proxy-config controller and Programmed, against a real API server', ()
     assert.match(programmed(pending)?.message ?? '', /waiting for 1 of 1 ready proxy replicas/);
     await proxyPod('proxy-0', (await manifestServing('a', serial)).hash);
     await kube.waitForBinding(ns, 'a', 'Ready again', hasReason(reasons.BindingReady));
+  });
+
+  test('a binding object says which Secret version it was rendered from, and when the controller saw, read, decoded and sent it', async () => {
+    const issued = pki.issueClient({ cn: 'a.client' });
+    const from = Date.now();
+    const resourceVersion = await kube.putSecret(ns, 'a-pfx', { 'keystore.p12': toPfx(issued, { password }), password });
+    await manifestServing('a', issued.serial);
+    const to = Date.now();
+    const pfxSecret = await kube.client.get<{ metadata: { uid: string } }>(`/api/v1/namespaces/${ns}/secrets/a-pfx`);
+    const object = await kube.client.get<{ metadata: { annotations?: Record<string, string> } }>(
+      `/api/v1/namespaces/${ns}/secrets/${credentialSecretName(`${ns}/a`)}`,
+    );
+    const stamps = parseStamps(object.metadata.annotations);
+    assert.equal(stamps?.source, `${pfxSecret.metadata.uid}@${resourceVersion}`);
+    // One machine, one clock: every stage falls between the write and the manifest serving it.
+    for (const [stage, at] of Object.entries(stamps!.times)) assert.ok(at >= from && at <= to, `${stage} at ${at} is not within ${from}-${to}`);
   });
 
   test('a replica that rejected the newest config: ProxyConfigRejected', async () => {
