@@ -19,12 +19,13 @@ import { performance } from 'node:perf_hooks';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
-import { hasReason } from '../support/kube.ts';
+import { hasReason, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
 import type { ProxyResponse } from '../support/nginx-process.ts';
 import { PartnerPki, toPfx, type Issued } from '../support/partner-pki.ts';
 import { steadyLoad, type LoadFailure } from '../support/steady-load.ts';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
+import { group, plural, version as apiVersion } from '../../src/api/v1alpha1/types.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const stableBindings = Number(process.env.BENCH_BINDINGS ?? 50);
@@ -126,6 +127,8 @@ async function runPlane(
     // Neither data plane logs each request here: the bench process would pay for HAProxy's
     // (its stdout is the agent's, which the bench reads) and nginx's would not be comparable.
     accessLog: 'off',
+    // One namespace holds every binding: its default share (a tenth of the stack's 100 ports) would stop at 10.
+    controllerArgs: ['--namespace-port-share', '100%'],
   });
   const { kube, namespace: ns } = stack;
   try {
@@ -143,7 +146,13 @@ async function runPlane(
     for (let i = 0; i < stableBindings; i++) await createBinding(`stable-${i}`, certs.stable[i]![0]![1]);
     const ports: number[] = [];
     for (let i = 0; i < stableBindings; i++) {
-      const b = await kube.waitForBinding(ns, `stable-${i}`, 'Ready', hasReason(reasons.BindingReady), 120_000);
+      const b = await kube.waitForBinding(ns, `stable-${i}`, 'Ready', hasReason(reasons.BindingReady), 120_000).catch(async (err: unknown) => {
+        // Why it is not Ready, so a bench that cannot start says so.
+        const now = await kube.client.get<Binding>(`/apis/${group}/${apiVersion}/namespaces/${ns}/${plural}/stable-${i}`).catch(() => undefined);
+        const ready = now?.status?.conditions?.find((c) => c.type === 'Ready');
+        console.log(`[${dataPlane}] stable-${i} is not Ready: ${ready?.reason ?? 'no status'}: ${ready?.message ?? ''}`);
+        throw err;
+      });
       ports.push(b.status!.listenerPort!);
     }
     console.log(`[${dataPlane}] ${stableBindings} bindings Ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
