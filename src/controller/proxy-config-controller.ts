@@ -56,7 +56,14 @@ export interface ProxyConfigControllerOptions {
   clock?: Clock;
   /** Batches a burst of changes into one write of the index. */
   coalesceMs?: number;
-  /** Concurrent binding reconciles: their writes are what a cold start waits on. */
+  /**
+   * Concurrent binding reconciles (default 16). Most of a reconcile's time is a write
+   * waiting its turn: a new binding's objects and the index wait behind status writes, and
+   * under churn there nearly always is one. With 4 workers, an add, a removal and the index
+   * held all of them, and a rotation waited for a worker (bench:churn: decoded → object
+   * sent p50 185 ms, p99 1,654 ms; with 16, 2 ms and 99 ms). The write budget, not the
+   * worker count, bounds what reaches the API server.
+   */
   workers?: number;
   /**
    * Watches of the objects it writes (secrets, networkpolicies, configmaps), metadata and
@@ -114,7 +121,7 @@ export class ProxyConfigController {
       name: controllerName,
       reconcile: (key, signal) => (key === indexKey ? this.#reconcileIndex(signal) : this.#reconcileBinding(key, signal)),
       logger: options.logger,
-      workers: options.workers ?? 4,
+      workers: options.workers ?? 16,
       backoff: { baseMs: 200, maxMs: 30_000 },
       clock: this.#clock,
       observer: options.metrics.runnerObserver(controllerName),
