@@ -55,6 +55,8 @@ interface Rotation {
   storedAt?: number;
   resourceVersion?: string;
   seenAt?: number;
+  /** When the request that first got the new serial was sent. */
+  sentAt?: number;
 }
 
 /**
@@ -79,6 +81,8 @@ function rotationSplit(made: readonly Rotation[], served: ReadonlyArray<Record<s
     'sent → agent watch': [],
     'agent watch → served': [],
     'served → partner sees it': [],
+    '  (served → that request sent)': [],
+    "  (that request's round trip)": [],
     total: [],
   };
   for (const r of made) {
@@ -92,6 +96,11 @@ function rotationSplit(made: readonly Rotation[], served: ReadonlyArray<Record<s
     stages['sent → agent watch']!.push(report.ms.watch!);
     stages['agent watch → served']!.push(report.ms.apply!);
     stages['served → partner sees it']!.push(r.seenAt - report.servedAt);
+    if (r.sentAt !== undefined) {
+      // Negative: a request sent while the agent still read HAProxy back already got the new certificate.
+      stages['  (served → that request sent)']!.push(r.sentAt - report.servedAt);
+      stages["  (that request's round trip)"]!.push(r.seenAt - r.sentAt);
+    }
     stages.total!.push(r.seenAt - r.at);
   }
   return stages;
@@ -172,6 +181,7 @@ async function runPlane(
         if (seen?.serial === want.serial && seen.since >= want.at) {
           rotations.push(seen.since - want.at);
           want.seenAt = seen.since;
+          want.sentAt = seen.sentAt;
           pending.delete(port);
         }
       }

@@ -14,8 +14,8 @@ export interface LoadFailure {
 export interface SteadyLoad {
   requests: number;
   failures: LoadFailure[];
-  /** The last serial the partner saw on each port, with when it was first seen. */
-  lastSerial: Map<number, { serial: string; since: number }>;
+  /** The last serial the partner saw on each port, with when it was first seen, and when the request that first saw it was sent. */
+  lastSerial: Map<number, { serial: string; since: number; sentAt: number }>;
   /** Stops the clients after their request in flight; resolves when they have. */
   stop(): Promise<void>;
 }
@@ -35,7 +35,7 @@ export function steadyLoad(options: {
   const agent = new Agent({ keepAlive: true, maxSockets: options.clients });
   const send = options.send ?? ((port, request) => callProxy(port, { agent, ...request }));
   const failures: LoadFailure[] = [];
-  const lastSerial = new Map<number, { serial: string; since: number }>();
+  const lastSerial = new Map<number, { serial: string; since: number; sentAt: number }>();
   let requests = 0;
   let stopped = false;
   const client = async (index: number): Promise<void> => {
@@ -49,12 +49,13 @@ export function steadyLoad(options: {
       const method = options.post !== false && i % 2 === 1 ? 'POST' : 'GET';
       const body = method === 'POST' ? JSON.stringify({ amount: i, currency: 'EUR' }) : undefined;
       requests++;
+      const sentAt = Date.now();
       try {
         const res = await send(port, { method, ...(body ? { body, headers: { 'content-type': 'application/json' } } : {}) });
         if (res.status !== 200) failures.push({ port, method, what: `HTTP ${res.status}`, at: Date.now() });
         else {
           const serial = (JSON.parse(res.body) as PartnerSeen).serialNumber;
-          if (lastSerial.get(port)?.serial !== serial) lastSerial.set(port, { serial, since: Date.now() });
+          if (lastSerial.get(port)?.serial !== serial) lastSerial.set(port, { serial, since: Date.now(), sentAt });
         }
       } catch (err) {
         failures.push({ port, method, what: (err as NodeJS.ErrnoException).code ?? (err as Error).message, at: Date.now() });
