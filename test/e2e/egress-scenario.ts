@@ -162,6 +162,14 @@ export async function egressScenario(dataPlane: DataPlaneKind): Promise<void> {
         keepalive.destroy();
       }
       assert.deepEqual(failures, [], 'every request during the rotation succeeded');
+      // The agent reports the rotation it served, split by stage (the figures belong to bench:churn).
+      const reported = stack.agent
+        .logged('rotations served')
+        .flatMap((l) => l.rotations as Array<{ binding: string; ms: Record<string, number> }>)
+        .filter((r) => r.binding === `${stack.namespace}/alpha`);
+      assert.ok(reported.length >= 1, 'a rotations served line names the binding');
+      assert.deepEqual(Object.keys(reported.at(-1)!.ms), ['read', 'decode', 'write', 'watch', 'apply', 'total']);
+      assert.ok((await agentMetric(stack, 'mtls_egress_agent_rotation_stage_seconds_count{stage="total"}')) >= 1);
       // Reported, not asserted: timing belongs to npm run bench:proxy.
       console.log(`# rotation: Secret write → partner sees the new serial in ${sawNewAt! - rotatedAt} ms; reused-socket retries: ${reusedSocketRetries}`);
     });
