@@ -116,6 +116,8 @@ export class ControllerManager {
     // One budget for status writes, Events and proxy objects, status first: a cold start of
     // 10,000 bindings writes at --status-qps rather than as fast as the API server answers,
     // and each binding's status does not wait behind another's Secret and NetworkPolicy.
+    // The one exception goes before status: the new object of a binding the proxy already
+    // serves (a rotation), which the proxy waits on.
     // Real time, not `clock`: it paces I/O, whatever time the controllers are shown.
     const writeLimiter = new TokenBucket({ qps: config.statusQps, burst: config.statusBurst });
     const withDataPlane = config.dataPlane !== 'none';
