@@ -9,6 +9,7 @@ import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { runRender } from '../../src/commands/render.ts';
 import { captureIo } from '../support/captured-io.ts';
 import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
+import { pathWithDataPlanes } from '../harness/data-planes.ts';
 import { callProxy, renderManifests, startNginx, type CliRun, type NginxProcess } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
@@ -238,7 +239,8 @@ describe('mtls-egress render --data-plane haproxy, run by the command it prints'
     const command = /^run it: (.+)$/m.exec(run.stderr)?.[1];
     assert.ok(command, run.stderr);
     // From another directory, as a person pastes it: every path in it is absolute.
-    haproxy = spawn('sh', ['-c', command], { cwd: '/', detached: true, stdio: 'ignore' });
+    // `haproxy` found on PATH as a person's would be: the image's HAProxy, built for this host.
+    haproxy = spawn('sh', ['-c', command], { cwd: '/', detached: true, stdio: 'ignore', env: { ...process.env, PATH: pathWithDataPlanes() } });
     killProcessGroupOnExit(haproxy.pid!);
     await pollUntil(async () => ((await callProxy(10200).catch(() => undefined))?.status === 200 ? true : undefined), {
       what: 'HAProxy started by the printed command to serve',

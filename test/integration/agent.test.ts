@@ -363,7 +363,7 @@ describe('mtls-egress agent beside an nginx it does not manage', () => {
 
     nginx = spawnComponent({
       name: 'nginx',
-      binary: nginxBinary,
+      binary: nginxBinary(),
       args: ['-p', proxy.prefix, '-c', join(proxy.configDir, 'current', 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'],
       logFile: join(proxy.prefix, 'nginx.stderr.log'),
       killOnExit: true,
