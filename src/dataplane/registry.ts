@@ -5,6 +5,8 @@ import type { DataPlaneDriver } from './driver.ts';
 import { haproxyDriver } from './haproxy/driver.ts';
 import { nginxDriver } from './nginx/driver.ts';
 
+export { maxHaproxyThreads, type HaproxyThreadsSetting } from './haproxy/threads.ts';
+
 // The data planes, by the name flags and the proxy index use. The one place that knows
 // which planes exist: everything else takes a kind and looks its driver up here.
 
