@@ -32,7 +32,8 @@ const expired = pki.issueClient({ cn: 'client-expired', notBefore: new Date(Date
 /** Every password and every key in the inputs: none may appear in output other than the key files. */
 const passwords = ['direct-pw-Zq81', 'by-ip-pw-Lk22', 'wrong-ca-pw-Pp37', 'expired-pw-Xc44', 'the-right-one-Rr55'];
 const ports = { first: 10200, last: 10299 };
-const portArgs = ['--listener-ports', `${ports.first}-${ports.last}`];
+// nginx, named: HAProxy is the default, and has its own describe below.
+const portArgs = ['--data-plane', 'nginx', '--listener-ports', `${ports.first}-${ports.last}`];
 
 function keyBody(keyPem: string): string {
   return keyPem.split('\n').slice(1, 3).join('');
@@ -388,7 +389,7 @@ describe('mtls-egress render usage errors exit 2', () => {
 
   test('no bindings at all renders a config nginx accepts, and exits 0', async () => {
     const { out, io: sink } = io();
-    assert.equal(await runRender(['-f', inputDir, '--out', join(inputDir, 'o-empty')], sink), 0, out.stderr);
+    assert.equal(await runRender(['-f', inputDir, '--data-plane', 'nginx', '--out', join(inputDir, 'o-empty')], sink), 0, out.stderr);
     assert.equal(out.stdout, '');
     const nginx = await startNginx(join(inputDir, 'o-empty'));
     await nginx.stop();

@@ -151,7 +151,7 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
       podName,
       configDir: proxy.configDir,
       nginxPrefix: proxy.prefix,
-      args: ['--reload-timeout', '3s'],
+      args: ['--data-plane', 'nginx', '--reload-timeout', '3s'],
     });
   });
 
@@ -347,6 +347,7 @@ describe('mtls-egress agent beside an nginx it does not manage', () => {
       configDir: proxy.configDir,
       nginxPrefix: proxy.prefix,
       manageNginx: false,
+      args: ['--data-plane', 'nginx'],
     });
   });
 

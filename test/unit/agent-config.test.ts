@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { parseAgentConfig } from '../../src/config.ts';
 
 describe('parseAgentConfig', () => {
-  test('defaults: the prefix is the config dir, the pid file is where the rendered config puts it', () => {
+  test('defaults: HAProxy (managed, threads following the CPU limit); the prefix is the config dir, the pid file is where the rendered config puts it', () => {
     const config = parseAgentConfig(['--namespace', 'proxy', '--config-dir', '/etc/mtls-egress'], { POD_NAME: 'proxy-0' });
     assert.deepEqual(config, {
       kubeconfig: undefined,
@@ -13,8 +13,8 @@ describe('parseAgentConfig', () => {
       nginxPrefix: '/etc/mtls-egress',
       nginxBinary: '/usr/sbin/nginx',
       nginxPidFile: '/etc/mtls-egress/nginx.pid',
-      dataPlane: 'nginx',
-      manage: false,
+      dataPlane: 'haproxy',
+      manage: true,
       haproxyBinary: '/usr/sbin/haproxy',
       haproxyThreads: 'auto',
       runDir: '/etc/mtls-egress/run',
@@ -72,6 +72,12 @@ describe('parseAgentConfig', () => {
     assert.equal(threads('64'), 64);
     assert.equal(threads('auto'), 'auto');
     assert.equal(threads('0'), 'auto');
+  });
+
+  test('nginx when asked: not managed unless told', () => {
+    const config = parseAgentConfig(['--namespace', 'n', '--config-dir', '/d', '--data-plane', 'nginx'], { POD_NAME: 'p' });
+    assert.equal(config.dataPlane, 'nginx');
+    assert.equal(config.manage, false);
   });
 
   const usageErrors: Array<[string, string[], Record<string, string>, RegExp]> = [
