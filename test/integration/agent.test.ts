@@ -216,7 +216,7 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     const files = render(routes).files.map((f) =>
       f.path === 'nginx.conf' ? { ...f, content: f.content.replace('http {', 'no_such_directive on;\nhttp {') } : f,
     );
-    const bad = proxy.writer.objects({ files, hash: hashFiles(files) } satisfies RenderedNginx, routes);
+    const bad = proxy.writer.objects({ dataPlane: 'nginx', files, hash: hashFiles(files) } satisfies RenderedNginx, routes);
     await proxy.writer.publish(bad);
 
     const annotated = await proxy.waitForAnnotations('apply-error', (a) => Boolean(a[annotationApplyError]));
