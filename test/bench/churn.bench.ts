@@ -73,6 +73,8 @@ async function runPlane(
     // Neither data plane logs each request here: the bench process would pay for HAProxy's
     // (its stdout is the agent's, which the bench reads) and nginx's would not be comparable.
     accessLog: 'off',
+    // Every binding is in one namespace, which by default may hold only 10% of the range.
+    controllerArgs: ['--namespace-port-share', '100%'],
   });
   const { kube, namespace: ns } = stack;
   try {
