@@ -6,6 +6,7 @@
 //
 //   npm run bench:churn
 //   BENCH_SECONDS=20 BENCH_PLANES=haproxy npm run bench:churn
+//   BENCH_AGENT_ARGS='--haproxy-threads 1' …   flags for the agent
 //
 // Prints a table per data plane, then one JSON line:
 //   {"bench":"churn","dataPlanes":{"haproxy":{"requests":N,"failed":N,"rotationP50Ms":N,"rotationP99Ms":N,"reqPerSec":N},"nginx":{...}},...}
@@ -75,6 +76,8 @@ async function runPlane(
     accessLog: 'off',
     // Every binding is in one namespace, which by default may hold only 10% of the range.
     controllerArgs: ['--namespace-port-share', '100%'],
+    // e.g. BENCH_AGENT_ARGS='--haproxy-threads 1', to compare with the threads the agent picks.
+    agentArgs: (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter(Boolean),
   });
   const { kube, namespace: ns } = stack;
   try {
