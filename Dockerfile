@@ -3,7 +3,7 @@
 #   docker build -t mtls-egress:0.1.0 .
 #   docker run --rm mtls-egress:0.1.0 inspect /data/partner.p12 --password-env PFX_PASSWORD
 
-ARG NODE_IMAGE=node:24-bookworm-slim
+ARG NODE_IMAGE=node:24-trixie-slim
 
 # --- Compile TypeScript with the full dependency tree.
 FROM ${NODE_IMAGE} AS build
@@ -28,9 +28,9 @@ RUN --mount=type=secret,id=npm-ca,target=/run/secrets/npm-ca \
     npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # --- Runtime: the controller, and the proxy pod's agent with the data planes it runs as
-# its own children (Debian's nginx and HAProxy), so `nginx -t` and `haproxy -c` judge a
-# config with the very binary that serves it, and nothing is copied between images that
-# could drift apart. ca-certificates: the trust store for partners whose binding names no
+# its own children (Debian trixie's nginx 1.26 and HAProxy 3.0), so `nginx -t` and
+# `haproxy -c` judge a config with the very binary that serves it, and nothing is copied
+# between images that could drift apart. ca-certificates: the trust store for partners whose binding names no
 # serverCA. The packages' own configs are never read (the agent runs them with its own).
 FROM ${NODE_IMAGE}
 RUN apt-get update \

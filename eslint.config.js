@@ -48,7 +48,7 @@ const layers = {
 };
 const pureLayers = ['api', 'pki', 'model', 'status', 'render', 'translate', 'contract'];
 /** The pure half of the data planes: what they reserve, render, assemble, plan and parse; their drivers, processes and runtime clients do I/O. */
-const pureDataPlaneFiles = ['src/dataplane/*.ts', 'src/dataplane/*/{paths,render,assemble,server,plan,state}.ts'];
+const pureDataPlaneFiles = ['src/dataplane/*.ts', 'src/dataplane/*/{paths,render,assemble,server,plan,state,threads}.ts'];
 
 /** A plane's own folder (src/dataplane/<plane>/) is its driver's business: everything outside src/dataplane asks the registry. */
 function planInternals(who) {

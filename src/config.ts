@@ -8,7 +8,15 @@ import { defaultPortShare, parsePortRange, parsePortShare, type PortRange } from
 import { parseDuration, parseRfc3339 } from './api/time.ts';
 import { isIpLiteral } from './model/egress-routes.ts';
 import { defaultSystemTrustBundle, isPlainPath } from './render/files.ts';
-import { dataPlaneKinds, dataPlanes, defaultDataPlane, isDataPlaneKind, type DataPlaneKind } from './dataplane/registry.ts';
+import {
+  dataPlaneKinds,
+  dataPlanes,
+  defaultDataPlane,
+  isDataPlaneKind,
+  maxHaproxyThreads,
+  type DataPlaneKind,
+  type HaproxyThreadsSetting,
+} from './dataplane/registry.ts';
 
 /** The environment a command reads: process.env when run, a plain object in a test. */
 export type Environment = Readonly<Record<string, string | undefined>>;
@@ -128,6 +136,14 @@ export function positiveDuration(name: string, text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined || ms <= 0) throw new UsageError(`--${name}: "${text}" is not a positive duration such as 15s`);
   return ms;
+}
+
+function haproxyThreadsFlag(text: string): HaproxyThreadsSetting {
+  if (text === 'auto' || text === '0') return 'auto';
+  const n = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
+  if (!(n >= 1 && n <= maxHaproxyThreads))
+    throw new UsageError(`--haproxy-threads: "${text}" is not auto or a number of threads from 1 to ${maxHaproxyThreads}`);
+  return n;
 }
 
 export function hostPort(name: string, text: string): { host: string; port: number } {
@@ -343,6 +359,8 @@ export interface AgentConfig {
   /** Run the data plane as the agent's child (always, for HAProxy). */
   manage: boolean;
   haproxyBinary: string;
+  /** HAProxy's nbthread, or "auto": as many as the CPUs the container may use (src/server/cpu-limit.ts). */
+  haproxyThreads: HaproxyThreadsSetting;
   /** HAProxy's master and runtime API sockets. */
   runDir: string;
   reloadTimeoutMs: number;
@@ -375,6 +393,9 @@ Options:
                            (default for nginx: signal an nginx that runs beside the agent, whose
                            pid file it can read and whose process it can see)
   --haproxy-binary FILE    (default: /usr/sbin/haproxy)
+  --haproxy-threads N|auto HAProxy's threads (nbthread), 1-${maxHaproxyThreads}; auto or 0: as many as the
+                           container's CPU limit (its cgroup's quota, rounded up), else as the CPUs
+                           the agent may run on (default: auto)
   --run-dir DIR            HAProxy's master and runtime API sockets (default: DIR/run)
   --nginx-prefix DIR       nginx's -p: pid, logs, temp files (default: the config dir)
   --nginx-binary FILE      (default: /usr/sbin/nginx)
@@ -403,6 +424,7 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
       manage: { type: 'boolean', default: false },
       'manage-nginx': { type: 'boolean', default: false },
       'haproxy-binary': { type: 'string', default: '/usr/sbin/haproxy' },
+      'haproxy-threads': { type: 'string', default: 'auto' },
       'run-dir': { type: 'string' },
       'reload-timeout': { type: 'string', default: '30s' },
       'stop-timeout': { type: 'string', default: '25s' },
@@ -433,6 +455,7 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
     dataPlane,
     manage: values.manage || values['manage-nginx'] || dataPlanes[dataPlane].alwaysManaged,
     haproxyBinary: values['haproxy-binary'],
+    haproxyThreads: haproxyThreadsFlag(values['haproxy-threads']),
     runDir: resolve(values['run-dir'] ?? join(configDir, 'run')),
     reloadTimeoutMs: positiveDuration('reload-timeout', values['reload-timeout']),
     stopTimeoutMs: positiveDuration('stop-timeout', values['stop-timeout']),

@@ -5,8 +5,10 @@
 #
 #   bash test/bootstrap.sh [PART...]
 #
-# Always: the data planes' Debian packages, Node 24 and the npm dependencies. Then the
-# parts asked for, each built once into a cache outside the repo:
+# Always: Node 24 and the npm dependencies, and the data planes the host tests run
+# (Debian trixie's HAProxy 3.0 and nginx 1.26, the image's own, built to run on this host
+# by test/harness/build-data-planes.sh). Then the parts asked for, each built once into a
+# cache outside the repo:
 #
 #   control-plane   kube-apiserver and etcd (test/harness/build-binaries.sh control-plane):
 #                   every integration test, and `npm run demo`
@@ -36,21 +38,21 @@ done
 
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# --- Debian packages: nginx and HAProxy are the data planes under test, openssl makes
-# PFX fixtures, lua5.1 runs deploy/argocd/health.lua as Argo CD's gopher-lua would (Lua 5.1).
+# --- Debian packages: openssl makes PFX fixtures, lua5.1 runs deploy/argocd/health.lua as
+# Argo CD's gopher-lua would (Lua 5.1), debootstrap and patchelf build the data planes
+# (never the host's own nginx and HAProxy: the image's are trixie's, whatever the host runs).
 need_apt=()
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
-command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_apt+=(nginx)
-command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 command -v lua5.1 >/dev/null 2>&1 || need_apt+=(lua5.1)
+command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
+command -v patchelf >/dev/null 2>&1 || need_apt+=(patchelf)
 if [ "$node" = 1 ]; then
   # The node: nft for kube-proxy (nftables mode), kube-network-policies and our guard;
-  # iptables for the kubelet's own chains and portmap; buildah and debootstrap for the
-  # images; libseccomp-dev to build runc with seccomp.
+  # iptables for the kubelet's own chains and portmap; buildah for the images;
+  # libseccomp-dev to build runc with seccomp.
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
   command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || need_apt+=(iptables)
   command -v buildah >/dev/null 2>&1 || need_apt+=(buildah)
-  command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || need_apt+=(debootstrap)
   [ -f /usr/include/seccomp.h ] || need_apt+=(libseccomp-dev)
 fi
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -60,8 +62,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
   log "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq
-  # policy-rc.d in containers stops the packages from starting a system nginx on :80 or
-  # a system HAProxy; we start our own instances, so that is what we want anyway.
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
@@ -80,6 +80,12 @@ if [ "$node_major" != 24 ]; then
   exit 1
 fi
 
+# --- The data planes every host test, bench and demo runs (test/harness/data-planes.ts
+# finds them). Skipped, like the parts below, for the product-only paths.
+if [ "${MTLS_EGRESS_SKIP_CONTROL_PLANE:-}" != 1 ]; then
+  bash test/harness/build-data-planes.sh
+fi
+
 # --- The binaries of those parts, built from the Go module proxy into a cache outside the
 # repo. Skipped for the product-only paths (MTLS_EGRESS_SKIP_CONTROL_PLANE=1).
 if [ "${MTLS_EGRESS_SKIP_CONTROL_PLANE:-}" != 1 ] && [ -f test/harness/build-binaries.sh ]; then
@@ -87,7 +93,7 @@ if [ "${MTLS_EGRESS_SKIP_CONTROL_PLANE:-}" != 1 ] && [ -f test/harness/build-bin
 fi
 
 # --- The node's images, built here with buildah (no registry): its pause, CoreDNS and
-# kube-network-policies, the node:24-bookworm-slim base, and the project's own image.
+# kube-network-policies, the node:24-trixie-slim base, and the project's own image.
 if [ "$node" = 1 ]; then
   bash test/harness/build-images.sh all
 fi

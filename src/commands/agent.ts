@@ -12,6 +12,7 @@ import { credentialsSelector, proxyConfigMapName } from '../contract/proxy-objec
 import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
 import { turnOffCoreDumps } from '../server/core-dumps.ts';
+import { availableCpus } from '../server/cpu-limit.ts';
 import { aborted } from '../runner/backoff.ts';
 
 /**
@@ -59,6 +60,7 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
   // variable, not an object with a `then`: that would be a thenable, awaited by mistake.)
   let restarted = (): void => undefined;
   const driver = dataPlanes[config.dataPlane];
+  const { cpus, cpuLimit } = await availableCpus();
   const dataPlane = await driver.start({ ...config, dir, logger, metrics, onRestarted: () => restarted() });
   const reporter = new PodReporter({ client, namespace: config.namespace, podName: config.podName, logger });
   const agent = new ProxyAgent({
@@ -67,7 +69,7 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
     secrets,
     dir,
     dataPlane,
-    assemble: driver.assembler(),
+    assemble: driver.assembler({ cpus, haproxyThreads: config.haproxyThreads }),
     reporter,
     logger,
     metrics,
@@ -83,6 +85,8 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
       configDir: config.configDir,
       dataPlane: config.dataPlane,
       manage: config.manage,
+      cpus,
+      cpuLimit,
     },
     'agent starting',
   );

@@ -18,6 +18,14 @@ import type { Clock } from '../runner/clock.ts';
 //   agent        assembler(): shared files + held parts → the config the server runs
 //                start(settings): the process driver that tests, applies and rechecks it
 
+/** What the agent's assembly takes beyond the objects: how big a server this container may run. */
+export interface AssemblySettings {
+  /** The CPUs the container may use: its cgroup's limit, or the CPUs the agent may run on. */
+  cpus: number;
+  /** HAProxy's nbthread: a number, or "auto" to follow `cpus`. */
+  haproxyThreads: number | 'auto';
+}
+
 /** The proxy's settings, whichever the plane; each driver maps them to its renderer's options. */
 export interface ProxySettings {
   /** The address the listeners bind: 127.0.0.1 on a workstation, 0.0.0.0 in the proxy pod. */
@@ -83,8 +91,11 @@ export interface DataPlaneDriver<Config extends AssembledConfig = AssembledConfi
   split(rendered: RenderedConfig, routes: readonly EgressRoute[]): { shared: RenderedFile[]; parts: BindingPart[] };
   /** The command that runs a rendered directory by hand. */
   runCommand(dir: string): string;
-  /** The agent's half of rendering; one per agent, since it may keep a cache between passes. */
-  assembler(): Assembler<Config>;
+  /**
+   * The agent's half of rendering; one per agent, since it may keep a cache between
+   * passes. Without settings, what the controller's shared files say, as `render` does.
+   */
+  assembler(settings?: AssemblySettings): Assembler<Config>;
   /** The process driver the agent runs: tests a generation, makes the server serve it, rechecks it. */
   start(settings: ProcessSettings): Promise<DataPlane<Config>>;
 }

@@ -5,6 +5,8 @@ import type { DataPlaneDriver } from './driver.ts';
 import { haproxyDriver } from './haproxy/driver.ts';
 import { nginxDriver } from './nginx/driver.ts';
 
+export { maxHaproxyThreads, type HaproxyThreadsSetting } from './haproxy/threads.ts';
+
 // The data planes, by the name flags and the proxy index use. The one place that knows
 // which planes exist: everything else takes a kind and looks its driver up here.
 
@@ -15,8 +17,12 @@ export const dataPlanes: Readonly<Record<DataPlaneKind, DataPlaneDriver>> = { ng
 /** The kinds, in the order usage texts list them. */
 export const dataPlaneKinds = Object.keys(dataPlanes) as DataPlaneKind[];
 
-/** The plane when none is named: nginx, the first one. */
-export const defaultDataPlane: DataPlaneKind = 'nginx';
+/**
+ * The plane when none is named: HAProxy, which changes bindings through its runtime API
+ * without a reload and, on Debian trixie's 3.0, runs a thread per CPU. nginx stays the
+ * choice for small clusters (README, Data planes).
+ */
+export const defaultDataPlane: DataPlaneKind = 'haproxy';
 
 export function isDataPlaneKind(value: unknown): value is DataPlaneKind {
   return typeof value === 'string' && Object.hasOwn(dataPlanes, value);

@@ -6,6 +6,7 @@
 //
 //   npm run bench:churn
 //   BENCH_SECONDS=20 BENCH_PLANES=haproxy npm run bench:churn
+//   BENCH_AGENT_ARGS='--haproxy-threads 1' …   flags for the agent
 //
 // Prints a table per data plane, then one JSON line:
 //   {"bench":"churn","dataPlanes":{"haproxy":{"requests":N,"failed":N,"rotationP50Ms":N,"rotationP99Ms":N,"reqPerSec":N,
@@ -142,6 +143,8 @@ async function runPlane(
     accessLog: 'off',
     // One namespace holds every binding: its default share (a tenth of the stack's 100 ports) would stop at 10.
     controllerArgs: ['--namespace-port-share', '100%'],
+    // e.g. BENCH_AGENT_ARGS='--haproxy-threads 1', to compare with the threads the agent picks.
+    agentArgs: (process.env.BENCH_AGENT_ARGS ?? '').split(' ').filter(Boolean),
   });
   const { kube, namespace: ns } = stack;
   try {
@@ -170,6 +173,8 @@ async function runPlane(
     }
     console.log(`[${dataPlane}] ${stableBindings} bindings Ready in ${((performance.now() - t) / 1000).toFixed(1)} s`);
     const reloadsBefore = await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`);
+    const { cpus, cpuLimit } = stack.agent.logged('agent starting')[0] ?? {};
+    console.log(`[${dataPlane}] the agent sees ${String(cpus)} CPUs (cgroup limit: ${String(cpuLimit ?? 'none')})`);
 
     const load = steadyLoad({ ports: () => ports, clients });
     const rotations: number[] = [];
@@ -233,6 +238,9 @@ async function runPlane(
     clearInterval(watcher);
     await load.stop();
     const reloads = (await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`)) - reloadsBefore;
+    // A crash shows here: the agent restarts a data plane that exited on its own.
+    const exits = await agentMetric(stack, `mtls_egress_agent_data_plane_unexpected_exits_total{data_plane="${dataPlane}"}`);
+    console.log(`[${dataPlane}] ${exits} unexpected exits of the data plane`);
     // The agent's share of each change, from its own log: write the generation, test it, make the server serve it.
     const applies = stack.agent.logged('config applied').map((l) => l.ms as Record<string, number>);
     const part = (k: string): string =>

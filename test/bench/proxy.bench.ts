@@ -225,7 +225,8 @@ async function main(): Promise<void> {
 async function rotationThroughTheProduct(): Promise<void> {
   const rotations = Number(process.env.BENCH_ROTATIONS ?? 10);
   const cluster = await startControlPlane();
-  const stack = await startEgressStack({ kubeconfig: cluster.kubeconfig, kubeConfigPath: cluster.kubeConfigPath });
+  // nginx: this times nginx -t and a reload (HAProxy's rotation is bench:churn's and bench:rotation's).
+  const stack = await startEgressStack({ kubeconfig: cluster.kubeconfig, kubeConfigPath: cluster.kubeConfigPath, dataPlane: 'nginx' });
   try {
     const key = stack.partnerPki.issueClient({ cn: 'key' }).keyPem;
     for (let i = 0; i < 20; i++) await stack.putBinding(`b-${i}`, stack.partnerPki.issueClient({ cn: `b-${i}.client`, keyPem: key }));

@@ -1,7 +1,7 @@
 // npm run demo [-- --keep] [-- --in-cluster]
 //
 // The main job on one machine: a real Kubernetes control plane, the mtls-egress
-// controller, the proxy agent running nginx, and a partner API that demands a client
+// controller, the proxy agent running HAProxy, and a partner API that demands a client
 // certificate. It creates a PFX (with openssl) and a ClientCertificateBinding, shows
 // `kubectl get ccb`, then calls the endpoint over plain HTTP and prints what the partner
 // says it saw: the client certificate's subject. Then it stops everything, or with
@@ -17,6 +17,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startControlPlane } from '../harness/control-plane.ts';
+import { defaultDataPlane } from '../../src/dataplane/registry.ts';
 import { startEgressStack } from '../support/egress-stack.ts';
 import { callProxy } from '../support/nginx-process.ts';
 import { runInCluster } from './in-cluster-demo.ts';
@@ -46,7 +47,7 @@ async function shutdown(stack?: Awaited<ReturnType<typeof startEgressStack>>): P
 }
 
 try {
-  step('Starting the controller, the proxy agent (with nginx) and a partner API that requires mTLS');
+  step(`Starting the controller, the proxy agent (with ${defaultDataPlane === 'haproxy' ? 'HAProxy' : 'nginx'}) and a partner API that requires mTLS`);
   const stack = await startEgressStack({
     kubeconfig: cluster.kubeconfig,
     kubeConfigPath: cluster.kubeConfigPath,

@@ -139,7 +139,8 @@ describe('validate and render on hostile manifests', () => {
       [linkedCerts, /certs\/ is a symbolic link; render will not write through it/],
       [linkedFile, /certs\/team-a_partner\.key is a symbolic link/],
     ] as const) {
-      const run = await cli('render', '-f', input, '--out', out);
+      // nginx's layout (certs/NAME.key) is what plantSymlinkedOut plants links in.
+      const run = await cli('render', '-f', input, '--data-plane', 'nginx', '--out', out);
       assert.equal(run.code, 2, run.stderr);
       assert.match(run.stderr, what);
     }

@@ -84,7 +84,7 @@ interface RunningProxy {
 
 const dataPlanes = {
   nginx: {
-    args: [] as string[],
+    args: ['--data-plane', 'nginx'],
     start: async (dir: string): Promise<RunningProxy> => {
       const nginx = await startNginx(dir);
       return { ...nginx, diagnostics: async () => `error.log:\n${nginx.errorLog().slice(-2000)}` };
@@ -187,7 +187,7 @@ describe('control: two bindings sharing one upstream leak identity through sessi
 
   before(async () => {
     partner = await startMtlsPartner({ cert: serverCert.certPem, key: serverCert.keyPem, clientCA: pki.ca.certPem });
-    const run = await renderManifests(bindingsTo(partner, 10100), ['--listener-ports', '10100-10199']);
+    const run = await renderManifests(bindingsTo(partner, 10100), ['--data-plane', 'nginx', '--listener-ports', '10100-10199']);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     const prefix = join(temporaryDirectory('shared-upstream'), 'proxy');
     cpSync(run.out, prefix, { recursive: true });

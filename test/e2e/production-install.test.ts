@@ -66,7 +66,7 @@ describe('a production install (npm ci --omit=dev) runs the CLI', () => {
         'apiVersion: mtls-egress.io/v1alpha1\nkind: ClientCertificateBinding\nmetadata: {name: b, namespace: team-a}\nspec: {host: 192.0.2.10, serverName: api.partner.example, certificate: {secretRef: {name: p}, passwordSecretRef: {name: p}}}',
       ].join('\n---\n'),
     );
-    const r = await cli(['render', '-f', join(app, 'manifests.yaml'), '--out', join(app, 'out')]);
+    const r = await cli(['render', '-f', join(app, 'manifests.yaml'), '--data-plane', 'nginx', '--out', join(app, 'out')]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(readFileSync(join(app, 'out/nginx.conf'), 'utf8'), /include bindings\/\*\.conf;/);
     const binding = readFileSync(join(app, 'out/bindings/team-a_b.conf'), 'utf8');

@@ -9,6 +9,7 @@ import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { runRender } from '../../src/commands/render.ts';
 import { captureIo } from '../support/captured-io.ts';
 import { partnerBindingManifests, startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
+import { pathWithDataPlanes } from '../harness/data-planes.ts';
 import { callProxy, renderManifests, startNginx, type CliRun, type NginxProcess } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
@@ -31,7 +32,8 @@ const expired = pki.issueClient({ cn: 'client-expired', notBefore: new Date(Date
 /** Every password and every key in the inputs: none may appear in output other than the key files. */
 const passwords = ['direct-pw-Zq81', 'by-ip-pw-Lk22', 'wrong-ca-pw-Pp37', 'expired-pw-Xc44', 'the-right-one-Rr55'];
 const ports = { first: 10200, last: 10299 };
-const portArgs = ['--listener-ports', `${ports.first}-${ports.last}`];
+// nginx, named: HAProxy is the default, and has its own describe below.
+const portArgs = ['--data-plane', 'nginx', '--listener-ports', `${ports.first}-${ports.last}`];
 
 function keyBody(keyPem: string): string {
   return keyPem.split('\n').slice(1, 3).join('');
@@ -238,7 +240,8 @@ describe('mtls-egress render --data-plane haproxy, run by the command it prints'
     const command = /^run it: (.+)$/m.exec(run.stderr)?.[1];
     assert.ok(command, run.stderr);
     // From another directory, as a person pastes it: every path in it is absolute.
-    haproxy = spawn('sh', ['-c', command], { cwd: '/', detached: true, stdio: 'ignore' });
+    // `haproxy` found on PATH as a person's would be: the image's HAProxy, built for this host.
+    haproxy = spawn('sh', ['-c', command], { cwd: '/', detached: true, stdio: 'ignore', env: { ...process.env, PATH: pathWithDataPlanes() } });
     killProcessGroupOnExit(haproxy.pid!);
     await pollUntil(async () => ((await callProxy(10200).catch(() => undefined))?.status === 200 ? true : undefined), {
       what: 'HAProxy started by the printed command to serve',
@@ -386,7 +389,7 @@ describe('mtls-egress render usage errors exit 2', () => {
 
   test('no bindings at all renders a config nginx accepts, and exits 0', async () => {
     const { out, io: sink } = io();
-    assert.equal(await runRender(['-f', inputDir, '--out', join(inputDir, 'o-empty')], sink), 0, out.stderr);
+    assert.equal(await runRender(['-f', inputDir, '--data-plane', 'nginx', '--out', join(inputDir, 'o-empty')], sink), 0, out.stderr);
     assert.equal(out.stdout, '');
     const nginx = await startNginx(join(inputDir, 'o-empty'));
     await nginx.stop();

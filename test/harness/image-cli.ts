@@ -1,5 +1,5 @@
 // `npm run image`: builds the project's Dockerfile with buildah (test/harness/build-images.sh,
-// on a node:24-bookworm-slim built from Debian packages) and, when a node cluster runs on
+// on a node:24-trixie-slim built from Debian packages) and, when a node cluster runs on
 // this machine, imports the image into its containerd under the name deploy/ uses, so
 // `kubectl apply -k deploy/` runs it with imagePullPolicy IfNotPresent and no registry.
 //

@@ -151,7 +151,7 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
       podName,
       configDir: proxy.configDir,
       nginxPrefix: proxy.prefix,
-      args: ['--reload-timeout', '3s'],
+      args: ['--data-plane', 'nginx', '--reload-timeout', '3s'],
     });
   });
 
@@ -216,7 +216,7 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
     const files = render(routes).files.map((f) =>
       f.path === 'nginx.conf' ? { ...f, content: f.content.replace('http {', 'no_such_directive on;\nhttp {') } : f,
     );
-    const bad = proxy.writer.objects({ files, hash: hashFiles(files) } satisfies RenderedNginx, routes);
+    const bad = proxy.writer.objects({ dataPlane: 'nginx', files, hash: hashFiles(files) } satisfies RenderedNginx, routes);
     await proxy.writer.publish(bad);
 
     const annotated = await proxy.waitForAnnotations('apply-error', (a) => Boolean(a[annotationApplyError]));
@@ -347,6 +347,7 @@ describe('mtls-egress agent beside an nginx it does not manage', () => {
       configDir: proxy.configDir,
       nginxPrefix: proxy.prefix,
       manageNginx: false,
+      args: ['--data-plane', 'nginx'],
     });
   });
 
@@ -363,7 +364,7 @@ describe('mtls-egress agent beside an nginx it does not manage', () => {
 
     nginx = spawnComponent({
       name: 'nginx',
-      binary: nginxBinary,
+      binary: nginxBinary(),
       args: ['-p', proxy.prefix, '-c', join(proxy.configDir, 'current', 'nginx.conf'), '-e', 'stderr', '-g', 'daemon off;'],
       logFile: join(proxy.prefix, 'nginx.stderr.log'),
       killOnExit: true,

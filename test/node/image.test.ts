@@ -1,5 +1,5 @@
 // What `npm run image` builds (test/harness/build-images.sh): the repo's Dockerfile on a
-// node:24-bookworm-slim made here. The build machine's CA bundle goes in only as a build
+// node:24-trixie-slim made here. The build machine's CA bundle goes in only as a build
 // secret for `npm ci`; none of it may ship. The archive's layers are uncompressed tars,
 // so a certificate that shipped would be in its bytes.
 import assert from 'node:assert/strict';

@@ -8,6 +8,7 @@ import { annotationContentHash, credentialSecretName, type ProxyObjects } from '
 import { objectsOfRender as proxyObjects } from '../../src/dataplane/registry.ts';
 import type { RenderedNginx } from '../../src/dataplane/nginx/render.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
+import { dataPlaneBinaryFlags } from '../harness/data-planes.ts';
 import { killProcessGroupOnExit, spawnComponent } from '../harness/processes.ts';
 import { safeJson } from './controller-process.ts';
 import type { Issued } from './partner-pki.ts';
@@ -66,6 +67,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
     ...(options.manageNginx === false ? [] : ['--manage']),
     '--health-addr',
     '127.0.0.1:0',
+    // The image's HAProxy and nginx, built for this host, never the host's own.
+    ...dataPlaneBinaryFlags(),
     ...(options.args ?? []),
   ];
   const logs: string[] = [];

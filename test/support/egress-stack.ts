@@ -1,5 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ClientCertificateBindingSpec } from '../../src/api/v1alpha1/types.ts';
+import { defaultDataPlane, type DataPlaneKind } from '../../src/dataplane/registry.ts';
 import { startAgent, type AgentProcess } from './agent-process.ts';
 import { startController, type ControllerProcess } from './controller-process.ts';
 import { TestKube } from './kube.ts';
@@ -19,7 +20,7 @@ export interface EgressStack {
   controller: ControllerProcess;
   /** The agent running now (restartAgent replaces it). */
   agent: AgentProcess;
-  dataPlane: 'nginx' | 'haproxy';
+  dataPlane: DataPlaneKind;
   /** The agent's config dir and nginx prefix: generations, error.log, access.log. */
   configDir: string;
   password: string;
@@ -44,7 +45,7 @@ export async function startEgressStack(options: {
   kubeConfigPath: string;
   password?: string;
   agentArgs?: string[];
-  dataPlane?: 'nginx' | 'haproxy';
+  dataPlane?: DataPlaneKind;
   /** The partner's CA, which issues the clients' certificates (default: a new one). */
   partnerPki?: PartnerPki;
   /** The proxy's access log: a file in the config dir (default access.log, nginx; HAProxy writes to the agent's stdout), or "off". */
@@ -85,7 +86,7 @@ export async function startEgressStack(options: {
   // Below the ephemeral ports (32768 and up): HAProxy binds the whole range, and one port
   // of it in use by some outgoing connection would keep it from starting.
   const base = 20000 + Math.floor(Math.random() * 120) * 100;
-  const dataPlane = options.dataPlane ?? 'nginx';
+  const dataPlane = options.dataPlane ?? defaultDataPlane;
   const controller = await startController({
     kubeConfigPath: options.kubeConfigPath,
     namespaces: [namespace],

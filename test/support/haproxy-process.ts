@@ -5,8 +5,9 @@ import { configDirVariable, runDirVariable } from '../../src/dataplane/haproxy/p
 import { HaproxyRuntime } from '../../src/dataplane/haproxy/runtime.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { spawnComponent, stopServer } from '../harness/processes.ts';
+import { haproxyBinary } from '../harness/data-planes.ts';
 
-export const haproxyBinary = process.env.HAPROXY_BINARY ?? '/usr/sbin/haproxy';
+export { haproxyBinary };
 
 export interface HaproxyProcess {
   pid: number;
@@ -26,7 +27,7 @@ function environment(dir: string): NodeJS.ProcessEnv {
 /** `haproxy -c`; throws with HAProxy's own words when the config does not load. */
 export function checkHaproxyConfig(dir: string): void {
   try {
-    execFileSync(haproxyBinary, ['-c', '-q', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'], env: environment(dir) });
+    execFileSync(haproxyBinary(), ['-c', '-q', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'], env: environment(dir) });
   } catch (err) {
     throw new Error(`haproxy -c failed for ${dir}:\n${(err as { stderr?: Buffer }).stderr?.toString() ?? ''}`, { cause: err });
   }
@@ -42,7 +43,7 @@ export async function startHaproxy(dir: string): Promise<HaproxyProcess> {
   const logFile = join(dir, 'haproxy.out.log');
   const child = spawnComponent({
     name: 'haproxy',
-    binary: haproxyBinary,
+    binary: haproxyBinary(),
     args: ['-W', '-db', '-f', join(dir, 'haproxy.cfg')],
     env: environment(dir),
     logFile,

@@ -8,8 +8,9 @@ import { captureIo } from './captured-io.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { spawnComponent, stopServer } from '../harness/processes.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
+import { nginxBinary } from '../harness/data-planes.ts';
 
-export const nginxBinary = process.env.NGINX_BINARY ?? '/usr/sbin/nginx';
+export { nginxBinary };
 
 export interface NginxProcess {
   pid: number;
@@ -30,7 +31,7 @@ function nginxArgs(prefix: string): string[] {
 /** `nginx -t`; throws with nginx's own words when the config does not load. */
 export function checkNginxConfig(prefix: string): void {
   try {
-    execFileSync(nginxBinary, ['-t', '-q', ...nginxArgs(prefix)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(nginxBinary(), ['-t', '-q', ...nginxArgs(prefix)], { stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (err) {
     const stderr = (err as { stderr?: Buffer }).stderr?.toString() ?? '';
     throw new Error(`nginx -t failed for ${prefix}:\n${stderr}${readLog(join(prefix, 'error.log'))}`, { cause: err });
@@ -50,7 +51,7 @@ export async function startNginx(prefix: string): Promise<NginxProcess> {
   checkNginxConfig(prefix);
   const child = spawnComponent({
     name: 'nginx',
-    binary: nginxBinary,
+    binary: nginxBinary(),
     args: [...nginxArgs(prefix), '-g', 'daemon off;'],
     logFile: join(prefix, 'nginx.stderr.log'),
     killOnExit: true,

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { parseAgentConfig } from '../../src/config.ts';
 
 describe('parseAgentConfig', () => {
-  test('defaults: the prefix is the config dir, the pid file is where the rendered config puts it', () => {
+  test('defaults: HAProxy (managed, threads following the CPU limit); the prefix is the config dir, the pid file is where the rendered config puts it', () => {
     const config = parseAgentConfig(['--namespace', 'proxy', '--config-dir', '/etc/mtls-egress'], { POD_NAME: 'proxy-0' });
     assert.deepEqual(config, {
       kubeconfig: undefined,
@@ -13,9 +13,10 @@ describe('parseAgentConfig', () => {
       nginxPrefix: '/etc/mtls-egress',
       nginxBinary: '/usr/sbin/nginx',
       nginxPidFile: '/etc/mtls-egress/nginx.pid',
-      dataPlane: 'nginx',
-      manage: false,
+      dataPlane: 'haproxy',
+      manage: true,
       haproxyBinary: '/usr/sbin/haproxy',
+      haproxyThreads: 'auto',
       runDir: '/etc/mtls-egress/run',
       reloadTimeoutMs: 30_000,
       stopTimeoutMs: 25_000,
@@ -64,12 +65,33 @@ describe('parseAgentConfig', () => {
     assert.deepEqual(config.healthAddress, { host: '127.0.0.1', port: 0 });
   });
 
+  test('--haproxy-threads: a number of threads, or auto (0 too)', () => {
+    const threads = (value: string) =>
+      parseAgentConfig(['--namespace', 'n', '--config-dir', '/d', '--haproxy-threads', value], { POD_NAME: 'p' }).haproxyThreads;
+    assert.equal(threads('4'), 4);
+    assert.equal(threads('64'), 64);
+    assert.equal(threads('auto'), 'auto');
+    assert.equal(threads('0'), 'auto');
+  });
+
+  test('nginx when asked: not managed unless told', () => {
+    const config = parseAgentConfig(['--namespace', 'n', '--config-dir', '/d', '--data-plane', 'nginx'], { POD_NAME: 'p' });
+    assert.equal(config.dataPlane, 'nginx');
+    assert.equal(config.manage, false);
+  });
+
   const usageErrors: Array<[string, string[], Record<string, string>, RegExp]> = [
     ['no namespace', ['--config-dir', '/d'], { POD_NAME: 'p' }, /--namespace/],
     ['no pod name', ['--namespace', 'n', '--config-dir', '/d'], {}, /--pod-name/],
     ['no config dir', ['--namespace', 'n'], { POD_NAME: 'p' }, /--config-dir/],
     ['a bad duration', ['--namespace', 'n', '--config-dir', '/d', '--stop-timeout', 'soon'], { POD_NAME: 'p' }, /--stop-timeout/],
     ['a bad address', ['--namespace', 'n', '--config-dir', '/d', '--health-addr', '8081'], { POD_NAME: 'p' }, /--health-addr/],
+    ...['65', '-1', '1.5', 'two', '', '1e1'].map((value): [string, string[], Record<string, string>, RegExp] => [
+      `--haproxy-threads ${JSON.stringify(value)}`,
+      ['--namespace', 'n', '--config-dir', '/d', `--haproxy-threads=${value}`],
+      { POD_NAME: 'p' },
+      /--haproxy-threads/,
+    ]),
     ['an unknown data plane', ['--namespace', 'n', '--config-dir', '/d', '--data-plane', 'envoy'], { POD_NAME: 'p' }, /--data-plane/],
     [
       'HAProxy with a config dir its runtime API cannot name',

@@ -140,7 +140,7 @@ describe('testNginxConfig against the real nginx', () => {
     );
     return path;
   };
-  const paths = { binary: nginxBinary, prefix: dir };
+  const paths = { binary: nginxBinary(), prefix: dir };
 
   test('a valid config passes', async () => {
     assert.deepEqual(await testNginxConfig(paths, conf('server { listen 127.0.0.1:1; }')), { ok: true });

@@ -120,11 +120,11 @@ describe('parseControllerConfig: listener ports belong to namespaces', () => {
 });
 
 describe('parseRenderArgs', () => {
-  test('defaults; the clock is the time when there is no --now', () => {
+  test('defaults: HAProxy; the clock is the time when there is no --now', () => {
     assert.deepEqual(parseRenderArgs(['-f', 'a.yaml', '-f', 'dir', '--out', 'out'], clock), {
       files: ['a.yaml', 'dir'],
       out: 'out',
-      dataPlane: 'nginx',
+      dataPlane: 'haproxy',
       listenAddress: '127.0.0.1',
       listenerPorts: { first: 10000, last: 10999 },
       now: clock(),

@@ -12,7 +12,9 @@ import {
   parseStoreList,
 } from '../../src/dataplane/haproxy/state.ts';
 
-// The runtime API's answers as Debian's HAProxy 2.6.12 prints them (copied from a real session).
+// The runtime API's answers as Debian's HAProxy prints them (copied from real sessions):
+// 2.6.12 (bookworm) first, then 3.0.11 (trixie, the image's), whose formats are the same
+// for every command the agent reads.
 
 describe('HAProxy runtime API answers', () => {
   test('show info: DroppedLogs, or nothing when the answer has none', () => {
@@ -129,5 +131,89 @@ describe('HAProxy runtime API answers', () => {
     assert.equal(haproxyErrorReason(output, { directory: '/etc/m/gen-abc' }), "config : parsing [haproxy.cfg:14] : unknown keyword 'bogus'");
     const leaked = `[ALERT] (1) : -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----`;
     assert.doesNotMatch(haproxyErrorReason(leaked), /MIIE/);
+  });
+});
+
+describe("HAProxy 3.0.11's answers (Debian trixie, two threads), from a real session", () => {
+  test('show servers state: a config server, and one from `add server` before and after `enable server`', () => {
+    const header =
+      '# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port';
+    assert.deepEqual(parseServersState(`1\n${header}\n4 p20500 1 s6884f793acbb 127.0.0.1 2 0 1 1 2 1 0 2 0 0 0 0 - 46735 - 1 0 - - 0\n\n`), [
+      { backend: 'p20500', name: 's6884f793acbb', address: '127.0.0.1', port: 46735, adminState: 0, fqdn: '-' },
+    ]);
+    const added = parseServersState(`1\n${header}\n5 p20501 1 sdyn 127.0.0.1 0 1 1 1 0 1 0 0 0 0 0 0 - 40361 - 1 0 - - 0\n\n`);
+    assert.deepEqual(added, [{ backend: 'p20501', name: 'sdyn', address: '127.0.0.1', port: 40361, adminState: 1, fqdn: '-' }]);
+    assert.equal(isEnabled(added[0]!), false, 'a server `add server` makes starts in forced maintenance');
+    const enabled = parseServersState(`1\n${header}\n5 p20501 1 sdyn 127.0.0.1 2 0 1 1 0 1 0 0 0 0 0 0 - 40361 - 1 0 - - 0\n\n`);
+    assert.equal(isEnabled(enabled[0]!), true);
+  });
+
+  test('show servers conn: one idle_per_thr column per thread; a server added at run time pools idle connections', () => {
+    const text = [
+      '# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[2]',
+      'p20500/s6884f793acbb 4/1 127.0.0.1 46735 - 5000 0 1 1 1 0 -1 1 1 0',
+      'p20501/sdyn 5/1 127.0.0.1 40361 - 5000 0 0 0 0 0 -1 0 0 0',
+      '',
+      '',
+    ].join('\n');
+    assert.deepEqual(
+      [...parseServersConn(text)],
+      [
+        ['p20500/s6884f793acbb', { used: 0, idle: 1 }],
+        ['p20501/sdyn', { used: 0, idle: 0 }],
+      ],
+    );
+  });
+
+  test('show ssl cert, show ssl ca-file, show ssl cert NAME', () => {
+    assert.deepEqual(parseStoreList('# filename\n/tmp/cap/run/certs/team-a_alpha.333eae50dc5743ec.pem\n\n'), {
+      loaded: new Set(['/tmp/cap/run/certs/team-a_alpha.333eae50dc5743ec.pem']),
+      transactions: [],
+    });
+    const cas = parseStoreList(
+      '# filename\n/tmp/cap/run/ca/6c862acdc421ec667af6773a2530859bda75c48d0c55a806f7609fb3a8972c6d.pem - 1 certificate(s)\n@system-ca - 145 certificate(s)\n\n',
+    );
+    assert.deepEqual([...cas!.loaded], ['/tmp/cap/run/ca/6c862acdc421ec667af6773a2530859bda75c48d0c55a806f7609fb3a8972c6d.pem', '@system-ca']);
+    const detail = [
+      'Filename: /tmp/cap/run/certs/team-a_alpha.333eae50dc5743ec.pem',
+      'Status: Used',
+      'Serial: 015AE7802D53D11546',
+      'notBefore: Dec  7 20:08:38 2026 GMT',
+      'notAfter: Dec  7 21:08:38 2027 GMT',
+      'Subject Alternative Name: ',
+      'Algorithm: RSA2048',
+      'SHA1 FingerPrint: 2AAF3FB36A5E96B03729F0EA8EBB27BA6691D431',
+      'Subject: /CN=alpha.client/O=Acme',
+      'Issuer: /CN=Partner CA/O=Partner',
+      'OCSP Response Key: ',
+      '',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseCertificateDetail(detail), { serial: '015AE7802D53D11546', sha1: '2AAF3FB36A5E96B03729F0EA8EBB27BA6691D431' });
+  });
+
+  test("show map, show info, and the master CLI's show proc", () => {
+    assert.deepEqual([...parseMapEntries('0x7fbb54b62f10 20500 p20500\n\n')], [['20500', 'p20500']]);
+    const info = [
+      'Name: HAProxy',
+      'Version: 3.0.11-1+deb13u5',
+      'Release_date: 2026/11/18',
+      'Nbthread: 2',
+      'Pid: 4456',
+      'DroppedLogs: 0',
+      'BusyPolling: 0',
+      '',
+    ].join('\n');
+    assert.equal(parseDroppedLogs(info), 0);
+    const proc = [
+      '#<PID>          <type>          <reloads>       <uptime>        <version>      ',
+      '4454            master          0 [failed: 0]   0d00h00m02s     3.0.11-1+deb13u5',
+      '# workers',
+      '4456            worker          0               0d00h00m02s     3.0.11-1+deb13u5',
+      '# programs',
+      '',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseShowProc(proc), { reloads: 0, failedReloads: 0, workers: [4456] });
   });
 });

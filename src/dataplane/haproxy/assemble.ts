@@ -56,16 +56,22 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
  * The config HAProxy runs from what the agent holds. Bindings that cannot be served with
  * the rest (selectBindings), or whose server is not what a renderer makes, are left out
  * and named; the options travel as a shared file and are checked as renderHaproxy checks
- * them.
+ * them. `agentOptions` are the agent's own (the threads its CPU limit allows), over the
+ * controller's.
  */
-export function assembleHaproxyConfig(shared: readonly ProxyFile[], held: readonly HeldBinding[], cache = new HaproxyAssemblyCache()): Assembly<HaproxyConfig> {
+export function assembleHaproxyConfig(
+  shared: readonly ProxyFile[],
+  held: readonly HeldBinding[],
+  cache = new HaproxyAssemblyCache(),
+  agentOptions: Pick<HaproxyRenderOptions, 'threads'> = {},
+): Assembly<HaproxyConfig> {
   const indexed = sharedFilesByPath(shared, reservedSharedPaths);
   if (!indexed.ok) return indexed;
   const optionsText = indexed.byPath.get(optionsFile)?.content;
   if (optionsText === undefined) return { ok: false, problem: `the shared files have no ${optionsFile}` };
   let options: HaproxyRenderOptions;
   try {
-    options = JSON.parse(optionsText) as HaproxyRenderOptions;
+    options = { ...(JSON.parse(optionsText) as HaproxyRenderOptions), ...agentOptions };
   } catch {
     return { ok: false, problem: `${optionsFile} is not JSON` };
   }

@@ -380,9 +380,9 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
           break;
         case 'del-cert':
         case 'del-ca':
-          // HAProxy 2.6 can keep a certificate referenced after the server that used it
-          // is deleted; it goes with the next reload.
-          // "Certificate 'x' deleted!"; a refusal says "in use, can't be deleted!".
+          // "Certificate 'x' deleted!"; a refusal says "in use, can't be deleted!": a
+          // server HAProxy still holds uses it (one whose deletion was refused above, or
+          // one this agent did not make). It goes with the next reload.
           // Planned only once no server drains, so a refusal lasts until HAProxy reads
           // its config again: not asked again on every pass until then.
           if (serverKept) continue;

@@ -9,6 +9,7 @@ import { assembledFiles, configDirVariable, haproxyConfigFile, reservedSharedPat
 import { ManagedHaproxy, testHaproxyConfig } from './process.ts';
 import { haproxyBindingPart, haproxySharedFiles, renderHaproxy, type HaproxyRenderOptions, type RenderedHaproxy } from './render.ts';
 import { HaproxyRuntime } from './runtime.ts';
+import { haproxyThreads } from './threads.ts';
 import { parseDroppedLogs } from './state.ts';
 
 // HAProxy: the controller renders the options, the 502 page and each binding's server
@@ -54,9 +55,12 @@ export const haproxyDriver: DataPlaneDriver<HaproxyConfig> = {
     return splitRendered(rendered, routes, assembled, (key) => servers.get(key));
   },
   runCommand: (dir) => `${configDirVariable}=${dir} ${runDirVariable}=${dir} haproxy -W -db -f ${join(dir, haproxyConfigFile)}`,
-  assembler() {
+  assembler(settings) {
     const cache = new HaproxyAssemblyCache();
-    return (shared, held) => assembleHaproxyConfig(shared, held, cache);
+    // The threads are this pod's to decide (its CPU limit), not the controller's: a
+    // replica with another limit runs the same objects with another nbthread.
+    const agentOptions = settings ? { threads: haproxyThreads(settings.haproxyThreads, settings.cpus) } : {};
+    return (shared, held) => assembleHaproxyConfig(shared, held, cache, agentOptions);
   },
   async start(s) {
     await mkdir(s.runDir, { recursive: true, mode: 0o700 });

@@ -183,10 +183,10 @@ export function planHaproxy(desired: DesiredHaproxy, live: LiveHaproxy, memo = n
   }
 
   // Certificates and CA files no binding wants, once no server that may use them is left:
-  // HAProxy 2.6 refuses to delete a certificate a server uses, but deletes a CA file a
-  // server still uses, and that server's next handshake or the next commit of that name
-  // crashes the worker. So nothing is deleted while a server drains; the pass that
-  // deletes the last one deletes them after it.
+  // HAProxy refuses to delete either while a server uses it ("in use, can't be deleted!",
+  // 3.0.11), and the agent does not ask again for a refused name until the next reload
+  // (data-plane.ts). So nothing is deleted while a server drains; the pass that deletes
+  // the last one deletes them after it.
   if (draining.length === 0) {
     const unused = unusedStores(desired, live, memo);
     for (const name of unused.certificates) steps.push({ op: 'del-cert', name });

@@ -24,6 +24,7 @@ import {
   runDirVariable,
   runtimeSocket,
 } from './paths.ts';
+import { maxHaproxyThreads } from './threads.ts';
 
 // Routes → the files HAProxy runs from, and the runtime state the agent keeps HAProxy in
 // without a reload. The shape:
@@ -60,6 +61,12 @@ export interface HaproxyRenderOptions {
    * access log, for partners whose volume is better counted than logged.
    */
   logTarget?: 'stderr' | 'stdout' | 'off';
+  /**
+   * nbthread: the agent's (dataplane/haproxy/threads.ts), from the CPUs its container may
+   * use. Absent (`render`, the controller's shared options), HAProxy starts one thread per
+   * CPU it may run on.
+   */
+  threads?: number;
 }
 
 /** One binding's server as the agent applies it at run time; paths relative to the config directory. */
@@ -315,14 +322,9 @@ export function serverArguments(server: HaproxyServer, configDir: string, option
     server.serverName,
     'ssl-min-ver',
     'TLSv1.2',
-    // Keep idle connections to the partner, as a server from the config file does by
-    // default. A server made by `add server` in HAProxy 2.6 starts with neither set and
-    // closes each connection after its request: every request paid a TLS handshake
-    // (bench:churn: 6,867 partner connections for 6,930 requests, 0.13x the direct client).
-    'pool-max-conn',
-    '-1',
-    'pool-purge-delay',
-    '5s',
+    // No pool-max-conn or pool-purge-delay: in HAProxy 3.0 a server made by `add server`
+    // keeps idle connections to the partner as one from the config file does (the e2e
+    // reuse test: one partner connection for 20 keep-alive requests; 2.6.12 opened 20).
   ];
 }
 
@@ -342,11 +344,7 @@ function haproxyConfig(servers: readonly HaproxyServer[], options: HaproxyRender
     // on a reload, so a reload drops no connection.
     `    stats socket "\${${runDirVariable}}/${runtimeSocket}" mode 600 level admin expose-fd listeners`,
     '    ssl-server-verify required',
-    // One thread. Debian's HAProxy 2.6.12 crashes (SIGSEGV, in itself and in libcrypto)
-    // when servers and certificates are added and removed at runtime while two threads
-    // carry traffic: bench:churn saw two or three crashes in every 30 s with two threads,
-    // none with one. Throughput comes from proxy replicas instead.
-    '    nbthread 1',
+    ...(options.threads === undefined ? [] : [`    nbthread ${options.threads}`]),
     // An old process finishing its requests after a reload is stopped at last.
     '    hard-stop-after 30s',
     '',
@@ -460,6 +458,9 @@ function checkOptions(routes: readonly EgressRoute[], options: HaproxyRenderOpti
   const { first, last } = options.listenerPorts;
   if (!isPortNumber(first) || !isPortNumber(last) || first > last) fail(`listenerPorts ${first}-${last} is not a port range`);
   if (!/^[0-9a-fA-F:.]+$/.test(options.listenAddress)) fail(`listenAddress ${JSON.stringify(options.listenAddress)} is not an IP address`);
+  if (options.threads !== undefined && !(Number.isInteger(options.threads) && options.threads >= 1 && options.threads <= maxHaproxyThreads)) {
+    fail(`threads ${options.threads} is not a number of threads from 1 to ${maxHaproxyThreads}`);
+  }
   if (options.statusPort !== undefined && (!isPortNumber(options.statusPort) || (options.statusPort >= first && options.statusPort <= last))) {
     fail(`statusPort ${options.statusPort} is not a port outside the listener range`);
   }

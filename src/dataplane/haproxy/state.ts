@@ -1,6 +1,6 @@
 // HAProxy's runtime API answers, parsed. Pure: each function takes the text a command
-// printed (HAProxy 2.6's formats, read off Debian's 2.6.12) and returns plain data, so the
-// agent's decisions can be tested without HAProxy.
+// printed (read off Debian's 3.0.11, which prints every one of them as 2.6.12 did) and
+// returns plain data, so the agent's decisions can be tested without HAProxy.
 
 /** One line of `show servers state`. */
 export interface LiveServer {
