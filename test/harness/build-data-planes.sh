@@ -30,28 +30,31 @@ esac
 
 log() { printf 'build-data-planes: %s\n' "$*" >&2; }
 
-# The versions the README's proven-versions table names, and the image's Debian suite
-# (the Dockerfile's NODE_IMAGE is node:24-trixie-slim). When Debian replaces one with a
-# security update, the old one leaves the archive and the build says so: bump it here.
+# The upstream series the README's proven-versions table names, and the image's Debian
+# suite (the Dockerfile's NODE_IMAGE is node:24-trixie-slim). Not an exact Debian version:
+# the archive keeps only the newest build of each package, so a pin to one would stop a
+# fresh clone from bootstrapping on the day Debian ships a security update; the image's
+# own `apt-get install` takes that newest build too. The series is checked after the
+# install, and the exact versions go to $dir/versions and the build log.
 debian_suite=trixie
-haproxy_version=3.0.11-1+deb13u5
-nginx_version=1.26.3-3+deb13u12
+haproxy_series=3.0
+nginx_series=1.26
 # Bump when the recipe below changes, so cached builds are made again.
-recipe=1
+recipe=2
 
 debian_mirror=${MTLS_EGRESS_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 cache_dir=${MTLS_EGRESS_CACHE:-$HOME/.cache/mtls-egress}
 build_times=$cache_dir/build-times.tsv
-name=$debian_suite-haproxy_$haproxy_version-nginx_$nginx_version-r$recipe
+name=$debian_suite-haproxy_$haproxy_series-nginx_$nginx_series-r$recipe
 dir=$cache_dir/data-planes/$name
-key="suite=$debian_suite haproxy=$haproxy_version nginx=$nginx_version recipe=$recipe"
+key="suite=$debian_suite haproxy=$haproxy_series nginx=$nginx_series recipe=$recipe"
 
 # Complete only once the key is written, after both binaries ran.
 is_current() { [ "$(cat "$dir/key" 2>/dev/null)" = "$key" ] && [ -x "$dir/bin/haproxy" ] && [ -x "$dir/bin/nginx" ]; }
 
 if [ "$mode" = check ]; then
   if ! is_current; then
-    log "Debian $debian_suite's HAProxy $haproxy_version and nginx $nginx_version are not built for this host; build them with: bash test/bootstrap.sh (or bash test/harness/build-data-planes.sh)"
+    log "Debian $debian_suite's HAProxy $haproxy_series and nginx $nginx_series are not built for this host; build them with: bash test/bootstrap.sh (or bash test/harness/build-data-planes.sh)"
     exit 3
   fi
   echo "haproxy $dir/bin/haproxy"
@@ -70,7 +73,7 @@ for tool in debootstrap patchelf; do
   command -v "$tool" >/dev/null || [ -x "/usr/sbin/$tool" ] || { log "$tool is missing (apt-get install -y $tool)"; exit 1; }
 done
 
-log "building Debian $debian_suite's HAProxy $haproxy_version and nginx $nginx_version for this host (first time only; about 2 minutes)"
+log "building Debian $debian_suite's HAProxy $haproxy_series and nginx $nginx_series for this host (first time only; about 2 minutes)"
 started=$(date +%s)
 # The rootfs is built where it stays: the patched binaries name its loader and libraries
 # by absolute path.
@@ -90,10 +93,10 @@ printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"
 chmod 0755 "$rootfs/usr/sbin/policy-rc.d"
 chroot "$rootfs" apt-get update -qq >>"$build_log" 2>&1 || fail "apt-get update in the $debian_suite rootfs failed"
 if ! DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -qq --no-install-recommends \
-  "haproxy=$haproxy_version" "nginx=$nginx_version" >>"$build_log" 2>&1; then
-  chroot "$rootfs" apt-cache policy haproxy nginx >>"$build_log" 2>&1 || true
-  fail "Debian $debian_suite no longer offers haproxy=$haproxy_version or nginx=$nginx_version (see the candidates above); bump them in $0 and in the README"
+  haproxy nginx >>"$build_log" 2>&1; then
+  fail "apt-get install haproxy nginx in the $debian_suite rootfs failed"
 fi
+chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' haproxy nginx >"$dir/versions"
 chroot "$rootfs" apt-get clean >>"$build_log" 2>&1
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/usr/share/{doc,man,locale}/*
 
@@ -111,9 +114,11 @@ for binary in haproxy nginx; do
     fail "$binary loads a library from outside the rootfs"
   fi
 done
-[[ $("$dir/bin/haproxy" -v 2>&1) == *"version $haproxy_version "* ]] || fail "bin/haproxy -v does not say $haproxy_version"
-[[ $("$dir/bin/nginx" -v 2>&1) == *"nginx/${nginx_version%%-*}"* ]] || fail "bin/nginx -v does not say ${nginx_version%%-*}"
+# Another series (a point release of Debian moving HAProxy off 3.0 LTS) is a different
+# data plane from the one the README proves: stop and say so rather than test it silently.
+[[ $("$dir/bin/haproxy" -v 2>&1) == *"version $haproxy_series."* ]] || fail "bin/haproxy -v is not HAProxy $haproxy_series: $("$dir/bin/haproxy" -v 2>&1 | head -1)"
+[[ $("$dir/bin/nginx" -v 2>&1) == *"nginx/$nginx_series."* ]] || fail "bin/nginx -v is not nginx $nginx_series: $("$dir/bin/nginx" -v 2>&1)"
 echo "$key" >"$dir/key"
 seconds=$(( $(date +%s) - started ))
 printf '%s\t%s\t%s\t%s\n' data-planes "$name" "$seconds" "$(date +%s)" >>"$build_times"
-log "built $name in ${seconds}s: $dir/bin/haproxy, $dir/bin/nginx"
+log "built $name in ${seconds}s ($(tr '\n' ' ' <"$dir/versions")): $dir/bin/haproxy, $dir/bin/nginx"
