@@ -20,6 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
+import { cpuSeconds, groupUsage, statusMb } from '../support/process-usage.ts';
 import { hasReason, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
 import type { ProxyResponse } from '../support/nginx-process.ts';
@@ -45,6 +46,34 @@ interface PlaneFigures {
   reqPerSec: number;
   /** Each stage of a rotation, p50 and p99 ms (see rotationSplit below). */
   rotationStages: Record<string, { p50: number; p99: number }>;
+  /** Resident memory when the churn began and when it ended (a soak's drift), MB. */
+  rssMb: { agent: { start: number; end: number }; dataPlane: { start: number; end: number } };
+  /** CPU seconds per second of churn (1 = one core), of each process: the bench holds the load generator and the partner. */
+  cores: { bench: number; agent: number; dataPlane: number; controller: number };
+}
+
+/** The processes a run's figures are read from, at one moment. */
+interface Usage {
+  at: number;
+  agentRssMb: number;
+  agentCpu: number;
+  dataPlane: { rssMb: number; cpuSeconds: number; processes: number };
+  controllerCpu: number;
+  benchCpu: number;
+}
+
+function usage(stack: EgressStack, dataPlane: 'haproxy' | 'nginx'): Usage {
+  // The data plane's master runs in a group of its own (its pid): the newest one the agent started.
+  const master = stack.agent.logged(`${dataPlane} started`).at(-1)?.pid as number | undefined;
+  const { user, system } = process.cpuUsage();
+  return {
+    at: performance.now(),
+    agentRssMb: statusMb(stack.agent.pid, 'VmRSS'),
+    agentCpu: cpuSeconds(stack.agent.pid),
+    dataPlane: master === undefined ? { rssMb: 0, cpuSeconds: 0, processes: 0 } : groupUsage(master),
+    controllerCpu: cpuSeconds(stack.controller.child.pid!),
+    benchCpu: (user + system) / 1e6,
+  };
 }
 
 /** A rotation the bench made: when it wrote the Secret, the version stored, and when the partner first saw the new serial. */
@@ -198,6 +227,7 @@ async function runPlane(
     let rotated = 0;
     const started = performance.now();
     const requestsAtStart = load.requests;
+    const usageAtStart = usage(stack, dataPlane);
     // Every tick: add one, remove one (the oldest added), rotate one (round robin). A tick
     // that is late starts the next at once: the churn rate is a floor, not a ceiling.
     for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
@@ -232,6 +262,25 @@ async function runPlane(
     }
     const elapsed = (performance.now() - started) / 1000;
     const requests = load.requests - requestsAtStart;
+    const usageAtEnd = usage(stack, dataPlane);
+    const perSecond = (end: number, start: number): number => Math.round(((end - start) / ((usageAtEnd.at - usageAtStart.at) / 1000)) * 100) / 100;
+    const cores = {
+      bench: perSecond(usageAtEnd.benchCpu, usageAtStart.benchCpu),
+      agent: perSecond(usageAtEnd.agentCpu, usageAtStart.agentCpu),
+      // A data plane restarted mid-run started its CPU clock again: then this undercounts, and the exits below say so.
+      dataPlane: perSecond(usageAtEnd.dataPlane.cpuSeconds, usageAtStart.dataPlane.cpuSeconds),
+      controller: perSecond(usageAtEnd.controllerCpu, usageAtStart.controllerCpu),
+    };
+    const rssMb = {
+      agent: { start: Math.round(usageAtStart.agentRssMb), end: Math.round(usageAtEnd.agentRssMb) },
+      dataPlane: { start: Math.round(usageAtStart.dataPlane.rssMb), end: Math.round(usageAtEnd.dataPlane.rssMb) },
+    };
+    console.log(
+      `[${dataPlane}] cores used during the churn: bench (load generator and partner) ${cores.bench}, agent ${cores.agent}, ${dataPlane} ${cores.dataPlane}, controller ${cores.controller}`,
+    );
+    console.log(
+      `[${dataPlane}] RSS MB start → end: agent ${rssMb.agent.start} → ${rssMb.agent.end}, ${dataPlane} (${usageAtEnd.dataPlane.processes} processes) ${rssMb.dataPlane.start} → ${rssMb.dataPlane.end}`,
+    );
     const { total: partnerConnections, resumed } = stack.partner.connections;
     console.log(`[${dataPlane}] the partner accepted ${partnerConnections} TLS connections (${resumed} resumed) for ${load.requests} requests`);
     await pollUntil(() => (pending.size === 0 ? true : undefined), { what: 'the last rotations to be seen', timeoutMs: 30_000 }).catch(() => undefined);
@@ -292,6 +341,8 @@ async function runPlane(
       rotationP99Ms: Math.round(percentile(rotations, 99)),
       reqPerSec: Math.round(requests / elapsed),
       rotationStages,
+      rssMb,
+      cores,
       reloads,
       failures: load.failures,
       rotations: rotated,
@@ -356,6 +407,8 @@ try {
       rotationP99Ms: r.rotationP99Ms,
       reqPerSec: r.reqPerSec,
       rotationStages: r.rotationStages,
+      rssMb: r.rssMb,
+      cores: r.cores,
     };
     const kinds = new Map<string, number>();
     for (const f of r.failures) kinds.set(`${f.method} ${f.what}`, (kinds.get(`${f.method} ${f.what}`) ?? 0) + 1);

@@ -1,0 +1,52 @@
+// What a bench reads of a process from /proc: its resident memory and its CPU time, and
+// the processes of a group (nginx's and HAProxy's master and workers run in a process
+// group of their own, whose id is the master's pid). Linux only, as every bench here.
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** A field of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 for a process that is gone. */
+export function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  try {
+    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
+  }
+}
+
+function statFields(pid: number): string[] | undefined {
+  try {
+    // The command name is in parentheses and may hold spaces: split after its last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** User + system CPU seconds of a process, all its threads; 0 for one that is gone. */
+export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; in clock ticks (100 Hz).
+  return fields ? (Number(fields[11]) + Number(fields[12])) / 100 : 0;
+}
+
+/** The live processes whose process group is `pgid`. */
+export function processGroup(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = statFields(Number(entry));
+    // pgrp is field 5 of stat, 2 after the name.
+    if (fields && Number(fields[2]) === pgid) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** RSS and CPU seconds summed over the processes of a group. */
+export function groupUsage(pgid: number): { rssMb: number; cpuSeconds: number; processes: number } {
+  const pids = processGroup(pgid);
+  return {
+    rssMb: pids.reduce((sum, pid) => sum + statusMb(pid, 'VmRSS'), 0),
+    cpuSeconds: pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0),
+    processes: pids.length,
+  };
+}
