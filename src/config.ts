@@ -392,7 +392,7 @@ Options:
   --stop-timeout D         how long the data plane may take to finish requests on SIGTERM (default: 25s)
   --drain-delay D          on SIGTERM, fail /readyz at once and keep serving for D before the data
                            plane stops accepting, so the replica leaves the Service's endpoints and
-                           clients' DNS answers first (default: 0; deploy/ sets 10s; at most 5m)
+                           clients' DNS answers first (default: 0; deploy/ sets 35s; at most 5m)
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8081; port 0 picks one)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
 `;
