@@ -8,7 +8,8 @@
 //      eviction at once, which the PodDisruptionBudget must refuse until the first pod's
 //      replacement is Ready;
 //   4. a proxy pod's container SIGKILLed through containerd: no drain; only the requests
-//      in flight on it may fail, and the load's count of them is printed beside the failures.
+//      in flight on it may fail: the failures on its address are printed beside the
+//      connections the clients held to it.
 // BENCH_REPLICAS (default 3), BENCH_CLIENTS (8), BENCH_PAUSE_MS (20: each client's pause
 // between requests). Uses the node cluster `npm run cluster:up -- --node` runs, or starts
 // one. Prints a table and one JSON line.
@@ -110,7 +111,9 @@ try {
       },
       { what: `${pod!.name} restarted and Ready`, timeoutMs: 120_000, intervalMs: 250 },
     );
-    return `${pod!.name}; ${atKill.inflight[pod!.ip] ?? 0} requests in flight on it at the kill`;
+    const after = await load.snapshot('killed');
+    const onIt = (after.failedByAddress[pod!.ip] ?? 0) - (atKill.failedByAddress[pod!.ip] ?? 0);
+    return `${pod!.name}: ${atKill.open[pod!.ip] ?? 0} of the clients' connections on it, ${atKill.inflight[pod!.ip] ?? 0} requests in flight a moment before the kill; failures on its address ${onIt}, elsewhere ${after.failed - atKill.failed - onIt}`;
   });
 
   const final = await load.stop();
@@ -120,12 +123,12 @@ try {
     `${replicas} proxy replicas (HAProxy), ${clients} keep-alive clients, ${pauseMs} ms pause; one binding; the partner a Pod checking the client certificate`,
   );
   console.log(
-    `${pad('scenario', 22)}${pad('seconds', 9)}${pad('answered', 10)}${pad('failed', 8)}${pad('Connection: close', 19)}${pad('connections', 13)}note`,
+    `${pad('scenario', 22)}${pad('seconds', 9)}${pad('answered', 10)}${pad('failed', 24)}${pad('Connection: close', 19)}${pad('connections', 13)}note`,
   );
   for (const r of rows) {
     const errors = Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : '';
     console.log(
-      `${pad(r.scenario, 22)}${pad(String(r.seconds), 9)}${pad(String(r.answered), 10)}${pad(`${r.failed}${errors}`, 8)}${pad(String(r.closedByProxy), 19)}${pad(String(r.connections), 13)}${r.note}`,
+      `${pad(r.scenario, 22)}${pad(String(r.seconds), 9)}${pad(String(r.answered), 10)}${pad(`${r.failed}${errors}`, 24)}${pad(String(r.closedByProxy), 19)}${pad(String(r.connections), 13)}${r.note}`,
     );
   }
   console.log(`whole run: ${final.ok} answered, ${final.failed} failed`);

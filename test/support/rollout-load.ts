@@ -31,6 +31,10 @@ export interface LoadCounts {
   inflight: Record<string, number>;
   /** Answered requests by proxy pod address. */
   okByAddress: Record<string, number>;
+  /** Failed requests by proxy pod address ("?" when no address was reached). */
+  failedByAddress: Record<string, number>;
+  /** Connections open now, by proxy pod address. */
+  open: Record<string, number>;
 }
 
 // Reads stdin lines: "snap LABEL" prints a LoadCounts line; the end of stdin stops the
@@ -47,7 +51,7 @@ const lookup = (host, options, callback) => dns.lookup(host, { all: true, family
   callback(null, a.address, a.family);
 });
 const agent = new http.Agent({ keepAlive: true, maxSockets: clients, lookup, autoSelectFamily: false });
-const c = { ok: 0, failed: 0, errors: {}, connections: 0, closedByProxy: 0, inflight: {}, okByAddress: {} };
+const c = { ok: 0, failed: 0, errors: {}, connections: 0, closedByProxy: 0, inflight: {}, okByAddress: {}, failedByAddress: {}, open: {} };
 const bump = (o, k) => { o[k] = (o[k] || 0) + 1; };
 let stopping = false;
 function one() {
@@ -58,7 +62,7 @@ function one() {
       if (done) return;
       done = true;
       c.inflight[address] = (c.inflight[address] || 1) - 1;
-      if (error) { c.failed++; bump(c.errors, error); } else { c.ok++; bump(c.okByAddress, address); }
+      if (error) { c.failed++; bump(c.errors, error); bump(c.failedByAddress, address); } else { c.ok++; bump(c.okByAddress, address); }
       resolve();
     };
     const req = http.request({ host: url.hostname, port: url.port, path: '/', agent, timeout: 15000 }, (res) => {
@@ -69,7 +73,14 @@ function one() {
     });
     req.on('socket', (socket) => {
       const seen = () => { address = socket.remoteAddress || address; bump(c.inflight, address); };
-      if (socket.remoteAddress) seen(); else { c.connections++; socket.once('connect', seen); }
+      if (socket.remoteAddress) return seen();
+      c.connections++;
+      socket.once('connect', () => {
+        seen();
+        const at = socket.remoteAddress;
+        bump(c.open, at);
+        socket.once('close', () => { c.open[at]--; });
+      });
     });
     req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
     req.on('error', (e) => { if (e.address) address = e.address; finish(e.code || e.message); });
@@ -84,7 +95,7 @@ async function client() {
 }
 const running = Promise.all(Array.from({ length: clients }, client));
 const print = (label) => {
-  for (const k of Object.keys(c.inflight)) if (c.inflight[k] === 0) delete c.inflight[k];
+  for (const o of [c.inflight, c.open]) for (const k of Object.keys(o)) if (o[k] === 0) delete o[k];
   process.stdout.write(JSON.stringify({ label, ...c }) + '\\n');
 };
 readline.createInterface({ input: process.stdin }).on('line', (line) => { if (line.startsWith('snap ')) print(line.slice(5)); })
