@@ -365,9 +365,17 @@ export interface AgentConfig {
   runDir: string;
   reloadTimeoutMs: number;
   stopTimeoutMs: number;
+  /**
+   * On SIGTERM: how long /readyz fails while the data plane still serves as before, so
+   * that endpoints, DNS and clients stop choosing this replica before its listeners close.
+   */
+  drainDelayMs: number;
   healthAddress: { host: string; port: number };
   logLevel: string;
 }
+
+/** A drain longer than this would outlast any sensible terminationGracePeriodSeconds. */
+export const maxDrainDelayMs = 5 * 60_000;
 
 export const agentUsage = `Usage: mtls-egress agent --namespace NS --config-dir DIR [options]
 
@@ -403,6 +411,9 @@ Options:
   --manage-nginx           the same as --manage (its earlier name)
   --reload-timeout D       how long a start or reload may take to show (default: 30s)
   --stop-timeout D         how long the data plane may take to finish requests on SIGTERM (default: 25s)
+  --drain-delay D          on SIGTERM, fail /readyz at once and keep serving for D before the data
+                           plane stops accepting, so the replica leaves the Service's endpoints and
+                           clients' DNS answers first (default: 0; deploy/ sets 35s; at most 5m)
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8081; port 0 picks one)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
 `;
@@ -428,6 +439,7 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
       'run-dir': { type: 'string' },
       'reload-timeout': { type: 'string', default: '30s' },
       'stop-timeout': { type: 'string', default: '25s' },
+      'drain-delay': { type: 'string', default: '0' },
       'health-addr': { type: 'string', default: '0.0.0.0:8081' },
       'log-level': { type: 'string' },
     },
@@ -459,9 +471,16 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
     runDir: resolve(values['run-dir'] ?? join(configDir, 'run')),
     reloadTimeoutMs: positiveDuration('reload-timeout', values['reload-timeout']),
     stopTimeoutMs: positiveDuration('stop-timeout', values['stop-timeout']),
+    drainDelayMs: drainDelay(values['drain-delay']),
     healthAddress: hostPort('health-addr', values['health-addr']),
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
   };
+}
+
+function drainDelay(text: string): number {
+  const ms = durationOrZero('drain-delay', text);
+  if (ms > maxDrainDelayMs) throw new UsageError(`--drain-delay: "${text}" is longer than ${maxDrainDelayMs / 60_000}m`);
+  return ms;
 }
 
 /** The flags render and validate share: the manifests to read, and the time to judge certificates at. */

@@ -13,7 +13,7 @@ import { startHealthServer } from '../server/health.ts';
 import { shutdownOnSignals } from '../server/signals.ts';
 import { turnOffCoreDumps } from '../server/core-dumps.ts';
 import { availableCpus } from '../server/cpu-limit.ts';
-import { aborted } from '../runner/backoff.ts';
+import { aborted, sleep } from '../runner/backoff.ts';
 
 /**
  * Wiring only: settings, logger, client, the two caches (both limited to the agent's
@@ -76,7 +76,9 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
   });
 
   restarted = () => agent.recheckSoon();
-  const health = await startHealthServer(config.healthAddress, { live: () => !stop.signal.aborted, ready: () => agent.ready() }, metrics.registry);
+  // Not ready from the signal on, and live until the end: the kubelet must not restart a
+  // replica that is draining.
+  const health = await startHealthServer(config.healthAddress, { live: () => true, ready: () => !stop.signal.aborted && agent.ready() }, metrics.registry);
   logger.info(
     {
       port: health.port,
@@ -99,7 +101,20 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
       await aborted(stop.signal);
     }
   } finally {
+    const serving = agent.ready();
     stop.abort();
+    // The drain. /readyz fails from the signal on; a terminating Pod has left the
+    // endpoints already, and a headless Service's DNS answers follow within their TTL.
+    // Clients that resolved this address just before may still open connections, so the
+    // data plane keeps accepting and serving, and keeps taking config changes, for the
+    // drain delay. Then it stops gracefully: its listeners close, the request in flight
+    // on each connection finishes, and with HAProxy (option idle-close-on-response) each
+    // keep-alive connection gets "Connection: close" on its next response rather than a
+    // reset. nginx's graceful quit closes idle keep-alive connections at once instead.
+    if (serving && config.drainDelayMs > 0) {
+      logger.info({ drainDelayMs: config.drainDelayMs }, 'draining: not ready; serving until clients have moved on');
+      await sleep(config.drainDelayMs);
+    }
     await Promise.all([configMaps.stop(), secrets.stop()]);
     // The apply in progress finishes (nginx is never left between two generations), then nginx stops.
     await agent.stop();

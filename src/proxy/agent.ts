@@ -180,9 +180,17 @@ export class ProxyAgent {
     await this.#emptying;
   }
 
-  /** A config has been applied and the data plane runs: the proxy can take traffic. */
+  /**
+   * The proxy can take traffic: it has served a config the controller wrote whole (every
+   * binding the index counts), and the data plane runs. A replica that holds only some of
+   * the binding objects serves those, but stays out of the Service until it holds them
+   * all, so a rollout never trades a replica that serves every binding for one that does
+   * not. Once it has, a newer index it is still catching up with does not take it out:
+   * every replica gets each change at about the same moment, and failing them all
+   * together would empty the Service on every change.
+   */
   ready(): boolean {
-    return this.#applied !== undefined && this.#options.dataPlane.running();
+    return this.#reported !== undefined && this.#options.dataPlane.running();
   }
 
   /** The data plane restarted on its own: compare what it serves with the manifest soon. */

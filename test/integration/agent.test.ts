@@ -333,6 +333,42 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
   });
 });
 
+describe('a new replica: Ready only once it serves every binding the index counts', () => {
+  const proxy = new ProxyFixture();
+  let agent: AgentProcess;
+
+  before(() => proxy.setUp('agent-ready', ['e', 'f', 'g']));
+  after(() => agent?.kill());
+
+  test('serves the bindings it holds at once, is not Ready until it holds them all, and stays Ready while catching up later', async () => {
+    proxy.issue('e');
+    proxy.issue('f');
+    const routes = proxy.routes('e', 'f');
+    const objects = proxy.writer.objects(render(routes), routes);
+    // As a replica starting while one binding object is missing (written late, or unreadable).
+    await proxy.writer.publish(objects, { withhold: [`${proxy.ns}/f`] });
+    agent = await startAgent({ kubeConfigPath: cluster.kubeConfigPath, namespace: proxy.ns, podName, configDir: proxy.configDir, nginxPrefix: proxy.prefix });
+    await waitForSerial(proxy.ports.e!, proxy.identities.e!.serial);
+    assert.equal((await httpGet(agent.healthPort, '/readyz')).status, 503, 'serving part of the index is not Ready');
+
+    await proxy.writer.applySecret(objects, credentialSecretName(`${proxy.ns}/f`));
+    await proxy.waitForAppliedHash(objects.manifest.hash);
+    assert.equal((await httpGet(agent.healthPort, '/readyz')).status, 200);
+
+    // A newer index whose object has not arrived: every replica is in this state for a
+    // moment on every change, so none leaves the Service for it.
+    proxy.issue('g');
+    const next = proxy.routes('e', 'f', 'g');
+    const nextObjects = proxy.writer.objects(render(next), next);
+    await proxy.writer.publish(nextObjects, { withhold: [`${proxy.ns}/g`] });
+    await pollUntil(() => (agent.logged(msgWaiting).some((l) => l.hash === nextObjects.manifest.hash) ? true : undefined), {
+      what: "the agent to wait for g's object",
+      timeoutMs,
+    });
+    assert.equal((await httpGet(agent.healthPort, '/readyz')).status, 200);
+  });
+});
+
 describe('mtls-egress agent beside an nginx it does not manage', () => {
   const proxy = new ProxyFixture();
   let agent: AgentProcess;

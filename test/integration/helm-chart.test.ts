@@ -167,7 +167,13 @@ describe('the Helm chart', () => {
     ['a namespace that is not a DNS label', ['--set', 'watchNamespaces={Team_A}'], /watchNamespaces/],
     ['a listener range that runs backwards', ['--set', 'listenerPorts.first=11000,listenerPorts.last=10000'], /first \(11000\) is above last \(10000\)/],
     ['a listener range over the status port', ['--set', 'listenerPorts.first=8000,listenerPorts.last=8999'], /holds 8081/],
-    ['a PodDisruptionBudget no drain could meet', ['--set', 'proxy.replicas=2'], /minAvailable \(2\) must be below proxy\.replicas \(2\)/],
+    [
+      'a PodDisruptionBudget no drain could meet (minAvailable)',
+      ['--set', 'proxy.replicas=2,proxy.podDisruptionBudget.minAvailable=2'],
+      /minAvailable \(2\) must be below proxy\.replicas \(2\)/,
+    ],
+    ['a PodDisruptionBudget no drain could meet (maxUnavailable 0)', ['--set', 'proxy.podDisruptionBudget.maxUnavailable=0'], /maxUnavailable 0/],
+    ['a drain delay past any grace period', ['--set', 'proxy.drainDelaySeconds=600'], /drainDelaySeconds/],
     ['an image digest that is not one', ['--set', 'image.digest=latest'], /digest/],
     ['a config volume size that is not a quantity', ['--set', 'proxy.configVolumeSizeLimit=lots'], /configVolumeSizeLimit/],
   ];

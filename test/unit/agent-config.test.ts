@@ -20,6 +20,7 @@ describe('parseAgentConfig', () => {
       runDir: '/etc/mtls-egress/run',
       reloadTimeoutMs: 30_000,
       stopTimeoutMs: 25_000,
+      drainDelayMs: 0,
       healthAddress: { host: '0.0.0.0', port: 8081 },
       logLevel: 'info',
     });
@@ -80,11 +81,24 @@ describe('parseAgentConfig', () => {
     assert.equal(config.manage, false);
   });
 
+  test('--drain-delay: a duration, 0 for none (outside a cluster no endpoints need to drop the replica)', () => {
+    const base = ['--namespace', 'n', '--config-dir', '/d'];
+    for (const [flag, ms] of [
+      ['0', 0],
+      ['10s', 10_000],
+      ['5m', 300_000],
+    ] as const) {
+      assert.equal(parseAgentConfig([...base, '--drain-delay', flag], { POD_NAME: 'p' }).drainDelayMs, ms, flag);
+    }
+  });
+
   const usageErrors: Array<[string, string[], Record<string, string>, RegExp]> = [
     ['no namespace', ['--config-dir', '/d'], { POD_NAME: 'p' }, /--namespace/],
     ['no pod name', ['--namespace', 'n', '--config-dir', '/d'], {}, /--pod-name/],
     ['no config dir', ['--namespace', 'n'], { POD_NAME: 'p' }, /--config-dir/],
     ['a bad duration', ['--namespace', 'n', '--config-dir', '/d', '--stop-timeout', 'soon'], { POD_NAME: 'p' }, /--stop-timeout/],
+    ['a bad drain delay', ['--namespace', 'n', '--config-dir', '/d', '--drain-delay', 'later'], { POD_NAME: 'p' }, /--drain-delay/],
+    ['a drain delay past any grace period', ['--namespace', 'n', '--config-dir', '/d', '--drain-delay', '6m'], { POD_NAME: 'p' }, /--drain-delay/],
     ['a bad address', ['--namespace', 'n', '--config-dir', '/d', '--health-addr', '8081'], { POD_NAME: 'p' }, /--health-addr/],
     ...['65', '-1', '1.5', 'two', '', '1e1'].map((value): [string, string[], Record<string, string>, RegExp] => [
       `--haproxy-threads ${JSON.stringify(value)}`,

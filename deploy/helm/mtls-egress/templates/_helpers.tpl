@@ -84,6 +84,9 @@ affinity:
 {{- fail (printf "proxy.podDisruptionBudget.minAvailable (%d) must be below proxy.replicas (%d), or no node running a proxy pod could ever be drained" (int $pdb.minAvailable) (int .Values.proxy.replicas)) }}
 {{- end }}
 {{- end }}
+{{- if and (include "mtls-egress.proxyEnabled" .) $pdb.enabled (not (hasKey $pdb "minAvailable")) (has (toString $pdb.maxUnavailable) (list "0" "0%")) }}
+{{- fail "proxy.podDisruptionBudget.maxUnavailable 0 would keep every node running a proxy pod from ever being drained" }}
+{{- end }}
 {{- end }}
 
 {{/* The cluster's pod and Service ranges and the nodes' addresses, refused as egress destinations. */}}
