@@ -139,7 +139,18 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
    */
   async test(generationDir: string, config: HaproxyConfig): Promise<TestResult> {
     if (this.#o.haproxy.running() && config.skeletonHash !== undefined && config.skeletonHash === this.#skeleton) return { ok: true };
+    // A first start reads and checks every file as haproxy -c would, and at ten thousand
+    // bindings each read is half of a new replica's time to serve (bench:scale): the start
+    // is the test, and haproxy -c runs only to say why one failed (apply, rejection).
+    // Not once HAProxy has run here: a restart after a crash is the supervisor's, from
+    // `current`, and must never meet a generation nothing has checked.
+    if (this.#firstStart()) return { ok: true };
     return this.#o.test(generationDir);
+  }
+
+  /** HAProxy has never served under this agent: nothing runs, and nothing will restart it but an apply. */
+  #firstStart(): boolean {
+    return !this.#o.haproxy.running() && this.#skeleton === undefined;
   }
 
   running(): boolean {
@@ -157,7 +168,12 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
 
   /** A runtime change failed half-way: HAProxy serves a mix, which the next pass completes from `current`. */
   rollsBack(err: unknown): boolean {
-    return err instanceof HaproxyError && err.code === 'ERR_HAPROXY_RELOAD_FAILED';
+    return err instanceof HaproxyError && (err.code === 'ERR_HAPROXY_RELOAD_FAILED' || err.code === 'ERR_HAPROXY_CONFIG_INVALID');
+  }
+
+  /** A first start that failed on a config haproxy -c refuses too. */
+  rejection(err: unknown): string | undefined {
+    return err instanceof HaproxyError && err.code === 'ERR_HAPROXY_CONFIG_INVALID' ? err.message : undefined;
   }
 
   async apply(request: ApplyRequest<HaproxyConfig>): Promise<ApplyResult> {
@@ -166,7 +182,16 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     const haproxy = this.#o.haproxy;
     if (!haproxy.running()) {
       // A cold start reads the whole config from disk: every binding served at once.
-      await haproxy.start();
+      const untested = this.#firstStart();
+      await haproxy.start().catch(async (err: unknown) => {
+        if (!untested) throw err;
+        // The start was the test (see test()): a config haproxy -c refuses too is a
+        // verdict, in the words of the start (-q keeps -c quiet about a file it cannot
+        // load); a start that failed otherwise is tried again.
+        const verdict = await this.#o.test(join(this.#o.configRoot, request.generation));
+        if (verdict.ok) throw err;
+        throw new HaproxyError('ERR_HAPROXY_CONFIG_INVALID', err instanceof HaproxyError ? err.message : verdict.reason);
+      });
       this.#skeleton = skeleton;
       this.#forget();
     } else if (skeleton === undefined || skeleton !== this.#skeleton) {
