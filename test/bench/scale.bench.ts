@@ -39,7 +39,9 @@
 // Knobs: BENCH_BINDINGS (10000); BENCH_SECRETS (default = bindings, every certificate
 // distinct; fewer Secrets are shared by the bindings of their namespace); BENCH_NAMESPACES
 // (10); BENCH_PLANES (haproxy,nginx, or none); BENCH_ROTATIONS (20; 0 skips them);
-// BENCH_REPLICA (1; 0 skips the new replica); BENCH_TIMEOUT_S (600:
+// BENCH_REPLICA (1; 0 skips the new replica; "only": no agent during the cold start, so
+// the replica starts once every binding is CertificateValid and the controller has
+// written every proxy object, with no rotations); BENCH_TIMEOUT_S (600:
 // how long each data plane's run may take, setup included: one that runs out says how far
 // it got); BENCH_CONCURRENCY (12 API writes in flight during setup); BENCH_NODE_OPTIONS (the
 // controller's: deploy/'s by default, none for the external shape); BENCH_CLI=src (run
@@ -59,7 +61,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as types from '../../src/api/v1alpha1/types.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { decodePfx } from '../../src/pki/pfx.ts';
-import { annotationAppliedHash, annotationContentHash, proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
+import { annotationAppliedHash, annotationContentHash, parseManifest, proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
 import { createAdminHttp, type AdminHttp } from '../harness/admin-http.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
@@ -82,6 +84,7 @@ const namespaceCount = Math.min(Number(process.env.BENCH_NAMESPACES ?? 10), secr
 const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Plane[];
 const rotations = Number(process.env.BENCH_ROTATIONS ?? 20);
 const replica = process.env.BENCH_REPLICA !== '0';
+const replicaOnly = process.env.BENCH_REPLICA === 'only';
 const timeoutS = Number(process.env.BENCH_TIMEOUT_S ?? 600);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 12);
 const logDir = process.env.BENCH_LOG_DIR;
@@ -652,15 +655,16 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
       if (extra.length) log('port 8080 is taken here: the controller gets --health-addr 127.0.0.1:0 besides the external shape');
       controller = await startExternalShapeController(cli, cluster.kubeConfigPath, nodeOptions, extra);
     } else {
-      agent = await startAgent({
-        kubeConfigPath: cluster.kubeConfigPath,
-        namespace: proxyNamespace,
-        podName: proxyPod,
-        configDir: configDir!,
-        nginxPrefix: configDir!,
-        args: ['--data-plane', plane],
-        nodeOptions: proxyNodeOptions,
-      });
+      if (!replicaOnly)
+        agent = await startAgent({
+          kubeConfigPath: cluster.kubeConfigPath,
+          namespace: proxyNamespace,
+          podName: proxyPod,
+          configDir: configDir!,
+          nginxPrefix: configDir!,
+          args: ['--data-plane', plane],
+          nodeOptions: proxyNodeOptions,
+        });
       controller = await startController({
         kubeConfigPath: cluster.kubeConfigPath,
         namespaces,
@@ -691,7 +695,7 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     let exited = false;
     void controller.exited.then(() => (exited = true));
 
-    const done = (): boolean => (plane === 'none' ? tracker!.allValidAt !== undefined : tracker!.allProgrammedAt !== undefined);
+    const done = (): boolean => (plane === 'none' || replicaOnly ? tracker!.allValidAt !== undefined : tracker!.allProgrammedAt !== undefined);
     await pollUntil(
       () => {
         if (exited) throw new StopPolling(`the controller exited during the cold start`);
@@ -739,15 +743,25 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     if (figures.error === undefined) {
       const firstIdentity = set.identities[secretOf(0)]!;
       if (agent) figures.served = await servesItsCertificate(tracker, 0, firstIdentity.serial);
-      if (rotations > 0) await rotate(plane, { kube, set, tracker, controller, figures, remainingMs });
+      if (rotations > 0 && (agent || plane === 'none')) await rotate(plane, { kube, set, tracker, controller, figures, remainingMs });
     }
-    if (figures.error === undefined && agent && replica) {
-      // The first agent goes (its server holds the listener ports), as a replica's pod
-      // would on another node; what it held is measured before.
-      memory.stop();
-      figures.agentHeapMb = await heapOf(agent.healthPort);
-      figures.dataPlaneMb = dataPlaneMemory(memory, agent);
-      await stopWithin(agent);
+    if (figures.error === undefined && plane !== 'none' && replica) {
+      if (agent) {
+        // The first agent goes (its server holds the listener ports), as a replica's pod
+        // would on another node; what it held is measured before.
+        memory.stop();
+        figures.agentHeapMb = await heapOf(agent.healthPort);
+        figures.dataPlaneMb = dataPlaneMemory(memory, agent);
+        await stopWithin(agent);
+      } else {
+        await pollUntil(
+          async () =>
+            parseManifest(await kube.client.get(`/api/v1/namespaces/${proxyNamespace}/configmaps/${proxyConfigMapName}`))?.bindings === count
+              ? true
+              : undefined,
+          { what: `the index to count ${count} bindings`, timeoutMs: Math.round(remainingMs()), intervalMs: 500 },
+        );
+      }
       figures.replica = await newReplica(plane, { kube, tracker, kubeConfigPath: cluster.kubeConfigPath, remainingMs });
     }
   } catch (err) {
@@ -955,7 +969,7 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
     'cold start → all CertificateValid',
     f.certificateValidS === null ? `not reached (${n(f.reached.certificateValid)} of ${n(count)})` : `${f.certificateValidS} s`,
   );
-  if (plane !== 'none') {
+  if (plane !== 'none' && !replicaOnly) {
     row(
       `cold start → all ${to}`,
       f.coldStartS === null ? `not reached (${n(f.reached.programmed)} of ${n(count)})` : `${f.coldStartS} s`,
