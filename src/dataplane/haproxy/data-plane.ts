@@ -27,7 +27,7 @@ import {
 import type { ManagedHaproxy } from './process.ts';
 import { HaproxyError, type HaproxyRuntime } from './runtime.ts';
 import {
-  parseCertificateDetail,
+  parseCertificateDetails,
   parseMapEntries,
   parseServersConn,
   parseServersState,
@@ -343,13 +343,19 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   /** Reads back each certificate not yet seen as rendered: the proof that a binding's identity is what HAProxy presents. */
   async #checkCertificates(applied: Applied): Promise<Map<string, boolean>> {
     const result = new Map<string, boolean>();
+    const unseen: string[] = [];
     for (const [name, expected] of applied.sha1) {
-      if (this.#verified.get(name) === expected) {
-        result.set(name, true);
-        continue;
-      }
-      const detail = parseCertificateDetail(await this.#runtime.run(`show ssl cert ${name}`));
-      const ok = detail?.sha1 === expected;
+      if (this.#verified.get(name) === expected) result.set(name, true);
+      else unseen.push(name);
+    }
+    // All of them after a start: one connection per few dozen, not one each.
+    const details =
+      unseen.length === 0
+        ? new Map<string, { sha1: string }>()
+        : parseCertificateDetails(await this.#runtime.runAll(unseen.map((name) => `show ssl cert ${name}`)));
+    for (const name of unseen) {
+      const expected = applied.sha1.get(name)!;
+      const ok = details.get(name)?.sha1 === expected;
       if (ok) this.#verified.set(name, expected);
       result.set(name, ok);
     }
