@@ -53,7 +53,7 @@
 //   {"bench":"scale","bindings":N,"secrets":N,"namespaces":N,...,"dataPlanes":{"haproxy":{...},"nginx":{...}}}
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -74,6 +74,7 @@ import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
 import { freePort } from '../harness/ports.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
+import { removeDirectoryOnExit } from '../harness/processes.ts';
 
 type Plane = 'haproxy' | 'nginx' | 'none';
 
@@ -472,6 +473,8 @@ interface ReplicaFigures {
   dataPlaneMb: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
   /** A request through the first and the last binding reaches the partner with each one's certificate. */
   served: boolean;
+  /** Its config directory: where (tmpfs counts against the pod's memory), and the bytes its files take, each inode once. */
+  configDir: { tmpfs: boolean; mb: number } | null;
   error?: string;
 }
 
@@ -808,6 +811,40 @@ async function servesItsCertificate(tracker: BindingTracker, i: number, serial: 
   return response?.status === 200 && (JSON.parse(response.body) as PartnerSeen).serialNumber === serial;
 }
 
+const shm = '/dev/shm/';
+
+/**
+ * deploy/ gives the proxy's config a memory-backed volume (tmpfs), whose fsyncs cost
+ * nothing and whose pages count against the pod's memory: a replica's is one too, where
+ * the machine has /dev/shm.
+ */
+function memoryBackedDirectory(label: string): string {
+  if (!existsSync(shm)) return temporaryDirectory(label);
+  const dir = mkdtempSync(join(shm, `mtls-egress-${label}-`));
+  removeDirectoryOnExit(dir);
+  return dir;
+}
+
+/** The bytes a directory's files take (allocated blocks), each inode once: generations share files by hard link. */
+function diskUsage(dir: string): number {
+  const seen = new Set<number>();
+  let bytes = 0;
+  const walk = (path: string): void => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) walk(child);
+      else if (entry.isFile()) {
+        const stat = statSync(child);
+        if (seen.has(stat.ino)) continue;
+        seen.add(stat.ino);
+        bytes += stat.blocks * 512;
+      }
+    }
+  };
+  walk(dir);
+  return bytes;
+}
+
 /** A pino line's `time` (ISO, as src/log.ts writes it) as this process's performance.now(). */
 function loggedAt(line: Record<string, unknown> | undefined): number | undefined {
   const time = typeof line?.time === 'string' ? Date.parse(line.time) : NaN;
@@ -826,7 +863,7 @@ async function newReplica(
 ): Promise<ReplicaFigures> {
   const { kube, tracker, remainingMs } = ctx;
   await createAgentPod(kube.client, proxyNamespace, replicaPod);
-  const configDir = temporaryDirectory('scale-replica');
+  const configDir = memoryBackedDirectory('scale-replica');
   const figures: ReplicaFigures = {
     servedS: null,
     readyS: null,
@@ -835,6 +872,7 @@ async function newReplica(
     agentRssMb: { peak: 0, end: 0 },
     dataPlaneMb: { rssPeak: 0, rssEnd: 0, pssEnd: 0, processes: 0 },
     served: false,
+    configDir: null,
   };
   const indexHash = async (): Promise<string | undefined> =>
     (await kube.client.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${proxyNamespace}/configmaps/${proxyConfigMapName}`))
@@ -880,6 +918,7 @@ async function newReplica(
     figures.agentHeapMb = await heapOf(replicaAgent?.healthPort);
     figures.agentRssMb = { peak: mb(memory.figures.agent.peak), end: mb(memory.figures.agent.last) };
     figures.dataPlaneMb = dataPlaneMemory(memory, replicaAgent);
+    figures.configDir = { tmpfs: configDir.startsWith(shm), mb: Math.round(diskUsage(configDir) / 1024 / 102.4) / 10 };
     await stopWithin(replicaAgent);
   }
   return figures;
@@ -1056,6 +1095,7 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
       `  its ${server}: RSS summed over ${r.dataPlaneMb.processes} processes, peak / end`,
       `${r.dataPlaneMb.rssPeak} / ${r.dataPlaneMb.rssEnd} MB (PSS ${r.dataPlaneMb.pssEnd} MB)`,
     );
+    if (r.configDir) row(`  its config directory (${r.configDir.tmpfs ? 'tmpfs, as deploy/ mounts it' : 'on disk'})`, `${r.configDir.mb} MB`);
     row('  a request through the first and the last binding', r.served ? 'yes' : 'NO');
     if (r.error) row('  FAILED', r.error);
   }
