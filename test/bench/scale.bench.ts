@@ -19,7 +19,8 @@
 //      (p50/p99 over BENCH_ROTATIONS; goal p99 < 1 s);
 //   7. the proxy objects the controller writes per such change, from its own
 //      mtls_egress_proxy_object_writes_total (goal: that binding's objects only);
-//   8. a new proxy replica: the first agent stops, and a second one starts on a fresh
+//   8. a new proxy replica (the built dist/cli.js, as the image runs it, unless
+//      BENCH_CLI=src): the first agent stops, and a second one starts on a fresh
 //      config directory against every binding already in the API; timed from its spawn
 //      until its Pod reports the controller's config hash (HAProxy or nginx serving every
 //      binding; goal < 30 s), with its peak RSS (goal < 300 MB) and its server's.
@@ -882,6 +883,8 @@ async function newReplica(
   const started = performance.now();
   try {
     replicaAgent = await startAgent({
+      // As the image runs it: Node's type stripping of src/ alone holds about 28 MB.
+      cli,
       kubeConfigPath: ctx.kubeConfigPath,
       namespace: proxyNamespace,
       podName: replicaPod,
@@ -1080,7 +1083,7 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
   if (f.replica) {
     const r = f.replica;
     row(
-      'a new replica: spawn → caches synced / ready / every binding served',
+      `a new replica (${cli.endsWith('.js') ? 'dist/cli.js' : 'src/cli.ts'}): spawn → caches synced / ready / every binding served`,
       `${r.cachesSyncedS ?? '?'} s / ${r.readyS ?? 'not'} s / ${r.servedS === null ? 'not reached' : `${r.servedS} s`}`,
       `< ${goals.replicaServedS} s`,
     );
