@@ -348,11 +348,12 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
       if (this.#verified.get(name) === expected) result.set(name, true);
       else unseen.push(name);
     }
-    // All of them after a start: one connection per few dozen, not one each.
-    const details =
-      unseen.length === 0
-        ? new Map<string, { sha1: string }>()
-        : parseCertificateDetails(await this.#runtime.runAll(unseen.map((name) => `show ssl cert ${name}`)));
+    // All of them after a start: one connection per few dozen, not one each, and each
+    // connection's answers (a few hundred kilobytes) parsed as they come.
+    const details = new Map<string, { sha1: string }>();
+    for await (const answers of this.#runtime.runAll(unseen.map((name) => `show ssl cert ${name}`))) {
+      for (const [name, detail] of parseCertificateDetails(answers)) details.set(name, detail);
+    }
     for (const name of unseen) {
       const expected = applied.sha1.get(name)!;
       const ok = details.get(name)?.sha1 === expected;

@@ -46,26 +46,24 @@ export class HaproxyRuntime {
   /**
    * Commands that take no payload, on as few connections as lines of `maxLineBytes`
    * allow (the runtime API runs the commands of a line one after the other, ";" between
-   * them), and their answers one after the other. A new replica read back ten thousand
+   * them): each connection's answers, one after the other, as it arrives, so a caller
+   * holds one line's answers at a time. A new replica read back ten thousand
    * certificates with one connection each: most of a second per thousand on a busy machine.
    */
-  async runAll(commands: readonly string[], maxLineBytes = 8192): Promise<string> {
+  async *runAll(commands: readonly string[], maxLineBytes = 8192): AsyncGenerator<string> {
     for (const command of commands) checkCommand(command);
-    const answers: string[] = [];
     let line: string[] = [];
     let bytes = 0;
-    const send = async (): Promise<void> => {
-      if (line.length > 0) answers.push(await this.#send(`${line.join(';')}\n`, `${line[0]} (and ${line.length - 1} more)`));
-      line = [];
-      bytes = 0;
-    };
     for (const command of commands) {
-      if (bytes + command.length + 1 > maxLineBytes) await send();
+      if (line.length > 0 && bytes + command.length + 1 > maxLineBytes) {
+        yield await this.#send(`${line.join(';')}\n`, `${line[0]} (and ${line.length - 1} more)`);
+        line = [];
+        bytes = 0;
+      }
       line.push(command);
       bytes += command.length + 1;
     }
-    await send();
-    return answers.join('');
+    if (line.length > 0) yield await this.#send(`${line.join(';')}\n`, `${line[0]} (and ${line.length - 1} more)`);
   }
 
   /** One connection: the request, and everything HAProxy answers until it closes. `what` names it in errors. */
