@@ -52,6 +52,10 @@ export const errorCodes = {
   ERR_HAPROXY_START_FAILED: { transient: true, description: 'HAProxy did not start' },
   ERR_HAPROXY_RELOAD_FAILED: { transient: true, description: 'the HAProxy master did not load a new worker after a reload' },
   ERR_HAPROXY_TEST_DID_NOT_RUN: { transient: true, description: 'haproxy -c could not run (no binary, a timeout); not a verdict on the config' },
+  ERR_HAPROXY_CONFIG_INVALID: {
+    transient: false,
+    description: 'HAProxy did not start on a config, and haproxy -c says why: reported, and not tried again until the objects change',
+  },
   ERR_HAPROXY_COMMAND_FAILED: { transient: true, description: 'a runtime API command did not do what it was asked; the next pass reads the live state again' },
   ERR_HAPROXY_NOT_CONVERGED: {
     transient: true,

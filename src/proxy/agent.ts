@@ -367,7 +367,11 @@ export class ProxyAgent {
         servedAt = Date.now();
       } catch (err) {
         if (dataPlane.rollsBack(err) && current !== generation) await dir.point(current);
-        throw err;
+        const reason = dataPlane.rejection?.(err);
+        if (reason === undefined) throw err;
+        if (current !== generation) await dir.remove(generation);
+        this.#reject(config.hash, reason);
+        return {};
       }
     }
     const t3 = performance.now();

@@ -57,7 +57,9 @@ export interface DataPlane<Config extends AssembledConfig = AssembledConfig> {
   readonly configFile: string;
   /**
    * Validates a generation on disk before it becomes current (nginx -t, haproxy -c): a
-   * verdict on the config, or a thrown error when the check could not run.
+   * verdict on the config, or a thrown error when the check could not run. A plane may
+   * leave it to apply, when what apply does reads and checks every file anyway (see
+   * rejection).
    */
   test(generationDir: string, config: Config): Promise<TestResult>;
   /** Makes the server serve `current`, which points at request.generation; resolves once it does. */
@@ -73,6 +75,12 @@ export interface DataPlane<Config extends AssembledConfig = AssembledConfig> {
   recheck?(): Promise<ApplyResult>;
   /** After a failed apply: whether `current` should point back at the previous generation, which the server still serves whole. */
   rollsBack(err: unknown): boolean;
+  /**
+   * After a failed apply: the server's verdict on the config, when the apply found the
+   * config itself wrong (a start that was also the test); the agent reports it and does
+   * not try that config again. Undefined for a failure that may pass next time.
+   */
+  rejection?(err: unknown): string | undefined;
   running(): boolean;
   stop(): Promise<void>;
 }

@@ -18,7 +18,12 @@
 //   6. one binding's PFX Secret rotated, until the partner sees the new certificate
 //      (p50/p99 over BENCH_ROTATIONS; goal p99 < 1 s);
 //   7. the proxy objects the controller writes per such change, from its own
-//      mtls_egress_proxy_object_writes_total (goal: that binding's objects only).
+//      mtls_egress_proxy_object_writes_total (goal: that binding's objects only);
+//   8. a new proxy replica (the built dist/cli.js, as the image runs it, unless
+//      BENCH_CLI=src): the first agent stops, and a second one starts on a fresh
+//      config directory against every binding already in the API; timed from its spawn
+//      until its Pod reports the controller's config hash (HAProxy or nginx serving every
+//      binding; goal < 30 s), with its peak RSS (goal < 300 MB) and its server's.
 // The certificates are distinct (test/support/bulk-pfx.ts), kept in
 // ~/.cache/mtls-egress/bench-scale/ for the next run.
 //
@@ -34,7 +39,10 @@
 //
 // Knobs: BENCH_BINDINGS (10000); BENCH_SECRETS (default = bindings, every certificate
 // distinct; fewer Secrets are shared by the bindings of their namespace); BENCH_NAMESPACES
-// (10); BENCH_PLANES (haproxy,nginx, or none); BENCH_ROTATIONS (20); BENCH_TIMEOUT_S (600:
+// (10); BENCH_PLANES (haproxy,nginx, or none); BENCH_ROTATIONS (20; 0 skips them);
+// BENCH_REPLICA (1; 0 skips the new replica; "only": no agent during the cold start, so
+// the replica starts once every binding is CertificateValid and the controller has
+// written every proxy object, with no rotations); BENCH_TIMEOUT_S (600:
 // how long each data plane's run may take, setup included: one that runs out says how far
 // it got); BENCH_CONCURRENCY (12 API writes in flight during setup); BENCH_NODE_OPTIONS (the
 // controller's: deploy/'s by default, none for the external shape); BENCH_CLI=src (run
@@ -46,7 +54,7 @@
 //   {"bench":"scale","bindings":N,"secrets":N,"namespaces":N,...,"dataPlanes":{"haproxy":{...},"nginx":{...}}}
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -54,11 +62,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as types from '../../src/api/v1alpha1/types.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { decodePfx } from '../../src/pki/pfx.ts';
+import { annotationAppliedHash, annotationContentHash, parseManifest, proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
 import { createAdminHttp, type AdminHttp } from '../harness/admin-http.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
-import { createAgentPod, startAgent, type AgentProcess } from '../support/agent-process.ts';
-import { cachedPfxSet, type BulkIdentity, type BulkPfxSet } from '../support/bulk-pfx.ts';
+import { createAgentPod, podAnnotations, startAgent, type AgentProcess } from '../support/agent-process.ts';
+import { cachedPfxSet, type BulkPfxSet } from '../support/bulk-pfx.ts';
 import { httpGet, safeJson, startController, startControllerProcess, type ControllerProcess } from '../support/controller-process.ts';
 import { TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
@@ -66,6 +75,7 @@ import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
 import { freePort } from '../harness/ports.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
+import { removeDirectoryOnExit } from '../harness/processes.ts';
 
 type Plane = 'haproxy' | 'nginx' | 'none';
 
@@ -75,6 +85,8 @@ const secretCount = Number(process.env.BENCH_SECRETS ?? count);
 const namespaceCount = Math.min(Number(process.env.BENCH_NAMESPACES ?? 10), secretCount);
 const planes = (process.env.BENCH_PLANES ?? 'haproxy,nginx').split(',') as Plane[];
 const rotations = Number(process.env.BENCH_ROTATIONS ?? 20);
+const replica = process.env.BENCH_REPLICA !== '0';
+const replicaOnly = process.env.BENCH_REPLICA === 'only';
 const timeoutS = Number(process.env.BENCH_TIMEOUT_S ?? 600);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 12);
 const logDir = process.env.BENCH_LOG_DIR;
@@ -83,6 +95,8 @@ const password = 'scale-bench-password';
 const externalListenerPorts = '10000-29999';
 const proxyNamespace = 'mtls-egress-system';
 const proxyPod = 'mtls-egress-proxy-0';
+/** The replica started once everything is in the API. */
+const replicaPod = 'mtls-egress-proxy-1';
 /** The kinds the controller writes in its namespace, and their API groups. */
 const proxyKinds: ReadonlyArray<[string, string]> = [
   ['configmaps', '/api/v1'],
@@ -90,7 +104,7 @@ const proxyKinds: ReadonlyArray<[string, string]> = [
   ['networkpolicies', '/apis/networking.k8s.io/v1'],
   ['leases', '/apis/coordination.k8s.io/v1'],
 ];
-const goals = { coldStartS: 60, controllerRssMb: 400, largestObjectBytes: 256 * 1024, rotationP99Ms: 1000 };
+const goals = { coldStartS: 60, controllerRssMb: 400, largestObjectBytes: 256 * 1024, rotationP99Ms: 1000, replicaServedS: 30, replicaRssMb: 300 };
 
 for (const [name, value] of Object.entries({
   BENCH_BINDINGS: count,
@@ -100,6 +114,7 @@ for (const [name, value] of Object.entries({
 })) {
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number ≥ 1`);
 }
+if (!Number.isInteger(rotations) || rotations < 0) throw new Error('BENCH_ROTATIONS must be a whole number ≥ 0');
 if (planes.some((p) => !['haproxy', 'nginx', 'none'].includes(p)) || (planes.includes('none') && planes.length > 1)) {
   throw new Error(`BENCH_PLANES is haproxy, nginx, both (haproxy,nginx), or none; not ${planes.join(',')}`);
 }
@@ -182,7 +197,7 @@ interface Peak {
 }
 
 /** RSS every 250 ms, keeping each target's peak: the controller, the agent, the data plane's processes summed. */
-function sampleMemory(targets: { controller: () => number | undefined; agent: () => AgentProcess | undefined }) {
+function sampleMemory(targets: { controller: () => number | undefined; agent: () => AgentProcess | undefined }, everyMs = 250) {
   const figures = { controller: { peak: 0, last: 0 }, agent: { peak: 0, last: 0 }, dataPlane: { peak: 0, last: 0 } };
   const note = (peak: Peak, value: number): void => {
     peak.last = value;
@@ -200,14 +215,28 @@ function sampleMemory(targets: { controller: () => number | undefined; agent: ()
       );
     }
   };
-  const timer = setInterval(sample, 250);
+  let timer: NodeJS.Timeout | undefined = setInterval(sample, everyMs);
   return {
     figures,
     sample,
+    /** A last sample, once: a second stop must not sample processes already gone. */
     stop(): void {
+      if (!timer) return;
       sample();
       clearInterval(timer);
+      timer = undefined;
     },
+  };
+}
+
+/** The data plane's RSS as sampled, and its PSS now: taken while its processes still run. */
+function dataPlaneMemory(memory: ReturnType<typeof sampleMemory>, agent: AgentProcess | undefined): NonNullable<PlaneFigures['dataPlaneMb']> {
+  const pids = dataPlanePids(agent);
+  return {
+    rssPeak: mb(memory.figures.dataPlane.peak),
+    rssEnd: mb(memory.figures.dataPlane.last),
+    pssEnd: mb(pids.reduce((sum, pid) => sum + pssMb(pid), 0)),
+    processes: pids.length,
   };
 }
 
@@ -290,6 +319,14 @@ function difference(after: Map<string, number>, before: Map<string, number>): Ma
   return delta;
 }
 const total = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** Where a process's memory is: the main thread's V8 heap, and what lies outside it, from its /metrics. */
+async function heapOf(port: number | undefined): Promise<HeapFigures | undefined> {
+  const metrics = port === undefined ? undefined : await httpGet(port, '/metrics').catch(() => undefined);
+  if (!metrics) return undefined;
+  const gauge = (name: string): number => mb((samples(metrics.body, name)[0]?.value ?? NaN) / 1024 / 1024);
+  return { used: gauge('nodejs_heap_size_used_bytes'), total: gauge('nodejs_heap_size_total_bytes'), external: gauge('nodejs_external_memory_bytes') };
+}
 
 // ---- bindings, counted from a watch -------------------------------------------------------
 
@@ -417,6 +454,31 @@ interface ObjectSizes {
   largest: { name: string; bytes: number } | null;
 }
 
+interface HeapFigures {
+  used: number;
+  total: number;
+  external: number;
+}
+
+/** A replica started once every binding is in the API, from its spawn. */
+interface ReplicaFigures {
+  /** → its Pod reports the controller's config hash: every binding served; null when it did not in time. */
+  servedS: number | null;
+  /** → /readyz answers ok (a config applied, whole or not). */
+  readyS: number | null;
+  /** → its caches synced, and its apply's own stages, as it logged them. */
+  cachesSyncedS: number | null;
+  apply: { bindings: number; filesWritten: number; ms: Record<string, number> } | null;
+  agentRssMb: { peak: number; end: number };
+  agentHeapMb?: HeapFigures;
+  dataPlaneMb: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
+  /** A request through the first and the last binding reaches the partner with each one's certificate. */
+  served: boolean;
+  /** Its config directory: where (tmpfs counts against the pod's memory), and the bytes its files take, each inode once. */
+  configDir: { tmpfs: boolean; mb: number } | null;
+  error?: string;
+}
+
 interface PlaneFigures {
   /** Controller start → every binding CertificateValid and Programmed (none: CertificateValid); null when it did not happen in time. */
   coldStartS: number | null;
@@ -424,8 +486,8 @@ interface PlaneFigures {
   reached: { certificateValid: number; programmed: number; of: number };
   controllerRssMb: { peak: number; afterColdStart: number; end: number };
   /** The controller's main-thread V8 heap at the end (used, reserved) and its external memory: the rest of its RSS is workers, code and the allocator. */
-  controllerHeapMb?: { used: number; total: number; external: number };
-  agentHeapMb?: { used: number; total: number; external: number };
+  controllerHeapMb?: HeapFigures;
+  agentHeapMb?: HeapFigures;
   agentRssMb?: { peak: number; end: number };
   dataPlaneMb?: { rssPeak: number; rssEnd: number; pssEnd: number; processes: number };
   /** CPU seconds spent during the cold start, by process. */
@@ -439,6 +501,7 @@ interface PlaneFigures {
   rotation: { seenBy: 'partner' | 'status'; count: number; p50Ms: number; p99Ms: number; maxMs: number } | null;
   /** Per change; quiet false when the controller was never quiet before or after the rotations, so other writes may be among them or some missing. */
   writesPerChange: { bindingsChanged: number; writes: number; byResourceVerb: Record<string, number>; quiet: boolean } | null;
+  replica?: ReplicaFigures;
   error?: string;
 }
 
@@ -596,15 +659,16 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
       if (extra.length) log('port 8080 is taken here: the controller gets --health-addr 127.0.0.1:0 besides the external shape');
       controller = await startExternalShapeController(cli, cluster.kubeConfigPath, nodeOptions, extra);
     } else {
-      agent = await startAgent({
-        kubeConfigPath: cluster.kubeConfigPath,
-        namespace: proxyNamespace,
-        podName: proxyPod,
-        configDir: configDir!,
-        nginxPrefix: configDir!,
-        args: ['--data-plane', plane],
-        nodeOptions: proxyNodeOptions,
-      });
+      if (!replicaOnly)
+        agent = await startAgent({
+          kubeConfigPath: cluster.kubeConfigPath,
+          namespace: proxyNamespace,
+          podName: proxyPod,
+          configDir: configDir!,
+          nginxPrefix: configDir!,
+          args: ['--data-plane', plane],
+          nodeOptions: proxyNodeOptions,
+        });
       controller = await startController({
         kubeConfigPath: cluster.kubeConfigPath,
         namespaces,
@@ -635,7 +699,7 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
     let exited = false;
     void controller.exited.then(() => (exited = true));
 
-    const done = (): boolean => (plane === 'none' ? tracker!.allValidAt !== undefined : tracker!.allProgrammedAt !== undefined);
+    const done = (): boolean => (plane === 'none' || replicaOnly ? tracker!.allValidAt !== undefined : tracker!.allProgrammedAt !== undefined);
     await pollUntil(
       () => {
         if (exited) throw new StopPolling(`the controller exited during the cold start`);
@@ -682,34 +746,40 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
 
     if (figures.error === undefined) {
       const firstIdentity = set.identities[secretOf(0)]!;
-      if (agent) figures.served = await servesItsCertificate(tracker, 0, firstIdentity);
-      await rotate(plane, { kube, set, tracker, controller, figures, remainingMs });
+      if (agent) figures.served = await servesItsCertificate(tracker, 0, firstIdentity.serial);
+      if (rotations > 0 && (agent || plane === 'none')) await rotate(plane, { kube, set, tracker, controller, figures, remainingMs });
+    }
+    if (figures.error === undefined && plane !== 'none' && replica) {
+      if (agent) {
+        // The first agent goes (its server holds the listener ports), as a replica's pod
+        // would on another node; what it held is measured before.
+        memory.stop();
+        figures.agentHeapMb = await heapOf(agent.healthPort);
+        figures.dataPlaneMb = dataPlaneMemory(memory, agent);
+        await stopWithin(agent);
+      } else {
+        await pollUntil(
+          async () =>
+            parseManifest(await kube.client.get(`/api/v1/namespaces/${proxyNamespace}/configmaps/${proxyConfigMapName}`))?.bindings === count
+              ? true
+              : undefined,
+          { what: `the index to count ${count} bindings`, timeoutMs: Math.round(remainingMs()), intervalMs: 500 },
+        );
+      }
+      figures.replica = await newReplica(plane, { kube, tracker, kubeConfigPath: cluster.kubeConfigPath, remainingMs });
     }
   } catch (err) {
     figures.error ??= (err as Error).message;
   } finally {
     memory?.stop();
-    // Where the controller's and the agent's memory is: the main thread's V8 heap, and what lies outside it.
-    const heap = async (port: number | undefined): Promise<PlaneFigures['controllerHeapMb']> => {
-      const metrics = port === undefined ? undefined : await httpGet(port, '/metrics').catch(() => undefined);
-      if (!metrics) return undefined;
-      const gauge = (name: string): number => mb((samples(metrics.body, name)[0]?.value ?? NaN) / 1024 / 1024);
-      return { used: gauge('nodejs_heap_size_used_bytes'), total: gauge('nodejs_heap_size_total_bytes'), external: gauge('nodejs_external_memory_bytes') };
-    };
-    figures.controllerHeapMb = await heap(controller?.healthPort);
-    figures.agentHeapMb = await heap(agent?.healthPort);
+    figures.controllerHeapMb = await heapOf(controller?.healthPort);
+    figures.agentHeapMb ??= await heapOf(agent?.healthPort);
     if (memory) {
       figures.controllerRssMb.peak = mb(memory.figures.controller.peak);
       figures.controllerRssMb.end = mb(memory.figures.controller.last);
       if (agent) {
-        const pids = dataPlanePids(agent);
         figures.agentRssMb = { peak: mb(memory.figures.agent.peak), end: mb(memory.figures.agent.last) };
-        figures.dataPlaneMb = {
-          rssPeak: mb(memory.figures.dataPlane.peak),
-          rssEnd: mb(memory.figures.dataPlane.last),
-          pssEnd: mb(pids.reduce((sum, pid) => sum + pssMb(pid), 0)),
-          processes: pids.length,
-        };
+        figures.dataPlaneMb ??= dataPlaneMemory(memory, agent);
       }
     }
     // What went wrong, said even when every wait was met: a write the API refused and
@@ -736,10 +806,125 @@ async function runPlane(plane: Plane, set: BulkPfxSet, cli: string, nodeOptions:
 }
 
 /** One request through the binding's listener: the partner must see exactly its certificate. */
-async function servesItsCertificate(tracker: BindingTracker, i: number, identity: BulkIdentity): Promise<boolean> {
+async function servesItsCertificate(tracker: BindingTracker, i: number, serial: string | undefined): Promise<boolean> {
   const port = tracker.port.get(bindingKey(i));
   const response = port === undefined ? undefined : await callProxy(port).catch(() => undefined);
-  return response?.status === 200 && (JSON.parse(response.body) as PartnerSeen).serialNumber === identity.serial;
+  return response?.status === 200 && (JSON.parse(response.body) as PartnerSeen).serialNumber === serial;
+}
+
+const shm = '/dev/shm/';
+
+/**
+ * deploy/ gives the proxy's config a memory-backed volume (tmpfs), whose fsyncs cost
+ * nothing and whose pages count against the pod's memory: a replica's is one too, where
+ * the machine has /dev/shm.
+ */
+function memoryBackedDirectory(label: string): string {
+  if (!existsSync(shm)) return temporaryDirectory(label);
+  const dir = mkdtempSync(join(shm, `mtls-egress-${label}-`));
+  removeDirectoryOnExit(dir);
+  return dir;
+}
+
+/** The bytes a directory's files take (allocated blocks), each inode once: generations share files by hard link. */
+function diskUsage(dir: string): number {
+  const seen = new Set<number>();
+  let bytes = 0;
+  const walk = (path: string): void => {
+    for (const entry of readdirSync(path, { withFileTypes: true })) {
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) walk(child);
+      else if (entry.isFile()) {
+        const stat = statSync(child);
+        if (seen.has(stat.ino)) continue;
+        seen.add(stat.ino);
+        bytes += stat.blocks * 512;
+      }
+    }
+  };
+  walk(dir);
+  return bytes;
+}
+
+/** A pino line's `time` (ISO, as src/log.ts writes it) as this process's performance.now(). */
+function loggedAt(line: Record<string, unknown> | undefined): number | undefined {
+  const time = typeof line?.time === 'string' ? Date.parse(line.time) : NaN;
+  return Number.isNaN(time) ? undefined : time - performance.timeOrigin;
+}
+
+/**
+ * A new agent on a fresh config directory, against every binding and proxy object already
+ * in the API: from its spawn until its Pod reports the hash of the index the controller
+ * wrote (read again on every poll, so a late controller write is waited for too), its
+ * RSS and its server's every 100 ms.
+ */
+async function newReplica(
+  plane: Plane,
+  ctx: { kube: TestKube; tracker: BindingTracker; kubeConfigPath: string; remainingMs: () => number },
+): Promise<ReplicaFigures> {
+  const { kube, tracker, remainingMs } = ctx;
+  await createAgentPod(kube.client, proxyNamespace, replicaPod);
+  const configDir = memoryBackedDirectory('scale-replica');
+  const figures: ReplicaFigures = {
+    servedS: null,
+    readyS: null,
+    cachesSyncedS: null,
+    apply: null,
+    agentRssMb: { peak: 0, end: 0 },
+    dataPlaneMb: { rssPeak: 0, rssEnd: 0, pssEnd: 0, processes: 0 },
+    served: false,
+    configDir: null,
+  };
+  const indexHash = async (): Promise<string | undefined> =>
+    (await kube.client.get<{ metadata: { annotations?: Record<string, string> } }>(`/api/v1/namespaces/${proxyNamespace}/configmaps/${proxyConfigMapName}`))
+      .metadata.annotations?.[annotationContentHash];
+  let replicaAgent: AgentProcess | undefined;
+  const memory = sampleMemory({ controller: () => undefined, agent: () => replicaAgent }, 100);
+  const started = performance.now();
+  try {
+    replicaAgent = await startAgent({
+      // As the image runs it: Node's type stripping of src/ alone holds about 28 MB.
+      cli,
+      kubeConfigPath: ctx.kubeConfigPath,
+      namespace: proxyNamespace,
+      podName: replicaPod,
+      configDir,
+      nginxPrefix: configDir,
+      args: ['--data-plane', plane],
+      nodeOptions: proxyNodeOptions,
+    });
+    const agent = replicaAgent;
+    await pollUntil(
+      async () => {
+        if (figures.readyS === null && (await httpGet(agent.healthPort, '/readyz').catch(() => undefined))?.status === 200) {
+          figures.readyS = seconds(performance.now() - started);
+        }
+        const [hash, reported] = await Promise.all([indexHash(), podAnnotations(kube.client, proxyNamespace, replicaPod)]);
+        return hash !== undefined && reported[annotationAppliedHash] === hash ? true : undefined;
+      },
+      { what: `the new replica to serve every binding`, timeoutMs: Math.round(Math.min(remainingMs(), 300_000)), intervalMs: 100 },
+    );
+    figures.servedS = seconds(performance.now() - started);
+    figures.readyS ??= figures.servedS;
+    const synced = loggedAt(agent.logged('caches synced')[0]);
+    if (synced !== undefined) figures.cachesSyncedS = seconds(synced - started);
+    const applied = agent.logged('config applied').at(-1) as { bindings?: number; filesWritten?: number; ms?: Record<string, number> } | undefined;
+    if (applied) figures.apply = { bindings: applied.bindings ?? 0, filesWritten: applied.filesWritten ?? 0, ms: applied.ms ?? {} };
+    const last = count - 1;
+    figures.served =
+      (await servesItsCertificate(tracker, 0, tracker.serial.get(bindingKey(0)))) &&
+      (await servesItsCertificate(tracker, last, tracker.serial.get(bindingKey(last))));
+  } catch (err) {
+    figures.error = (err as Error).message;
+  } finally {
+    memory.stop();
+    figures.agentHeapMb = await heapOf(replicaAgent?.healthPort);
+    figures.agentRssMb = { peak: mb(memory.figures.agent.peak), end: mb(memory.figures.agent.last) };
+    figures.dataPlaneMb = dataPlaneMemory(memory, replicaAgent);
+    figures.configDir = { tmpfs: configDir.startsWith(shm), mb: Math.round(diskUsage(configDir) / 1024 / 102.4) / 10 };
+    await stopWithin(replicaAgent);
+  }
+  return figures;
 }
 
 /**
@@ -826,7 +1011,7 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
     'cold start → all CertificateValid',
     f.certificateValidS === null ? `not reached (${n(f.reached.certificateValid)} of ${n(count)})` : `${f.certificateValidS} s`,
   );
-  if (plane !== 'none') {
+  if (plane !== 'none' && !replicaOnly) {
     row(
       `cold start → all ${to}`,
       f.coldStartS === null ? `not reached (${n(f.reached.programmed)} of ${n(count)})` : `${f.coldStartS} s`,
@@ -895,6 +1080,28 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
       "that binding's only",
     );
   }
+  if (f.replica) {
+    const r = f.replica;
+    row(
+      `a new replica (${cli.endsWith('.js') ? 'dist/cli.js' : 'src/cli.ts'}): spawn → caches synced / ready / every binding served`,
+      `${r.cachesSyncedS ?? '?'} s / ${r.readyS ?? 'not'} s / ${r.servedS === null ? 'not reached' : `${r.servedS} s`}`,
+      `< ${goals.replicaServedS} s`,
+    );
+    if (r.apply) {
+      const stages = Object.entries(r.apply.ms).map(([k, v]) => `${k} ${n(Math.round(v))}`);
+      row('  its apply, as it logged it', `${n(r.apply.bindings)} bindings, ${n(r.apply.filesWritten)} files written; ms: ${stages.join(', ')}`);
+    }
+    row('  its RSS: peak / end', `${r.agentRssMb.peak} / ${r.agentRssMb.end} MB`, `< ${goals.replicaRssMb} MB`);
+    if (r.agentHeapMb)
+      row('  its V8 heap at the end: used / reserved; external', `${r.agentHeapMb.used} / ${r.agentHeapMb.total} MB; ${r.agentHeapMb.external} MB`);
+    row(
+      `  its ${server}: RSS summed over ${r.dataPlaneMb.processes} processes, peak / end`,
+      `${r.dataPlaneMb.rssPeak} / ${r.dataPlaneMb.rssEnd} MB (PSS ${r.dataPlaneMb.pssEnd} MB)`,
+    );
+    if (r.configDir) row(`  its config directory (${r.configDir.tmpfs ? 'tmpfs, as deploy/ mounts it' : 'on disk'})`, `${r.configDir.mb} MB`);
+    row('  a request through the first and the last binding', r.served ? 'yes' : 'NO');
+    if (r.error) row('  FAILED', r.error);
+  }
   const width = Math.max(...rows.map((r) => r[0].length));
   const figureWidth = Math.max(...rows.map((r) => r[1].length));
   console.log(`\n[${plane}] ${n(count)} bindings, ${n(secretCount)} PFX Secrets, ${namespaceCount} namespaces`);
@@ -956,4 +1163,4 @@ console.log(
     dataPlanes: results,
   }),
 );
-if (Object.values(results).some((f) => f.error !== undefined)) process.exitCode = 1;
+if (Object.values(results).some((f) => f.error !== undefined || f.replica?.error !== undefined)) process.exitCode = 1;

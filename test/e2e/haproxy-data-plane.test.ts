@@ -20,7 +20,8 @@ import { ManagedHaproxy, testHaproxyConfig } from '../../src/dataplane/haproxy/p
 import { parseServersState } from '../../src/dataplane/haproxy/state.ts';
 import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
 import { objectsOfRender } from '../../src/dataplane/registry.ts';
-import { parseManifest, readProxySecrets, readSharedFiles } from '../../src/contract/proxy-objects.ts';
+import { parseManifest, readProxySecrets, readSharedFiles, type ProxyFile } from '../../src/contract/proxy-objects.ts';
+import { HaproxyError } from '../../src/dataplane/haproxy/runtime.ts';
 import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { partnerRoute } from '../support/agent-process.ts';
@@ -44,6 +45,8 @@ class Rig {
   readonly runDir = join(this.dir.root, 'run');
   reloads = 0;
   restarts = 0;
+  /** haproxy -c runs. */
+  tests = 0;
   readonly changes: string[] = [];
   readonly haproxy: ManagedHaproxy;
   readonly plane: HaproxyDataPlane;
@@ -64,14 +67,21 @@ class Rig {
     this.plane = new HaproxyDataPlane({
       haproxy: this.haproxy,
       configRoot: this.dir.root,
-      test: (generationDir) => testHaproxyConfig(haproxyBinary(), generationDir, this.runDir),
+      test: (generationDir) => {
+        this.tests++;
+        return testHaproxyConfig(haproxyBinary(), generationDir, this.runDir);
+      },
       logger,
       onReload: () => this.reloads++,
       onChange: (op) => this.changes.push(op),
     });
   }
 
-  async apply(routes: readonly EgressRoute[], listenerPorts: PortRange = range): Promise<ApplyResult> {
+  async apply(
+    routes: readonly EgressRoute[],
+    listenerPorts: PortRange = range,
+    options: { written?: (file: ProxyFile) => ProxyFile } = {},
+  ): Promise<ApplyResult> {
     await this.dir.prepare();
     const { mkdir } = await import('node:fs/promises');
     await mkdir(this.runDir, { recursive: true, mode: 0o700 });
@@ -88,7 +98,7 @@ class Rig {
     assert.deepEqual(assembly.leftOut, []);
     const { config } = assembly;
     const generation = generationName(config.hash);
-    await this.dir.write(generation, config.files);
+    await this.dir.write(generation, options.written ? config.files.map(options.written) : config.files);
     const verdict = await this.plane.test(this.dir.generationPath(generation), config);
     assert.deepEqual(verdict, { ok: true });
     await this.dir.point(generation);
@@ -399,6 +409,42 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     await rig.plane.stop();
     assert.equal(rig.plane.running(), false);
     await pollUntil(() => (processGroupEmpty(master) ? true : undefined), { what: 'HAProxy to exit', timeoutMs: 10_000 });
+  });
+});
+
+describe('HAProxy data plane: a first start is the test', () => {
+  let first: Rig;
+  const ports: PortRange = { first: range.last + 10, last: range.last + 14 };
+  const one = (): EgressRoute[] => [route('echo', ports.first, pki.issueClient({ cn: 'echo.client' }))];
+
+  before(() => {
+    first = new Rig();
+  });
+
+  after(async () => {
+    await first?.plane.stop();
+  });
+
+  test('a config HAProxy refuses to start on: a verdict with the reason haproxy -c gives, rolled back, nothing running', async () => {
+    const broken = (file: ProxyFile): ProxyFile => (file.path.startsWith('certs/') ? { ...file, content: 'not a certificate\n' } : file);
+    const err = await first.apply(one(), ports, { written: broken }).then(
+      () => assert.fail('HAProxy started on a certificate that is not one'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof HaproxyError && err.code === 'ERR_HAPROXY_CONFIG_INVALID', String(err));
+    assert.match(first.plane.rejection(err) ?? '', /certs\/team-a_echo/);
+    assert.equal(first.plane.rollsBack(err), true);
+    assert.equal(first.plane.running(), false);
+    assert.equal(first.tests, 1, 'haproxy -c ran once, to say why the start failed');
+  });
+
+  test('a config it starts on: served with no haproxy -c; once it has run, a reload is tested first again', async () => {
+    await first.apply(one(), ports);
+    assert.equal((await seen(ports.first)).cn, 'echo.client');
+    assert.equal(first.tests, 1, 'the start was the test');
+    await first.apply(one(), { first: ports.first, last: ports.last + 1 });
+    assert.equal(first.reloads, 1);
+    assert.equal(first.tests, 2, 'a reload is tested before the running HAProxy reads it');
   });
 });
 

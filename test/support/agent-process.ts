@@ -41,6 +41,8 @@ export interface AgentOptions {
   args?: string[];
   /** Node's own flags (a proxy pod's NODE_OPTIONS), before the script. */
   nodeOptions?: string[];
+  /** The script: src/cli.ts unless told (a bench runs the built dist/cli.js, as the image does). */
+  cli?: string;
 }
 
 /**
@@ -52,7 +54,7 @@ export interface AgentOptions {
 export async function startAgent(options: AgentOptions): Promise<AgentProcess> {
   const args = [
     ...(options.nodeOptions ?? []),
-    cli,
+    options.cli ?? cli,
     'agent',
     '--kubeconfig',
     options.kubeConfigPath,

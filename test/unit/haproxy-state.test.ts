@@ -4,6 +4,7 @@ import { haproxyErrorReason } from '../../src/dataplane/haproxy/process.ts';
 import {
   isEnabled,
   parseCertificateDetail,
+  parseCertificateDetails,
   parseDroppedLogs,
   parseMapEntries,
   parseServersConn,
@@ -95,6 +96,26 @@ describe('HAProxy runtime API answers', () => {
     ].join('\n');
     assert.deepEqual(parseCertificateDetail(text), { serial: '09F9D3DC31ED0321318028B6166C11C95465C378', sha1: '2958018144CF5058084D591A394A2619E1D7CABC' });
     assert.equal(parseCertificateDetail("Can't display the certificate: Not found or the certificate is a bundle!\n"), undefined);
+  });
+
+  test('several show ssl cert NAME on one line: each answer by its name; a name HAProxy does not hold is absent', () => {
+    const answer = (name: string, serial: string, sha1: string): string =>
+      [`Filename: ${name}`, 'Status: Used', `Serial: ${serial}`, 'Subject Alternative Name: ', `SHA1 FingerPrint: ${sha1}`, 'OCSP Response Key: ', '', ''].join(
+        '\n',
+      );
+    const text = [
+      answer('/tmp/hx/certs/a.pem', '01', 'aaaa'),
+      "Can't display the certificate: Not found or the certificate is a bundle!\n",
+      answer('/tmp/hx/certs/c.pem', '03', 'CCCC'),
+    ].join('');
+    assert.deepEqual(
+      parseCertificateDetails(text),
+      new Map([
+        ['/tmp/hx/certs/a.pem', { serial: '01', sha1: 'AAAA' }],
+        ['/tmp/hx/certs/c.pem', { serial: '03', sha1: 'CCCC' }],
+      ]),
+    );
+    assert.deepEqual(parseCertificateDetails(''), new Map());
   });
 
   test('show map FILE', () => {

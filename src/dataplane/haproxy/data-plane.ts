@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,7 +27,7 @@ import {
 import type { ManagedHaproxy } from './process.ts';
 import { HaproxyError, type HaproxyRuntime } from './runtime.ts';
 import {
-  parseCertificateDetail,
+  parseCertificateDetails,
   parseMapEntries,
   parseServersConn,
   parseServersState,
@@ -139,7 +139,18 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
    */
   async test(generationDir: string, config: HaproxyConfig): Promise<TestResult> {
     if (this.#o.haproxy.running() && config.skeletonHash !== undefined && config.skeletonHash === this.#skeleton) return { ok: true };
+    // A first start reads and checks every file as haproxy -c would, and at ten thousand
+    // bindings each read is half of a new replica's time to serve (bench:scale): the start
+    // is the test, and haproxy -c runs only to say why one failed (apply, rejection).
+    // Not once HAProxy has run here: a restart after a crash is the supervisor's, from
+    // `current`, and must never meet a generation nothing has checked.
+    if (this.#firstStart()) return { ok: true };
     return this.#o.test(generationDir);
+  }
+
+  /** HAProxy has never served under this agent: nothing runs, and nothing will restart it but an apply. */
+  #firstStart(): boolean {
+    return !this.#o.haproxy.running() && this.#skeleton === undefined;
   }
 
   running(): boolean {
@@ -157,7 +168,12 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
 
   /** A runtime change failed half-way: HAProxy serves a mix, which the next pass completes from `current`. */
   rollsBack(err: unknown): boolean {
-    return err instanceof HaproxyError && err.code === 'ERR_HAPROXY_RELOAD_FAILED';
+    return err instanceof HaproxyError && (err.code === 'ERR_HAPROXY_RELOAD_FAILED' || err.code === 'ERR_HAPROXY_CONFIG_INVALID');
+  }
+
+  /** A first start that failed on a config haproxy -c refuses too. */
+  rejection(err: unknown): string | undefined {
+    return err instanceof HaproxyError && err.code === 'ERR_HAPROXY_CONFIG_INVALID' ? err.message : undefined;
   }
 
   async apply(request: ApplyRequest<HaproxyConfig>): Promise<ApplyResult> {
@@ -166,7 +182,16 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     const haproxy = this.#o.haproxy;
     if (!haproxy.running()) {
       // A cold start reads the whole config from disk: every binding served at once.
-      await haproxy.start();
+      const untested = this.#firstStart();
+      await haproxy.start().catch(async (err: unknown) => {
+        if (!untested) throw err;
+        // The start was the test (see test()): a config haproxy -c refuses too is a
+        // verdict, in the words of the start (-q keeps -c quiet about a file it cannot
+        // load); a start that failed otherwise is tried again.
+        const verdict = await this.#o.test(join(this.#o.configRoot, request.generation));
+        if (verdict.ok) throw err;
+        throw new HaproxyError('ERR_HAPROXY_CONFIG_INVALID', err instanceof HaproxyError ? err.message : verdict.reason);
+      });
       this.#skeleton = skeleton;
       this.#forget();
     } else if (skeleton === undefined || skeleton !== this.#skeleton) {
@@ -318,13 +343,20 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   /** Reads back each certificate not yet seen as rendered: the proof that a binding's identity is what HAProxy presents. */
   async #checkCertificates(applied: Applied): Promise<Map<string, boolean>> {
     const result = new Map<string, boolean>();
+    const unseen: string[] = [];
     for (const [name, expected] of applied.sha1) {
-      if (this.#verified.get(name) === expected) {
-        result.set(name, true);
-        continue;
-      }
-      const detail = parseCertificateDetail(await this.#runtime.run(`show ssl cert ${name}`));
-      const ok = detail?.sha1 === expected;
+      if (this.#verified.get(name) === expected) result.set(name, true);
+      else unseen.push(name);
+    }
+    // All of them after a start: one connection per few dozen, not one each, and each
+    // connection's answers (a few hundred kilobytes) parsed as they come.
+    const details = new Map<string, { sha1: string }>();
+    for await (const answers of this.#runtime.runAll(unseen.map((name) => `show ssl cert ${name}`))) {
+      for (const [name, detail] of parseCertificateDetails(answers)) details.set(name, detail);
+    }
+    for (const name of unseen) {
+      const expected = applied.sha1.get(name)!;
+      const ok = details.get(name)?.sha1 === expected;
       if (ok) this.#verified.set(name, expected);
       result.set(name, ok);
     }
@@ -410,15 +442,17 @@ function withoutBlankLines(pem: string): string {
     .join('\n');
 }
 
-/** SHA-1 of the first certificate in a PEM file, as HAProxy prints it (upper-case hex, no colons). */
+/**
+ * SHA-1 of the first certificate in a PEM file, as HAProxy prints it (upper-case hex, no
+ * colons): the digest of its DER, the PEM block's base64. Not parsed: ten thousand
+ * X509Certificate objects were most of a second of a new replica's start, and native
+ * memory V8 did not count.
+ */
 function leafSha1(pem: string): string {
-  const leaf = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(pem)?.[0];
-  try {
-    return leaf ? new X509Certificate(leaf).fingerprint.replace(/:/g, '').toUpperCase() : '';
-  } catch {
-    // Never equal to what HAProxy prints: the binding is reported as not served.
-    return '';
-  }
+  const body = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(pem)?.[1];
+  // Never equal to what HAProxy prints: the binding is reported as not served.
+  if (body === undefined || !/^[A-Za-z0-9+/=\s]+$/.test(body)) return '';
+  return createHash('sha1').update(Buffer.from(body, 'base64')).digest('hex').toUpperCase();
 }
 
 function round(ms: number): number {

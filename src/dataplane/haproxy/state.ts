@@ -119,6 +119,21 @@ export function parseCertificateDetail(text: string): LoadedCertificate | undefi
   return sha1 && serial !== undefined ? { serial, sha1: sha1.toUpperCase() } : undefined;
 }
 
+/**
+ * The answers of several `show ssl cert NAME`, one after the other (HaproxyRuntime.runAll),
+ * by the name each begins with ("Filename: NAME"); a name HAProxy does not hold answers
+ * without one, and is absent.
+ */
+export function parseCertificateDetails(text: string): Map<string, LoadedCertificate> {
+  const details = new Map<string, LoadedCertificate>();
+  for (const answer of text.split(/^(?=Filename: )/m)) {
+    const name = /^Filename: (.*)$/m.exec(answer)?.[1]?.trim();
+    const detail = name === undefined ? undefined : parseCertificateDetail(answer);
+    if (name !== undefined && detail) details.set(name, detail);
+  }
+  return details;
+}
+
 /** `show map FILE`: "0x55d5… key value" per entry. */
 export function parseMapEntries(text: string): Map<string, string> {
   const entries = new Map<string, string>();
