@@ -347,7 +347,15 @@ describe('a new replica: Ready only once it serves every binding the index count
     const objects = proxy.writer.objects(render(routes), routes);
     // As a replica starting while one binding object is missing (written late, or unreadable).
     await proxy.writer.publish(objects, { withhold: [`${proxy.ns}/f`] });
-    agent = await startAgent({ kubeConfigPath: cluster.kubeConfigPath, namespace: proxy.ns, podName, configDir: proxy.configDir, nginxPrefix: proxy.prefix });
+    agent = await startAgent({
+      kubeConfigPath: cluster.kubeConfigPath,
+      namespace: proxy.ns,
+      podName,
+      configDir: proxy.configDir,
+      nginxPrefix: proxy.prefix,
+      // The objects are rendered for nginx (render above); the agent's default is HAProxy.
+      args: ['--data-plane', 'nginx'],
+    });
     await waitForSerial(proxy.ports.e!, proxy.identities.e!.serial);
     assert.equal((await httpGet(agent.healthPort, '/readyz')).status, 503, 'serving part of the index is not Ready');
 
