@@ -20,7 +20,7 @@ import { performance } from 'node:perf_hooks';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
-import { cpuSeconds, groupUsage, statusMb } from '../support/process-usage.ts';
+import { cpuSeconds, groupUsage, rssMb } from '../support/process-usage.ts';
 import { hasReason, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
 import type { ProxyResponse } from '../support/nginx-process.ts';
@@ -68,7 +68,7 @@ function usage(stack: EgressStack, dataPlane: 'haproxy' | 'nginx'): Usage {
   const { user, system } = process.cpuUsage();
   return {
     at: performance.now(),
-    agentRssMb: statusMb(stack.agent.pid, 'VmRSS'),
+    agentRssMb: rssMb(stack.agent.pid),
     agentCpu: cpuSeconds(stack.agent.pid),
     dataPlane: master === undefined ? { rssMb: 0, cpuSeconds: 0, processes: 0 } : groupUsage(master),
     controllerCpu: cpuSeconds(stack.controller.child.pid!),

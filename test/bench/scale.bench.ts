@@ -73,6 +73,7 @@ import { TestKube, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner, type PartnerSeen } from '../support/mtls-partner.ts';
 import { callProxy } from '../support/nginx-process.ts';
 import { PartnerPki } from '../support/partner-pki.ts';
+import { cpuSeconds, pssMb, rssMb } from '../support/process-usage.ts';
 import { freePort } from '../harness/ports.ts';
 import { temporaryDirectory } from '../harness/temporary-directories.ts';
 import { removeDirectoryOnExit } from '../harness/processes.ts';
@@ -131,26 +132,6 @@ const namespaceName = (k: number): string => `team-${k}`;
 const bindingKey = (i: number): string => `${namespaceName(i % namespaceCount)}/b-${i}`;
 
 // ---- processes: memory and CPU from /proc --------------------------------------------------
-
-function procField(pid: number, file: 'status' | 'smaps_rollup', field: string): number {
-  try {
-    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'))?.[1] ?? 0) / 1024;
-  } catch {
-    return 0; // gone
-  }
-}
-const rssMb = (pid: number): number => procField(pid, 'status', 'VmRSS');
-const pssMb = (pid: number): number => procField(pid, 'smaps_rollup', 'Pss');
-
-/** User + system CPU seconds of a process, all its threads. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
 
 /** Live processes: pid, process group, command line. */
 function processes(): Array<{ pid: number; group: number; cmdline: string }> {

@@ -3,14 +3,17 @@
 // group of their own, whose id is the master's pid). Linux only, as every bench here.
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** A field of /proc/<pid>/status (VmRSS, VmHWM) in MB; 0 for a process that is gone. */
-export function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+/** A field of /proc/<pid>/status (VmRSS, VmHWM) or smaps_rollup (Pss), in MB; 0 for a process that is gone. */
+export function procMb(pid: number, file: 'status' | 'smaps_rollup', field: string): number {
   try {
-    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+    return Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/${file}`, 'utf8'))?.[1] ?? 0) / 1024;
   } catch {
     return 0;
   }
 }
+
+export const rssMb = (pid: number): number => procMb(pid, 'status', 'VmRSS');
+export const pssMb = (pid: number): number => procMb(pid, 'smaps_rollup', 'Pss');
 
 function statFields(pid: number): string[] | undefined {
   try {
@@ -45,7 +48,7 @@ export function processGroup(pgid: number): number[] {
 export function groupUsage(pgid: number): { rssMb: number; cpuSeconds: number; processes: number } {
   const pids = processGroup(pgid);
   return {
-    rssMb: pids.reduce((sum, pid) => sum + statusMb(pid, 'VmRSS'), 0),
+    rssMb: pids.reduce((sum, pid) => sum + rssMb(pid), 0),
     cpuSeconds: pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0),
     processes: pids.length,
   };
