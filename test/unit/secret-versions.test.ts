@@ -91,4 +91,14 @@ describe('SecretVersions', () => {
     assert.equal(v.size, 0);
     assert.equal(v.finished(key, v.begin(key), undefined), 'same', 'not announced again: the cache announced the deletion when the watch said it');
   });
+
+  test('the version a GET may ask for: the one the watch last showed, none after a delete or before any event', () => {
+    const v = new SecretVersions();
+    assert.equal(v.seenVersion(key), undefined, 'never seen: a quorum read');
+    v.changed(key, '5');
+    v.changed(key, '6');
+    assert.equal(v.seenVersion(key), '6');
+    v.deleted(key, true);
+    assert.equal(v.seenVersion(key), undefined, 'deleted while a GET was out: nothing a GET could be no older than');
+  });
 });
