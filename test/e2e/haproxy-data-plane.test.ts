@@ -509,4 +509,35 @@ describe('HAProxy data plane at a few hundred bindings', () => {
       runtime.run = run;
     }
   });
+
+  test('a rotation sends paired commands on one connection: the store created and filled, the server added and enabled', async () => {
+    const rotated = pki.issueClient({ cn: 'many-chained.client' });
+    const port = wide.first + 7;
+    const runtime = many.haproxy.runtime;
+    const single: string[] = [];
+    const chained: string[][] = [];
+    const run = runtime.run.bind(runtime);
+    const chain = runtime.chain.bind(runtime);
+    runtime.run = (command, payload) => (single.push(command), run(command, payload));
+    runtime.chain = (commands, payload) => (chained.push([...commands]), chain(commands, payload));
+    try {
+      await many.apply(manyRoutes({ index: 7, client: rotated }), wide);
+      assert.equal((await seen(port)).serialNumber, rotated.serial);
+      const pairs = chained.map((commands) => commands.map((command) => command.split(' ').slice(0, 3).join(' ')));
+      const server = chained.find((commands) => commands[0]!.startsWith(`add server p${port}/`))?.[0]!.split(' ')[2];
+      assert.ok(server, `the rotated backend gets its new server in a pair: ${JSON.stringify(chained)}`);
+      assert.deepEqual(pairs.slice(0, 2), [
+        ['new ssl cert', 'set ssl cert'],
+        [`add server ${server}`, `enable server ${server}`],
+      ]);
+      assert.ok(
+        single.some((c) => c.startsWith('commit ssl cert ')),
+        `the certificate is committed on its own: ${single.join(' | ')}`,
+      );
+      assert.ok(!single.some((c) => /^(new|set) ssl cert |^add server |^enable server /.test(c)), `nothing of a pair is sent alone: ${single.join(' | ')}`);
+    } finally {
+      runtime.run = run;
+      runtime.chain = chain;
+    }
+  });
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { haproxyErrorReason } from '../../src/dataplane/haproxy/process.ts';
+import { splitAnswers } from '../../src/dataplane/haproxy/runtime.ts';
 import {
   isEnabled,
   parseCertificateDetail,
@@ -237,4 +238,20 @@ describe("HAProxy 3.0.11's answers (Debian trixie, two threads), from a real ses
     ].join('\n');
     assert.deepEqual(parseShowProc(proc), { reloads: 0, failedReloads: 0, workers: [4456] });
   });
+});
+
+describe('splitAnswers: the runtime API answers of chained commands, each ended by an empty line', () => {
+  const cases: Array<{ name: string; reply: string; want: string[] | undefined }> = [
+    { name: 'a server added, then enabled (an empty answer)', reply: 'New server registered.\n\n\n', want: ['New server registered.', ''] },
+    { name: 'a server taken out, then deleted', reply: '\nServer deleted.\n\n', want: ['', 'Server deleted.'] },
+    {
+      name: 'a store that existed, then its transaction',
+      reply: "Certificate '/c.pem' already exists!\n\nTransaction created for certificate /c.pem!\n\n",
+      want: ["Certificate '/c.pem' already exists!", 'Transaction created for certificate /c.pem!'],
+    },
+    { name: 'a multi-line answer', reply: 'Committing /c.pem\nSuccess!\n\n', want: ['Committing /c.pem\nSuccess!'] },
+    { name: 'a reply cut short: no answer ends', reply: 'New server registered.\n', want: undefined },
+    { name: 'nothing', reply: '', want: undefined },
+  ];
+  for (const c of cases) test(c.name, () => assert.deepEqual(splitAnswers(c.reply), c.want));
 });

@@ -25,7 +25,7 @@ import {
   type Step,
 } from './plan.ts';
 import type { ManagedHaproxy } from './process.ts';
-import { HaproxyError, type HaproxyRuntime } from './runtime.ts';
+import { expectAnswer, HaproxyError, type HaproxyRuntime } from './runtime.ts';
 import {
   parseCertificateDetails,
   parseMapEntries,
@@ -272,10 +272,16 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     // What HAProxy refused to delete is not asked again (see #execute).
     const plan = { ...planned, steps: planned.steps.filter((s) => !((s.op === 'del-cert' || s.op === 'del-ca') && this.#undeletable.has(s.name))) };
     const t1 = performance.now();
+    let loaded: Map<string, boolean> | undefined;
     if (plan.steps.length > 0) {
       const done = await this.#execute(plan.steps, applied);
       const t2 = performance.now();
-      live = full ? await this.#readLive(desired) : await this.#withBackends(afterSteps(live, done, this.#memo), touchedBackends(plan));
+      if (full) live = await this.#readLive(desired);
+      else {
+        // A delta read-back lists servers only, so the certificates are read back beside
+        // it; a full one lists the stores, whose lock a second listing would find held.
+        [live, loaded] = await Promise.all([this.#withBackends(afterSteps(live, done, this.#memo), touchedBackends(plan)), this.#checkCertificates(applied)]);
+      }
       seen = view(live);
       const ops: Record<string, number> = {};
       for (const step of plan.steps) ops[step.op] = (ops[step.op] ?? 0) + 1;
@@ -285,7 +291,7 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
         'runtime changes applied',
       );
     }
-    const loaded = await this.#checkCertificates(applied);
+    loaded ??= await this.#checkCertificates(applied);
     const problems = convergenceProblems(seen.desired, seen.live, loaded, this.#memo);
     if (problems.length > 0) {
       throw new HaproxyError(
@@ -363,14 +369,26 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     return result;
   }
 
-  /** Returns the steps that took effect; a step HAProxy refuses for now (a server still busy) waits for the next pass. */
+  /**
+   * Returns the steps that took effect; a step HAProxy refuses for now (a server still busy)
+   * waits for the next pass. Pairs whose second command may run whatever the first
+   * answered go on one connection (HaproxyRuntime.chain): a store created and filled, a
+   * server added and enabled, a server taken out and deleted. A certificate is committed
+   * alone, before any server may use it.
+   */
   async #execute(steps: readonly Step[], applied: Applied): Promise<Step[]> {
     const r = this.#runtime;
     const done: Step[] = [];
     // A server that took a request since the plan is not deleted, and may use the
     // certificate and CA file the plan deletes after it (see planHaproxy).
     let serverKept = false;
-    for (const step of steps) {
+    /** The step whose command went out with the one before it, and its answer. */
+    let ranWith: { step: Step; answer: string } | undefined;
+    for (const [i, step] of steps.entries()) {
+      const next = steps[i + 1];
+      const sameServer = (s: Step | undefined): boolean =>
+        s !== undefined && 'server' in s && 'server' in step && s.backend === step.backend && s.server === step.server;
+      const answered = ranWith?.step === step ? ranWith.answer : undefined;
       switch (step.op) {
         case 'abort-cert':
           await r.run(`abort ssl cert ${step.name}`);
@@ -378,27 +396,52 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
         case 'abort-ca':
           await r.run(`abort ssl ca-file ${step.name}`);
           break;
-        case 'load-ca':
-          await r.expect(`new ssl ca-file ${step.name}`, /New CA file created|already exists/);
-          await r.expect(`set ssl ca-file ${step.name}`, /transaction created|transaction updated/i, applied.contents(step.file));
+        case 'load-ca': {
+          const commands = [`new ssl ca-file ${step.name}`, `set ssl ca-file ${step.name}`];
+          const [created, set] = await r.chain(commands, applied.contents(step.file));
+          expectAnswer(commands[0]!, created!, /New CA file created|already exists/);
+          expectAnswer(commands[1]!, set!, /transaction created|transaction updated/i);
           await r.expect(`commit ssl ca-file ${step.name}`, /Success!/);
           break;
-        case 'load-cert':
+        }
+        case 'load-cert': {
           this.#verified.delete(step.name);
-          await r.expect(`new ssl cert ${step.name}`, /New empty certificate store|already exists/);
-          await r.expect(`set ssl cert ${step.name}`, /transaction created|transaction updated/i, applied.contents(step.file));
+          const commands = [`new ssl cert ${step.name}`, `set ssl cert ${step.name}`];
+          const [created, set] = await r.chain(commands, applied.contents(step.file));
+          expectAnswer(commands[0]!, created!, /New empty certificate store|already exists/);
+          expectAnswer(commands[1]!, set!, /transaction created|transaction updated/i);
           await r.expect(`commit ssl cert ${step.name}`, /Success!/);
           break;
-        case 'add-server':
-          await r.expect(`add server ${step.backend}/${step.server} ${hostForUrl(step.address)}:${step.port} ${step.args.join(' ')}`, /New server registered/);
+        }
+        case 'add-server': {
+          const add = `add server ${step.backend}/${step.server} ${hostForUrl(step.address)}:${step.port} ${step.args.join(' ')}`;
+          if (next?.op === 'enable-server' && sameServer(next)) {
+            // Enabling a server that was not added answers "No such server": refused below.
+            const [added, enabled] = await r.chain([add, `enable server ${step.backend}/${step.server}`]);
+            expectAnswer(add, added!, /New server registered/);
+            ranWith = { step: next, answer: enabled! };
+          } else {
+            await r.expect(add, /New server registered/);
+          }
           break;
+        }
         case 'enable-server':
-        case 'disable-server':
-          await r.expect(`${step.op === 'enable-server' ? 'enable' : 'disable'} server ${step.backend}/${step.server}`, /^\s*$/);
+        case 'disable-server': {
+          const command = `${step.op === 'enable-server' ? 'enable' : 'disable'} server ${step.backend}/${step.server}`;
+          if (answered !== undefined) {
+            expectAnswer(command, answered, /^\s*$/);
+          } else if (step.op === 'disable-server' && next?.op === 'del-server' && sameServer(next)) {
+            const [disabled, deleted] = await r.chain([command, `del server ${step.backend}/${step.server}`]);
+            expectAnswer(command, disabled!, /^\s*$/);
+            ranWith = { step: next, answer: deleted! };
+          } else {
+            await r.expect(command, /^\s*$/);
+          }
           break;
+        }
         case 'del-server':
           // Refused while a request still runs on it: deleted on a later pass.
-          if (!/Server deleted/.test(await r.run(`del server ${step.backend}/${step.server}`))) {
+          if (!/Server deleted/.test(answered ?? (await r.run(`del server ${step.backend}/${step.server}`)))) {
             serverKept = true;
             continue;
           }
