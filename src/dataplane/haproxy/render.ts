@@ -411,7 +411,7 @@ function serverText(server: HaproxyServer): ServerText {
   const dir = `\${${configDirVariable}}`;
   const block = [
     '',
-    `    # ${server.key} → https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
+    `    # ${server.key} -> https://${hostForUrl(server.host)}:${server.port}, SNI ${server.serverName}`,
     `    # client certificate serial ${commentSafe(server.serialNumber)}, SHA-256 ${commentSafe(server.fingerprintSha256)}`,
     `    server ${server.server} ${hostForUrl(server.address)}:${server.port} ${serverArguments(server, dir, { quote: true }).join(' ')}`,
   ].join('\n');

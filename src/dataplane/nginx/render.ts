@@ -234,7 +234,7 @@ function routeBlock(route: EgressRoute, listen: string, trusted: string): string
   const hostHeader = route.port === 443 ? hostForUrl(route.host) : target;
   const { serialNumber, fingerprintSha256 } = route.clientCertificate;
   return [
-    `    # ${route.key} → https://${target}, SNI ${route.serverName}`,
+    `    # ${route.key} -> https://${target}, SNI ${route.serverName}`,
     `    # client certificate serial ${commentSafe(serialNumber)}, SHA-256 ${commentSafe(fingerprintSha256)}`,
     `    upstream ${upstream} {`,
     // Addresses, never the name: nginx would resolve a name at every reload, unchecked.
