@@ -16,11 +16,12 @@
 // binding object sent → agent watch → served → a client's answer carries the new serial.
 
 import { Agent, request } from 'node:https';
+import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
-import { cpuSeconds, groupUsage, rssMb } from '../support/process-usage.ts';
+import { cpuSeconds, groupUsage, machineBusySeconds, processesWithArgument, rssMb } from '../support/process-usage.ts';
 import { hasReason, type Binding } from '../support/kube.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
 import type { ProxyResponse } from '../support/nginx-process.ts';
@@ -49,7 +50,7 @@ interface PlaneFigures {
   /** Resident memory when the churn began and when it ended (a soak's drift), MB. */
   rssMb: { agent: { start: number; end: number }; dataPlane: { start: number; end: number } };
   /** CPU seconds per second of churn (1 = one core), of each process: the bench holds the load generator and the partner. */
-  cores: { bench: number; agent: number; dataPlane: number; controller: number };
+  cores: { bench: number; agent: number; dataPlane: number; controller: number; apiServerAndEtcd: number; machine: number };
 }
 
 /** The processes a run's figures are read from, at one moment. */
@@ -60,9 +61,13 @@ interface Usage {
   dataPlane: { rssMb: number; cpuSeconds: number; processes: number };
   controllerCpu: number;
   benchCpu: number;
+  /** kube-apiserver and etcd: the processes whose command line names the control plane's state directory. */
+  controlPlaneCpu: number;
+  /** Every process on the machine (/proc/stat's busy time), in seconds. */
+  machineCpu: number;
 }
 
-function usage(stack: EgressStack, dataPlane: 'haproxy' | 'nginx'): Usage {
+function usage(stack: EgressStack, dataPlane: 'haproxy' | 'nginx', controlPlaneDir: string): Usage {
   // The data plane's master runs in a group of its own (its pid): the newest one the agent started.
   const master = stack.agent.logged(`${dataPlane} started`).at(-1)?.pid as number | undefined;
   const { user, system } = process.cpuUsage();
@@ -73,6 +78,8 @@ function usage(stack: EgressStack, dataPlane: 'haproxy' | 'nginx'): Usage {
     dataPlane: master === undefined ? { rssMb: 0, cpuSeconds: 0, processes: 0 } : groupUsage(master),
     controllerCpu: cpuSeconds(stack.controller.child.pid!),
     benchCpu: (user + system) / 1e6,
+    controlPlaneCpu: processesWithArgument(controlPlaneDir).reduce((sum, pid) => sum + cpuSeconds(pid), 0),
+    machineCpu: machineBusySeconds(),
   };
 }
 
@@ -81,7 +88,7 @@ interface Rotation {
   port: number;
   serial: string;
   at: number;
-  /** When the API server answered the write (the bench reads the Secret first, to replace it). */
+  /** When the API server answered the write: one PUT, the clock starting as it is sent. */
   storedAt?: number;
   resourceVersion?: string;
   seenAt?: number;
@@ -103,7 +110,7 @@ function rotationSplit(made: readonly Rotation[], served: ReadonlyArray<Record<s
     }
   }
   const stages: Record<string, number[]> = {
-    '(of which the bench GET+PUT)': [],
+    '(of which the PUT itself)': [],
     'secret write → controller watch': [],
     'watch → data read': [],
     'read → decoded': [],
@@ -118,7 +125,7 @@ function rotationSplit(made: readonly Rotation[], served: ReadonlyArray<Record<s
   for (const r of made) {
     const report = r.resourceVersion === undefined ? undefined : bySource.get(r.resourceVersion);
     if (!report || r.seenAt === undefined) continue;
-    if (r.storedAt !== undefined) stages['(of which the bench GET+PUT)']!.push(r.storedAt - r.at);
+    if (r.storedAt !== undefined) stages['(of which the PUT itself)']!.push(r.storedAt - r.at);
     stages['secret write → controller watch']!.push(report.seenAt - r.at);
     stages['watch → data read']!.push(report.ms.read!);
     stages['read → decoded']!.push(report.ms.decode!);
@@ -227,7 +234,7 @@ async function runPlane(
     let rotated = 0;
     const started = performance.now();
     const requestsAtStart = load.requests;
-    const usageAtStart = usage(stack, dataPlane);
+    const usageAtStart = usage(stack, dataPlane, cluster.stateDir);
     // Every tick: add one, remove one (the oldest added), rotate one (round robin). A tick
     // that is late starts the next at once: the churn rate is a floor, not a ceiling.
     for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
@@ -255,14 +262,16 @@ async function runPlane(
         pending.set(port, rotation);
         made.push(rotation);
         rotated++;
-        rotation.resourceVersion = await putPfx(`stable-${i}`, pfx);
+        // One unconditional PUT, as a tool that owns the Secret writes it: the clock starts
+        // at the write, not at a read the bench would make first.
+        rotation.resourceVersion = await kube.replaceSecret(ns, `stable-${i}-pfx`, { 'keystore.p12': pfx, password });
         rotation.storedAt = Date.now();
       }
       await Promise.all([adding, removing]);
     }
     const elapsed = (performance.now() - started) / 1000;
     const requests = load.requests - requestsAtStart;
-    const usageAtEnd = usage(stack, dataPlane);
+    const usageAtEnd = usage(stack, dataPlane, cluster.stateDir);
     const perSecond = (end: number, start: number): number => Math.round(((end - start) / ((usageAtEnd.at - usageAtStart.at) / 1000)) * 100) / 100;
     const cores = {
       bench: perSecond(usageAtEnd.benchCpu, usageAtStart.benchCpu),
@@ -270,13 +279,15 @@ async function runPlane(
       // A data plane restarted mid-run started its CPU clock again: then this undercounts, and the exits below say so.
       dataPlane: perSecond(usageAtEnd.dataPlane.cpuSeconds, usageAtStart.dataPlane.cpuSeconds),
       controller: perSecond(usageAtEnd.controllerCpu, usageAtStart.controllerCpu),
+      apiServerAndEtcd: perSecond(usageAtEnd.controlPlaneCpu, usageAtStart.controlPlaneCpu),
+      machine: perSecond(usageAtEnd.machineCpu, usageAtStart.machineCpu),
     };
     const rssMb = {
       agent: { start: Math.round(usageAtStart.agentRssMb), end: Math.round(usageAtEnd.agentRssMb) },
       dataPlane: { start: Math.round(usageAtStart.dataPlane.rssMb), end: Math.round(usageAtEnd.dataPlane.rssMb) },
     };
     console.log(
-      `[${dataPlane}] cores used during the churn: bench (load generator and partner) ${cores.bench}, agent ${cores.agent}, ${dataPlane} ${cores.dataPlane}, controller ${cores.controller}`,
+      `[${dataPlane}] cores used during the churn: bench (load generator and partner) ${cores.bench}, agent ${cores.agent}, ${dataPlane} ${cores.dataPlane}, controller ${cores.controller}, kube-apiserver and etcd ${cores.apiServerAndEtcd}; the machine ${cores.machine} of ${availableParallelism()}`,
     );
     console.log(
       `[${dataPlane}] RSS MB start → end: agent ${rssMb.agent.start} → ${rssMb.agent.end}, ${dataPlane} (${usageAtEnd.dataPlane.processes} processes) ${rssMb.dataPlane.start} → ${rssMb.dataPlane.end}`,
@@ -302,6 +313,20 @@ async function runPlane(
     console.log(
       `[${dataPlane}] ${applies.length} applies, p50 ms: write ${part('write')}, test ${part('test')}, serve ${part('reload')}, total ${part('total')}`,
     );
+    // HAProxy's share of serving, from its debug lines (BENCH_AGENT_ARGS='--log-level debug').
+    const passes = stack.agent.logged('runtime changes applied').map((l) => l.ms as Record<string, number>);
+    if (passes.length > 0) {
+      const p50 = (k: string): number =>
+        Math.round(
+          percentile(
+            passes.map((ms) => ms[k]!),
+            50,
+          ) * 10,
+        ) / 10;
+      console.log(
+        `[${dataPlane}] ${passes.length} runtime passes, p50 ms: read and plan ${p50('readAndPlan')}, execute ${p50('execute')}, read back ${p50('readBack')}`,
+      );
+    }
     const split = rotationSplit(made, stack.agent.logged('rotations served'));
     const rotationStages = Object.fromEntries(
       Object.entries(split).map(([stage, values]) => [stage, { p50: Math.round(percentile(values, 50)), p99: Math.round(percentile(values, 99)) }]),

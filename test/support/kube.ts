@@ -63,15 +63,21 @@ export class TestKube {
     return name;
   }
 
+  /**
+   * An unconditional replace of a Secret that exists: one PUT without a resourceVersion,
+   * as a tool that owns the Secret writes it (no read first). Returns the version stored.
+   */
+  async replaceSecret(namespace: string, name: string, data: Record<string, string | Uint8Array>, type = 'Opaque'): Promise<string> {
+    const stored = await this.client.replace<{ metadata: { resourceVersion: string } }>(
+      `/api/v1/namespaces/${namespace}/secrets/${name}`,
+      secretBody(namespace, name, data, type),
+    );
+    return stored.metadata.resourceVersion;
+  }
+
   /** Creates or replaces a Secret; resolves with the resourceVersion the write stored. */
   async putSecret(namespace: string, name: string, data: Record<string, string | Uint8Array>, type = 'Opaque'): Promise<string> {
-    const body = {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name, namespace },
-      type,
-      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
-    };
+    const body = secretBody(namespace, name, data, type);
     try {
       const existing = await this.client.get<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets/${name}`);
       const stored = await this.client.replace<{ metadata: { resourceVersion: string } }>(`/api/v1/namespaces/${namespace}/secrets/${name}`, {
@@ -171,4 +177,14 @@ export function readyOf(b: Binding): { status?: string; reason?: string } {
 /** True when the controller has seen this generation and Ready has the given reason. */
 export function hasReason(reason: string): (b: Binding) => boolean {
   return (b) => b.status?.observedGeneration === b.metadata.generation && readyOf(b).reason === reason;
+}
+
+function secretBody(namespace: string, name: string, data: Record<string, string | Uint8Array>, type: string) {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace },
+    type,
+    data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+  };
 }

@@ -53,3 +53,23 @@ export function groupUsage(pgid: number): { rssMb: number; cpuSeconds: number; p
     processes: pids.length,
   };
 }
+
+/** The live processes whose command line holds `fragment` (a control plane's state directory, say). */
+export function processesWithArgument(fragment: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(fragment)) pids.push(Number(entry));
+    } catch {
+      // Gone since the listing.
+    }
+  }
+  return pids;
+}
+
+/** CPU seconds every process on the machine spent busy (all but idle and iowait in /proc/stat's first line). */
+export function machineBusySeconds(): number {
+  const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100;
+}
