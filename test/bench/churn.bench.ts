@@ -18,11 +18,13 @@
 import { Agent, request } from 'node:https';
 import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { createAdminHttp } from '../harness/admin-http.ts';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
 import { cpuSeconds, groupUsage, machineBusySeconds, processesWithArgument, rssMb } from '../support/process-usage.ts';
 import { hasReason, type Binding } from '../support/kube.ts';
+import { apiRequests, requestsBetween } from '../support/prometheus-samples.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
 import type { ProxyResponse } from '../support/nginx-process.ts';
 import { PartnerPki, toPfx, type Issued } from '../support/partner-pki.ts';
@@ -234,6 +236,8 @@ async function runPlane(
     let rotated = 0;
     const started = performance.now();
     const requestsAtStart = load.requests;
+    const admin = createAdminHttp(cluster.apiServerUrl, cluster.pki);
+    const requestsAtStartOfChurn = await apiRequests(admin);
     const usageAtStart = usage(stack, dataPlane, cluster.stateDir);
     // Every tick: add one, remove one (the oldest added), rotate one (round robin). A tick
     // that is late starts the next at once: the churn rate is a floor, not a ceiling.
@@ -272,6 +276,7 @@ async function runPlane(
     const elapsed = (performance.now() - started) / 1000;
     const requests = load.requests - requestsAtStart;
     const usageAtEnd = usage(stack, dataPlane, cluster.stateDir);
+    const apiDuringChurn = requestsBetween(requestsAtStartOfChurn, await apiRequests(admin));
     const perSecond = (end: number, start: number): number => Math.round(((end - start) / ((usageAtEnd.at - usageAtStart.at) / 1000)) * 100) / 100;
     const cores = {
       bench: perSecond(usageAtEnd.benchCpu, usageAtStart.benchCpu),
@@ -288,6 +293,15 @@ async function runPlane(
     };
     console.log(
       `[${dataPlane}] cores used during the churn: bench (load generator and partner) ${cores.bench}, agent ${cores.agent}, ${dataPlane} ${cores.dataPlane}, controller ${cores.controller}, kube-apiserver and etcd ${cores.apiServerAndEtcd}; the machine ${cores.machine} of ${availableParallelism()}`,
+    );
+    // What the API server (and etcd behind it) did for the churn: watches count when they end.
+    const apiTotal = apiDuringChurn.reduce((sum, [, n]) => sum + n, 0);
+    console.log(
+      `[${dataPlane}] API requests during the churn: ${Math.round(apiTotal / elapsed)}/s; ` +
+        apiDuringChurn
+          .slice(0, 10)
+          .map(([what, n]) => `${what} ${Math.round((n / elapsed) * 10) / 10}/s`)
+          .join(', '),
     );
     console.log(
       `[${dataPlane}] RSS MB start → end: agent ${rssMb.agent.start} → ${rssMb.agent.end}, ${dataPlane} (${usageAtEnd.dataPlane.processes} processes) ${rssMb.dataPlane.start} → ${rssMb.dataPlane.end}`,

@@ -63,7 +63,8 @@ import * as types from '../../src/api/v1alpha1/types.ts';
 import type { KubeClient } from '../../src/k8s/client.ts';
 import { decodePfx } from '../../src/pki/pfx.ts';
 import { annotationAppliedHash, annotationContentHash, parseManifest, proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
-import { createAdminHttp, type AdminHttp } from '../harness/admin-http.ts';
+import { createAdminHttp } from '../harness/admin-http.ts';
+import { apiRequests, samples } from '../support/prometheus-samples.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { createAgentPod, podAnnotations, startAgent, type AgentProcess } from '../support/agent-process.ts';
@@ -222,30 +223,6 @@ function dataPlaneMemory(memory: ReturnType<typeof sampleMemory>, agent: AgentPr
 }
 
 // ---- metrics ------------------------------------------------------------------------------
-
-/** Every sample of one metric in Prometheus text: its labels and value. */
-function samples(text: string, metric: string): Array<{ labels: Record<string, string>; value: number }> {
-  const found = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metric}{`) && !line.startsWith(`${metric} `)) continue;
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[k!] = v!;
-    found.push({ labels, value: Number(line.slice(line.lastIndexOf(' ') + 1)) });
-  }
-  return found;
-}
-
-/** The apiserver's request counter by "VERB resource[/subresource]". Long-running requests (watches) count when they end. */
-async function apiRequests(admin: AdminHttp): Promise<Map<string, number>> {
-  const response = await admin({ method: 'GET', path: '/metrics' });
-  if (response.status !== 200) throw new Error(`apiserver /metrics: HTTP ${response.status}`);
-  const byRequest = new Map<string, number>();
-  for (const { labels, value } of samples(response.body, 'apiserver_request_total')) {
-    const what = `${labels.verb} ${labels.resource || '(non-resource)'}${labels.subresource ? `/${labels.subresource}` : ''}`;
-    byRequest.set(what, (byRequest.get(what) ?? 0) + value);
-  }
-  return byRequest;
-}
 
 /** The controller's proxy object writes, by "resource verb". */
 async function objectWrites(controller: ControllerProcess): Promise<Map<string, number>> {
