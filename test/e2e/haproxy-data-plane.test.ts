@@ -500,6 +500,12 @@ describe('HAProxy data plane at a few hundred bindings', () => {
       const listings = sent.filter((c) => /^show (servers state|servers conn|ssl cert|ssl ca-file|map)$|^show map /.test(c));
       assert.deepEqual(listings, [], 'no listing of every server, certificate, CA file or map entry');
       assert.ok(sent.includes(`show servers state p${port}`), `the rotated backend is read back: ${sent.join(' | ')}`);
+      // The old server was taken out on a picture not read now, so it is left draining; the
+      // drain pass reads its backend fresh and deletes it.
+      assert.ok(!sent.some((c) => c.startsWith('del server ')), `nothing deleted on a picture not read now: ${sent.join(' | ')}`);
+      sent.length = 0;
+      await many.plane.recheck();
+      assert.ok(sent.includes(`show servers state p${port}`) && !sent.includes('show servers state'), `the drain pass reads the backend: ${sent.join(' | ')}`);
       const changes = many.changes.length;
       sent.length = 0;
       await many.plane.recheck();

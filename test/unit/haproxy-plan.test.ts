@@ -4,6 +4,7 @@ import {
   afterSteps,
   changedBackends,
   convergenceProblems,
+  countedBusy,
   leftoverStores,
   narrowTo,
   planHaproxy,
@@ -125,6 +126,13 @@ describe('planHaproxy', () => {
         `del-cert ${bravo.certificateFile}`,
         `del-ca ${bravo.caFile}`,
       ],
+    },
+    {
+      name: 'a removed binding planned on a picture not read now (countedBusy): taken out and left draining, nothing deleted yet',
+      want: [alpha],
+      have: countedBusy(live([alpha, bravo]), new Set(['p10001'])),
+      steps: ['map-del ports.map 10001', 'map-del bindings.map 10001', 'map-del hosts.map 10001', `disable-server p10001/${bravo.server}`],
+      draining: [`p10001/${bravo.server}`],
     },
     {
       name: 'drift: a server taken out of service by hand is put back; a map value changed by hand is set back',

@@ -14,6 +14,7 @@ import {
   backendOf,
   changedBackends,
   convergenceProblems,
+  countedBusy,
   leftoverStores,
   narrowTo,
   planHaproxy,
@@ -263,8 +264,18 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     const { desired } = applied;
     const scope = known ? changedBackends(known.desired, desired, known.draining, this.#memo) : undefined;
     const full = !known || !scope || scope.size > maxDeltaBackends;
-    // A server the change takes out may still hold a request: its backend is read fresh.
-    let live = full ? await this.#readLive(desired) : await this.#withBackends(known.live, scope);
+    // A backend with a server draining is read fresh, so the plan deletes what holds no
+    // connection any more. The others are planned on the picture the last pass read back,
+    // every server counted busy: such a plan adds, enables and takes out of service but
+    // deletes nothing, and what it takes out is deleted by the drain pass a second later,
+    // which reads it fresh. What it did is read back below either way. That is one round
+    // trip less for a rotation, on a replica where each waits for HAProxy's threads.
+    let live = full
+      ? await this.#readLive(desired)
+      : await this.#withBackends(
+          countedBusy(known.live, new Set([...scope].filter((b) => !known.draining.has(b)))),
+          new Set([...scope].filter((b) => known.draining.has(b))),
+        );
     const view = (state: LiveHaproxy): { desired: DesiredHaproxy; live: LiveHaproxy } =>
       full ? { desired, live: state } : narrowTo(scope, known.desired, desired, state, known.leftover, this.#memo);
     let seen = view(live);

@@ -315,6 +315,23 @@ export function replaceBackends(
   return { ...live, servers: [...live.servers.filter((s) => !backends.has(s.backend)), ...read.servers], connections };
 }
 
+/**
+ * `live` with every server of these backends holding a connection: what to plan on when
+ * they were not read now. A plan then takes a server out of service and leaves it
+ * draining rather than deleting it, and the drain pass reads it before it deletes.
+ */
+export function countedBusy(live: LiveHaproxy, backends: ReadonlySet<string>): LiveHaproxy {
+  if (backends.size === 0) return live;
+  const connections = new Map(live.connections);
+  for (const server of live.servers) {
+    if (!backends.has(server.backend)) continue;
+    const key = `${server.backend}/${server.name}`;
+    const conns = connections.get(key);
+    connections.set(key, { used: Math.max(1, conns?.used ?? 0), idle: conns?.idle ?? 0 });
+  }
+  return { ...live, connections };
+}
+
 /** "backend/server" → backend. */
 export function backendOf(serverKey: string): string {
   return serverKey.slice(0, serverKey.indexOf('/'));
