@@ -409,7 +409,8 @@ Options:
   --nginx-binary FILE      (default: /usr/sbin/nginx)
   --nginx-pid-file FILE    the master's pid file (default: PREFIX/nginx.pid, as the rendered config says)
   --manage-nginx           the same as --manage (its earlier name)
-  --reload-timeout D       how long a start or reload may take to show (default: 30s)
+  --reload-timeout D       how long a start or reload may take to show (default: 30s;
+                           HAProxy adds 10 ms per certificate its config holds)
   --stop-timeout D         how long the data plane may take to finish requests on SIGTERM (default: 25s)
   --drain-delay D          on SIGTERM, fail /readyz at once and keep serving for D before the data
                            plane stops accepting, so the replica leaves the Service's endpoints and

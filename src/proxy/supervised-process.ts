@@ -24,7 +24,8 @@ export interface SupervisedProcessOptions {
   stdout?: 'inherit' | 'ignore';
   /** Polled every 25 ms after a spawn until it resolves true: the process serves. */
   isReady: (pid: number) => Promise<boolean>;
-  startTimeoutMs: number;
+  /** How long a start may take to serve; asked at each start, a restart's too (a config grows). */
+  startTimeoutMs: number | (() => number);
   /** The signals of a graceful stop, each with how long to wait before the next. */
   stopSignals: ReadonlyArray<readonly [NodeJS.Signals, number]>;
   /** The one line of the server's own stderr that says why it failed. */
@@ -119,7 +120,8 @@ export class SupervisedProcess {
       if (this.#stderrTail.length > stderrTailLines) this.#stderrTail.shift();
     });
 
-    const deadline = Date.now() + o.startTimeoutMs;
+    const timeoutMs = typeof o.startTimeoutMs === 'number' ? o.startTimeoutMs : o.startTimeoutMs();
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (exited || pid === undefined) {
         // The 'exit' event can precede the last stderr lines; give them a moment.
@@ -135,7 +137,7 @@ export class SupervisedProcess {
       await sleep(25);
     }
     killGroup();
-    throw o.startError(`${o.name} did not start within ${Math.round(o.startTimeoutMs / 1000)}s`);
+    throw o.startError(`${o.name} did not start within ${Math.round(timeoutMs / 1000)}s`);
   }
 
   #onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null, startedAt: number): void {

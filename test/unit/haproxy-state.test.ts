@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { haproxyErrorReason } from '../../src/dataplane/haproxy/process.ts';
+import { haproxyErrorReason, loadTimeoutMs } from '../../src/dataplane/haproxy/process.ts';
 import { splitAnswers } from '../../src/dataplane/haproxy/runtime.ts';
 import {
   isEnabled,
@@ -254,4 +254,15 @@ describe('splitAnswers: the runtime API answers of chained commands, each ended 
     { name: 'nothing', reply: '', want: undefined },
   ];
   for (const c of cases) test(c.name, () => assert.deepEqual(splitAnswers(c.reply), c.want));
+});
+
+describe('loadTimeoutMs: a start or reload may take the flag plus 10 ms per certificate', () => {
+  const cases: Array<[base: number, certificates: number, want: number]> = [
+    [30_000, 0, 30_000],
+    [30_000, 50, 30_500],
+    [30_000, 10_000, 130_000],
+    [5_000, -1, 5_000],
+  ];
+  for (const [base, certificates, want] of cases)
+    test(`${base} ms, ${certificates} certificates: ${want} ms`, () => assert.equal(loadTimeoutMs(base, certificates), want));
 });

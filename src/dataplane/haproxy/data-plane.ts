@@ -181,6 +181,8 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     const applied = this.#desired(request);
     const skeleton = request.config.skeletonHash;
     const haproxy = this.#o.haproxy;
+    // What a start, a reload or a restart after a crash reads from disk from now on.
+    haproxy.certificatesToLoad(request.config.servers.length);
     if (!haproxy.running()) {
       // A cold start reads the whole config from disk: every binding served at once.
       const untested = this.#firstStart();

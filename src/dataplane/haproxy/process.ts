@@ -82,18 +82,35 @@ export interface ManagedHaproxyOptions {
   onUnexpectedExit?: () => void;
 }
 
+/**
+ * Loading a certificate is most of a HAProxy start's work: 3.7 s for 10,000 on an idle
+ * 2-core machine, 11-25 s on a busy one (bench:scale). So a start or reload may take the
+ * flag's time plus this per certificate the config holds, and a replica with a small CPU
+ * limit at ten thousand bindings does not time out, kill HAProxy and start it again for ever.
+ */
+export const loadTimeoutPerCertificateMs = 10;
+
+/** How long a start or reload of a config holding `certificates` may take to serve. */
+export function loadTimeoutMs(baseMs: number, certificates: number): number {
+  return baseMs + Math.max(0, certificates) * loadTimeoutPerCertificateMs;
+}
+
 export class ManagedHaproxy {
   /** The worker's runtime API: what the agent changes HAProxy through. */
   readonly runtime: HaproxyRuntime;
   readonly #master: HaproxyRuntime;
   readonly #process: SupervisedProcess;
   readonly #reloadTimeoutMs: number;
+  readonly #startTimeoutMs: number;
+  /** Certificates in the config HAProxy reads next (certificatesToLoad). */
+  #certificates = 0;
   readonly #restartListeners: Array<() => void> = [];
 
   constructor(options: ManagedHaproxyOptions) {
     this.runtime = new HaproxyRuntime(join(options.runDir, runtimeSocket));
     this.#master = new HaproxyRuntime(join(options.runDir, masterSocket));
     this.#reloadTimeoutMs = options.reloadTimeoutMs;
+    this.#startTimeoutMs = options.startTimeoutMs;
     this.#process = new SupervisedProcess({
       name: 'haproxy',
       binary: options.binary,
@@ -101,7 +118,7 @@ export class ManagedHaproxy {
       env: haproxyEnvironment(options.configDir, options.runDir),
       stdout: options.stdout ?? 'inherit',
       isReady: async () => (await this.#serving()) !== undefined,
-      startTimeoutMs: options.startTimeoutMs,
+      startTimeoutMs: () => loadTimeoutMs(this.#startTimeoutMs, this.#certificates),
       // SIGUSR1: a soft stop, the workers finish their connections; SIGTERM: now.
       stopSignals: [
         ['SIGUSR1', options.stopTimeoutMs],
@@ -115,6 +132,11 @@ export class ManagedHaproxy {
         for (const listener of this.#restartListeners) listener();
       },
     });
+  }
+
+  /** How many certificates the config on disk holds: a start or reload may take longer for each (loadTimeoutMs). */
+  certificatesToLoad(count: number): void {
+    this.#certificates = count;
   }
 
   /** Called after HAProxy died and was started again from the config on disk: what was changed only at run time is gone. */
@@ -166,7 +188,8 @@ export class ManagedHaproxy {
     if (!before) throw new HaproxyError('ERR_HAPROXY_NOT_RUNNING', 'HAProxy does not serve; it cannot be reloaded');
     // The master re-executes itself and closes the connection without an answer.
     await this.#master.run('reload').catch(() => undefined);
-    const deadline = Date.now() + this.#reloadTimeoutMs;
+    const timeoutMs = loadTimeoutMs(this.#reloadTimeoutMs, this.#certificates);
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       await sleep(25);
       const table = await this.#serving();
@@ -176,6 +199,6 @@ export class ManagedHaproxy {
       }
       if (table.reloads > before.reloads && table.workers.every((pid) => !before.workers.includes(pid))) return;
     }
-    throw new HaproxyError('ERR_HAPROXY_RELOAD_FAILED', `HAProxy showed no new worker within ${Math.round(this.#reloadTimeoutMs / 1000)}s of a reload`);
+    throw new HaproxyError('ERR_HAPROXY_RELOAD_FAILED', `HAProxy showed no new worker within ${Math.round(timeoutMs / 1000)}s of a reload`);
   }
 }
