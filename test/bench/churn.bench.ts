@@ -311,6 +311,7 @@ async function runPlane(
       `[${dataPlane}] RSS MB start → end: agent ${rssMb.agent.start} → ${rssMb.agent.end}, ${dataPlane} (${usageAtEnd.dataPlane.processes} processes) ${rssMb.dataPlane.start} → ${rssMb.dataPlane.end}`,
     );
     const { total: partnerConnections, resumed } = stack.partner.connections;
+    console.log(`[${dataPlane}] the longest time no request completed: ${load.longestQuiet.ms} ms`);
     console.log(`[${dataPlane}] the partner accepted ${partnerConnections} TLS connections (${resumed} resumed) for ${load.requests} requests`);
     await pollUntil(() => (pending.size === 0 ? true : undefined), { what: 'the last rotations to be seen', timeoutMs: 30_000 }).catch(() => undefined);
     clearInterval(watcher);

@@ -16,6 +16,8 @@ export interface SteadyLoad {
   failures: LoadFailure[];
   /** The last serial the partner saw on each port, with when it was first seen, and when the request that first saw it was sent. */
   lastSerial: Map<number, { serial: string; since: number; sentAt: number }>;
+  /** The longest time no request completed, and when it ended (wall-clock ms): a stall of the whole load shows here. */
+  longestQuiet: { ms: number; endedAt: number };
   /** Stops the clients after their request in flight; resolves when they have. */
   stop(): Promise<void>;
 }
@@ -38,6 +40,13 @@ export function steadyLoad(options: {
   const lastSerial = new Map<number, { serial: string; since: number; sentAt: number }>();
   let requests = 0;
   let stopped = false;
+  let lastCompletion = Date.now();
+  const longestQuiet = { ms: 0, endedAt: 0 };
+  const completed = (): void => {
+    const now = Date.now();
+    if (now - lastCompletion > longestQuiet.ms) Object.assign(longestQuiet, { ms: now - lastCompletion, endedAt: now });
+    lastCompletion = now;
+  };
   const client = async (index: number): Promise<void> => {
     for (let i = index; !stopped; i += options.clients) {
       const ports = options.ports();
@@ -60,6 +69,7 @@ export function steadyLoad(options: {
       } catch (err) {
         failures.push({ port, method, what: (err as NodeJS.ErrnoException).code ?? (err as Error).message, at: Date.now() });
       }
+      completed();
     }
   };
   const running = Promise.all(Array.from({ length: options.clients }, (_, i) => client(i)));
@@ -69,6 +79,7 @@ export function steadyLoad(options: {
     },
     failures,
     lastSerial,
+    longestQuiet,
     async stop() {
       stopped = true;
       await running;
