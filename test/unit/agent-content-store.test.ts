@@ -4,7 +4,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { ProxyFile } from '../../src/contract/proxy-objects.ts';
+import { bindingObject, bundleObjects, bundlePath, type BindingPart, type ProxyFile } from '../../src/contract/proxy-objects.ts';
+import { readCredentialSecret, referencedObjects } from '../../src/proxy/agent.ts';
 import { ConfigDir } from '../../src/proxy/config-dir.ts';
 import { isObjectName, objectName, objectsToRemove } from '../../src/proxy/content-store.ts';
 import { generationName } from '../../src/proxy/generations.ts';
@@ -71,6 +72,46 @@ describe('objectsToRemove: only what no generation links, the cache does not nam
   for (const { name, entries, referenced = [], inUse = [], writing = false, removed } of table) {
     test(name, () => assert.deepEqual(objectsToRemove(entries, new Set(referenced), new Set(inUse), writing), removed));
   }
+});
+
+describe('the agent cache holds no certificate or key bytes', () => {
+  const ca = pem('CERTIFICATE', 'partner CA');
+  const part: BindingPart = {
+    key: 'team-a/a',
+    listenerPort: 10000,
+    fingerprintSha256: digest('f'),
+    serialNumber: '01',
+    files: [
+      { path: 'certs/team-a_a.pem', mode: 0o600, content: `${pem('CERTIFICATE', 'leaf')}${pem('PRIVATE KEY', 'key')}`, binding: 'team-a/a' },
+      { path: bundlePath(sha256(ca)), mode: 0o644, content: ca, bundle: true },
+    ],
+  };
+  const objects = [...bundleObjects(part, 'mtls-egress-system'), bindingObject(part, 'mtls-egress-system')];
+
+  /** Every string reachable from `value`. */
+  function strings(value: unknown, seen = new Set<unknown>()): string[] {
+    if (typeof value === 'string') return [value];
+    if (value === null || typeof value !== 'object' || seen.has(value)) return [];
+    seen.add(value);
+    return Object.values(value).flatMap((v) => strings(v, seen));
+  }
+
+  test('readCredentialSecret: paths, modes and digests in the cache; the bytes wait in the store', () => {
+    const parent = mkdtempSync(join(tmpdir(), 'mtls-egress-store-'));
+    after(() => rmSync(parent, { recursive: true, force: true }));
+    const dir = new ConfigDir(parent);
+    const cache = objects.map((object) => readCredentialSecret(object, dir.store, 1));
+    assert.ok(cache.every(({ read }) => read.ok));
+    assert.deepEqual(
+      strings(cache).filter((s) => s.includes('-----BEGIN')),
+      [],
+    );
+    assert.equal(dir.store.pending, 2);
+    assert.deepEqual(
+      [...referencedObjects(cache)].sort(),
+      [objectName({ sha256: sha256(ca), mode: 0o644 }), objectName({ sha256: sha256(part.files[0]!.content), mode: 0o600 })].sort(),
+    );
+  });
 });
 
 describe('ContentStore and ConfigDir on a real file system', () => {
