@@ -30,6 +30,7 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
   const { stop, dispose } = shutdownOnSignals(logger);
   const ns = encodeURIComponent(config.namespace);
 
+  const dir = new ConfigDir(config.configDir);
   const configMaps = new Informer<ProxyConfigMap>({
     client,
     logger,
@@ -48,13 +49,13 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
     paths: [`/api/v1/namespaces/${ns}/secrets`],
     query: { labelSelector: credentialsSelector },
     // Read when the watch delivers it: that time is the rotation's `watch` stage's end.
-    transform: (s) => readCredentialSecret(s as unknown as Parameters<typeof readCredentialSecret>[0], Date.now()),
+    // The files' bytes go to the config directory's content store, not the cache.
+    transform: (s) => readCredentialSecret(s as unknown as Parameters<typeof readCredentialSecret>[0], dir.store, Date.now()),
     onError: () => metrics.watchErrors.inc({ resource: 'secrets' }),
   });
 
   // Before the data plane starts: HAProxy and nginx inherit the limit.
   await turnOffCoreDumps(logger);
-  const dir = new ConfigDir(config.configDir);
   await dir.prepare();
   // The data plane's restart hook reaches the agent, which is built after it. (A plain
   // variable, not an object with a `then`: that would be a thenable, awaited by mistake.)

@@ -406,6 +406,22 @@ export interface ProxyFile extends RenderedFile {
   sha256: string;
 }
 
+/**
+ * A file as the agent's cache holds it: its digest, not its bytes, which wait in the
+ * agent's content store (src/proxy/content-store.ts) and then live on disk once. No
+ * `content` at all, rather than an optional one, so that code which may meet one cannot
+ * read bytes without asking the store.
+ */
+export type StoredFile = Omit<ProxyFile, 'content'>;
+
+/** A file of the agent's config: bytes in hand (shared and rendered files), or in the store (binding files). */
+export type HeldFile = ProxyFile | StoredFile;
+
+/** The file's bytes when it carries them; undefined for a StoredFile, whose bytes only the store can give. */
+export function contentOf(file: HeldFile): string | undefined {
+  return 'content' in file ? file.content : undefined;
+}
+
 export type SharedFiles = { ok: true; files: ProxyFile[] } | { ok: false; waitingFor: string } | { ok: false; problem: string };
 
 /** The shared files the index lists, checked against its digests (the ConfigMap and the index arrive as one object, but are checked anyway). */
@@ -441,7 +457,8 @@ export interface BundleRef {
  * One binding object as the agent read it: its part with its own files, and the bundles
  * it references (resolveBundles adds their files); or why it cannot be used.
  */
-export type ReadBinding = { ok: true; contentHash: string; part: BindingPart & { files: ProxyFile[] }; bundles: BundleRef[] } | { ok: false; problem: string };
+export type ReadBinding<F extends HeldFile = ProxyFile> =
+  { ok: true; contentHash: string; part: Omit<BindingPart, 'files'> & { files: F[] }; bundles: BundleRef[] } | { ok: false; problem: string };
 
 /** Where a binding's files may go: its own, under the directories renderers use. */
 export const bindingDirectories: readonly string[] = ['bindings', 'certs', 'ca'];
@@ -500,7 +517,7 @@ export function readBindingObject(secret: { metadata: { name: string }; data?: R
 }
 
 /** One bundle object as the agent read it: its file, or why it cannot be used. */
-export type ReadBundle = { ok: true; file: ProxyFile } | { ok: false; problem: string };
+export type ReadBundle<F extends HeldFile = ProxyFile> = { ok: true; file: F } | { ok: false; problem: string };
 
 /**
  * A bundle object, checked: its content must hash to the digest its name carries, so a
@@ -521,7 +538,7 @@ export function readBundleObject(secret: { metadata: { name: string }; data?: Re
 }
 
 /** A binding's part with every file it serves from, its bundles' included. */
-export type HeldPart = BindingPart & { files: ProxyFile[] };
+export type HeldPart<F extends HeldFile = ProxyFile> = Omit<BindingPart, 'files'> & { files: F[] };
 
 /**
  * A binding's part with its bundles' files, the very objects `bundles` holds, so each
@@ -529,12 +546,12 @@ export type HeldPart = BindingPart & { files: ProxyFile[] };
  * a pass over ten thousand bindings gets the same part objects as the last (the caches of
  * assembly are kept by part), and makes a new one only where a bundle changed.
  */
-export class BundleResolver {
-  readonly #resolved = new WeakMap<object, { files: readonly ProxyFile[]; part: HeldPart }>();
+export class BundleResolver<F extends HeldFile = ProxyFile> {
+  readonly #resolved = new WeakMap<object, { files: readonly F[]; part: HeldPart<F> }>();
 
-  resolve(read: Extract<ReadBinding, { ok: true }>, bundles: ReadonlyMap<string, ProxyFile>): { ok: true; part: HeldPart } | { ok: false; waitingFor: string } {
+  resolve(read: Extract<ReadBinding<F>, { ok: true }>, bundles: ReadonlyMap<string, F>): { ok: true; part: HeldPart<F> } | { ok: false; waitingFor: string } {
     if (read.bundles.length === 0) return { ok: true, part: read.part };
-    const files: ProxyFile[] = [];
+    const files: F[] = [];
     for (const ref of read.bundles) {
       const file = bundles.get(ref.sha256);
       if (!file) return { ok: false, waitingFor: `bundle ${bundleObjectName(ref.sha256)}` };

@@ -1,4 +1,4 @@
-import { configDigest, sharedHash, type ProxyFile } from '../contract/proxy-objects.ts';
+import { configDigest, sharedHash, type HeldFile, type ProxyFile } from '../contract/proxy-objects.ts';
 import type { PortRange } from '../model/listener-ports.ts';
 import type { AssembledConfig, Assembly, HeldBinding } from '../proxy/data-plane.ts';
 import { filesProblem } from '../proxy/generations.ts';
@@ -26,7 +26,7 @@ export interface BindingSelection {
   used: HeldBinding[];
   leftOut: string[];
   /** Every shared file and every used binding's file, by path. */
-  byPath: ReadonlyMap<string, ProxyFile>;
+  byPath: ReadonlyMap<string, HeldFile>;
 }
 
 /**
@@ -34,7 +34,7 @@ export interface BindingSelection {
  * the exception: it is named by its content, so the bindings that trust one bundle all
  * name its one file.
  */
-function takenPath(files: readonly ProxyFile[], byPath: ReadonlyMap<string, ProxyFile>): string | undefined {
+function takenPath(files: readonly HeldFile[], byPath: ReadonlyMap<string, HeldFile>): string | undefined {
   const own = new Set<string>();
   for (const file of files) {
     const held = byPath.get(file.path);
@@ -73,7 +73,7 @@ export function selectBindings(
   held: readonly HeldBinding[],
   rules: SelectionRules,
 ): BindingSelection {
-  const byPath = new Map(sharedByPath);
+  const byPath = new Map<string, HeldFile>(sharedByPath);
   const range = rules.listenerPorts;
   const leftOut: string[] = [];
   const used: HeldBinding[] = [];

@@ -7,6 +7,7 @@ import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import type { ConfigDir } from './config-dir.ts';
+import { objectName, type ContentStore } from './content-store.ts';
 import { fileIdentity, generationName } from './generations.ts';
 import type { ApplyResult, AssembledConfig, Assembler, DataPlane, HeldBinding } from './data-plane.ts';
 import type { PodReport } from './pod-reporter.ts';
@@ -20,9 +21,9 @@ import {
   readBindingObject,
   readBundleObject,
   readSharedFiles,
-  type ProxyFile,
   type ReadBinding,
   type ReadBundle,
+  type StoredFile,
 } from '../contract/proxy-objects.ts';
 import { parseStamps, rotationSplit, rotationStages, type RotationStage, type RotationStamps } from '../contract/rotation-stamps.ts';
 
@@ -36,25 +37,47 @@ export interface ProxyConfigMap extends KubeObject {
 
 /**
  * A binding or bundle object as the agent's cache keeps it: read and checked once, when
- * the watch delivers it (readBindingObject, readBundleObject), and without its base64
- * data, which at ten thousand bindings would be a second copy of every certificate and
- * key. A bundle is held once, whatever the number of bindings that reference it.
+ * the watch delivers it (readBindingObject, readBundleObject), and without its bytes:
+ * neither the base64 data nor the files' content, which at ten thousand bindings were
+ * 29 MB of PEM strings, a second copy of what the config directory holds. Each file is
+ * its path, mode and digest; its bytes are in the content store (content-store.ts).
  */
 export interface CredentialSecretLike extends KubeObject {
-  read: ({ kind: 'binding' } & ReadBinding) | ({ kind: 'bundle' } & ReadBundle);
+  read: ({ kind: 'binding' } & ReadBinding<StoredFile>) | ({ kind: 'bundle' } & ReadBundle<StoredFile>);
   /** A binding object's rotation stamps (src/contract/rotation-stamps.ts), and when the watch delivered it (wall-clock ms). */
   rotation?: { stamps: RotationStamps; watchedAt: number };
 }
 
-/** The informer transform that makes a CredentialSecretLike of a Secret from the API; `now` is when the watch delivered it. */
+/**
+ * The informer transform that makes a CredentialSecretLike of a Secret from the API: the
+ * files' bytes go to `store` (pending until the next apply stores them), the cache keeps
+ * their digests. `now` is when the watch delivered it.
+ */
 export function readCredentialSecret(
   s: KubeObject & { data?: Record<string, string>; metadata: { annotations?: Record<string, string> } },
+  store: Pick<ContentStore, 'hold'>,
   now?: number,
 ): CredentialSecretLike {
   const metadata = { name: s.metadata.name, namespace: s.metadata.namespace, resourceVersion: s.metadata.resourceVersion };
-  if (isBundleObjectName(s.metadata.name)) return { metadata, read: { kind: 'bundle', ...readBundleObject(s) } };
+  if (isBundleObjectName(s.metadata.name)) {
+    const read = readBundleObject(s);
+    return { metadata, read: read.ok ? { kind: 'bundle', ok: true, file: store.hold(read.file) } : { kind: 'bundle', ...read } };
+  }
   const stamps = now === undefined ? undefined : parseStamps(s.metadata.annotations);
-  return { metadata, read: { kind: 'binding', ...readBindingObject(s) }, ...(stamps ? { rotation: { stamps, watchedAt: now! } } : {}) };
+  const read = readBindingObject(s);
+  const stored: ReadBinding<StoredFile> = read.ok ? { ...read, part: { ...read.part, files: read.part.files.map((file) => store.hold(file)) } } : read;
+  return { metadata, read: { kind: 'binding', ...stored }, ...(stamps ? { rotation: { stamps, watchedAt: now! } } : {}) };
+}
+
+/** Every object the cache's files name: the store keeps them, so a binding left out for now can be served again. */
+export function referencedObjects(secrets: readonly CredentialSecretLike[]): Set<string> {
+  const names = new Set<string>();
+  for (const { read } of secrets) {
+    if (!read.ok) continue;
+    if (read.kind === 'bundle') names.add(objectName(read.file));
+    else for (const file of read.part.files) names.add(objectName(file));
+  }
+  return names;
 }
 
 /** One rotation as the agent reports it: its stages in ms, and the stamps' ends in wall-clock ms (the churn bench joins on `source`). */
@@ -91,7 +114,7 @@ export interface ProxyAgentOptions {
 interface Applied {
   hash: string;
   generation: string;
-  /** path → fileIdentity, so the next generation can link what did not change. */
+  /** path → fileIdentity of each file written with its bytes (haproxy.cfg, maps, shared files), so the next generation can link what did not change. */
   identities: Map<string, string>;
 }
 
@@ -139,7 +162,7 @@ export class ProxyAgent {
   /** Binding objects found unusable, by name@resourceVersion: each is logged once. */
   #unusable = new Set<string>();
   /** Each binding's part with its bundles' files, kept by part so a pass hands assembly the same objects. */
-  readonly #bundles = new BundleResolver();
+  readonly #bundles = new BundleResolver<StoredFile>();
   /** When the data plane asked to be looked at again (a periodic check, servers draining); 0: now. */
   #recheckAt = 0;
   /** When the last pass started: changes within debounceMs of it wait for the window's end. */
@@ -257,6 +280,9 @@ export class ProxyAgent {
       // error reported for the newer config no longer holds.
       this.#applyError = undefined;
       this.#report();
+      // The watch brought bytes again that change nothing (a relist, an edit back): the
+      // store has them, or gets them now, and the heap lets them go.
+      if (this.#options.dir.store.pending > 0) await this.#storePending();
       // A data plane that holds state in memory (HAProxy's runtime changes) is read back
       // and corrected now and then: level-triggered, whatever happened to it meanwhile.
       // When it asked, not on every pass that finds the config unchanged: at ten thousand
@@ -284,7 +310,7 @@ export class ProxyAgent {
    */
   #heldBindings(): HeldBinding[] {
     const secrets = this.#options.secrets.list();
-    const bundles = new Map<string, ProxyFile>();
+    const bundles = new Map<string, StoredFile>();
     for (const { read } of secrets) if (read.kind === 'bundle' && read.ok) bundles.set(read.file.sha256, read.file);
     const held: HeldBinding[] = [];
     const unusable = new Set<string>();
@@ -320,21 +346,36 @@ export class ProxyAgent {
   }
 
   async #apply(config: AssembledConfig, leftOut: readonly string[]): Promise<ApplyResult> {
+    const { dir } = this.#options;
+    try {
+      return await this.#applyStored(config, leftOut);
+    } finally {
+      // What this apply stored is on disk and, if it got that far, served: its bytes leave
+      // the heap. What it did not store (a pass that failed first) stays pending.
+      dir.store.release();
+    }
+  }
+
+  async #applyStored(config: AssembledConfig, leftOut: readonly string[]): Promise<ApplyResult> {
     const { dir, dataPlane } = this.#options;
     const t0 = performance.now();
     const generation = generationName(config.hash);
-    const writeGeneration = async (current: string | undefined): Promise<{ written: number; linked: number }> => {
+    const writeGeneration = async (current: string | undefined): Promise<{ written: number; linked: number; stored: number }> => {
+      // Every file the cache holds bytes for, used by this config or not (a binding left
+      // out now keeps its object for when it is served), once, before any link to it.
+      const { stored } = await dir.store.store();
       // `current` is already this generation only when a previous run of the agent made
       // it so: it was validated and synced then, so it is reloaded as it is.
-      if (current === generation) return { written: 0, linked: 0 };
+      if (current === generation) return { written: 0, linked: 0, stored };
       const applied = this.#applied;
-      return dir.write(
+      const counts = await dir.write(
         generation,
         config.files,
         applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined,
       );
+      return { ...counts, stored };
     };
-    let counts: { written: number; linked: number };
+    let counts: { written: number; linked: number; stored: number };
     let result: ApplyResult;
     let current: string | undefined;
     let t1: number;
@@ -377,7 +418,9 @@ export class ProxyAgent {
     const t3 = performance.now();
     // Before #applied is set: the first apply of a process only learns what is served.
     this.#reportRotations(leftOut, servedAt, this.#applied === undefined);
-    this.#applied = { hash: config.hash, generation, identities: new Map(config.files.map((file) => [file.path, fileIdentity(file)])) };
+    const identities = new Map<string, string>();
+    for (const file of config.files) if ('content' in file) identities.set(file.path, fileIdentity(file));
+    this.#applied = { hash: config.hash, generation, identities };
     this.#applyError = undefined;
     this.#options.metrics?.applies.inc({ result: 'applied' });
     this.#options.metrics?.applyDuration.observe((t3 - t0) / 1000);
@@ -389,6 +432,7 @@ export class ProxyAgent {
         bindings: config.bindings,
         filesWritten: counts.written,
         filesLinked: counts.linked,
+        objectsStored: counts.stored,
         ms: { write: round(t1 - t0), test: round(t2 - t1), reload: round(t3 - t2), total: round(t3 - t0) },
       },
       'config applied',
@@ -425,6 +469,15 @@ export class ProxyAgent {
     if (reports.length > 0) this.#log.info({ count: reports.length, rotations: reports.slice(0, maxRotationsLogged) }, 'rotations served');
   }
 
+  async #storePending(): Promise<void> {
+    const { store } = this.#options.dir;
+    try {
+      await store.store();
+    } finally {
+      store.release();
+    }
+  }
+
   /** One removal at a time; one asked for meanwhile runs after it. */
   #emptyTrash(): void {
     this.#trashAgain = true;
@@ -433,6 +486,10 @@ export class ProxyAgent {
       while (this.#trashAgain) {
         this.#trashAgain = false;
         await this.#options.dir.emptyTrash().catch((err: unknown) => this.#log.warn({ err: errorSummary(err) }, 'could not remove retired generations'));
+        // Then the objects only those generations linked.
+        await this.#options.dir.store
+          .prune(referencedObjects(this.#options.secrets.list()))
+          .catch((err: unknown) => this.#log.warn({ err: errorSummary(err) }, 'could not remove unused objects'));
       }
       this.#emptying = undefined;
     })();

@@ -1,5 +1,7 @@
-import { link, mkdir, open, readdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readlink, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { HeldFile } from '../contract/proxy-objects.ts';
+import { ContentStore, objectsDirectory, syncDirectory, writeNewFile } from './content-store.ts';
 import { currentLink, currentLinkTemp, entriesToRemove, isGenerationName, planGeneration } from './generations.ts';
 
 /** Where retired generations wait to be removed; never a generation name. */
@@ -7,13 +9,8 @@ const trashPrefix = '.retired-';
 /** Files linked or written at once. */
 const fileConcurrency = 16;
 
-/** A file of a generation, with the digest the manifest gives for it. */
-export interface GenerationFile {
-  path: string;
-  mode: 0o600 | 0o644;
-  content: string;
-  sha256: string;
-}
+/** A file of a generation, with its digest: its bytes in hand, or in the content store. */
+export type GenerationFile = HeldFile;
 
 /** Files of the current generation that a new one may hard-link: path → fileIdentity. */
 export interface ReusableGeneration {
@@ -28,13 +25,17 @@ export interface ReusableGeneration {
  */
 export class ConfigDir {
   readonly root: string;
+  /** DIR/objects: each binding file's bytes, once, linked into every generation that uses them. */
+  readonly store: ContentStore;
 
   constructor(root: string) {
     this.root = root;
+    this.store = new ContentStore(join(root, objectsDirectory));
   }
 
   async prepare(): Promise<void> {
     await mkdir(this.root, { recursive: true, mode: 0o700 });
+    await mkdir(this.store.root, { recursive: true, mode: 0o700 });
   }
 
   /** A generation's directory, or the current one (through the symlink). */
@@ -60,8 +61,9 @@ export class ConfigDir {
 
   /**
    * Writes a generation from scratch (a leftover of a crashed attempt is removed first):
-   * directories 0700, each file with its mode. Files the current generation already
-   * holds byte for byte are hard-linked from it instead of written again.
+   * directories 0700, each file with its mode. A file without its bytes (a StoredFile) is
+   * a hard link to its object, which store.store() wrote; files the current generation
+   * already holds byte for byte are hard-linked from it instead of written again.
    */
   async write(generation: string, files: readonly GenerationFile[], reuse?: ReusableGeneration): Promise<{ written: number; linked: number }> {
     const dir = join(this.root, generation);
@@ -85,15 +87,12 @@ export class ConfigDir {
         linked++;
         return;
       }
-      const handle = await open(target, 'wx', file.mode);
-      try {
-        await handle.writeFile(file.content, 'utf8');
-        // open()'s mode passes through the umask; the manifest's mode is the one wanted.
-        await handle.chmod(file.mode);
-        await handle.datasync();
-      } finally {
-        await handle.close();
+      if (action === 'store' && (await linkQuietly(this.store.objectPath(file), target))) {
+        linked++;
+        return;
       }
+      // A file system without hard links: a copy (read from the object when the file is stored).
+      await writeNewFile(target, await this.store.read(file), file.mode);
       written++;
     };
     // Several at a time: at ten thousand bindings a generation is tens of thousands of
@@ -189,15 +188,5 @@ async function linkQuietly(from: string, to: string): Promise<boolean> {
   } catch {
     // The source is gone or the file system has no hard links: write the file instead.
     return false;
-  }
-}
-
-/** Makes a directory's entries (new files, a renamed symlink) durable. */
-async function syncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { BindingPart, ProxyFile } from '../contract/proxy-objects.ts';
+import type { HeldFile, HeldPart, ProxyFile } from '../contract/proxy-objects.ts';
 
 // What the agent needs of a data plane, whichever it is. The agent owns the config
 // directory (generations, `current`) and the reports; a data plane's driver
@@ -15,17 +15,20 @@ export interface AssembledConfig {
   hash: string;
   /** The kind of data plane (src/dataplane/registry.ts). */
   dataPlane: string;
-  /** Every file of the generation, sorted by path. */
-  readonly files: ProxyFile[];
+  /**
+   * Every file of the generation, sorted by path. A binding's certificate, key and CA
+   * bundle are StoredFiles in the agent: their bytes are in the content store, not here.
+   */
+  readonly files: HeldFile[];
   /** A shared or binding file by path, without rendering the whole set; holds nothing else of the config. */
-  file: (path: string) => ProxyFile | undefined;
+  file: (path: string) => HeldFile | undefined;
   bindings: number;
 }
 
 /** A binding object the agent holds, read and checked as the contract reads it. */
 export interface HeldBinding {
   contentHash: string;
-  part: BindingPart & { files: ProxyFile[] };
+  part: HeldPart<HeldFile>;
 }
 
 /** The config, and the bindings left out of it (each with why); or why no config can be made. */

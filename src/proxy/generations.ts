@@ -5,6 +5,9 @@ import { isSafeRelativePath } from '../contract/proxy-objects.ts';
 //   DIR/gen-<hash>/nginx.conf, certs/…, ca/…   one directory per config, never changed once written
 //   DIR/current -> gen-<hash>                   the one the server runs (-c DIR/current/nginx.conf,
 //                                               -f DIR/current/haproxy.cfg)
+//   DIR/objects/<sha256>-<mode>                 each binding file's bytes, once (content-store.ts):
+//                                               a generation's certs/, ca/ and bindings/ files
+//                                               are hard links to these
 //
 // A new config is written into a generation directory the server does not read,
 // validated there, and made current by renaming a fresh symlink over `current`, which is
@@ -74,19 +77,27 @@ export function fileIdentity(file: { mode: number; sha256: string }): string {
 
 export interface FilePlan {
   path: string;
-  /** "link": hard-link the file from the current generation, which holds the same bytes; "write": write it. */
-  action: 'link' | 'write';
+  /**
+   * "store": hard-link the file from its object in the content store (a binding's
+   * certificate, key or CA bundle, whose bytes the agent holds only there); "link":
+   * hard-link it from the current generation, which holds the same bytes; "write": write it.
+   */
+  action: 'store' | 'link' | 'write';
 }
 
 /**
  * How to build a new generation from the current one. A rotation changes one binding's
  * two files, and a proxy may serve thousands: linking what did not change keeps the cost
  * of an apply proportional to the change. Files are never modified after they are
- * written, so sharing an inode between generations is safe.
+ * written, so sharing an inode between generations is safe. A file without its bytes
+ * (a StoredFile) can only come from the store.
  */
 export function planGeneration(
-  files: ReadonlyArray<{ path: string; mode: number; sha256: string }>,
+  files: ReadonlyArray<{ path: string; mode: number; sha256: string; content?: string }>,
   current: ReadonlyMap<string, string> | undefined,
 ): FilePlan[] {
-  return files.map((file) => ({ path: file.path, action: current?.get(file.path) === fileIdentity(file) ? 'link' : 'write' }));
+  return files.map((file) => ({
+    path: file.path,
+    action: file.content === undefined ? 'store' : current?.get(file.path) === fileIdentity(file) ? 'link' : 'write',
+  }));
 }

@@ -50,7 +50,7 @@ export function routeBundles(route: Pick<EgressRoute, 'key' | 'serverCA'>): Rend
  * A whole render's files, each bundle once: every binding that references a bundle
  * carries it, and the directory holds it once.
  */
-export function withoutRepeatedBundles(files: readonly RenderedFile[]): RenderedFile[] {
+export function withoutRepeatedBundles<F extends { path: string; bundle?: true }>(files: readonly F[]): F[] {
   const seen = new Set<string>();
   return files.filter((file) => !file.bundle || (!seen.has(file.path) && seen.add(file.path)));
 }

@@ -20,7 +20,9 @@ import { ManagedHaproxy, testHaproxyConfig } from '../../src/dataplane/haproxy/p
 import { parseServersState } from '../../src/dataplane/haproxy/state.ts';
 import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
 import { objectsOfRender } from '../../src/dataplane/registry.ts';
-import { parseManifest, readProxySecrets, readSharedFiles, type ProxyFile } from '../../src/contract/proxy-objects.ts';
+import { BundleResolver, parseManifest, readProxySecrets, readSharedFiles, type ProxyFile, type StoredFile } from '../../src/contract/proxy-objects.ts';
+import { readCredentialSecret, type CredentialSecretLike } from '../../src/proxy/agent.ts';
+import type { HeldBinding } from '../../src/proxy/data-plane.ts';
 import { HaproxyError } from '../../src/dataplane/haproxy/runtime.ts';
 import { renderHaproxy } from '../../src/dataplane/haproxy/render.ts';
 import { pollUntil } from '../harness/poll.ts';
@@ -39,9 +41,17 @@ const strangerPki = new PartnerPki('Some Other CA');
 const base = 21000 + Math.floor(Math.random() * 50) * 20;
 const range: PortRange = { first: base, last: base + 9 };
 
-/** The agent's half of an apply, as ProxyAgent runs it: write a generation, haproxy -c, point `current`, apply. */
+/**
+ * The agent's half of an apply, as ProxyAgent runs it: the objects read as its informer
+ * reads them (the bytes to the content store, digests in the cache), the objects stored,
+ * a generation written, haproxy -c, `current` pointed, apply. The bytes are dropped from
+ * memory before the apply (the agent drops them after it), so every payload HAProxy is
+ * given comes from the store's files.
+ */
 class Rig {
   readonly dir = new ConfigDir(temporaryDirectory('haproxy-plane'));
+  /** The agent's cache as the last apply read it. */
+  cache: CredentialSecretLike[] = [];
   readonly runDir = join(this.dir.root, 'run');
   reloads = 0;
   restarts = 0;
@@ -67,6 +77,7 @@ class Rig {
     this.plane = new HaproxyDataPlane({
       haproxy: this.haproxy,
       configRoot: this.dir.root,
+      contents: this.dir.store,
       test: (generationDir) => {
         this.tests++;
         return testHaproxyConfig(haproxyBinary(), generationDir, this.runDir);
@@ -89,8 +100,8 @@ class Rig {
     const objects = objectsOfRender(renderHaproxy(routes, { listenAddress: '127.0.0.1', listenerPorts, logTarget: 'stdout' }), routes, 'mtls-egress');
     const shared = readSharedFiles(parseManifest(objects.configMap)!, objects.configMap);
     assert.ok(shared.ok);
-    const { held, problems } = readProxySecrets([...objects.bundles, ...objects.secrets]);
-    assert.deepEqual(problems, []);
+    // A file rewritten on its way to disk (`written`) keeps its bytes in hand: the store is for bytes as the objects hold them.
+    const held = options.written ? this.#withContent([...objects.bundles, ...objects.secrets]) : this.#read([...objects.bundles, ...objects.secrets]);
     // Two threads, as the agent runs HAProxy in a pod limited to 2 CPUs: the runtime changes
     // below happen while both carry traffic.
     const assembly = assembleHaproxyConfig(shared.files, held, undefined, { threads: 2 });
@@ -98,11 +109,37 @@ class Rig {
     assert.deepEqual(assembly.leftOut, []);
     const { config } = assembly;
     const generation = generationName(config.hash);
-    await this.dir.write(generation, options.written ? config.files.map(options.written) : config.files);
+    await this.dir.store.store();
+    this.dir.store.release();
+    const written = options.written;
+    await this.dir.write(generation, written ? config.files.map((f) => ('content' in f ? written(f) : f)) : config.files);
     const verdict = await this.plane.test(this.dir.generationPath(generation), config);
     assert.deepEqual(verdict, { ok: true });
     await this.dir.point(generation);
     return this.plane.apply({ config, generation });
+  }
+
+  #withContent(objects: Parameters<typeof readProxySecrets>[0]): HeldBinding[] {
+    const { held, problems } = readProxySecrets(objects);
+    assert.deepEqual(problems, []);
+    return held;
+  }
+
+  /** As ProxyAgent's informer and #heldBindings read them. */
+  #read(objects: ReadonlyArray<Parameters<typeof readCredentialSecret>[0]>): HeldBinding[] {
+    this.cache = objects.map((object) => readCredentialSecret(object, this.dir.store));
+    const bundles = new Map<string, StoredFile>();
+    for (const { read } of this.cache) if (read.kind === 'bundle' && read.ok) bundles.set(read.file.sha256, read.file);
+    const resolver = new BundleResolver<StoredFile>();
+    const held: HeldBinding[] = [];
+    for (const { read } of this.cache) {
+      assert.ok(read.ok, read.ok ? '' : read.problem);
+      if (read.kind !== 'binding') continue;
+      const resolved = resolver.resolve(read, bundles);
+      assert.ok(resolved.ok);
+      held.push({ contentHash: read.contentHash, part: resolved.part });
+    }
+    return held;
   }
 
   async workerPid(): Promise<number> {
@@ -211,6 +248,32 @@ describe('HAProxy data plane: bindings change at run time, never by a reload', (
     assert.equal(rig.reloads, 0);
     const certs = (await rig.haproxy.runtime.run('show ssl cert')).split('\n').filter((l) => l.includes('team-a_bravo'));
     assert.equal(certs.length, 1, `one certificate of bravo's is loaded: ${certs.join(', ')}`);
+  });
+
+  test('no certificate or key bytes in the cache once applied; a rotation then loads the new certificate from its object in the store', async () => {
+    const strings = (value: unknown, seen = new Set<unknown>()): string[] => {
+      if (typeof value === 'string') return [value];
+      if (value === null || typeof value !== 'object' || seen.has(value)) return [];
+      seen.add(value);
+      return Object.values(value).flatMap((v) => strings(v, seen));
+    };
+    assert.ok(rig.cache.length > 0);
+    assert.deepEqual(
+      strings(rig.cache).filter((s) => s.includes('-----BEGIN')),
+      [],
+    );
+    assert.equal(rig.dir.store.pending, 0, 'the bytes left memory once stored');
+    const next = pki.issueClient({ cn: 'alpha.client' });
+    routes = routes.map((r) => (r.name === 'alpha' ? route('alpha', range.first, next) : r));
+    const changes = rig.changes.length;
+    await rig.apply(routes);
+    assert.equal(rig.dir.store.pending, 0);
+    assert.ok(rig.changes.slice(changes).includes('load-cert'), 'the certificate went in through the runtime API');
+    await pollUntil(async () => ((await seen(range.first)).serialNumber === next.serial ? true : undefined), {
+      what: 'the partner to see the new serial',
+      timeoutMs: 10_000,
+    });
+    assert.equal(rig.reloads, 0);
   });
 
   test('a partner that closes a kept connection as a request arrives: a GET is sent again on a new connection, a POST is not', async () => {

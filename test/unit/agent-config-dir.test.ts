@@ -4,14 +4,15 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlink
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ConfigDir, type GenerationFile } from '../../src/proxy/config-dir.ts';
+import type { ProxyFile } from '../../src/contract/proxy-objects.ts';
+import { ConfigDir } from '../../src/proxy/config-dir.ts';
 import { fileIdentity, generationName } from '../../src/proxy/generations.ts';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
 const gen = (c: string): string => generationName(c.repeat(64));
 
-function files(keyText: string): GenerationFile[] {
-  const list: Array<Omit<GenerationFile, 'sha256'>> = [
+function files(keyText: string): ProxyFile[] {
+  const list: Array<Omit<ProxyFile, 'sha256'>> = [
     { path: 'nginx.conf', mode: 0o644, content: `# key ${sha256(keyText).slice(0, 8)}\n` },
     { path: 'certs/a.crt', mode: 0o644, content: 'CERT A\n' },
     { path: 'certs/a.key', mode: 0o600, content: keyText },

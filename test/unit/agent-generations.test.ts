@@ -67,12 +67,13 @@ describe('filesProblem: an assembled file set from objects anyone in the proxy n
 });
 
 describe('planGeneration', () => {
+  // Files with their bytes in hand, as the controller's tests and tools give them.
   const files = [
     file('nginx.conf', { sha256: 'n2' }),
     file('certs/a.crt', { sha256: 'c1' }),
     file('certs/a.key', { mode: 0o600, sha256: 'k1' }),
     file('certs/b.crt', { sha256: 'b1' }),
-  ];
+  ].map((f) => ({ ...f, content: `bytes of ${f.path}` }));
 
   test('the first generation writes everything', () => {
     assert.deepEqual(
@@ -98,6 +99,17 @@ describe('planGeneration', () => {
   test('the same bytes with another mode are written, not linked', () => {
     const current = new Map([['certs/a.key', fileIdentity({ mode: 0o644, sha256: 'k1' })]]);
     assert.equal(planGeneration(files, current).find((p) => p.path === 'certs/a.key')?.action, 'write');
+  });
+
+  test('a file whose bytes only the store holds (the agent’s binding files) is linked from its object, whatever the current generation holds', () => {
+    const stored = [file('certs/a.key', { mode: 0o600, sha256: 'k1' }), file('certs/b.crt', { sha256: 'b1' })];
+    const current = new Map([['certs/a.key', fileIdentity({ mode: 0o600, sha256: 'k1' })]]);
+    for (const reuse of [undefined, current]) {
+      assert.deepEqual(
+        planGeneration([files[0]!, ...stored], reuse).map((p) => p.action),
+        ['write', 'store', 'store'],
+      );
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import {
   annotationBinding,
   annotationContentHash,
   bindingObject,
+  contentOf,
   parseManifest,
   bundleObjects,
   readProxySecrets,
@@ -62,7 +63,7 @@ for (const kind of dataPlaneKinds)
         assert.equal(assembly.config.hash, manifest.hash);
         assert.equal(assembly.config.dataPlane, kind);
         assert.deepEqual(
-          assembly.config.files.map((f) => [f.path, f.mode, f.content]),
+          assembly.config.files.map((f) => [f.path, f.mode, contentOf(f)]),
           rendered.files.map((f) => [f.path, f.mode, f.content]),
         );
         assert.ok(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { parseManifest, readProxySecrets, readSharedFiles } from '../../src/contract/proxy-objects.ts';
+import { contentOf, parseManifest, readProxySecrets, readSharedFiles } from '../../src/contract/proxy-objects.ts';
 import type { ProxySettings } from '../../src/dataplane/driver.ts';
 import { haproxyThreads, maxHaproxyThreads } from '../../src/dataplane/haproxy/threads.ts';
 import { dataPlanes, objectsOfRender } from '../../src/dataplane/registry.ts';
@@ -33,7 +33,7 @@ describe("HAProxy's threads", () => {
     const assemble = (threads?: { cpus: number; haproxyThreads: number | 'auto' }) => {
       const assembly = driver.assembler(threads)(shared.files, held);
       assert.ok(assembly.ok);
-      const cfg = assembly.config.files.find((f) => f.path === driver.configFile)!.content;
+      const cfg = contentOf(assembly.config.files.find((f) => f.path === driver.configFile)!)!;
       return { cfg, hash: assembly.config.hash };
     };
     const two = assemble({ cpus: 2, haproxyThreads: 'auto' });

@@ -6,6 +6,7 @@ import type { HeldBinding } from '../../src/proxy/data-plane.ts';
 import { assembleHaproxyConfig } from '../../src/dataplane/haproxy/assemble.ts';
 import { dataPlanes as drivers, isDataPlaneKind, objectsOfRender } from '../../src/dataplane/registry.ts';
 import {
+  contentOf,
   annotationBinding,
   annotationBundles,
   annotationFingerprint,
@@ -219,7 +220,7 @@ describe('assembleHaproxyConfig: bindings that cannot be served with the rest ar
     assert.ok(assembly.ok);
     const rendered = dataPlanes.haproxy(routes);
     assert.deepEqual(
-      assembly.config.files.map((f) => [f.path, f.mode, f.content]),
+      assembly.config.files.map((f) => [f.path, f.mode, contentOf(f)]),
       rendered.files.map((f) => [f.path, f.mode, f.content]),
     );
     assert.equal(assembly.config.file(a.part.files[0]!.path), a.part.files[0]);

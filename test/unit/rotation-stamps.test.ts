@@ -4,6 +4,10 @@ import { annotationContentHash, annotationSourceSecret, annotationStageTimes } f
 import { bindingObject, contentHash, readBindingObject, type BindingPart } from '../../src/contract/proxy-objects.ts';
 import { parseStamps, rotationSplit, rotationStages, sameStamps, stampAnnotations, type RotationStamps } from '../../src/contract/rotation-stamps.ts';
 import { readCredentialSecret } from '../../src/proxy/agent.ts';
+import { ContentStore } from '../../src/proxy/content-store.ts';
+
+/** Never written to: readCredentialSecret only holds the bytes in it. */
+const store = new ContentStore('/nonexistent/objects');
 
 const uid = '0b6c1f4e-6a9d-4a51-9d3e-2f1c5e7a8b90';
 
@@ -79,10 +83,10 @@ describe('rotation stamps', () => {
   test('the agent keeps a binding object’s stamps with the time its watch delivered it, and nothing of a bundle’s', () => {
     const object = bindingObject(part(), 'mtls-egress-system');
     const stamped = { ...object, metadata: { ...object.metadata, annotations: { ...object.metadata.annotations, ...stampAnnotations(stamps()) } } };
-    assert.deepEqual(readCredentialSecret(stamped, 1_765_141_200_060).rotation, { stamps: stamps(), watchedAt: 1_765_141_200_060 });
-    assert.equal(readCredentialSecret(object, 1_765_141_200_060).rotation, undefined);
+    assert.deepEqual(readCredentialSecret(stamped, store, 1_765_141_200_060).rotation, { stamps: stamps(), watchedAt: 1_765_141_200_060 });
+    assert.equal(readCredentialSecret(object, store, 1_765_141_200_060).rotation, undefined);
     // A list that does not say when it was delivered (tools) keeps none.
-    assert.equal(readCredentialSecret(stamped).rotation, undefined);
+    assert.equal(readCredentialSecret(stamped, store).rotation, undefined);
   });
 });
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ProxyFile } from '../../contract/proxy-objects.ts';
+import type { HeldFile, ProxyFile } from '../../contract/proxy-objects.ts';
 import type { AssembledConfig, Assembly, HeldBinding } from '../../proxy/data-plane.ts';
 import { filesProblem } from '../../proxy/generations.ts';
 import { selectBindings, sharedFilesByPath } from '../assembly.ts';
@@ -20,7 +20,7 @@ export interface HaproxyConfig extends AssembledConfig {
    * which the agent does after a runtime change is applied, so a change to one binding
    * at ten thousand waits for none of it.
    */
-  readonly files: ProxyFile[];
+  readonly files: HeldFile[];
   /** The servers the agent keeps HAProxy running through its runtime API, sorted by key. */
   servers: HaproxyServer[];
   /** Each map's entries (listener port → value), as the map files list them. */
@@ -88,15 +88,17 @@ export function assembleHaproxyConfig(
   } catch (err) {
     return { ok: false, problem: `the shared HAProxy options do not render: ${(err as Error).message}` };
   }
-  let files: ProxyFile[] | undefined;
+  let files: HeldFile[] | undefined;
   const config: HaproxyConfig = {
     hash,
     dataPlane: 'haproxy',
-    get files(): ProxyFile[] {
+    get files(): HeldFile[] {
       if (!files) {
         // The servers and options rendered above, so this does not throw; the paths were
         // checked binding by binding, and are checked whole again before any reaches a disk.
-        const all = haproxyFiles(shared, options, parts, servers, cache.renders).map((f) => byPath.get(f.path) ?? { ...f, sha256: sha256(f.content) });
+        const all = haproxyFiles<HeldFile>(shared, options, parts, servers, cache.renders).map(
+          (f): HeldFile => byPath.get(f.path) ?? { ...f, sha256: sha256((f as ProxyFile).content) },
+        );
         const problem = filesProblem(all, haproxyConfigFile);
         if (problem) throw new Error(`assembleHaproxyConfig: ${problem}`);
         files = all;

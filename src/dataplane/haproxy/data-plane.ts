@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.ts';
+import type { ContentReader } from '../../proxy/content-store.ts';
 import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from '../../proxy/data-plane.ts';
 import { currentLink } from '../../proxy/generations.ts';
 import { hostForUrl } from '../../render/files.ts';
@@ -63,6 +64,8 @@ export interface HaproxyDataPlaneOptions {
   haproxy: ManagedHaproxy;
   /** The agent's config directory; HAProxy reads DIR/current. */
   configRoot: string;
+  /** Where a binding file's bytes are (the agent's content store): a certificate's payload and its leaf's SHA-1 are read from it when needed. */
+  contents: ContentReader;
   test: (generationDir: string) => Promise<TestResult>;
   recheckMs?: number;
   logger: Logger;
@@ -85,8 +88,8 @@ interface Known {
 
 interface Applied {
   desired: DesiredHaproxy;
-  /** Bytes of a certificate or CA file by its path in the generation, as `set ssl cert` is given them: made when a step needs them, not for every file on every pass. */
-  contents: (file: string) => string | undefined;
+  /** Bytes of a certificate or CA file by its path in the generation, as `set ssl cert` is given them: read when a step needs them, not for every file on every pass. */
+  contents: (file: string) => Promise<string | undefined>;
   /** SHA-1 of each certificate's leaf, by HAProxy name, as `show ssl cert` prints it. */
   sha1: Map<string, string>;
 }
@@ -178,7 +181,7 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
   }
 
   async apply(request: ApplyRequest<HaproxyConfig>): Promise<ApplyResult> {
-    const applied = this.#desired(request);
+    const applied = await this.#desired(request);
     const skeleton = request.config.skeletonHash;
     const haproxy = this.#o.haproxy;
     // What a start, a reload or a restart after a crash reads from disk from now on.
@@ -228,27 +231,31 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     return this.#converge(applied, undefined);
   }
 
-  #desired({ config }: ApplyRequest<HaproxyConfig>): Applied {
+  async #desired({ config }: ApplyRequest<HaproxyConfig>): Promise<Applied> {
     const servers = config.servers;
     const sha1 = new Map<string, string>();
     const known = new Map<string, string>();
+    const store = this.#o.contents;
     for (const server of servers) {
       const { certificate } = this.#memo.storeNames(server, this.#storeDir);
       const file = config.file(server.certificateFile);
       // Parsing ten thousand certificates on every pass cost more than the pass: the
-      // leaf's SHA-1 is kept by the file's digest for as long as the file is in use.
+      // leaf's SHA-1 is kept by the file's digest for as long as the file is in use, and
+      // only a new digest's bytes are read (from memory while the apply that stores them
+      // runs, from the store after).
       const digest = file?.sha256 ?? '';
-      const leaf = this.#leafSha1.get(digest) ?? leafSha1(file?.content ?? '');
+      const leaf = this.#leafSha1.get(digest) ?? leafSha1(file ? await store.read(file) : '');
       known.set(digest, leaf);
       sha1.set(certificate, leaf);
     }
     this.#leafSha1 = known;
     // Not the whole config: once written, its rendered files (a 4 MB haproxy.cfg at ten
-    // thousand bindings) need not live as long as this pass's picture.
+    // thousand bindings) need not live as long as this pass's picture. Nor any bytes: a
+    // step that needs a certificate reads it then.
     const file = config.file;
-    const contents = (path: string): string | undefined => {
-      const pem = file(path)?.content;
-      return pem === undefined ? undefined : withoutBlankLines(pem);
+    const contents = async (path: string): Promise<string | undefined> => {
+      const held = file(path);
+      return held === undefined ? undefined : withoutBlankLines(await store.read(held));
     };
     return { desired: { storeDir: this.#storeDir, servers, maps: config.maps }, contents, sha1 };
   }
@@ -411,7 +418,7 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
           break;
         case 'load-ca': {
           const commands = [`new ssl ca-file ${step.name}`, `set ssl ca-file ${step.name}`];
-          const [created, set] = await r.chain(commands, applied.contents(step.file));
+          const [created, set] = await r.chain(commands, await applied.contents(step.file));
           expectAnswer(commands[0]!, created!, /New CA file created|already exists/);
           expectAnswer(commands[1]!, set!, /transaction created|transaction updated/i);
           await r.expect(`commit ssl ca-file ${step.name}`, /Success!/);
@@ -420,7 +427,7 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
         case 'load-cert': {
           this.#verified.delete(step.name);
           const commands = [`new ssl cert ${step.name}`, `set ssl cert ${step.name}`];
-          const [created, set] = await r.chain(commands, applied.contents(step.file));
+          const [created, set] = await r.chain(commands, await applied.contents(step.file));
           expectAnswer(commands[0]!, created!, /New empty certificate store|already exists/);
           expectAnswer(commands[1]!, set!, /transaction created|transaction updated/i);
           await r.expect(`commit ssl cert ${step.name}`, /Success!/);

@@ -81,6 +81,7 @@ export const haproxyDriver: DataPlaneDriver<HaproxyConfig> = {
     return new HaproxyDataPlane({
       haproxy,
       configRoot: s.dir.root,
+      contents: s.dir.store,
       test: (generationDir) => testHaproxyConfig(s.haproxyBinary, generationDir, s.runDir),
       logger: s.logger,
       onReload: () => s.metrics.reloads.inc({ data_plane: 'haproxy' }),

@@ -233,7 +233,7 @@ export class HaproxyRenderCache {
  */
 export function haproxyServers(
   options: HaproxyRenderOptions,
-  parts: readonly HaproxyBindingPart[],
+  parts: ReadonlyArray<Pick<HaproxyBindingPart, 'server'>>,
   cache = new HaproxyRenderCache(),
 ): { servers: HaproxyServer[]; skeletonHash: string } {
   checkOptions([], options);
@@ -246,16 +246,17 @@ export function haproxyServers(
  * Every file, sorted by path, for `servers` as haproxyServers returned them: haproxy.cfg
  * and the maps list every binding. No hash over the files: the agent identifies a config
  * by its objects' digests, and hashing every certificate again was a third of a pass at
- * ten thousand bindings.
+ * ten thousand bindings. The shared and binding files come back as they were given (the
+ * agent's hold no bytes: see StoredFile); only haproxy.cfg and the maps are made here.
  */
-export function haproxyFiles(
-  shared: readonly RenderedFile[],
+export function haproxyFiles<F extends { path: string; bundle?: true }>(
+  shared: readonly F[],
   options: HaproxyRenderOptions,
-  parts: readonly HaproxyBindingPart[],
+  parts: ReadonlyArray<{ files: readonly F[] }>,
   servers: readonly HaproxyServer[],
   cache = new HaproxyRenderCache(),
-): RenderedFile[] {
-  const files: RenderedFile[] = [
+): Array<F | RenderedFile> {
+  const files: Array<F | RenderedFile> = [
     ...shared,
     ...withoutRepeatedBundles(parts.flatMap((p) => p.files)),
     { path: haproxyConfigFile, content: haproxyConfig(servers, options, cache), mode: 0o644 },
