@@ -556,7 +556,9 @@ describe('HAProxy data plane at a few hundred bindings', () => {
     const sent: string[] = [];
     const runtime = many.haproxy.runtime;
     const run = runtime.run.bind(runtime);
+    const chain = runtime.chain.bind(runtime);
     runtime.run = (command, payload) => (sent.push(command), run(command, payload));
+    runtime.chain = (commands, payload) => (sent.push(...commands), chain(commands, payload));
     try {
       await many.apply(manyRoutes({ index: 7, client: rotated }), wide);
       assert.equal((await seen(port)).serialNumber, rotated.serial);
@@ -576,6 +578,7 @@ describe('HAProxy data plane at a few hundred bindings', () => {
       assert.deepEqual(many.changes.slice(changes), [], 'and finds what the delta left it as the manifest says');
     } finally {
       runtime.run = run;
+      runtime.chain = chain;
     }
   });
 

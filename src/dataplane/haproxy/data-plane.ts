@@ -56,6 +56,8 @@ const defaultRecheckMs = 30_000;
 const drainRecheckMs = 1_000;
 /** A change that touches more backends than this reads HAProxy back whole: fewer commands than one pair per backend. */
 const maxDeltaBackends = 64;
+/** Backends whose listings share one runtime API line: well under its length limit with the longest names. */
+const backendsPerLine = 32;
 /** A listing refused while HAProxy's certificate lock is held (a commit from another session): asked again this often. */
 const lockedAttempts = 20;
 const lockedRetryMs = 25;
@@ -325,14 +327,23 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     return { recheckAfterMs: plan.draining.length > 0 ? drainRecheckMs : Math.max(0, this.#fullDueAt - now) };
   }
 
-  /** `live` with the servers of these backends as HAProxy prints them now. */
+  /**
+   * `live` with the servers of these backends as HAProxy prints them now: every backend's
+   * two listings chained on one connection (a few dozen backends a line), not a round trip
+   * each. Under churn a pass's scope holds every backend still draining, and one after the
+   * other they were half of a pass.
+   */
   async #withBackends(live: LiveHaproxy, backends: ReadonlySet<string>): Promise<LiveHaproxy> {
     const servers: LiveServer[] = [];
     const connections = new Map<string, ServerConnections>();
-    for (const backend of backends) {
-      const [state, conns] = await Promise.all([this.#runtime.run(`show servers state ${backend}`), this.#runtime.run(`show servers conn ${backend}`)]);
-      servers.push(...parseServersState(state));
-      for (const [key, value] of parseServersConn(conns)) connections.set(key, value);
+    const all = [...backends];
+    for (let i = 0; i < all.length; i += backendsPerLine) {
+      const commands = all.slice(i, i + backendsPerLine).flatMap((backend) => [`show servers state ${backend}`, `show servers conn ${backend}`]);
+      const answers = await this.#runtime.chain(commands);
+      for (let j = 0; j < answers.length; j += 2) {
+        servers.push(...parseServersState(withEnd(answers[j]!)));
+        for (const [key, value] of parseServersConn(withEnd(answers[j + 1]!))) connections.set(key, value);
+      }
     }
     return replaceBackends(live, backends, { servers, connections });
   }
@@ -520,4 +531,9 @@ function leafSha1(pem: string): string {
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+/** A chained answer as the parsers know a listing: its lines, each ended. */
+function withEnd(answer: string): string {
+  return answer === '' ? '' : `${answer}\n`;
 }
