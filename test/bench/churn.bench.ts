@@ -26,7 +26,7 @@ import { createAdminHttp } from '../harness/admin-http.ts';
 import { startControlPlane } from '../harness/control-plane.ts';
 import { pollUntil } from '../harness/poll.ts';
 import { agentMetric, startEgressStack, type EgressStack } from '../support/egress-stack.ts';
-import { cpuSeconds, groupUsage, machineBusySeconds, processesWithArgument, rssMb } from '../support/process-usage.ts';
+import { cpuSeconds, groupUsage, machineBusySeconds, processesOf, rssMb } from '../support/process-usage.ts';
 import { hasReason, type Binding } from '../support/kube.ts';
 import { apiRequests, requestsBetween } from '../support/prometheus-samples.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
@@ -36,6 +36,7 @@ import { steadyLoad, type LoadFailure } from '../support/steady-load.ts';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { group, plural, version as apiVersion } from '../../src/api/v1alpha1/types.ts';
 
+const controlPlaneBinaries = ['etcd', 'kube-apiserver'];
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const stableBindings = Number(process.env.BENCH_BINDINGS ?? 50);
 const clients = Number(process.env.BENCH_CLIENTS ?? 64);
@@ -67,7 +68,7 @@ interface Usage {
   dataPlane: { rssMb: number; cpuSeconds: number; processes: number };
   controllerCpu: number;
   benchCpu: number;
-  /** kube-apiserver and etcd: the processes whose command line names the control plane's state directory. */
+  /** kube-apiserver and etcd: those binaries whose command line names the control plane's state directory. */
   controlPlaneCpu: number;
   /** Every process on the machine (/proc/stat's busy time), in seconds. */
   machineCpu: number;
@@ -84,7 +85,7 @@ function usage(stack: EgressStack, dataPlane: 'haproxy' | 'nginx', controlPlaneD
     dataPlane: master === undefined ? { rssMb: 0, cpuSeconds: 0, processes: 0 } : groupUsage(master),
     controllerCpu: cpuSeconds(stack.controller.child.pid!),
     benchCpu: (user + system) / 1e6,
-    controlPlaneCpu: processesWithArgument(controlPlaneDir).reduce((sum, pid) => sum + cpuSeconds(pid), 0),
+    controlPlaneCpu: processesOf(controlPlaneBinaries, controlPlaneDir).reduce((sum, pid) => sum + cpuSeconds(pid), 0),
     machineCpu: machineBusySeconds(),
   };
 }
@@ -436,7 +437,7 @@ const cluster = await startControlPlane();
 const controlPlaneNice = process.env.BENCH_CONTROL_PLANE_NICE;
 if (controlPlaneNice !== undefined) {
   // Every thread: Linux keeps a nice value per thread, and a new one inherits its creator's.
-  for (const pid of processesWithArgument(cluster.stateDir)) {
+  for (const pid of processesOf(controlPlaneBinaries, cluster.stateDir)) {
     for (const tid of readdirSync(`/proc/${pid}/task`)) setPriority(Number(tid), Number(controlPlaneNice));
   }
   console.log(`kube-apiserver and etcd run at nice ${controlPlaneNice} (BENCH_CONTROL_PLANE_NICE)`);

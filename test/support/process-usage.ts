@@ -54,13 +54,21 @@ export function groupUsage(pgid: number): { rssMb: number; cpuSeconds: number; p
   };
 }
 
-/** The live processes whose command line holds `fragment` (a control plane's state directory, say). */
-export function processesWithArgument(fragment: string): number[] {
+/**
+ * The live processes running `binaries` (their executable's base name, a version after it) whose command line
+ * holds `fragment`: a control plane's etcd and kube-apiserver by its state directory, not
+ * the controller and agent whose --kubeconfig lies in that directory too.
+ */
+export function processesOf(binaries: readonly string[], fragment: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(fragment)) pids.push(Number(entry));
+      const argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const base = argv[0]!.slice(argv[0]!.lastIndexOf('/') + 1);
+      // A cached build carries its version: etcd-v3.6.16.
+      const named = binaries.some((binary) => base === binary || base.startsWith(`${binary}-v`));
+      if (named && argv.some((arg) => arg.includes(fragment))) pids.push(Number(entry));
     } catch {
       // Gone since the listing.
     }
