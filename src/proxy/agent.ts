@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { KubeObject } from '../k8s/client.ts';
 import { errorSummary } from '../errors.ts';
 import type { Informer } from '../k8s/informer.ts';
-import { systemClock, type Clock } from '../runner/clock.ts';
+import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
 import { Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
@@ -26,6 +26,9 @@ import {
   type StoredFile,
 } from '../contract/proxy-objects.ts';
 import { parseStamps, rotationSplit, rotationStages, type RotationStage, type RotationStamps } from '../contract/rotation-stamps.ts';
+
+/** How often at most the content store is looked through for objects nothing uses. */
+const objectPruneIntervalMs = 10_000;
 
 /** The agent's one key: it applies the whole manifest, whichever object changed. */
 const applyKey = 'apply';
@@ -159,6 +162,9 @@ export class ProxyAgent {
   #reported: string | undefined;
   #emptying: Promise<void> | undefined;
   #trashAgain = false;
+  /** When unused objects were last looked for, and the look put off until the interval ends. */
+  #prunedAt = Number.NEGATIVE_INFINITY;
+  #pruneLater: Timer | undefined;
   /** Binding objects found unusable, by name@resourceVersion: each is logged once. */
   #unusable = new Set<string>();
   /** Each binding's part with its bundles' files, kept by part so a pass hands assembly the same objects. */
@@ -201,6 +207,7 @@ export class ProxyAgent {
     this.#runner.shutDown();
     await this.#running;
     await this.#emptying;
+    this.#pruneLater?.cancel();
   }
 
   /**
@@ -486,7 +493,19 @@ export class ProxyAgent {
       while (this.#trashAgain) {
         this.#trashAgain = false;
         await this.#options.dir.emptyTrash().catch((err: unknown) => this.#log.warn({ err: errorSummary(err) }, 'could not remove retired generations'));
-        // Then the objects only those generations linked.
+        // Then the objects only those generations linked: a look at every object (a stat
+        // each, ten thousand at ten thousand bindings), so at most once per interval, and
+        // one put off runs when the interval ends, so a removed binding's key does not
+        // stay on disk for want of a next change.
+        const waitMs = this.#prunedAt + objectPruneIntervalMs - this.#clock.now();
+        if (waitMs > 0) {
+          this.#pruneLater ??= this.#clock.setTimer(() => {
+            this.#pruneLater = undefined;
+            if (!this.#stop.signal.aborted) this.#emptyTrash();
+          }, waitMs);
+          continue;
+        }
+        this.#prunedAt = this.#clock.now();
         await this.#options.dir.store
           .prune(referencedObjects(this.#options.secrets.list()))
           .catch((err: unknown) => this.#log.warn({ err: errorSummary(err) }, 'could not remove unused objects'));
