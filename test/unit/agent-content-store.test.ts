@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { bindingObject, bundleObjects, bundlePath, type BindingPart, type ProxyFile } from '../../src/contract/proxy-objects.ts';
 import { readCredentialSecret, referencedObjects } from '../../src/proxy/agent.ts';
 import { ConfigDir } from '../../src/proxy/config-dir.ts';
-import { isObjectName, objectName, objectsToRemove } from '../../src/proxy/content-store.ts';
+import { isObjectName, objectName, objectsToRemove, recentObjectMs } from '../../src/proxy/content-store.ts';
 import { generationName } from '../../src/proxy/generations.ts';
 
 const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
@@ -44,9 +44,10 @@ describe('objectsToRemove: only what no generation links, the cache does not nam
   const a = `${digest('a')}-600`;
   const b = `${digest('b')}-644`;
   const c = `${digest('c')}-600`;
+  const now = Date.parse('2026-12-08T00:00:00Z');
   const table: Array<{
     name: string;
-    entries: Array<{ name: string; links: number }>;
+    entries: Array<{ name: string; links: number; writtenAt?: number }>;
     referenced?: string[];
     inUse?: string[];
     writing?: boolean;
@@ -68,9 +69,18 @@ describe('objectsToRemove: only what no generation links, the cache does not nam
     { name: 'anything not an object stays', entries: [{ name: 'lost+found', links: 1 }], removed: [] },
     { name: 'a temp file a crash left goes', entries: [{ name: `${a}.12.tmp`, links: 1 }], removed: [`${a}.12.tmp`] },
     { name: 'a temp file stays while a write runs', entries: [{ name: `${a}.12.tmp`, links: 1 }], writing: true, removed: [] },
+    {
+      name: 'an object written in the last minute stays: stored in the background, its apply may be about to link it',
+      entries: [
+        { name: a, links: 1, writtenAt: now - recentObjectMs + 1 },
+        { name: c, links: 1, writtenAt: now - recentObjectMs },
+      ],
+      removed: [c],
+    },
   ];
   for (const { name, entries, referenced = [], inUse = [], writing = false, removed } of table) {
-    test(name, () => assert.deepEqual(objectsToRemove(entries, new Set(referenced), new Set(inUse), writing), removed));
+    const dated = entries.map((e) => ({ writtenAt: now - 10 * recentObjectMs, ...e }));
+    test(name, () => assert.deepEqual(objectsToRemove(dated, new Set(referenced), new Set(inUse), writing, now), removed));
   }
 });
 
@@ -157,11 +167,24 @@ describe('ContentStore and ConfigDir on a real file system', () => {
     dir.store.release();
     await dir.prune([generationName(digest('2'))]);
     const first = objectName(key);
-    assert.deepEqual(await dir.store.prune(new Set([objectName(rotated)])), [], 'the key is linked by the generation kept');
+    // A minute on: objects written just now are not judged yet.
+    const later = Date.now() + recentObjectMs;
+    assert.deepEqual(await dir.store.prune(new Set([objectName(rotated)]), later), [], 'the key is linked by the generation kept');
     await dir.prune([]);
-    assert.deepEqual(await dir.store.prune(new Set([objectName(rotated)])), [first]);
+    assert.deepEqual(await dir.store.prune(new Set([objectName(rotated)])), [], 'unlinked, but written within the minute');
+    assert.deepEqual(await dir.store.prune(new Set([objectName(rotated)]), later), [first]);
     assert.ok(existsSync(dir.store.objectPath(stored)));
     assert.deepEqual(readdirSync(dir.store.root), [objectName(rotated)]);
     assert.equal(readFileSync(dir.store.objectPath(stored), 'utf8'), rotated.content);
+  });
+
+  test('bytes held are stored in the background as they arrive, and leave the heap with no apply', async () => {
+    const next = proxyFile('certs/b.pem', pem('PRIVATE KEY', 'three'));
+    const stored = dir.store.hold(next);
+    assert.equal(dir.store.pending, 1);
+    for (let i = 0; i < 200 && dir.store.pending > 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(dir.store.pending, 0, 'stored without a store() call');
+    assert.equal(readFileSync(dir.store.objectPath(stored), 'utf8'), next.content);
+    assert.equal(await dir.store.read(stored), next.content, 'read from its object');
   });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../../log.ts';
+import type { HeldFile } from '../../contract/proxy-objects.ts';
 import type { ContentReader } from '../../proxy/content-store.ts';
 import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from '../../proxy/data-plane.ts';
 import { currentLink } from '../../proxy/generations.ts';
@@ -56,6 +57,8 @@ const defaultRecheckMs = 30_000;
 const drainRecheckMs = 1_000;
 /** A change that touches more backends than this reads HAProxy back whole: fewer commands than one pair per backend. */
 const maxDeltaBackends = 64;
+/** Certificate files read at once from the content store. */
+const readConcurrency = 16;
 /** Backends whose listings share one runtime API line: well under its length limit with the longest names. */
 const backendsPerLine = 32;
 /** A listing refused while HAProxy's certificate lock is held (a commit from another session): asked again this often. */
@@ -238,15 +241,30 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
     const sha1 = new Map<string, string>();
     const known = new Map<string, string>();
     const store = this.#o.contents;
+    // Parsing ten thousand certificates on every pass cost more than the pass: the leaf's
+    // SHA-1 is kept by the file's digest for as long as the file is in use, and only a new
+    // digest's bytes are read: from memory while they wait to be stored, else from the
+    // store, several at a time (a new replica reads them all).
+    const unseen = new Map<string, HeldFile>();
+    for (const server of servers) {
+      const file = config.file(server.certificateFile);
+      if (file && !this.#leafSha1.has(file.sha256)) unseen.set(file.sha256, file);
+    }
+    const read = [...unseen.values()];
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: Math.min(readConcurrency, read.length) }, async () => {
+        while (next < read.length) {
+          const file = read[next++]!;
+          known.set(file.sha256, leafSha1(await store.read(file)));
+        }
+      }),
+    );
     for (const server of servers) {
       const { certificate } = this.#memo.storeNames(server, this.#storeDir);
-      const file = config.file(server.certificateFile);
-      // Parsing ten thousand certificates on every pass cost more than the pass: the
-      // leaf's SHA-1 is kept by the file's digest for as long as the file is in use, and
-      // only a new digest's bytes are read (from memory while the apply that stores them
-      // runs, from the store after).
-      const digest = file?.sha256 ?? '';
-      const leaf = this.#leafSha1.get(digest) ?? leafSha1(file ? await store.read(file) : '');
+      const digest = config.file(server.certificateFile)?.sha256 ?? '';
+      // Never equal to what HAProxy prints: a binding with no certificate file is reported as not served.
+      const leaf = known.get(digest) ?? this.#leafSha1.get(digest) ?? '';
       known.set(digest, leaf);
       sha1.set(certificate, leaf);
     }
