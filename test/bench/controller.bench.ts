@@ -15,6 +15,7 @@ import { pollUntil } from '../harness/poll.ts';
 import { httpGet, startController } from '../support/controller-process.ts';
 import { TestKube, type Binding } from '../support/kube.ts';
 import { PartnerPki, toPfx } from '../support/partner-pki.ts';
+import { deployedEnvironment, mallocSettings } from '../support/deployed-environment.ts';
 
 const repo = resolve(import.meta.dirname, '../..');
 const count = Number(process.env.BENCH_BINDINGS ?? 1000);
@@ -23,15 +24,11 @@ const password = 'bench-password';
 // What the deployment runs with (the NODE_OPTIONS of deploy/controller.yaml): V8 sizes its
 // heap from the machine's memory, 24 GiB here, and would otherwise hold ~100 MB of garbage
 // that a pod with a memory limit never sees. BENCH_NODE_OPTIONS="" measures without them.
-const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? deployedNodeOptions()).split(' ').filter(Boolean);
-
-/** The controller's NODE_OPTIONS as deploy/controller.yaml sets them: the bench measures what users run. */
-function deployedNodeOptions(): string {
-  const yaml = readFileSync(join(repo, 'deploy/controller.yaml'), 'utf8');
-  const value = /name: NODE_OPTIONS\s+value: (.+)/.exec(yaml)?.[1];
-  if (!value) throw new Error('deploy/controller.yaml sets no NODE_OPTIONS');
-  return value.trim();
-}
+const deployed = deployedEnvironment(join(repo, 'deploy/controller.yaml'));
+if (deployed.NODE_OPTIONS === undefined) throw new Error('deploy/controller.yaml sets no NODE_OPTIONS');
+const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? deployed.NODE_OPTIONS).split(' ').filter(Boolean);
+// And its malloc settings, which the controller process (a child) inherits.
+Object.assign(process.env, mallocSettings(deployed));
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;

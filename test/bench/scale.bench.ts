@@ -65,6 +65,7 @@ import { decodePfx } from '../../src/pki/pfx.ts';
 import { annotationAppliedHash, annotationContentHash, parseManifest, proxyConfigMapName } from '../../src/contract/proxy-objects.ts';
 import { createAdminHttp } from '../harness/admin-http.ts';
 import { apiRequests, samples } from '../support/prometheus-samples.ts';
+import { deployedEnvironment, mallocSettings } from '../support/deployed-environment.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { pollUntil, StopPolling } from '../harness/poll.ts';
 import { createAgentPod, podAnnotations, startAgent, type AgentProcess } from '../support/agent-process.ts';
@@ -1070,14 +1071,17 @@ function printPlane(plane: Plane, f: PlaneFigures): void {
 // The controller as the image runs it: compiled JavaScript (BENCH_CLI=src runs the sources).
 const cli = process.env.BENCH_CLI === 'src' ? join(repo, 'src/cli.ts') : join(repo, 'dist/cli.js');
 if (process.env.BENCH_CLI !== 'src') execFileSync(join(repo, 'node_modules/.bin/tsc'), ['-p', join(repo, 'tsconfig.build.json')], { stdio: 'inherit' });
-// The data planes run the controller with deploy/'s NODE_OPTIONS, as users do; the external
-// check runs a bare `mtls-egress controller`, so its shape gets none.
-const deployed = /name: NODE_OPTIONS\s+value: (.+)/.exec(readFileSync(join(repo, 'deploy/controller.yaml'), 'utf8'))?.[1]?.trim() ?? '';
-const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? (planes[0] === 'none' ? '' : deployed)).split(' ').filter(Boolean);
+// The data planes run the controller with deploy/'s NODE_OPTIONS and malloc settings, as
+// users do; the external check runs a bare `mtls-egress controller`, so its shape gets none.
+const controllerEnv = deployedEnvironment(join(repo, 'deploy/controller.yaml'));
+const proxyEnv = deployedEnvironment(join(repo, 'deploy/proxy.yaml'));
+const nodeOptions = (process.env.BENCH_NODE_OPTIONS ?? (planes[0] === 'none' ? '' : (controllerEnv.NODE_OPTIONS ?? ''))).split(' ').filter(Boolean);
 // The agent as the proxy pod runs it.
-const proxyNodeOptions = (/name: NODE_OPTIONS\s+value: (.+)/.exec(readFileSync(join(repo, 'deploy/proxy.yaml'), 'utf8'))?.[1]?.trim() ?? '')
-  .split(' ')
-  .filter(Boolean);
+const proxyNodeOptions = (proxyEnv.NODE_OPTIONS ?? '').split(' ').filter(Boolean);
+// glibc reads them as a process starts, so the bench's own children (controller, agent,
+// HAProxy) get them and the bench does not. Both containers carry the same.
+const malloc = planes[0] === 'none' ? {} : { ...mallocSettings(controllerEnv), ...mallocSettings(proxyEnv) };
+Object.assign(process.env, malloc);
 process.env.LOG_LEVEL ??= 'info';
 
 const generation = performance.now();
@@ -1093,6 +1097,13 @@ const sample = set.identities[0]!;
 if ((await decodePfx(sample.pfx, password)).facts.serialNumber !== sample.serial)
   throw new Error(`${set.directory}: the first PFX does not decode to its serial`);
 console.log(`controller: ${cli.endsWith('.js') ? 'dist/cli.js (built)' : 'src/cli.ts'}; NODE_OPTIONS: ${nodeOptions.join(' ') || '(none)'}`);
+console.log(
+  `malloc (deploy/'s): ${
+    Object.entries(malloc)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ') || '(none)'
+  }`,
+);
 if (!planes.includes('none')) console.log(`agent: src/cli.ts; NODE_OPTIONS (deploy/proxy.yaml's): ${proxyNodeOptions.join(' ') || '(none)'}`);
 
 // A last resort beside every deadline: whatever hangs, the bench ends.
