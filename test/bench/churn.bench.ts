@@ -219,21 +219,25 @@ async function runPlane(
     const { cpus, cpuLimit } = stack.agent.logged('agent starting')[0] ?? {};
     console.log(`[${dataPlane}] the agent sees ${String(cpus)} CPUs (cgroup limit: ${String(cpuLimit ?? 'none')})`);
 
-    const load = steadyLoad({ ports: () => ports, clients });
     const rotations: number[] = [];
     const made: Rotation[] = [];
     const pending = new Map<number, Rotation>();
-    const watcher = setInterval(() => {
-      for (const [port, want] of pending) {
-        const seen = load.lastSerial.get(port);
-        if (seen?.serial === want.serial && seen.since >= want.at) {
-          rotations.push(seen.since - want.at);
-          want.seenAt = seen.since;
-          want.sentAt = seen.sentAt;
-          pending.delete(port);
-        }
-      }
-    }, 5);
+    // A rotation is seen by the first answer with its serial to a request sent after its
+    // write. Not by the port's last serial changing: an answer from the old server, to a
+    // request it held while the new one came in, flips that back, and over minutes ports
+    // stuck with a rotation the bench never counted as seen (and rotated no more).
+    const load = steadyLoad({
+      ports: () => ports,
+      clients,
+      onAnswer: (port, serial, sentAt, receivedAt) => {
+        const want = pending.get(port);
+        if (want === undefined || serial !== want.serial || sentAt < want.at) return;
+        rotations.push(receivedAt - want.at);
+        want.seenAt = receivedAt;
+        want.sentAt = sentAt;
+        pending.delete(port);
+      },
+    });
     const version = new Array<number>(stableBindings).fill(0);
     const churned: string[] = [];
     let adds = 0;
@@ -315,7 +319,8 @@ async function runPlane(
     console.log(`[${dataPlane}] the longest time no request completed: ${load.longestQuiet.ms} ms`);
     console.log(`[${dataPlane}] the partner accepted ${partnerConnections} TLS connections (${resumed} resumed) for ${load.requests} requests`);
     await pollUntil(() => (pending.size === 0 ? true : undefined), { what: 'the last rotations to be seen', timeoutMs: 30_000 }).catch(() => undefined);
-    clearInterval(watcher);
+    // A rotation the load never saw served (a lost one) shows here.
+    console.log(`[${dataPlane}] rotations never seen at the partner: ${pending.size} of ${made.length}`);
     await load.stop();
     const reloads = (await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`)) - reloadsBefore;
     // A crash shows here: the agent restarts a data plane that exited on its own.

@@ -31,6 +31,8 @@ export function steadyLoad(options: {
   ports: () => readonly number[];
   clients: number;
   post?: boolean;
+  /** Called with every answer the partner gave: which serial it saw, when the request was sent and when the answer came. */
+  onAnswer?: (port: number, serial: string, sentAt: number, receivedAt: number) => void;
   /** How to send one request (default: plain HTTP to 127.0.0.1:port through a keep-alive agent, as to the proxy). */
   send?: (port: number, request: { method: string; body?: string; headers?: Record<string, string> }) => Promise<ProxyResponse>;
 }): SteadyLoad {
@@ -64,7 +66,9 @@ export function steadyLoad(options: {
         if (res.status !== 200) failures.push({ port, method, what: `HTTP ${res.status}`, at: Date.now() });
         else {
           const serial = (JSON.parse(res.body) as PartnerSeen).serialNumber;
-          if (lastSerial.get(port)?.serial !== serial) lastSerial.set(port, { serial, since: Date.now(), sentAt });
+          const receivedAt = Date.now();
+          if (lastSerial.get(port)?.serial !== serial) lastSerial.set(port, { serial, since: receivedAt, sentAt });
+          options.onAnswer?.(port, serial, sentAt, receivedAt);
         }
       } catch (err) {
         failures.push({ port, method, what: (err as NodeJS.ErrnoException).code ?? (err as Error).message, at: Date.now() });
