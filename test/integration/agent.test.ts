@@ -127,6 +127,19 @@ async function partnerSaw(port: number): Promise<PartnerSeen> {
   return JSON.parse(response.body) as PartnerSeen;
 }
 
+/** The agent on this file's fixture; the objects are rendered for nginx (render above), and the agent's default is HAProxy. */
+function startNginxAgent(proxy: ProxyFixture, options: { args?: string[]; manageNginx?: boolean } = {}): Promise<AgentProcess> {
+  return startAgent({
+    kubeConfigPath: cluster.kubeConfigPath,
+    namespace: proxy.ns,
+    podName,
+    configDir: proxy.configDir,
+    nginxPrefix: proxy.prefix,
+    ...(options.manageNginx === undefined ? {} : { manageNginx: options.manageNginx }),
+    args: ['--data-plane', 'nginx', ...(options.args ?? [])],
+  });
+}
+
 function waitForSerial(port: number, serial: string): Promise<PartnerSeen> {
   return pollUntil(
     async () => {
@@ -145,14 +158,7 @@ describe('mtls-egress agent --manage-nginx with a real API server, nginx and mTL
   before(async () => {
     await proxy.setUp('agent', ['a', 'b', 'c', 'd']);
     // A short reload timeout, so that the test of a reload nginx refuses runs in seconds.
-    agent = await startAgent({
-      kubeConfigPath: cluster.kubeConfigPath,
-      namespace: proxy.ns,
-      podName,
-      configDir: proxy.configDir,
-      nginxPrefix: proxy.prefix,
-      args: ['--data-plane', 'nginx', '--reload-timeout', '3s'],
-    });
+    agent = await startNginxAgent(proxy, { args: ['--reload-timeout', '3s'] });
   });
 
   after(async () => {
@@ -347,15 +353,7 @@ describe('a new replica: Ready only once it serves every binding the index count
     const objects = proxy.writer.objects(render(routes), routes);
     // As a replica starting while one binding object is missing (written late, or unreadable).
     await proxy.writer.publish(objects, { withhold: [`${proxy.ns}/f`] });
-    agent = await startAgent({
-      kubeConfigPath: cluster.kubeConfigPath,
-      namespace: proxy.ns,
-      podName,
-      configDir: proxy.configDir,
-      nginxPrefix: proxy.prefix,
-      // The objects are rendered for nginx (render above); the agent's default is HAProxy.
-      args: ['--data-plane', 'nginx'],
-    });
+    agent = await startNginxAgent(proxy);
     await waitForSerial(proxy.ports.e!, proxy.identities.e!.serial);
     assert.equal((await httpGet(agent.healthPort, '/readyz')).status, 503, 'serving part of the index is not Ready');
 
@@ -384,15 +382,7 @@ describe('mtls-egress agent beside an nginx it does not manage', () => {
 
   before(async () => {
     await proxy.setUp('agent-ext', ['e']);
-    agent = await startAgent({
-      kubeConfigPath: cluster.kubeConfigPath,
-      namespace: proxy.ns,
-      podName,
-      configDir: proxy.configDir,
-      nginxPrefix: proxy.prefix,
-      manageNginx: false,
-      args: ['--data-plane', 'nginx'],
-    });
+    agent = await startNginxAgent(proxy, { manageNginx: false });
   });
 
   after(async () => {
