@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { HeldFile } from '../contract/proxy-objects.ts';
 import { ContentStore, objectsDirectory, syncDirectory, writeNewFile } from './content-store.ts';
 import { currentLink, currentLinkTemp, entriesToRemove, isGenerationName, planGeneration } from './generations.ts';
+import { forEachLimited } from '../runner/limited.ts';
 
 /** Where retired generations wait to be removed; never a generation name. */
 const trashPrefix = '.retired-';
@@ -97,12 +98,7 @@ export class ConfigDir {
     };
     // Several at a time: at ten thousand bindings a generation is tens of thousands of
     // files, and each link or fsync waits on the disk, not on this thread.
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(fileConcurrency, plan.length) }, async () => {
-        while (next < plan.length) await one(plan[next++]!);
-      }),
-    );
+    await forEachLimited(plan, fileConcurrency, one);
     for (const directory of directories) await syncDirectory(directory);
     return { written, linked };
   }

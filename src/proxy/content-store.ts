@@ -1,6 +1,7 @@
 import { access, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HeldFile, ProxyFile, StoredFile } from '../contract/proxy-objects.ts';
+import { forEachLimited } from '../runner/limited.ts';
 
 // The agent's content-addressed store: each certificate, key and CA bundle it serves, once,
 // whatever the number of generations that use it.
@@ -152,12 +153,7 @@ export class ContentStore implements ContentReader {
       };
       // Several at a time, as ConfigDir writes a generation: a new replica stores every
       // binding's files at once, and each fsync waits on the disk, not on this thread.
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: Math.min(objectConcurrency, todo.length) }, async () => {
-          while (next < todo.length) await one(todo[next++]!);
-        }),
-      );
+      await forEachLimited(todo, objectConcurrency, one);
       // The names are what a generation's links reach the bytes by after a crash too.
       if (stored > 0) await syncDirectory(this.root);
       return { stored };

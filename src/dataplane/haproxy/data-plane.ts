@@ -9,6 +9,7 @@ import type { ApplyRequest, ApplyResult, DataPlane, TestResult } from '../../pro
 import { currentLink } from '../../proxy/generations.ts';
 import { hostForUrl } from '../../render/files.ts';
 import { systemClock, type Clock } from '../../runner/clock.ts';
+import { forEachLimited } from '../../runner/limited.ts';
 import type { HaproxyConfig } from './assemble.ts';
 import { haproxyConfigFile } from './paths.ts';
 import {
@@ -250,16 +251,9 @@ export class HaproxyDataPlane implements DataPlane<HaproxyConfig> {
       const file = config.file(server.certificateFile);
       if (file && !this.#leafSha1.has(file.sha256)) unseen.set(file.sha256, file);
     }
-    const read = [...unseen.values()];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(readConcurrency, read.length) }, async () => {
-        while (next < read.length) {
-          const file = read[next++]!;
-          known.set(file.sha256, leafSha1(await store.read(file)));
-        }
-      }),
-    );
+    await forEachLimited([...unseen.values()], readConcurrency, async (file) => {
+      known.set(file.sha256, leafSha1(await store.read(file)));
+    });
     for (const server of servers) {
       const { certificate } = this.#memo.storeNames(server, this.#storeDir);
       const digest = config.file(server.certificateFile)?.sha256 ?? '';
