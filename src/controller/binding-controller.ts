@@ -13,7 +13,7 @@ import { systemClock, type Clock } from '../runner/clock.ts';
 import { defaultBackoff } from '../runner/queue.ts';
 import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { TokenBucket } from '../runner/token-bucket.ts';
-import { statusEqual } from '../status/evaluate.ts';
+import { statusEqual, statusTransitionEvents } from '../status/evaluate.ts';
 import { programmedCheck, type ProxyReplica, type ServedCertificates } from '../status/programmed.ts';
 import { translateBinding, type DataPlaneView } from '../translate/translate.ts';
 import type { BindingInputs } from '../inputs/binding-inputs.ts';
@@ -44,6 +44,17 @@ export interface BindingControllerOptions {
 }
 
 const controllerName = 'binding-status';
+
+/**
+ * How long a status that says only "the proxy is about to serve this" waits for the one
+ * that says it does. A rotation or a new binding is served within a few hundred
+ * milliseconds (bench:churn's p99), so it costs one status write and at most one Event
+ * instead of two of each, and no Warning for a step nobody could act on. A proxy that
+ * does not answer within the hold gets its ProgrammingPending written, late by this much.
+ */
+export const programmingSettleMs = 1000;
+
+const readyReason = (status: ClientCertificateBindingStatus): string | undefined => status.conditions?.find((c) => c.type === 'Ready')?.reason;
 
 /** Ready reasons a freed port (a deletion anywhere) may settle. */
 const waitingForPort = new Set<string | undefined>([
@@ -91,6 +102,9 @@ export class BindingController {
       write: (binding, status) => this.#writeStatus(binding, status),
       limiter: options.writeLimiter,
       maxInFlight: options.workers ?? 1,
+      clock: this.#clock,
+      transitions: statusTransitionEvents,
+      holdMs: (write) => (readyReason(write.status) === reasons.ProgrammingPending ? programmingSettleMs : 0),
       written: (key, write) => this.#statusWritten(key, write),
       failed: (key, write, err) => this.#statusFailed(key, write, err),
       observe: {
@@ -103,7 +117,7 @@ export class BindingController {
     });
     // Status first: while status writes wait, even for a free connection rather than a
     // token, the API server's time goes to them, not to Events or proxy objects.
-    options.writeLimiter.holdLowWhile(() => this.#writer.waiting > 0);
+    options.writeLimiter.holdLowWhile(() => this.#writer.due > 0);
     // What we wrote holds the port even before the cache shows it.
     options.inputs.useWrittenStatus((b) => this.#written.get(bindingKey(b))?.status);
     this.#wire();
@@ -217,10 +231,9 @@ export class BindingController {
       if (signal?.aborted) return {};
       // Written off the reconcile's path, paced by --status-qps; the Events go once it is written.
       this.#written.set(key, { generation: binding.metadata.generation, status: evaluation.status });
-      this.#writer.enqueue(key, { binding, status: evaluation.status, events: evaluation.events, now });
+      this.#writer.enqueue(key, { binding, status: evaluation.status, since: previous, events: evaluation.events, now });
     }
-    const readyReason = evaluation.status.conditions?.find((c) => c.type === 'Ready')?.reason;
-    if (waitingForPort.has(readyReason)) this.#waitingForPort.add(key);
+    if (waitingForPort.has(readyReason(evaluation.status))) this.#waitingForPort.add(key);
     else this.#waitingForPort.delete(key);
     this.#observe(binding, namespace, evaluation.status, checks.certificate.ok ? checks.certificate.identity.facts.notAfter : undefined);
     // Time alone changes the verdict (a certificate crosses a threshold), and so may a retry

@@ -159,7 +159,7 @@ function consentCondition(consent: CheckOutcome): DesiredCondition {
  * `kubectl describe`. Comparing with stored status, not memory, means a resync or a
  * controller restart sends nothing new.
  */
-function transitionEvents(previous: ClientCertificateBindingStatus | undefined, desired: DesiredCondition[]): BindingEvent[] {
+function transitionEvents(previous: ClientCertificateBindingStatus | undefined, desired: readonly DesiredCondition[]): BindingEvent[] {
   for (const d of desired) {
     const before = findCondition(previous?.conditions, d.type);
     if (before && before.status === d.status && before.reason === d.reason) continue;
@@ -167,6 +167,15 @@ function transitionEvents(previous: ClientCertificateBindingStatus | undefined, 
     return [{ type: problem ? 'Warning' : 'Normal', reason: d.reason, message: d.message }];
   }
   return [];
+}
+
+/**
+ * The Event for the step from one status to another, by the same rule: for a write that
+ * replaced one never sent, the step from the status before both. A status's conditions
+ * are the desired ones, in order.
+ */
+export function statusTransitionEvents(before: ClientCertificateBindingStatus | undefined, after: ClientCertificateBindingStatus): BindingEvent[] {
+  return transitionEvents(before, after.conditions ?? []);
 }
 
 /** The next moment time alone changes the verdict (notBefore, notAfter − expiryWarning, just after notAfter), with slack. */
