@@ -13,7 +13,9 @@
 //
 // Prints a table per data plane, then one JSON line:
 //   {"bench":"churn","dataPlanes":{"haproxy":{"requests":N,"failed":N,"rotationP50Ms":N,"rotationP99Ms":N,"reqPerSec":N,
-//     "rotationStages":{"<stage>":{"p50":N,"p99":N},...}},"nginx":{...}},...}
+//     "rotationStages":{"<stage>":{"p50":N,"p99":N},...}},"nginx":{...}},"directReqPerSec":N,
+//     "direct":{"before":{"reqPerSec":N,"benchCores":N},"after":{...}},...}
+// The direct client runs before the data planes and after them; the baseline is the mean.
 // The rotation split joins the bench's Secret writes with the agent's 'rotations served'
 // lines by Secret resourceVersion: write → controller watch → data read → decoded →
 // binding object sent → agent watch → served → a client's answer carries the new serial.
@@ -407,8 +409,18 @@ async function runPlane(
   }
 }
 
-/** The same clients straight to a partner, with the client certificate: what the proxies are measured against. */
-async function direct(): Promise<number> {
+/** What the direct client did in its window: its rate, and the cores the bench process (client and partner) used. */
+interface DirectFigures {
+  reqPerSec: number;
+  benchCores: number;
+}
+
+/**
+ * The same clients straight to a partner, with the client certificate: what the proxies
+ * are measured against. Once before the data planes and once after: a shared machine's
+ * speed drifts over a run, and the mean of both is the baseline.
+ */
+async function direct(): Promise<DirectFigures> {
   const pki = new PartnerPki('Direct Partner CA');
   const server = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
   const client = pki.issueClient({ cn: 'direct.client' });
@@ -429,13 +441,19 @@ async function direct(): Promise<number> {
   const window = Math.min(seconds, 15);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const from = load.requests;
+  const cpuFrom = process.cpuUsage();
+  const t = performance.now();
   await new Promise((resolve) => setTimeout(resolve, window * 1000));
-  const rate = (load.requests - from) / window;
+  const elapsed = (performance.now() - t) / 1000;
+  const cpu = process.cpuUsage(cpuFrom);
+  const rate = (load.requests - from) / elapsed;
   await load.stop();
   agent.destroy();
   await partner.close();
-  return Math.round(rate);
+  return { reqPerSec: Math.round(rate), benchCores: Number(((cpu.user + cpu.system) / 1e6 / elapsed).toFixed(2)) };
 }
+
+const describeDirect = (d: DirectFigures): string => `${d.reqPerSec} req/s, the bench process at ${d.benchCores} cores`;
 
 process.env.LOG_LEVEL ??= 'info';
 const cluster = await startControlPlane();
@@ -453,11 +471,17 @@ try {
   const certs = prepareCertificates(pki);
   console.log(`certificates and PFX files made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   t = performance.now();
-  const directReqPerSec = await direct();
-  console.log(`direct mTLS client: ${directReqPerSec} req/s (${clients} keep-alive clients, GET and POST)`);
+  const directBefore = await direct();
+  console.log(`direct mTLS client, before: ${describeDirect(directBefore)} (${clients} keep-alive clients, GET and POST)`);
+  const runs: Array<[string, Awaited<ReturnType<typeof runPlane>>]> = [];
+  for (const plane of planes) runs.push([plane, await runPlane(plane, cluster, certs, pki)]);
+  const directAfter = await direct();
+  console.log(`direct mTLS client, after: ${describeDirect(directAfter)}`);
+  const directReqPerSec = Math.round((directBefore.reqPerSec + directAfter.reqPerSec) / 2);
+  const directBenchCores = (directBefore.benchCores + directAfter.benchCores) / 2;
+  console.log(`direct mTLS client: ${directReqPerSec} req/s, the mean of both`);
   const figures: Record<string, PlaneFigures> = {};
-  for (const plane of planes) {
-    const r = await runPlane(plane, cluster, certs, pki);
+  for (const [plane, r] of runs) {
     figures[plane] = {
       requests: r.requests,
       failed: r.failed,
@@ -476,9 +500,18 @@ try {
         `[${plane}] rotation → partner sees the new serial: p50 ${r.rotationP50Ms} ms, p99 ${r.rotationP99Ms} ms\n` +
         `[${plane}] ${r.reqPerSec} req/s = ${(r.reqPerSec / directReqPerSec).toFixed(2)}× the direct client`,
     );
+    // The load generator and the partner share one Node thread in the bench, so a machine
+    // busy with the control plane starves them as much as the proxy: per core the bench
+    // process got, against the direct client's, is the proxy's share with that counted.
+    const perCore = r.reqPerSec / r.cores.bench / (directReqPerSec / directBenchCores);
+    console.log(
+      `[${plane}] per core of the bench process: ${Math.round(r.reqPerSec / r.cores.bench)} req/s (at ${r.cores.bench} cores) = ${perCore.toFixed(2)}× the direct client's ${Math.round(directReqPerSec / directBenchCores)} (at ${directBenchCores.toFixed(2)})`,
+    );
   }
   if (figures.haproxy && figures.nginx) console.log(`HAProxy / nginx throughput: ${(figures.haproxy.reqPerSec / figures.nginx.reqPerSec).toFixed(2)}×`);
-  console.log(JSON.stringify({ bench: 'churn', dataPlanes: figures, directReqPerSec, seconds, clients, bindings: stableBindings }));
+  console.log(
+    JSON.stringify({ bench: 'churn', dataPlanes: figures, directReqPerSec, direct: { before: directBefore, after: directAfter }, seconds, clients, bindings: stableBindings }),
+  );
 } finally {
   await cluster.stop();
 }
