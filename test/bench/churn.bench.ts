@@ -510,7 +510,15 @@ try {
   }
   if (figures.haproxy && figures.nginx) console.log(`HAProxy / nginx throughput: ${(figures.haproxy.reqPerSec / figures.nginx.reqPerSec).toFixed(2)}×`);
   console.log(
-    JSON.stringify({ bench: 'churn', dataPlanes: figures, directReqPerSec, direct: { before: directBefore, after: directAfter }, seconds, clients, bindings: stableBindings }),
+    JSON.stringify({
+      bench: 'churn',
+      dataPlanes: figures,
+      directReqPerSec,
+      direct: { before: directBefore, after: directAfter },
+      seconds,
+      clients,
+      bindings: stableBindings,
+    }),
   );
 } finally {
   await cluster.stop();
