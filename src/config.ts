@@ -370,6 +370,8 @@ export interface AgentConfig {
    * that endpoints, DNS and clients stop choosing this replica before its listeners close.
    */
   drainDelayMs: number;
+  /** How far the files on disk may lag behind a config HAProxy took through its runtime API. */
+  persistDelayMs: number;
   healthAddress: { host: string; port: number };
   logLevel: string;
 }
@@ -415,6 +417,9 @@ Options:
   --drain-delay D          on SIGTERM, fail /readyz at once and keep serving for D before the data
                            plane stops accepting, so the replica leaves the Service's endpoints and
                            clients' DNS answers first (default: 0; deploy/ sets 35s; at most 5m)
+  --persist-delay D        how far the generation on disk (what a restarted HAProxy reads) may lag
+                           behind the changes HAProxy took through its runtime API; 0 writes one
+                           per change (default: 1s)
   --health-addr HOST:PORT  /metrics, /healthz, /readyz (default: 0.0.0.0:8081; port 0 picks one)
   --log-level LEVEL        (default: $LOG_LEVEL or info)
 `;
@@ -441,6 +446,7 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
       'reload-timeout': { type: 'string', default: '30s' },
       'stop-timeout': { type: 'string', default: '25s' },
       'drain-delay': { type: 'string', default: '0' },
+      'persist-delay': { type: 'string', default: '1s' },
       'health-addr': { type: 'string', default: '0.0.0.0:8081' },
       'log-level': { type: 'string' },
     },
@@ -473,6 +479,7 @@ export function parseAgentConfig(argv: readonly string[], env: Environment): Age
     reloadTimeoutMs: positiveDuration('reload-timeout', values['reload-timeout']),
     stopTimeoutMs: positiveDuration('stop-timeout', values['stop-timeout']),
     drainDelayMs: drainDelay(values['drain-delay']),
+    persistDelayMs: durationOrZero('persist-delay', values['persist-delay']),
     healthAddress: hostPort('health-addr', values['health-addr']),
     logLevel: values['log-level'] ?? env.LOG_LEVEL ?? 'info',
   };

@@ -74,6 +74,7 @@ export async function runAgent(argv: readonly string[], io: CommandIo): Promise<
     reporter,
     logger,
     metrics,
+    persistDelayMs: config.persistDelayMs,
   });
 
   restarted = () => agent.recheckSoon();

@@ -3,7 +3,7 @@ import type { KubeObject } from '../k8s/client.ts';
 import { errorSummary } from '../errors.ts';
 import type { Informer } from '../k8s/informer.ts';
 import { systemClock, type Clock, type Timer } from '../runner/clock.ts';
-import { Runner, type ReconcileResult } from '../runner/runner.ts';
+import { earliest, Runner, type ReconcileResult } from '../runner/runner.ts';
 import type { Logger } from '../log.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 import type { ConfigDir } from './config-dir.ts';
@@ -29,6 +29,16 @@ import { parseStamps, rotationSplit, rotationStages, type RotationStage, type Ro
 
 /** How often at most the content store is looked through for objects nothing uses. */
 const objectPruneIntervalMs = 10_000;
+
+/**
+ * How far the files a restart would read may lag behind what HAProxy serves from memory.
+ * Each generation links every file of the config (a hundred thousand links a change at
+ * ten thousand bindings), and a change HAProxy takes through its runtime API needs none
+ * of them: only a restart after a crash reads them, and the pass that follows it
+ * converges HAProxy from whatever it read. Under churn one generation now stands for
+ * every change of its second.
+ */
+export const defaultPersistDelayMs = 1000;
 
 /** The agent's one key: it applies the whole manifest, whichever object changed. */
 const applyKey = 'apply';
@@ -110,12 +120,19 @@ export interface ProxyAgentOptions {
   /** At most one pass starts per this window, so a controller's burst of writes becomes one reload; a change after a quiet window applies at once. */
   debounceMs?: number;
   retry?: { baseMs: number; maxMs: number };
+  /** How far the files on disk may lag behind a config the data plane took in memory (defaultPersistDelayMs). */
+  persistDelayMs?: number;
   /** When the data plane asked to be looked at again, and when a config was applied (default: the system clock). */
   clock?: Clock;
 }
 
-interface Applied {
-  hash: string;
+interface WriteCounts {
+  written: number;
+  linked: number;
+  stored: number;
+}
+
+interface Persisted {
   generation: string;
   /** path → fileIdentity of each file written with its bytes (haproxy.cfg, maps, shared files), so the next generation can link what did not change. */
   identities: Map<string, string>;
@@ -129,6 +146,9 @@ interface Applied {
  *   change → (at most one pass per debounce window) → materialize → write gen-<hash> → nginx -t / haproxy -c →
  *   swap `current` → reload (nginx) or runtime API changes (HAProxy), confirmed →
  *   prune old generations → annotate the Pod
+ *
+ * A change HAProxy takes through its runtime API (the listeners unchanged) is served
+ * first, and its generation follows within persistDelayMs, with the others of its window.
  *
  * Applies run on the one reconcile runner, one at a time, and always read the newest
  * cached state, so a burst of changes ends in one apply of the latest. What cannot
@@ -150,7 +170,14 @@ export class ProxyAgent {
   readonly #clock: Clock;
   #started = false;
   #running: Promise<void> | undefined;
-  #applied: Applied | undefined;
+  /** The config the data plane serves. */
+  #applied: { hash: string } | undefined;
+  /** The generation `current` names, as this process wrote it. */
+  #persisted: Persisted | undefined;
+  #persistedAt = Number.NEGATIVE_INFINITY;
+  /** A config the data plane serves from memory whose generation is not written yet. */
+  #unpersisted: { config: AssembledConfig; generation: string } | undefined;
+  readonly #persistDelayMs: number;
   /** The input last rejected: a config hash, or the ConfigMap version whose manifest is unreadable. */
   #rejected: string | undefined;
   #applyError: string | undefined;
@@ -182,6 +209,7 @@ export class ProxyAgent {
     this.#options = options;
     this.#log = options.logger.child({ component: 'proxy-agent' });
     this.#debounceMs = options.debounceMs ?? 25;
+    this.#persistDelayMs = options.persistDelayMs ?? defaultPersistDelayMs;
     this.#clock = options.clock ?? systemClock;
     this.#runner = new Runner({
       name: 'proxy-agent',
@@ -243,7 +271,8 @@ export class ProxyAgent {
     this.#lastPassAt = this.#clock.now();
     try {
       const result = await this.#sync();
-      return result?.recheckAfterMs === undefined ? {} : { requeueAfterMs: result.recheckAfterMs };
+      const after = earliest(result?.recheckAfterMs, this.#persistWaitMs());
+      return after === undefined ? {} : { requeueAfterMs: after };
     } catch (err) {
       this.#failed(err);
       throw err;
@@ -290,6 +319,7 @@ export class ProxyAgent {
       // The watch brought bytes again that change nothing (a relist, an edit back): the
       // store has them, or gets them now, and the heap lets them go.
       if (this.#options.dir.store.pending > 0) await this.#storePending();
+      if (this.#unpersisted && this.#persistWaitMs() === 0) await this.#persistServed();
       // A data plane that holds state in memory (HAProxy's runtime changes) is read back
       // and corrected now and then: level-triggered, whatever happened to it meanwhile.
       // When it asked, not on every pass that finds the config unchanged: at ten thousand
@@ -367,40 +397,27 @@ export class ProxyAgent {
     const { dir, dataPlane } = this.#options;
     const t0 = performance.now();
     const generation = generationName(config.hash);
-    const writeGeneration = async (current: string | undefined): Promise<{ written: number; linked: number; stored: number }> => {
-      // Every file the cache holds bytes for, used by this config or not (a binding left
-      // out now keeps its object for when it is served), once, before any link to it.
-      const { stored } = await dir.store.store();
-      // `current` is already this generation only when a previous run of the agent made
-      // it so: it was validated and synced then, so it is reloaded as it is.
-      if (current === generation) return { written: 0, linked: 0, stored };
-      const applied = this.#applied;
-      const counts = await dir.write(
-        generation,
-        config.files,
-        applied && applied.generation === current ? { generation: applied.generation, identities: applied.identities } : undefined,
-      );
-      return { ...counts, stored };
-    };
-    let counts: { written: number; linked: number; stored: number };
+    let counts: WriteCounts;
     let result: ApplyResult;
-    let current: string | undefined;
     let t1: number;
     let t2: number;
+    let t3: number;
     let servedAt: number;
     if (dataPlane.appliesWithoutFiles?.(config)) {
-      // The running server takes the change in memory: serve it now, then write the files
-      // a restart would read. A restart in between reads the generation before, and the
-      // next pass converges it again. Nothing here waits on the file system first.
+      // The running server takes the change in memory: serve it now, and write the files
+      // a restart would read at most persistDelayMs later. A restart in between reads the
+      // generation before, and the next pass converges it again. Nothing here waits on
+      // the file system first.
       t1 = t2 = performance.now();
       result = await dataPlane.apply({ config, generation });
       servedAt = Date.now();
-      current = await dir.current();
-      counts = await writeGeneration(current);
-      await dir.point(generation);
+      this.#unpersisted = { config, generation };
+      if (this.#persistWaitMs() === 0) counts = await this.#persistServed();
+      else counts = { written: 0, linked: 0, ...(await dir.store.store()) };
+      t3 = performance.now();
     } else {
-      current = await dir.current();
-      counts = await writeGeneration(current);
+      const current = await dir.current();
+      counts = await this.#writeGeneration(config, generation, current);
       t1 = performance.now();
       const verdict = await dataPlane.test(dir.generationPath(generation), config);
       t2 = performance.now();
@@ -421,13 +438,12 @@ export class ProxyAgent {
         this.#reject(config.hash, reason);
         return {};
       }
+      t3 = performance.now();
+      await this.#pointed(config, generation, current);
     }
-    const t3 = performance.now();
     // Before #applied is set: the first apply of a process only learns what is served.
     this.#reportRotations(leftOut, servedAt, this.#applied === undefined);
-    const identities = new Map<string, string>();
-    for (const file of config.files) if ('content' in file) identities.set(file.path, fileIdentity(file));
-    this.#applied = { hash: config.hash, generation, identities };
+    this.#applied = { hash: config.hash };
     this.#applyError = undefined;
     this.#options.metrics?.applies.inc({ result: 'applied' });
     this.#options.metrics?.applyDuration.observe((t3 - t0) / 1000);
@@ -445,14 +461,54 @@ export class ProxyAgent {
       'config applied',
     );
     this.#report();
-    // The previous generation stays for a rollback; anything older is moved aside now
-    // and removed off the path of the next change (ten thousand files take a while).
-    const retired = await dir.retire([generation, current === generation ? undefined : current]).catch((err: unknown) => {
+    return result;
+  }
+
+  /** How long until the config served from memory is due on disk; undefined when it is there. */
+  #persistWaitMs(): number | undefined {
+    if (!this.#unpersisted) return undefined;
+    return Math.max(0, this.#persistedAt + this.#persistDelayMs - this.#clock.now());
+  }
+
+  /** Writes the generation of the config the data plane serves from memory, and makes it current. */
+  async #persistServed(): Promise<WriteCounts> {
+    const { config, generation } = this.#unpersisted!;
+    const current = await this.#options.dir.current();
+    const counts = await this.#writeGeneration(config, generation, current);
+    await this.#options.dir.point(generation);
+    await this.#pointed(config, generation, current);
+    return counts;
+  }
+
+  async #writeGeneration(config: AssembledConfig, generation: string, current: string | undefined): Promise<WriteCounts> {
+    const { dir } = this.#options;
+    // Every file the cache holds bytes for, used by this config or not (a binding left
+    // out now keeps its object for when it is served), once, before any link to it.
+    const { stored } = await dir.store.store();
+    // `current` is already this generation only when a previous run of the agent made
+    // it so: it was validated and synced then, so it is reloaded as it is.
+    if (current === generation) return { written: 0, linked: 0, stored };
+    const persisted = this.#persisted;
+    const counts = await dir.write(generation, config.files, persisted && persisted.generation === current ? persisted : undefined);
+    return { ...counts, stored };
+  }
+
+  /**
+   * `generation` is current now: the one before stays for a rollback, and anything older
+   * is moved aside, before any other generation is written (retire renames every one it
+   * does not keep), and removed off the path of the next change.
+   */
+  async #pointed(config: AssembledConfig, generation: string, current: string | undefined): Promise<void> {
+    const identities = new Map<string, string>();
+    for (const file of config.files) if ('content' in file) identities.set(file.path, fileIdentity(file));
+    this.#persisted = { generation, identities };
+    this.#persistedAt = this.#clock.now();
+    this.#unpersisted = undefined;
+    const retired = await this.#options.dir.retire([generation, current === generation ? undefined : current]).catch((err: unknown) => {
       this.#log.warn({ err: errorSummary(err) }, 'could not remove old generations; will try after the next apply');
       return [];
     });
     if (retired.length > 0) this.#emptyTrash();
-    return result;
   }
 
   /**

@@ -21,9 +21,18 @@ describe('parseAgentConfig', () => {
       reloadTimeoutMs: 30_000,
       stopTimeoutMs: 25_000,
       drainDelayMs: 0,
+      persistDelayMs: 1000,
       healthAddress: { host: '0.0.0.0', port: 8081 },
       logLevel: 'info',
     });
+  });
+
+  test('--persist-delay: a duration, 0 for a generation per change', () => {
+    const parse = (value: string) =>
+      parseAgentConfig(['--namespace', 'n', '--config-dir', '/etc/m', '--persist-delay', value], { POD_NAME: 'p' }).persistDelayMs;
+    assert.equal(parse('0'), 0);
+    assert.equal(parse('1h'), 3_600_000);
+    assert.throws(() => parse('soon'), /--persist-delay/);
   });
 
   test('HAProxy is always managed: the agent holds its sockets', () => {
