@@ -7,6 +7,9 @@
 //   npm run bench:churn
 //   BENCH_SECONDS=20 BENCH_PLANES=haproxy npm run bench:churn
 //   BENCH_AGENT_ARGS='--haproxy-threads 1' …   flags for the agent
+//   BENCH_PAIRS=6 …   after the run, 6 pairs of 10 s windows (BENCH_PAIR_SECONDS): the direct
+//     client without churn, then the proxy under churn; the median of the pairs' ratios is
+//     the throughput ratio with this shared machine's drift cancelled
 //   BENCH_CONTROL_PLANE_NICE=10 …   kube-apiserver and etcd at that nice value: a cluster's
 //     control plane runs on nodes of its own; here it shares the proxy's two cores. Not
 //     the default, and not the figure the goals are judged by: it shows what that costs.
@@ -34,7 +37,7 @@ import { apiRequests, requestsBetween } from '../support/prometheus-samples.ts';
 import { startMtlsPartner, type MtlsPartner } from '../support/mtls-partner.ts';
 import type { ProxyResponse } from '../support/nginx-process.ts';
 import { PartnerPki, toPfx, type Issued } from '../support/partner-pki.ts';
-import { steadyLoad, type LoadFailure } from '../support/steady-load.ts';
+import { steadyLoad, type LoadFailure, type SteadyLoad } from '../support/steady-load.ts';
 import * as reasons from '../../src/api/v1alpha1/reasons.ts';
 import { group, plural, version as apiVersion } from '../../src/api/v1alpha1/types.ts';
 
@@ -60,6 +63,8 @@ interface PlaneFigures {
   rssMb: { agent: { start: number; end: number }; dataPlane: { start: number; end: number } };
   /** CPU seconds per second of churn (1 = one core), of each process: the bench holds the load generator and the partner. */
   cores: { bench: number; agent: number; dataPlane: number; controller: number; apiServerAndEtcd: number; machine: number };
+  /** BENCH_PAIRS: the direct client and the proxy under churn in alternating windows. */
+  pairs?: PairedFigures;
 }
 
 /** The processes a run's figures are read from, at one moment. */
@@ -175,7 +180,7 @@ async function runPlane(
   cluster: Awaited<ReturnType<typeof startControlPlane>>,
   certs: ReturnType<typeof prepareCertificates>,
   pki: PartnerPki,
-): Promise<PlaneFigures & { reloads: number; failures: LoadFailure[]; rotations: number; adds: number; removes: number }> {
+): Promise<PlaneFigures & { reloads: number; failures: LoadFailure[]; rotations: number; adds: number; removes: number; pairs?: PairedFigures }> {
   const stack: EgressStack = await startEgressStack({
     kubeconfig: cluster.kubeconfig,
     kubeConfigPath: cluster.kubeConfigPath,
@@ -228,33 +233,23 @@ async function runPlane(
     // write. Not by the port's last serial changing: an answer from the old server, to a
     // request it held while the new one came in, flips that back, and over minutes ports
     // stuck with a rotation the bench never counted as seen (and rotated no more).
-    const load = steadyLoad({
-      ports: () => ports,
-      clients,
-      onAnswer: (port, serial, sentAt, receivedAt) => {
-        const want = pending.get(port);
-        if (want === undefined || serial !== want.serial || sentAt < want.at) return;
-        rotations.push(receivedAt - want.at);
-        want.seenAt = receivedAt;
-        want.sentAt = sentAt;
-        pending.delete(port);
-      },
-    });
+    const onAnswer = (port: number, serial: string, sentAt: number, receivedAt: number): void => {
+      const want = pending.get(port);
+      if (want === undefined || serial !== want.serial || sentAt < want.at) return;
+      rotations.push(receivedAt - want.at);
+      want.seenAt = receivedAt;
+      want.sentAt = sentAt;
+      pending.delete(port);
+    };
+    const load = steadyLoad({ ports: () => ports, clients, onAnswer });
     const version = new Array<number>(stableBindings).fill(0);
     const churned: string[] = [];
     let adds = 0;
     let removes = 0;
     let rotated = 0;
-    const started = performance.now();
-    const requestsAtStart = load.requests;
-    const admin = createAdminHttp(cluster.apiServerUrl, cluster.pki);
-    const requestsAtStartOfChurn = await apiRequests(admin);
-    const usageAtStart = usage(stack, dataPlane, cluster.stateDir);
-    // Every tick: add one, remove one (the oldest added), rotate one (round robin). A tick
-    // that is late starts the next at once: the churn rate is a floor, not a ceiling.
-    for (let tick = 0; performance.now() - started < seconds * 1000; tick++) {
-      const due = started + tick * tickMs;
-      if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+    let ticks = 0;
+    // Every tick: add one, remove one (the oldest added), rotate one (round robin).
+    const churnTick = async (tick: number): Promise<void> => {
       const name = `added-${tick}`;
       const adding = !churnKinds.has('add-remove')
         ? Promise.resolve()
@@ -283,7 +278,22 @@ async function runPlane(
         rotation.storedAt = Date.now();
       }
       await Promise.all([adding, removing]);
-    }
+    };
+    // A tick that is late starts the next at once: the churn rate is a floor, not a ceiling.
+    const churnFor = async (ms: number): Promise<void> => {
+      const from = performance.now();
+      for (let n = 0; performance.now() - from < ms; n++) {
+        const due = from + n * tickMs;
+        if (due > performance.now()) await new Promise((resolve) => setTimeout(resolve, due - performance.now()));
+        await churnTick(ticks++);
+      }
+    };
+    const started = performance.now();
+    const requestsAtStart = load.requests;
+    const admin = createAdminHttp(cluster.apiServerUrl, cluster.pki);
+    const requestsAtStartOfChurn = await apiRequests(admin);
+    const usageAtStart = usage(stack, dataPlane, cluster.stateDir);
+    await churnFor(seconds * 1000);
     const elapsed = (performance.now() - started) / 1000;
     const requests = load.requests - requestsAtStart;
     const usageAtEnd = usage(stack, dataPlane, cluster.stateDir);
@@ -324,6 +334,16 @@ async function runPlane(
     // A rotation the load never saw served (a lost one) shows here.
     console.log(`[${dataPlane}] rotations never seen at the partner: ${pending.size} of ${made.length}`);
     await load.stop();
+    // The main run's rotations: the windows below make their own, not counted in its figures.
+    const mainRotations = [...rotations];
+    const mainMade = [...made];
+    const pairs = await pairedWindows(() => steadyLoad({ ports: () => ports, clients, onAnswer }), churnFor);
+    if (pairs) {
+      console.log(
+        `[${dataPlane}] ${pairs.ratios.length} pairs of ${pairWindowS} s windows, the direct client (no churn) then the proxy under churn: ` +
+          `ratios ${pairs.ratios.map((r) => r.toFixed(2)).join(', ')}; median ${pairs.median.toFixed(2)}× (direct ${pairs.direct.join(', ')}; proxy ${pairs.proxied.join(', ')} req/s)`,
+      );
+    }
     const reloads = (await agentMetric(stack, `mtls_egress_agent_reloads_total{data_plane="${dataPlane}"}`)) - reloadsBefore;
     // A crash shows here: the agent restarts a data plane that exited on its own.
     const exits = await agentMetric(stack, `mtls_egress_agent_data_plane_unexpected_exits_total{data_plane="${dataPlane}"}`);
@@ -354,12 +374,12 @@ async function runPlane(
         `[${dataPlane}] ${passes.length} runtime passes, p50 ms: read and plan ${p50('readAndPlan')}, execute ${p50('execute')}, read back ${p50('readBack')}`,
       );
     }
-    const split = rotationSplit(made, stack.agent.logged('rotations served'));
+    const split = rotationSplit(mainMade, stack.agent.logged('rotations served'));
     const rotationStages = Object.fromEntries(
       Object.entries(split).map(([stage, values]) => [stage, { p50: Math.round(percentile(values, 50)), p99: Math.round(percentile(values, 99)) }]),
     );
     // Each stage's percentiles are its own: the stages' p50s need not add up to the total's.
-    console.log(`[${dataPlane}] rotation split, ${split.total!.length} of ${made.length} rotations joined (ms):`);
+    console.log(`[${dataPlane}] rotation split, ${split.total!.length} of ${mainMade.length} rotations joined (ms):`);
     for (const [stage, { p50, p99 }] of Object.entries(rotationStages))
       console.log(`[${dataPlane}]   ${stage.padEnd(32)} p50 ${String(p50).padStart(5)}  p99 ${String(p99).padStart(5)}`);
     // What went wrong on the agent's side, counted by message: a failed request is explained
@@ -389,14 +409,15 @@ async function runPlane(
     return {
       requests,
       failed: load.failures.length,
-      rotationP50Ms: Math.round(percentile(rotations, 50)),
-      rotationP99Ms: Math.round(percentile(rotations, 99)),
+      rotationP50Ms: Math.round(percentile(mainRotations, 50)),
+      rotationP99Ms: Math.round(percentile(mainRotations, 99)),
       reqPerSec: Math.round(requests / elapsed),
       rotationStages,
       rssMb,
       cores,
       reloads,
       failures: load.failures,
+      ...(pairs ? { pairs } : {}),
       rotations: rotated,
       adds,
       removes,
@@ -407,6 +428,43 @@ async function runPlane(
     await stack.agent.kill();
     await stack.controller.kill();
   }
+}
+
+/** BENCH_PAIRS windows of each kind, after the main run: the throughput ratio with the machine's drift cancelled. */
+const pairCount = Number(process.env.BENCH_PAIRS ?? 0);
+const pairWindowS = Number(process.env.BENCH_PAIR_SECONDS ?? 10);
+
+interface PairedFigures {
+  direct: number[];
+  proxied: number[];
+  ratios: number[];
+  median: number;
+}
+
+/**
+ * The direct client without churn and the proxy under churn, in alternating windows:
+ * this machine's speed moves by half within minutes (the direct client gave 12,921 and
+ * 7,584 req/s 70 s apart at the same CPU time), so each proxy window is compared with the
+ * direct window just before it. The churn runs only in the proxy's windows, as in the
+ * main run; each load has a second to warm up before it is counted.
+ */
+async function pairedWindows(startLoad: () => SteadyLoad, churnFor: (ms: number) => Promise<void>): Promise<PairedFigures | undefined> {
+  if (!(pairCount > 0)) return undefined;
+  const direct: number[] = [];
+  const proxied: number[] = [];
+  for (let k = 0; k < pairCount; k++) {
+    direct.push((await directClient(pairWindowS)).reqPerSec);
+    const load = startLoad();
+    const churning = churnFor((pairWindowS + 1) * 1000);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const from = load.requests;
+    const t = performance.now();
+    await churning;
+    proxied.push(Math.round((load.requests - from) / ((performance.now() - t) / 1000)));
+    await load.stop();
+  }
+  const ratios = proxied.map((p, i) => p / direct[i]!);
+  return { direct, proxied, ratios, median: percentile(ratios, 50) };
 }
 
 /** What the direct client did in its window: its rate, and the cores the bench process (client and partner) used. */
@@ -420,7 +478,7 @@ interface DirectFigures {
  * are measured against. Once before the data planes and once after: a shared machine's
  * speed drifts over a run, and the mean of both is the baseline.
  */
-async function direct(): Promise<DirectFigures> {
+async function directClient(windowS = Math.min(seconds, 15)): Promise<DirectFigures> {
   const pki = new PartnerPki('Direct Partner CA');
   const server = pki.issueServer({ cn: 'localhost', dnsNames: ['localhost'] });
   const client = pki.issueClient({ cn: 'direct.client' });
@@ -438,12 +496,11 @@ async function direct(): Promise<DirectFigures> {
       req.end(r.body);
     });
   const load = steadyLoad({ ports: () => [partner.port], clients, send });
-  const window = Math.min(seconds, 15);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const from = load.requests;
   const cpuFrom = process.cpuUsage();
   const t = performance.now();
-  await new Promise((resolve) => setTimeout(resolve, window * 1000));
+  await new Promise((resolve) => setTimeout(resolve, windowS * 1000));
   const elapsed = (performance.now() - t) / 1000;
   const cpu = process.cpuUsage(cpuFrom);
   const rate = (load.requests - from) / elapsed;
@@ -471,11 +528,11 @@ try {
   const certs = prepareCertificates(pki);
   console.log(`certificates and PFX files made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
   t = performance.now();
-  const directBefore = await direct();
+  const directBefore = await directClient();
   console.log(`direct mTLS client, before: ${describeDirect(directBefore)} (${clients} keep-alive clients, GET and POST)`);
   const runs: Array<[string, Awaited<ReturnType<typeof runPlane>>]> = [];
   for (const plane of planes) runs.push([plane, await runPlane(plane, cluster, certs, pki)]);
-  const directAfter = await direct();
+  const directAfter = await directClient();
   console.log(`direct mTLS client, after: ${describeDirect(directAfter)}`);
   const directReqPerSec = Math.round((directBefore.reqPerSec + directAfter.reqPerSec) / 2);
   const directBenchCores = (directBefore.benchCores + directAfter.benchCores) / 2;
@@ -491,6 +548,7 @@ try {
       rotationStages: r.rotationStages,
       rssMb: r.rssMb,
       cores: r.cores,
+      ...(r.pairs ? { pairs: r.pairs } : {}),
     };
     const kinds = new Map<string, number>();
     for (const f of r.failures) kinds.set(`${f.method} ${f.what}`, (kinds.get(`${f.method} ${f.what}`) ?? 0) + 1);
