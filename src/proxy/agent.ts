@@ -270,6 +270,10 @@ export class ProxyAgent {
   async #reconcile(): Promise<ReconcileResult> {
     this.#lastPassAt = this.#clock.now();
     try {
+      // First, whatever this pass finds: a pass that ends early (a refused config, a
+      // manifest it waits on) must not leave what is served off the disk, nor come back
+      // at once to try again.
+      if (this.#unpersisted && this.#persistWaitMs() === 0) await this.#persistServed();
       const result = await this.#sync();
       const after = earliest(result?.recheckAfterMs, this.#persistWaitMs());
       return after === undefined ? {} : { requeueAfterMs: after };
@@ -319,7 +323,6 @@ export class ProxyAgent {
       // The watch brought bytes again that change nothing (a relist, an edit back): the
       // store has them, or gets them now, and the heap lets them go.
       if (this.#options.dir.store.pending > 0) await this.#storePending();
-      if (this.#unpersisted && this.#persistWaitMs() === 0) await this.#persistServed();
       // A data plane that holds state in memory (HAProxy's runtime changes) is read back
       // and corrected now and then: level-triggered, whatever happened to it meanwhile.
       // When it asked, not on every pass that finds the config unchanged: at ten thousand
