@@ -135,7 +135,7 @@ export function evaluateBinding(input: EvaluationInput): Evaluation {
   };
 
   const requeueAfterMs = nextThresholdMs(input);
-  return { status, events: transitionEvents(input.previous, desired), ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
+  return { status, events: statusTransitionEvents(input.previous, status), ...(requeueAfterMs === undefined ? {} : { requeueAfterMs }) };
 }
 
 function consentCondition(consent: CheckOutcome): DesiredCondition {
@@ -153,29 +153,22 @@ function consentCondition(consent: CheckOutcome): DesiredCondition {
 }
 
 /**
- * At most one Event per evaluation: for the first condition, in Ready, CertificateValid,
- * Programmed order, whose status or reason differs from the last written status. Ready
- * usually moves with the others, and one transition should read as one line in
- * `kubectl describe`. Comparing with stored status, not memory, means a resync or a
- * controller restart sends nothing new.
- */
-function transitionEvents(previous: ClientCertificateBindingStatus | undefined, desired: readonly DesiredCondition[]): BindingEvent[] {
-  for (const d of desired) {
-    const before = findCondition(previous?.conditions, d.type);
-    if (before && before.status === d.status && before.reason === d.reason) continue;
-    const problem = d.status !== 'True' || d.reason === reasons.CertificateExpiringSoon;
-    return [{ type: problem ? 'Warning' : 'Normal', reason: d.reason, message: d.message }];
-  }
-  return [];
-}
-
-/**
- * The Event for the step from one status to another, by the same rule: for a write that
- * replaced one never sent, the step from the status before both. A status's conditions
- * are the desired ones, in order.
+ * At most one Event per step from one status to another: for the first condition, in
+ * Ready, CertificateValid, Programmed order, whose status or reason differs from the
+ * last written status. Ready usually moves with the others, and one transition should
+ * read as one line in `kubectl describe`. Comparing with stored status, not memory, means
+ * a resync or a controller restart sends nothing new; and a write that replaced one never
+ * sent announces the step from the status before both. A status's conditions are in
+ * that order, and those it kept from before compare equal.
  */
 export function statusTransitionEvents(before: ClientCertificateBindingStatus | undefined, after: ClientCertificateBindingStatus): BindingEvent[] {
-  return transitionEvents(before, after.conditions ?? []);
+  for (const c of after.conditions ?? []) {
+    const was = findCondition(before?.conditions, c.type);
+    if (was && was.status === c.status && was.reason === c.reason) continue;
+    const problem = c.status !== 'True' || c.reason === reasons.CertificateExpiringSoon;
+    return [{ type: problem ? 'Warning' : 'Normal', reason: c.reason, message: c.message }];
+  }
+  return [];
 }
 
 /** The next moment time alone changes the verdict (notBefore, notAfter − expiryWarning, just after notAfter), with slack. */
