@@ -174,15 +174,11 @@ export class ProxyConfigController {
   /**
    * The index waits for a burst to end. Each write of it records every binding's
    * fingerprint for Programmed, so at ten thousand bindings a cold start's writes are
-   * spread further apart (100 ms, plus 1 ms per 50 bindings): the index only says when a
+   * spread further apart (25 ms, plus 1 ms per 50 bindings): the index only says when a
    * replica holds everything; the agent serves a binding's object as soon as it arrives.
-   * Each write also costs every replica a watch event and a Pod patch. Under churn (three
-   * changes every 200 ms, bench:churn) 25 ms wrote it 16.4 times a second, 100 ms 10.5
-   * times, and the Pod patches fell with it; Programmed comes that much later, well
-   * inside the second a Pending status is held (programmingSettleMs).
    */
   #wakeIndex(): void {
-    this.#runner.addAfter(indexKey, this.#o.coalesceMs ?? 100 + Math.floor(this.#entries.size / 50));
+    this.#runner.addAfter(indexKey, this.#o.coalesceMs ?? 25 + Math.floor(this.#entries.size / 50));
   }
 
   /** Reconciles finished so far. */
